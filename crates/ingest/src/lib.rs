@@ -1,0 +1,1 @@
+pub use sync_model;

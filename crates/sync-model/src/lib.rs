@@ -1,0 +1,12 @@
+//! The one contract of cw: what a sender (the watcher, `cw sync-instances`, or the Go
+//! controller k8s-vectordb-sync) POSTs to the ingest server, and what it answers.
+//! Plain data with serde and validation; no I/O.
+
+mod id;
+mod instance;
+mod payload;
+pub mod rules;
+
+pub use id::{IdError, ResourceId, CLUSTER_SCOPE};
+pub use instance::{api_group_of, ResourceInstance};
+pub use payload::{ErrorBody, FieldError, SyncPayload, SyncResponse};

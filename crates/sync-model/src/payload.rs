@@ -1,0 +1,203 @@
+//! The body of `POST /api/v1/instances/sync` and its answers.
+
+use serde::{Deserialize, Serialize};
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+
+use crate::instance::null_as_default;
+use crate::{ResourceId, ResourceInstance};
+
+/// `{upserts:[ResourceInstance], deletes:[id]}`; `null` or missing lists mean empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPayload {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub upserts: Vec<ResourceInstance>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub deletes: Vec<ResourceId>,
+}
+
+/// One thing wrong with a payload: where (`upserts[3].labels`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// The JSON body of every error answer: `{"error": "...", "details": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub details: Vec<FieldError>,
+}
+
+/// The answer to a successful sync: `{"status":"ok","upserted":N,"deleted":M}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    pub status: String,
+    pub upserted: usize,
+    pub deleted: usize,
+}
+
+impl SyncResponse {
+    pub fn ok(upserted: usize, deleted: usize) -> Self {
+        SyncResponse {
+            status: "ok".into(),
+            upserted,
+            deleted,
+        }
+    }
+}
+
+impl SyncPayload {
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.deletes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.upserts.len() + self.deletes.len()
+    }
+
+    /// Checks every item and returns every problem found, each naming its item and field,
+    /// so that a sender can fix the whole batch at once.
+    pub fn check(&self) -> Result<(), Vec<FieldError>> {
+        let mut problems = Vec::new();
+        for (i, item) in self.upserts.iter().enumerate() {
+            if let Err(errors) = item.validate() {
+                flatten(&format!("upserts[{i}]"), &errors, &mut problems);
+            }
+        }
+        for (i, id) in self.deletes.iter().enumerate() {
+            if let Err(e) = id.parts() {
+                problems.push(FieldError {
+                    field: format!("deletes[{i}]"),
+                    message: e.to_string(),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+fn flatten(prefix: &str, errors: &ValidationErrors, out: &mut Vec<FieldError>) {
+    for (field, kind) in errors.errors() {
+        let path = if field == "__all__" {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{}", camel_case(field))
+        };
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                for e in list {
+                    let message = e
+                        .message
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| e.code.to_string());
+                    // Struct-level checks name the field they are about in their code.
+                    let path = if field == "__all__" {
+                        format!("{prefix}.{}", e.code)
+                    } else {
+                        path.clone()
+                    };
+                    out.push(FieldError {
+                        field: path,
+                        message,
+                    });
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => flatten(&path, inner, out),
+            ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    flatten(&format!("{path}[{i}]"), inner, out);
+                }
+            }
+        }
+    }
+}
+
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GO_PAYLOAD: &str = r#"{"upserts":[{"id":"default/apps/v1/Deployment/nginx","namespace":"default","name":"nginx","kind":"Deployment","apiVersion":"apps/v1","apiGroup":"apps","labels":{"app":"nginx"},"annotations":{"description":"Main web server"},"createdAt":"2026-02-20T10:00:00Z"}],"deletes":["default/apps/v1/Deployment/old-service"]}"#;
+
+    #[test]
+    fn the_go_controllers_payload_round_trips_byte_for_byte() {
+        let p: SyncPayload = serde_json::from_str(GO_PAYLOAD).unwrap();
+        assert_eq!(p.upserts.len(), 1);
+        assert_eq!(p.upserts[0].api_group, "apps");
+        assert_eq!(p.deletes[0].as_str(), "default/apps/v1/Deployment/old-service");
+        assert!(p.check().is_ok());
+        assert_eq!(serde_json::to_string(&p).unwrap(), GO_PAYLOAD);
+    }
+
+    #[test]
+    fn null_labels_annotations_and_lists_are_accepted_as_empty() {
+        let p: SyncPayload = serde_json::from_str(
+            r#"{"upserts":[{"id":"_cluster/v1/Node/n1","namespace":"_cluster","name":"n1","kind":"Node","apiVersion":"v1","apiGroup":"","labels":null,"annotations":null,"createdAt":"2026-02-20T10:00:00Z"}],"deletes":null}"#,
+        )
+        .unwrap();
+        assert!(p.upserts[0].labels.is_empty());
+        assert!(p.deletes.is_empty());
+        assert!(p.check().is_ok());
+        let empty: SyncPayload = serde_json::from_str(r#"{"upserts":null}"#).unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn senders_emit_empty_lists_and_maps_not_null() {
+        let json = serde_json::to_string(&SyncPayload::default()).unwrap();
+        assert_eq!(json, r#"{"upserts":[],"deletes":[]}"#);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_item_and_field() {
+        let mut p: SyncPayload = serde_json::from_str(GO_PAYLOAD).unwrap();
+        let mut bad = p.upserts[0].clone();
+        bad.namespace = "Not_A_Namespace".into();
+        bad.created_at = "soon".into();
+        p.upserts.push(bad);
+        p.deletes.push(ResourceId::from_raw("nonsense"));
+        let problems = p.check().unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|f| f.field.as_str()).collect();
+        assert!(fields.contains(&"upserts[1].namespace"), "{fields:?}");
+        assert!(fields.contains(&"upserts[1].createdAt"), "{fields:?}");
+        assert!(fields.contains(&"deletes[1]"), "{fields:?}");
+        assert!(!fields.iter().any(|f| f.starts_with("upserts[0]")));
+    }
+
+    #[test]
+    fn a_mismatched_id_is_reported_on_the_id_field() {
+        let mut p: SyncPayload = serde_json::from_str(GO_PAYLOAD).unwrap();
+        p.upserts[0].id = ResourceId::from_raw("default/apps/v1/Deployment/other");
+        let problems = p.check().unwrap_err();
+        assert_eq!(problems[0].field, "upserts[0].id");
+        assert!(problems[0].message.contains("does not match"));
+    }
+
+    #[test]
+    fn wrong_types_fail_to_parse() {
+        assert!(serde_json::from_str::<SyncPayload>(r#"{"upserts":"x"}"#).is_err());
+        assert!(serde_json::from_str::<SyncPayload>(r#"{"deletes":[1]}"#).is_err());
+    }
+}
