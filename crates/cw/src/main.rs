@@ -1,1 +1,65 @@
-fn main() {}
+//! The `cw` binary: parses flags, builds components, wires them and runs them.
+//! No business logic lives here; each subcommand's module only assembles crates.
+
+use clap::{Parser, Subcommand};
+
+mod model;
+mod serve;
+mod watch;
+
+#[derive(Parser)]
+#[command(name = "cw", version, about = "cluster-whisperer: a vector index that stays in step with Kubernetes")]
+struct Cli {
+    /// Log filter, e.g. `info` or `cw=debug,ingest=debug`.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
+    log_level: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "LOG_JSON", default_value_t = false, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ingest server: POST /api/v1/instances/sync into a vector store.
+    Serve(serve::Args),
+    /// Run the watcher: follow the cluster and send changes to an ingest server.
+    Watch(watch::Args),
+    /// Manage the local embedding model (`cw model fetch`).
+    Model(model::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_level, cli.log_json);
+    install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Watch(args) => watch::run(args).await,
+            Command::Model(args) => model::run(args).await,
+        }
+    })
+}
+
+/// kube (rustls with ring) and reqwest (built without a provider) share one process-wide
+/// rustls provider, installed before any client is built.
+fn install_crypto_provider() {
+    // Err only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn init_tracing(filter: &str, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,1 +1,5 @@
-pub use sync_model;
+//! The ingest side of cw: turns sync payloads into documents, embeds what changed and
+//! writes it to a vector store.
+
+pub mod embed;
+pub mod store;

@@ -1,0 +1,8 @@
+//! `cw serve`: wiring only; see the crate that implements it.
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("cw serve is not built yet")
+}

@@ -1,0 +1,93 @@
+//! Vector stores: where documents, their vectors and their metadata live. The pipeline
+//! only knows the [`VectorStore`] trait; Chroma and the embedded store implement it and
+//! pass one conformance suite.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+
+use crate::embed::ModelInfo;
+
+/// A metadata value, limited to what Chroma stores.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum MetaValue {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+pub type Metadata = BTreeMap<String, MetaValue>;
+
+/// One document as written to a store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub id: String,
+    pub document: String,
+    pub embedding: Vec<f32>,
+    pub metadata: Metadata,
+    /// Digest of the document text (and whatever else decides whether it must be
+    /// re-embedded); lets the pipeline skip unchanged documents.
+    pub content_hash: String,
+}
+
+/// A metadata filter, the subset of Chroma's `where` that cw uses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// Metadata key equals the string value.
+    Eq(String, String),
+    /// Metadata key equals one of the values.
+    In(String, Vec<String>),
+    /// All of the filters hold.
+    And(Vec<Filter>),
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: String,
+    pub document: String,
+    pub metadata: Metadata,
+    /// Cosine distance (0 identical, 2 opposite), as Chroma reports in cosine space.
+    pub distance: f32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or answered 5xx: retry later.
+    #[error("vector store unavailable: {0}")]
+    Unavailable(String),
+    /// The store was asked for something it refuses (e.g. mixing embedding models).
+    #[error("vector store rejected the request: {0}")]
+    Rejected(String),
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// What the pipeline needs of a store. Collections are created on first use; the store
+/// remembers which embedding model filled a collection and refuses another.
+#[async_trait]
+pub trait VectorStore: Send + Sync {
+    /// Creates the collection if needed and checks it was filled by `model`.
+    async fn ensure_collection(&self, collection: &str, model: &ModelInfo) -> Result<(), StoreError>;
+    /// Inserts or replaces records by id (implementations split large writes).
+    async fn upsert(&self, collection: &str, records: &[Record]) -> Result<(), StoreError>;
+    /// Deletes by id; unknown ids are not an error.
+    async fn delete(&self, collection: &str, ids: &[String]) -> Result<(), StoreError>;
+    /// The stored content hash of each of `ids` that exists.
+    async fn content_hashes(&self, collection: &str, ids: &[String]) -> Result<HashMap<String, String>, StoreError>;
+    /// Every stored id with its content hash (for resync and pruning).
+    async fn all_hashes(&self, collection: &str) -> Result<HashMap<String, String>, StoreError>;
+    /// Nearest documents to `vector` among those matching `filter`.
+    async fn query(&self, collection: &str, vector: &[f32], filter: Option<&Filter>, limit: usize) -> Result<Vec<Hit>, StoreError>;
+    /// Documents matching `filter`, without a vector (keyword and filter-only search).
+    async fn get(&self, collection: &str, filter: Option<&Filter>, limit: usize) -> Result<Vec<Hit>, StoreError>;
+    async fn count(&self, collection: &str) -> Result<usize, StoreError>;
+    /// Ok while the store answers.
+    async fn ready(&self) -> Result<(), StoreError>;
+}
