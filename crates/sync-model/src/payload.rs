@@ -146,7 +146,10 @@ mod tests {
         let p: SyncPayload = serde_json::from_str(GO_PAYLOAD).unwrap();
         assert_eq!(p.upserts.len(), 1);
         assert_eq!(p.upserts[0].api_group, "apps");
-        assert_eq!(p.deletes[0].as_str(), "default/apps/v1/Deployment/old-service");
+        assert_eq!(
+            p.deletes[0].as_str(),
+            "default/apps/v1/Deployment/old-service"
+        );
         assert!(p.check().is_ok());
         assert_eq!(serde_json::to_string(&p).unwrap(), GO_PAYLOAD);
     }

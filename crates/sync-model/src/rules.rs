@@ -43,7 +43,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err(format!("may not be '{name}'"));
     }
-    if let Some(c) = name.chars().find(|c| matches!(c, '/' | '%') || c.is_control()) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '/' | '%') || c.is_control())
+    {
         return Err(format!("may not contain {c:?}"));
     }
     Ok(())
