@@ -1,0 +1,64 @@
+# cw task runner. `just --list` shows every recipe. The scripts they call work without just.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Show the recipes.
+default:
+    @just --list
+
+# Install everything the main job and the tests need (Chroma, just, Helm's library, the model).
+setup:
+    scripts/setup
+
+# The main job on embedded defaults: index the current cluster (or the demo simulator) and search it.
+demo:
+    scripts/demo
+
+# The whole test suite, exactly as CI runs it.
+test:
+    scripts/test
+
+# Rust tests only (unit and integration), without set-up.
+test-rust *ARGS:
+    cargo nextest run --workspace {{ARGS}}
+
+# Lint and render the Helm chart with Helm's own library, and check the rendered objects.
+test-chart:
+    scripts/test-chart
+
+# Start a local Chroma server (PORT defaults to 8000, data in .cache/chroma).
+chroma PORT="8000":
+    scripts/chroma {{PORT}}
+
+# Run the ingest server against a local Chroma.
+serve *ARGS:
+    cargo run -p cw -- serve {{ARGS}}
+
+# Start the Kubernetes API simulator with the demo cluster; writes .cache/kubeconfig.
+sim PORT="0":
+    cargo run -p kube-sim -- --port {{PORT}} --seed deploy/demo --kubeconfig .cache/kubeconfig
+
+# Benchmark the ingest server (10,000 instances; Chroma ceiling measured in the same run).
+bench-ingest:
+    scripts/bench-ingest
+
+# Benchmark the Kubernetes API simulator (100,000 objects across 500 CRD types).
+bench-sim:
+    scripts/bench-sim
+
+# Benchmark the watcher (initial sync, RSS, change-to-store latency).
+bench-watch:
+    scripts/bench-watch
+
+# End to end against kind (needs Docker and kind): install the chart, demo workload, search, delete.
+e2e:
+    scripts/e2e kind
+
+# The same end-to-end scenario against the simulator and local processes (runs in CI).
+e2e-sim:
+    scripts/e2e sim
+
+# Format and lint everything.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
