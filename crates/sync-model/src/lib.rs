@@ -2,12 +2,14 @@
 //! controller k8s-vectordb-sync) POSTs to the ingest server, and what it answers.
 //! Plain data with serde and validation; no I/O.
 
+mod capability;
 mod document;
 mod id;
 mod instance;
 mod payload;
 pub mod rules;
 
+pub use capability::{capability_id, Capability, CapabilitySyncPayload, Enrichment};
 pub use document::is_description_key;
 pub use id::{IdError, ResourceId, CLUSTER_SCOPE};
 pub use instance::{api_group_of, ResourceInstance};
