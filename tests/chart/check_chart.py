@@ -1,0 +1,553 @@
+"""Checks of charts/cw with Helm's own Go library (the PyPI package helm-python-sdk).
+
+Lints the chart and renders it with default values, with everything on, and with each
+component off, then checks the rendered objects the way an operator judges a chart: RBAC,
+security context, probes, and that every documented value reaches the right container.
+
+Run with scripts/test-chart (or .venv/bin/python tests/chart/check_chart.py). Prints one line
+per check and a closing `N passed, N failed`; exits 1 when any check failed.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+try:
+    import helm_python as helm
+    import yaml
+except ImportError as exc:  # never skip silently: say what to install
+    sys.exit(
+        f"tests/chart needs helm-python-sdk and pyyaml in .venv ({exc}); run scripts/setup "
+        "or .venv/bin/pip install helm-python-sdk pyyaml"
+    )
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "cw"
+VALUES_DIR = Path(__file__).resolve().parent / "values"
+RELEASE, NAMESPACE = "t", "cw-system"
+
+# The agreed environment of both components (team brief): the chart must set each of them
+# from a documented value, in the right container.
+AGREED_ENV = {
+    "ingest": [
+        "CW_HOST", "CW_PORT", "CHROMA_URL", "CHROMA_TENANT", "CHROMA_DATABASE",
+        "CW_INSTANCES_COLLECTION", "CW_CAPABILITIES_COLLECTION", "CW_EMBEDDING_PROVIDER",
+        "VOYAGE_API_KEY", "VOYAGE_BASE_URL", "VOYAGE_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
+        "OPENAI_EMBEDDING_MODEL", "CW_INGEST_TOKEN", "CW_MAX_BODY_BYTES", "LOG_LEVEL", "LOG_JSON",
+    ],
+    "watcher": [
+        "REST_ENDPOINT", "CW_INGEST_TOKEN", "DEBOUNCE_WINDOW_MS", "BATCH_FLUSH_INTERVAL_MS",
+        "BATCH_MAX_SIZE", "RESYNC_INTERVAL_MIN", "WATCH_RESOURCE_TYPES", "EXCLUDE_RESOURCE_TYPES",
+        "WATCH_NAMESPACES", "EXCLUDE_NAMESPACES", "API_BIND_ADDRESS", "SHUTDOWN_TIMEOUT_SECS",
+        "KUBECONFIG", "LOG_LEVEL", "LOG_JSON",
+    ],
+}
+CW_CONTAINERS = {"watcher", "ingest"}
+READ_VERBS = {"get", "list", "watch"}
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+_chart = None
+
+
+def chart() -> "helm.Chart":
+    global _chart
+    if _chart is None:
+        _chart = helm.Chart.load(str(CHART))
+    return _chart
+
+
+def render(values: dict | None = None) -> tuple[list[dict], str]:
+    """Rendered objects (every document of every template) and the NOTES text."""
+    manifests = chart().render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects, notes = [], ""
+    for path, text in sorted(manifests.items()):
+        if path.endswith("NOTES.txt"):
+            notes = text
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                objects.append(doc)
+    return objects, notes
+
+
+def scenario(name: str) -> dict:
+    return yaml.safe_load((VALUES_DIR / f"{name}.yaml").read_text()) or {}
+
+
+def of_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o.get("kind") == kind]
+
+
+def named(objects: list[dict], kind: str, suffix: str) -> dict | None:
+    for o in of_kind(objects, kind):
+        if o["metadata"]["name"].endswith(suffix):
+            return o
+    return None
+
+
+def pod_specs(objects: list[dict]):
+    for o in objects:
+        if o.get("kind") in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            yield o, o["spec"]["template"]["spec"]
+
+
+def containers(objects: list[dict]):
+    for workload, spec in pod_specs(objects):
+        for c in spec.get("initContainers", []) + spec.get("containers", []):
+            yield workload, spec, c
+
+
+def container(objects: list[dict], name: str) -> dict | None:
+    for _, _, c in containers(objects):
+        if c["name"] == name:
+            return c
+    return None
+
+
+def env_of(c: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def set_path(d: dict, path: list[str], value) -> None:
+    for k in path[:-1]:
+        d = d.setdefault(k, {})
+    d[path[-1]] = value
+
+
+def get_path(d: dict, path: list[str]):
+    for k in path:
+        d = d[k]
+    return d
+
+
+# --- values.yaml annotations --------------------------------------------------------------
+
+ANNOTATION = re.compile(
+    r"^env:\s+(?P<name>[A-Z][A-Z0-9_]*)"
+    r"(?:\s+=\s+\"(?P<template>[^\"]*)\"|\s+from\s+secretKeyRef\.(?P<ref>name|key))?\s*$"
+)
+KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9_]*):")
+
+
+def documented_env() -> list[dict]:
+    """Every key of values.yaml whose comment ends with `env: NAME ...`, with its path."""
+    found, stack, comments = [], [], []
+    for lineno, line in enumerate((CHART / "values.yaml").read_text().splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            comments.append(stripped.lstrip("#").strip())
+            continue
+        m = KEY_LINE.match(line)
+        if not m:
+            comments = []
+            continue
+        indent = len(m["indent"])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, m["key"]))
+        for comment in comments:
+            if comment.startswith("env:"):
+                a = ANNOTATION.match(comment)
+                if not a:
+                    raise AssertionError(f"values.yaml:{lineno}: cannot read annotation {comment!r}")
+                found.append({
+                    "path": [k for _, k in stack],
+                    "env": a["name"],
+                    "template": a["template"],
+                    "ref": a["ref"],
+                    "line": lineno,
+                })
+        comments = []
+    return found
+
+
+def targets(path: list[str]) -> list[str]:
+    """The container(s) a documented value belongs to, by its top-level key."""
+    return {"watcher": ["watcher"], "ingest": ["ingest"], "auth": ["watcher", "ingest"]}[path[0]]
+
+
+def schema_node(path: list[str]) -> dict:
+    node = chart().schema
+    for k in path:
+        node = node["properties"][k]
+    return node
+
+
+def distinctive_value(path: list[str], default, i: int):
+    """A value of the schema's type that differs from the default and is easy to spot."""
+    node = schema_node(path)
+    types = node["type"] if isinstance(node["type"], list) else [node["type"]]
+    if "boolean" in types:
+        return not default
+    if "integer" in types:
+        return 20000 + i
+    if "array" in types:
+        return [f"a{i}", f"b{i}"]
+    if "enum" in node:
+        return next(v for v in node["enum"] if v != default)
+    pattern = node.get("pattern", "")
+    if "https?" in pattern:
+        return f"http://v{i}.example:8{i:03d}/p"
+    if "[a-z0-9]" in pattern:
+        return f"sec-{i}"
+    return f"v{i}-x"
+
+
+def as_env(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+# --- checks -------------------------------------------------------------------------------
+
+CHECKS = []
+
+
+def check(fn):
+    CHECKS.append(fn)
+    return fn
+
+
+@check
+def chart_lints_clean_with_every_scenario():
+    for name, values in [("defaults", {})] + [(n, scenario(n)) for n in SCENARIOS]:
+        report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
+        problems = [m for m in report["messages"] if m["severity"] >= 2]
+        assert not problems and not report["errors"], f"{name}: {problems or report['errors']}"
+
+
+@check
+def defaults_render_watcher_ingest_token_and_bundled_chroma():
+    objects, _ = render()
+    kinds = sorted({o["kind"] for o in objects})
+    for kind, suffix in [
+        ("Deployment", "-watcher"), ("Deployment", "-ingest"), ("StatefulSet", "-chroma"),
+        ("Service", "-watcher"), ("Service", "-ingest"), ("Service", "-chroma"),
+        ("ServiceAccount", "-watcher"), ("ClusterRole", "-watcher"),
+        ("ClusterRoleBinding", "-watcher"), ("Secret", "-token"),
+    ]:
+        assert named(objects, kind, suffix), f"no {kind} *{suffix} in {kinds}"
+    assert not of_kind(objects, "ServiceMonitor") and not of_kind(objects, "NetworkPolicy")
+    watcher = named(objects, "Deployment", "-watcher")
+    assert watcher["spec"]["replicas"] == 1, "the watcher must run as exactly one replica"
+
+
+@check
+def rbac_is_read_only_and_has_no_secrets_or_wildcards_by_default():
+    objects, _ = render()
+    role = named(objects, "ClusterRole", "-watcher")
+    for rule in role["rules"]:
+        assert set(rule["verbs"]) <= READ_VERBS, f"write verb in {rule}"
+        assert "*" not in rule["resources"] and "*" not in rule["apiGroups"], f"wildcard in {rule}"
+        assert "secrets" not in rule["resources"], f"secrets readable by default: {rule}"
+    crd = [r for r in role["rules"] if "customresourcedefinitions" in r["resources"]]
+    assert crd and crd[0]["apiGroups"] == ["apiextensions.k8s.io"], "CRDs are not readable"
+    types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
+    assert "secrets" not in types, "the watcher would ask for secrets it may not read"
+    assert "customresourcedefinitions.apiextensions.k8s.io" in types
+    assert "deployments.apps" in types and "pods" in types
+
+
+@check
+def secrets_are_readable_and_watched_only_when_turned_on():
+    objects, _ = render({"watcher": {"rbac": {"secrets": True}}})
+    role = named(objects, "ClusterRole", "-watcher")
+    assert any("secrets" in r["resources"] and r["apiGroups"] == [""] for r in role["rules"])
+    types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
+    assert "secrets" in types
+
+
+@check
+def extra_rules_grant_custom_resources_and_join_the_watch_list():
+    extra = [{"apiGroups": ["cert-manager.io"], "resources": ["certificates", "issuers"]}]
+    objects, _ = render({"watcher": {"rbac": {"extraRules": extra}}})
+    role = named(objects, "ClusterRole", "-watcher")
+    assert any(r["apiGroups"] == ["cert-manager.io"] and set(r["verbs"]) == READ_VERBS
+               for r in role["rules"])
+    types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
+    assert {"certificates.cert-manager.io", "issuers.cert-manager.io"} <= set(types)
+
+
+@check
+def every_container_has_the_full_security_context_resources_and_tmp():
+    for name in ["defaults"] + SCENARIOS:
+        objects, _ = render({} if name == "defaults" else scenario(name))
+        seen = 0
+        for workload, spec, c in containers(objects):
+            where = f"{name}: {workload['kind']}/{workload['metadata']['name']}/{c['name']}"
+            sc = c.get("securityContext") or {}
+            assert sc.get("runAsNonRoot") is True, f"{where}: runAsNonRoot"
+            assert sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem"
+            assert sc.get("allowPrivilegeEscalation") is False, f"{where}: allowPrivilegeEscalation"
+            assert "ALL" in (sc.get("capabilities") or {}).get("drop", []), f"{where}: drop ALL"
+            assert (sc.get("seccompProfile") or {}).get("type") == "RuntimeDefault", f"{where}: seccomp"
+            assert (spec.get("securityContext") or {}).get("runAsNonRoot") is True, f"{where}: pod"
+            res = c.get("resources") or {}
+            assert res.get("requests", {}).get("memory") and res.get("limits", {}).get("memory"), \
+                f"{where}: memory request and limit"
+            tmp = [m for m in c.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+            vols = {v["name"]: v for v in spec.get("volumes", [])}
+            assert tmp and "emptyDir" in vols.get(tmp[0]["name"], {}), f"{where}: /tmp emptyDir"
+            seen += 1
+        assert seen, f"{name}: no containers rendered"
+
+
+@check
+def cw_containers_probe_healthz_and_readyz_on_their_own_port():
+    objects, _ = render(scenario("all-on"))
+    for name in CW_CONTAINERS:
+        c = container(objects, name)
+        assert c, f"no {name} container"
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        for probe, path in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")]:
+            get = (c.get(probe) or {}).get("httpGet") or {}
+            assert get.get("path") == path, f"{name} {probe} path {get.get('path')}"
+            assert get.get("port") in ports, f"{name} {probe} port {get.get('port')} not declared"
+        service = named(objects, "Service", f"-{name}")
+        assert service["spec"]["ports"][0]["targetPort"] in ports
+
+
+@check
+def resources_match_the_sizing():
+    objects, _ = render()
+    assert container(objects, "watcher")["resources"]["limits"]["memory"] == "128Mi"
+    assert container(objects, "ingest")["resources"]["limits"]["memory"] == "256Mi"
+
+
+@check
+def every_agreed_variable_is_documented_in_values_for_its_component():
+    documented = documented_env()
+    missing = []
+    for component, names in AGREED_ENV.items():
+        have = {d["env"] for d in documented if component in targets(d["path"])}
+        missing += [f"{component}:{n}" for n in names if n not in have]
+    assert not missing, f"not exposed in values.yaml: {missing}"
+
+
+@check
+def every_documented_value_reaches_the_environment_of_the_right_container():
+    documented = documented_env()
+    defaults = chart().values
+    values: dict = {}
+    for i, d in enumerate(documented):
+        path = d["path"]
+        try:
+            get_path(values, path)
+            continue  # a secretKeyRef name and key share no path; a repeated path keeps its value
+        except (KeyError, TypeError):
+            pass
+        set_path(values, path, distinctive_value(path, get_path(defaults, path), i))
+    chart().validate_schema(values)
+    objects, _ = render(values)
+    failures = []
+    for d in documented:
+        value = get_path(values, d["path"])
+        for target in targets(d["path"]):
+            c = container(objects, target)
+            env = env_of(c).get(d["env"]) if c else None
+            where = f"{'.'.join(d['path'])} (values.yaml:{d['line']}) -> {target}:{d['env']}"
+            if env is None:
+                failures.append(f"{where}: not set")
+            elif d["ref"]:
+                ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
+                if ref.get(d["ref"]) != value:
+                    failures.append(f"{where}: secretKeyRef.{d['ref']}={ref.get(d['ref'])!r}, want {value!r}")
+            else:
+                want = d["template"].format(value=value) if d["template"] else as_env(value)
+                if env.get("value") != want:
+                    failures.append(f"{where}: {env.get('value')!r}, want {want!r}")
+    assert not failures, "\n    " + "\n    ".join(failures)
+
+
+@check
+def every_rendered_variable_of_a_cw_container_is_documented():
+    documented = documented_env()
+    objects, _ = render(scenario("all-on"))
+    for name in CW_CONTAINERS:
+        have = {d["env"] for d in documented if name in targets(d["path"])}
+        extra = scenario("all-on")[name].get("extraEnv", [])
+        rendered = set(env_of(container(objects, name))) - {e["name"] for e in extra}
+        assert rendered <= have, f"{name} sets undocumented {sorted(rendered - have)}"
+
+
+@check
+def the_token_secret_is_created_and_shared_by_both_sides():
+    objects, _ = render()
+    secret = named(objects, "Secret", "-token")
+    assert "token" in secret["data"] and len(secret["data"]["token"]) >= 40
+    for name in CW_CONTAINERS:
+        ref = env_of(container(objects, name))["CW_INGEST_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": secret["metadata"]["name"], "key": "token"}, f"{name}: {ref}"
+
+
+@check
+def an_existing_token_secret_is_referenced_not_created():
+    objects, _ = render({"auth": {"existingSecret": "my-token", "secretKey": "t"}})
+    assert not of_kind(objects, "Secret")
+    for name in CW_CONTAINERS:
+        ref = env_of(container(objects, name))["CW_INGEST_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "my-token", "key": "t"}
+
+
+@check
+def the_voyage_key_comes_from_the_referenced_secret_only():
+    objects, _ = render()
+    assert "VOYAGE_API_KEY" not in env_of(container(objects, "ingest"))
+    objects, _ = render({"ingest": {"embedding": {"voyage": {"apiKeySecret": {"name": "voyage"}}}}})
+    env = env_of(container(objects, "ingest"))["VOYAGE_API_KEY"]
+    assert "value" not in env and env["valueFrom"]["secretKeyRef"] == {"name": "voyage", "key": "api-key"}
+
+
+@check
+def watcher_off_renders_no_watcher_objects():
+    objects, _ = render(scenario("watcher-off"))
+    assert container(objects, "watcher") is None
+    for kind in ("ClusterRole", "ClusterRoleBinding", "ServiceAccount"):
+        assert not of_kind(objects, kind), f"{kind} rendered with the watcher off"
+    assert container(objects, "ingest") and named(objects, "Service", "-ingest")
+
+
+@check
+def ingest_off_points_the_watcher_elsewhere_and_renders_no_server_or_chroma():
+    values = scenario("ingest-off")
+    objects, _ = render(values)
+    assert container(objects, "ingest") is None and not named(objects, "Service", "-ingest")
+    assert not of_kind(objects, "StatefulSet")
+    env = env_of(container(objects, "watcher"))
+    assert env["REST_ENDPOINT"]["value"] == values["watcher"]["config"]["restEndpoint"]
+
+
+@check
+def ingest_off_without_an_endpoint_fails_with_a_message():
+    try:
+        render({"ingest": {"enabled": False}})
+    except helm.HelmError as exc:
+        assert "watcher.config.restEndpoint" in str(exc), str(exc)
+    else:
+        raise AssertionError("rendered a watcher with nowhere to send")
+
+
+@check
+def the_watcher_defaults_to_this_release_ingest_service():
+    objects, _ = render()
+    service = named(objects, "Service", "-ingest")["metadata"]["name"]
+    want = f"http://{service}.{NAMESPACE}.svc:3000/api/v1/instances/sync"
+    assert env_of(container(objects, "watcher"))["REST_ENDPOINT"]["value"] == want
+
+
+@check
+def chroma_off_needs_a_url_and_renders_no_statefulset():
+    try:
+        render({"chroma": {"enabled": False}})
+    except helm.HelmError as exc:
+        assert "chromaUrl" in str(exc), str(exc)
+    else:
+        raise AssertionError("rendered an ingest server with no store")
+    objects, _ = render({"chroma": {"enabled": False}, "ingest": {"config": {"chromaUrl": "http://c:8000"}}})
+    assert not of_kind(objects, "StatefulSet")
+    assert env_of(container(objects, "ingest"))["CHROMA_URL"]["value"] == "http://c:8000"
+
+
+@check
+def bundled_chroma_has_a_claim_and_is_the_default_store():
+    objects, _ = render()
+    sts = named(objects, "StatefulSet", "-chroma")
+    claims = sts["spec"]["volumeClaimTemplates"]
+    assert claims and claims[0]["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    mounts = {m["mountPath"] for m in sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert "/data" in mounts
+    url = env_of(container(objects, "ingest"))["CHROMA_URL"]["value"]
+    assert url.startswith(f"http://{named(objects, 'Service', '-chroma')['metadata']['name']}.")
+
+
+@check
+def all_on_adds_servicemonitor_and_networkpolicies_that_let_the_watcher_in():
+    objects, _ = render(scenario("all-on"))
+    sm = of_kind(objects, "ServiceMonitor")
+    assert sm and sm[0]["spec"]["endpoints"][0]["path"] == "/metrics"
+    policies = {p["metadata"]["name"].rsplit("-", 1)[-1]: p for p in of_kind(objects, "NetworkPolicy")}
+    assert set(policies) == {"ingest", "watcher", "chroma"}, set(policies)
+    peers = policies["ingest"]["spec"]["ingress"][0]["from"]
+    assert any((p.get("podSelector") or {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "watcher"
+               for p in peers), peers
+
+
+@check
+def the_schema_rejects_wrong_types():
+    bad = [
+        {"watcher": {"config": {"batchMaxSize": "50"}}},
+        {"watcher": {"config": {"logJson": "yes"}}},
+        {"ingest": {"replicas": "2"}},
+        {"ingest": {"embedding": {"provider": "cohere"}}},
+        {"watcher": {"rbac": {"extraRules": [{"apiGroups": ["x.io"], "resources": ["*"]}]}}},
+        {"watcher": {"config": {"watchNamespaces": "default"}}},
+        {"ingest": {"config": {"chromaUrl": "chroma:8000"}}},
+        {"typo": True},
+    ]
+    for values in bad:
+        for attempt in (chart().validate_schema, render):
+            try:
+                attempt(values)
+            except helm.HelmValuesError:
+                continue
+            raise AssertionError(f"accepted {values} ({attempt.__name__})")
+    for name in ["defaults"] + SCENARIOS:
+        chart().validate_schema({} if name == "defaults" else scenario(name))
+
+
+@check
+def notes_tell_how_to_check_it_worked():
+    _, notes = render()
+    assert "port-forward" in notes and 'cw search "' in notes and "CW_INGEST_TOKEN" in notes, notes
+
+
+@check
+def committed_quick_start_manifests_match_the_chart():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "helm.py"), "manifests", "--check"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr).strip()
+
+
+SCENARIOS = ["all-on", "watcher-off", "ingest-off"]
+
+
+def main() -> int:
+    passed = failed = 0
+    for fn in CHECKS:
+        try:
+            fn()
+        except Exception as exc:  # report every check, then fail the run
+            failed += 1
+            detail = str(exc) if isinstance(exc, AssertionError) else traceback.format_exc()
+            print(f"FAIL {fn.__name__}: {detail}")
+        else:
+            passed += 1
+            print(f"ok   {fn.__name__}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
