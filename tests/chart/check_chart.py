@@ -19,11 +19,13 @@ from pathlib import Path
 
 try:
     import helm_python as helm
+    import kubernetes_validate
     import yaml
 except ImportError as exc:  # never skip silently: say what to install
     sys.exit(
-        f"tests/chart needs helm-python-sdk and pyyaml in .venv ({exc}); run scripts/setup "
-        "or .venv/bin/pip install helm-python-sdk pyyaml"
+        f"tests/chart needs helm-python-sdk, kubernetes-validate and pyyaml in .venv ({exc}); "
+        "run scripts/test-chart (it installs them) or .venv/bin/pip install helm-python-sdk "
+        "kubernetes-validate pyyaml"
     )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +51,10 @@ AGREED_ENV = {
 }
 CW_CONTAINERS = {"watcher", "ingest"}
 READ_VERBS = {"get", "list", "watch"}
+# The Kubernetes version whose OpenAPI schemas the rendered objects must satisfy (the kubectl
+# installed here), and API groups of CRDs that have no built-in schema.
+KUBE_VERSION = "1.32.0"
+CRD_GROUPS = ("monitoring.coreos.com/",)
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -251,6 +257,21 @@ def defaults_render_watcher_ingest_token_and_bundled_chroma():
     assert not of_kind(objects, "ServiceMonitor") and not of_kind(objects, "NetworkPolicy")
     watcher = named(objects, "Deployment", "-watcher")
     assert watcher["spec"]["replicas"] == 1, "the watcher must run as exactly one replica"
+
+
+@check
+def every_rendered_object_is_valid_kubernetes():
+    for name in ["defaults"] + SCENARIOS:
+        objects, _ = render({} if name == "defaults" else scenario(name))
+        for o in objects:
+            if o["apiVersion"].startswith(CRD_GROUPS):
+                continue
+            try:
+                # strict: unknown fields (a misplaced or misspelt key) are errors too
+                kubernetes_validate.validate(o, KUBE_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                path = ".".join(str(p) for p in exc.path)
+                raise AssertionError(f"{name}: {o['kind']}/{o['metadata']['name']} {path}: {exc.message}")
 
 
 @check
