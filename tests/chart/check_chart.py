@@ -33,19 +33,22 @@ CHART = ROOT / "charts" / "cw"
 VALUES_DIR = Path(__file__).resolve().parent / "values"
 RELEASE, NAMESPACE = "t", "cw-system"
 
-# The agreed environment of both components (team brief): the chart must set each of them
-# from a documented value, in the right container.
+# The environment of both components (the team's agreed names, plus CW_MODEL_DIR of the local
+# model and CW_INGEST_TIMEOUT_SECS of the watcher): the chart must set each of them from a
+# documented value, in the right container.
 AGREED_ENV = {
     "ingest": [
         "CW_HOST", "CW_PORT", "CHROMA_URL", "CHROMA_TENANT", "CHROMA_DATABASE",
         "CW_INSTANCES_COLLECTION", "CW_CAPABILITIES_COLLECTION", "CW_EMBEDDING_PROVIDER",
         "VOYAGE_API_KEY", "VOYAGE_BASE_URL", "VOYAGE_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
         "OPENAI_EMBEDDING_MODEL", "CW_INGEST_TOKEN", "CW_MAX_BODY_BYTES", "LOG_LEVEL", "LOG_JSON",
+        "CW_MODEL_DIR",
     ],
     "watcher": [
         "REST_ENDPOINT", "CW_INGEST_TOKEN", "DEBOUNCE_WINDOW_MS", "BATCH_FLUSH_INTERVAL_MS",
         "BATCH_MAX_SIZE", "RESYNC_INTERVAL_MIN", "WATCH_RESOURCE_TYPES", "EXCLUDE_RESOURCE_TYPES",
         "WATCH_NAMESPACES", "EXCLUDE_NAMESPACES", "API_BIND_ADDRESS", "SHUTDOWN_TIMEOUT_SECS",
+        "CW_INGEST_TIMEOUT_SECS",
         "KUBECONFIG", "LOG_LEVEL", "LOG_JSON",
     ],
 }
