@@ -3,7 +3,8 @@
 # it (`cw watch`, `cw serve`). Build:
 #   docker build -t cw .                                   # binary only (~30 MB)
 #   docker build --target runtime-local-model -t cw:local . # plus all-MiniLM-L6-v2 for the local provider
-# The binary is built by the same command CI uses: cargo build --release -p cw --locked.
+# The binary is built by the command scripts/setup and CI use (cargo build -p cw --locked, with the
+# lock file), in the release profile: cargo build --release -p cw --locked.
 
 ARG RUST_VERSION=1.89
 

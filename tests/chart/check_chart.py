@@ -556,6 +556,25 @@ def committed_quick_start_manifests_match_the_chart():
 
 
 # all-on: everything the chart renders; e2e-kind: the values `scripts/e2e kind` installs with.
+@check
+def the_image_builds_cw_with_cargo_release_locked_and_runs_non_root():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    build = "cargo build --release -p cw --locked"
+    assert build in dockerfile, f"the Dockerfile does not run `{build}`"
+    stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?", dockerfile, re.M)
+    final_image, final_name = stages[-1]
+    assert final_image.startswith("gcr.io/distroless/") and final_image.endswith(":nonroot"), stages
+    for image, name in stages:
+        if image.startswith("gcr.io/distroless/"):
+            block = dockerfile.split(f"AS {name}", 1)[1].split("\nFROM ", 1)[0]
+            assert "USER 65532:65532" in block and 'ENTRYPOINT ["/usr/local/bin/cw"]' in block, name
+    # The kind run uses the image with the model baked in, at the path its values point to.
+    e2e = scenario("e2e-kind")
+    model_dir = e2e["ingest"]["embedding"]["local"]["modelDir"]
+    assert f"ENV CW_MODEL_DIR={model_dir}" in dockerfile, model_dir
+    assert "--target runtime-local-model" in (ROOT / "scripts" / "e2e").read_text()
+
+
 SCENARIOS = ["all-on", "watcher-off", "ingest-off", "e2e-kind"]
 
 
