@@ -1,0 +1,36 @@
+//! `voyage-standin --port 8123`: the Voyage AI stand-in as a process, for benchmark
+//! scripts. `GET /stats` returns the counters, `POST /stats/reset` clears them.
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "A local stand-in for Voyage AI's /v1/embeddings (tests and benchmarks only)")]
+struct Args {
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Require `Authorization: Bearer <key>`.
+    #[arg(long, env = "VOYAGE_API_KEY")]
+    api_key: Option<String>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+    // The one line a script reads to learn the address.
+    println!("listening on http://{}/v1", listener.local_addr()?);
+    testkit::voyage::serve(listener, args.api_key, async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    })
+    .await
+}

@@ -1,0 +1,20 @@
+//! Test support for cw. Nothing in production depends on this crate.
+//!
+//! - [`ChromaServer`]: the real Chroma server (from the workspace's `.venv`) on a free
+//!   loopback port, with its own data directory, stopped on drop.
+//! - [`VoyageStandin`]: a local server speaking Voyage AI's `/v1/embeddings` wire format,
+//!   with deterministic vectors, request counters and injectable failures.
+
+pub mod chroma;
+pub mod voyage;
+
+pub use chroma::ChromaServer;
+pub use voyage::{embed_text, Failure, StandinStats, VoyageStandin};
+
+/// A free loopback port: bind port 0, read the port, release it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot bind a loopback port: {e}"))
+}
