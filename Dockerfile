@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# The cw image: one static-ish binary (`cw`) on distroless, non-root. Both chart components run
+# The cw image: one glibc-linked binary (`cw`) on distroless, non-root. Both chart components run
 # it (`cw watch`, `cw serve`). Build:
-#   docker build -t cw .                                   # binary only (~30 MB)
+#   docker build -t cw .                                    # the binary only
 #   docker build --target runtime-local-model -t cw:local . # plus all-MiniLM-L6-v2 for the local provider
 # The binary is built by the command scripts/setup and CI use (cargo build -p cw --locked, with the
 # lock file), in the release profile: cargo build --release -p cw --locked.
