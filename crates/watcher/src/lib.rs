@@ -1,1 +1,46 @@
-//! placeholder
+//! `cw watch`: keeps an ingest server's store equal to a Kubernetes cluster.
+//!
+//! A pipeline of small stages joined by channels, each testable alone with plain data:
+//! [`discovery`] (which types) → [`source`] (one metadata-only watch per type) →
+//! [`extract`] (object → `ResourceInstance`) → [`tracker`] (change detection, relists,
+//! resync diff) → [`buffer`] (debounce and batching) → [`sender`] → a [`sink::SyncSink`].
+//! [`controller`] wires them; [`ops`] serves health, readiness, metrics and resync.
+
+pub mod buffer;
+pub mod change;
+pub mod config;
+pub mod controller;
+pub mod discovery;
+pub mod extract;
+pub mod metrics;
+pub mod ops;
+pub mod sender;
+pub mod sink;
+pub mod source;
+pub mod tracker;
+
+use std::time::Duration;
+
+pub use change::{Change, ContentHash};
+pub use config::WatchConfig;
+pub use controller::{run, ResyncReport, Shared, WatcherSettings};
+pub use discovery::{discover, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
+pub use extract::{extract_instance, ExtractError};
+pub use metrics::Metrics;
+pub use sink::{HttpSink, SinkError, SyncSink};
+pub use tokio_util::sync::CancellationToken;
+
+/// A Kubernetes client from KUBECONFIG, the default kubeconfig or the in-cluster service
+/// account, as kubectl would choose.
+pub async fn kube_client() -> Result<kube::Client, kube::Error> {
+    kube::Client::try_default().await
+}
+
+/// What can stop the watcher.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("this watcher's shared state is already used by a running watcher")]
+    AlreadyRunning,
+    #[error("shutdown timeout ({0:?}) reached with changes still pending")]
+    ShutdownTimeout(Duration),
+}

@@ -1,0 +1,199 @@
+//! Capability records: one per resource type, built from discovery and, for custom
+//! resources, from the CRD's schema (its description and the descriptions of its top-level
+//! `spec` fields). Built-in types get short descriptions of cw's own, so that a question
+//! like "what databases are running?" can find `StatefulSet` as well as a database CRD.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sync_model::{capability_id, Capability};
+
+/// What discovery says of one type (its preferred version).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TypeInfo {
+    /// Empty for the core group.
+    pub group: String,
+    /// Served versions of the group, preferred first.
+    pub versions: Vec<String>,
+    pub kind: String,
+    pub plural: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+}
+
+/// Builds the capability record of a type; `crd` is the CustomResourceDefinition object
+/// (as JSON) when the type is a custom resource.
+pub fn build_capability(info: &TypeInfo, crd: Option<&Value>) -> Capability {
+    let (schema_description, fields) = crd
+        .and_then(|crd| crd_schema(crd, info.versions.first().map(String::as_str)))
+        .map(schema_descriptions)
+        .unwrap_or_default();
+    let description = match builtin_description(&info.group, &info.kind) {
+        Some(d) => d.to_string(),
+        None => schema_description,
+    };
+    Capability {
+        id: capability_id(&info.plural, &info.group),
+        kind: info.kind.clone(),
+        group: info.group.clone(),
+        versions: info.versions.clone(),
+        plural: info.plural.clone(),
+        namespaced: info.namespaced,
+        short_names: info.short_names.clone(),
+        categories: info.categories.clone(),
+        description,
+        fields,
+        enrichment: None,
+    }
+}
+
+/// The openAPIV3Schema of the given version of a CRD (or of its storage version).
+pub fn crd_schema<'a>(crd: &'a Value, version: Option<&str>) -> Option<&'a Value> {
+    let versions = crd.pointer("/spec/versions")?.as_array()?;
+    let chosen = versions
+        .iter()
+        .find(|v| version.is_some() && v.get("name").and_then(Value::as_str) == version)
+        .or_else(|| {
+            versions
+                .iter()
+                .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        })
+        .or_else(|| versions.first())?;
+    chosen.pointer("/schema/openAPIV3Schema")
+}
+
+/// The schema's own description, and each top-level `spec` field with its description.
+fn schema_descriptions(schema: &Value) -> (String, BTreeMap<String, String>) {
+    let description = schema
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let fields = schema
+        .pointer("/properties/spec/properties")
+        .and_then(Value::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, prop)| {
+                    let d = prop
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(first_sentence)
+                        .unwrap_or_default();
+                    (name.clone(), d)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (description, fields)
+}
+
+/// Schema field descriptions can run to pages; the first sentence says what it is.
+fn first_sentence(s: &str) -> String {
+    let s = s.trim();
+    let end = s
+        .char_indices()
+        .find(|&(i, c)| c == '\n' || (c == '.' && s[i + 1..].starts_with(' ')))
+        .map(|(i, _)| i)
+        .unwrap_or(s.len());
+    let sentence = &s[..end];
+    // Keep documents short enough for small embedding models' token windows.
+    match sentence.char_indices().nth(200) {
+        Some((i, _)) => sentence[..i].to_string(),
+        None => sentence.to_string(),
+    }
+}
+
+/// cw's own words for the built-in types: what each is for.
+pub fn builtin_description(group: &str, kind: &str) -> Option<&'static str> {
+    Some(match (group, kind) {
+        ("", "Pod") => "The smallest deployable unit: one or more containers running together on a node, sharing network and storage.",
+        ("", "Service") => "A stable network endpoint and load balancer in front of a set of pods; exposes an application inside or outside the cluster.",
+        ("", "ConfigMap") => "Non-secret configuration data as key-value pairs or files, consumed by pods as environment variables or mounted files.",
+        ("", "Secret") => "Sensitive data such as passwords, tokens and TLS keys, consumed by pods.",
+        ("", "Namespace") => "A scope that groups and isolates resources, such as a team, an application or an environment.",
+        ("", "Node") => "A worker machine (virtual or physical) in the cluster that runs pods.",
+        ("", "ServiceAccount") => "An identity for processes running in pods, used to authenticate to the Kubernetes API.",
+        ("", "PersistentVolumeClaim") => "A request for durable storage (a disk volume) by a pod, for data that must survive restarts such as database files.",
+        ("", "PersistentVolume") => "A piece of durable storage provisioned in the cluster.",
+        ("apps", "Deployment") => "Runs and updates a stateless application (such as a web server or API) as a set of identical, replaceable pods with rolling updates.",
+        ("apps", "StatefulSet") => "Runs stateful applications that need stable identities and persistent storage per replica, such as databases (PostgreSQL, MySQL, Redis), message queues and clustered stores.",
+        ("apps", "DaemonSet") => "Runs one pod on every node (or selected nodes), for node agents such as log collectors, monitoring agents and network plugins.",
+        ("apps", "ReplicaSet") => "Keeps a fixed number of identical pods running; usually managed by a Deployment.",
+        ("batch", "Job") => "Runs pods to completion for a one-off task such as a batch computation, migration or backup.",
+        ("batch", "CronJob") => "Runs Jobs on a repeating schedule, such as nightly backups, reports or cleanups.",
+        ("networking.k8s.io", "Ingress") => "Routes external HTTP and HTTPS traffic to services by host name and path, with TLS termination.",
+        ("networking.k8s.io", "NetworkPolicy") => "Firewall rules that control which pods may talk to which, inside the cluster.",
+        ("rbac.authorization.k8s.io", "Role") => "A set of permissions within one namespace.",
+        ("rbac.authorization.k8s.io", "ClusterRole") => "A set of permissions across the whole cluster.",
+        ("rbac.authorization.k8s.io", "RoleBinding") => "Grants a Role's permissions to users, groups or service accounts within a namespace.",
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => "Grants a ClusterRole's permissions to users, groups or service accounts across the cluster.",
+        ("autoscaling", "HorizontalPodAutoscaler") => "Scales the number of pods of a workload up and down automatically from CPU, memory or custom metrics.",
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => "Defines a new resource type (a custom resource) served by the Kubernetes API, usually installed by an operator.",
+        ("policy", "PodDisruptionBudget") => "Limits how many pods of an application may be down at once during voluntary disruptions such as node drains.",
+        ("storage.k8s.io", "StorageClass") => "Describes a class of storage that volumes can be provisioned from dynamically.",
+        ("scheduling.k8s.io", "PriorityClass") => "A priority that decides which pods are scheduled first and which are preempted.",
+        ("coordination.k8s.io", "Lease") => "A lightweight lock used for leader election and node heartbeats.",
+        ("discovery.k8s.io", "EndpointSlice") => "The network endpoints (pod addresses) behind a Service.",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cnpg_info() -> TypeInfo {
+        TypeInfo {
+            group: "postgresql.cnpg.io".into(),
+            versions: vec!["v1".into()],
+            kind: "Cluster".into(),
+            plural: "clusters".into(),
+            namespaced: true,
+            short_names: vec![],
+            categories: vec!["all".into()],
+        }
+    }
+
+    #[test]
+    fn a_crd_capability_carries_its_schema_descriptions() {
+        let crd = json!({"spec": {"versions": [{"name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"description": "Cluster is the Schema for the PostgreSQL API",
+              "properties": {"spec": {"properties": {
+                 "instances": {"description": "Number of instances required in the cluster. Long text follows."},
+                 "storage": {"type": "object"}}}}}}}]}});
+        let c = build_capability(&cnpg_info(), Some(&crd));
+        assert_eq!(c.id, "clusters.postgresql.cnpg.io");
+        assert_eq!(c.description, "Cluster is the Schema for the PostgreSQL API");
+        assert_eq!(c.fields["instances"], "Number of instances required in the cluster");
+        assert_eq!(c.fields["storage"], "");
+    }
+
+    #[test]
+    fn built_in_types_get_cws_own_description() {
+        let info = TypeInfo {
+            group: "apps".into(),
+            versions: vec!["v1".into()],
+            kind: "StatefulSet".into(),
+            plural: "statefulsets".into(),
+            namespaced: true,
+            short_names: vec!["sts".into()],
+            categories: vec!["all".into()],
+        };
+        let c = build_capability(&info, None);
+        assert_eq!(c.id, "statefulsets.apps");
+        assert!(c.description.contains("databases"));
+        assert!(c.document_text().contains("short names: sts"));
+    }
+
+    #[test]
+    fn a_crd_without_schema_still_gets_a_record() {
+        let c = build_capability(&cnpg_info(), Some(&json!({"spec": {}})));
+        assert_eq!(c.kind, "Cluster");
+        assert!(c.description.is_empty());
+    }
+}

@@ -1,0 +1,295 @@
+//! Sender: turns batches into `SyncPayload`s and delivers them through a [`SyncSink`].
+//! Retryable failures are retried with exponential backoff and jitter until they succeed
+//! (the buffer keeps coalescing newer changes meanwhile); a rejected batch is split in
+//! halves so that one bad item cannot drop its neighbours, and a rejected single item is
+//! logged with the server's details, counted and dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use sync_model::SyncPayload;
+use tokio::sync::mpsc;
+use tracing::{debug, error, warn, Instrument};
+
+use crate::change::Change;
+use crate::metrics::{Metrics, OpLabels};
+use crate::sink::{SinkError, SyncSink};
+
+/// Backoff between retries of one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// An endless sequence of delays: doubling from `min_delay` up to `max_delay`, with jitter
+    /// so that many watchers do not hammer a recovering server in step.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> {
+        ExponentialBuilder::new()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+}
+
+/// Builds the payload of one batch. Ids within a batch are unique (the buffer keeps one
+/// change per object).
+pub fn to_payload(batch: Vec<Change>) -> SyncPayload {
+    let mut payload = SyncPayload::default();
+    for change in batch {
+        match change {
+            Change::Upsert(i) => payload.upserts.push(i),
+            Change::Delete(id) => payload.deletes.push(id),
+        }
+    }
+    payload
+}
+
+/// Delivers one batch: retries while the failure is retryable, splits rejected batches.
+pub async fn deliver(
+    sink: &dyn SyncSink,
+    batch: Vec<Change>,
+    retry: &RetryConfig,
+    metrics: &Metrics,
+) {
+    let mut stack = vec![batch];
+    while let Some(batch) = stack.pop() {
+        if batch.is_empty() {
+            continue;
+        }
+        let payload = to_payload(batch);
+        match send_until_accepted_or_rejected(sink, &payload, retry, metrics).await {
+            Ok(()) => {
+                metrics.batches_sent.inc();
+                let ops = [
+                    ("upsert", payload.upserts.len()),
+                    ("delete", payload.deletes.len()),
+                ];
+                for (op, n) in ops {
+                    metrics
+                        .items_sent
+                        .get_or_create(&OpLabels { op: op.into() })
+                        .inc_by(n as u64);
+                }
+            }
+            Err(Rejection {
+                status,
+                error,
+                details,
+            }) if payload.len() == 1 => {
+                let id = payload
+                    .upserts
+                    .first()
+                    .map(|i| i.id.clone())
+                    .or_else(|| payload.deletes.first().cloned());
+                error!(
+                    status,
+                    error,
+                    ?details,
+                    ?id,
+                    "ingest server rejected an item; dropped"
+                );
+                metrics.items_rejected.inc();
+            }
+            Err(Rejection { status, error, .. }) => {
+                warn!(
+                    status,
+                    error,
+                    items = payload.len(),
+                    "ingest server rejected a batch; splitting it to isolate the bad items"
+                );
+                let mut items: Vec<Change> =
+                    payload.deletes.into_iter().map(Change::Delete).collect();
+                items.extend(payload.upserts.into_iter().map(Change::Upsert));
+                let second = items.split_off(items.len() / 2);
+                stack.push(second);
+                stack.push(items);
+            }
+        }
+    }
+}
+
+/// A 4xx answer, as the server explained it.
+struct Rejection {
+    status: u16,
+    error: String,
+    details: Vec<sync_model::FieldError>,
+}
+
+async fn send_until_accepted_or_rejected(
+    sink: &dyn SyncSink,
+    payload: &SyncPayload,
+    retry: &RetryConfig,
+    metrics: &Metrics,
+) -> Result<(), Rejection> {
+    let mut delays = retry.delays();
+    loop {
+        match sink.send(payload).await {
+            Ok(resp) => {
+                debug!(
+                    upserted = resp.upserted,
+                    deleted = resp.deleted,
+                    "batch accepted"
+                );
+                return Ok(());
+            }
+            Err(SinkError::Rejected {
+                status,
+                error,
+                details,
+            }) => {
+                return Err(Rejection {
+                    status,
+                    error,
+                    details,
+                })
+            }
+            Err(SinkError::Retryable(reason)) => {
+                let delay = delays.next().unwrap_or(retry.max_delay);
+                warn!(%reason, retry_in_ms = delay.as_millis() as u64, items = payload.len(), "ingest unavailable; will retry");
+                metrics.send_retries.inc();
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Runs the sender until the batch channel closes.
+pub async fn run_sender(
+    sink: Arc<dyn SyncSink>,
+    mut batches: mpsc::Receiver<Vec<Change>>,
+    retry: RetryConfig,
+    metrics: Metrics,
+) {
+    while let Some(batch) = batches.recv().await {
+        let span = tracing::info_span!("batch", items = batch.len());
+        deliver(sink.as_ref(), batch, &retry, &metrics)
+            .instrument(span)
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::tests::deployment;
+    use async_trait::async_trait;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use sync_model::{ResourceId, SyncResponse};
+    use tokio::time::Instant;
+
+    /// Fails the first `fail` sends retryably, rejects payloads holding a "bad" item.
+    #[derive(Default)]
+    struct ScriptedSink {
+        fail: Mutex<usize>,
+        attempts: Mutex<Vec<Instant>>,
+        accepted: Mutex<Vec<SyncPayload>>,
+    }
+
+    #[async_trait]
+    impl SyncSink for ScriptedSink {
+        async fn send(&self, payload: &SyncPayload) -> Result<SyncResponse, SinkError> {
+            self.attempts.lock().unwrap().push(Instant::now());
+            {
+                let mut fail = self.fail.lock().unwrap();
+                if *fail > 0 {
+                    *fail -= 1;
+                    return Err(SinkError::Retryable("connection refused".into()));
+                }
+            }
+            if payload.upserts.iter().any(|i| i.name == "bad") {
+                return Err(SinkError::Rejected {
+                    status: 400,
+                    error: "invalid".into(),
+                    details: vec![],
+                });
+            }
+            self.accepted.lock().unwrap().push(payload.clone());
+            Ok(SyncResponse::ok(
+                payload.upserts.len(),
+                payload.deletes.len(),
+            ))
+        }
+        async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
+            Ok(HashMap::new())
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_never_ends() {
+        let retry = RetryConfig {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        };
+        let delays: Vec<Duration> = retry.delays().take(50).collect();
+        assert_eq!(delays.len(), 50);
+        // Jitter adds up to one more delay on top of each step; the base doubles.
+        assert!(delays[0] >= Duration::from_millis(100) && delays[0] <= Duration::from_millis(200));
+        assert!(delays[3] >= Duration::from_millis(800), "{delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(4)),
+            "{delays:?}"
+        );
+        let a: Vec<Duration> = retry.delays().take(5).collect();
+        let b: Vec<Duration> = retry.delays().take(5).collect();
+        assert_ne!(a, b, "no jitter");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retryable_failure_is_retried_with_growing_delays_until_it_succeeds() {
+        let sink = ScriptedSink {
+            fail: Mutex::new(5),
+            ..Default::default()
+        };
+        let metrics = Metrics::new();
+        let retry = RetryConfig {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(60),
+        };
+        deliver(
+            &sink,
+            vec![Change::Upsert(deployment("web", "a"))],
+            &retry,
+            &metrics,
+        )
+        .await;
+        let attempts = sink.attempts.lock().unwrap().clone();
+        assert_eq!(attempts.len(), 6);
+        let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps[4] > gaps[0] * 4, "{gaps:?}");
+        assert_eq!(sink.accepted.lock().unwrap().len(), 1);
+        assert_eq!(metrics.send_retries.get(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_batch_is_split_so_only_the_bad_item_is_dropped() {
+        let sink = ScriptedSink::default();
+        let metrics = Metrics::new();
+        let mut batch: Vec<Change> = (0..7)
+            .map(|i| Change::Upsert(deployment(&format!("ok{i}"), "a")))
+            .collect();
+        batch.insert(3, Change::Upsert(deployment("bad", "a")));
+        batch.push(Change::Delete(deployment("old", "a").id));
+        deliver(&sink, batch, &RetryConfig::default(), &metrics).await;
+        let accepted = sink.accepted.lock().unwrap();
+        let upserts: usize = accepted.iter().map(|p| p.upserts.len()).sum();
+        let deletes: usize = accepted.iter().map(|p| p.deletes.len()).sum();
+        assert_eq!((upserts, deletes), (7, 1));
+        assert_eq!(metrics.items_rejected.get(), 1);
+    }
+}

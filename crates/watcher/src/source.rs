@@ -1,0 +1,125 @@
+//! Source: one metadata-only watch per resource type (kube-runtime `watcher` over
+//! `PartialObjectMeta`), turned into observations for change detection. kube-runtime
+//! resumes from the last resourceVersion after a dropped watch and relists after a 410
+//! Gone; a relist arrives as `RelistStart`, the listed objects, `RelistDone`, so that
+//! objects deleted meanwhile are noticed and nothing is invented.
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, ListParams, PartialObjectMeta};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use sync_model::ResourceInstance;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::controller::Input;
+use crate::discovery::{NamespaceFilter, ResourceType};
+use crate::extract::extract_instance;
+use crate::metrics::{Metrics, TypeLabels};
+use crate::tracker::Observation;
+
+type Meta = PartialObjectMeta<DynamicObject>;
+
+fn meta_api(client: &kube::Client, ty: &ResourceType) -> Api<Meta> {
+    Api::all_with(client.clone(), &ty.api_resource())
+}
+
+/// The indexed view of a watched object, if its namespace is admitted.
+fn admitted(ty: &ResourceType, ns: &NamespaceFilter, obj: &Meta) -> Option<ResourceInstance> {
+    if ty.namespaced && !ns.admits(obj.metadata.namespace.as_deref()) {
+        return None;
+    }
+    match extract_instance(ty, &obj.metadata) {
+        Ok(i) => Some(i),
+        Err(e) => {
+            debug!(error = %e, "skipping object");
+            None
+        }
+    }
+}
+
+/// Watches one type until cancelled, sending observations to change detection.
+pub async fn watch_type(
+    client: kube::Client,
+    ty: ResourceType,
+    namespaces: NamespaceFilter,
+    out: mpsc::Sender<Input>,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) {
+    let key = ty.key();
+    let labels = TypeLabels {
+        resource_type: key.to_string(),
+    };
+    let events_seen = metrics.events_seen.get_or_create(&labels).clone();
+    let errors = metrics.watch_errors.get_or_create(&labels).clone();
+    let stream =
+        watcher::watcher(meta_api(&client, &ty), watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => return,
+            event = stream.next() => event,
+        };
+        let Some(event) = event else { return };
+        let obs = match event {
+            Err(e) => {
+                errors.inc();
+                warn!(resource_type = %key, error = %e, "watch failed; resuming");
+                continue;
+            }
+            Ok(Event::Init) => Observation::RelistStart,
+            Ok(Event::InitDone) => Observation::RelistDone,
+            Ok(Event::InitApply(obj)) | Ok(Event::Apply(obj)) => {
+                events_seen.inc();
+                match admitted(&ty, &namespaces, &obj) {
+                    Some(i) => Observation::Present(i),
+                    None => continue,
+                }
+            }
+            Ok(Event::Delete(obj)) => {
+                events_seen.inc();
+                match admitted(&ty, &namespaces, &obj) {
+                    Some(i) => Observation::Gone(i.id),
+                    None => continue,
+                }
+            }
+        };
+        if out.send(Input::Observed(key.clone(), obs)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Lists one type page by page (metadata only), calling `page` with each page's admitted
+/// instances. Used by resync and by `cw sync-instances`.
+pub async fn list_type<F, Fut>(
+    client: &kube::Client,
+    ty: &ResourceType,
+    namespaces: &NamespaceFilter,
+    page_size: u32,
+    mut page: F,
+) -> Result<usize, kube::Error>
+where
+    F: FnMut(Vec<ResourceInstance>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let api = meta_api(client, ty);
+    let mut params = ListParams::default().limit(page_size);
+    let mut total = 0;
+    loop {
+        let list = api.list(&params).await?;
+        let items: Vec<ResourceInstance> = list
+            .items
+            .iter()
+            .filter_map(|obj| admitted(ty, namespaces, obj))
+            .collect();
+        total += items.len();
+        page(items).await;
+        match list.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(total),
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Transform: change detection. Keeps, per watched type, each object's id and content hash
+//! (never the object), turns watch observations into changes, and sends nothing when an
+//! update changes nothing indexed. It also settles relists (objects missing from a relist
+//! were deleted) and the resync diff against what the store holds.
+
+use std::collections::{HashMap, HashSet};
+
+use sync_model::{ResourceId, ResourceInstance};
+
+use crate::change::{Change, ContentHash};
+use crate::discovery::TypeKey;
+
+/// What a type's watch saw, already extracted and filtered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// A (re)list begins: objects not seen before `RelistDone` are gone.
+    RelistStart,
+    /// An object exists in this state (added, modified or listed).
+    Present(ResourceInstance),
+    /// An object was deleted.
+    Gone(ResourceId),
+    /// The (re)list is complete.
+    RelistDone,
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    objects: HashMap<ResourceId, ContentHash>,
+    relist: Option<HashSet<ResourceId>>,
+    watched: bool,
+    synced: bool,
+}
+
+/// How a resync page compared with the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResyncCounts {
+    pub unchanged: usize,
+    pub upserted: usize,
+    /// Objects whose watch is ahead of or behind the listing: the watch sends them.
+    pub in_flight: usize,
+}
+
+/// Change detection state for every watched type.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    types: HashMap<TypeKey, TypeState>,
+}
+
+fn key_of(id: &ResourceId) -> Option<TypeKey> {
+    let p = id.parts().ok()?;
+    Some(TypeKey {
+        api_version: p.api_version.to_string(),
+        kind: p.kind.to_string(),
+    })
+}
+
+impl Tracker {
+    pub fn new() -> Self {
+        Tracker::default()
+    }
+
+    /// Starts from what the store holds, so that an unchanged object listed at start-up
+    /// sends nothing, and a stored object that no longer exists is deleted once its type's
+    /// first list is done (or, for a type no longer watched, once every type is synced).
+    pub fn seed(&mut self, stored: &HashMap<ResourceId, String>) {
+        for (id, hex) in stored {
+            let (Some(key), Some(hash)) = (key_of(id), ContentHash::parse(hex)) else {
+                continue;
+            };
+            self.types
+                .entry(key)
+                .or_default()
+                .objects
+                .insert(id.clone(), hash);
+        }
+    }
+
+    pub fn watch_type(&mut self, key: TypeKey) {
+        let state = self.types.entry(key).or_default();
+        state.watched = true;
+        state.synced = false;
+    }
+
+    /// A type stops being watched (its CRD was deleted): every object of it leaves the store.
+    pub fn unwatch_type(&mut self, key: &TypeKey, out: &mut Vec<Change>) {
+        if let Some(state) = self.types.remove(key) {
+            out.extend(state.objects.into_keys().map(Change::Delete));
+        }
+    }
+
+    /// True once every watched type has completed its first list.
+    pub fn all_synced(&self) -> bool {
+        self.types.values().filter(|t| t.watched).all(|t| t.synced)
+    }
+
+    pub fn watched_types(&self) -> usize {
+        self.types.values().filter(|t| t.watched).count()
+    }
+
+    /// Objects known, over every type.
+    pub fn len(&self) -> usize {
+        self.types.values().map(|t| t.objects.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Deletes every known object of a type that is not watched: stored documents of types
+    /// that vanished (or were excluded) while the watcher was down. Call once all watched
+    /// types are synced, so that discovery has settled.
+    pub fn drop_unwatched(&mut self, out: &mut Vec<Change>) {
+        let gone: Vec<TypeKey> = self
+            .types
+            .iter()
+            .filter(|(_, t)| !t.watched)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.unwatch_type(&key, out);
+        }
+    }
+
+    pub fn observe(&mut self, key: &TypeKey, obs: Observation, out: &mut Vec<Change>) {
+        let state = self.types.entry(key.clone()).or_default();
+        match obs {
+            Observation::RelistStart => state.relist = Some(HashSet::new()),
+            Observation::Present(instance) => {
+                if let Some(seen) = state.relist.as_mut() {
+                    seen.insert(instance.id.clone());
+                }
+                let hash = ContentHash::of(&instance);
+                if state.objects.get(&instance.id) != Some(&hash) {
+                    state.objects.insert(instance.id.clone(), hash);
+                    out.push(Change::Upsert(instance));
+                }
+            }
+            Observation::Gone(id) => {
+                if let Some(seen) = state.relist.as_mut() {
+                    seen.remove(&id);
+                }
+                if state.objects.remove(&id).is_some() {
+                    out.push(Change::Delete(id));
+                }
+            }
+            Observation::RelistDone => {
+                if let Some(seen) = state.relist.take() {
+                    let missing: Vec<ResourceId> = state
+                        .objects
+                        .keys()
+                        .filter(|id| !seen.contains(*id))
+                        .cloned()
+                        .collect();
+                    for id in missing {
+                        state.objects.remove(&id);
+                        out.push(Change::Delete(id));
+                    }
+                }
+                state.synced = true;
+            }
+        }
+    }
+
+    /// Compares freshly listed objects with the store. An object is re-sent when the store's
+    /// hash differs and the watch agrees with the listing; when the watch disagrees it is
+    /// ahead of or behind the listing and will send the object itself, so nothing stale
+    /// goes out.
+    pub fn resync_page(
+        &self,
+        stored: &HashMap<ResourceId, String>,
+        page: Vec<ResourceInstance>,
+        out: &mut Vec<Change>,
+    ) -> ResyncCounts {
+        let mut counts = ResyncCounts::default();
+        for instance in page {
+            let hash = ContentHash::of(&instance);
+            let known = key_of(&instance.id)
+                .and_then(|k| self.types.get(&k))
+                .and_then(|t| t.objects.get(&instance.id));
+            let in_store = stored.get(&instance.id).and_then(|h| ContentHash::parse(h));
+            if known != Some(&hash) {
+                counts.in_flight += 1;
+            } else if in_store == Some(hash) {
+                counts.unchanged += 1;
+            } else {
+                counts.upserted += 1;
+                out.push(Change::Upsert(instance));
+            }
+        }
+        counts
+    }
+
+    /// Stored ids of objects the watcher does not know: ghosts, deleted from the store.
+    pub fn resync_ghosts(
+        &self,
+        stored: &HashMap<ResourceId, String>,
+        out: &mut Vec<Change>,
+    ) -> usize {
+        let before = out.len();
+        for id in stored.keys() {
+            let known = key_of(id)
+                .and_then(|k| self.types.get(&k))
+                .is_some_and(|t| t.objects.contains_key(id));
+            if !known {
+                out.push(Change::Delete(id.clone()));
+            }
+        }
+        out.len() - before
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use sync_model::ResourceInstance;
+
+    pub fn deployment(name: &str, app: &str) -> ResourceInstance {
+        ResourceInstance {
+            id: ResourceId::new(Some("default"), "apps/v1", "Deployment", name),
+            namespace: "default".into(),
+            name: name.into(),
+            kind: "Deployment".into(),
+            api_version: "apps/v1".into(),
+            api_group: "apps".into(),
+            labels: [("app".to_string(), app.to_string())].into(),
+            annotations: Default::default(),
+            created_at: "2026-02-20T10:00:00Z".into(),
+        }
+    }
+
+    fn key() -> TypeKey {
+        TypeKey {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+        }
+    }
+
+    fn observe(t: &mut Tracker, obs: Observation) -> Vec<Change> {
+        let mut out = Vec::new();
+        t.observe(&key(), obs, &mut out);
+        out
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_indexed_sends_nothing() {
+        let mut t = Tracker::new();
+        assert_eq!(
+            observe(&mut t, Observation::Present(deployment("web", "a"))).len(),
+            1
+        );
+        assert!(observe(&mut t, Observation::Present(deployment("web", "a"))).is_empty());
+        let changed = observe(&mut t, Observation::Present(deployment("web", "b")));
+        assert_eq!(changed, vec![Change::Upsert(deployment("web", "b"))]);
+    }
+
+    #[test]
+    fn a_delete_of_a_known_object_is_sent_once() {
+        let mut t = Tracker::new();
+        observe(&mut t, Observation::Present(deployment("web", "a")));
+        let id = deployment("web", "a").id;
+        assert_eq!(
+            observe(&mut t, Observation::Gone(id.clone())),
+            vec![Change::Delete(id.clone())]
+        );
+        assert!(observe(&mut t, Observation::Gone(id)).is_empty());
+    }
+
+    #[test]
+    fn objects_missing_from_a_relist_are_deleted_and_listed_unchanged_ones_send_nothing() {
+        let mut t = Tracker::new();
+        t.watch_type(key());
+        observe(&mut t, Observation::Present(deployment("kept", "a")));
+        observe(&mut t, Observation::Present(deployment("gone", "a")));
+        assert!(!t.all_synced());
+        assert!(observe(&mut t, Observation::RelistStart).is_empty());
+        assert!(observe(&mut t, Observation::Present(deployment("kept", "a"))).is_empty());
+        let out = observe(&mut t, Observation::RelistDone);
+        assert_eq!(out, vec![Change::Delete(deployment("gone", "a").id)]);
+        assert!(t.all_synced());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn seeding_from_the_store_makes_unchanged_objects_free_and_ghosts_deleted() {
+        let stored: HashMap<ResourceId, String> = [
+            (
+                deployment("same", "a").id,
+                deployment("same", "a").content_hash(),
+            ),
+            (
+                deployment("ghost", "a").id,
+                deployment("ghost", "a").content_hash(),
+            ),
+            (
+                ResourceId::from_raw("x/example.com/v1/Gone/y"),
+                deployment("x", "x").content_hash(),
+            ),
+        ]
+        .into();
+        let mut t = Tracker::new();
+        t.seed(&stored);
+        t.watch_type(key());
+        observe(&mut t, Observation::RelistStart);
+        assert!(observe(&mut t, Observation::Present(deployment("same", "a"))).is_empty());
+        assert_eq!(
+            observe(&mut t, Observation::Present(deployment("new", "a"))).len(),
+            1
+        );
+        let done = observe(&mut t, Observation::RelistDone);
+        assert_eq!(done, vec![Change::Delete(deployment("ghost", "a").id)]);
+        let mut out = Vec::new();
+        t.drop_unwatched(&mut out);
+        assert_eq!(
+            out,
+            vec![Change::Delete(ResourceId::from_raw(
+                "x/example.com/v1/Gone/y"
+            ))]
+        );
+    }
+
+    #[test]
+    fn a_type_that_stops_being_watched_deletes_its_objects() {
+        let mut t = Tracker::new();
+        observe(&mut t, Observation::Present(deployment("a", "a")));
+        let mut out = Vec::new();
+        t.unwatch_type(&key(), &mut out);
+        assert_eq!(out, vec![Change::Delete(deployment("a", "a").id)]);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn resync_resends_what_the_store_lacks_skips_what_the_watch_disagrees_with_and_deletes_ghosts()
+    {
+        let mut t = Tracker::new();
+        observe(&mut t, Observation::Present(deployment("ok", "a")));
+        observe(&mut t, Observation::Present(deployment("lost", "a")));
+        observe(&mut t, Observation::Present(deployment("moving", "new")));
+        let stored: HashMap<ResourceId, String> = [
+            (
+                deployment("ok", "a").id,
+                deployment("ok", "a").content_hash(),
+            ),
+            (
+                deployment("ghost", "a").id,
+                deployment("ghost", "a").content_hash(),
+            ),
+        ]
+        .into();
+        let mut out = Vec::new();
+        let counts = t.resync_page(
+            &stored,
+            vec![
+                deployment("ok", "a"),
+                deployment("lost", "a"),
+                deployment("moving", "old"),
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            counts,
+            ResyncCounts {
+                unchanged: 1,
+                upserted: 1,
+                in_flight: 1
+            }
+        );
+        assert_eq!(out, vec![Change::Upsert(deployment("lost", "a"))]);
+        out.clear();
+        assert_eq!(t.resync_ghosts(&stored, &mut out), 1);
+        assert_eq!(out, vec![Change::Delete(deployment("ghost", "a").id)]);
+    }
+}

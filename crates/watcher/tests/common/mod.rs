@@ -1,0 +1,154 @@
+//! A stand-in of the ingest server's two endpoints (POST sync, GET hashes) keeping documents
+//! in memory, with a switch to answer 503 as if the server were down.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sync_model::{ErrorBody, ResourceId, ResourceInstance, SyncPayload, SyncResponse};
+
+#[derive(Default)]
+pub struct StoreState {
+    pub docs: BTreeMap<ResourceId, ResourceInstance>,
+    pub down: bool,
+    pub posts: Vec<SyncPayload>,
+    pub token: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct StandIn {
+    pub sync_url: String,
+    pub state: Arc<Mutex<StoreState>>,
+}
+
+async fn sync(
+    State(s): State<Arc<Mutex<StoreState>>>,
+    headers: HeaderMap,
+    Json(p): Json<SyncPayload>,
+) -> Response {
+    let mut st = s.lock().unwrap();
+    if let Some(t) = &st.token {
+        let want = format!("Bearer {t}");
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(ErrorBody {
+                    error: "unauthorized".into(),
+                    details: vec![],
+                }),
+            )
+                .into_response();
+        }
+    }
+    if st.down {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
+    if let Err(details) = p.check() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(ErrorBody {
+                error: "invalid payload".into(),
+                details,
+            }),
+        )
+            .into_response();
+    }
+    for id in &p.deletes {
+        st.docs.remove(id);
+    }
+    for i in &p.upserts {
+        st.docs.insert(i.id.clone(), i.clone());
+    }
+    st.posts.push(p.clone());
+    Json(SyncResponse::ok(p.upserts.len(), p.deletes.len())).into_response()
+}
+
+async fn hashes(State(s): State<Arc<Mutex<StoreState>>>) -> Response {
+    let st = s.lock().unwrap();
+    if st.down {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
+    let hashes: BTreeMap<&ResourceId, String> = st
+        .docs
+        .iter()
+        .map(|(id, i)| (id, i.content_hash()))
+        .collect();
+    Json(serde_json::json!({ "hashes": hashes })).into_response()
+}
+
+impl StandIn {
+    pub async fn start() -> StandIn {
+        let state = Arc::new(Mutex::new(StoreState::default()));
+        let app = Router::new()
+            .route("/api/v1/instances/sync", post(sync))
+            .route("/api/v1/instances/hashes", get(hashes))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        StandIn {
+            sync_url: format!("http://{addr}/api/v1/instances/sync"),
+            state,
+        }
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    pub fn docs(&self) -> BTreeMap<ResourceId, ResourceInstance> {
+        self.state.lock().unwrap().docs.clone()
+    }
+
+    pub fn names_of_kind(&self, kind: &str) -> Vec<String> {
+        self.docs()
+            .values()
+            .filter(|i| i.kind == kind)
+            .map(|i| format!("{}/{}", i.namespace, i.name))
+            .collect()
+    }
+
+    /// Waits until `check` holds on the stored documents, or panics with `what` after `timeout`.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&BTreeMap<ResourceId, ResourceInstance>) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if check(&self.docs()) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let names: Vec<String> = self.docs().keys().map(|k| k.to_string()).collect();
+                panic!("timed out after {timeout:?} waiting for: {what}\nstore holds: {names:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn instance(ns: &str, name: &str, label: &str) -> ResourceInstance {
+    ResourceInstance {
+        id: ResourceId::new(Some(ns), "apps/v1", "Deployment", name),
+        namespace: ns.into(),
+        name: name.into(),
+        kind: "Deployment".into(),
+        api_version: "apps/v1".into(),
+        api_group: "apps".into(),
+        labels: [("app".to_string(), label.to_string())].into(),
+        annotations: Default::default(),
+        created_at: "2026-02-20T10:00:00Z".into(),
+    }
+}
