@@ -243,8 +243,13 @@ impl Watches {
 }
 
 /// Watches CustomResourceDefinitions (metadata only) and reports the group of each one that
-/// is created, changed or deleted. A CRD's name is `<plural>.<group>`.
-async fn watch_crds(client: kube::Client, groups: mpsc::Sender<String>, cancel: CancellationToken) {
+/// is created, changed or deleted (a CRD's name is `<plural>.<group>`), or `None` when the
+/// CRD watch had to relist (after a 410) and anything may have changed.
+async fn watch_crds(
+    client: kube::Client,
+    groups: mpsc::Sender<Option<String>>,
+    cancel: CancellationToken,
+) {
     let ty = ResourceType::new(
         "apiextensions.k8s.io",
         "v1",
@@ -255,36 +260,43 @@ async fn watch_crds(client: kube::Client, groups: mpsc::Sender<String>, cancel: 
     let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &ty.api_resource());
     let mut stream =
         std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
-    let mut initial = true;
+    let mut first_list = true;
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => return,
             e = stream.next() => e,
         };
-        let obj = match event {
+        let report = match event {
             None => return,
-            Some(Ok(Event::InitDone)) => {
-                initial = false;
+            // Existing CRDs are covered by the full discovery at start; a later relist
+            // may hide any number of changes, so it asks for a full rediscovery.
+            Some(Ok(Event::InitDone)) if first_list => {
+                first_list = false;
                 continue;
             }
-            // Existing CRDs at start (or at a relist) are covered by full discovery, except a
-            // relist after a 410 may reveal changes: recheck their groups then too.
-            Some(Ok(Event::InitApply(obj))) if initial => {
-                drop(obj);
-                continue;
+            Some(Ok(Event::InitDone)) => None,
+            Some(Ok(Event::Init | Event::InitApply(_))) => continue,
+            Some(Ok(Event::Apply(obj) | Event::Delete(obj))) => {
+                match obj.metadata.name.as_deref().and_then(|n| n.split_once('.')) {
+                    Some((_, group)) => Some(group.to_string()),
+                    None => continue,
+                }
             }
-            Some(Ok(Event::InitApply(obj) | Event::Apply(obj) | Event::Delete(obj))) => obj,
-            Some(Ok(Event::Init)) => continue,
             Some(Err(e)) => {
                 warn!(error = %e, "CRD watch failed; resuming");
                 continue;
             }
         };
-        if let Some((_, group)) = obj.metadata.name.as_deref().and_then(|n| n.split_once('.')) {
-            if groups.send(group.to_string()).await.is_err() {
-                return;
-            }
+        if groups.send(report).await.is_err() {
+            return;
         }
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -369,7 +381,7 @@ pub async fn run(
         running: BTreeMap::new(),
     };
     let crd_cancel = shutdown.child_token();
-    let (group_tx, mut group_rx) = mpsc::channel::<String>(256);
+    let (group_tx, mut group_rx) = mpsc::channel::<Option<String>>(256);
     let mut crd_task = None;
     if stored.is_some() {
         if let Some(types) = until_ok("discovery", &shutdown, || {
@@ -396,25 +408,38 @@ pub async fn run(
         let next_check = group_checks.keys().next().map(|(t, _)| *t);
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(group) = group_rx.recv() => {
-                let now = Instant::now();
-                for delay_ms in [100u64, 1_000, 3_000] {
-                    group_checks.insert((now + Duration::from_millis(delay_ms), group.clone()), ());
-                }
-            }
-            _ = async { if let Some(t) = next_check { tokio::time::sleep_until(t).await } else { std::future::pending().await } } => {
-                let now = Instant::now();
-                let due: Vec<(Instant, String)> = group_checks.range(..=(now, String::from("\u{10FFFF}"))).map(|(k, _)| k.clone()).collect();
-                let mut groups: Vec<String> = Vec::new();
-                for key in due {
-                    group_checks.remove(&key);
-                    if !groups.contains(&key.1) { groups.push(key.1); }
-                }
-                for group in groups {
-                    match discovery::discover_group(&client, &group, &settings.types).await {
-                        Ok(types) => watches.reconcile(Some(&group), types).await,
-                        Err(e) => warn!(group, error = %e, "group discovery failed"),
+            Some(group) = group_rx.recv() => match group {
+                Some(group) => {
+                    let now = Instant::now();
+                    for delay_ms in [100u64, 1_000, 3_000] {
+                        group_checks.insert((now + Duration::from_millis(delay_ms), group.clone()), ());
                     }
+                }
+                None => match discovery::discover(&client, &settings.types).await {
+                    Ok(types) => watches.reconcile(None, types).await,
+                    Err(e) => warn!(error = %e, "rediscovery failed"),
+                },
+            },
+            _ = sleep_until_some(next_check) => {
+                let now = Instant::now();
+                let mut groups: Vec<String> = Vec::new();
+                while let Some(((due, _), ())) = group_checks.first_key_value() {
+                    if *due > now {
+                        break;
+                    }
+                    if let Some(((_, group), ())) = group_checks.pop_first() {
+                        if !groups.contains(&group) {
+                            groups.push(group);
+                        }
+                    }
+                }
+                match discovery::discover_groups(&client, &groups, &settings.types).await {
+                    Ok(found) => {
+                        for (group, types) in found {
+                            watches.reconcile(Some(&group), types).await;
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "group discovery failed"),
                 }
             }
             Some(reply) = resync_inbox.recv() => {

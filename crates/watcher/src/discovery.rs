@@ -234,18 +234,24 @@ pub async fn discover(
     Ok(types)
 }
 
-/// The admitted types of one named group, or none when the group is not served (any more):
-/// used when a CustomResourceDefinition comes or goes.
-pub async fn discover_group(
+/// The admitted types of some named groups (a group no longer served maps to no types):
+/// used when CustomResourceDefinitions come or go. One request for the group list, then one
+/// per group still served.
+pub async fn discover_groups(
     client: &kube::Client,
-    group_name: &str,
+    group_names: &[String],
     filter: &TypeFilter,
-) -> Result<Vec<ResourceType>, kube::Error> {
+) -> Result<Vec<(String, Vec<ResourceType>)>, kube::Error> {
     let groups = client.list_api_groups().await?;
-    match groups.groups.iter().find(|g| g.name == group_name) {
-        Some(group) => discover_in(client, group, filter).await,
-        None => Ok(Vec::new()),
+    let mut out = Vec::with_capacity(group_names.len());
+    for name in group_names {
+        let types = match groups.groups.iter().find(|g| g.name == *name) {
+            Some(group) => discover_in(client, group, filter).await?,
+            None => Vec::new(),
+        };
+        out.push((name.clone(), types));
     }
+    Ok(out)
 }
 
 async fn discover_in(
