@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod model;
+mod resync;
 mod serve;
 mod watch;
 
@@ -26,6 +27,8 @@ enum Command {
     Serve(serve::Args),
     /// Run the watcher: follow the cluster and send changes to an ingest server.
     Watch(watch::Args),
+    /// Ask a running watcher to relist everything and fix the store; prints what changed.
+    Resync(resync::Args),
     /// Manage the local embedding model (`cw model fetch`).
     Model(model::Args),
 }
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Watch(args) => watch::run(args).await,
+            Command::Resync(args) => resync::run(args).await,
             Command::Model(args) => model::run(args).await,
         }
     })
