@@ -512,7 +512,7 @@ async fn resync(
         }
         let types: Vec<ResourceType> = watches.running.values().map(|w| w.ty.clone()).collect();
         report.types = types.len();
-        let counts = std::cell::RefCell::new(ResyncCounts::default());
+        let counts = std::sync::Mutex::new(ResyncCounts::default());
         for ty in &types {
             let listed = list_type(client, ty, &settings.namespaces, 500, |page| {
                 let stored = stored.clone();
@@ -528,8 +528,7 @@ async fn resync(
                         .await
                         .is_ok()
                     {
-                        if let Ok(c) = rx.await {
-                            let mut total = counts.borrow_mut();
+                        if let (Ok(c), Ok(mut total)) = (rx.await, counts.lock()) {
                             total.unchanged += c.unchanged;
                             total.upserted += c.upserted;
                             total.in_flight += c.in_flight;
@@ -543,7 +542,7 @@ async fn resync(
                 Err(e) => warn!(resource_type = %ty.key(), error = %e, "resync: listing failed"),
             }
         }
-        let counts = counts.into_inner();
+        let counts = counts.into_inner().unwrap_or_default();
         report.unchanged = counts.unchanged;
         report.upserted = counts.upserted;
         report.in_flight = counts.in_flight;

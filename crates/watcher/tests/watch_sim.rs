@@ -1,0 +1,577 @@
+//! The whole watcher against the Kubernetes API simulator and a stand-in of the ingest
+//! endpoints: what a user sees in the store after changes, CRDs, outages, restarts, lost
+//! watches and shutdown.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{install_crypto, StandIn};
+use kube_sim::{SimConfig, SimHandle, SimServer};
+use serde_json::{json, Value};
+use sync_model::{ResourceId, ResourceInstance};
+use tokio::task::JoinHandle;
+use watcher::buffer::BufferConfig;
+use watcher::sender::RetryConfig;
+use watcher::{
+    CancellationToken, HttpSink, Metrics, NamespaceFilter, Shared, TypeFilter, WatchError,
+    WatcherSettings,
+};
+
+const WINDOW: Duration = Duration::from_millis(400);
+/// Debounce window plus a little: how long a change may take to reach the store.
+const SOON: Duration = Duration::from_secs(5);
+
+fn settings(types: &[&str]) -> WatcherSettings {
+    WatcherSettings {
+        buffer: BufferConfig {
+            debounce: WINDOW,
+            flush_interval: Duration::from_millis(200),
+            max_batch: 50,
+        },
+        retry: RetryConfig {
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+        },
+        types: TypeFilter::new::<&str>(types, &[]),
+        namespaces: NamespaceFilter::default(),
+        resync_interval: Duration::from_secs(3600),
+        shutdown_timeout: Duration::from_secs(10),
+    }
+}
+
+struct Running {
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), WatchError>>,
+}
+
+impl Running {
+    async fn stop(self) -> Result<(), WatchError> {
+        self.stop.cancel();
+        self.task.await.unwrap()
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !self.shared.is_ready() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "watcher never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn start_watcher(sim: &SimHandle, store: &StandIn, settings: WatcherSettings) -> Running {
+    let client = sim.client().unwrap();
+    let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(5)).unwrap();
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(watcher::run(
+        settings,
+        client,
+        Arc::new(sink),
+        shared.clone(),
+        stop.clone(),
+    ));
+    Running { shared, stop, task }
+}
+
+async fn setup(types: &[&str]) -> (SimHandle, StandIn, Running) {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    let store = StandIn::start().await;
+    let w = start_watcher(&sim, &store, settings(types));
+    w.wait_ready().await;
+    (sim, store, w)
+}
+
+fn deployment(ns: &str, name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+    })
+}
+
+/// `namespace/name` → labels of every object of a kind in the simulator.
+fn cluster_view(
+    sim: &SimHandle,
+    api_version: &str,
+    kind: &str,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    sim.list(api_version, kind, None)
+        .unwrap()
+        .into_iter()
+        .map(|o| {
+            let m = &o["metadata"];
+            let key = format!(
+                "{}/{}",
+                m["namespace"].as_str().unwrap_or("_cluster"),
+                m["name"].as_str().unwrap()
+            );
+            let labels = serde_json::from_value(m["labels"].clone()).unwrap_or_default();
+            (key, labels)
+        })
+        .collect()
+}
+
+/// The same view of the store's documents of a kind.
+fn store_view(
+    docs: &BTreeMap<ResourceId, ResourceInstance>,
+    kind: &str,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    docs.values()
+        .filter(|i| i.kind == kind)
+        .map(|i| (format!("{}/{}", i.namespace, i.name), i.labels.clone()))
+        .collect()
+}
+
+async fn wait_store_equals_cluster(
+    sim: &SimHandle,
+    store: &StandIn,
+    api_version: &str,
+    kind: &str,
+    timeout: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let want = cluster_view(sim, api_version, kind);
+        let have = store_view(&store.docs(), kind);
+        if want == have {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "store never equalled the cluster for {kind}\ncluster: {want:#?}\nstore: {have:#?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_is_indexed_updated_and_removed_as_it_changes() {
+    // Every type is watched here, as in production.
+    let (sim, store, w) = setup(&[]).await;
+    let mut d = deployment("default", "web", json!({"app": "web"}));
+    d["metadata"]["annotations"] = json!({
+        "description": "Main web server",
+        "kubectl.kubernetes.io/last-applied-configuration": "{\"secret\":\"hunter2\"}"
+    });
+    sim.create(d).unwrap();
+    let id = ResourceId::new(Some("default"), "apps/v1", "Deployment", "web");
+    store
+        .wait_for("the deployment is indexed", SOON, |docs| {
+            docs.contains_key(&id)
+        })
+        .await;
+    let doc = store.docs()[&id].clone();
+    assert_eq!(
+        doc.annotations.get("description").map(String::as_str),
+        Some("Main web server")
+    );
+    assert_eq!(
+        doc.annotations.len(),
+        1,
+        "only description annotations: {:?}",
+        doc.annotations
+    );
+    assert!(!doc.created_at.is_empty() && doc.created_at.ends_with('Z'));
+
+    sim.patch(
+        "apps/v1",
+        "Deployment",
+        Some("default"),
+        "web",
+        json!({"metadata": {"labels": {"tier": "frontend"}}}),
+    )
+    .unwrap();
+    store
+        .wait_for("the new label is indexed", SOON, |docs| {
+            docs.get(&id)
+                .is_some_and(|d| d.labels.get("tier").map(String::as_str) == Some("frontend"))
+        })
+        .await;
+
+    sim.delete("apps/v1", "Deployment", Some("default"), "web")
+        .unwrap();
+    store
+        .wait_for("the deployment is gone", SOON, |docs| {
+            !docs.contains_key(&id)
+        })
+        .await;
+    // Default exclusions hold and built-in namespaces are indexed.
+    let docs = store.docs();
+    assert!(docs
+        .values()
+        .any(|i| i.kind == "Namespace" && i.name == "kube-system"));
+    assert!(!docs
+        .values()
+        .any(|i| i.kind == "Event" || i.kind == "Lease"));
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_that_changes_nothing_indexed_sends_nothing() {
+    let (sim, store, w) = setup(&["configmaps"]).await;
+    sim.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default", "labels": {"a": "1"}}, "data": {"k": "v"}})).unwrap();
+    store
+        .wait_for("the configmap is indexed", SOON, |d| {
+            d.values().any(|i| i.name == "c")
+        })
+        .await;
+    let posts_before = store.state.lock().unwrap().posts.len();
+    for v in 0..5 {
+        sim.patch(
+            "v1",
+            "ConfigMap",
+            Some("default"),
+            "c",
+            json!({"data": {"k": format!("v{v}")}}),
+        )
+        .unwrap();
+    }
+    tokio::time::sleep(WINDOW * 4).await;
+    assert_eq!(
+        store.state.lock().unwrap().posts.len(),
+        posts_before,
+        "data changes are not indexed and must send nothing"
+    );
+    w.stop().await.unwrap();
+}
+
+fn widget_crd() -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_created_after_start_has_its_instances_indexed_and_deleting_it_removes_them() {
+    let (sim, store, w) = setup(&[]).await;
+    let types_before = w.shared.metrics.watched_types.get();
+    sim.create(widget_crd()).unwrap();
+    // Instances created right away, before the watcher has noticed the new type.
+    for name in ["a", "b", "c"] {
+        let mut created = false;
+        for _ in 0..50 {
+            let obj = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name, "namespace": "default", "labels": {"w": name}}});
+            if sim.create(obj).is_ok() {
+                created = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(created, "the simulator never served widgets");
+    }
+    store
+        .wait_for("three widgets indexed", SOON * 2, |d| {
+            d.values().filter(|i| i.kind == "Widget").count() == 3
+        })
+        .await;
+    let w_id = ResourceId::new(Some("default"), "example.com/v1", "Widget", "a");
+    assert!(store.docs().contains_key(&w_id));
+    assert_eq!(w.shared.metrics.watched_types.get(), types_before + 1);
+
+    sim.delete(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        "widgets.example.com",
+    )
+    .unwrap();
+    store
+        .wait_for("no widget left", SOON * 2, |d| {
+            !d.values().any(|i| i.kind == "Widget")
+        })
+        .await;
+    // And the type is no longer watched.
+    let deadline = tokio::time::Instant::now() + SOON;
+    while w.shared.metrics.watched_types.get() != types_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the widget watch was never stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_while_the_ingest_server_is_down_arrive_once_it_is_back() {
+    let (sim, store, w) = setup(&["deployments"]).await;
+    store.set_down(true);
+    for i in 0..30 {
+        sim.create(deployment("default", &format!("d{i}"), json!({"gen": "1"})))
+            .unwrap();
+    }
+    for i in 0..10 {
+        sim.patch(
+            "apps/v1",
+            "Deployment",
+            Some("default"),
+            &format!("d{i}"),
+            json!({"metadata": {"labels": {"gen": "2"}}}),
+        )
+        .unwrap();
+    }
+    for i in 20..25 {
+        sim.delete("apps/v1", "Deployment", Some("default"), &format!("d{i}"))
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(store.docs().is_empty());
+    assert!(
+        w.shared.metrics.send_retries.get() > 0,
+        "the sender never retried"
+    );
+    store.set_down(false);
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON * 2).await;
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_deleted_while_the_watcher_was_stopped_are_gone_after_it_restarts() {
+    let (sim, store, w) = setup(&["deployments"]).await;
+    for name in ["keep", "drop1", "drop2"] {
+        sim.create(deployment("default", name, json!({"app": name})))
+            .unwrap();
+    }
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+    w.stop().await.unwrap();
+
+    sim.delete("apps/v1", "Deployment", Some("default"), "drop1")
+        .unwrap();
+    sim.delete("apps/v1", "Deployment", Some("default"), "drop2")
+        .unwrap();
+    sim.patch(
+        "apps/v1",
+        "Deployment",
+        Some("default"),
+        "keep",
+        json!({"metadata": {"labels": {"v": "2"}}}),
+    )
+    .unwrap();
+    sim.create(deployment("default", "new", json!({"app": "new"})))
+        .unwrap();
+    let posts_before = store.state.lock().unwrap().posts.len();
+
+    let w = start_watcher(&sim, &store, settings(&["deployments"]));
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+    // Only what changed was sent: no re-send of unchanged objects on restart.
+    let st = store.state.lock().unwrap();
+    let sent: usize = st.posts[posts_before..]
+        .iter()
+        .map(|p| p.upserts.len())
+        .sum();
+    assert_eq!(
+        sent, 2,
+        "expected only `keep` (relabelled) and `new` to be upserted"
+    );
+    drop(st);
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_watches_and_compacted_history_during_changes_still_converge() {
+    let (sim, store, w) = setup(&["deployments"]).await;
+    for round in 0..6 {
+        for i in 0..8 {
+            let name = format!("r{}-{i}", round % 3);
+            if sim
+                .get("apps/v1", "Deployment", Some("default"), &name)
+                .is_ok()
+            {
+                if i % 2 == 0 {
+                    sim.delete("apps/v1", "Deployment", Some("default"), &name)
+                        .unwrap();
+                } else {
+                    sim.patch(
+                        "apps/v1",
+                        "Deployment",
+                        Some("default"),
+                        &name,
+                        json!({"metadata": {"labels": {"round": round.to_string()}}}),
+                    )
+                    .unwrap();
+                }
+            } else {
+                sim.create(deployment(
+                    "default",
+                    &name,
+                    json!({"round": round.to_string()}),
+                ))
+                .unwrap();
+            }
+        }
+        sim.drop_watches();
+        if round % 2 == 1 {
+            // Changes after the drop, then history forgotten: resuming gets 410 and relists.
+            sim.delete(
+                "apps/v1",
+                "Deployment",
+                Some("default"),
+                &format!("r{}-1", round % 3),
+            )
+            .ok();
+            sim.compact();
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON * 2).await;
+    assert!(
+        sim.expired_watches() > 0,
+        "no watch was ever answered 410: the relist path was not exercised"
+    );
+    assert!(
+        w.shared
+            .metrics
+            .watch_errors
+            .get_or_create(&watcher::metrics::TypeLabels {
+                resource_type: "apps/v1/Deployment".into()
+            })
+            .get()
+            > 0
+    );
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_horizontal_pod_autoscaler_served_in_two_versions_is_one_document() {
+    let (sim, store, w) = setup(&[]).await;
+    sim.create(json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 3}
+    }))
+    .unwrap();
+    store
+        .wait_for("the HPA is indexed", SOON, |d| {
+            d.values().any(|i| i.kind == "HorizontalPodAutoscaler")
+        })
+        .await;
+    tokio::time::sleep(WINDOW * 3).await;
+    let hpas: Vec<String> = store
+        .docs()
+        .keys()
+        .filter(|k| k.as_str().contains("HorizontalPodAutoscaler"))
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(hpas, ["default/autoscaling/v2/HorizontalPodAutoscaler/web"]);
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_pending_changes_are_sent_at_once_before_exit() {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    let store = StandIn::start().await;
+    let mut s = settings(&["deployments"]);
+    s.buffer.debounce = Duration::from_secs(600);
+    s.buffer.flush_interval = Duration::from_secs(600);
+    let w = start_watcher(&sim, &store, s);
+    w.wait_ready().await;
+    for i in 0..120 {
+        sim.create(deployment(
+            "default",
+            &format!("p{i}"),
+            json!({"i": i.to_string()}),
+        ))
+        .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + SOON;
+    while w.shared.metrics.pending_changes.get() < 120 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "changes never reached the buffer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        store.docs().is_empty(),
+        "nothing should be sent inside a 10 minute window"
+    );
+    let started = tokio::time::Instant::now();
+    w.stop().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(store.docs().len(), 120);
+    let st = store.state.lock().unwrap();
+    assert!(
+        st.posts.iter().all(|p| p.len() <= 50),
+        "batches exceed BATCH_MAX_SIZE"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_restores_lost_documents_and_deletes_ghosts_through_the_ops_endpoint() {
+    let (sim, store, w) = setup(&["deployments"]).await;
+    for name in ["a", "b"] {
+        sim.create(deployment("default", name, json!({"app": name})))
+            .unwrap();
+    }
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+    // The store loses one document and gains one the cluster never had.
+    {
+        let mut st = store.state.lock().unwrap();
+        st.docs.remove(&ResourceId::new(
+            Some("default"),
+            "apps/v1",
+            "Deployment",
+            "a",
+        ));
+        let ghost = common::instance("default", "ghost", "x");
+        st.docs.insert(ghost.id.clone(), ghost);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ops_stop = CancellationToken::new();
+    tokio::spawn(watcher::ops::serve(
+        listener,
+        w.shared.clone(),
+        Some("tok".into()),
+        ops_stop.clone(),
+    ));
+    let base = format!("http://{addr}");
+    assert!(
+        watcher::ops::request_resync(&base, None).await.is_err(),
+        "resync must need the token"
+    );
+    let report = watcher::ops::request_resync(&base, Some("tok"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.upserted, report.deleted, report.unchanged),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+
+    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("cw_watcher_items_sent_total"), "{metrics}");
+    assert!(
+        metrics.contains("cw_watcher_resync_duration_seconds_count 1"),
+        "{metrics}"
+    );
+    w.stop().await.unwrap();
+    ops_stop.cancel();
+}
