@@ -14,6 +14,14 @@ use tokio::time::Instant;
 use crate::change::Change;
 use crate::metrics::Metrics;
 
+/// A change on its way to the buffer. `immediate` skips the debounce window: objects from
+/// an initial list or relist are sent as fast as the sender can take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub change: Change,
+    pub immediate: bool,
+}
+
 /// Debounce and batching settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BufferConfig {
@@ -70,18 +78,30 @@ impl Buffer {
     }
 
     pub fn push(&mut self, change: Change, now: Instant) {
+        self.push_with(change, now, false)
+    }
+
+    /// Changes due but not yet handed to the sender.
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Like [`Buffer::push`]; with `immediate` the change is due at once.
+    pub fn push_with(&mut self, change: Change, now: Instant, immediate: bool) {
         let id = change.id().clone();
         let is_delete = change.is_delete();
         match self.entries.get_mut(&id) {
             None => {
-                let flush_by = if is_delete {
+                let flush_by = if is_delete || immediate {
                     now
                 } else {
                     now + self.config.debounce.max(self.config.flush_interval)
                 };
-                let slot = if is_delete {
+                let slot = if is_delete || immediate {
                     self.ready.push_back(id.clone());
-                    self.ready_deletes += 1;
+                    if is_delete {
+                        self.ready_deletes += 1;
+                    }
                     Slot::Ready
                 } else {
                     self.seq += 1;
@@ -111,11 +131,13 @@ impl Buffer {
                         _ => {}
                     },
                     // The stale `waiting` key is skipped when it comes due (seq mismatch).
-                    Slot::Waiting { .. } if is_delete => {
+                    Slot::Waiting { .. } if is_delete || immediate => {
                         entry.slot = Slot::Ready;
                         entry.flush_by = now;
                         self.ready.push_back(id);
-                        self.ready_deletes += 1;
+                        if is_delete {
+                            self.ready_deletes += 1;
+                        }
                     }
                     Slot::Waiting { .. } => {}
                 }
@@ -193,14 +215,18 @@ impl Buffer {
 }
 
 /// Runs the buffer between change detection and the sender. Hands a batch over only when
-/// the sender is free, so that while it retries, newer changes keep coalescing here. When
-/// `changes` closes (shutdown), everything pending goes out at once, in capped batches.
+/// the sender is free, so that while it retries, newer changes keep coalescing here. While
+/// more than a high-water mark of changes are due and unsent (an initial sync of many
+/// objects, or a long outage), it stops taking new changes, which holds back the watches
+/// upstream instead of piling objects up in memory. When `changes` closes (shutdown),
+/// everything pending goes out at once, in capped batches.
 pub async fn run_buffer(
     config: BufferConfig,
-    mut changes: mpsc::Receiver<Change>,
+    mut changes: mpsc::Receiver<Pending>,
     batches: mpsc::Sender<Vec<Change>>,
     metrics: Metrics,
 ) {
+    let high_water = (config.max_batch * 20).max(1_000);
     let mut buffer = Buffer::new(config);
     loop {
         let now = Instant::now();
@@ -214,8 +240,8 @@ pub async fn run_buffer(
                     permit.send(batch);
                 }
             }
-            change = changes.recv() => match change {
-                Some(change) => buffer.push(change, Instant::now()),
+            change = changes.recv(), if buffer.ready_len() < high_water => match change {
+                Some(p) => buffer.push_with(p.change, Instant::now(), p.immediate),
                 None => break,
             },
             _ = sleep_until_some(deadline) => {}
@@ -255,6 +281,13 @@ mod tests {
 
     fn upsert(name: &str, app: &str) -> Change {
         Change::Upsert(deployment(name, app))
+    }
+
+    fn pending(change: Change) -> Pending {
+        Pending {
+            change,
+            immediate: false,
+        }
     }
 
     fn delete(name: &str) -> Change {
@@ -302,6 +335,18 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn listed_objects_skip_the_window_but_still_coalesce() {
+        let mut b = Buffer::new(config(50));
+        let t0 = Instant::now();
+        b.push(upsert("web", "v1"), t0);
+        b.push_with(upsert("web", "v2"), t0, true);
+        b.push_with(upsert("db", "v1"), t0, true);
+        let batch = b.take_batch(t0, false).unwrap();
+        assert_eq!(batch, vec![upsert("web", "v2"), upsert("db", "v1")]);
+        assert!(b.take_batch(t0 + WINDOW, false).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn batches_never_exceed_the_cap() {
         let mut b = Buffer::new(config(50));
         let t0 = Instant::now();
@@ -339,7 +384,9 @@ mod tests {
         let (btx, mut brx) = mpsc::channel(1);
         let task = tokio::spawn(run_buffer(config(2), rx, btx, Metrics::default()));
         for i in 0..3 {
-            tx.send(upsert(&format!("d{i}"), "a")).await.unwrap();
+            tx.send(pending(upsert(&format!("d{i}"), "a")))
+                .await
+                .unwrap();
         }
         let t0 = Instant::now();
         drop(tx);
@@ -361,15 +408,15 @@ mod tests {
         let (tx, rx) = mpsc::channel(16);
         let (btx, mut brx) = mpsc::channel(1);
         tokio::spawn(run_buffer(config(50), rx, btx, Metrics::default()));
-        tx.send(upsert("a", "v1")).await.unwrap();
+        tx.send(pending(upsert("a", "v1"))).await.unwrap();
         let first = brx.recv().await.unwrap();
         assert_eq!(first, vec![upsert("a", "v1")]);
         // The sender holds the channel's one slot: nothing more is handed over...
-        tx.send(upsert("b", "v1")).await.unwrap();
+        tx.send(pending(upsert("b", "v1"))).await.unwrap();
         tokio::time::sleep(WINDOW * 2).await;
         // ...and while it is busy, later states of the same object replace earlier ones.
-        tx.send(upsert("c", "v1")).await.unwrap();
-        tx.send(upsert("c", "v2")).await.unwrap();
+        tx.send(pending(upsert("c", "v1"))).await.unwrap();
+        tx.send(pending(upsert("c", "v2"))).await.unwrap();
         tokio::time::sleep(WINDOW * 2).await;
         let mut rest = Vec::new();
         while rest.len() < 2 {

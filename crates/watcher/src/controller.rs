@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::buffer::{run_buffer, BufferConfig};
+use crate::buffer::{run_buffer, BufferConfig, Pending};
 use crate::change::Change;
 use crate::discovery::{self, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
 use crate::metrics::Metrics;
@@ -113,17 +113,22 @@ pub enum Input {
 async fn run_tracker(
     mut tracker: Tracker,
     mut inputs: mpsc::Receiver<Input>,
-    changes: mpsc::Sender<Change>,
+    changes: mpsc::Sender<Pending>,
     shared: Arc<Shared>,
 ) {
     let mut initial_registered = false;
     let mut out = Vec::new();
     while let Some(input) = inputs.recv().await {
+        // Objects of a (re)list are sent without debounce: they are not a burst of edits.
+        let mut immediate = false;
         match input {
             Input::TypeAdded(key) => tracker.watch_type(key),
             Input::TypeRemoved(key) => tracker.unwatch_type(&key, &mut out),
             Input::InitialTypesRegistered => initial_registered = true,
-            Input::Observed(key, obs) => tracker.observe(&key, obs, &mut out),
+            Input::Observed(key, obs) => {
+                immediate = tracker.is_relisting(&key);
+                tracker.observe(&key, obs, &mut out)
+            }
             Input::ResyncPage {
                 stored,
                 page,
@@ -154,7 +159,7 @@ async fn run_tracker(
             .watched_types
             .set(tracker.watched_types() as i64);
         for change in out.drain(..) {
-            if changes.send(change).await.is_err() {
+            if changes.send(Pending { change, immediate }).await.is_err() {
                 return;
             }
         }
@@ -343,7 +348,7 @@ pub async fn run(
         .take()
         .ok_or(WatchError::AlreadyRunning)?;
     let (input_tx, input_rx) = mpsc::channel::<Input>(4096);
-    let (change_tx, change_rx) = mpsc::channel::<Change>(4096);
+    let (change_tx, change_rx) = mpsc::channel::<Pending>(4096);
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<Change>>(1);
     let sender = tokio::spawn(run_sender(
         sink.clone(),

@@ -88,6 +88,11 @@ impl Tracker {
         }
     }
 
+    /// True while a type's (re)list is under way.
+    pub fn is_relisting(&self, key: &TypeKey) -> bool {
+        self.types.get(key).is_some_and(|t| t.relist.is_some())
+    }
+
     /// True once every watched type has completed its first list.
     pub fn all_synced(&self) -> bool {
         self.types.values().filter(|t| t.watched).all(|t| t.synced)
