@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 
+pub mod local;
+
 /// Voyage and others embed documents and queries differently (`input_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputType {

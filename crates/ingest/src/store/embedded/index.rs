@@ -1,0 +1,358 @@
+//! The in-memory side of the embedded store: every vector (normalised, contiguous) and the
+//! string metadata pairs that filters look at, so a filtered search is one linear scan.
+//! SQLite stays the source of truth; this is rebuilt from it on open.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::embed::ModelInfo;
+use crate::store::{Filter, MetaValue, Metadata};
+
+/// Interned strings of metadata keys and values: a filter compares two `u32`s per pair.
+#[derive(Default)]
+pub(super) struct Interner {
+    symbols: HashMap<Box<str>, u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&sym) = self.symbols.get(s) {
+            return sym;
+        }
+        let sym = self.symbols.len() as u32;
+        self.symbols.insert(s.into(), sym);
+        sym
+    }
+
+    fn lookup(&self, s: &str) -> Option<u32> {
+        self.symbols.get(s).copied()
+    }
+}
+
+/// One stored document as kept in memory.
+pub(super) struct Entry {
+    pub id: Arc<str>,
+    pub document: Box<str>,
+    /// As stored in SQLite; parsed only for the documents a search returns.
+    pub metadata_json: Box<str>,
+    pub content_hash: Box<str>,
+    /// (key, value) of each string-valued metadata entry, sorted by key.
+    pairs: Box<[(u32, u32)]>,
+}
+
+pub(super) struct CollectionIndex {
+    pub model: ModelInfo,
+    dimension: usize,
+    /// Slot `s` owns `vectors[s * dimension..][..dimension]`, L2-normalised.
+    vectors: Vec<f32>,
+    entries: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    by_id: HashMap<Arc<str>, u32>,
+}
+
+/// A filter with its strings replaced by symbols; a string never interned cannot match.
+pub(super) enum CompiledFilter {
+    Never,
+    Eq(u32, u32),
+    In(u32, Vec<u32>),
+    And(Vec<CompiledFilter>),
+}
+
+impl CompiledFilter {
+    pub fn compile(filter: &Filter, interner: &Interner) -> CompiledFilter {
+        match filter {
+            Filter::Eq(key, value) => match (interner.lookup(key), interner.lookup(value)) {
+                (Some(k), Some(v)) => CompiledFilter::Eq(k, v),
+                _ => CompiledFilter::Never,
+            },
+            Filter::In(key, values) => {
+                let values: Vec<u32> = values.iter().filter_map(|v| interner.lookup(v)).collect();
+                match interner.lookup(key) {
+                    Some(k) if !values.is_empty() => CompiledFilter::In(k, values),
+                    _ => CompiledFilter::Never,
+                }
+            }
+            Filter::And(parts) => {
+                let parts: Vec<_> = parts.iter().map(|p| Self::compile(p, interner)).collect();
+                if parts.iter().any(|p| matches!(p, CompiledFilter::Never)) {
+                    CompiledFilter::Never
+                } else {
+                    CompiledFilter::And(parts)
+                }
+            }
+        }
+    }
+
+    fn matches(&self, pairs: &[(u32, u32)]) -> bool {
+        let value_of = |key: u32| {
+            pairs
+                .binary_search_by_key(&key, |&(k, _)| k)
+                .ok()
+                .map(|i| pairs[i].1)
+        };
+        match self {
+            CompiledFilter::Never => false,
+            CompiledFilter::Eq(k, v) => value_of(*k) == Some(*v),
+            CompiledFilter::In(k, vs) => value_of(*k).is_some_and(|v| vs.contains(&v)),
+            CompiledFilter::And(parts) => parts.iter().all(|p| p.matches(pairs)),
+        }
+    }
+}
+
+/// What an upsert hands to the index once SQLite has committed it.
+pub(super) struct NewEntry<'a> {
+    pub id: &'a str,
+    pub document: &'a str,
+    pub metadata: &'a Metadata,
+    pub metadata_json: String,
+    pub content_hash: &'a str,
+    pub embedding: &'a [f32],
+}
+
+impl CollectionIndex {
+    pub fn new(model: ModelInfo) -> Self {
+        Self {
+            dimension: model.dimension,
+            model,
+            vectors: Vec::new(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+        }
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn upsert(&mut self, new: NewEntry<'_>, interner: &mut Interner) {
+        let mut pairs: Vec<(u32, u32)> = new
+            .metadata
+            .iter()
+            .filter_map(|(k, v)| match v {
+                MetaValue::Str(s) => Some((interner.intern(k), interner.intern(s))),
+                _ => None,
+            })
+            .collect();
+        pairs.sort_unstable();
+        let entry = Entry {
+            id: Arc::from(new.id),
+            document: new.document.into(),
+            metadata_json: new.metadata_json.into(),
+            content_hash: new.content_hash.into(),
+            pairs: pairs.into(),
+        };
+        let slot = match self.by_id.get(new.id) {
+            Some(&slot) => slot,
+            None => match self.free.pop() {
+                Some(slot) => slot,
+                None => {
+                    self.entries.push(None);
+                    self.vectors
+                        .resize(self.vectors.len() + self.dimension, 0.0);
+                    (self.entries.len() - 1) as u32
+                }
+            },
+        };
+        let s = slot as usize;
+        let target = &mut self.vectors[s * self.dimension..(s + 1) * self.dimension];
+        target.copy_from_slice(new.embedding);
+        normalize(target);
+        self.by_id.insert(entry.id.clone(), slot);
+        self.entries[s] = Some(entry);
+    }
+
+    pub fn remove(&mut self, id: &str) {
+        if let Some(slot) = self.by_id.remove(id) {
+            self.entries[slot as usize] = None;
+            self.free.push(slot);
+        }
+    }
+
+    pub fn entry(&self, id: &str) -> Option<&Entry> {
+        self.by_id
+            .get(id)
+            .and_then(|&slot| self.entries[slot as usize].as_ref())
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().flatten()
+    }
+
+    /// The `limit` entries nearest to `query` by cosine distance (1 - cosine similarity, as
+    /// Chroma's cosine space reports it), nearest first; ties by id.
+    pub fn nearest(
+        &self,
+        query: &[f32],
+        filter: Option<&CompiledFilter>,
+        limit: usize,
+    ) -> Vec<(f32, &Entry)> {
+        if limit == 0 {
+            return Vec::new();
+        }
+        let mut q = query.to_vec();
+        normalize(&mut q);
+        let mut scored: Vec<(f32, u32)> = Vec::with_capacity(self.len());
+        for (slot, entry) in self.entries.iter().enumerate() {
+            let Some(entry) = entry else { continue };
+            if let Some(f) = filter {
+                if !f.matches(&entry.pairs) {
+                    continue;
+                }
+            }
+            let v = &self.vectors[slot * self.dimension..(slot + 1) * self.dimension];
+            scored.push((1.0 - dot(&q, v), slot as u32));
+        }
+        let by_distance = |a: &(f32, u32), b: &(f32, u32)| {
+            a.0.total_cmp(&b.0).then_with(|| {
+                let (ea, eb) = (&self.entries[a.1 as usize], &self.entries[b.1 as usize]);
+                ea.as_ref().map(|e| &e.id).cmp(&eb.as_ref().map(|e| &e.id))
+            })
+        };
+        if scored.len() > limit {
+            scored.select_nth_unstable_by(limit - 1, by_distance);
+            scored.truncate(limit);
+        }
+        scored.sort_unstable_by(by_distance);
+        scored
+            .into_iter()
+            .filter_map(|(d, slot)| self.entries[slot as usize].as_ref().map(|e| (d, e)))
+            .collect()
+    }
+
+    /// Entries matching `filter`, ordered by id, at most `limit`.
+    pub fn matching(&self, filter: Option<&CompiledFilter>, limit: usize) -> Vec<&Entry> {
+        let mut found: Vec<&Entry> = self
+            .entries()
+            .filter(|e| filter.is_none_or(|f| f.matches(&e.pairs)))
+            .collect();
+        found.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        found.truncate(limit);
+        found
+    }
+}
+
+/// Scales `v` to unit length; a zero vector stays zero (distance 1 to everything).
+fn normalize(v: &mut [f32]) {
+    let norm = dot(v, v).sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+/// Eight independent sums so the compiler can keep them in SIMD registers (a single running
+/// sum is a dependency chain it may not reorder).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(pairs: &[(&str, &str)]) -> Metadata {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), MetaValue::Str(v.to_string())))
+            .collect()
+    }
+
+    fn index_with(docs: &[(&str, Vec<f32>, Metadata)]) -> (CollectionIndex, Interner) {
+        let mut interner = Interner::default();
+        let mut index = CollectionIndex::new(ModelInfo {
+            id: "test".into(),
+            dimension: docs[0].1.len(),
+        });
+        for (id, v, m) in docs {
+            index.upsert(
+                NewEntry {
+                    id,
+                    document: id,
+                    metadata: m,
+                    metadata_json: String::new(),
+                    content_hash: "h",
+                    embedding: v,
+                },
+                &mut interner,
+            );
+        }
+        (index, interner)
+    }
+
+    #[test]
+    fn dot_matches_the_plain_sum_for_lengths_not_multiple_of_eight() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.1).collect();
+        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - plain).abs() < 1e-4);
+    }
+
+    #[test]
+    fn filter_on_unknown_value_or_key_matches_nothing() {
+        let (index, interner) = index_with(&[("a", vec![1.0, 0.0], meta(&[("kind", "Pod")]))]);
+        for filter in [
+            Filter::Eq("kind".into(), "Service".into()),
+            Filter::Eq("nope".into(), "Pod".into()),
+            Filter::In("kind".into(), vec![]),
+        ] {
+            let compiled = CompiledFilter::compile(&filter, &interner);
+            assert!(index.matching(Some(&compiled), 10).is_empty(), "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_matches_only_its_own_value_not_another_keys() {
+        let (index, interner) = index_with(&[(
+            "a",
+            vec![1.0, 0.0],
+            meta(&[("kind", "Pod"), ("name", "Service")]),
+        )]);
+        let compiled =
+            CompiledFilter::compile(&Filter::Eq("kind".into(), "Service".into()), &interner);
+        assert!(index.matching(Some(&compiled), 10).is_empty());
+    }
+
+    #[test]
+    fn removed_slots_are_reused_and_not_returned() {
+        let (mut index, mut interner) = index_with(&[
+            ("a", vec![1.0, 0.0], meta(&[])),
+            ("b", vec![0.0, 1.0], meta(&[])),
+        ]);
+        index.remove("a");
+        index.upsert(
+            NewEntry {
+                id: "c",
+                document: "c",
+                metadata: &meta(&[]),
+                metadata_json: String::new(),
+                content_hash: "h",
+                embedding: &[1.0, 1.0],
+            },
+            &mut interner,
+        );
+        let ids: Vec<&str> = index
+            .nearest(&[1.0, 0.0], None, 10)
+            .iter()
+            .map(|(_, e)| &*e.id)
+            .collect();
+        assert_eq!(ids, ["c", "b"]);
+        assert_eq!(index.len(), 2);
+    }
+}

@@ -1,0 +1,160 @@
+//! The local model (all-MiniLM-L6-v2 in candle) against reference vectors computed by an
+//! independent implementation (scripts/make-model-fixtures.py), plus a check that needs real
+//! semantics. Needs the model files: `cw model fetch` (scripts/setup runs it) or CW_MODEL_DIR.
+
+use std::path::PathBuf;
+
+use ingest::embed::local::{
+    default_model_dir, LocalEmbedder, LOCAL_MODEL_DIMENSION, LOCAL_MODEL_ID,
+};
+use ingest::embed::{EmbedError, Embedder, InputType};
+
+fn model_dir() -> PathBuf {
+    std::env::var_os("CW_MODEL_DIR")
+        .map(PathBuf::from)
+        .or_else(default_model_dir)
+        .expect("set HOME, XDG_CACHE_HOME or CW_MODEL_DIR")
+}
+
+fn embedder() -> LocalEmbedder {
+    match LocalEmbedder::load(&model_dir()) {
+        Ok(e) => e,
+        Err(e) => panic!(
+            "{e}\nThese tests need the local model: run `cargo run -p cw -- model fetch` (or scripts/setup), \
+             or set CW_MODEL_DIR to a directory that holds it."
+        ),
+    }
+}
+
+struct Reference {
+    text: String,
+    vector: Vec<f32>,
+}
+
+fn references() -> Vec<Reference> {
+    let raw = include_str!("fixtures/minilm-reference.json");
+    let json: serde_json::Value = serde_json::from_str(raw).expect("fixture is JSON");
+    json["sentences"]
+        .as_array()
+        .expect("sentences")
+        .iter()
+        .map(|s| Reference {
+            text: s["text"].as_str().expect("text").to_string(),
+            vector: s["vector"]
+                .as_array()
+                .expect("vector")
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+                .collect(),
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[tokio::test]
+async fn vectors_match_the_reference_implementation_in_one_padded_batch() {
+    let refs = references();
+    assert_eq!(refs.len(), 8);
+    let texts: Vec<String> = refs.iter().map(|r| r.text.clone()).collect();
+    // Batch size 8: short sentences share a batch with a 256-token one, so padding must be masked.
+    let vectors = embedder()
+        .with_batch_size(8)
+        .embed(&texts, InputType::Document)
+        .await
+        .expect("embed");
+    for (r, v) in refs.iter().zip(&vectors) {
+        assert_eq!(v.len(), LOCAL_MODEL_DIMENSION);
+        let sim = cosine(&r.vector, v);
+        assert!(
+            sim >= 0.999,
+            "cosine {sim:.5} to the reference for {:?}",
+            &r.text[..r.text.len().min(60)]
+        );
+    }
+}
+
+#[test]
+fn each_sentence_alone_gets_the_same_vector_as_in_a_batch() {
+    let e = embedder();
+    let refs = references();
+    let texts: Vec<String> = refs.iter().map(|r| r.text.clone()).collect();
+    let batched = e
+        .clone()
+        .with_batch_size(8)
+        .embed_blocking(&texts)
+        .expect("batch");
+    for (text, in_batch) in texts.iter().zip(&batched) {
+        let alone = e
+            .embed_blocking(std::slice::from_ref(text))
+            .expect("single");
+        assert!(
+            cosine(&alone[0], in_batch) > 0.9999,
+            "batch composition changed the vector of {text:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_database_is_nearer_to_postgresql_cluster_than_to_nginx_web_server() {
+    let texts: Vec<String> = [
+        "postgres database",
+        "PostgreSQL cluster",
+        "nginx web server",
+    ]
+    .map(String::from)
+    .to_vec();
+    let v = embedder()
+        .embed(&texts, InputType::Query)
+        .await
+        .expect("embed");
+    let (pg, web) = (cosine(&v[0], &v[1]), cosine(&v[0], &v[2]));
+    assert!(
+        pg > web + 0.2,
+        "postgres~PostgreSQL {pg:.3} vs postgres~nginx {web:.3}"
+    );
+}
+
+#[tokio::test]
+async fn vectors_are_unit_length_in_input_order_and_the_model_is_named() {
+    let e = embedder().with_batch_size(3);
+    let info = e.model_info().await.expect("model_info");
+    assert_eq!((info.id.as_str(), info.dimension), (LOCAL_MODEL_ID, 384));
+    let texts: Vec<String> = (0..10).map(|i| "word ".repeat(i * 7 + 1)).collect();
+    let all = e.embed(&texts, InputType::Document).await.expect("embed");
+    assert_eq!(all.len(), texts.len());
+    for (i, v) in all.iter().enumerate() {
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "vector {i} has norm {norm}");
+        let alone = e
+            .embed_blocking(std::slice::from_ref(&texts[i]))
+            .expect("single");
+        assert!(
+            cosine(&alone[0], v) > 0.9999,
+            "vector {i} is not the one for input {i}"
+        );
+    }
+    assert!(e
+        .embed(&[], InputType::Query)
+        .await
+        .expect("empty")
+        .is_empty());
+}
+
+#[test]
+fn a_missing_model_names_the_command_that_fetches_it() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    match LocalEmbedder::load(empty.path()) {
+        Err(EmbedError::ModelMissing(msg)) => {
+            assert!(msg.contains("cw model fetch"), "{msg}");
+            assert!(msg.contains("model.safetensors"), "{msg}");
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("an empty directory has no model"),
+    }
+}
