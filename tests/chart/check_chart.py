@@ -506,10 +506,16 @@ def bundled_chroma_has_a_claim_and_is_the_default_store():
 
 
 @check
-def all_on_adds_servicemonitor_and_networkpolicies_that_let_the_watcher_in():
+def all_on_adds_servicemonitors_and_networkpolicies_that_let_the_watcher_in():
     objects, _ = render(scenario("all-on"))
-    sm = of_kind(objects, "ServiceMonitor")
-    assert sm and sm[0]["spec"]["endpoints"][0]["path"] == "/metrics"
+    monitors = {m["metadata"]["name"].rsplit("-", 1)[-1]: m for m in of_kind(objects, "ServiceMonitor")}
+    assert set(monitors) == {"watcher", "ingest"}, set(monitors)
+    for name, monitor in monitors.items():
+        endpoint = monitor["spec"]["endpoints"][0]
+        service = named(objects, "Service", f"-{name}")
+        assert endpoint["path"] == "/metrics", endpoint
+        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}, endpoint
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     policies = {p["metadata"]["name"].rsplit("-", 1)[-1]: p for p in of_kind(objects, "NetworkPolicy")}
     assert set(policies) == {"ingest", "watcher", "chroma"}, set(policies)
     peers = policies["ingest"]["spec"]["ingress"][0]["from"]
