@@ -1,0 +1,731 @@
+//! The HTTP side: one router, a dispatcher that turns Kubernetes REST paths into store calls, the
+//! watch streams, and the admin (fault) API under `/_sim/`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::discovery;
+use crate::error::{status_value, SimError};
+use crate::faults::{Fault, Faults};
+use crate::patch::PatchType;
+use crate::resources::ResourceType;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{Event, EventKind, ListQuery, Store, StoredObject};
+
+/// Everything the handlers share.
+pub struct Sim {
+    pub store: Store,
+    pub faults: Faults,
+    pub token: Option<String>,
+    pub bookmark_interval: Duration,
+    pub addr: SocketAddr,
+    pub open_watches: AtomicUsize,
+}
+
+pub fn router(sim: Arc<Sim>) -> Router {
+    Router::new().fallback(dispatch).with_state(sim)
+}
+
+fn json_bytes(code: u16, body: Bytes) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn json_value(code: u16, v: &Value) -> Response {
+    json_bytes(code, Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
+}
+
+fn error_response(e: &SimError) -> Response {
+    json_value(e.code(), &e.status())
+}
+
+fn not_found_path() -> Response {
+    error_response(&SimError::NotFound(
+        "the server could not find the requested resource".into(),
+    ))
+}
+
+type Params = HashMap<String, String>;
+
+fn flag(p: &Params, k: &str) -> Option<bool> {
+    p.get(k).map(|v| v == "true" || v == "1")
+}
+
+async fn dispatch(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_end_matches('/').to_string();
+    let params: Params =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(uri.query().unwrap_or(""))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    match path.as_str() {
+        "/healthz" | "/readyz" | "/livez" => return (StatusCode::OK, "ok").into_response(),
+        _ => {}
+    }
+    if let Some(token) = sim.token.as_deref() {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if sent != Some(token) && path != "/version" {
+            return json_value(401, &status_value(401, "Unauthorized", "Unauthorized"));
+        }
+    }
+    if let Some(rest) = path.strip_prefix("/_sim/") {
+        return admin(&sim, &method, rest, &body).await;
+    }
+    sim.faults.wait_unpaused().await;
+    let segs: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let meta_only = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
+    let types = || sim.store.types();
+    match (method.clone(), segs.as_slice()) {
+        (Method::GET, ["version"]) => json_value(
+            200,
+            &json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0-kube-sim", "gitCommit": "kube-sim",
+                "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.0",
+                "compiler": "gc", "platform": "linux/amd64"}),
+        ),
+        (Method::GET, ["api"]) => json_value(200, &discovery::api_versions(&sim.addr.to_string())),
+        (Method::GET, ["apis"]) => json_value(200, &discovery::api_group_list(&types())),
+        (Method::GET, ["api", v]) => match discovery::api_resource_list(&types(), "", v) {
+            Some(d) => json_value(200, &d),
+            None => not_found_path(),
+        },
+        (Method::GET, ["apis", g]) => match discovery::api_group(&types(), g) {
+            Some(d) => json_value(200, &d),
+            None => not_found_path(),
+        },
+        (Method::GET, ["apis", g, v]) => match discovery::api_resource_list(&types(), g, v) {
+            Some(d) => json_value(200, &d),
+            None => not_found_path(),
+        },
+        (Method::GET, ["openapi", "v3"]) => json_value(
+            200,
+            &discovery::openapi_v3_root(&types(), sim.store.registry_generation()),
+        ),
+        (Method::GET, ["openapi", "v3", "api", v]) => {
+            match discovery::openapi_v3_group_version(&types(), "", v) {
+                Some(d) => json_value(200, &d),
+                None => not_found_path(),
+            }
+        }
+        (Method::GET, ["openapi", "v3", "apis", g, v]) => {
+            match discovery::openapi_v3_group_version(&types(), g, v) {
+                Some(d) => json_value(200, &d),
+                None => not_found_path(),
+            }
+        }
+        (_, ["api", v, rest @ ..]) => {
+            resource(
+                &sim, method, "", v, rest, &params, &headers, body, meta_only,
+            )
+            .await
+        }
+        (_, ["apis", g, v, rest @ ..]) => {
+            resource(&sim, method, g, v, rest, &params, &headers, body, meta_only).await
+        }
+        _ => not_found_path(),
+    }
+}
+
+/// A parsed resource path.
+struct Target {
+    ty: Arc<ResourceType>,
+    version: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn parse_target(sim: &Sim, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
+    let find = |plural: &str| sim.store.find_type(group, version, plural);
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, ..] if find(plural).is_some_and(|t| t.namespaced) => {
+            (Some(ns.to_string()), &rest[2..])
+        }
+        _ => (None, rest),
+    };
+    let (plural, name, sub) = match rest {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some(n.to_string()), None),
+        [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
+        _ => return None,
+    };
+    let ty = find(plural)?;
+    if namespace.is_none() && ty.namespaced && name.is_some() {
+        return None;
+    }
+    Some(Target {
+        ty,
+        version: version.to_string(),
+        namespace,
+        name,
+        sub,
+    })
+}
+
+fn list_query(params: &Params, namespace: Option<&str>) -> Result<ListQuery, SimError> {
+    let labels = LabelSelector::parse(
+        params
+            .get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or(""),
+    )?;
+    let fields = FieldSelector::parse(
+        params
+            .get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or(""),
+    )?;
+    let limit = match params.get("limit").filter(|l| !l.is_empty()) {
+        Some(l) => Some(
+            l.parse::<usize>()
+                .map_err(|_| SimError::BadRequest(format!("invalid limit {l:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(ListQuery {
+        namespace: namespace.map(str::to_string),
+        labels,
+        fields,
+        limit,
+        continue_token: params.get("continue").cloned(),
+    })
+}
+
+fn parse_body(body: &[u8], yaml: bool) -> Result<Value, SimError> {
+    if yaml {
+        return serde_yaml::from_slice(body)
+            .map_err(|e| SimError::BadRequest(format!("error decoding YAML: {e}")));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| SimError::BadRequest(format!("error decoding JSON: {e}")))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource(
+    sim: &Arc<Sim>,
+    method: Method,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    params: &Params,
+    headers: &HeaderMap,
+    body: Bytes,
+    meta_only: bool,
+) -> Response {
+    let Some(t) = parse_target(sim, group, version, rest) else {
+        return not_found_path();
+    };
+    let watch = flag(params, "watch").unwrap_or(false);
+    let verb = match (&method, t.name.is_some(), watch) {
+        (&Method::GET, false, true) | (&Method::GET, true, true) => "watch",
+        (&Method::GET, false, false) => "list",
+        (&Method::GET, true, false) => "get",
+        (&Method::POST, _, _) => "create",
+        (&Method::PUT, _, _) => "update",
+        (&Method::PATCH, _, _) => "patch",
+        (&Method::DELETE, true, _) => "delete",
+        (&Method::DELETE, false, _) => "deletecollection",
+        _ => "unknown",
+    };
+    let verdict = sim
+        .faults
+        .on_request(&t.ty.plural, &t.ty.qualified_name(), verb);
+    if !verdict.latency.is_zero() {
+        tokio::time::sleep(verdict.latency).await;
+    }
+    if let Some(code) = verdict.error_code {
+        let e = SimError::Injected(code, format!("{verb} {}", t.ty.qualified_name()));
+        return error_response(&e);
+    }
+    match handle(sim, &method, verb, t, params, headers, body, meta_only).await {
+        Ok(r) => r,
+        Err(e) => {
+            debug!(%method, verb, error = %e, "request failed");
+            error_response(&e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    sim: &Arc<Sim>,
+    method: &Method,
+    verb: &str,
+    t: Target,
+    params: &Params,
+    headers: &HeaderMap,
+    body: Bytes,
+    meta_only: bool,
+) -> Result<Response, SimError> {
+    let ty = t.ty.clone();
+    let api_version = ty.api_version(&t.version);
+    let ns = t.namespace.clone().unwrap_or_default();
+    let render = |o: &Arc<StoredObject>| o.render(&api_version, meta_only);
+    if let Some(sub) = t.sub.as_deref() {
+        if sub != "status" || !ty.has_status {
+            return Err(SimError::NotFound(
+                "the server could not find the requested resource".into(),
+            ));
+        }
+    }
+    let status_only = t.sub.is_some();
+    let name = t.name.clone().unwrap_or_default();
+    match verb {
+        "watch" => {
+            let mut q = list_query(params, t.namespace.as_deref())?;
+            if let Some(n) = t.name.as_deref() {
+                q.fields = FieldSelector::parse(&format!("metadata.name={n}"))?;
+            }
+            Ok(start_watch(sim, ty, api_version, q, params, meta_only))
+        }
+        "list" => {
+            let q = list_query(params, t.namespace.as_deref())?;
+            let page = sim.store.list(&ty, &q)?;
+            Ok(json_bytes(
+                200,
+                list_body(
+                    &ty,
+                    &api_version,
+                    &page.items,
+                    page.resource_version,
+                    page.continue_token.as_deref(),
+                    page.remaining,
+                    meta_only,
+                ),
+            ))
+        }
+        "get" => Ok(json_bytes(200, render(&sim.store.get(&ty, &ns, &name)?))),
+        "create" => {
+            if t.name.is_some() {
+                return Err(SimError::MethodNotAllowed(format!(
+                    "the server does not allow this method on the requested resource (post {})",
+                    ty.qualified_name()
+                )));
+            }
+            if ty.namespaced && t.namespace.is_none() {
+                return Err(SimError::MethodNotAllowed(
+                    "create of a namespaced resource needs a namespace in the path".into(),
+                ));
+            }
+            let obj = parse_body(&body, false)?;
+            let created = sim.store.create(&ty, t.namespace.as_deref(), obj)?;
+            Ok(json_bytes(201, render(&created)))
+        }
+        "update" => {
+            if t.name.is_none() {
+                return Err(SimError::MethodNotAllowed(format!(
+                    "the server does not allow this method on the requested resource (put {})",
+                    ty.qualified_name()
+                )));
+            }
+            let obj = parse_body(&body, false)?;
+            Ok(json_bytes(
+                200,
+                render(&sim.store.update(&ty, &ns, &name, obj, status_only)?),
+            ))
+        }
+        "patch" => {
+            if t.name.is_none() {
+                return Err(SimError::MethodNotAllowed(format!(
+                    "the server does not allow this method on the requested resource (patch {})",
+                    ty.qualified_name()
+                )));
+            }
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = PatchType::from_content_type(ct)?;
+            let patch = parse_body(&body, kind == PatchType::Apply)?;
+            let before = sim.store.get(&ty, &ns, &name).ok().map(|o| o.rv);
+            let out = sim
+                .store
+                .patch(&ty, &ns, &name, kind, &patch, status_only)?;
+            let code = if before.is_none() { 201 } else { 200 };
+            Ok(json_bytes(code, render(&out)))
+        }
+        "delete" => {
+            if status_only {
+                return Err(SimError::MethodNotAllowed(
+                    "delete is not allowed on status".into(),
+                ));
+            }
+            Ok(json_bytes(200, render(&sim.store.delete(&ty, &ns, &name)?)))
+        }
+        "deletecollection" => {
+            let q = list_query(params, t.namespace.as_deref())?;
+            let gone = sim.store.delete_collection(&ty, &q)?;
+            let rv = sim.store.resource_version();
+            Ok(json_bytes(
+                200,
+                list_body(&ty, &api_version, &gone, rv, None, None, meta_only),
+            ))
+        }
+        _ => Err(SimError::MethodNotAllowed(format!(
+            "the server does not allow this method on the requested resource ({method})"
+        ))),
+    }
+}
+
+fn list_body(
+    ty: &ResourceType,
+    api_version: &str,
+    items: &[Arc<StoredObject>],
+    rv: u64,
+    continue_token: Option<&str>,
+    remaining: Option<usize>,
+    meta_only: bool,
+) -> Bytes {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(c) = continue_token {
+        meta["continue"] = json!(c);
+    }
+    if let Some(r) = remaining {
+        meta["remainingItemCount"] = json!(r);
+    }
+    let (av, kind) = if meta_only {
+        (
+            "meta.k8s.io/v1".to_string(),
+            "PartialObjectMetadataList".to_string(),
+        )
+    } else {
+        (api_version.to_string(), format!("{}List", ty.kind))
+    };
+    let size: usize = items.iter().map(|o| if meta_only { o.meta_json.len() } else { o.json.len() } + 1).sum();
+    let mut out = BytesMut::with_capacity(size + 256);
+    out.put_slice(
+        format!(
+            r#"{{"apiVersion":{},"kind":{},"metadata":{},"items":["#,
+            json!(av),
+            json!(kind),
+            meta
+        )
+        .as_bytes(),
+    );
+    for (i, o) in items.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(&o.render(api_version, meta_only));
+    }
+    out.put_slice(b"]}");
+    out.freeze()
+}
+
+fn event_line(kind: &str, object: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(object.len() + 32);
+    b.put_slice(br#"{"type":""#);
+    b.put_slice(kind.as_bytes());
+    b.put_slice(br#"","object":"#);
+    b.put_slice(object);
+    b.put_slice(b"}\n");
+    b.freeze()
+}
+
+fn bookmark_line(
+    ty: &ResourceType,
+    api_version: &str,
+    rv: u64,
+    initial_end: bool,
+    meta_only: bool,
+) -> Bytes {
+    let (av, kind) = if meta_only {
+        (
+            "meta.k8s.io/v1".to_string(),
+            "PartialObjectMetadata".to_string(),
+        )
+    } else {
+        (api_version.to_string(), ty.kind.clone())
+    };
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    let obj = json!({"kind": kind, "apiVersion": av, "metadata": meta});
+    event_line("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default())
+}
+
+/// Which event (if any) a watch with these filters sees for a change; a modification that moves
+/// an object into or out of a label selector becomes ADDED or DELETED, as on a real server.
+fn visible<'a>(
+    ev: &'a Event,
+    ty: &ResourceType,
+    q: &ListQuery,
+) -> Option<(EventKind, &'a StoredObject)> {
+    if ev.key.0 != ty.group || ev.key.1 != ty.plural {
+        return None;
+    }
+    if let Some(ns) = q.namespace.as_deref() {
+        if ev.obj.namespace != ns {
+            return None;
+        }
+    }
+    let matches = |o: &StoredObject| {
+        (q.labels.is_empty() || q.labels.matches(&o.labels))
+            && (q.fields.is_empty() || q.fields.matches(&o.namespace, &o.name))
+    };
+    let now = matches(&ev.obj);
+    match ev.kind {
+        EventKind::Added | EventKind::Deleted => now.then_some((ev.kind, &ev.obj)),
+        EventKind::Modified => {
+            let before = ev.prev.as_deref().is_some_and(matches);
+            match (before, now) {
+                (true, true) => Some((EventKind::Modified, &ev.obj)),
+                (false, true) => Some((EventKind::Added, &ev.obj)),
+                (true, false) => Some((EventKind::Deleted, &ev.obj)),
+                (false, false) => None,
+            }
+        }
+    }
+}
+
+fn start_watch(
+    sim: &Arc<Sim>,
+    ty: Arc<ResourceType>,
+    api_version: String,
+    q: ListQuery,
+    params: &Params,
+    meta_only: bool,
+) -> Response {
+    let rv_param = params.get("resourceVersion").cloned().unwrap_or_default();
+    let send_initial = flag(params, "sendInitialEvents");
+    let initial = send_initial.unwrap_or(rv_param.is_empty() || rv_param == "0");
+    let bookmarks = flag(params, "allowWatchBookmarks").unwrap_or(false);
+    let timeout = params
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    // Subscribe before reading the state, so no change falls between the two.
+    let mut rv_rx = sim.store.subscribe();
+    rv_rx.borrow_and_update();
+    let mut drop_rx = sim.faults.drop_signal();
+    drop_rx.borrow_and_update();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    let (initial_objects, start) = if initial {
+        sim.store.watch_initial(&ty, &q)
+    } else {
+        match rv_param.parse::<u64>() {
+            Ok(rv) => match sim.store.check_resume(rv) {
+                Ok(()) => (vec![], rv),
+                // A real server answers 200 and then an ERROR event with the 410 Status.
+                Err(e) => {
+                    sim.store_expired();
+                    let line = event_line(
+                        "ERROR",
+                        &serde_json::to_vec(&e.status()).unwrap_or_default(),
+                    );
+                    return json_bytes(200, line);
+                }
+            },
+            Err(_) => {
+                return error_response(&SimError::BadRequest(format!(
+                    "invalid resource version {rv_param:?}"
+                )))
+            }
+        }
+    };
+    let sim = sim.clone();
+    sim.open_watches.fetch_add(1, Ordering::SeqCst);
+    tokio::spawn(async move {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let send_all = async {
+            let mut chunk = BytesMut::new();
+            for o in &initial_objects {
+                chunk.put_slice(&event_line("ADDED", &o.render(&api_version, meta_only)));
+                if chunk.len() > 64 * 1024 {
+                    if tx.send(chunk.split().freeze()).await.is_err() {
+                        return false;
+                    }
+                }
+            }
+            if send_initial == Some(true) {
+                chunk.put_slice(&bookmark_line(&ty, &api_version, start, true, meta_only));
+            }
+            chunk.is_empty() || tx.send(chunk.freeze()).await.is_ok()
+        };
+        let ok = match deadline {
+            Some(d) => tokio::time::timeout_at(d, send_all).await.unwrap_or(false),
+            None => send_all.await,
+        };
+        if ok {
+            follow(
+                &sim,
+                &ty,
+                &api_version,
+                &q,
+                start,
+                bookmarks,
+                deadline,
+                meta_only,
+                &tx,
+                rv_rx,
+                drop_rx,
+            )
+            .await;
+        }
+        sim.open_watches.fetch_sub(1, Ordering::SeqCst);
+    });
+    let stream = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|o| o.map(Ok::<_, std::convert::Infallible>))
+    });
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    sim: &Sim,
+    ty: &ResourceType,
+    api_version: &str,
+    q: &ListQuery,
+    start: u64,
+    bookmarks: bool,
+    deadline: Option<tokio::time::Instant>,
+    meta_only: bool,
+    tx: &mpsc::Sender<Bytes>,
+    mut rv_rx: tokio::sync::watch::Receiver<u64>,
+    mut drop_rx: tokio::sync::watch::Receiver<u64>,
+) {
+    let mut pos = start;
+    let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
+    let end = tokio::time::sleep_until(deadline.unwrap_or(far));
+    tokio::pin!(end);
+    let mut tick = tokio::time::interval(sim.bookmark_interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tx.closed() => return,
+            _ = drop_rx.changed() => return,
+            _ = &mut end => return,
+            _ = tick.tick(), if bookmarks => {
+                if tx.send(bookmark_line(ty, api_version, pos, false, meta_only)).await.is_err() {
+                    return;
+                }
+            }
+            changed = rv_rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                sim.faults.wait_unpaused().await;
+                match sim.store.events_after(pos) {
+                    Err(e) => {
+                        sim.store_expired();
+                        let _ = tx.send(event_line("ERROR", &serde_json::to_vec(&e.status()).unwrap_or_default())).await;
+                        return;
+                    }
+                    Ok((events, next)) => {
+                        let mut chunk = BytesMut::new();
+                        for ev in &events {
+                            if let Some((kind, obj)) = visible(ev, ty, q) {
+                                chunk.put_slice(&event_line(kind.as_str(), &obj.render(api_version, meta_only)));
+                            }
+                        }
+                        pos = next;
+                        if !chunk.is_empty() && tx.send(chunk.freeze()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Sim {
+    /// Counts a watch that was answered 410 Expired, for tests to assert on.
+    fn store_expired(&self) {
+        self.faults.on_request("_expired", "_expired", "watch");
+    }
+}
+
+async fn admin(sim: &Sim, method: &Method, rest: &str, body: &[u8]) -> Response {
+    let ok = |v: Value| json_value(200, &v);
+    match (method, rest) {
+        (&Method::POST, "watches/drop") => {
+            let n = sim.open_watches.load(Ordering::SeqCst);
+            sim.faults.drop_watches();
+            ok(json!({"dropped": n}))
+        }
+        (&Method::POST, "history/compact") => {
+            sim.store.compact();
+            ok(json!({"compactedAt": sim.store.resource_version().to_string()}))
+        }
+        (&Method::POST, "pause") => {
+            sim.faults.set_paused(true);
+            ok(json!({"paused": true}))
+        }
+        (&Method::POST, "resume") => {
+            sim.faults.set_paused(false);
+            ok(json!({"paused": false}))
+        }
+        (&Method::GET, "faults") => ok(json!(sim.faults.list())),
+        (&Method::POST, "faults") => match serde_json::from_slice::<Fault>(body) {
+            Ok(f) => {
+                sim.faults.inject(f);
+                ok(json!(sim.faults.list()))
+            }
+            Err(e) => error_response(&SimError::BadRequest(format!("invalid fault: {e}"))),
+        },
+        (&Method::DELETE, "faults") => {
+            sim.faults.clear();
+            ok(json!([]))
+        }
+        (&Method::GET, "counters") => ok(json!(sim.faults.counts())),
+        (&Method::DELETE, "counters") => {
+            sim.faults.reset_counts();
+            ok(json!({}))
+        }
+        (&Method::GET, "stats") => ok(json!({
+            "resourceVersion": sim.store.resource_version().to_string(),
+            "objects": sim.store.object_count(),
+            "openWatches": sim.open_watches.load(Ordering::SeqCst),
+            "paused": sim.faults.is_paused(),
+        })),
+        (&Method::POST, "manifests") => {
+            let text = String::from_utf8_lossy(body);
+            match crate::seed::apply_manifests(&sim.store, &text, "request body") {
+                Ok(n) => ok(json!({"applied": n})),
+                Err(e) => error_response(&e),
+            }
+        }
+        _ => not_found_path(),
+    }
+}
