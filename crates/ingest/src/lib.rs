@@ -3,3 +3,7 @@
 
 pub mod embed;
 pub mod store;
+pub mod document;
+pub mod metrics;
+pub mod pipeline;
+pub mod server;

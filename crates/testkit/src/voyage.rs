@@ -55,6 +55,8 @@ pub struct StandinStats {
 struct Shared {
     stats: StandinStats,
     failures: VecDeque<Failure>,
+    /// Added to every answer, to hold requests in flight.
+    delay: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -148,6 +150,17 @@ impl VoyageStandin {
     pub fn recover(&self) {
         lock(&self.shared).failures.clear();
     }
+
+    /// Every answer waits this long first (to hold requests in flight).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        lock(&self.shared).delay = delay;
+    }
+
+    /// Base URL of the same embeddings in OpenAI's wire format (`/openai/v1/embeddings`:
+    /// no `input_type`, `encoding_format` `float` or `base64`), for the OpenAI-compatible client.
+    pub fn openai_base_url(&self) -> String {
+        format!("http://{}/openai/v1", self.addr)
+    }
 }
 
 impl Drop for VoyageStandin {
@@ -166,7 +179,8 @@ fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 /// The router, also served by the `voyage-standin` binary.
 fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/embeddings", post(voyage_embeddings))
+        .route("/openai/v1/embeddings", post(openai_embeddings))
         .route("/stats", get(stats))
         .route("/stats/reset", post(reset))
         .with_state(state)
@@ -209,7 +223,7 @@ struct EmbeddingsRequest {
     model: String,
     #[serde(default)]
     input_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "dimensions")]
     output_dimension: Option<usize>,
     #[serde(default)]
     encoding_format: Option<String>,
@@ -238,7 +252,38 @@ fn estimate_tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(4).max(1)
 }
 
-async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn voyage_embeddings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    embeddings(state, headers, body, Dialect::Voyage).await
+}
+
+async fn openai_embeddings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    embeddings(state, headers, body, Dialect::OpenAi).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Voyage,
+    OpenAi,
+}
+
+async fn embeddings(
+    state: AppState,
+    headers: HeaderMap,
+    body: Bytes,
+    dialect: Dialect,
+) -> Response {
+    let delay = lock(&state.shared).delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let injected = {
         let mut s = lock(&state.shared);
         s.stats.requests += 1;
@@ -298,6 +343,9 @@ async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Byt
             ),
         );
     }
+    if dialect == Dialect::OpenAi && req.input_type.is_some() {
+        return detail(StatusCode::BAD_REQUEST, "OpenAI's API has no input_type");
+    }
     let input_type = match req.input_type.as_deref() {
         None | Some("document") | Some("query") => req.input_type.clone(),
         Some(other) => {
@@ -318,6 +366,7 @@ async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Byt
     let base64 = match req.encoding_format.as_deref() {
         None => false,
         Some("base64") => true,
+        Some("float") if dialect == Dialect::OpenAi => false,
         Some(other) => {
             return detail(
                 StatusCode::BAD_REQUEST,

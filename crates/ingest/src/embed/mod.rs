@@ -4,6 +4,9 @@
 use async_trait::async_trait;
 
 pub mod local;
+pub mod openai;
+pub mod retry;
+pub mod voyage;
 
 /// Voyage and others embed documents and queries differently (`input_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,9 @@ pub trait Embedder: Send + Sync {
 
     /// One vector per input, in order. Implementations split `texts` into as few provider
     /// calls as the provider's limits allow.
-    async fn embed(&self, texts: &[String], input_type: InputType)
-        -> Result<Vec<Vec<f32>>, EmbedError>;
+    async fn embed(
+        &self,
+        texts: &[String],
+        input_type: InputType,
+    ) -> Result<Vec<Vec<f32>>, EmbedError>;
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 
+pub mod chroma;
 pub mod embedded;
 
 use crate::embed::ModelInfo;
@@ -76,19 +77,38 @@ impl StoreError {
 #[async_trait]
 pub trait VectorStore: Send + Sync {
     /// Creates the collection if needed and checks it was filled by `model`.
-    async fn ensure_collection(&self, collection: &str, model: &ModelInfo) -> Result<(), StoreError>;
+    async fn ensure_collection(
+        &self,
+        collection: &str,
+        model: &ModelInfo,
+    ) -> Result<(), StoreError>;
     /// Inserts or replaces records by id (implementations split large writes).
     async fn upsert(&self, collection: &str, records: &[Record]) -> Result<(), StoreError>;
     /// Deletes by id; unknown ids are not an error.
     async fn delete(&self, collection: &str, ids: &[String]) -> Result<(), StoreError>;
     /// The stored content hash of each of `ids` that exists.
-    async fn content_hashes(&self, collection: &str, ids: &[String]) -> Result<HashMap<String, String>, StoreError>;
+    async fn content_hashes(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError>;
     /// Every stored id with its content hash (for resync and pruning).
     async fn all_hashes(&self, collection: &str) -> Result<HashMap<String, String>, StoreError>;
     /// Nearest documents to `vector` among those matching `filter`.
-    async fn query(&self, collection: &str, vector: &[f32], filter: Option<&Filter>, limit: usize) -> Result<Vec<Hit>, StoreError>;
+    async fn query(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        filter: Option<&Filter>,
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError>;
     /// Documents matching `filter`, without a vector (keyword and filter-only search).
-    async fn get(&self, collection: &str, filter: Option<&Filter>, limit: usize) -> Result<Vec<Hit>, StoreError>;
+    async fn get(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError>;
     async fn count(&self, collection: &str) -> Result<usize, StoreError>;
     /// Ok while the store answers.
     async fn ready(&self) -> Result<(), StoreError>;

@@ -1,0 +1,88 @@
+//! How a resource instance becomes a stored document: the text an embedding model reads
+//! (`ResourceInstance::document_text`, shared with senders), the metadata a search filters
+//! on, and the content hash that decides whether it must be embedded again.
+
+use sync_model::ResourceInstance;
+
+use crate::store::{MetaValue, Metadata};
+
+/// Prefix of one metadata key per label: `label.app` = `nginx`.
+pub const LABEL_PREFIX: &str = "label.";
+
+/// One instance, ready to embed and store (the vector comes later, only if needed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceDocument {
+    pub id: String,
+    pub text: String,
+    pub metadata: Metadata,
+    /// `ResourceInstance::content_hash()`: equal hashes mean nothing needs rewriting.
+    pub content_hash: String,
+}
+
+/// The stored form of `instance`: text, filterable metadata (namespace, name, kind,
+/// apiVersion, apiGroup, createdAt and `label.<key>` per label) and content hash.
+pub fn to_document(instance: &ResourceInstance) -> InstanceDocument {
+    let mut metadata = Metadata::new();
+    let mut put = |k: &str, v: &str| {
+        metadata.insert(k.to_string(), MetaValue::Str(v.to_string()));
+    };
+    put("namespace", &instance.namespace);
+    put("name", &instance.name);
+    put("kind", &instance.kind);
+    put("apiVersion", &instance.api_version);
+    put("apiGroup", &instance.api_group);
+    put("createdAt", &instance.created_at);
+    for (key, value) in &instance.labels {
+        metadata.insert(
+            format!("{LABEL_PREFIX}{key}"),
+            MetaValue::Str(value.clone()),
+        );
+    }
+    InstanceDocument {
+        id: instance.id.as_str().to_string(),
+        text: instance.document_text(),
+        metadata,
+        content_hash: instance.content_hash(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_model::ResourceId;
+
+    #[test]
+    fn metadata_holds_every_filterable_field_and_one_key_per_label() {
+        let instance = ResourceInstance {
+            id: ResourceId::from_raw("default/apps/v1/Deployment/nginx"),
+            namespace: "default".into(),
+            name: "nginx".into(),
+            kind: "Deployment".into(),
+            api_version: "apps/v1".into(),
+            api_group: "apps".into(),
+            labels: [("app", "nginx"), ("tier", "frontend")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            annotations: [("description".to_string(), "Main web server".to_string())].into(),
+            created_at: "2026-02-20T10:00:00Z".into(),
+        };
+        let doc = to_document(&instance);
+        assert_eq!(
+            doc.text,
+            "Deployment nginx | namespace: default | apiVersion: apps/v1 | labels: app=nginx, tier=frontend | Main web server"
+        );
+        let s = |k: &str| match doc.metadata.get(k) {
+            Some(MetaValue::Str(s)) => s.as_str(),
+            other => panic!("{k}: {other:?}"),
+        };
+        assert_eq!(s("namespace"), "default");
+        assert_eq!(s("name"), "nginx");
+        assert_eq!(s("kind"), "Deployment");
+        assert_eq!(s("apiVersion"), "apps/v1");
+        assert_eq!(s("apiGroup"), "apps");
+        assert_eq!(s("createdAt"), "2026-02-20T10:00:00Z");
+        assert_eq!(s("label.app"), "nginx");
+        assert_eq!(s("label.tier"), "frontend");
+        assert_eq!(doc.content_hash, instance.content_hash());
+    }
+}

@@ -1,0 +1,159 @@
+//! OpenAI-compatible embeddings (`POST {base}/embeddings`): OpenAI itself, Ollama, Hugging
+//! Face TEI and vLLM. Vectors are requested as JSON floats, the one encoding all of them
+//! speak.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::retry::{self, RetryPolicy};
+use super::{EmbedError, Embedder, InputType, ModelInfo};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub const DEFAULT_MODEL: &str = "text-embedding-3-small";
+
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// `https://api.openai.com/v1`, `http://localhost:11434/v1` (Ollama), ...
+    pub base_url: String,
+    /// Optional: local servers need none.
+    pub api_key: Option<String>,
+    pub model: String,
+    /// `dimensions` for models that can shorten their vectors.
+    pub dimensions: Option<usize>,
+    /// OpenAI takes 2,048 inputs; TEI defaults to 32 (`--max-client-batch-size`).
+    pub max_inputs_per_request: usize,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl OpenAiConfig {
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        OpenAiConfig {
+            base_url: base_url.into(),
+            api_key: None,
+            model: model.into(),
+            dimensions: None,
+            max_inputs_per_request: 256,
+            timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+pub struct OpenAiEmbedder {
+    client: reqwest::Client,
+    url: String,
+    config: OpenAiConfig,
+    dimension: tokio::sync::OnceCell<usize>,
+}
+
+impl OpenAiEmbedder {
+    /// Builds the client; needs a rustls crypto provider installed in the process.
+    pub fn new(config: OpenAiConfig) -> Result<Self, EmbedError> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| EmbedError::Permanent(format!("cannot build an HTTP client: {e}")))?;
+        let url = format!("{}/embeddings", config.base_url.trim_end_matches('/'));
+        let dimension = tokio::sync::OnceCell::new_with(config.dimensions);
+        Ok(OpenAiEmbedder {
+            client,
+            url,
+            config,
+            dimension,
+        })
+    }
+
+    async fn call(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let body = Request {
+            input: texts,
+            model: &self.config.model,
+            encoding_format: "float",
+            dimensions: self.config.dimensions,
+        };
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| EmbedError::Permanent(format!("cannot encode the request: {e}")))?;
+        let bytes = retry::post_json(
+            &self.client,
+            &self.url,
+            self.config.api_key.as_deref().filter(|k| !k.is_empty()),
+            body.into(),
+            &self.config.retry,
+            "OpenAI-compatible embeddings",
+        )
+        .await?;
+        let resp: Response = serde_json::from_slice(&bytes).map_err(|e| {
+            EmbedError::Permanent(format!(
+                "the embeddings server answered something unexpected: {e}"
+            ))
+        })?;
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
+        for (position, item) in resp.data.into_iter().enumerate() {
+            // `index` is optional in some servers' answers; order is then positional.
+            let index = item.index.unwrap_or(position);
+            let slot = out.get_mut(index).ok_or_else(|| {
+                EmbedError::Permanent(format!("answer index {index} for {} inputs", texts.len()))
+            })?;
+            *slot = Some(item.embedding);
+        }
+        out.into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.ok_or_else(|| EmbedError::Permanent(format!("no vector for input {i}")))
+            })
+            .collect()
+    }
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    input: &'a [String],
+    model: &'a str,
+    encoding_format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    data: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    embedding: Vec<f32>,
+    #[serde(default)]
+    index: Option<usize>,
+}
+
+#[async_trait]
+impl Embedder for OpenAiEmbedder {
+    async fn model_info(&self) -> Result<ModelInfo, EmbedError> {
+        let dimension = *self
+            .dimension
+            .get_or_try_init(|| async {
+                let v = self.call(&["dimension probe".to_string()]).await?;
+                Ok::<usize, EmbedError>(v.first().map(Vec::len).unwrap_or(0))
+            })
+            .await?;
+        Ok(ModelInfo {
+            id: format!("openai:{}", self.config.model),
+            dimension,
+        })
+    }
+
+    /// OpenAI-compatible servers have no `input_type`; documents and queries embed alike.
+    async fn embed(
+        &self,
+        texts: &[String],
+        _input_type: InputType,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.config.max_inputs_per_request.max(1)) {
+            out.extend(self.call(chunk).await?);
+        }
+        Ok(out)
+    }
+}

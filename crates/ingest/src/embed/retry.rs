@@ -1,0 +1,201 @@
+//! One HTTP call to a remote embedding provider, retried with exponential backoff (backon)
+//! on 429, 408 and 5xx and on connection failures, honouring `Retry-After`. Shared by the
+//! Voyage and OpenAI-compatible clients.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+
+use super::EmbedError;
+
+/// How persistently a provider call is retried before the sync answers 503 (the sender
+/// then retries the whole batch later, so this need not be long).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// A provider's `Retry-After` is honoured up to this long; beyond it the call fails
+    /// as transient instead of holding the sender's request open.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 4,
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries: the first failure is returned (for tests of the error mapping).
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        }
+    }
+}
+
+/// One failed attempt.
+#[derive(Debug)]
+struct AttemptError {
+    error: EmbedError,
+    retry_after: Option<Duration>,
+}
+
+/// POSTs `body` (JSON) to `url` and returns the response body of the first 2xx answer.
+pub(crate) async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    api_key: Option<&str>,
+    body: Bytes,
+    policy: &RetryPolicy,
+    provider: &'static str,
+) -> Result<Bytes, EmbedError> {
+    let attempt = || async {
+        let mut req = client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.clone());
+        if let Some(key) = api_key {
+            req = req.header(AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let resp = req.send().await.map_err(|e| AttemptError {
+            error: EmbedError::Transient(format!("{provider} at {url}: {}", error_chain(&e))),
+            retry_after: None,
+        })?;
+        let status = resp.status();
+        let retry_after = retry_after(resp.headers());
+        let bytes = resp.bytes().await.map_err(|e| AttemptError {
+            error: EmbedError::Transient(format!("{provider}: reading the answer: {e}")),
+            retry_after: None,
+        })?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let detail = String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
+        let message = format!("{provider} answered {status}: {detail}");
+        let error = if is_retryable(status) {
+            EmbedError::Transient(message)
+        } else {
+            EmbedError::Permanent(message)
+        };
+        Err(AttemptError { error, retry_after })
+    };
+    let max_retry_after = policy.max_retry_after;
+    attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(policy.min_delay)
+                .with_max_delay(policy.max_delay)
+                .with_max_times(policy.max_retries)
+                .with_jitter(),
+        )
+        .sleep(tokio::time::sleep)
+        .when(|e: &AttemptError| e.error.is_transient())
+        .adjust(move |e: &AttemptError, next: Option<Duration>| {
+            // `next` is None once the retries are used up; Retry-After never adds attempts.
+            let next = next?;
+            match e.retry_after {
+                Some(wait) if wait > max_retry_after => None,
+                Some(wait) => Some(wait.max(next)),
+                None => Some(next),
+            }
+        })
+        .notify(|e: &AttemptError, wait: Duration| {
+            tracing::warn!(provider, error = %e.error, ?wait, "embedding call failed; retrying");
+        })
+        .await
+        .map_err(|e| e.error)
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+}
+
+/// `Retry-After` in seconds (the form rate limiters send); HTTP dates are ignored.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let secs: f64 = v.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// reqwest's Display hides the cause ("error sending request"); the chain says why.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Little-endian f32s packed in base64, as Voyage and OpenAI send with
+/// `encoding_format: "base64"`.
+pub(crate) fn decode_base64_f32(text: &str) -> Result<Vec<f32>, EmbedError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| EmbedError::Permanent(format!("malformed base64 embedding: {e}")))?;
+    if bytes.len() % 4 != 0 {
+        return Err(EmbedError::Permanent(format!(
+            "base64 embedding of {} bytes is not a whole number of f32s",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_are_read_and_dates_ignored() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn base64_vectors_decode_as_little_endian_f32() {
+        use base64::Engine;
+        let mut bytes = Vec::new();
+        for x in [1.0f32, -0.5, 0.25] {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert_eq!(decode_base64_f32(&text).unwrap(), vec![1.0, -0.5, 0.25]);
+        assert!(decode_base64_f32("AAA=").is_err());
+    }
+
+    #[test]
+    fn only_rate_limits_timeouts_and_server_errors_are_retried() {
+        assert!(is_retryable(StatusCode::TOO_MANY_REQUESTS));
+        assert!(is_retryable(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(is_retryable(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(!is_retryable(StatusCode::UNAUTHORIZED));
+        assert!(!is_retryable(StatusCode::BAD_REQUEST));
+    }
+}

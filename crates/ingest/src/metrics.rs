@@ -1,0 +1,114 @@
+//! What an operator graphs about ingest: sync requests by outcome, instances written and
+//! deleted, embeddings requested and skipped (the user's money), and how long embedding
+//! and store calls take. Exposed in Prometheus text format on `GET /metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// One label, e.g. `[("outcome", "ok")]`.
+pub type Label = [(&'static str, &'static str); 1];
+
+type HistogramFamily = Family<Label, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+pub struct IngestMetrics {
+    registry: Registry,
+    /// `outcome`: ok, invalid, unavailable, error.
+    pub sync_requests: Family<Label, Counter>,
+    pub instances_upserted: Counter,
+    pub instances_deleted: Counter,
+    /// Documents sent to the embedding provider.
+    pub embeddings_requested: Counter,
+    /// Documents whose stored content hash matched: neither embedded nor rewritten.
+    pub embeddings_skipped: Counter,
+    pub embed_seconds: Histogram,
+    /// `op`: hashes, delete, upsert.
+    pub store_seconds: HistogramFamily,
+    pub sync_seconds: Histogram,
+}
+
+impl Default for IngestMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IngestMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cw_ingest");
+        let sync_requests = Family::<Label, Counter>::default();
+        let instances_upserted = Counter::default();
+        let instances_deleted = Counter::default();
+        let embeddings_requested = Counter::default();
+        let embeddings_skipped = Counter::default();
+        let embed_seconds = latency_histogram();
+        let store_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let sync_seconds = latency_histogram();
+        registry.register(
+            "sync_requests",
+            "Sync requests by outcome",
+            sync_requests.clone(),
+        );
+        registry.register(
+            "instances_upserted",
+            "Instances upserted (changed or new)",
+            instances_upserted.clone(),
+        );
+        registry.register(
+            "instances_deleted",
+            "Instance ids deleted",
+            instances_deleted.clone(),
+        );
+        registry.register(
+            "embeddings_requested",
+            "Documents sent to the embedding provider",
+            embeddings_requested.clone(),
+        );
+        registry.register(
+            "embeddings_skipped",
+            "Unchanged documents neither embedded nor rewritten",
+            embeddings_skipped.clone(),
+        );
+        registry.register(
+            "embed_seconds",
+            "Time embedding one sync's changed documents",
+            embed_seconds.clone(),
+        );
+        registry.register(
+            "store_seconds",
+            "Time of vector store calls by operation",
+            store_seconds.clone(),
+        );
+        registry.register(
+            "sync_seconds",
+            "Time applying one sync payload",
+            sync_seconds.clone(),
+        );
+        IngestMetrics {
+            registry,
+            sync_requests,
+            instances_upserted,
+            instances_deleted,
+            embeddings_requested,
+            embeddings_skipped,
+            embed_seconds,
+            store_seconds,
+            sync_seconds,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

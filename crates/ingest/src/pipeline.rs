@@ -1,0 +1,324 @@
+//! The sync pipeline, usable in-process (`cw sync-instances`, `cw run`) and behind
+//! `POST /api/v1/instances/sync`: validate, normalise, look up stored hashes, embed only
+//! what changed (before writing anything, so a failed embedding changes nothing), then
+//! delete, then upsert.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use sync_model::{FieldError, ResourceId, ResourceInstance, SyncPayload};
+use tracing::Instrument;
+
+use crate::document::to_document;
+use crate::embed::{EmbedError, Embedder, InputType};
+use crate::metrics::IngestMetrics;
+use crate::store::{Record, StoreError, VectorStore};
+
+/// What one sync did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncOutcome {
+    /// Distinct ids upserted (changed, new and unchanged).
+    pub upserted: usize,
+    /// Distinct ids deleted (ids also upserted are not counted: they were recreated).
+    pub deleted: usize,
+    /// Documents embedded and written (new or changed).
+    pub embedded: usize,
+    /// Documents already stored with the same content hash: not embedded, not rewritten.
+    pub unchanged: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The payload breaks the contract; nothing was changed. Not worth retrying.
+    #[error("invalid sync payload: {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SyncError {
+    /// True when the same payload may succeed later (store or provider unavailable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Invalid(_) => false,
+            SyncError::Embed(e) => e.is_transient(),
+            SyncError::Store(e) => e.is_transient(),
+        }
+    }
+}
+
+/// A payload reduced to what must happen: distinct deletes that are not also upserted,
+/// and distinct upserts, the last of duplicate ids winning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Normalised {
+    pub deletes: Vec<ResourceId>,
+    pub upserts: Vec<ResourceInstance>,
+}
+
+/// Deletes first, then upserts: an id in both was recreated, so it is upserted and not
+/// deleted; of duplicate upsert ids the last one wins (it is the newest state).
+pub fn normalise(payload: SyncPayload) -> Normalised {
+    let mut position: HashMap<ResourceId, usize> = HashMap::with_capacity(payload.upserts.len());
+    let mut upserts: Vec<ResourceInstance> = Vec::with_capacity(payload.upserts.len());
+    for instance in payload.upserts {
+        match position.get(&instance.id) {
+            Some(&i) => upserts[i] = instance,
+            None => {
+                position.insert(instance.id.clone(), upserts.len());
+                upserts.push(instance);
+            }
+        }
+    }
+    let mut seen = HashSet::with_capacity(payload.deletes.len());
+    let deletes = payload
+        .deletes
+        .into_iter()
+        .filter(|id| !position.contains_key(id) && seen.insert(id.clone()))
+        .collect();
+    Normalised { deletes, upserts }
+}
+
+/// The ingest pipeline for one collection. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    store: Arc<dyn VectorStore>,
+    embedder: Arc<dyn Embedder>,
+    collection: String,
+    metrics: Arc<IngestMetrics>,
+}
+
+impl Pipeline {
+    pub fn new(
+        store: Arc<dyn VectorStore>,
+        embedder: Arc<dyn Embedder>,
+        collection: impl Into<String>,
+    ) -> Self {
+        Pipeline {
+            store,
+            embedder,
+            collection: collection.into(),
+            metrics: Arc::new(IngestMetrics::new()),
+        }
+    }
+
+    /// Shares `metrics` (e.g. with the HTTP server that exposes them).
+    pub fn with_metrics(mut self, metrics: Arc<IngestMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn VectorStore> {
+        &self.store
+    }
+
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    pub fn metrics(&self) -> &Arc<IngestMetrics> {
+        &self.metrics
+    }
+
+    /// Applies one payload. On `Err` nothing was written, except after a store failure
+    /// between delete and upsert; a retry of the same payload then completes it.
+    pub async fn apply_sync(&self, payload: SyncPayload) -> Result<SyncOutcome, SyncError> {
+        let span = tracing::info_span!(
+            "apply_sync",
+            collection = %self.collection,
+            upserts = payload.upserts.len(),
+            deletes = payload.deletes.len(),
+            embedded = tracing::field::Empty,
+            unchanged = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = self.apply(payload).instrument(span.clone()).await;
+        self.metrics
+            .sync_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = match &result {
+            Ok(o) => {
+                span.record("embedded", o.embedded);
+                span.record("unchanged", o.unchanged);
+                self.metrics.instances_upserted.inc_by(o.embedded as u64);
+                self.metrics.instances_deleted.inc_by(o.deleted as u64);
+                self.metrics.embeddings_skipped.inc_by(o.unchanged as u64);
+                "ok"
+            }
+            Err(SyncError::Invalid(_)) => "invalid",
+            Err(e) if e.is_transient() => "unavailable",
+            Err(_) => "error",
+        };
+        self.metrics
+            .sync_requests
+            .get_or_create(&[("outcome", outcome)])
+            .inc();
+        result
+    }
+
+    async fn apply(&self, payload: SyncPayload) -> Result<SyncOutcome, SyncError> {
+        payload.check().map_err(SyncError::Invalid)?;
+        if payload.is_empty() {
+            return Ok(SyncOutcome::default());
+        }
+        let Normalised { deletes, upserts } = normalise(payload);
+        let model = self.embedder.model_info().await?;
+        self.store
+            .ensure_collection(&self.collection, &model)
+            .await?;
+
+        let docs: Vec<_> = upserts.iter().map(to_document).collect();
+        let stored = if docs.is_empty() {
+            HashMap::new()
+        } else {
+            let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+            let t = Instant::now();
+            let stored = self.store.content_hashes(&self.collection, &ids).await?;
+            self.observe_store("hashes", t);
+            stored
+        };
+        let changed: Vec<_> = docs
+            .into_iter()
+            .filter(|d| stored.get(&d.id) != Some(&d.content_hash))
+            .collect();
+        let unchanged = upserts.len() - changed.len();
+
+        // Embed before any write: a provider failure must leave the store untouched.
+        let vectors = if changed.is_empty() {
+            Vec::new()
+        } else {
+            let texts: Vec<String> = changed.iter().map(|d| d.text.clone()).collect();
+            self.metrics.embeddings_requested.inc_by(texts.len() as u64);
+            let t = Instant::now();
+            let vectors = self.embedder.embed(&texts, InputType::Document).await?;
+            self.metrics
+                .embed_seconds
+                .observe(t.elapsed().as_secs_f64());
+            if vectors.len() != texts.len() {
+                return Err(EmbedError::Permanent(format!(
+                    "the provider returned {} vectors for {} documents",
+                    vectors.len(),
+                    texts.len()
+                ))
+                .into());
+            }
+            if let Some(v) = vectors.iter().find(|v| v.len() != model.dimension) {
+                return Err(EmbedError::Permanent(format!(
+                    "the provider returned a vector of {} dimensions; {} makes {}",
+                    v.len(),
+                    model.id,
+                    model.dimension
+                ))
+                .into());
+            }
+            vectors
+        };
+
+        if !deletes.is_empty() {
+            let ids: Vec<String> = deletes.iter().map(|id| id.as_str().to_string()).collect();
+            let t = Instant::now();
+            self.store.delete(&self.collection, &ids).await?;
+            self.observe_store("delete", t);
+        }
+        let embedded = changed.len();
+        if !changed.is_empty() {
+            let records: Vec<Record> = changed
+                .into_iter()
+                .zip(vectors)
+                .map(|(d, embedding)| Record {
+                    id: d.id,
+                    document: d.text,
+                    embedding,
+                    metadata: d.metadata,
+                    content_hash: d.content_hash,
+                })
+                .collect();
+            let t = Instant::now();
+            self.store.upsert(&self.collection, &records).await?;
+            self.observe_store("upsert", t);
+        }
+        Ok(SyncOutcome {
+            upserted: upserts.len(),
+            deleted: deletes.len(),
+            embedded,
+            unchanged,
+        })
+    }
+
+    /// Every stored id with the content hash of what is stored: the answer to
+    /// `GET /api/v1/instances/hashes`, which a resync diffs against a fresh listing.
+    pub async fn stored_hashes(&self) -> Result<HashMap<String, String>, SyncError> {
+        let t = Instant::now();
+        let hashes = self.store.all_hashes(&self.collection).await?;
+        self.observe_store("all_hashes", t);
+        Ok(hashes)
+    }
+
+    fn observe_store(&self, op: &'static str, since: Instant) {
+        self.metrics
+            .store_seconds
+            .get_or_create(&[("op", op)])
+            .observe(since.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(name: &str, app: &str) -> ResourceInstance {
+        ResourceInstance {
+            id: ResourceId::new(Some("default"), "apps/v1", "Deployment", name),
+            namespace: "default".into(),
+            name: name.into(),
+            kind: "Deployment".into(),
+            api_version: "apps/v1".into(),
+            api_group: "apps".into(),
+            labels: [("app".to_string(), app.to_string())].into(),
+            annotations: Default::default(),
+            created_at: "2026-02-20T10:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn an_id_both_deleted_and_upserted_is_only_upserted() {
+        let a = instance("a", "x");
+        let n = normalise(SyncPayload {
+            upserts: vec![a.clone()],
+            deletes: vec![a.id.clone(), ResourceId::from_raw("default/v1/Pod/gone")],
+        });
+        assert_eq!(n.upserts, vec![a]);
+        assert_eq!(n.deletes, vec![ResourceId::from_raw("default/v1/Pod/gone")]);
+    }
+
+    #[test]
+    fn the_last_of_duplicate_upsert_ids_wins_in_first_position() {
+        let n = normalise(SyncPayload {
+            upserts: vec![
+                instance("a", "old"),
+                instance("b", "x"),
+                instance("a", "new"),
+            ],
+            deletes: vec![],
+        });
+        assert_eq!(n.upserts.len(), 2);
+        assert_eq!(n.upserts[0].labels["app"], "new");
+        assert_eq!(n.upserts[1].name, "b");
+    }
+
+    #[test]
+    fn duplicate_deletes_are_sent_once() {
+        let gone = ResourceId::from_raw("default/v1/Pod/gone");
+        let n = normalise(SyncPayload {
+            upserts: vec![],
+            deletes: vec![gone.clone(), gone.clone()],
+        });
+        assert_eq!(n.deletes, vec![gone]);
+    }
+}

@@ -1,0 +1,119 @@
+//! The one error type of the HTTP API: every failure answers `{"error", "details"}` with
+//! a status that tells the sender whether to fix the batch (4xx) or retry it (5xx).
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sync_model::{ErrorBody, FieldError};
+
+use crate::pipeline::SyncError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// Malformed JSON or a payload that breaks the contract: fix it, do not retry.
+    BadRequest {
+        error: String,
+        details: Vec<FieldError>,
+    },
+    Unauthorized,
+    PayloadTooLarge {
+        limit: usize,
+    },
+    UnsupportedMediaType {
+        got: Option<String>,
+    },
+    /// The store or the embedding provider is unavailable: retry later.
+    Unavailable(String),
+    /// The embedding provider refused the call (bad key, bad model).
+    BadGateway(String),
+    /// Everything else, e.g. a collection filled by another embedding model.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(self) -> ErrorBody {
+        let (error, details) = match self {
+            ApiError::BadRequest { error, details } => (error, details),
+            ApiError::Unauthorized => (
+                "missing or wrong bearer token: send Authorization: Bearer <CW_INGEST_TOKEN>".into(),
+                vec![],
+            ),
+            ApiError::PayloadTooLarge { limit } => (
+                format!("request body is larger than {limit} bytes: send smaller batches (or raise --max-body-bytes)"),
+                vec![],
+            ),
+            ApiError::UnsupportedMediaType { got } => (
+                format!(
+                    "content type must be application/json, got {}",
+                    got.as_deref().unwrap_or("none")
+                ),
+                vec![],
+            ),
+            ApiError::Unavailable(m) => (format!("temporarily unavailable, retry later: {m}"), vec![]),
+            ApiError::BadGateway(m) => (m, vec![]),
+            ApiError::Internal(m) => (m, vec![]),
+        };
+        ErrorBody { error, details }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Unavailable(m) => tracing::warn!(%status, "{m}"),
+            ApiError::BadGateway(m) | ApiError::Internal(m) => tracing::error!(%status, "{m}"),
+            _ => tracing::debug!(%status, "request refused"),
+        }
+        let unauthorized = matches!(self, ApiError::Unauthorized);
+        let mut resp = (status, Json(self.body())).into_response();
+        if unauthorized {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+impl From<SyncError> for ApiError {
+    fn from(e: SyncError) -> Self {
+        let transient = e.is_transient();
+        match e {
+            SyncError::Invalid(details) => ApiError::BadRequest {
+                error: format!(
+                    "invalid sync payload: {} problem(s); nothing was stored",
+                    details.len()
+                ),
+                details,
+            },
+            e if transient => ApiError::Unavailable(e.to_string()),
+            SyncError::Embed(e) => ApiError::BadGateway(e.to_string()),
+            SyncError::Store(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            ApiError::Unavailable(e.to_string())
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The ingest HTTP server: `POST /api/v1/instances/sync`, `GET /api/v1/instances/hashes`,
+//! probes and metrics. Handlers are thin: parse, call the [`Pipeline`], map the error.
+//! [`router`] returns a plain `Router` so that `cw run` can merge it with others.
+
+mod error;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use sync_model::{FieldError, SyncPayload, SyncResponse};
+
+pub use error::ApiError;
+
+use crate::pipeline::Pipeline;
+
+/// Fits 5,000 instances of about 3 KB of JSON each (labels and a few annotations).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Bearer token required on everything but the probes and metrics; `None` for no auth.
+    pub auth_token: Option<String>,
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            auth_token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pipeline: Pipeline,
+    auth: Option<BearerToken>,
+    max_body_bytes: usize,
+    shutting_down: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(pipeline: Pipeline, config: ServerConfig) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                pipeline,
+                auth: config
+                    .auth_token
+                    .filter(|t| !t.is_empty())
+                    .map(|t| BearerToken::new(&t)),
+                max_body_bytes: config.max_body_bytes,
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.inner.pipeline
+    }
+
+    /// From now on `/readyz` answers 503, so load balancers stop sending new work.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// The bearer-token check as a layer, for other routes served beside these (search).
+    pub fn auth_layer<S: Clone + Send + Sync + 'static>(&self, routes: Router<S>) -> Router<S> {
+        routes.layer(middleware::from_fn_with_state(self.clone(), require_bearer))
+    }
+}
+
+/// A token kept as its SHA-256 digest: comparing digests in constant time reveals neither
+/// the token nor its length through timing.
+struct BearerToken([u8; 32]);
+
+impl BearerToken {
+    fn new(token: &str) -> Self {
+        BearerToken(Sha256::digest(token.as_bytes()).into())
+    }
+
+    fn matches(&self, given: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        bool::from(self.0.ct_eq(&digest))
+    }
+}
+
+/// The whole API: sync and hashes behind the optional bearer token; `/healthz`, `/readyz`
+/// and `/metrics` open.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route(
+            "/api/v1/instances/sync",
+            post(sync_instances).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
+        )
+        .route("/api/v1/instances/hashes", get(instance_hashes));
+    let api = state.auth_layer(api);
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes: then `/readyz` turns 503, the
+/// listener stops accepting, and in-flight requests finish before this returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.begin_shutdown();
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await
+}
+
+/// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.inner.auth {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !token.matches(given.trim()) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| {
+            let essence = essence.trim().to_ascii_lowercase();
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Parses JSON, naming where it broke: `upserts[3].labels: invalid type: ...`.
+fn parse_payload(body: &[u8]) -> Result<SyncPayload, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let payload: SyncPayload = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::BadRequest {
+            error: "request body is not a valid sync payload".into(),
+            details: vec![FieldError {
+                field,
+                message: e.into_inner().to_string(),
+            }],
+        }
+    })?;
+    de.end().map_err(|e| ApiError::BadRequest {
+        error: "request body is not a valid sync payload".into(),
+        details: vec![FieldError {
+            field: "body".into(),
+            message: e.to_string(),
+        }],
+    })?;
+    Ok(payload)
+}
+
+async fn sync_instances(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SyncResponse>, ApiError> {
+    if !is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType {
+            got: headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        });
+    }
+    let body = body.map_err(|r| match r {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+            ApiError::PayloadTooLarge {
+                limit: state.inner.max_body_bytes,
+            }
+        }
+        other => ApiError::BadRequest {
+            error: format!("cannot read the request body: {other}"),
+            details: vec![],
+        },
+    })?;
+    let payload = parse_payload(&body)?;
+    let outcome = state.inner.pipeline.apply_sync(payload).await?;
+    tracing::info!(
+        upserted = outcome.upserted,
+        deleted = outcome.deleted,
+        embedded = outcome.embedded,
+        unchanged = outcome.unchanged,
+        "sync applied"
+    );
+    Ok(Json(SyncResponse::ok(outcome.upserted, outcome.deleted)))
+}
+
+#[derive(serde::Serialize)]
+struct HashesResponse {
+    hashes: std::collections::HashMap<String, String>,
+}
+
+async fn instance_hashes(State(state): State<AppState>) -> Result<Json<HashesResponse>, ApiError> {
+    let hashes = state.inner.pipeline.stored_hashes().await?;
+    Ok(Json(HashesResponse { hashes }))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_shutting_down() {
+        return ApiError::Unavailable("shutting down".into()).into_response();
+    }
+    match state.inner.pipeline.store().ready().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.inner.pipeline.metrics().encode(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types_are_recognised_with_parameters() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn tokens_match_only_exactly() {
+        let t = BearerToken::new("s3cret");
+        assert!(t.matches("s3cret"));
+        assert!(!t.matches("s3cre"));
+        assert!(!t.matches(""));
+    }
+
+    #[test]
+    fn wrong_types_are_reported_with_their_path() {
+        let err = parse_payload(br#"{"upserts":[{"id":1}]}"#).unwrap_err();
+        match err {
+            ApiError::BadRequest { details, .. } => assert_eq!(details[0].field, "upserts[0].id"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_payload(b"{} x"),
+            Err(ApiError::BadRequest { .. })
+        ));
+    }
+}

@@ -1,0 +1,285 @@
+//! Shared set-up for the ingest integration tests: a real Chroma, the Voyage stand-in, the
+//! real Voyage client, and the ingest server on a free port, plus helpers that read Chroma
+//! directly (not through cw's client) to check what was really stored.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ingest::embed::retry::RetryPolicy;
+use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
+use ingest::embed::ModelInfo;
+use ingest::pipeline::Pipeline;
+use ingest::server::{self, AppState, ServerConfig};
+use ingest::store::chroma::{ChromaConfig, ChromaStore};
+use ingest::store::{Filter, Hit, Record, StoreError, VectorStore};
+use serde_json::{json, Value};
+use testkit::{ChromaServer, VoyageStandin};
+
+pub const COLLECTION: &str = "instances";
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Counts the rows written and deleted through the real Chroma store.
+pub struct CountingStore {
+    pub inner: ChromaStore,
+    pub upserted_rows: AtomicUsize,
+    pub upsert_calls: AtomicUsize,
+    pub delete_calls: AtomicUsize,
+}
+
+impl CountingStore {
+    pub fn upserted_rows(&self) -> usize {
+        self.upserted_rows.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl VectorStore for CountingStore {
+    async fn ensure_collection(&self, c: &str, m: &ModelInfo) -> Result<(), StoreError> {
+        self.inner.ensure_collection(c, m).await
+    }
+    async fn upsert(&self, c: &str, r: &[Record]) -> Result<(), StoreError> {
+        self.upsert_calls.fetch_add(1, Ordering::SeqCst);
+        self.upserted_rows.fetch_add(r.len(), Ordering::SeqCst);
+        self.inner.upsert(c, r).await
+    }
+    async fn delete(&self, c: &str, ids: &[String]) -> Result<(), StoreError> {
+        self.delete_calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete(c, ids).await
+    }
+    async fn content_hashes(
+        &self,
+        c: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        self.inner.content_hashes(c, ids).await
+    }
+    async fn all_hashes(&self, c: &str) -> Result<HashMap<String, String>, StoreError> {
+        self.inner.all_hashes(c).await
+    }
+    async fn query(
+        &self,
+        c: &str,
+        v: &[f32],
+        f: Option<&Filter>,
+        l: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
+        self.inner.query(c, v, f, l).await
+    }
+    async fn get(&self, c: &str, f: Option<&Filter>, l: usize) -> Result<Vec<Hit>, StoreError> {
+        self.inner.get(c, f, l).await
+    }
+    async fn count(&self, c: &str) -> Result<usize, StoreError> {
+        self.inner.count(c).await
+    }
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.inner.ready().await
+    }
+}
+
+/// Chroma, the stand-in and the ingest server, all on free loopback ports.
+pub struct Harness {
+    pub chroma: ChromaServer,
+    pub voyage: VoyageStandin,
+    pub store: Arc<CountingStore>,
+    pub state: AppState,
+    /// `http://127.0.0.1:<port>` of the ingest server.
+    pub url: String,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn voyage_config(voyage: &VoyageStandin) -> VoyageConfig {
+    let mut config = VoyageConfig::new("test-key");
+    config.base_url = voyage.base_url();
+    // Keep failing tests quick: two quick retries.
+    config.retry = RetryPolicy {
+        max_retries: 2,
+        min_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(100),
+        max_retry_after: Duration::from_secs(5),
+    };
+    config
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    pub async fn start_with(config: ServerConfig) -> Harness {
+        install_crypto();
+        let chroma = ChromaServer::start();
+        let voyage = VoyageStandin::start().await;
+        let mut chroma_config = ChromaConfig::new(chroma.url());
+        chroma_config.timeout = Duration::from_secs(10);
+        let store = Arc::new(CountingStore {
+            inner: ChromaStore::new(chroma_config).expect("chroma client"),
+            upserted_rows: AtomicUsize::new(0),
+            upsert_calls: AtomicUsize::new(0),
+            delete_calls: AtomicUsize::new(0),
+        });
+        let embedder =
+            Arc::new(VoyageEmbedder::new(voyage_config(&voyage)).expect("voyage client"));
+        let pipeline = Pipeline::new(store.clone(), embedder, COLLECTION);
+        let state = AppState::new(pipeline, config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = server::router(state.clone());
+        let server = tokio::spawn(server::serve(listener, app, state.clone(), async {
+            let _ = rx.await;
+        }));
+        Harness {
+            chroma,
+            voyage,
+            store,
+            state,
+            url,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Sends SIGTERM's equivalent to the server.
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn post_sync(&self, body: &Value) -> (u16, Value) {
+        self.post_raw(body.to_string(), "application/json").await
+    }
+
+    pub async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/instances/sync", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("ingest server answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("ingest server answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Every stored document, read from Chroma directly: id -> (document, metadata).
+    pub async fn stored(&self) -> HashMap<String, (String, Value)> {
+        chroma_dump(&self.chroma.url(), COLLECTION).await
+    }
+}
+
+/// Reads a whole collection straight from Chroma's REST API (no cw code involved).
+pub async fn chroma_dump(chroma_url: &str, collection: &str) -> HashMap<String, (String, Value)> {
+    let http = reqwest::Client::new();
+    let base = format!(
+        "{chroma_url}/api/v2/tenants/default_tenant/databases/default_database/collections"
+    );
+    let resp = http
+        .get(format!("{base}/{collection}"))
+        .send()
+        .await
+        .expect("chroma answers");
+    if resp.status().as_u16() == 404 {
+        return HashMap::new();
+    }
+    let info: Value = resp.json().await.expect("collection json");
+    let id = info["id"].as_str().expect("collection id").to_string();
+    let got: Value = http
+        .post(format!("{base}/{id}/get"))
+        .json(&json!({"include": ["documents", "metadatas"], "limit": 100000}))
+        .send()
+        .await
+        .expect("chroma get")
+        .json()
+        .await
+        .expect("get json");
+    let ids = got["ids"].as_array().cloned().unwrap_or_default();
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            (
+                id.as_str().unwrap_or_default().to_string(),
+                (
+                    got["documents"][i].as_str().unwrap_or_default().to_string(),
+                    got["metadatas"][i].clone(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A valid instance as the Go controller sends it.
+pub fn instance(namespace: &str, kind: &str, name: &str, labels: Value) -> Value {
+    let (api_version, api_group) = match kind {
+        "Deployment" | "StatefulSet" => ("apps/v1", "apps"),
+        _ => ("v1", ""),
+    };
+    json!({
+        "id": format!("{namespace}/{api_version}/{kind}/{name}"),
+        "namespace": namespace,
+        "name": name,
+        "kind": kind,
+        "apiVersion": api_version,
+        "apiGroup": api_group,
+        "labels": labels,
+        "annotations": {"description": format!("{name} for the tests")},
+        "createdAt": "2026-02-20T10:00:00Z",
+    })
+}
+
+pub fn id_of(namespace: &str, kind: &str, name: &str) -> String {
+    instance(namespace, kind, name, json!({}))["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `n` distinct deployments in namespace `ns`.
+pub fn deployments(ns: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            instance(
+                ns,
+                "Deployment",
+                &format!("app-{i}"),
+                json!({"app": format!("app-{i}"), "tier": "web"}),
+            )
+        })
+        .collect()
+}
