@@ -224,6 +224,19 @@ fn list_query(params: &Params, namespace: Option<&str>) -> Result<ListQuery, Sim
     })
 }
 
+fn check_json_body(headers: &HeaderMap) -> Result<(), SimError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        return Err(SimError::UnsupportedMediaType(format!(
+            "kube-sim speaks JSON only, not {ct:?}"
+        )));
+    }
+    Ok(())
+}
+
 fn parse_body(body: &[u8], yaml: bool) -> Result<Value, SimError> {
     if yaml {
         return serde_yaml::from_slice(body)
@@ -340,6 +353,7 @@ async fn handle(
                     "create of a namespaced resource needs a namespace in the path".into(),
                 ));
             }
+            check_json_body(headers)?;
             let obj = parse_body(&body, false)?;
             let created = sim.store.create(&ty, t.namespace.as_deref(), obj)?;
             Ok(json_bytes(201, render(&created)))
@@ -530,7 +544,8 @@ fn start_watch(
         .map(Duration::from_secs);
     // Subscribe before reading the state, so no change falls between the two.
     let mut rv_rx = sim.store.subscribe();
-    rv_rx.borrow_and_update();
+    // Catch up with the history at once: changes after `start` may predate this request.
+    rv_rx.mark_changed();
     let mut drop_rx = sim.faults.drop_signal();
     drop_rx.borrow_and_update();
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
