@@ -401,3 +401,41 @@ async fn bad_requests_get_the_right_status_codes() {
     let err = client.request::<ConfigMap>(req).await.unwrap_err();
     assert_eq!(code(err).0, 405);
 }
+
+#[tokio::test]
+async fn admin_http_api_injects_faults_and_reports_counters() {
+    let sim = sim().await;
+    let client = sim.client().unwrap();
+    let fault = json!({"resource": "configmaps", "verb": "list", "errorCode": 403, "times": 1});
+    // (403, not 503: kube-rs retries 503 by itself.)
+    let req = http::Request::post("/_sim/faults")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&fault).unwrap())
+        .unwrap();
+    client.request_text(req).await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let err = api.list(&ListParams::default()).await.unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 403 && s.reason == "Forbidden"),
+        "{err:?}"
+    );
+    api.list(&ListParams::default())
+        .await
+        .expect("the fault applied once only");
+    let counters: serde_json::Value = serde_json::from_str(
+        &client
+            .request_text(http::Request::get("/_sim/counters").body(vec![]).unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(counters["configmaps/list"], 2);
+    let stats: serde_json::Value = serde_json::from_str(
+        &client
+            .request_text(http::Request::get("/_sim/stats").body(vec![]).unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stats["objects"], 4, "the four standard namespaces");
+}
