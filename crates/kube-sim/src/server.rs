@@ -580,10 +580,8 @@ fn start_watch(
             let mut chunk = BytesMut::new();
             for o in &initial_objects {
                 chunk.put_slice(&event_line("ADDED", &o.render(&api_version, meta_only)));
-                if chunk.len() > 64 * 1024 {
-                    if tx.send(chunk.split().freeze()).await.is_err() {
-                        return false;
-                    }
+                if chunk.len() > 64 * 1024 && tx.send(chunk.split().freeze()).await.is_err() {
+                    return false;
                 }
             }
             if send_initial == Some(true) {
