@@ -62,3 +62,11 @@ e2e-sim:
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerate deploy/manifests/cw.yaml from the chart (test-chart fails while it is stale).
+manifests:
+    .venv/bin/python deploy/helm.py manifests
+
+# Build the cw container image (needs Docker; add --target runtime-local-model for the local embedding model).
+image:
+    docker build -t cw .

@@ -5,11 +5,16 @@ use clap::{Parser, Subcommand};
 
 mod model;
 mod resync;
+mod search;
 mod serve;
 mod watch;
 
 #[derive(Parser)]
-#[command(name = "cw", version, about = "cluster-whisperer: a vector index that stays in step with Kubernetes")]
+#[command(
+    name = "cw",
+    version,
+    about = "cluster-whisperer: a vector index that stays in step with Kubernetes"
+)]
 struct Cli {
     /// Log filter, e.g. `info` or `cw=debug,ingest=debug`.
     #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
@@ -29,6 +34,10 @@ enum Command {
     Watch(watch::Args),
     /// Ask a running watcher to relist everything and fix the store; prints what changed.
     Resync(resync::Args),
+    /// Search the index: semantic, keyword or hybrid, with kind, namespace and label filters.
+    Search(search::Args),
+    /// Ask a question: finds the resource types that answer it, then their instances.
+    Ask(search::AskArgs),
     /// Manage the local embedding model (`cw model fetch`).
     Model(model::Args),
 }
@@ -45,6 +54,8 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => serve::run(args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Resync(args) => resync::run(args).await,
+            Command::Search(args) => search::run(args).await,
+            Command::Ask(args) => search::ask(args).await,
             Command::Model(args) => model::run(args).await,
         }
     })
@@ -60,7 +71,9 @@ fn install_crypto_provider() {
 fn init_tracing(filter: &str, json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

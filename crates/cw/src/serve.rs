@@ -119,6 +119,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ServerConfig {
             auth_token: args.auth_token.clone(),
             max_body_bytes: args.max_body_bytes,
+            capabilities_collection: args.capabilities_collection.clone(),
         },
     );
     let addr = format!("{}:{}", args.host, args.port);

@@ -3,6 +3,7 @@
 //! [`router`] returns a plain `Router` so that `cw run` can merge it with others.
 
 mod error;
+pub mod search;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,8 +24,11 @@ use sync_model::{FieldError, SyncPayload, SyncResponse};
 pub use error::ApiError;
 
 use crate::pipeline::Pipeline;
+use crate::search::Searcher;
 
 /// Fits 5,000 instances of about 3 KB of JSON each (labels and a few annotations).
+pub const DEFAULT_CAPABILITIES_COLLECTION: &str = "capabilities";
+
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
@@ -32,6 +36,8 @@ pub struct ServerConfig {
     /// Bearer token required on everything but the probes and metrics; `None` for no auth.
     pub auth_token: Option<String>,
     pub max_body_bytes: usize,
+    /// The collection of resource types, searched by `ask` before the instances.
+    pub capabilities_collection: String,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +45,7 @@ impl Default for ServerConfig {
         ServerConfig {
             auth_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            capabilities_collection: DEFAULT_CAPABILITIES_COLLECTION.into(),
         }
     }
 }
@@ -51,6 +58,7 @@ pub struct AppState {
 
 struct Inner {
     pipeline: Pipeline,
+    searcher: Searcher,
     auth: Option<BearerToken>,
     max_body_bytes: usize,
     shutting_down: AtomicBool,
@@ -60,6 +68,12 @@ impl AppState {
     pub fn new(pipeline: Pipeline, config: ServerConfig) -> Self {
         AppState {
             inner: Arc::new(Inner {
+                searcher: Searcher {
+                    store: pipeline.store().clone(),
+                    embedder: pipeline.embedder().clone(),
+                    instances_collection: pipeline.collection().to_string(),
+                    capabilities_collection: config.capabilities_collection.clone(),
+                },
                 pipeline,
                 auth: config
                     .auth_token
@@ -73,6 +87,10 @@ impl AppState {
 
     pub fn pipeline(&self) -> &Pipeline {
         &self.inner.pipeline
+    }
+
+    pub fn searcher(&self) -> &Searcher {
+        &self.inner.searcher
     }
 
     /// From now on `/readyz` answers 503, so load balancers stop sending new work.
@@ -113,7 +131,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/instances/sync",
             post(sync_instances).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
         )
-        .route("/api/v1/instances/hashes", get(instance_hashes));
+        .route("/api/v1/instances/hashes", get(instance_hashes))
+        .route("/api/v1/search", post(search::search));
     let api = state.auth_layer(api);
     Router::new()
         .merge(api)

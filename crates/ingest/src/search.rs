@@ -1,0 +1,499 @@
+//! Search over the stored documents: semantic (vector), keyword (exact names, kinds and
+//! label values, no embedding call) or hybrid (both, exact matches winning over vague
+//! similarity), with metadata filters; and the semantic bridge `ask`, which finds the
+//! resource *types* that answer a question in the capabilities collection, then their
+//! running instances.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::embed::{EmbedError, Embedder, InputType};
+use crate::store::{Filter, Hit, MetaValue, Metadata, StoreError, VectorStore};
+
+/// Which collection a search reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Collection {
+    #[default]
+    Instances,
+    Capabilities,
+}
+
+/// How results are found and ranked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Vector similarity, boosted by exact matches of query terms.
+    #[default]
+    Hybrid,
+    /// Vector similarity only.
+    Semantic,
+    /// Exact matches of query terms on names, kinds and label values; no embedding call.
+    Keyword,
+}
+
+/// A search request, as `cw search` and `POST /api/v1/search` take it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SearchRequest {
+    pub query: String,
+    pub collection: Collection,
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    /// `key=value` pairs; all must hold.
+    pub labels: Vec<String>,
+    pub limit: Option<usize>,
+    pub mode: SearchMode,
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHit {
+    pub id: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Higher is better: similarity (1 − cosine distance) plus exact-match boosts.
+    pub score: f32,
+    /// Query terms that matched a name, kind or label value exactly.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub matched: Vec<String>,
+    pub document: String,
+}
+
+/// `ask`'s answer: the matching types, each with why it matched and its instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AskAnswer {
+    pub question: String,
+    pub types: Vec<TypeMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeMatch {
+    /// `plural.group` of the type.
+    pub id: String,
+    pub kind: String,
+    pub group: String,
+    pub score: f32,
+    /// The capability document that matched, i.e. why this type answers the question.
+    pub reason: String,
+    pub instances: Vec<SearchHit>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("bad search request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SearchError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SearchError::BadRequest(_) => false,
+            SearchError::Embed(e) => e.is_transient(),
+            SearchError::Store(e) => e.is_transient(),
+        }
+    }
+}
+
+pub const DEFAULT_LIMIT: usize = 10;
+const MAX_LIMIT: usize = 1_000;
+/// Candidates read per requested result before re-ranking.
+const CANDIDATE_FACTOR: usize = 5;
+const MIN_CANDIDATES: usize = 50;
+/// Boosts for exact matches: enough that an exact name beats any vague similarity.
+const NAME_BOOST: f32 = 0.6;
+const KIND_BOOST: f32 = 0.3;
+const LABEL_BOOST: f32 = 0.3;
+
+/// Everything `search` and `ask` need: a store, an embedder and collection names.
+#[derive(Clone)]
+pub struct Searcher {
+    pub store: Arc<dyn VectorStore>,
+    pub embedder: Arc<dyn Embedder>,
+    pub instances_collection: String,
+    pub capabilities_collection: String,
+}
+
+impl Searcher {
+    fn collection_name(&self, c: Collection) -> &str {
+        match c {
+            Collection::Instances => &self.instances_collection,
+            Collection::Capabilities => &self.capabilities_collection,
+        }
+    }
+
+    pub async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, SearchError> {
+        let limit = checked_limit(req.limit)?;
+        let filter = build_filter(req)?;
+        let terms = query_terms(&req.query);
+        if req.mode != SearchMode::Keyword && req.query.trim().is_empty() {
+            return Err(SearchError::BadRequest(
+                "query must not be empty (use mode keyword with filters to list)".into(),
+            ));
+        }
+        let collection = self.collection_name(req.collection);
+        let candidates = CANDIDATE_FACTOR.saturating_mul(limit).max(MIN_CANDIDATES);
+
+        let mut hits: HashMap<String, (Hit, Option<f32>)> = HashMap::new();
+        if req.mode != SearchMode::Keyword {
+            let vector = self.embed_query(&req.query).await?;
+            for hit in self
+                .store
+                .query(collection, &vector, filter.as_ref(), candidates)
+                .await?
+            {
+                let sim = 1.0 - hit.distance;
+                hits.insert(hit.id.clone(), (hit, Some(sim)));
+            }
+        }
+        if req.mode != SearchMode::Semantic {
+            for hit in self
+                .keyword_candidates(collection, &terms, filter.as_ref(), candidates)
+                .await?
+            {
+                hits.entry(hit.id.clone()).or_insert((hit, None));
+            }
+        }
+
+        let mut ranked: Vec<SearchHit> = hits
+            .into_values()
+            .filter_map(|(hit, sim)| {
+                let matched = exact_matches(&hit.metadata, &terms);
+                if req.mode == SearchMode::Keyword && matched.is_empty() && !terms.is_empty() {
+                    return None;
+                }
+                let boost = if req.mode == SearchMode::Semantic {
+                    0.0
+                } else {
+                    boost_for(&hit.metadata, &matched)
+                };
+                Some(to_search_hit(hit, sim.unwrap_or(0.0) + boost, matched))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        ranked.truncate(limit);
+        Ok(ranked)
+    }
+
+    /// The semantic bridge: types first, then their instances.
+    pub async fn ask(
+        &self,
+        question: &str,
+        limit: Option<usize>,
+    ) -> Result<AskAnswer, SearchError> {
+        let limit = checked_limit(limit)?;
+        if question.trim().is_empty() {
+            return Err(SearchError::BadRequest("question must not be empty".into()));
+        }
+        let vector = self.embed_query(question).await?;
+        let types = self
+            .store
+            .query(&self.capabilities_collection, &vector, None, 8)
+            .await?;
+        let Some(best) = types.first().map(|t| 1.0 - t.distance) else {
+            return Ok(AskAnswer {
+                question: question.to_string(),
+                types: vec![],
+            });
+        };
+        // Keep the types that match nearly as well as the best one: a question about
+        // databases should bring the PostgreSQL, MySQL and Redis types, not every type.
+        let keep = types
+            .into_iter()
+            .filter(|t| 1.0 - t.distance >= best - TYPE_SCORE_WINDOW)
+            .take(MAX_TYPES);
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for t in keep {
+            let kind = meta_str(&t.metadata, "kind");
+            let group = meta_str(&t.metadata, "group");
+            let mut filters = vec![Filter::Eq("kind".into(), kind.clone())];
+            filters.push(Filter::Eq("apiGroup".into(), group.clone()));
+            let filter = Filter::And(filters);
+            let instances: Vec<SearchHit> = self
+                .store
+                .query(&self.instances_collection, &vector, Some(&filter), limit)
+                .await?
+                .into_iter()
+                .filter(|h| seen.insert(h.id.clone()))
+                .map(|h| {
+                    let sim = 1.0 - h.distance;
+                    to_search_hit(h, sim, vec![])
+                })
+                .collect();
+            out.push(TypeMatch {
+                id: t.id.clone(),
+                kind,
+                group,
+                score: 1.0 - t.distance,
+                reason: t.document.clone(),
+                instances,
+            });
+        }
+        Ok(AskAnswer {
+            question: question.to_string(),
+            types: out,
+        })
+    }
+
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, SearchError> {
+        let mut vectors = self
+            .embedder
+            .embed(&[text.to_string()], InputType::Query)
+            .await?;
+        vectors
+            .pop()
+            .ok_or_else(|| EmbedError::Permanent("the provider returned no vector".into()).into())
+    }
+
+    /// Documents whose name or kind is exactly one of the terms.
+    async fn keyword_candidates(
+        &self,
+        collection: &str,
+        terms: &[String],
+        filter: Option<&Filter>,
+        limit: usize,
+    ) -> Result<Vec<Hit>, SearchError> {
+        if terms.is_empty() {
+            return Ok(self.store.get(collection, filter, limit).await?);
+        }
+        let mut out = Vec::new();
+        let kinds: Vec<String> = terms.iter().flat_map(|t| kind_spellings(t)).collect();
+        for (key, values) in [("name", terms.to_vec()), ("kind", kinds)] {
+            let mut all = vec![Filter::In(key.into(), values)];
+            if let Some(f) = filter {
+                all.push(f.clone());
+            }
+            out.extend(
+                self.store
+                    .get(collection, Some(&Filter::And(all)), limit)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Types whose similarity is within this much of the best type's are kept by `ask`.
+const TYPE_SCORE_WINDOW: f32 = 0.12;
+const MAX_TYPES: usize = 6;
+
+fn checked_limit(limit: Option<usize>) -> Result<usize, SearchError> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        0 => Err(SearchError::BadRequest("limit must be at least 1".into())),
+        n if n > MAX_LIMIT => Err(SearchError::BadRequest(format!(
+            "limit must be at most {MAX_LIMIT}"
+        ))),
+        n => Ok(n),
+    }
+}
+
+/// kind, namespace and every `key=value` label, all of which must hold.
+pub fn build_filter(req: &SearchRequest) -> Result<Option<Filter>, SearchError> {
+    let mut all = Vec::new();
+    if let Some(kind) = req.kind.as_deref().filter(|k| !k.is_empty()) {
+        all.push(Filter::Eq("kind".into(), kind.to_string()));
+    }
+    if let Some(ns) = req.namespace.as_deref().filter(|n| !n.is_empty()) {
+        all.push(Filter::Eq("namespace".into(), ns.to_string()));
+    }
+    for label in &req.labels {
+        let (k, v) = label.split_once('=').ok_or_else(|| {
+            SearchError::BadRequest(format!("label filter {label:?} must be key=value"))
+        })?;
+        if k.is_empty() {
+            return Err(SearchError::BadRequest(format!(
+                "label filter {label:?} has an empty key"
+            )));
+        }
+        all.push(Filter::Eq(format!("label.{k}"), v.to_string()));
+    }
+    Ok(match all.len() {
+        0 => None,
+        1 => all.pop(),
+        _ => Some(Filter::And(all)),
+    })
+}
+
+const STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "all", "any", "do", "does", "find", "for", "have", "in", "is", "it",
+    "list", "me", "my", "of", "on", "or", "running", "show", "that", "the", "there", "this", "to",
+    "we", "what", "which", "who", "with",
+];
+
+/// Lowercased words of the query that could be names, kinds or label values.
+pub fn query_terms(query: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    query
+        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '.' || c == '_'))
+        .map(|t| {
+            t.trim_matches(|c: char| c == '.' || c == '-')
+                .to_lowercase()
+        })
+        .filter(|t| t.len() >= 2 && !STOPWORDS.contains(&t.as_str()))
+        .filter(|t| seen.insert(t.clone()))
+        .collect()
+}
+
+/// Kinds are CamelCase (`StatefulSet`); a term is tried as written and capitalised.
+fn kind_spellings(term: &str) -> Vec<String> {
+    let mut c = term.chars();
+    let capitalised = match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    };
+    if capitalised == term {
+        vec![term.to_string()]
+    } else {
+        vec![term.to_string(), capitalised]
+    }
+}
+
+fn meta_str(m: &Metadata, key: &str) -> String {
+    match m.get(key) {
+        Some(MetaValue::Str(s)) => s.clone(),
+        Some(MetaValue::Int(i)) => i.to_string(),
+        Some(MetaValue::Float(f)) => f.to_string(),
+        Some(MetaValue::Bool(b)) => b.to_string(),
+        None => String::new(),
+    }
+}
+
+/// Terms equal (case-insensitively) to the name, the kind or a label value, each tagged
+/// with where it matched: `name:postgres`, `kind:statefulset`, `label:app=postgres`.
+fn exact_matches(m: &Metadata, terms: &[String]) -> Vec<String> {
+    let name = meta_str(m, "name").to_lowercase();
+    let kind = meta_str(m, "kind").to_lowercase();
+    let mut out = Vec::new();
+    for t in terms {
+        if *t == name {
+            out.push(format!("name:{t}"));
+        }
+        if *t == kind {
+            out.push(format!("kind:{t}"));
+        }
+        for (k, v) in m {
+            if let (Some(label), MetaValue::Str(v)) = (k.strip_prefix("label."), v) {
+                if v.to_lowercase() == *t {
+                    out.push(format!("label:{label}={v}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn boost_for(_m: &Metadata, matched: &[String]) -> f32 {
+    let mut boost = 0.0;
+    let (mut name, mut kind, mut label) = (false, false, false);
+    for m in matched {
+        if m.starts_with("name:") && !name {
+            name = true;
+            boost += NAME_BOOST;
+        } else if m.starts_with("kind:") && !kind {
+            kind = true;
+            boost += KIND_BOOST;
+        } else if m.starts_with("label:") && !label {
+            label = true;
+            boost += LABEL_BOOST;
+        }
+    }
+    boost
+}
+
+fn to_search_hit(hit: Hit, score: f32, matched: Vec<String>) -> SearchHit {
+    let labels = hit
+        .metadata
+        .iter()
+        .filter_map(|(k, v)| match (k.strip_prefix("label."), v) {
+            (Some(l), MetaValue::Str(v)) => Some((l.to_string(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    SearchHit {
+        kind: meta_str(&hit.metadata, "kind"),
+        namespace: meta_str(&hit.metadata, "namespace"),
+        name: meta_str(&hit.metadata, "name"),
+        labels,
+        score,
+        matched,
+        document: hit.document,
+        id: hit.id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_terms_drop_stopwords_and_punctuation() {
+        assert_eq!(
+            query_terms("What databases are running? postgres-main, Redis."),
+            ["databases", "postgres-main", "redis"]
+        );
+    }
+
+    #[test]
+    fn filters_combine_kind_namespace_and_labels() {
+        let req = SearchRequest {
+            kind: Some("Deployment".into()),
+            namespace: Some("shop".into()),
+            labels: vec!["app=web".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            build_filter(&req).unwrap(),
+            Some(Filter::And(vec![
+                Filter::Eq("kind".into(), "Deployment".into()),
+                Filter::Eq("namespace".into(), "shop".into()),
+                Filter::Eq("label.app".into(), "web".into()),
+            ]))
+        );
+        let bad = SearchRequest {
+            labels: vec!["novalue".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            build_filter(&bad),
+            Err(SearchError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn exact_name_and_label_matches_are_found_and_boosted() {
+        let m: Metadata = [
+            ("name", "postgres"),
+            ("kind", "StatefulSet"),
+            ("label.app", "postgres"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), MetaValue::Str(v.to_string())))
+        .collect();
+        let matched = exact_matches(&m, &["postgres".into(), "statefulset".into()]);
+        assert_eq!(
+            matched,
+            ["name:postgres", "label:app=postgres", "kind:statefulset"]
+        );
+        let boost = boost_for(&m, &matched);
+        assert!((boost - (NAME_BOOST + KIND_BOOST + LABEL_BOOST)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        assert!(checked_limit(Some(0)).is_err());
+        assert!(checked_limit(Some(MAX_LIMIT + 1)).is_err());
+        assert_eq!(checked_limit(None).unwrap(), DEFAULT_LIMIT);
+    }
+}

@@ -1,0 +1,68 @@
+//! `POST /api/v1/search`: the search API. The body is a [`SearchRequest`] (plus `"ask":
+//! true` for the semantic bridge); the answer is `{"results": [...]}` or, with `ask`, the
+//! matching types with their instances.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sync_model::FieldError;
+
+use super::{ApiError, AppState};
+use crate::search::{SearchError, SearchHit, SearchRequest};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchBody {
+    #[serde(flatten)]
+    pub request: SearchRequest,
+    /// Search capabilities first, then the instances of the matching types.
+    #[serde(default)]
+    pub ask: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SearchResults {
+    pub results: Vec<SearchHit>,
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    body: Result<Json<SearchBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|r| match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType { got: None },
+        other => ApiError::BadRequest {
+            error: "request body is not a valid search request".into(),
+            details: vec![FieldError {
+                field: "body".into(),
+                message: other.body_text(),
+            }],
+        },
+    })?;
+    let searcher = state.searcher();
+    if body.ask {
+        let answer = searcher
+            .ask(&body.request.query, body.request.limit)
+            .await?;
+        return Ok(Json(answer).into_response());
+    }
+    let results = searcher.search(&body.request).await?;
+    Ok(Json(SearchResults { results }).into_response())
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        let transient = e.is_transient();
+        match e {
+            SearchError::BadRequest(m) => ApiError::BadRequest {
+                error: m,
+                details: vec![],
+            },
+            e if transient => ApiError::Unavailable(e.to_string()),
+            SearchError::Embed(e) => ApiError::BadGateway(e.to_string()),
+            SearchError::Store(e) => ApiError::from(e),
+        }
+    }
+}
