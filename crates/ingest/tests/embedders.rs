@@ -19,14 +19,27 @@ async fn voyage_vectors_are_the_stand_ins_decoded_from_base64_with_the_right_inp
     let info = embedder.model_info().await.unwrap();
     assert_eq!(info.id, "voyage:voyage-3.5");
     assert_eq!(info.dimension, 1024);
-    assert_eq!(voyage.requests(), 0, "a known model's dimension needs no call");
+    assert_eq!(
+        voyage.requests(),
+        0,
+        "a known model's dimension needs no call"
+    );
 
-    let texts = vec!["Deployment nginx".to_string(), "StatefulSet postgres".to_string()];
+    let texts = vec![
+        "Deployment nginx".to_string(),
+        "StatefulSet postgres".to_string(),
+    ];
     let vectors = embedder.embed(&texts, InputType::Document).await.unwrap();
     assert_eq!(vectors[0], testkit::embed_text("Deployment nginx", 1024));
-    assert_eq!(vectors[1], testkit::embed_text("StatefulSet postgres", 1024));
+    assert_eq!(
+        vectors[1],
+        testkit::embed_text("StatefulSet postgres", 1024)
+    );
     embedder
-        .embed(&["what databases are running?".to_string()], InputType::Query)
+        .embed(
+            &["what databases are running?".to_string()],
+            InputType::Query,
+        )
         .await
         .unwrap();
     let stats = voyage.stats();
@@ -41,12 +54,18 @@ async fn server_errors_are_retried_until_they_pass_and_reported_transient_when_t
     let voyage = VoyageStandin::start().await;
     let embedder = VoyageEmbedder::new(common::voyage_config(&voyage)).unwrap();
     voyage.fail_next(2, Failure::Status(500));
-    let v = embedder.embed(&["a".to_string()], InputType::Document).await.unwrap();
+    let v = embedder
+        .embed(&["a".to_string()], InputType::Document)
+        .await
+        .unwrap();
     assert_eq!(v.len(), 1);
     assert_eq!(voyage.requests(), 3);
 
     voyage.go_down(503);
-    let err = embedder.embed(&["a".to_string()], InputType::Document).await.unwrap_err();
+    let err = embedder
+        .embed(&["a".to_string()], InputType::Document)
+        .await
+        .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
 }
 
@@ -59,8 +78,14 @@ async fn a_bad_api_key_is_permanent_and_not_retried() {
     let mut config = common::voyage_config(&voyage);
     config.api_key = "wrong".into();
     let embedder = VoyageEmbedder::new(config).unwrap();
-    let err = embedder.embed(&["a".to_string()], InputType::Document).await.unwrap_err();
-    assert!(matches!(err, EmbedError::Permanent(ref m) if m.contains("401")), "{err:?}");
+    let err = embedder
+        .embed(&["a".to_string()], InputType::Document)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EmbedError::Permanent(ref m) if m.contains("401")),
+        "{err:?}"
+    );
     assert_eq!(voyage.requests(), 1);
 }
 
@@ -74,9 +99,17 @@ async fn a_retry_after_beyond_the_policy_fails_fast_as_transient() {
         ..config.retry
     };
     let embedder = VoyageEmbedder::new(config).unwrap();
-    voyage.fail_next(1, Failure::RateLimited { retry_after_secs: 60 });
+    voyage.fail_next(
+        1,
+        Failure::RateLimited {
+            retry_after_secs: 60,
+        },
+    );
     let started = std::time::Instant::now();
-    let err = embedder.embed(&["a".to_string()], InputType::Document).await.unwrap_err();
+    let err = embedder
+        .embed(&["a".to_string()], InputType::Document)
+        .await
+        .unwrap_err();
     assert!(err.is_transient());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
