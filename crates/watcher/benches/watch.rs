@@ -1,0 +1,257 @@
+//! Watcher benchmark (prints figures; run through `scripts/bench-watch`).
+//!
+//! A `kube-sim` child process seeded by its generator (default 100,000 objects across 500
+//! CRD types), the whole watcher in this process, and an in-memory sink standing in for the
+//! ingest server (no embedding, no store cost). Reports the initial sync time, this
+//! process's peak and steady RSS and CPU time, and, under a steady stream of label changes,
+//! the change-to-sink latency p50/p99.
+//!
+//! Environment: KUBE_SIM_BIN (required), BENCH_OBJECTS, BENCH_CRDS, BENCH_NAMESPACES,
+//! BENCH_CHANGES, BENCH_CHANGE_RATE (per second), DEBOUNCE_WINDOW_MS.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use sync_model::{ResourceId, SyncPayload, SyncResponse};
+use watcher::buffer::BufferConfig;
+use watcher::sender::RetryConfig;
+use watcher::{
+    CancellationToken, Metrics, NamespaceFilter, ResourceType, Shared, SinkError, SyncSink,
+    TypeFilter, WatcherSettings,
+};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Default)]
+struct MemorySink {
+    stored: Mutex<HashMap<ResourceId, Instant>>,
+    posts: Mutex<u64>,
+}
+
+#[async_trait]
+impl SyncSink for MemorySink {
+    async fn send(&self, p: &SyncPayload) -> Result<SyncResponse, SinkError> {
+        let now = Instant::now();
+        let mut stored = self.stored.lock().unwrap();
+        for id in &p.deletes {
+            stored.remove(id);
+        }
+        for i in &p.upserts {
+            stored.insert(i.id.clone(), now);
+        }
+        *self.posts.lock().unwrap() += 1;
+        Ok(SyncResponse::ok(p.upserts.len(), p.deletes.len()))
+    }
+    async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
+        Ok(HashMap::new())
+    }
+}
+
+/// (VmRSS, VmHWM) of this process, in MiB.
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// User plus system CPU seconds of this process.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim_bin = std::env::var("KUBE_SIM_BIN")
+        .expect("set KUBE_SIM_BIN to a built kube-sim binary (scripts/bench-watch does)");
+    let objects = env_or("BENCH_OBJECTS", 100_000);
+    let crds = env_or("BENCH_CRDS", 500);
+    let namespaces = env_or("BENCH_NAMESPACES", 50);
+    let changes = env_or("BENCH_CHANGES", 200);
+    let rate = env_or("BENCH_CHANGE_RATE", 20).max(1);
+    let window = Duration::from_millis(env_or("DEBOUNCE_WINDOW_MS", 10_000));
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let started_sim = Instant::now();
+    let mut child = std::process::Command::new(&sim_bin)
+        .args(["--port", "0", "--log-level", "warn", "--history", "200000"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--gen-namespaces", &namespaces.to_string()])
+        .args(["--gen-crds", &crds.to_string()])
+        .args(["--gen-objects", &objects.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("starting kube-sim");
+    while !kubeconfig.exists() {
+        assert!(
+            started_sim.elapsed() < Duration::from_secs(300),
+            "kube-sim never wrote its kubeconfig"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::env::set_var("KUBECONFIG", &kubeconfig);
+    let client = watcher::kube_client().await.unwrap();
+    println!(
+        "kube-sim ready in {:.1}s",
+        started_sim.elapsed().as_secs_f64()
+    );
+
+    // What the store must hold: every admitted object of every discovered type.
+    let filter = TypeFilter::default();
+    let types: Vec<ResourceType> = watcher::discover(&client, &filter).await.unwrap();
+    let mut expected = 0usize;
+    for ty in &types {
+        expected +=
+            watcher::source::list_type(&client, ty, &NamespaceFilter::default(), 500, |_| async {})
+                .await
+                .unwrap();
+    }
+    println!(
+        "cluster: {} types, {} objects to index",
+        types.len(),
+        expected
+    );
+
+    let settings = WatcherSettings {
+        buffer: BufferConfig {
+            debounce: window,
+            flush_interval: Duration::from_secs(5),
+            max_batch: 50,
+        },
+        retry: RetryConfig::default(),
+        types: filter,
+        namespaces: NamespaceFilter::default(),
+        resync_interval: Duration::from_secs(24 * 3600),
+        shutdown_timeout: Duration::from_secs(20),
+    };
+    let sink = Arc::new(MemorySink::default());
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let task = tokio::spawn(watcher::run(
+        settings,
+        client.clone(),
+        sink.clone(),
+        shared.clone(),
+        stop.clone(),
+    ));
+    let mut peak_rss: f64 = 0.0;
+    loop {
+        let n = sink.stored.lock().unwrap().len();
+        peak_rss = peak_rss.max(rss_mib().0);
+        if n >= expected {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(1800),
+            "initial sync stuck at {n}/{expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let initial = t0.elapsed();
+    let posts = *sink.posts.lock().unwrap();
+    println!(
+        "initial sync: {expected} objects in {:.1}s = {:.0} objects/s ({posts} batches)",
+        initial.as_secs_f64(),
+        expected as f64 / initial.as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (steady_rss, hwm) = rss_mib();
+    println!("watcher process RSS: peak {:.0} MiB (VmHWM {:.0} MiB), steady {:.0} MiB after the initial sync", peak_rss.max(hwm), hwm, steady_rss);
+
+    // A steady stream of label changes on distinct Deployments.
+    let deployments: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ResourceType::new("apps", "v1", "Deployment", "deployments", true).api_resource(),
+    );
+    let list = deployments
+        .list(&ListParams::default().limit(changes as u32))
+        .await
+        .unwrap();
+    let mut changed: Vec<(ResourceId, Instant)> = Vec::new();
+    let gap = Duration::from_secs_f64(1.0 / rate as f64);
+    for (i, d) in list.items.iter().enumerate() {
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let name = d.metadata.name.clone().unwrap_or_default();
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &ResourceType::new("apps", "v1", "Deployment", "deployments", true).api_resource(),
+        );
+        let patch = serde_json::json!({"metadata": {"labels": {"bench-change": i.to_string()}}});
+        let at = Instant::now();
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        changed.push((
+            ResourceId::new(Some(&ns), "apps/v1", "Deployment", &name),
+            at,
+        ));
+        tokio::time::sleep(gap).await;
+    }
+    let deadline = Instant::now() + window + Duration::from_secs(60);
+    let mut latencies: Vec<Duration>;
+    loop {
+        let stored = sink.stored.lock().unwrap();
+        latencies = changed
+            .iter()
+            .filter_map(|(id, at)| stored.get(id).filter(|t| *t > at).map(|t| *t - *at))
+            .collect();
+        drop(stored);
+        if latencies.len() == changed.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    latencies.sort();
+    println!(
+        "change to sink ({} changes at {rate}/s, debounce {} ms): p50 {:.2}s, p99 {:.2}s, max {:.2}s; arrived {}/{}",
+        changed.len(),
+        window.as_millis(),
+        percentile(&latencies, 0.5).as_secs_f64(),
+        percentile(&latencies, 0.99).as_secs_f64(),
+        latencies.last().copied().unwrap_or_default().as_secs_f64(),
+        latencies.len(),
+        changed.len()
+    );
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    println!("watcher process CPU: {cpu:.1}s over {wall:.1}s wall = {:.1}% of one core ({:.1}% of 2 cores)", 100.0 * cpu / wall, 50.0 * cpu / wall);
+    stop.cancel();
+    let _ = task.await;
+    let _ = child.kill();
+    let _ = child.wait();
+}
