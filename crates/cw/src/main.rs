@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod backend;
 mod model;
 mod resync;
 mod search;

@@ -1,0 +1,162 @@
+//! Flags shared by every subcommand that writes to or reads from a store in-process
+//! (`serve`, `run`, `sync-instances`, `sync-capabilities`): which store and which
+//! embedding model. Wiring only: each choice becomes one of ingest's implementations.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ingest::embed::local::LocalEmbedder;
+use ingest::embed::openai::{OpenAiConfig, OpenAiEmbedder};
+use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
+use ingest::embed::Embedder;
+use ingest::store::chroma::{ChromaConfig, ChromaStore};
+use ingest::store::embedded::EmbeddedStore;
+use ingest::store::VectorStore;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Provider {
+    /// Voyage AI (VOYAGE_API_KEY).
+    Voyage,
+    /// Any OpenAI-compatible /v1/embeddings: OpenAI, Ollama, TEI, vLLM.
+    Openai,
+    /// all-MiniLM-L6-v2 on this machine's CPU (`cw model fetch`).
+    Local,
+}
+
+/// Where documents are stored: a Chroma server when a URL is given, else the embedded
+/// store (one SQLite file in the data directory).
+#[derive(clap::Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// Chroma server URL; without it (or empty) cw uses its embedded store in --data-dir.
+    #[arg(long, env = "CHROMA_URL")]
+    pub chroma_url: Option<String>,
+    #[arg(long, env = "CHROMA_TENANT", default_value = "default_tenant")]
+    pub chroma_tenant: String,
+    #[arg(long, env = "CHROMA_DATABASE", default_value = "default_database")]
+    pub chroma_database: String,
+    /// Directory of the embedded store's file (used when no --chroma-url is given)
+    /// [default: $XDG_DATA_HOME/cw or ~/.local/share/cw].
+    #[arg(long, env = "CW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, env = "CW_INSTANCES_COLLECTION", default_value = "instances")]
+    pub instances_collection: String,
+    #[arg(
+        long,
+        env = "CW_CAPABILITIES_COLLECTION",
+        default_value = "capabilities"
+    )]
+    pub capabilities_collection: String,
+}
+
+impl StoreArgs {
+    /// The Chroma URL, if one is given (an empty CHROMA_URL counts as none).
+    pub fn chroma_url(&self) -> Option<&str> {
+        self.chroma_url.as_deref().filter(|url| !url.is_empty())
+    }
+
+    /// A short description for logs: the Chroma URL or the embedded store's file.
+    pub fn describe(&self) -> String {
+        match (self.chroma_url(), self.resolved_data_dir()) {
+            (Some(url), _) => format!("chroma {url}"),
+            (None, Ok(dir)) => format!(
+                "embedded {}",
+                dir.join(ingest::store::embedded::STORE_FILE_NAME).display()
+            ),
+            (None, Err(_)) => "embedded (no data directory)".into(),
+        }
+    }
+
+    fn resolved_data_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.data_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => ingest::store::embedded::default_data_dir().context(
+                "neither XDG_DATA_HOME nor HOME is set: pass --data-dir or set CW_DATA_DIR",
+            ),
+        }
+    }
+
+    /// The store the flags choose. The embedded store's directory is created if missing.
+    pub fn build(&self) -> anyhow::Result<Arc<dyn VectorStore>> {
+        if let Some(url) = self.chroma_url() {
+            let mut chroma = ChromaConfig::new(url);
+            chroma.tenant = self.chroma_tenant.clone();
+            chroma.database = self.chroma_database.clone();
+            return Ok(Arc::new(
+                ChromaStore::new(chroma).context("building the Chroma client")?,
+            ));
+        }
+        let dir = self.resolved_data_dir()?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        let store = EmbeddedStore::open_in_dir(&dir)
+            .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// Which embedding model turns documents and queries into vectors.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EmbedArgs {
+    #[arg(
+        long,
+        env = "CW_EMBEDDING_PROVIDER",
+        value_enum,
+        default_value = "local"
+    )]
+    pub embedding_provider: Provider,
+    /// Voyage AI API key (required with --embedding-provider voyage).
+    #[arg(long, env = "VOYAGE_API_KEY", hide_env_values = true)]
+    pub voyage_api_key: Option<String>,
+    #[arg(long, env = "VOYAGE_BASE_URL", default_value = ingest::embed::voyage::DEFAULT_BASE_URL)]
+    pub voyage_url: String,
+    #[arg(long, env = "VOYAGE_MODEL", default_value = ingest::embed::voyage::DEFAULT_MODEL)]
+    pub voyage_model: String,
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = ingest::embed::openai::DEFAULT_BASE_URL)]
+    pub openai_url: String,
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+    #[arg(long, env = "OPENAI_EMBEDDING_MODEL", default_value = ingest::embed::openai::DEFAULT_MODEL)]
+    pub openai_model: String,
+    /// Directory of the local model (model.safetensors, tokenizer.json, config.json)
+    /// [default: the cache directory `cw model fetch` fills].
+    #[arg(long, env = "CW_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+}
+
+impl EmbedArgs {
+    /// The embedding provider the flags choose.
+    pub fn build(&self) -> anyhow::Result<Arc<dyn Embedder>> {
+        Ok(match self.embedding_provider {
+            Provider::Voyage => {
+                let key = self
+                    .voyage_api_key
+                    .clone()
+                    .filter(|k| !k.is_empty())
+                    .context("--embedding-provider voyage needs VOYAGE_API_KEY")?;
+                let mut config = VoyageConfig::new(key);
+                config.base_url = self.voyage_url.clone();
+                config.model = self.voyage_model.clone();
+                Arc::new(VoyageEmbedder::new(config).context("building the Voyage AI client")?)
+            }
+            Provider::Openai => {
+                let mut config = OpenAiConfig::new(&self.openai_url, &self.openai_model);
+                config.api_key = self.openai_api_key.clone();
+                Arc::new(
+                    OpenAiEmbedder::new(config).context("building the OpenAI-compatible client")?,
+                )
+            }
+            Provider::Local => {
+                let dir = match &self.model_dir {
+                    Some(dir) => dir.clone(),
+                    None => ingest::embed::local::default_model_dir().context(
+                        "neither XDG_CACHE_HOME nor HOME is set: pass --model-dir or set CW_MODEL_DIR",
+                    )?,
+                };
+                Arc::new(LocalEmbedder::load(&dir).with_context(|| {
+                    format!("loading the local embedding model from {}", dir.display())
+                })?)
+            }
+        })
+    }
+}
