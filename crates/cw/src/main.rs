@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 
 mod backend;
 mod model;
+#[allow(dead_code)] // used by `cw run` and `cw sync-instances` (in progress)
+mod pipeline_sink;
 mod resync;
 mod search;
 mod serve;

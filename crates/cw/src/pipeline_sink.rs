@@ -1,0 +1,63 @@
+//! The watcher's [`SyncSink`] answered in-process by ingest's [`Pipeline`]: what `cw run`
+//! and `cw sync-instances` (without `--endpoint`) use instead of HTTP. The same
+//! contract as `POST /api/v1/instances/sync`: invalid payloads are rejected whole,
+//! transient store or provider failures are retryable.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use ingest::pipeline::{Pipeline, SyncError};
+use sync_model::{ResourceId, SyncPayload, SyncResponse};
+use watcher::{SinkError, SyncSink};
+
+pub struct PipelineSink {
+    pipeline: Pipeline,
+}
+
+impl PipelineSink {
+    pub fn new(pipeline: Pipeline) -> Self {
+        PipelineSink { pipeline }
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+}
+
+fn sink_error(e: SyncError) -> SinkError {
+    match e {
+        SyncError::Invalid(details) => SinkError::Rejected {
+            status: 400,
+            error: "invalid sync payload".into(),
+            details,
+        },
+        other if other.is_transient() => SinkError::Retryable(other.to_string()),
+        // Not transient and not invalid (e.g. the store refuses to mix embedding models):
+        // the same payload cannot succeed, so it is a rejection with the store's reason.
+        other => SinkError::Rejected {
+            status: 500,
+            error: other.to_string(),
+            details: Vec::new(),
+        },
+    }
+}
+
+#[async_trait]
+impl SyncSink for PipelineSink {
+    async fn send(&self, payload: &SyncPayload) -> Result<SyncResponse, SinkError> {
+        let outcome = self
+            .pipeline
+            .apply_sync(payload.clone())
+            .await
+            .map_err(sink_error)?;
+        Ok(SyncResponse::ok(outcome.upserted, outcome.deleted))
+    }
+
+    async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
+        let hashes = self.pipeline.stored_hashes().await.map_err(sink_error)?;
+        Ok(hashes
+            .into_iter()
+            .map(|(id, hash)| (ResourceId::from_raw(id), hash))
+            .collect())
+    }
+}
