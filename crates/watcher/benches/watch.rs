@@ -1,21 +1,32 @@
 //! Watcher benchmark (prints figures; run through `scripts/bench-watch`).
 //!
 //! A `kube-sim` child process seeded by its generator (default 100,000 objects across 500
-//! CRD types), the whole watcher in this process, and an in-memory sink standing in for the
-//! ingest server (no embedding, no store cost). Reports the initial sync time, this
-//! process's peak and steady RSS and CPU time, and, under a steady stream of label changes,
-//! the change-to-sink latency p50/p99.
+//! CRD types) and the whole watcher in this process.
+//!
+//! Phase 1, an in-memory sink standing in for the ingest server (no embedding, no store
+//! cost): the initial sync time, this process's peak and steady RSS and CPU time, and,
+//! under a steady stream of label changes, the change-to-sink latency p50/p99.
+//!
+//! Phase 2, per store (the embedded SQLite store and a real Chroma from .venv): the store's
+//! direct write rate (the same documents and vectors upserted straight into it, 50 per
+//! call, embedding outside the timing), then the watcher's initial sync into the same store
+//! through ingest's pipeline with a stand-in embedder (testkit's hashed bag of words,
+//! 1,024 dimensions like Voyage), reported as a fraction of that direct rate.
 //!
 //! Environment: KUBE_SIM_BIN (required), BENCH_OBJECTS, BENCH_CRDS, BENCH_NAMESPACES,
-//! BENCH_CHANGES, BENCH_CHANGE_RATE (per second), DEBOUNCE_WINDOW_MS.
+//! BENCH_CHANGES, BENCH_CHANGE_RATE (per second), DEBOUNCE_WINDOW_MS,
+//! BENCH_STORES (`embedded,chroma` by default; `none` skips phase 2).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use ingest::embed::{EmbedError, Embedder, InputType, ModelInfo};
+use ingest::pipeline::Pipeline;
+use ingest::store::{Record, VectorStore};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use sync_model::{ResourceId, SyncPayload, SyncResponse};
+use sync_model::{ResourceId, ResourceInstance, SyncPayload, SyncResponse};
 use watcher::buffer::BufferConfig;
 use watcher::sender::RetryConfig;
 use watcher::{
@@ -53,6 +64,157 @@ impl SyncSink for MemorySink {
     async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
         Ok(HashMap::new())
     }
+}
+
+/// Testkit's deterministic stand-in vectors, in process: the embedding costs little, so
+/// phase 2 measures the watcher and the store.
+struct StandInEmbedder;
+
+const STANDIN_DIMENSION: usize = 1024;
+
+#[async_trait]
+impl Embedder for StandInEmbedder {
+    async fn model_info(&self) -> Result<ModelInfo, EmbedError> {
+        Ok(ModelInfo {
+            id: "standin:bag-of-words".into(),
+            dimension: STANDIN_DIMENSION,
+        })
+    }
+    async fn embed(&self, texts: &[String], _: InputType) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(texts
+            .iter()
+            .map(|t| testkit::embed_text(t, STANDIN_DIMENSION))
+            .collect())
+    }
+}
+
+/// The watcher's sink answered by ingest's pipeline in this process, as `cw run` does.
+struct PipelineSink(Pipeline);
+
+#[async_trait]
+impl SyncSink for PipelineSink {
+    async fn send(&self, p: &SyncPayload) -> Result<SyncResponse, SinkError> {
+        let o = self
+            .0
+            .apply_sync(p.clone())
+            .await
+            .map_err(|e| SinkError::Retryable(e.to_string()))?;
+        Ok(SyncResponse::ok(o.upserted, o.deleted))
+    }
+    async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
+        let h = self
+            .0
+            .stored_hashes()
+            .await
+            .map_err(|e| SinkError::Retryable(e.to_string()))?;
+        Ok(h.into_iter()
+            .map(|(k, v)| (ResourceId::from_raw(k), v))
+            .collect())
+    }
+}
+
+/// User plus system CPU seconds of another process.
+fn cpu_seconds_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Phase 2 for one store: its direct write rate, then the watcher's initial sync into it.
+async fn store_phase(
+    name: &str,
+    store: Arc<dyn VectorStore>,
+    store_pid: Option<u32>,
+    client: &kube::Client,
+    types: &[ResourceType],
+    settings: &WatcherSettings,
+) {
+    let model = StandInEmbedder.model_info().await.unwrap();
+    // Every object, listed as the watcher would see it.
+    let mut instances: Vec<ResourceInstance> = Vec::new();
+    for ty in types {
+        let page = std::sync::Mutex::new(Vec::new());
+        watcher::source::list_type(client, ty, &NamespaceFilter::default(), 500, |p| {
+            page.lock().unwrap().extend(p);
+            async {}
+        })
+        .await
+        .unwrap();
+        instances.extend(page.into_inner().unwrap());
+    }
+    let n = instances.len();
+
+    let direct = "bench_direct";
+    store.ensure_collection(direct, &model).await.unwrap();
+    let mut in_store = Duration::ZERO;
+    let store_cpu0 = store_pid.map(cpu_seconds_of);
+    for chunk in instances.chunks(50) {
+        let records: Vec<Record> = chunk
+            .iter()
+            .map(|i| {
+                let d = ingest::document::to_document(i);
+                Record {
+                    embedding: testkit::embed_text(&d.text, STANDIN_DIMENSION),
+                    id: d.id,
+                    document: d.text,
+                    metadata: d.metadata,
+                    content_hash: d.content_hash,
+                }
+            })
+            .collect();
+        let t = Instant::now();
+        store.upsert(direct, &records).await.unwrap();
+        in_store += t.elapsed();
+    }
+    drop(instances);
+    let direct_rate = n as f64 / in_store.as_secs_f64();
+    let cpu_note = match (store_pid, store_cpu0) {
+        (Some(pid), Some(c0)) => format!(
+            "; the server spent {:.1} ms CPU per document",
+            1000.0 * (cpu_seconds_of(pid) - c0) / n as f64
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "{name}: direct write of {n} documents, 50 per upsert: {:.1}s in upsert = {direct_rate:.0} documents/s{cpu_note}",
+        in_store.as_secs_f64()
+    );
+
+    let collection = "bench_watch";
+    let pipeline = Pipeline::new(store.clone(), Arc::new(StandInEmbedder), collection);
+    let sink = Arc::new(PipelineSink(pipeline));
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let t0 = Instant::now();
+    let task = tokio::spawn(watcher::run(
+        settings.clone(),
+        client.clone(),
+        sink,
+        shared,
+        stop.clone(),
+    ));
+    loop {
+        let stored = store.count(collection).await.unwrap_or(0);
+        if stored >= n {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(3600),
+            "{name}: initial sync stuck at {stored}/{n}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let took = t0.elapsed().as_secs_f64();
+    let rate = n as f64 / took;
+    println!(
+        "{name}: watcher initial sync (pipeline, stand-in embedder, one sender, batches of 50): {n} in {took:.1}s = {rate:.0} documents/s = {:.0}% of the direct write rate",
+        100.0 * rate / direct_rate
+    );
+    stop.cancel();
+    let _ = task.await;
 }
 
 /// (VmRSS, VmHWM) of this process, in MiB.
@@ -162,7 +324,7 @@ async fn main() {
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let task = tokio::spawn(watcher::run(
-        settings,
+        settings.clone(),
         client.clone(),
         sink.clone(),
         shared.clone(),
@@ -252,6 +414,38 @@ async fn main() {
     println!("watcher process CPU: {cpu:.1}s over {wall:.1}s wall = {:.1}% of one core ({:.1}% of 2 cores)", 100.0 * cpu / wall, 50.0 * cpu / wall);
     stop.cancel();
     let _ = task.await;
+
+    let stores = std::env::var("BENCH_STORES").unwrap_or_else(|_| "embedded,chroma".into());
+    for name in stores.split(',').map(str::trim) {
+        match name {
+            "embedded" => {
+                let data = tempfile::tempdir().unwrap();
+                let store = ingest::store::embedded::EmbeddedStore::open_in_dir(data.path())
+                    .expect("embedded store");
+                store_phase(name, Arc::new(store), None, &client, &types, &settings).await;
+            }
+            "chroma" => {
+                let server = tokio::task::spawn_blocking(testkit::ChromaServer::start)
+                    .await
+                    .expect("starting Chroma from .venv (scripts/setup installs it)");
+                let store = ingest::store::chroma::ChromaStore::new(
+                    ingest::store::chroma::ChromaConfig::new(server.url()),
+                )
+                .expect("Chroma client");
+                store_phase(
+                    name,
+                    Arc::new(store),
+                    server.pid(),
+                    &client,
+                    &types,
+                    &settings,
+                )
+                .await;
+            }
+            "none" | "" => {}
+            other => panic!("BENCH_STORES: unknown store {other} (embedded, chroma, none)"),
+        }
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

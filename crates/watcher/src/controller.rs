@@ -95,6 +95,9 @@ impl Shared {
 pub enum Input {
     TypeAdded(TypeKey),
     TypeRemoved(TypeKey),
+    /// The API server forbids this type (403): it is dropped like a type that is not watched,
+    /// so readiness does not wait for it and its stored documents are removed.
+    Forbidden(TypeKey),
     /// Discovery at start-up is complete: once all these types are synced, the watcher is
     /// ready and stored objects of types not watched are deleted.
     InitialTypesRegistered,
@@ -123,7 +126,7 @@ async fn run_tracker(
         let mut immediate = false;
         match input {
             Input::TypeAdded(key) => tracker.watch_type(key),
-            Input::TypeRemoved(key) => tracker.unwatch_type(&key, &mut out),
+            Input::TypeRemoved(key) | Input::Forbidden(key) => tracker.unwatch_type(&key, &mut out),
             Input::InitialTypesRegistered => initial_registered = true,
             Input::Observed(key, obs) => {
                 immediate = tracker.is_relisting(&key);
@@ -184,7 +187,12 @@ struct Watches {
 impl Watches {
     async fn start(&mut self, ty: ResourceType) {
         let key = ty.key();
-        if self.running.get(&key).is_some_and(|w| w.ty == ty) {
+        // A watch that ended by itself (its type was forbidden) is started again.
+        if self
+            .running
+            .get(&key)
+            .is_some_and(|w| w.ty == ty && !w.task.is_finished())
+        {
             return;
         }
         self.stop(&key, false).await;

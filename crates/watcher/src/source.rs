@@ -39,7 +39,22 @@ fn admitted(ty: &ResourceType, ns: &NamespaceFilter, obj: &Meta) -> Option<Resou
     }
 }
 
-/// Watches one type until cancelled, sending observations to change detection.
+/// True when the API server refuses this client the type (403): RBAC does not grant list
+/// or watch on it. Retrying cannot help until the rules change.
+fn is_forbidden(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 403,
+        watcher::Error::WatchError(s) => s.code == 403,
+        _ => false,
+    }
+}
+
+/// Watches one type until cancelled, sending observations to change detection. A type the
+/// API server forbids (403) is reported as [`Input::Forbidden`] and its watch ends: the
+/// watcher then does without it instead of waiting for it forever; the next rediscovery
+/// or resync tries it again.
 pub async fn watch_type(
     client: kube::Client,
     ty: ResourceType,
@@ -64,6 +79,16 @@ pub async fn watch_type(
         };
         let Some(event) = event else { return };
         let obs = match event {
+            Err(e) if is_forbidden(&e) => {
+                errors.inc();
+                warn!(
+                    resource_type = %key,
+                    error = %e,
+                    "access to this type is forbidden (RBAC); not watching it"
+                );
+                let _ = out.send(Input::Forbidden(key.clone())).await;
+                return;
+            }
             Err(e) => {
                 errors.inc();
                 warn!(resource_type = %key, error = %e, "watch failed; resuming");

@@ -575,3 +575,41 @@ async fn a_resync_restores_lost_documents_and_deletes_ghosts_through_the_ops_end
     w.stop().await.unwrap();
     ops_stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_the_api_server_forbids_is_dropped_and_the_watcher_still_becomes_ready() {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    // RBAC without secrets, as the chart's least-privilege default: every list answers 403.
+    sim.inject_fault(
+        kube_sim::Fault::error(403)
+            .on_resource("secrets")
+            .on_verb("list"),
+    );
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db-password", "namespace": "default"},
+        "stringData": {"password": "hunter2"}
+    }))
+    .unwrap();
+    let store = StandIn::start().await;
+    let w = start_watcher(&sim, &store, settings(&["deployments", "secrets"]));
+    w.wait_ready().await;
+    sim.create(deployment("default", "web", json!({"app": "web"})))
+        .unwrap();
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+    assert!(
+        store.docs().values().all(|i| i.kind != "Secret"),
+        "a forbidden type must not reach the store"
+    );
+    let forbidden_errors = w
+        .shared
+        .metrics
+        .watch_errors
+        .get_or_create(&watcher::metrics::TypeLabels {
+            resource_type: "v1/Secret".into(),
+        })
+        .get();
+    assert!(forbidden_errors > 0, "the 403 is counted as a watch error");
+    w.stop().await.unwrap();
+}
