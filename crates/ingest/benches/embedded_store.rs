@@ -3,7 +3,8 @@
 //!
 //!     cargo bench -p ingest --bench embedded_store
 //!
-//! CW_BENCH_DOCS sets the document count (default 100000).
+//! CW_BENCH_DOCS sets the document count (default 100000). The same run then does the same
+//! against a real Chroma server (testkit starts it from .venv); CW_BENCH_CHROMA=0 skips it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -74,7 +75,11 @@ fn record(i: usize, rng: &mut Rng) -> Record {
 }
 
 fn rss_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    rss_mib_of("self")
+}
+
+fn rss_mib_of(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -236,5 +241,18 @@ fn main() {
             store.count("instances").await.expect("count"),
             start.elapsed().as_secs_f64()
         );
+        drop(store);
+        if std::env::var("CW_BENCH_CHROMA").as_deref() != Ok("0") {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let server = tokio::task::spawn_blocking(testkit::ChromaServer::start).await.expect("start Chroma");
+            println!("Chroma (real server from .venv, HNSW, cosine space), same {n} docs");
+            let store = ingest::store::chroma::ChromaStore::new(ingest::store::chroma::ChromaConfig::new(server.url()))
+                .expect("Chroma client");
+            bench(&store, "instances", n, Some(server.data_dir())).await;
+            if let Some(pid) = server.pid() {
+                let (rss, peak) = rss_mib_of(&pid.to_string());
+                println!("  Chroma server RSS {:.0} MiB (peak {:.0} MiB)", rss, peak);
+            }
+        }
     });
 }
