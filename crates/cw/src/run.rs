@@ -1,0 +1,147 @@
+//! `cw run`: the whole main job in one process for one machine. The watcher follows the
+//! cluster of the current kubeconfig and hands its batches to ingest's pipeline in-process
+//! ([`PipelineSink`], no HTTP hop); the same process serves `cw serve`'s HTTP API. By
+//! default the store is the embedded SQLite file and the model the local one.
+//!
+//! One port serves everything: the ingest API as `cw serve` has it (search, sync, hashes,
+//! `/healthz`, `/readyz`, `/metrics`) and the watcher's operations endpoints under
+//! `/watcher/` (`/watcher/readyz` is 200 once the initial listing is in the store,
+//! `/watcher/metrics`, `POST /watcher/api/v1/resync`, so `cw resync --watcher-url
+//! http://127.0.0.1:3000/watcher` works). Wiring only; see docs/run.md.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use ingest::pipeline::Pipeline;
+use ingest::server::{self, AppState, ServerConfig, DEFAULT_MAX_BODY_BYTES};
+use watcher::{CancellationToken, Metrics, Shared, WatchConfig};
+
+use crate::backend::{EmbedArgs, StoreArgs};
+use crate::pipeline_sink::PipelineSink;
+
+/// Where the watcher's operations router is mounted on the one port.
+pub const WATCHER_PREFIX: &str = "/watcher";
+
+// The watcher's flags that name an ingest server or its own port mean nothing here (the
+// sink is in-process and one port serves both); they stay accepted but out of `--help`.
+#[derive(clap::Args)]
+#[command(
+    mut_arg("rest_endpoint", |a| a.hide(true)),
+    mut_arg("ingest_token", |a| a.hide(true)),
+    mut_arg("ingest_timeout_secs", |a| a.hide(true)),
+    mut_arg("api_bind_address", |a| a.hide(true))
+)]
+pub struct Args {
+    /// Address to listen on. Loopback by default: `cw run` is the single-machine shape
+    /// (use `cw serve` + `cw watch` to serve others).
+    #[arg(long, env = "CW_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, env = "CW_PORT", default_value_t = 3000)]
+    pub port: u16,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
+    /// Bearer token required on the API and on the watcher's resync (not on the probes and
+    /// metrics).
+    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Largest accepted sync request body.
+    #[arg(long, env = "CW_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub watch: WatchConfig,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    // The model and the store first: a missing model is the likeliest first-run problem and
+    // its message names `cw model fetch`.
+    let store = args.store.build()?;
+    let embedder = args.embed.build()?;
+    let pipeline = Pipeline::new(store, embedder, &args.store.instances_collection);
+    let state = AppState::new(
+        pipeline.clone(),
+        ServerConfig {
+            auth_token: args.auth_token.clone(),
+            max_body_bytes: args.max_body_bytes,
+            capabilities_collection: args.store.capabilities_collection.clone(),
+        },
+    );
+    // The clone shares the store handle and the metrics the server exposes.
+    let sink = Arc::new(PipelineSink::new(pipeline));
+
+    let client = watcher::kube_client()
+        .await
+        .context("building the Kubernetes client (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+    let shared = Shared::new(Metrics::new());
+    let app = server::router(state.clone()).nest(
+        WATCHER_PREFIX,
+        watcher::ops::router(shared.clone(), args.auth_token.clone()),
+    );
+    let addr = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        store = %args.store.describe(),
+        provider = ?args.embed.embedding_provider,
+        collection = %args.store.instances_collection,
+        "cw run listening"
+    );
+
+    // SIGTERM or Ctrl-C: the watcher flushes what is pending into the store while the API
+    // still answers; then the server stops accepting and finishes in-flight requests.
+    let stop_watcher = CancellationToken::new();
+    let stop_server = CancellationToken::new();
+    tokio::spawn({
+        let stop_watcher = stop_watcher.clone();
+        let state = state.clone();
+        async move {
+            server::shutdown_signal().await;
+            tracing::info!("signal received; flushing pending changes into the store");
+            state.begin_shutdown();
+            stop_watcher.cancel();
+        }
+    });
+    let mut http = tokio::spawn(server::serve(listener, app, state, {
+        let stop_server = stop_server.clone();
+        async move { stop_server.cancelled().await }
+    }));
+    let watch = watcher::run(
+        args.watch.settings(),
+        client,
+        sink,
+        shared,
+        stop_watcher.clone(),
+    );
+    tokio::pin!(watch);
+    let (watched, served_early) = tokio::select! {
+        result = &mut watch => (result, None),
+        // The server ending on its own is a failure; the watcher still flushes first.
+        served = &mut http => {
+            tracing::error!("the HTTP server stopped; stopping the watcher");
+            stop_watcher.cancel();
+            (watch.await, Some(served))
+        }
+    };
+    let served = match served_early {
+        Some(served) => served.map(|r| {
+            r.and_then(|()| {
+                Err(std::io::Error::other(
+                    "the HTTP server stopped unexpectedly",
+                ))
+            })
+        }),
+        None => {
+            stop_server.cancel();
+            http.await
+        }
+    };
+    served
+        .context("the HTTP server task")?
+        .context("serving HTTP")?;
+    watched.context("the watcher")?;
+    tracing::info!("cw run stopped");
+    Ok(())
+}
