@@ -12,8 +12,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use ingest::embed::Embedder;
 use ingest::pipeline::Pipeline;
 use ingest::server::{self, AppState, ServerConfig, DEFAULT_MAX_BODY_BYTES};
+use ingest::store::{StoreError, VectorStore};
 use watcher::{CancellationToken, Metrics, Shared, WatchConfig};
 
 use crate::backend::{EmbedArgs, StoreArgs};
@@ -58,6 +60,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // its message names `cw model fetch`.
     let store = args.store.build()?;
     let embedder = args.embed.build()?;
+    check_model_matches_store(&store, &embedder, &args.store.instances_collection).await?;
     let pipeline = Pipeline::new(store, embedder, &args.store.instances_collection);
     let state = AppState::new(
         pipeline.clone(),
@@ -144,4 +147,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     watched.context("the watcher")?;
     tracing::info!("cw run stopped");
     Ok(())
+}
+
+/// A store filled by another model would reject every batch the watcher sends (and the
+/// watcher drops rejected batches): refuse to start instead, with the store's explanation.
+/// Only a refusal stops the start; an unreachable provider or store is retried later.
+async fn check_model_matches_store(
+    store: &Arc<dyn VectorStore>,
+    embedder: &Arc<dyn Embedder>,
+    collection: &str,
+) -> anyhow::Result<()> {
+    let model = match embedder.model_info().await {
+        Ok(model) => model,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot ask the embedding provider for its model yet");
+            return Ok(());
+        }
+    };
+    match store.ensure_collection(collection, &model).await {
+        Ok(()) => Ok(()),
+        Err(e @ StoreError::Rejected(_)) => Err(e).context(format!(
+            "the {collection:?} collection cannot take vectors of {}",
+            model.id
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check the store's collection yet");
+            Ok(())
+        }
+    }
 }

@@ -344,3 +344,40 @@ fn cw_run_without_the_model_says_to_run_cw_model_fetch() {
         "the error should name `cw model fetch`; stderr:\n{stderr}"
     );
 }
+
+#[tokio::test]
+async fn cw_run_refuses_a_store_filled_by_another_model() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let data_dir = work.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    {
+        let store = EmbeddedStore::open_in_dir(&data_dir).expect("store");
+        let other = ingest::embed::ModelInfo {
+            id: "voyage:voyage-3.5".into(),
+            dimension: 1024,
+        };
+        store
+            .ensure_collection("instances", &other)
+            .await
+            .expect("collection filled by another model");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_cw"))
+        .arg("run")
+        .env("CW_MODEL_DIR", model_dir())
+        .env("CW_DATA_DIR", &data_dir)
+        .env("CW_PORT", testkit::free_port().to_string())
+        .env("KUBECONFIG", work.path().join("no-kubeconfig"))
+        .env_remove("CHROMA_URL")
+        .env_remove("CW_EMBEDDING_PROVIDER")
+        .output()
+        .expect("running cw");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "cw run should refuse to start; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("voyage:voyage-3.5") && stderr.contains("local:"),
+        "the error should name both models; stderr:\n{stderr}"
+    );
+}
