@@ -91,17 +91,24 @@ fn rss_mib_of(pid: &str) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn file_mib(dir: &std::path::Path) -> f64 {
+/// Bytes under `dir`, subdirectories included (Chroma keeps its segments in them).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum::<u64>()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
         })
-        .unwrap_or(0) as f64
-        / (1024.0 * 1024.0)
+        .unwrap_or(0)
+}
+
+fn file_mib(dir: &std::path::Path) -> f64 {
+    dir_bytes(dir) as f64 / (1024.0 * 1024.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
