@@ -36,7 +36,7 @@ enum Command {
     Serve(serve::Args),
     /// The main job on one machine: watch the current cluster, index it (embedded store and
     /// local model by default) and serve the search API, in one process.
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Run the watcher: follow the cluster and send changes to an ingest server.
     Watch(watch::Args),
     /// Ask a running watcher to relist everything and fix the store; prints what changed.
@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
-            Command::Run(args) => run::run(args).await,
+            Command::Run(args) => run::run(*args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Resync(args) => resync::run(args).await,
             Command::Search(args) => search::run(args).await,
