@@ -106,6 +106,17 @@ impl CwRun {
         resp.ok().map(|r| r.status().as_u16())
     }
 
+    async fn get_text(&self, path: &str) -> String {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.text().await.expect("body")
+    }
+
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -237,6 +248,31 @@ async fn cw_run_indexes_the_cluster_follows_changes_and_flushes_on_sigterm() {
         hits.first().map(String::as_str) == Some("data/analytics-postgres")
     })
     .await;
+
+    // One port serves both sets of operations endpoints.
+    let ingest_metrics = cw.get_text("/metrics").await;
+    assert!(
+        ingest_metrics.contains("cw_ingest_instances_upserted"),
+        "/metrics should be ingest's:\n{ingest_metrics}"
+    );
+    let watcher_metrics = cw.get_text("/watcher/metrics").await;
+    assert!(
+        watcher_metrics.contains("cw_watcher_events_seen"),
+        "/watcher/metrics should be the watcher's:\n{watcher_metrics}"
+    );
+    let resync: Value = cw
+        .http
+        .post(format!("{}/watcher/api/v1/resync", cw.base))
+        .send()
+        .await
+        .expect("resync request")
+        .json()
+        .await
+        .expect("resync report");
+    assert!(
+        resync["listed"].as_u64().unwrap_or(0) > 30 && resync["deleted"] == 0,
+        "a resync right after the start lists the demo cluster and finds nothing to delete: {resync}"
+    );
 
     // Create: a new database appears in the answers.
     let mongo = json!({"query": "mongodb document database", "kind": "StatefulSet", "limit": 3});
