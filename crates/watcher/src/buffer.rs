@@ -5,10 +5,11 @@
 //! `max_batch` items; the flush interval bounds how long a change waits to be batched.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sync_model::ResourceId;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::change::Change;
@@ -215,7 +216,8 @@ impl Buffer {
 }
 
 /// Runs the buffer between change detection and the sender. Hands a batch over only when
-/// the sender is free, so that while it retries, newer changes keep coalescing here. While
+/// the sender is free (`sender_idle` has a permit; the sender adds one back after each
+/// delivered batch), so that while it retries, newer changes keep coalescing here. While
 /// more than a high-water mark of changes are due and unsent (an initial sync of many
 /// objects, or a long outage), it stops taking new changes, which holds back the watches
 /// upstream instead of piling objects up in memory. When `changes` closes (shutdown),
@@ -224,20 +226,33 @@ pub async fn run_buffer(
     config: BufferConfig,
     mut changes: mpsc::Receiver<Pending>,
     batches: mpsc::Sender<Vec<Change>>,
+    sender_idle: Arc<Semaphore>,
     metrics: Metrics,
 ) {
     let high_water = (config.max_batch * 20).max(1_000);
     let mut buffer = Buffer::new(config);
+    // A batch goes only when the sender is idle (it holds no turn); until then changes keep
+    // arriving here, so the next batch takes everything due (up to the cap) instead of
+    // whatever was due the moment the sender picked up its previous batch.
+    let mut my_turn: Option<OwnedSemaphorePermit> = None;
     loop {
         let now = Instant::now();
         let due = buffer.batch_due(now, false);
         let deadline = if due { None } else { buffer.next_deadline() };
         tokio::select! {
             biased;
-            permit = batches.reserve(), if due => {
+            turn = sender_idle.clone().acquire_owned(), if due && my_turn.is_none() => {
+                let Ok(turn) = turn else { return };
+                my_turn = Some(turn);
+            }
+            permit = batches.reserve(), if due && my_turn.is_some() => {
                 let Ok(permit) = permit else { return };
                 if let Some(batch) = buffer.take_batch(Instant::now(), false) {
                     permit.send(batch);
+                    // The sender gives the turn back once this batch is delivered.
+                    if let Some(turn) = my_turn.take() {
+                        turn.forget();
+                    }
                 }
             }
             change = changes.recv(), if buffer.ready_len() < high_water => match change {
@@ -270,6 +285,11 @@ mod tests {
     use crate::tracker::tests::deployment;
 
     const WINDOW: Duration = Duration::from_secs(10);
+
+    /// A sender that is always idle: only the channel's one slot holds batches back.
+    fn idle() -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(Semaphore::MAX_PERMITS))
+    }
 
     fn config(max_batch: usize) -> BufferConfig {
         BufferConfig {
@@ -382,7 +402,7 @@ mod tests {
     async fn shutdown_flushes_everything_without_waiting_for_windows() {
         let (tx, rx) = mpsc::channel(16);
         let (btx, mut brx) = mpsc::channel(1);
-        let task = tokio::spawn(run_buffer(config(2), rx, btx, Metrics::default()));
+        let task = tokio::spawn(run_buffer(config(2), rx, btx, idle(), Metrics::default()));
         for i in 0..3 {
             tx.send(pending(upsert(&format!("d{i}"), "a")))
                 .await
@@ -407,7 +427,7 @@ mod tests {
     async fn changes_coalesce_while_the_sender_is_busy() {
         let (tx, rx) = mpsc::channel(16);
         let (btx, mut brx) = mpsc::channel(1);
-        tokio::spawn(run_buffer(config(50), rx, btx, Metrics::default()));
+        tokio::spawn(run_buffer(config(50), rx, btx, idle(), Metrics::default()));
         tx.send(pending(upsert("a", "v1"))).await.unwrap();
         let first = brx.recv().await.unwrap();
         assert_eq!(first, vec![upsert("a", "v1")]);

@@ -175,9 +175,16 @@ struct TypeWatch {
     task: JoinHandle<()>,
 }
 
+/// How many types may be in their initial list at once. Every page of a list is held in
+/// memory until it is processed, so listing 500 types at once would hold every object of
+/// the cluster at the same moment; a few at a time keeps the peak small and costs little
+/// time (the lists are quick, the store is the bound).
+const CONCURRENT_INITIAL_LISTS: usize = 8;
+
 /// The running set of per-type watches.
 struct Watches {
     client: kube::Client,
+    list_slots: Arc<tokio::sync::Semaphore>,
     namespaces: NamespaceFilter,
     inputs: mpsc::Sender<Input>,
     metrics: Metrics,
@@ -208,6 +215,7 @@ impl Watches {
         let cancel = CancellationToken::new();
         let task = tokio::spawn(watch_type(
             self.client.clone(),
+            self.list_slots.clone(),
             ty.clone(),
             self.namespaces.clone(),
             self.inputs.clone(),
@@ -358,9 +366,11 @@ pub async fn run(
     let (input_tx, input_rx) = mpsc::channel::<Input>(4096);
     let (change_tx, change_rx) = mpsc::channel::<Pending>(4096);
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<Change>>(1);
+    let sender_idle = Arc::new(tokio::sync::Semaphore::new(1));
     let sender = tokio::spawn(run_sender(
         sink.clone(),
         batch_rx,
+        sender_idle.clone(),
         settings.retry,
         metrics.clone(),
     ));
@@ -368,6 +378,7 @@ pub async fn run(
         settings.buffer,
         change_rx,
         batch_tx,
+        sender_idle,
         metrics.clone(),
     ));
 
@@ -388,6 +399,7 @@ pub async fn run(
 
     let mut watches = Watches {
         client: client.clone(),
+        list_slots: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_INITIAL_LISTS)),
         namespaces: settings.namespaces.clone(),
         inputs: input_tx.clone(),
         metrics: metrics.clone(),

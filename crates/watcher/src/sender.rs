@@ -172,6 +172,7 @@ async fn send_until_accepted_or_rejected(
 pub async fn run_sender(
     sink: Arc<dyn SyncSink>,
     mut batches: mpsc::Receiver<Vec<Change>>,
+    idle: Arc<tokio::sync::Semaphore>,
     retry: RetryConfig,
     metrics: Metrics,
 ) {
@@ -180,6 +181,8 @@ pub async fn run_sender(
         deliver(sink.as_ref(), batch, &retry, &metrics)
             .instrument(span)
             .await;
+        // The buffer may hand over the next batch (see `run_buffer`).
+        idle.add_permits(1);
     }
 }
 

@@ -4,12 +4,14 @@
 //! Gone; a relist arrives as `RelistStart`, the listed objects, `RelistDone`, so that
 //! objects deleted meanwhile are noticed and nothing is invented.
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams, PartialObjectMeta};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use sync_model::ResourceInstance;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -54,9 +56,11 @@ fn is_forbidden(e: &watcher::Error) -> bool {
 /// Watches one type until cancelled, sending observations to change detection. A type the
 /// API server forbids (403) is reported as [`Input::Forbidden`] and its watch ends: the
 /// watcher then does without it instead of waiting for it forever; the next rediscovery
-/// or resync tries it again.
+/// or resync tries it again. The initial list waits for one of `list_slots` and holds it
+/// until the list is done, which bounds how many lists are in memory at once.
 pub async fn watch_type(
     client: kube::Client,
+    list_slots: Arc<Semaphore>,
     ty: ResourceType,
     namespaces: NamespaceFilter,
     out: mpsc::Sender<Input>,
@@ -69,6 +73,14 @@ pub async fn watch_type(
     };
     let events_seen = metrics.events_seen.get_or_create(&labels).clone();
     let errors = metrics.watch_errors.get_or_create(&labels).clone();
+    let mut list_slot = tokio::select! {
+        _ = cancel.cancelled() => return,
+        slot = list_slots.acquire_owned() => match slot {
+            Ok(slot) => Some(slot),
+            // Closed: never done, but then there is nothing to bound.
+            Err(_) => None,
+        },
+    };
     let stream =
         watcher::watcher(meta_api(&client, &ty), watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
@@ -95,7 +107,11 @@ pub async fn watch_type(
                 continue;
             }
             Ok(Event::Init) => Observation::RelistStart,
-            Ok(Event::InitDone) => Observation::RelistDone,
+            Ok(Event::InitDone) => {
+                // The first list is done: let the next type list.
+                drop(list_slot.take());
+                Observation::RelistDone
+            }
             Ok(Event::InitApply(obj)) | Ok(Event::Apply(obj)) => {
                 events_seen.inc();
                 match admitted(&ty, &namespaces, &obj) {

@@ -1,0 +1,343 @@
+//! The watcher against the whole real chain: kube-sim → watcher → HTTP → the ingest server's
+//! router (as `cw serve` runs it) → the real Voyage client against the stand-in → a real
+//! Chroma. Every assertion reads Chroma itself, so what is checked is what a search sees.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ingest::embed::retry::RetryPolicy;
+use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
+use ingest::pipeline::Pipeline;
+use ingest::server::{self, AppState, ServerConfig};
+use ingest::store::chroma::{ChromaConfig, ChromaStore};
+use ingest::store::{MetaValue, VectorStore};
+use kube_sim::{SimConfig, SimHandle, SimServer};
+use serde_json::{json, Value};
+use testkit::{ChromaServer, VoyageStandin};
+use tokio::task::JoinHandle;
+use watcher::buffer::BufferConfig;
+use watcher::sender::RetryConfig;
+use watcher::{
+    CancellationToken, HttpSink, Metrics, NamespaceFilter, Shared, TypeFilter, WatchError,
+    WatcherSettings,
+};
+
+const COLLECTION: &str = "instances";
+/// Debounce window plus embedding and Chroma's write, with room for a loaded machine.
+const SOON: Duration = Duration::from_secs(15);
+
+struct Chain {
+    sim: SimHandle,
+    chroma: ChromaServer,
+    _voyage: VoyageStandin,
+    store: ChromaStore,
+    stop: CancellationToken,
+    watcher: JoinHandle<Result<(), WatchError>>,
+    shared: Arc<Shared>,
+}
+
+impl Chain {
+    async fn start(types: &[&str]) -> Chain {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let sim = SimServer::start(SimConfig::default()).await.unwrap();
+        let chroma = tokio::task::spawn_blocking(ChromaServer::start)
+            .await
+            .unwrap();
+        let voyage = VoyageStandin::start().await;
+        let chroma_config = || {
+            let mut c = ChromaConfig::new(chroma.url());
+            c.timeout = Duration::from_secs(10);
+            c
+        };
+        let mut voyage_config = VoyageConfig::new("test-key");
+        voyage_config.base_url = voyage.base_url();
+        voyage_config.retry = RetryPolicy {
+            max_retries: 1,
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(1),
+        };
+        let pipeline = Pipeline::new(
+            Arc::new(ChromaStore::new(chroma_config()).unwrap()),
+            Arc::new(VoyageEmbedder::new(voyage_config).unwrap()),
+            COLLECTION,
+        );
+        let state = AppState::new(pipeline, ServerConfig::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/api/v1/instances/sync",
+            listener.local_addr().unwrap()
+        );
+        let app = server::router(state.clone());
+        tokio::spawn(server::serve(
+            listener,
+            app,
+            state,
+            std::future::pending::<()>(),
+        ));
+
+        let settings = WatcherSettings {
+            buffer: BufferConfig {
+                debounce: Duration::from_millis(400),
+                flush_interval: Duration::from_millis(200),
+                max_batch: 50,
+            },
+            retry: RetryConfig {
+                min_delay: Duration::from_millis(100),
+                max_delay: Duration::from_millis(1000),
+            },
+            types: TypeFilter::new::<&str>(types, &[]),
+            namespaces: NamespaceFilter::default(),
+            resync_interval: Duration::from_secs(3600),
+            shutdown_timeout: Duration::from_secs(10),
+        };
+        let sink = HttpSink::new(&url, None, Duration::from_secs(15)).unwrap();
+        let shared = Shared::new(Metrics::new());
+        let stop = CancellationToken::new();
+        let watcher = tokio::spawn(watcher::run(
+            settings,
+            sim.client().unwrap(),
+            Arc::new(sink),
+            shared.clone(),
+            stop.clone(),
+        ));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !shared.is_ready() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "watcher never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Chain {
+            sim,
+            store: ChromaStore::new(chroma_config()).unwrap(),
+            chroma,
+            _voyage: voyage,
+            stop,
+            watcher,
+            shared,
+        }
+    }
+
+    /// `namespace/name` → labels of every document of `kind` in Chroma.
+    async fn chroma_view(&self, kind: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+        let filter = ingest::store::Filter::Eq("kind".into(), kind.into());
+        let Ok(hits) = self.store.get(COLLECTION, Some(&filter), 10_000).await else {
+            return BTreeMap::new();
+        };
+        hits.into_iter()
+            .map(|h| {
+                let text = |k: &str| match h.metadata.get(k) {
+                    Some(MetaValue::Str(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                let labels = h
+                    .metadata
+                    .iter()
+                    .filter_map(|(k, v)| match (k.strip_prefix("label."), v) {
+                        (Some(key), MetaValue::Str(v)) => Some((key.to_string(), v.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                (format!("{}/{}", text("namespace"), text("name")), labels)
+            })
+            .collect()
+    }
+
+    /// The same view of the simulator's objects.
+    fn cluster_view(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.sim
+            .list(api_version, kind, None)
+            .unwrap()
+            .into_iter()
+            .map(|o| {
+                let m = &o["metadata"];
+                let key = format!(
+                    "{}/{}",
+                    m["namespace"].as_str().unwrap_or("_cluster"),
+                    m["name"].as_str().unwrap()
+                );
+                (
+                    key,
+                    serde_json::from_value(m["labels"].clone()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    async fn wait_chroma_equals_cluster(&self, api_version: &str, kind: &str, what: &str) {
+        let deadline = tokio::time::Instant::now() + SOON;
+        loop {
+            let want = self.cluster_view(api_version, kind);
+            let have = self.chroma_view(kind).await;
+            if want == have {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("{what}: Chroma never equalled the cluster for {kind}\ncluster: {want:#?}\nChroma: {have:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.watcher.await.unwrap().unwrap();
+    }
+}
+
+fn deployment(name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default", "labels": labels},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_reaches_chroma_follows_a_label_change_and_leaves_when_deleted() {
+    let chain = Chain::start(&["deployments"]).await;
+    chain
+        .sim
+        .create(deployment("web", json!({"app": "web", "tier": "frontend"})))
+        .unwrap();
+    chain
+        .wait_chroma_equals_cluster("apps/v1", "Deployment", "created")
+        .await;
+    assert_eq!(
+        chain.chroma_view("Deployment").await["default/web"]["tier"],
+        "frontend"
+    );
+
+    chain
+        .sim
+        .patch(
+            "apps/v1",
+            "Deployment",
+            Some("default"),
+            "web",
+            json!({"metadata": {"labels": {"tier": "backend"}}}),
+        )
+        .unwrap();
+    chain
+        .wait_chroma_equals_cluster("apps/v1", "Deployment", "label changed")
+        .await;
+    assert_eq!(
+        chain.chroma_view("Deployment").await["default/web"]["tier"],
+        "backend"
+    );
+
+    chain
+        .sim
+        .delete("apps/v1", "Deployment", Some("default"), "web")
+        .unwrap();
+    chain
+        .wait_chroma_equals_cluster("apps/v1", "Deployment", "deleted")
+        .await;
+    assert!(chain.chroma_view("Deployment").await.is_empty());
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_of_a_crd_created_after_start_reach_chroma_and_leave_with_the_crd() {
+    let chain = Chain::start(&[]).await;
+    chain
+        .sim
+        .create(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {
+                "group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                              "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+            }
+        }))
+        .unwrap();
+    for name in ["a", "b"] {
+        let obj = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                         "metadata": {"name": name, "namespace": "default", "labels": {"w": name}}});
+        let mut created = false;
+        for _ in 0..50 {
+            if chain.sim.create(obj.clone()).is_ok() {
+                created = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(created, "the simulator never served widgets");
+    }
+    chain
+        .wait_chroma_equals_cluster("example.com/v1", "Widget", "CRD created")
+        .await;
+    assert_eq!(chain.chroma_view("Widget").await.len(), 2);
+
+    chain
+        .sim
+        .delete(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            "widgets.example.com",
+        )
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + SOON;
+    while !chain.chroma_view("Widget").await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "widgets stayed in Chroma after their CRD was deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_while_chroma_is_down_are_in_chroma_once_it_is_back() {
+    let mut chain = Chain::start(&["deployments"]).await;
+    chain.chroma.stop();
+    for i in 0..12 {
+        chain
+            .sim
+            .create(deployment(&format!("d{i}"), json!({"gen": "1"})))
+            .unwrap();
+    }
+    for i in 0..4 {
+        chain
+            .sim
+            .patch(
+                "apps/v1",
+                "Deployment",
+                Some("default"),
+                &format!("d{i}"),
+                json!({"metadata": {"labels": {"gen": "2"}}}),
+            )
+            .unwrap();
+    }
+    chain
+        .sim
+        .delete("apps/v1", "Deployment", Some("default"), "d11")
+        .unwrap();
+    // The ingest server answers 503 while Chroma is down; the watcher keeps retrying.
+    let deadline = tokio::time::Instant::now() + SOON;
+    while chain.shared.metrics.send_retries.get() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sender never retried while Chroma was down"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::task::block_in_place(|| chain.chroma.restart());
+    chain
+        .wait_chroma_equals_cluster("apps/v1", "Deployment", "after the outage")
+        .await;
+    assert_eq!(chain.chroma_view("Deployment").await.len(), 11);
+    chain.stop().await;
+}
