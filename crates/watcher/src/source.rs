@@ -75,11 +75,8 @@ pub async fn watch_type(
     let errors = metrics.watch_errors.get_or_create(&labels).clone();
     let mut list_slot = tokio::select! {
         _ = cancel.cancelled() => return,
-        slot = list_slots.acquire_owned() => match slot {
-            Ok(slot) => Some(slot),
-            // Closed: never done, but then there is nothing to bound.
-            Err(_) => None,
-        },
+        // Closed: never done, but then there is nothing to bound.
+        slot = list_slots.acquire_owned() => slot.ok(),
     };
     let stream =
         watcher::watcher(meta_api(&client, &ty), watcher::Config::default()).default_backoff();
