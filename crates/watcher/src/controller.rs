@@ -366,7 +366,9 @@ pub async fn run(
     let (input_tx, input_rx) = mpsc::channel::<Input>(4096);
     let (change_tx, change_rx) = mpsc::channel::<Pending>(4096);
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<Change>>(1);
-    let sender_idle = Arc::new(tokio::sync::Semaphore::new(1));
+    let sender_idle = Arc::new(tokio::sync::Semaphore::new(
+        crate::sender::BATCHES_IN_FLIGHT,
+    ));
     let sender = tokio::spawn(run_sender(
         sink.clone(),
         batch_rx,

@@ -4,12 +4,14 @@
 //! halves so that one bad item cannot drop its neighbours, and a rejected single item is
 //! logged with the server's details, counted and dropped.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use sync_model::SyncPayload;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tracing::{debug, error, warn, Instrument};
 
 use crate::change::Change;
@@ -168,7 +170,45 @@ async fn send_until_accepted_or_rejected(
     }
 }
 
-/// Runs the sender until the batch channel closes.
+/// Batches delivered at once. Two let one batch's work in the ingest server (validation,
+/// embedding) overlap the other's store write; batches in flight never share an object, so
+/// the order of one object's changes is kept.
+pub const BATCHES_IN_FLIGHT: usize = 2;
+
+fn change_id(change: &Change) -> &sync_model::ResourceId {
+    match change {
+        Change::Upsert(i) => &i.id,
+        Change::Delete(id) => id,
+    }
+}
+
+type Done = Option<Result<(tokio::task::Id, ()), tokio::task::JoinError>>;
+
+/// A delivery task ended: its objects are free again and the buffer may hand over another batch.
+fn finished(
+    done: Done,
+    ids_of: &mut HashMap<tokio::task::Id, Vec<sync_model::ResourceId>>,
+    busy: &mut HashSet<sync_model::ResourceId>,
+    idle: &tokio::sync::Semaphore,
+) {
+    let id = match done {
+        Some(Ok((id, ()))) => id,
+        Some(Err(e)) => {
+            error!(error = %e, "a batch delivery task failed");
+            e.id()
+        }
+        None => return,
+    };
+    for rid in ids_of.remove(&id).unwrap_or_default() {
+        busy.remove(&rid);
+    }
+    idle.add_permits(1);
+}
+
+/// Runs the sender until the batch channel closes and every batch taken is delivered.
+/// Up to [`BATCHES_IN_FLIGHT`] batches are delivered concurrently, each with its own
+/// retries; a batch that shares an object with one in flight waits for it. `idle` gets a
+/// permit back after each delivered batch (see `run_buffer`).
 pub async fn run_sender(
     sink: Arc<dyn SyncSink>,
     mut batches: mpsc::Receiver<Vec<Change>>,
@@ -176,13 +216,34 @@ pub async fn run_sender(
     retry: RetryConfig,
     metrics: Metrics,
 ) {
-    while let Some(batch) = batches.recv().await {
-        let span = tracing::info_span!("batch", items = batch.len());
-        deliver(sink.as_ref(), batch, &retry, &metrics)
-            .instrument(span)
-            .await;
-        // The buffer may hand over the next batch (see `run_buffer`).
-        idle.add_permits(1);
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut ids_of: HashMap<tokio::task::Id, Vec<sync_model::ResourceId>> = HashMap::new();
+    let mut busy: HashSet<sync_model::ResourceId> = HashSet::new();
+    loop {
+        tokio::select! {
+            done = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                finished(done, &mut ids_of, &mut busy, &idle);
+            }
+            batch = batches.recv(), if in_flight.len() < BATCHES_IN_FLIGHT => {
+                let Some(batch) = batch else { break };
+                while !in_flight.is_empty() && batch.iter().any(|c| busy.contains(change_id(c))) {
+                    let done = in_flight.join_next_with_id().await;
+                    finished(done, &mut ids_of, &mut busy, &idle);
+                }
+                let ids: Vec<sync_model::ResourceId> = batch.iter().map(|c| change_id(c).clone()).collect();
+                busy.extend(ids.iter().cloned());
+                let span = tracing::info_span!("batch", items = batch.len());
+                let (sink, metrics) = (sink.clone(), metrics.clone());
+                let handle = in_flight.spawn(
+                    async move { deliver(sink.as_ref(), batch, &retry, &metrics).await }
+                        .instrument(span),
+                );
+                ids_of.insert(handle.id(), ids);
+            }
+        }
+    }
+    while let Some(done) = in_flight.join_next_with_id().await {
+        finished(Some(done), &mut ids_of, &mut busy, &idle);
     }
 }
 
@@ -193,7 +254,7 @@ mod tests {
     use async_trait::async_trait;
     use std::collections::HashMap;
     use std::sync::Mutex;
-    use sync_model::{ResourceId, SyncResponse};
+    use sync_model::{ResourceId, ResourceInstance, SyncResponse};
     use tokio::time::Instant;
 
     /// Fails the first `fail` sends retryably, rejects payloads holding a "bad" item.
@@ -231,6 +292,71 @@ mod tests {
         async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
             Ok(HashMap::new())
         }
+    }
+
+    /// Takes 100 ms per send and logs when each payload's first upsert started and ended.
+    #[derive(Default)]
+    struct SlowSink {
+        log: Mutex<Vec<(String, &'static str)>>,
+    }
+
+    #[async_trait]
+    impl SyncSink for SlowSink {
+        async fn send(&self, payload: &SyncPayload) -> Result<SyncResponse, SinkError> {
+            let label = |i: &ResourceInstance| format!("{}={}", i.name, i.labels["app"]);
+            let first = label(&payload.upserts[0]);
+            self.log.lock().unwrap().push((first.clone(), "start"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.log.lock().unwrap().push((first, "end"));
+            Ok(SyncResponse::ok(payload.upserts.len(), 0))
+        }
+        async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
+            Ok(HashMap::new())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_disjoint_batches_go_at_once_but_a_batch_sharing_an_object_waits_for_it() {
+        let sink = Arc::new(SlowSink::default());
+        let (tx, rx) = mpsc::channel(8);
+        let idle = Arc::new(tokio::sync::Semaphore::new(0));
+        let batches = [
+            vec![Change::Upsert(deployment("web", "v1"))],
+            vec![Change::Upsert(deployment("db", "v1"))],
+            vec![Change::Upsert(deployment("web", "v2"))],
+        ];
+        for b in batches {
+            tx.send(b).await.unwrap();
+        }
+        drop(tx);
+        run_sender(
+            sink.clone(),
+            rx,
+            idle.clone(),
+            RetryConfig::default(),
+            Metrics::new(),
+        )
+        .await;
+        let log = sink.log.lock().unwrap().clone();
+        let at = |what: &str, when: &str| {
+            log.iter()
+                .position(|(w, t)| w == what && *t == when)
+                .unwrap_or_else(|| panic!("{what} {when} missing from {log:?}"))
+        };
+        assert!(
+            at("db=v1", "start") < at("web=v1", "end"),
+            "not concurrent: {log:?}"
+        );
+        assert!(
+            at("web=v2", "start") > at("web=v1", "end"),
+            "order lost: {log:?}"
+        );
+        assert_eq!(log.len(), 6);
+        assert_eq!(
+            idle.available_permits(),
+            3,
+            "one turn back per delivered batch"
+        );
     }
 
     #[test]
