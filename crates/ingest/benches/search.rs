@@ -1,0 +1,295 @@
+//! Search latency over 100,000 instance documents in the embedded store: the store alone
+//! (a ready query vector) and end to end through `Searcher` (the query embedded by the local
+//! model, then the store, then hybrid re-ranking), with the query embedding alone measured
+//! in the same run as the baseline the end-to-end figures are built on.
+//!
+//!     cargo bench -p ingest --bench search
+//!
+//! Needs the local model (`cw model fetch`, or CW_MODEL_DIR). CW_BENCH_DOCS sets the document
+//! count (default 100000), CW_BENCH_QUERIES the queries per figure (default 200).
+//!
+//! Documents are made exactly as the pipeline makes them (`document::to_document` of
+//! generated `ResourceInstance`s). Embedding 100,000 of them with the local model would take
+//! about 20 minutes at 80 documents/s, so the model embeds 2,000 distinct documents and the
+//! 100,000 reuse those vectors: the embedded store scans every vector of the collection
+//! (exact search), so its cost does not depend on the vectors' values, and the top hits
+//! stay meaningful for the queries.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ingest::document::to_document;
+use ingest::embed::local::{default_model_dir, LocalEmbedder};
+use ingest::embed::{Embedder, InputType};
+use ingest::search::{SearchMode, SearchRequest, Searcher};
+use ingest::store::embedded::EmbeddedStore;
+use ingest::store::{Filter, Record, VectorStore};
+use sync_model::{ResourceId, ResourceInstance};
+
+const BATCH: usize = 1_000;
+const DISTINCT: usize = 2_000;
+
+/// (kind, apiVersion, apiGroup, what it is)
+const SHAPES: [(&str, &str, &str, &str); 10] = [
+    (
+        "Deployment",
+        "apps/v1",
+        "apps",
+        "web frontend serving the shop",
+    ),
+    (
+        "StatefulSet",
+        "apps/v1",
+        "apps",
+        "PostgreSQL primary for orders",
+    ),
+    ("Service", "v1", "", "internal API endpoint"),
+    ("ConfigMap", "v1", "", "application settings"),
+    ("StatefulSet", "apps/v1", "apps", "Redis cache for sessions"),
+    ("CronJob", "batch/v1", "batch", "nightly report job"),
+    (
+        "Deployment",
+        "apps/v1",
+        "apps",
+        "payment worker consuming the queue",
+    ),
+    (
+        "Cluster",
+        "postgresql.cnpg.io/v1",
+        "postgresql.cnpg.io",
+        "CloudNativePG cluster for billing",
+    ),
+    (
+        "Ingress",
+        "networking.k8s.io/v1",
+        "networking.k8s.io",
+        "public entry for the storefront",
+    ),
+    (
+        "StatefulSet",
+        "apps/v1",
+        "apps",
+        "MySQL database for the catalogue",
+    ),
+];
+const APPS: [&str; 10] = [
+    "shop-web",
+    "orders-db",
+    "orders-api",
+    "shop-config",
+    "sessions-cache",
+    "reports",
+    "payments",
+    "billing-pg",
+    "storefront",
+    "catalogue-mysql",
+];
+
+fn instance(i: usize) -> ResourceInstance {
+    let (kind, api_version, api_group, what) = SHAPES[i % SHAPES.len()];
+    let namespace = format!("team-{}", i % 50);
+    let name = format!("{}-{i}", APPS[i % APPS.len()]);
+    let mut labels = BTreeMap::new();
+    labels.insert("app".to_string(), APPS[i % APPS.len()].to_string());
+    labels.insert(
+        "tier".to_string(),
+        ["frontend", "backend", "data"][i % 3].to_string(),
+    );
+    let mut annotations = BTreeMap::new();
+    annotations.insert("description".to_string(), what.to_string());
+    ResourceInstance {
+        id: ResourceId::new(Some(&namespace), api_version, kind, &name),
+        namespace,
+        name,
+        kind: kind.into(),
+        api_version: api_version.into(),
+        api_group: api_group.into(),
+        labels,
+        annotations,
+        created_at: "2026-02-20T10:00:00Z".into(),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn report(label: &str, mut times: Vec<Duration>, hits: usize) {
+    times.sort();
+    println!(
+        "  {label:<58} p50 {:>7.2} ms  p99 {:>7.2} ms  ({:.1} hits/query)",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        hits as f64 / times.len() as f64
+    );
+}
+
+const QUERIES: [&str; 8] = [
+    "what databases are running?",
+    "postgres",
+    "redis cache",
+    "orders-db-1",
+    "nightly report job",
+    "public web entry point",
+    "message queue consumers",
+    "mysql",
+];
+
+fn main() {
+    let n: usize = std::env::var("CW_BENCH_DOCS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let rounds: usize = std::env::var("CW_BENCH_QUERIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let dir = std::env::var_os("CW_MODEL_DIR")
+        .map(PathBuf::from)
+        .or_else(default_model_dir)
+        .expect("set HOME or CW_MODEL_DIR");
+    let embedder = match LocalEmbedder::load(&dir) {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!(
+            "search over {n} instance documents (embedded store, local model all-MiniLM-L6-v2), {cores} cores, {rounds} queries per figure"
+        );
+        let data = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(EmbeddedStore::open_in_dir(data.path()).expect("open store"));
+        let model = embedder.model_info().await.expect("model info");
+        store
+            .ensure_collection("instances", &model)
+            .await
+            .expect("collection");
+
+        let start = Instant::now();
+        let distinct: Vec<String> = (0..DISTINCT.min(n))
+            .map(|i| to_document(&instance(i)).text)
+            .collect();
+        let vectors = embedder
+            .embed(&distinct, InputType::Document)
+            .await
+            .expect("embed documents");
+        println!(
+            "  setup: {} distinct documents embedded in {:.1} s",
+            distinct.len(),
+            start.elapsed().as_secs_f64()
+        );
+        let start = Instant::now();
+        for chunk_start in (0..n).step_by(BATCH) {
+            let records: Vec<Record> = (chunk_start..(chunk_start + BATCH).min(n))
+                .map(|i| {
+                    let doc = to_document(&instance(i));
+                    Record {
+                        id: doc.id,
+                        document: doc.text,
+                        embedding: vectors[i % vectors.len()].clone(),
+                        metadata: doc.metadata,
+                        content_hash: doc.content_hash,
+                    }
+                })
+                .collect();
+            store.upsert("instances", &records).await.expect("upsert");
+        }
+        println!(
+            "  setup: {n} documents stored in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+
+        // Baseline: the query embedding alone.
+        let mut query_vectors = Vec::new();
+        let mut times = Vec::new();
+        for r in 0..rounds {
+            let q = QUERIES[r % QUERIES.len()].to_string();
+            let t = Instant::now();
+            let v = embedder
+                .embed(&[q], InputType::Query)
+                .await
+                .expect("embed query");
+            times.push(t.elapsed());
+            query_vectors.extend(v);
+        }
+        report("query embedding alone (local model, baseline)", times, 0);
+
+        // The store alone, with ready vectors.
+        let kind_filter = Filter::Eq("kind".into(), "StatefulSet".into());
+        for (label, filter) in [
+            ("store only: top-10, no filter", None),
+            ("store only: top-10, kind = StatefulSet (30%)", Some(&kind_filter)),
+        ] {
+            let mut times = Vec::new();
+            let mut hits = 0;
+            for v in &query_vectors {
+                let t = Instant::now();
+                hits += store
+                    .query("instances", v, filter, 10)
+                    .await
+                    .expect("query")
+                    .len();
+                times.push(t.elapsed());
+            }
+            report(label, times, hits);
+        }
+
+        // End to end: Searcher (embedding, store, keyword candidates, re-ranking).
+        let searcher = Searcher {
+            store: store.clone(),
+            embedder: embedder.clone(),
+            instances_collection: "instances".into(),
+            capabilities_collection: "capabilities".into(),
+        };
+        for (label, mode, kind, namespace) in [
+            ("end to end: hybrid, no filter", SearchMode::Hybrid, None, None),
+            ("end to end: semantic, no filter", SearchMode::Semantic, None, None),
+            (
+                "end to end: hybrid, kind + namespace filter",
+                SearchMode::Hybrid,
+                Some("StatefulSet"),
+                Some("team-1"),
+            ),
+            ("end to end: keyword (no embedding)", SearchMode::Keyword, None, None),
+        ] {
+            let mut times = Vec::new();
+            let mut hits = 0;
+            for r in 0..rounds {
+                let req = SearchRequest {
+                    query: QUERIES[r % QUERIES.len()].into(),
+                    kind: kind.map(String::from),
+                    namespace: namespace.map(String::from),
+                    mode,
+                    ..Default::default()
+                };
+                let t = Instant::now();
+                hits += searcher.search(&req).await.expect("search").len();
+                times.push(t.elapsed());
+            }
+            report(label, times, hits);
+        }
+        let top = searcher
+            .search(&SearchRequest {
+                query: "what databases are running?".into(),
+                limit: Some(5),
+                ..Default::default()
+            })
+            .await
+            .expect("search");
+        println!("  top 5 for \"what databases are running?\":");
+        for hit in top {
+            println!("    {:.3}  {} {}/{}", hit.score, hit.kind, hit.namespace, hit.name);
+        }
+    });
+}
