@@ -5,207 +5,17 @@
 //!
 //! Needs the local model: `cw model fetch` (or scripts/setup), or CW_MODEL_DIR.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::Command;
+use std::time::Duration;
+
+use common::{model_dir, start_demo_cluster, CwRun};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::VectorStore;
-use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::{json, Value};
 
 const DEMO_NAMESPACE: &str = "data";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The model directory, or a failure that says how to get the model.
-fn model_dir() -> PathBuf {
-    let dir = std::env::var_os("CW_MODEL_DIR")
-        .map(PathBuf::from)
-        .or_else(ingest::embed::local::default_model_dir)
-        .expect("neither CW_MODEL_DIR nor HOME is set");
-    let missing: Vec<&str> = ["model.safetensors", "tokenizer.json", "config.json"]
-        .into_iter()
-        .filter(|f| !dir.join(f).is_file())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "the local embedding model is not in {} (missing {}): run `cw model fetch` \
-         (or scripts/setup) first, or set CW_MODEL_DIR",
-        dir.display(),
-        missing.join(", ")
-    );
-    dir
-}
-
-/// A running `cw run`, killed on drop if the test did not stop it.
-struct CwRun {
-    child: Child,
-    base: String,
-    log: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Drop for CwRun {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl CwRun {
-    fn start(kubeconfig: &Path, data_dir: &Path, work: &Path) -> CwRun {
-        let port = testkit::free_port();
-        let log = work.join("cw-run.log");
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_cw"))
-            .arg("run")
-            .env("KUBECONFIG", kubeconfig)
-            .env("CW_DATA_DIR", data_dir)
-            .env("CW_MODEL_DIR", model_dir())
-            .env("CW_HOST", "127.0.0.1")
-            .env("CW_PORT", port.to_string())
-            // Each step shows within a few seconds; the window is long enough that a change
-            // made just before SIGTERM is still pending when the signal comes.
-            .env("DEBOUNCE_WINDOW_MS", "2000")
-            .env("BATCH_FLUSH_INTERVAL_MS", "100")
-            .env("LOG_LEVEL", "info")
-            .env_remove("CHROMA_URL")
-            .env_remove("CW_EMBEDDING_PROVIDER")
-            .env_remove("CW_INGEST_TOKEN")
-            .env_remove("RUST_BACKTRACE")
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("starting the cw binary");
-        CwRun {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics with the process's log if it has exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("cw run exited ({status}); its log:\n{}", self.log_text());
-        }
-    }
-
-    async fn get_status(&self, path: &str) -> Option<u16> {
-        let resp = self.http.get(format!("{}{path}", self.base)).send().await;
-        resp.ok().map(|r| r.status().as_u16())
-    }
-
-    async fn get_text(&self, path: &str) -> String {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        assert_eq!(resp.status(), 200, "GET {path}");
-        resp.text().await.expect("body")
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            self.assert_running();
-            // /readyz: the store answers; /watcher/readyz: the cluster has been listed once.
-            if self.get_status("/readyz").await == Some(200)
-                && self.get_status("/watcher/readyz").await == Some(200)
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cw run did not become ready in 120 s; its log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// `POST /api/v1/search`: `namespace/name` of each hit, best first.
-    async fn search(&self, body: Value) -> Vec<String> {
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/search", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("search request");
-        assert_eq!(resp.status(), 200, "search {body} failed");
-        let answer: Value = resp.json().await.expect("search answer");
-        answer["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .map(|hit| format!("{}/{}", hit["namespace"], hit["name"]).replace('"', ""))
-            .collect()
-    }
-
-    async fn stored_hashes(&self) -> HashMap<String, String> {
-        let resp = self
-            .http
-            .get(format!("{}/api/v1/instances/hashes", self.base))
-            .send()
-            .await
-            .expect("hashes request");
-        assert_eq!(resp.status(), 200);
-        let body: Value = resp.json().await.expect("hashes answer");
-        serde_json::from_value(body["hashes"].clone()).expect("hashes map")
-    }
-
-    /// Polls a search until `check` holds on its hits, or fails naming `what`.
-    async fn wait_search(&mut self, what: &str, body: Value, check: impl Fn(&[String]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            self.assert_running();
-            let hits = self.search(body.clone()).await;
-            if check(&hits) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: the search {body} still answers {hits:?} after 30 s; cw run's log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cw run did not exit within 60 s of SIGTERM; its log:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
 
 fn statefulset(name: &str, labels: Value, description: &str) -> Value {
     json!({
@@ -221,16 +31,6 @@ fn statefulset(name: &str, labels: Value, description: &str) -> Value {
                          "spec": {"containers": [{"name": "db", "image": "mongo:7"}]}}
         }
     })
-}
-
-async fn start_demo_cluster(work: &Path) -> (SimHandle, PathBuf) {
-    let sim =
-        SimServer::start(SimConfig::default().with_seed_path(workspace_root().join("deploy/demo")))
-            .await
-            .expect("starting kube-sim with deploy/demo");
-    let kubeconfig = work.join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    (sim, kubeconfig)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
