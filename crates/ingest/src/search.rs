@@ -332,10 +332,11 @@ const STOPWORDS: &[&str] = &[
     "we", "what", "which", "who", "with",
 ];
 
-/// Lowercased words of the query that could be names, kinds or label values.
+/// Lowercased words of the query that could be names, kinds or label values, followed by
+/// the singulars of plural words ("databases" also matches the label value `database`).
 pub fn query_terms(query: &str) -> Vec<String> {
     let mut seen = HashSet::new();
-    query
+    let words: Vec<String> = query
         .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '.' || c == '_'))
         .map(|t| {
             t.trim_matches(|c: char| c == '.' || c == '-')
@@ -343,7 +344,34 @@ pub fn query_terms(query: &str) -> Vec<String> {
         })
         .filter(|t| t.len() >= 2 && !STOPWORDS.contains(&t.as_str()))
         .filter(|t| seen.insert(t.clone()))
-        .collect()
+        .collect();
+    let singulars: Vec<String> = words
+        .iter()
+        .filter_map(|w| singular(w))
+        .filter(|s| seen.insert(s.clone()))
+        .collect();
+    words.into_iter().chain(singulars).collect()
+}
+
+/// English plural to singular for the common shapes: `policies` → `policy`,
+/// `classes` → `class`, `databases` → `database`; `None` for words that do not look plural (`redis`, `class`).
+fn singular(word: &str) -> Option<String> {
+    if word.len() < 5 || !word.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    if let Some(stem) = word.strip_suffix("ies") {
+        return Some(format!("{stem}y"));
+    }
+    if ["sses", "xes", "ches", "shes"]
+        .iter()
+        .any(|e| word.ends_with(e))
+    {
+        return word.strip_suffix("es").map(str::to_string);
+    }
+    if word.ends_with("ss") || word.ends_with("us") || word.ends_with("is") {
+        return None;
+    }
+    word.strip_suffix('s').map(str::to_string)
 }
 
 /// Kinds are CamelCase (`StatefulSet`); a term is tried as written and capitalised.
@@ -441,7 +469,11 @@ mod tests {
     fn query_terms_drop_stopwords_and_punctuation() {
         assert_eq!(
             query_terms("What databases are running? postgres-main, Redis."),
-            ["databases", "postgres-main", "redis"]
+            ["databases", "postgres-main", "redis", "database"]
+        );
+        assert_eq!(
+            query_terms("network policies and ingress classes"),
+            ["network", "policies", "ingress", "classes", "policy", "class"]
         );
     }
 
