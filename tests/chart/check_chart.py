@@ -354,9 +354,16 @@ def cw_containers_probe_healthz_and_readyz_on_their_own_port():
 
 @check
 def resources_match_the_sizing():
+    # Peak RSS measured by the benchmarks (docs/watcher.md: 89 MiB at 100,554 objects;
+    # docs/ingest.md: 20 MiB): each limit leaves at least half as much again, and each
+    # request fits under its limit.
     objects, _ = render()
-    assert container(objects, "watcher")["resources"]["limits"]["memory"] == "128Mi"
-    assert container(objects, "ingest")["resources"]["limits"]["memory"] == "256Mi"
+    mib = lambda q: int(q.removesuffix("Mi")) if q.endswith("Mi") else int(q.removesuffix("Gi")) * 1024
+    for name, measured in [("watcher", 89), ("ingest", 20)]:
+        res = container(objects, name)["resources"]
+        limit, request = mib(res["limits"]["memory"]), mib(res["requests"]["memory"])
+        assert limit >= measured * 1.5, f"{name}: limit {limit}Mi is under 1.5 x {measured}Mi"
+        assert request <= limit, f"{name}: request {request}Mi over limit {limit}Mi"
 
 
 @check
