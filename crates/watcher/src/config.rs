@@ -32,6 +32,25 @@ pub struct WatchConfig {
     /// Minutes between full resyncs (relist everything, fix the store, delete ghosts).
     #[arg(long, env = "RESYNC_INTERVAL_MIN", default_value_t = 1440)]
     pub resync_interval_min: u64,
+    /// Which types and namespaces are indexed (shared with `cw sync-instances`).
+    #[command(flatten)]
+    pub filters: ResourceFilterArgs,
+    /// Address of /healthz, /readyz, /metrics and POST /api/v1/resync (`:8082` = all interfaces).
+    #[arg(long, env = "API_BIND_ADDRESS", default_value = ":8082")]
+    pub api_bind_address: String,
+    /// Deadline for flushing pending changes on SIGTERM.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
+    /// Timeout of one request to the ingest server.
+    #[arg(long, env = "CW_INGEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub ingest_timeout_secs: u64,
+}
+
+/// `WATCH_RESOURCE_TYPES`, `EXCLUDE_RESOURCE_TYPES`, `WATCH_NAMESPACES`, `EXCLUDE_NAMESPACES`:
+/// the flags that choose what is indexed, shared by `cw watch`, `cw run` and
+/// `cw sync-instances` so that every path indexes the same objects.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ResourceFilterArgs {
     /// Comma-separated plural names to watch, optionally with group
     /// (`deployments,certificates.cert-manager.io`); empty watches every type.
     #[arg(
@@ -66,15 +85,23 @@ pub struct WatchConfig {
         default_value = ""
     )]
     pub exclude_namespaces: Vec<String>,
-    /// Address of /healthz, /readyz, /metrics and POST /api/v1/resync (`:8082` = all interfaces).
-    #[arg(long, env = "API_BIND_ADDRESS", default_value = ":8082")]
-    pub api_bind_address: String,
-    /// Deadline for flushing pending changes on SIGTERM.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
-    pub shutdown_timeout_secs: u64,
-    /// Timeout of one request to the ingest server.
-    #[arg(long, env = "CW_INGEST_TIMEOUT_SECS", default_value_t = 60)]
-    pub ingest_timeout_secs: u64,
+}
+
+impl ResourceFilterArgs {
+    /// The type filter, with the default exclusions.
+    pub fn type_filter(&self) -> TypeFilter {
+        TypeFilter::new(
+            &non_empty(&self.watch_resource_types),
+            &non_empty(&self.exclude_resource_types),
+        )
+    }
+
+    pub fn namespace_filter(&self) -> NamespaceFilter {
+        NamespaceFilter {
+            include: non_empty(&self.watch_namespaces),
+            exclude: non_empty(&self.exclude_namespaces),
+        }
+    }
 }
 
 fn non_empty(items: &[String]) -> Vec<String> {
@@ -94,14 +121,8 @@ impl WatchConfig {
                 max_batch: self.batch_max_size.max(1),
             },
             retry: RetryConfig::default(),
-            types: TypeFilter::new(
-                &non_empty(&self.watch_resource_types),
-                &non_empty(&self.exclude_resource_types),
-            ),
-            namespaces: NamespaceFilter {
-                include: non_empty(&self.watch_namespaces),
-                exclude: non_empty(&self.exclude_namespaces),
-            },
+            types: self.filters.type_filter(),
+            namespaces: self.filters.namespace_filter(),
             resync_interval: Duration::from_secs(self.resync_interval_min.max(1) * 60),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
         }
