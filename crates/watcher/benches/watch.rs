@@ -151,6 +151,7 @@ async fn store_phase(
     store.ensure_collection(direct, &model).await.unwrap();
     let mut in_store = Duration::ZERO;
     let store_cpu0 = store_pid.map(cpu_seconds_of);
+    let own_cpu0 = cpu_seconds();
     for chunk in instances.chunks(50) {
         let records: Vec<Record> = chunk
             .iter()
@@ -170,6 +171,7 @@ async fn store_phase(
         in_store += t.elapsed();
     }
     drop(instances);
+    let direct_cpu = cpu_seconds() - own_cpu0;
     let direct_rate = n as f64 / in_store.as_secs_f64();
     let cpu_note = match (store_pid, store_cpu0) {
         (Some(pid), Some(c0)) => format!(
@@ -179,7 +181,7 @@ async fn store_phase(
         _ => String::new(),
     };
     println!(
-        "{name}: direct write of {n} documents, 50 per upsert: {:.1}s in upsert = {direct_rate:.0} documents/s{cpu_note}",
+        "{name}: direct write of {n} documents, 50 per upsert: {:.1}s in upsert = {direct_rate:.0} documents/s{cpu_note} (this process: {direct_cpu:.1}s CPU, records built included)",
         in_store.as_secs_f64()
     );
 
@@ -189,6 +191,7 @@ async fn store_phase(
     let shared = Shared::new(Metrics::new());
     let stop = CancellationToken::new();
     let t0 = Instant::now();
+    let own_cpu0 = cpu_seconds();
     let task = tokio::spawn(watcher::run(
         settings.clone(),
         client.clone(),
@@ -208,10 +211,17 @@ async fn store_phase(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let took = t0.elapsed().as_secs_f64();
+    let sync_cpu = cpu_seconds() - own_cpu0;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let rate = n as f64 / took;
     println!(
-        "{name}: watcher initial sync (pipeline, stand-in embedder, one sender, batches of 50): {n} in {took:.1}s = {rate:.0} documents/s = {:.0}% of the direct write rate",
+        "{name}: watcher initial sync (pipeline, stand-in embedder, batches of 50, {} in flight): {n} in {took:.1}s = {rate:.0} documents/s = {:.0}% of the direct write rate",
+        watcher::sender::BATCHES_IN_FLIGHT,
         100.0 * rate / direct_rate
+    );
+    println!(
+        "{name}: CPU during that sync in this process (watcher, pipeline, embedder, store client): {sync_cpu:.1}s over {took:.1}s wall ({:.0}% of {cores} cores)",
+        100.0 * sync_cpu / took / cores as f64
     );
     stop.cancel();
     let _ = task.await;
