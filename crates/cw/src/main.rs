@@ -11,6 +11,7 @@ mod resync;
 mod run;
 mod search;
 mod serve;
+mod sync_instances;
 mod watch;
 
 #[derive(Parser)]
@@ -45,6 +46,8 @@ enum Command {
     Search(search::Args),
     /// Ask a question: finds the resource types that answer it, then their instances.
     Ask(search::AskArgs),
+    /// Sync the cluster's instances into the index once (new and changed stored, gone removed).
+    SyncInstances(Box<sync_instances::Args>),
     /// Manage the local embedding model (`cw model fetch`).
     Model(model::Args),
 }
@@ -64,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             Command::Resync(args) => resync::run(args).await,
             Command::Search(args) => search::run(args).await,
             Command::Ask(args) => search::ask(args).await,
+            Command::SyncInstances(args) => sync_instances::run(*args).await,
             Command::Model(args) => model::run(args).await,
         }
     })
