@@ -1,8 +1,10 @@
 //! The ingest side of cw: turns sync payloads into documents, embeds what changed and
 //! writes it to a vector store.
 
+pub mod capabilities;
 pub mod document;
 pub mod embed;
+pub mod enrich;
 pub mod metrics;
 pub mod pipeline;
 pub mod search;

@@ -32,6 +32,14 @@ pub struct IngestMetrics {
     /// `op`: hashes, delete, upsert.
     pub store_seconds: HistogramFamily,
     pub sync_seconds: Histogram,
+    /// Capability syncs by `outcome` (same labels as `sync_requests`).
+    pub capability_sync_requests: Family<Label, Counter>,
+    pub capabilities_upserted: Counter,
+    pub capabilities_deleted: Counter,
+    /// Capabilities sent to the language model for enrichment.
+    pub enrichments_requested: Counter,
+    /// Enrichments that failed: the capability was stored unenriched, retried next sync.
+    pub enrichments_failed: Counter,
 }
 
 impl Default for IngestMetrics {
@@ -51,6 +59,36 @@ impl IngestMetrics {
         let embed_seconds = latency_histogram();
         let store_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let sync_seconds = latency_histogram();
+        let capability_sync_requests = Family::<Label, Counter>::default();
+        let capabilities_upserted = Counter::default();
+        let capabilities_deleted = Counter::default();
+        let enrichments_requested = Counter::default();
+        let enrichments_failed = Counter::default();
+        registry.register(
+            "capability_sync_requests",
+            "Capability sync requests by outcome",
+            capability_sync_requests.clone(),
+        );
+        registry.register(
+            "capabilities_upserted",
+            "Capabilities upserted (changed or new)",
+            capabilities_upserted.clone(),
+        );
+        registry.register(
+            "capabilities_deleted",
+            "Capability ids deleted",
+            capabilities_deleted.clone(),
+        );
+        registry.register(
+            "enrichments_requested",
+            "Capabilities sent to the language model",
+            enrichments_requested.clone(),
+        );
+        registry.register(
+            "enrichments_failed",
+            "Enrichments that failed (capability stored unenriched)",
+            enrichments_failed.clone(),
+        );
         registry.register(
             "sync_requests",
             "Sync requests by outcome",
@@ -101,6 +139,11 @@ impl IngestMetrics {
             embed_seconds,
             store_seconds,
             sync_seconds,
+            capability_sync_requests,
+            capabilities_upserted,
+            capabilities_deleted,
+            enrichments_requested,
+            enrichments_failed,
         }
     }
 

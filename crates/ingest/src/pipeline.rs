@@ -11,7 +11,7 @@ use sync_model::{FieldError, ResourceId, ResourceInstance, SyncPayload};
 use tracing::Instrument;
 
 use crate::document::to_document;
-use crate::embed::{EmbedError, Embedder, InputType};
+use crate::embed::{EmbedError, Embedder, InputType, ModelInfo};
 use crate::metrics::IngestMetrics;
 use crate::store::{Record, StoreError, VectorStore};
 
@@ -61,24 +61,114 @@ pub struct Normalised {
 /// Deletes first, then upserts: an id in both was recreated, so it is upserted and not
 /// deleted; of duplicate upsert ids the last one wins (it is the newest state).
 pub fn normalise(payload: SyncPayload) -> Normalised {
-    let mut position: HashMap<ResourceId, usize> = HashMap::with_capacity(payload.upserts.len());
-    let mut upserts: Vec<ResourceInstance> = Vec::with_capacity(payload.upserts.len());
-    for instance in payload.upserts {
-        match position.get(&instance.id) {
-            Some(&i) => upserts[i] = instance,
+    let (deletes, upserts) =
+        last_upsert_wins(payload.upserts, payload.deletes, |i: &ResourceInstance| {
+            &i.id
+        });
+    Normalised { deletes, upserts }
+}
+
+/// The rule of [`normalise`] for any payload shape (instances, capabilities): distinct
+/// upserts with the last of duplicate keys winning in the first one's position, and
+/// distinct deletes that are not also upserted.
+pub(crate) fn last_upsert_wins<T, K>(
+    upserts: Vec<T>,
+    deletes: Vec<K>,
+    key: impl Fn(&T) -> &K,
+) -> (Vec<K>, Vec<T>)
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    let mut position: HashMap<K, usize> = HashMap::with_capacity(upserts.len());
+    let mut kept: Vec<T> = Vec::with_capacity(upserts.len());
+    for item in upserts {
+        match position.get(key(&item)) {
+            Some(&i) => kept[i] = item,
             None => {
-                position.insert(instance.id.clone(), upserts.len());
-                upserts.push(instance);
+                position.insert(key(&item).clone(), kept.len());
+                kept.push(item);
             }
         }
     }
-    let mut seen = HashSet::with_capacity(payload.deletes.len());
-    let deletes = payload
-        .deletes
+    let mut seen = HashSet::with_capacity(deletes.len());
+    let deletes = deletes
         .into_iter()
         .filter(|id| !position.contains_key(id) && seen.insert(id.clone()))
         .collect();
-    Normalised { deletes, upserts }
+    (deletes, kept)
+}
+
+/// Embeds `texts` as documents and checks the answer (one vector per text, each of the
+/// model's dimension). Called before any write, so a provider failure changes nothing.
+pub(crate) async fn embed_documents(
+    embedder: &dyn Embedder,
+    model: &ModelInfo,
+    metrics: &IngestMetrics,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>, SyncError> {
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    metrics.embeddings_requested.inc_by(texts.len() as u64);
+    let t = Instant::now();
+    let vectors = embedder.embed(texts, InputType::Document).await?;
+    metrics.embed_seconds.observe(t.elapsed().as_secs_f64());
+    if vectors.len() != texts.len() {
+        return Err(EmbedError::Permanent(format!(
+            "the provider returned {} vectors for {} documents",
+            vectors.len(),
+            texts.len()
+        ))
+        .into());
+    }
+    if let Some(v) = vectors.iter().find(|v| v.len() != model.dimension) {
+        return Err(EmbedError::Permanent(format!(
+            "the provider returned a vector of {} dimensions; {} makes {}",
+            v.len(),
+            model.id,
+            model.dimension
+        ))
+        .into());
+    }
+    Ok(vectors)
+}
+
+/// Deletes `deletes`, then upserts `records`, timing each store call.
+pub(crate) async fn write_changes(
+    store: &dyn VectorStore,
+    collection: &str,
+    metrics: &IngestMetrics,
+    deletes: &[String],
+    records: &[Record],
+) -> Result<(), SyncError> {
+    if !deletes.is_empty() {
+        let t = Instant::now();
+        store.delete(collection, deletes).await?;
+        observe_store(metrics, "delete", t);
+    }
+    if !records.is_empty() {
+        let t = Instant::now();
+        store.upsert(collection, records).await?;
+        observe_store(metrics, "upsert", t);
+    }
+    Ok(())
+}
+
+/// The `outcome` label of a sync request: ok, invalid, unavailable or error.
+pub(crate) fn outcome_label<T>(result: &Result<T, SyncError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(SyncError::Invalid(_)) => "invalid",
+        Err(e) if e.is_transient() => "unavailable",
+        Err(_) => "error",
+    }
+}
+
+pub(crate) fn observe_store(metrics: &IngestMetrics, op: &'static str, since: Instant) {
+    metrics
+        .store_seconds
+        .get_or_create(&[("op", op)])
+        .observe(since.elapsed().as_secs_f64());
 }
 
 /// The ingest pipeline for one collection. Cheap to clone.
@@ -142,22 +232,16 @@ impl Pipeline {
         self.metrics
             .sync_seconds
             .observe(started.elapsed().as_secs_f64());
-        let outcome = match &result {
-            Ok(o) => {
-                span.record("embedded", o.embedded);
-                span.record("unchanged", o.unchanged);
-                self.metrics.instances_upserted.inc_by(o.embedded as u64);
-                self.metrics.instances_deleted.inc_by(o.deleted as u64);
-                self.metrics.embeddings_skipped.inc_by(o.unchanged as u64);
-                "ok"
-            }
-            Err(SyncError::Invalid(_)) => "invalid",
-            Err(e) if e.is_transient() => "unavailable",
-            Err(_) => "error",
-        };
+        if let Ok(o) = &result {
+            span.record("embedded", o.embedded);
+            span.record("unchanged", o.unchanged);
+            self.metrics.instances_upserted.inc_by(o.embedded as u64);
+            self.metrics.instances_deleted.inc_by(o.deleted as u64);
+            self.metrics.embeddings_skipped.inc_by(o.unchanged as u64);
+        }
         self.metrics
             .sync_requests
-            .get_or_create(&[("outcome", outcome)])
+            .get_or_create(&[("outcome", outcome_label(&result))])
             .inc();
         result
     }
@@ -190,59 +274,30 @@ impl Pipeline {
         let unchanged = upserts.len() - changed.len();
 
         // Embed before any write: a provider failure must leave the store untouched.
-        let vectors = if changed.is_empty() {
-            Vec::new()
-        } else {
-            let texts: Vec<String> = changed.iter().map(|d| d.text.clone()).collect();
-            self.metrics.embeddings_requested.inc_by(texts.len() as u64);
-            let t = Instant::now();
-            let vectors = self.embedder.embed(&texts, InputType::Document).await?;
-            self.metrics
-                .embed_seconds
-                .observe(t.elapsed().as_secs_f64());
-            if vectors.len() != texts.len() {
-                return Err(EmbedError::Permanent(format!(
-                    "the provider returned {} vectors for {} documents",
-                    vectors.len(),
-                    texts.len()
-                ))
-                .into());
-            }
-            if let Some(v) = vectors.iter().find(|v| v.len() != model.dimension) {
-                return Err(EmbedError::Permanent(format!(
-                    "the provider returned a vector of {} dimensions; {} makes {}",
-                    v.len(),
-                    model.id,
-                    model.dimension
-                ))
-                .into());
-            }
-            vectors
-        };
-
-        if !deletes.is_empty() {
-            let ids: Vec<String> = deletes.iter().map(|id| id.as_str().to_string()).collect();
-            let t = Instant::now();
-            self.store.delete(&self.collection, &ids).await?;
-            self.observe_store("delete", t);
-        }
+        let texts: Vec<String> = changed.iter().map(|d| d.text.clone()).collect();
+        let vectors =
+            embed_documents(self.embedder.as_ref(), &model, &self.metrics, &texts).await?;
         let embedded = changed.len();
-        if !changed.is_empty() {
-            let records: Vec<Record> = changed
-                .into_iter()
-                .zip(vectors)
-                .map(|(d, embedding)| Record {
-                    id: d.id,
-                    document: d.text,
-                    embedding,
-                    metadata: d.metadata,
-                    content_hash: d.content_hash,
-                })
-                .collect();
-            let t = Instant::now();
-            self.store.upsert(&self.collection, &records).await?;
-            self.observe_store("upsert", t);
-        }
+        let records: Vec<Record> = changed
+            .into_iter()
+            .zip(vectors)
+            .map(|(d, embedding)| Record {
+                id: d.id,
+                document: d.text,
+                embedding,
+                metadata: d.metadata,
+                content_hash: d.content_hash,
+            })
+            .collect();
+        let deletes: Vec<String> = deletes.iter().map(|id| id.as_str().to_string()).collect();
+        write_changes(
+            self.store.as_ref(),
+            &self.collection,
+            &self.metrics,
+            &deletes,
+            &records,
+        )
+        .await?;
         Ok(SyncOutcome {
             upserted: upserts.len(),
             deleted: deletes.len(),
@@ -261,10 +316,7 @@ impl Pipeline {
     }
 
     fn observe_store(&self, op: &'static str, since: Instant) {
-        self.metrics
-            .store_seconds
-            .get_or_create(&[("op", op)])
-            .observe(since.elapsed().as_secs_f64());
+        observe_store(&self.metrics, op, since);
     }
 }
 

@@ -4,11 +4,15 @@
 //!   loopback port, with its own data directory, stopped on drop.
 //! - [`VoyageStandin`]: a local server speaking Voyage AI's `/v1/embeddings` wire format,
 //!   with deterministic vectors, request counters and injectable failures.
+//! - [`LlmStandin`]: an OpenAI-compatible chat API answering a fixed enrichment, with
+//!   request counters and injectable failures.
 
 pub mod chroma;
+pub mod llm;
 pub mod voyage;
 
 pub use chroma::ChromaServer;
+pub use llm::LlmStandin;
 pub use voyage::{embed_text, Failure, StandinStats, VoyageStandin};
 
 /// A free loopback port: bind port 0, read the port, release it.

@@ -2,6 +2,7 @@
 //! probes and metrics. Handlers are thin: parse, call the [`Pipeline`], map the error.
 //! [`router`] returns a plain `Router` so that `cw run` can merge it with others.
 
+mod capabilities;
 mod error;
 pub mod search;
 
@@ -23,6 +24,7 @@ use sync_model::{FieldError, SyncPayload, SyncResponse};
 
 pub use error::ApiError;
 
+use crate::capabilities::CapabilityPipeline;
 use crate::pipeline::Pipeline;
 use crate::search::Searcher;
 
@@ -58,6 +60,7 @@ pub struct AppState {
 
 struct Inner {
     pipeline: Pipeline,
+    capabilities: CapabilityPipeline,
     searcher: Searcher,
     auth: Option<BearerToken>,
     max_body_bytes: usize,
@@ -65,9 +68,28 @@ struct Inner {
 }
 
 impl AppState {
+    /// The capabilities pipeline is built from `pipeline`'s store and embedder, in
+    /// `config.capabilities_collection`, without enrichment.
     pub fn new(pipeline: Pipeline, config: ServerConfig) -> Self {
+        let capabilities = CapabilityPipeline::new(
+            pipeline.store().clone(),
+            pipeline.embedder().clone(),
+            config.capabilities_collection.clone(),
+        );
+        Self::with_capabilities(pipeline, capabilities, config)
+    }
+
+    /// With a capabilities pipeline of the caller's (e.g. with an enricher). It shares
+    /// `pipeline`'s metrics, so `/metrics` shows both.
+    pub fn with_capabilities(
+        pipeline: Pipeline,
+        capabilities: CapabilityPipeline,
+        config: ServerConfig,
+    ) -> Self {
+        let capabilities = capabilities.with_metrics(pipeline.metrics().clone());
         AppState {
             inner: Arc::new(Inner {
+                capabilities,
                 searcher: Searcher {
                     store: pipeline.store().clone(),
                     embedder: pipeline.embedder().clone(),
@@ -87,6 +109,10 @@ impl AppState {
 
     pub fn pipeline(&self) -> &Pipeline {
         &self.inner.pipeline
+    }
+
+    pub fn capabilities(&self) -> &CapabilityPipeline {
+        &self.inner.capabilities
     }
 
     pub fn searcher(&self) -> &Searcher {
@@ -132,6 +158,15 @@ pub fn router(state: AppState) -> Router {
             post(sync_instances).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
         )
         .route("/api/v1/instances/hashes", get(instance_hashes))
+        .route(
+            "/api/v1/capabilities/sync",
+            post(capabilities::sync_capabilities)
+                .layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
+        )
+        .route(
+            "/api/v1/capabilities/hashes",
+            get(capabilities::capability_hashes),
+        )
         .route("/api/v1/search", post(search::search));
     let api = state.auth_layer(api);
     Router::new()
@@ -209,8 +244,13 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Parses JSON, naming where it broke: `upserts[3].labels: invalid type: ...`.
 fn parse_payload(body: &[u8]) -> Result<SyncPayload, ApiError> {
+    parse_json(body)
+}
+
+/// Parses any sync payload shape, naming where it broke.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let payload: SyncPayload = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+    let payload: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." {
             "body".to_string()
@@ -240,7 +280,26 @@ async fn sync_instances(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
-    if !is_json(&headers) {
+    let body = json_body(&state, &headers, body)?;
+    let payload = parse_payload(&body)?;
+    let outcome = state.inner.pipeline.apply_sync(payload).await?;
+    tracing::info!(
+        upserted = outcome.upserted,
+        deleted = outcome.deleted,
+        embedded = outcome.embedded,
+        unchanged = outcome.unchanged,
+        "sync applied"
+    );
+    Ok(Json(SyncResponse::ok(outcome.upserted, outcome.deleted)))
+}
+
+/// The body of a sync request: 415 unless JSON, 413 beyond the size limit.
+fn json_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType {
             got: headers
                 .get(header::CONTENT_TYPE)
@@ -259,21 +318,12 @@ async fn sync_instances(
             details: vec![],
         },
     })?;
-    let payload = parse_payload(&body)?;
-    let outcome = state.inner.pipeline.apply_sync(payload).await?;
-    tracing::info!(
-        upserted = outcome.upserted,
-        deleted = outcome.deleted,
-        embedded = outcome.embedded,
-        unchanged = outcome.unchanged,
-        "sync applied"
-    );
-    Ok(Json(SyncResponse::ok(outcome.upserted, outcome.deleted)))
+    Ok(body)
 }
 
 #[derive(serde::Serialize)]
-struct HashesResponse {
-    hashes: std::collections::HashMap<String, String>,
+pub(crate) struct HashesResponse {
+    pub(crate) hashes: std::collections::HashMap<String, String>,
 }
 
 async fn instance_hashes(State(state): State<AppState>) -> Result<Json<HashesResponse>, ApiError> {

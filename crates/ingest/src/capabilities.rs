@@ -1,0 +1,373 @@
+//! The capabilities pipeline: one document per resource *type* in its own collection,
+//! behind `POST /api/v1/capabilities/sync` and in-process (`cw run`). Same steps as the
+//! instances [`Pipeline`](crate::pipeline::Pipeline): validate everything, skip unchanged
+//! types by content hash, enrich (optional) and embed what changed before writing
+//! anything, then delete, then upsert.
+//!
+//! The enrichment cache is the collection itself. A stored document's `cw_content_hash`
+//! is the hash of the capability as received (its schema, without enrichment), and
+//! `cw_enrichment` says whether the model's answer is already in the document: an
+//! unchanged type is skipped before the model is asked, so it is never sent twice, even
+//! after a restart. A type whose enrichment failed (or that was stored while enrichment
+//! was off) is stored without it and enriched on its next sync.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sync_model::{Capability, CapabilitySyncPayload, Enrichment};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::embed::Embedder;
+use crate::enrich::{schema_hash, Enricher};
+use crate::metrics::IngestMetrics;
+use crate::pipeline::{
+    embed_documents, last_upsert_wins, observe_store, outcome_label, write_changes, SyncError,
+    SyncOutcome,
+};
+use crate::store::{Filter, MetaValue, Metadata, Record, VectorStore};
+
+/// Metadata key saying where a capability document's enrichment came from.
+pub const ENRICHMENT_KEY: &str = "cw_enrichment";
+/// Enriched by cw's language model.
+pub const ENRICHED_BY_MODEL: &str = "model";
+/// The sender's payload carried its own enrichment.
+pub const ENRICHED_BY_SENDER: &str = "sender";
+/// Stored while enrichment was off.
+pub const NOT_ENRICHED: &str = "off";
+/// The model call failed; enriched on the type's next sync.
+pub const ENRICHMENT_FAILED: &str = "failed";
+
+/// Language model calls in flight at once during one sync.
+const ENRICH_CONCURRENCY: usize = 4;
+
+/// The capabilities pipeline for one collection. Cheap to clone.
+#[derive(Clone)]
+pub struct CapabilityPipeline {
+    store: Arc<dyn VectorStore>,
+    embedder: Arc<dyn Embedder>,
+    collection: String,
+    metrics: Arc<IngestMetrics>,
+    enricher: Option<Arc<Enricher>>,
+    /// Enrichments received but not yet written (a failed embedding or store write would
+    /// otherwise make the retry ask the model again), by schema hash.
+    pending: Arc<Mutex<HashMap<String, Enrichment>>>,
+}
+
+impl CapabilityPipeline {
+    pub fn new(
+        store: Arc<dyn VectorStore>,
+        embedder: Arc<dyn Embedder>,
+        collection: impl Into<String>,
+    ) -> Self {
+        CapabilityPipeline {
+            store,
+            embedder,
+            collection: collection.into(),
+            metrics: Arc::new(IngestMetrics::new()),
+            enricher: None,
+            pending: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Turns enrichment on.
+    pub fn with_enricher(mut self, enricher: Arc<Enricher>) -> Self {
+        self.enricher = Some(enricher);
+        self
+    }
+
+    /// Shares `metrics` (e.g. with the instances pipeline and the HTTP server).
+    pub fn with_metrics(mut self, metrics: Arc<IngestMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    pub fn metrics(&self) -> &Arc<IngestMetrics> {
+        &self.metrics
+    }
+
+    pub fn enricher(&self) -> Option<&Arc<Enricher>> {
+        self.enricher.as_ref()
+    }
+
+    /// Applies one payload. On `Err` nothing was written, except after a store failure
+    /// between delete and upsert; a retry of the same payload then completes it. A failed
+    /// enrichment is not an error: the type is stored without it.
+    pub async fn apply_sync(
+        &self,
+        payload: CapabilitySyncPayload,
+    ) -> Result<SyncOutcome, SyncError> {
+        let span = tracing::info_span!(
+            "apply_capability_sync",
+            collection = %self.collection,
+            upserts = payload.upserts.len(),
+            deletes = payload.deletes.len(),
+            embedded = tracing::field::Empty,
+            unchanged = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = self.apply(payload).instrument(span.clone()).await;
+        self.metrics
+            .sync_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Ok(o) = &result {
+            span.record("embedded", o.embedded);
+            span.record("unchanged", o.unchanged);
+            self.metrics.capabilities_upserted.inc_by(o.embedded as u64);
+            self.metrics.capabilities_deleted.inc_by(o.deleted as u64);
+            self.metrics.embeddings_skipped.inc_by(o.unchanged as u64);
+        }
+        self.metrics
+            .capability_sync_requests
+            .get_or_create(&[("outcome", outcome_label(&result))])
+            .inc();
+        result
+    }
+
+    async fn apply(&self, payload: CapabilitySyncPayload) -> Result<SyncOutcome, SyncError> {
+        payload.check().map_err(SyncError::Invalid)?;
+        if payload.is_empty() {
+            return Ok(SyncOutcome::default());
+        }
+        let (deletes, upserts) =
+            last_upsert_wins(payload.upserts, payload.deletes, |c: &Capability| &c.id);
+        let model = self.embedder.model_info().await?;
+        self.store
+            .ensure_collection(&self.collection, &model)
+            .await?;
+
+        let hashes: Vec<String> = upserts.iter().map(Capability::content_hash).collect();
+        let stored = if upserts.is_empty() {
+            HashMap::new()
+        } else {
+            let ids: Vec<String> = upserts.iter().map(|c| c.id.clone()).collect();
+            let t = Instant::now();
+            let stored = self.store.content_hashes(&self.collection, &ids).await?;
+            observe_store(&self.metrics, "hashes", t);
+            stored
+        };
+        let awaiting = if self.enricher.is_some() {
+            self.awaiting_enrichment().await?
+        } else {
+            HashSet::new()
+        };
+        let total = upserts.len();
+        let changed: Vec<(Capability, String)> = upserts
+            .into_iter()
+            .zip(hashes)
+            .filter(|(c, hash)| {
+                stored.get(&c.id) != Some(hash)
+                    || (c.enrichment.is_none() && awaiting.contains(&c.id))
+            })
+            .collect();
+        let unchanged = total - changed.len();
+
+        // Enrich, then embed, before any write: a failed embedding changes nothing.
+        let enriched = self.enrich_all(changed).await;
+        let texts: Vec<String> = enriched.iter().map(|(c, _, _)| c.document_text()).collect();
+        let vectors =
+            embed_documents(self.embedder.as_ref(), &model, &self.metrics, &texts).await?;
+        let records: Vec<Record> = enriched
+            .iter()
+            .zip(texts)
+            .zip(vectors)
+            .map(|(((c, hash, source), document), embedding)| Record {
+                id: c.id.clone(),
+                document,
+                embedding,
+                metadata: to_metadata(c, source),
+                content_hash: hash.clone(),
+            })
+            .collect();
+        write_changes(
+            self.store.as_ref(),
+            &self.collection,
+            &self.metrics,
+            &deletes,
+            &records,
+        )
+        .await?;
+        if let Ok(mut pending) = self.pending.lock() {
+            for (c, _, _) in &enriched {
+                pending.remove(&schema_hash(c));
+            }
+        }
+        Ok(SyncOutcome {
+            upserted: total,
+            deleted: deletes.len(),
+            embedded: records.len(),
+            unchanged,
+        })
+    }
+
+    /// Each changed capability with its content hash (as received) and where its
+    /// enrichment came from. Model failures are logged and counted, never returned.
+    async fn enrich_all(
+        &self,
+        changed: Vec<(Capability, String)>,
+    ) -> Vec<(Capability, String, &'static str)> {
+        let Some(enricher) = &self.enricher else {
+            return changed
+                .into_iter()
+                .map(|(c, h)| {
+                    let source = if c.enrichment.is_some() {
+                        ENRICHED_BY_SENDER
+                    } else {
+                        NOT_ENRICHED
+                    };
+                    (c, h, source)
+                })
+                .collect();
+        };
+        let mut out: Vec<Option<(Capability, String, &'static str)>> = Vec::new();
+        let mut to_ask: Vec<(usize, Capability, String)> = Vec::new();
+        for (c, h) in changed {
+            let i = out.len();
+            if c.enrichment.is_some() {
+                out.push(Some((c, h, ENRICHED_BY_SENDER)));
+                continue;
+            }
+            let cached = self
+                .pending
+                .lock()
+                .ok()
+                .and_then(|p| p.get(&schema_hash(&c)).cloned());
+            match cached {
+                Some(e) => {
+                    let mut c = c;
+                    c.enrichment = Some(e);
+                    out.push(Some((c, h, ENRICHED_BY_MODEL)));
+                }
+                None => {
+                    out.push(None);
+                    to_ask.push((i, c, h));
+                }
+            }
+        }
+        let mut queue = to_ask.into_iter();
+        let mut running = JoinSet::new();
+        loop {
+            while running.len() < ENRICH_CONCURRENCY {
+                let Some((i, c, h)) = queue.next() else { break };
+                let enricher = enricher.clone();
+                self.metrics.enrichments_requested.inc();
+                running.spawn(async move {
+                    let result = enricher.enrich(&c).await;
+                    (i, c, h, result)
+                });
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let Ok((i, mut c, h, result)) = joined else {
+                // A panicked task lost its capability; nothing else to do but count it.
+                self.metrics.enrichments_failed.inc();
+                continue;
+            };
+            let source = match result {
+                Ok(e) => {
+                    if let Ok(mut p) = self.pending.lock() {
+                        p.insert(schema_hash(&c), e.clone());
+                    }
+                    c.enrichment = Some(e);
+                    ENRICHED_BY_MODEL
+                }
+                Err(e) => {
+                    self.metrics.enrichments_failed.inc();
+                    tracing::warn!(
+                        capability = %c.id,
+                        error = %e,
+                        "enrichment failed; storing the type without it, retried on its next sync"
+                    );
+                    ENRICHMENT_FAILED
+                }
+            };
+            out[i] = Some((c, h, source));
+        }
+        out.into_iter().flatten().collect()
+    }
+
+    /// Ids of stored types that lack enrichment although it is now on.
+    async fn awaiting_enrichment(&self) -> Result<HashSet<String>, SyncError> {
+        let t = Instant::now();
+        let count = self.store.count(&self.collection).await?;
+        if count == 0 {
+            return Ok(HashSet::new());
+        }
+        let filter = Filter::In(
+            ENRICHMENT_KEY.into(),
+            vec![ENRICHMENT_FAILED.into(), NOT_ENRICHED.into()],
+        );
+        let hits = self
+            .store
+            .get(&self.collection, Some(&filter), count)
+            .await?;
+        observe_store(&self.metrics, "get", t);
+        Ok(hits.into_iter().map(|h| h.id).collect())
+    }
+
+    /// Every stored id with the content hash of the capability as it was received: the
+    /// answer to `GET /api/v1/capabilities/hashes`. While enrichment is on, a type stored
+    /// without it answers an empty hash, so that a resync sends it again to be enriched.
+    pub async fn stored_hashes(&self) -> Result<HashMap<String, String>, SyncError> {
+        let t = Instant::now();
+        let mut hashes = self.store.all_hashes(&self.collection).await?;
+        observe_store(&self.metrics, "all_hashes", t);
+        if self.enricher.is_some() && !hashes.is_empty() {
+            for id in self.awaiting_enrichment().await? {
+                if let Some(h) = hashes.get_mut(&id) {
+                    h.clear();
+                }
+            }
+        }
+        Ok(hashes)
+    }
+}
+
+/// The filterable metadata of a capability document: `kind`, `group`, `plural`,
+/// `namespaced` ("true"/"false"), `versions` (comma-joined) and `cw_enrichment`. The
+/// store adds `cw_content_hash`.
+pub fn to_metadata(c: &Capability, enrichment_source: &str) -> Metadata {
+    let mut m = Metadata::new();
+    let mut put = |k: &str, v: String| {
+        m.insert(k.to_string(), MetaValue::Str(v));
+    };
+    put("kind", c.kind.clone());
+    put("group", c.group.clone());
+    put("plural", c.plural.clone());
+    put("namespaced", c.namespaced.to_string());
+    put("versions", c.versions.join(","));
+    put(ENRICHMENT_KEY, enrichment_source.to_string());
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_holds_the_keys_search_filters_on() {
+        let c: Capability = serde_json::from_value(serde_json::json!({
+            "id": "clusters.postgresql.cnpg.io", "kind": "Cluster",
+            "group": "postgresql.cnpg.io", "versions": ["v1", "v1beta1"],
+            "plural": "clusters", "namespaced": true
+        }))
+        .unwrap();
+        let m = to_metadata(&c, NOT_ENRICHED);
+        let s = |k: &str| match m.get(k) {
+            Some(MetaValue::Str(s)) => s.clone(),
+            other => panic!("{k}: {other:?}"),
+        };
+        assert_eq!(s("kind"), "Cluster");
+        assert_eq!(s("group"), "postgresql.cnpg.io");
+        assert_eq!(s("plural"), "clusters");
+        assert_eq!(s("namespaced"), "true");
+        assert_eq!(s("versions"), "v1,v1beta1");
+        assert_eq!(s(ENRICHMENT_KEY), "off");
+    }
+}
