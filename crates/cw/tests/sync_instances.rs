@@ -372,3 +372,41 @@ async fn a_failing_api_server_gives_a_non_zero_exit_and_removes_nothing() {
     );
     assert_eq!(stored_hashes(&open_store(&data_dir)).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_model_or_an_unreachable_destination_fails_with_a_message_saying_so() {
+    setup();
+    let work = tempfile::tempdir().expect("temp dir");
+    let (_sim, kubeconfig) = start_demo_cluster(work.path()).await;
+
+    // The default provider is the local model; an empty model directory holds none.
+    let empty = work.path().join("no-model");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let no_model = sync_instances(
+        &kubeconfig,
+        vec![
+            (
+                "CW_DATA_DIR",
+                work.path().join("data").display().to_string(),
+            ),
+            ("CW_MODEL_DIR", empty.display().to_string()),
+        ],
+    )
+    .await;
+    assert!(!no_model.status.success(), "log:\n{}", no_model.log);
+    assert!(
+        no_model.log.contains("cw model fetch"),
+        "the message says how to get the model:\n{}",
+        no_model.log
+    );
+
+    // Nothing listens on this port.
+    let closed = format!("http://127.0.0.1:{}", testkit::free_port());
+    let unreachable = sync_instances(&kubeconfig, vec![("CW_SYNC_ENDPOINT", closed)]).await;
+    assert!(!unreachable.status.success(), "log:\n{}", unreachable.log);
+    assert!(
+        unreachable.log.contains("cannot read what the store holds"),
+        "the message says the destination is unreachable:\n{}",
+        unreachable.log
+    );
+}
