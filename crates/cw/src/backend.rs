@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use ingest::capabilities::CapabilityPipeline;
 use ingest::embed::local::LocalEmbedder;
 use ingest::embed::openai::{OpenAiConfig, OpenAiEmbedder};
 use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::embed::Embedder;
+use ingest::enrich::{EnrichConfig, Enricher};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::VectorStore;
@@ -157,6 +159,43 @@ impl EmbedArgs {
                     format!("loading the local embedding model from {}", dir.display())
                 })?)
             }
+        })
+    }
+}
+
+/// Optional enrichment of capabilities by a language model (OpenAI-compatible chat API);
+/// off without a URL.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EnrichArgs {
+    /// Base URL of an OpenAI-compatible chat API (`/chat/completions` is appended), e.g.
+    /// https://api.openai.com/v1 or http://localhost:11434/v1; enrichment is off without it.
+    #[arg(long, env = "CW_LLM_URL")]
+    pub llm_url: Option<String>,
+    #[arg(long, env = "CW_LLM_MODEL", default_value = ingest::enrich::DEFAULT_MODEL)]
+    pub llm_model: String,
+    /// Bearer key of the chat API (local servers need none).
+    #[arg(long, env = "CW_LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
+}
+
+impl EnrichArgs {
+    /// The enricher the flags choose, `None` when no URL is given (or it is empty).
+    pub fn build(&self) -> anyhow::Result<Option<Arc<Enricher>>> {
+        let Some(url) = self.llm_url.as_deref().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let mut config = EnrichConfig::new(url, &self.llm_model);
+        config.api_key = self.llm_api_key.clone().filter(|k| !k.is_empty());
+        Ok(Some(Arc::new(
+            Enricher::new(config).context("building the language model client")?,
+        )))
+    }
+
+    /// `pipeline` with the enricher, if the flags turn enrichment on.
+    pub fn apply(&self, pipeline: CapabilityPipeline) -> anyhow::Result<CapabilityPipeline> {
+        Ok(match self.build()? {
+            Some(enricher) => pipeline.with_enricher(enricher),
+            None => pipeline,
         })
     }
 }

@@ -12,13 +12,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use ingest::capabilities::CapabilityPipeline;
 use ingest::embed::Embedder;
 use ingest::pipeline::Pipeline;
 use ingest::server::{self, AppState, ServerConfig, DEFAULT_MAX_BODY_BYTES};
 use ingest::store::{StoreError, VectorStore};
 use watcher::{CancellationToken, Metrics, Shared, WatchConfig};
 
-use crate::backend::{EmbedArgs, StoreArgs};
+use crate::backend::{EmbedArgs, EnrichArgs, StoreArgs};
 use crate::pipeline_sink::PipelineSink;
 
 /// Where the watcher's operations router is mounted on the one port.
@@ -44,6 +45,8 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub embed: EmbedArgs,
+    #[command(flatten)]
+    pub enrich: EnrichArgs,
     /// Bearer token required on the API and on the watcher's resync (not on the probes and
     /// metrics).
     #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
@@ -61,9 +64,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = args.store.build()?;
     let embedder = args.embed.build()?;
     check_model_matches_store(&store, &embedder, &args.store.instances_collection).await?;
+    let capabilities = args.enrich.apply(CapabilityPipeline::new(
+        store.clone(),
+        embedder.clone(),
+        &args.store.capabilities_collection,
+    ))?;
     let pipeline = Pipeline::new(store, embedder, &args.store.instances_collection);
-    let state = AppState::new(
+    // `state.capabilities()` is the capability pipeline (with the enricher, sharing the
+    // server's metrics) for the in-process sink as well.
+    let state = AppState::with_capabilities(
         pipeline.clone(),
+        capabilities,
         ServerConfig {
             auth_token: args.auth_token.clone(),
             max_body_bytes: args.max_body_bytes,

@@ -3,10 +3,11 @@
 //! `ingest` crate, served by its router.
 
 use anyhow::Context;
+use ingest::capabilities::CapabilityPipeline;
 use ingest::pipeline::Pipeline;
 use ingest::server::{self, AppState, ServerConfig, DEFAULT_MAX_BODY_BYTES};
 
-use crate::backend::{EmbedArgs, StoreArgs};
+use crate::backend::{EmbedArgs, EnrichArgs, StoreArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,6 +19,8 @@ pub struct Args {
     pub store: StoreArgs,
     #[command(flatten)]
     pub embed: EmbedArgs,
+    #[command(flatten)]
+    pub enrich: EnrichArgs,
     /// Bearer token required on the API (not on /healthz, /readyz, /metrics).
     #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
@@ -29,9 +32,15 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = args.store.build()?;
     let embedder = args.embed.build()?;
+    let capabilities = args.enrich.apply(CapabilityPipeline::new(
+        store.clone(),
+        embedder.clone(),
+        &args.store.capabilities_collection,
+    ))?;
     let pipeline = Pipeline::new(store, embedder, &args.store.instances_collection);
-    let state = AppState::new(
+    let state = AppState::with_capabilities(
         pipeline,
+        capabilities,
         ServerConfig {
             auth_token: args.auth_token.clone(),
             max_body_bytes: args.max_body_bytes,
@@ -47,6 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         store = %args.store.describe(),
         provider = ?args.embed.embedding_provider,
         collection = %args.store.instances_collection,
+        enrichment = args.enrich.llm_url.as_deref().unwrap_or("off"),
         "cw serve listening"
     );
     let app = server::router(state.clone());
