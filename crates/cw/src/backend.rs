@@ -199,3 +199,36 @@ impl EnrichArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        enrich: EnrichArgs,
+    }
+
+    #[test]
+    fn enrichment_is_off_without_a_url_and_on_with_one() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let off = Cli::try_parse_from(["cw"]).unwrap().enrich;
+        assert_eq!(off.llm_model, "gpt-4o-mini");
+        assert!(off.build().unwrap().is_none());
+        let empty = Cli::try_parse_from(["cw", "--llm-url", ""]).unwrap().enrich;
+        assert!(empty.build().unwrap().is_none());
+        let on = Cli::try_parse_from([
+            "cw",
+            "--llm-url",
+            "http://127.0.0.1:9/v1",
+            "--llm-model",
+            "llama3.1",
+        ])
+        .unwrap()
+        .enrich;
+        let enricher = on.build().unwrap().expect("an enricher");
+        assert_eq!(enricher.model(), "llama3.1");
+    }
+}
