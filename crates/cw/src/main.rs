@@ -5,12 +5,12 @@ use clap::{Parser, Subcommand};
 
 mod backend;
 mod model;
-#[allow(dead_code)] // used by `cw run` and `cw sync-instances` (in progress)
 mod pipeline_sink;
 mod resync;
 mod run;
 mod search;
 mod serve;
+mod sync_capabilities;
 mod sync_instances;
 mod watch;
 
@@ -48,6 +48,9 @@ enum Command {
     Ask(search::AskArgs),
     /// Sync the cluster's instances into the index once (new and changed stored, gone removed).
     SyncInstances(Box<sync_instances::Args>),
+    /// One run that makes the capabilities collection (one record per resource type, from
+    /// discovery and CRD schemas) equal to the cluster; no controller needed.
+    SyncCapabilities(Box<sync_capabilities::Args>),
     /// Manage the local embedding model (`cw model fetch`).
     Model(model::Args),
 }
@@ -68,6 +71,7 @@ fn main() -> anyhow::Result<()> {
             Command::Search(args) => search::run(args).await,
             Command::Ask(args) => search::ask(args).await,
             Command::SyncInstances(args) => sync_instances::run(*args).await,
+            Command::SyncCapabilities(args) => sync_capabilities::run(*args).await,
             Command::Model(args) => model::run(args).await,
         }
     })

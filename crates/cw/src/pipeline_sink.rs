@@ -6,21 +6,29 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use ingest::capabilities::CapabilityPipeline;
 use ingest::pipeline::{Pipeline, SyncError};
-use sync_model::{ResourceId, SyncPayload, SyncResponse};
+use sync_model::{CapabilitySyncPayload, ResourceId, SyncPayload, SyncResponse};
+use watcher::sink::no_capabilities;
 use watcher::{SinkError, SyncSink};
 
 pub struct PipelineSink {
     pipeline: Pipeline,
+    capabilities: Option<CapabilityPipeline>,
 }
 
 impl PipelineSink {
     pub fn new(pipeline: Pipeline) -> Self {
-        PipelineSink { pipeline }
+        PipelineSink {
+            pipeline,
+            capabilities: None,
+        }
     }
 
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+    /// Also answers the capability calls, through `capabilities`.
+    pub fn with_capabilities(mut self, capabilities: CapabilityPipeline) -> Self {
+        self.capabilities = Some(capabilities);
+        self
     }
 }
 
@@ -51,6 +59,27 @@ impl SyncSink for PipelineSink {
             .await
             .map_err(sink_error)?;
         Ok(SyncResponse::ok(outcome.upserted, outcome.deleted))
+    }
+
+    async fn send_capabilities(
+        &self,
+        payload: &CapabilitySyncPayload,
+    ) -> Result<SyncResponse, SinkError> {
+        let Some(capabilities) = &self.capabilities else {
+            return Err(no_capabilities());
+        };
+        let outcome = capabilities
+            .apply_sync(payload.clone())
+            .await
+            .map_err(sink_error)?;
+        Ok(SyncResponse::ok(outcome.upserted, outcome.deleted))
+    }
+
+    async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
+        match &self.capabilities {
+            Some(capabilities) => capabilities.stored_hashes().await.map_err(sink_error),
+            None => Err(no_capabilities()),
+        }
     }
 
     async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {

@@ -2,6 +2,7 @@
 //! the cluster, then prints what changed.
 
 use anyhow::Context;
+use watcher::ResyncScope;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,15 +15,49 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Only the instances, or only the capability records (one per resource type).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    Instances,
+    Capabilities,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let report = watcher::ops::request_resync(&args.watcher_url, args.token.as_deref())
+    let scope = match args.only {
+        None => ResyncScope::All,
+        Some(Only::Instances) => ResyncScope::Instances,
+        Some(Only::Capabilities) => ResyncScope::Capabilities,
+    };
+    let report = watcher::ops::request_resync_of(&args.watcher_url, args.token.as_deref(), scope)
         .await
         .context("resync")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if args.only == Some(Only::Capabilities) {
+        match &report.capabilities {
+            Some(c) => println!(
+                "capability resync done in {:.1}s: {} types; {} unchanged, {} re-sent, {} removed",
+                report.duration_ms as f64 / 1000.0,
+                c.types,
+                c.unchanged,
+                c.upserted,
+                c.deleted
+            ),
+            None => {
+                anyhow::bail!("the capability sync failed; the watcher retries it (see its log)")
+            }
+        }
     } else {
+        if let Some(c) = &report.capabilities {
+            println!(
+                "capabilities: {} types; {} unchanged, {} re-sent, {} removed",
+                c.types, c.unchanged, c.upserted, c.deleted
+            );
+        }
         println!(
             "resync done in {:.1}s: {} types, {} objects listed; {} unchanged, {} re-sent, {} ghosts deleted, {} changing meanwhile (sent by their watches)",
             report.duration_ms as f64 / 1000.0,

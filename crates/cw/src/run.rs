@@ -82,7 +82,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
     );
     // The clone shares the store handle and the metrics the server exposes.
-    let sink = Arc::new(PipelineSink::new(pipeline));
+    let sink =
+        Arc::new(PipelineSink::new(pipeline).with_capabilities(state.capabilities().clone()));
 
     let client = watcher::kube_client()
         .await

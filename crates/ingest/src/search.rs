@@ -197,11 +197,45 @@ impl Searcher {
             return Err(SearchError::BadRequest("question must not be empty".into()));
         }
         let vector = self.embed_query(question).await?;
-        let types = self
+        let candidates = self
             .store
-            .query(&self.capabilities_collection, &vector, None, 8)
+            .query(
+                &self.capabilities_collection,
+                &vector,
+                None,
+                TYPE_CANDIDATES,
+            )
             .await?;
-        let Some(best) = types.first().map(|t| 1.0 - t.distance) else {
+        // A type answers as well as its description or its best running instance does: a
+        // database operator's CRD may say "PostgreSQL" without "database", while its running
+        // cluster's document says what it is for.
+        let mut scored = Vec::with_capacity(candidates.len());
+        for t in candidates {
+            let kind = meta_str(&t.metadata, "kind");
+            let group = meta_str(&t.metadata, "group");
+            let filter = Filter::And(vec![
+                Filter::Eq("kind".into(), kind.clone()),
+                Filter::Eq("apiGroup".into(), group.clone()),
+            ]);
+            let instances = self
+                .store
+                .query(&self.instances_collection, &vector, Some(&filter), limit)
+                .await?;
+            let type_sim = 1.0 - t.distance;
+            let best_instance = instances
+                .first()
+                .map_or(f32::NEG_INFINITY, |h| 1.0 - h.distance);
+            scored.push((
+                type_sim.max(best_instance),
+                type_sim,
+                kind,
+                group,
+                t,
+                instances,
+            ));
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let Some(best) = scored.first().map(|s| s.0) else {
             return Ok(AskAnswer {
                 question: question.to_string(),
                 types: vec![],
@@ -209,23 +243,19 @@ impl Searcher {
         };
         // Keep the types that match nearly as well as the best one: a question about
         // databases should bring the PostgreSQL, MySQL and Redis types, not every type.
-        let keep = types
-            .into_iter()
-            .filter(|t| 1.0 - t.distance >= best - TYPE_SCORE_WINDOW)
-            .take(MAX_TYPES);
         let mut out = Vec::new();
         let mut seen = HashSet::new();
-        for t in keep {
-            let kind = meta_str(&t.metadata, "kind");
-            let group = meta_str(&t.metadata, "group");
-            let mut filters = vec![Filter::Eq("kind".into(), kind.clone())];
-            filters.push(Filter::Eq("apiGroup".into(), group.clone()));
-            let filter = Filter::And(filters);
-            let instances: Vec<SearchHit> = self
-                .store
-                .query(&self.instances_collection, &vector, Some(&filter), limit)
-                .await?
+        let floor = best - TYPE_SCORE_WINDOW;
+        for (score, type_sim, kind, group, t, instances) in
+            scored.into_iter().filter(|s| s.0 >= floor).take(MAX_TYPES)
+        {
+            // A type that answers by its description brings its instances; one that answers
+            // only through some of its instances brings just those (the MySQL Service, not
+            // every Service).
+            let by_description = type_sim >= floor;
+            let instances: Vec<SearchHit> = instances
                 .into_iter()
+                .filter(|h| by_description || 1.0 - h.distance >= floor)
                 .filter(|h| seen.insert(h.id.clone()))
                 .map(|h| {
                     let sim = 1.0 - h.distance;
@@ -236,7 +266,7 @@ impl Searcher {
                 id: t.id.clone(),
                 kind,
                 group,
-                score: 1.0 - t.distance,
+                score,
                 reason: t.document.clone(),
                 instances,
             });
@@ -285,8 +315,10 @@ impl Searcher {
     }
 }
 
-/// Types whose similarity is within this much of the best type's are kept by `ask`.
+/// Types whose score is within this much of the best type's are kept by `ask`.
 const TYPE_SCORE_WINDOW: f32 = 0.12;
+/// Types `ask` considers (nearest capability documents) before scoring them.
+const TYPE_CANDIDATES: usize = 8;
 const MAX_TYPES: usize = 6;
 
 fn checked_limit(limit: Option<usize>) -> Result<usize, SearchError> {

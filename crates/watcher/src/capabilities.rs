@@ -3,10 +3,21 @@
 //! `spec` fields). Built-in types get short descriptions of cw's own, so that a question
 //! like "what databases are running?" can find `StatefulSet` as well as a database CRD.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use kube::api::{Api, DynamicObject, ListParams};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sync_model::{capability_id, Capability};
+use sync_model::{capability_id, Capability, CapabilitySyncPayload};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::discovery::ResourceType;
+use crate::metrics::Metrics;
+use crate::sender::RetryConfig;
+use crate::sink::{SinkError, SyncSink};
 
 /// What discovery says of one type (its preferred version).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -142,6 +153,195 @@ pub fn builtin_description(group: &str, kind: &str) -> Option<&'static str> {
     })
 }
 
+/// What one capability sync found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapabilityReport {
+    pub types: usize,
+    pub unchanged: usize,
+    pub upserted: usize,
+    pub deleted: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CapabilityError {
+    #[error("listing CustomResourceDefinitions: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+impl CapabilityError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CapabilityError::Kube(_) => true,
+            CapabilityError::Sink(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// Capability records sent per request.
+const CAPABILITY_BATCH: usize = 100;
+
+/// The capability record of every type in `types`, CRD types with their CRD's schema, names
+/// and served versions (one list of all CRDs).
+pub async fn capability_records(
+    client: &kube::Client,
+    types: &[ResourceType],
+) -> Result<Vec<Capability>, kube::Error> {
+    let crd_type = ResourceType::new(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &crd_type.api_resource());
+    let mut crds: HashMap<String, Value> = HashMap::new();
+    for crd in api.list(&ListParams::default()).await?.items {
+        if let (Some(name), Ok(value)) = (crd.metadata.name.clone(), serde_json::to_value(&crd)) {
+            crds.insert(name, value);
+        }
+    }
+    Ok(types
+        .iter()
+        .map(|ty| {
+            let crd = crds.get(&capability_id(&ty.plural, &ty.group));
+            build_capability(&type_info(ty, crd), crd)
+        })
+        .collect())
+}
+
+/// Discovery's view of a type, completed from its CRD when it has one.
+fn type_info(ty: &ResourceType, crd: Option<&Value>) -> TypeInfo {
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut versions = vec![ty.version.clone()];
+    if let Some(served) = crd
+        .and_then(|c| c.pointer("/spec/versions"))
+        .and_then(Value::as_array)
+    {
+        for v in served {
+            let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
+            if v.get("served").and_then(Value::as_bool) == Some(true)
+                && !name.is_empty()
+                && !versions.iter().any(|have| have == name)
+            {
+                versions.push(name.to_string());
+            }
+        }
+    }
+    TypeInfo {
+        group: ty.group.clone(),
+        versions,
+        kind: ty.kind.clone(),
+        plural: ty.plural.clone(),
+        namespaced: ty.namespaced,
+        short_names: strings(crd.and_then(|c| c.pointer("/spec/names/shortNames"))),
+        categories: strings(crd.and_then(|c| c.pointer("/spec/names/categories"))),
+    }
+}
+
+/// Makes the stored capabilities equal the records of `types`: new and changed records are
+/// sent, records of types no longer served are deleted, unchanged ones cost nothing.
+pub async fn sync_capabilities(
+    client: &kube::Client,
+    sink: &dyn SyncSink,
+    types: &[ResourceType],
+) -> Result<CapabilityReport, CapabilityError> {
+    let records = capability_records(client, types).await?;
+    let stored = sink.stored_capability_hashes().await?;
+    let mut report = CapabilityReport {
+        types: records.len(),
+        ..Default::default()
+    };
+    let wanted: HashMap<&str, ()> = records.iter().map(|r| (r.id.as_str(), ())).collect();
+    let mut deletes: Vec<String> = stored
+        .keys()
+        .filter(|id| !wanted.contains_key(id.as_str()))
+        .cloned()
+        .collect();
+    deletes.sort();
+    let upserts: Vec<Capability> = records
+        .into_iter()
+        .filter(|r| stored.get(&r.id) != Some(&r.content_hash()))
+        .collect();
+    report.unchanged = report.types - upserts.len();
+    for chunk in deletes.chunks(CAPABILITY_BATCH) {
+        let payload = CapabilitySyncPayload {
+            upserts: Vec::new(),
+            deletes: chunk.to_vec(),
+        };
+        sink.send_capabilities(&payload).await?;
+        report.deleted += chunk.len();
+    }
+    for chunk in upserts.chunks(CAPABILITY_BATCH) {
+        let payload = CapabilitySyncPayload {
+            upserts: chunk.to_vec(),
+            deletes: Vec::new(),
+        };
+        sink.send_capabilities(&payload).await?;
+        report.upserted += chunk.len();
+    }
+    Ok(report)
+}
+
+/// Keeps the capabilities current while the watcher runs: after every change of the watched
+/// types (`types` is updated after each discovery, which CRD events trigger, and at each
+/// resync) it syncs them, retrying with backoff until it succeeds. Level-triggered, so no
+/// change is lost: a retry or a newer set of types always syncs the latest state.
+pub async fn run_capability_sync(
+    client: kube::Client,
+    sink: Arc<dyn SyncSink>,
+    mut types: watch::Receiver<Vec<ResourceType>>,
+    retry: RetryConfig,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = types.changed() => if changed.is_err() { return },
+        }
+        let mut delays = retry.delays();
+        loop {
+            let current = types.borrow_and_update().clone();
+            match sync_capabilities(&client, sink.as_ref(), &current).await {
+                Ok(report) => {
+                    metrics.capability_syncs.inc();
+                    if report.upserted + report.deleted > 0 {
+                        info!(?report, "capabilities synced");
+                    }
+                    break;
+                }
+                Err(e) if e.is_retryable() => {
+                    metrics.capability_sync_failures.inc();
+                    let delay = delays.next().unwrap_or(retry.max_delay);
+                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "capability sync failed; will retry");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                        // Newer types: retry at once with them.
+                        changed = types.changed() => if changed.is_err() { return },
+                    }
+                }
+                Err(e) => {
+                    metrics.capability_sync_failures.inc();
+                    error!(error = %e, "capability sync refused; capabilities are not kept current by this sink");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,8 +368,14 @@ mod tests {
                  "storage": {"type": "object"}}}}}}}]}});
         let c = build_capability(&cnpg_info(), Some(&crd));
         assert_eq!(c.id, "clusters.postgresql.cnpg.io");
-        assert_eq!(c.description, "Cluster is the Schema for the PostgreSQL API");
-        assert_eq!(c.fields["instances"], "Number of instances required in the cluster");
+        assert_eq!(
+            c.description,
+            "Cluster is the Schema for the PostgreSQL API"
+        );
+        assert_eq!(
+            c.fields["instances"],
+            "Number of instances required in the cluster"
+        );
         assert_eq!(c.fields["storage"], "");
     }
 

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::buffer::{run_buffer, BufferConfig, Pending};
+use crate::capabilities::{run_capability_sync, sync_capabilities, CapabilityReport};
 use crate::change::Change;
 use crate::discovery::{self, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
 use crate::metrics::Metrics;
@@ -52,7 +53,32 @@ pub struct ResyncReport {
     /// Objects changing while listed; their watches send them.
     pub in_flight: usize,
     pub duration_ms: u64,
+    /// The capability records' part; absent when the resync was of instances only (or the
+    /// capability sync failed and was left to the background retries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<CapabilityReport>,
 }
+
+/// What a resync covers: `POST /api/v1/resync?only=instances|capabilities`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResyncScope {
+    #[default]
+    All,
+    Instances,
+    Capabilities,
+}
+
+impl ResyncScope {
+    fn instances(self) -> bool {
+        self != ResyncScope::Capabilities
+    }
+    fn capabilities(self) -> bool {
+        self != ResyncScope::Instances
+    }
+}
+
+type ResyncRequest = (ResyncScope, oneshot::Sender<ResyncReport>);
 
 /// State shared with the operations endpoints.
 #[derive(Debug)]
@@ -60,8 +86,8 @@ pub struct Shared {
     pub metrics: Metrics,
     ready: AtomicBool,
     shutting_down: AtomicBool,
-    resync_requests: mpsc::Sender<oneshot::Sender<ResyncReport>>,
-    resync_inbox: std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<ResyncReport>>>>,
+    resync_requests: mpsc::Sender<ResyncRequest>,
+    resync_inbox: std::sync::Mutex<Option<mpsc::Receiver<ResyncRequest>>>,
 }
 
 impl Shared {
@@ -84,8 +110,13 @@ impl Shared {
     /// Asks the running watcher for a resync and waits for its report; `None` when the
     /// watcher is not running.
     pub async fn request_resync(&self) -> Option<ResyncReport> {
+        self.request_resync_of(ResyncScope::All).await
+    }
+
+    /// Like `request_resync`, of instances or capabilities only.
+    pub async fn request_resync_of(&self, scope: ResyncScope) -> Option<ResyncReport> {
         let (tx, rx) = oneshot::channel();
-        self.resync_requests.send(tx).await.ok()?;
+        self.resync_requests.send((scope, tx)).await.ok()?;
         rx.await.ok()
     }
 }
@@ -255,6 +286,11 @@ impl Watches {
         }
     }
 
+    /// The watched types, for the capability records.
+    fn types(&self) -> Vec<ResourceType> {
+        self.running.values().map(|w| w.ty.clone()).collect()
+    }
+
     async fn stop_all(&mut self) {
         for (_, w) in std::mem::take(&mut self.running) {
             w.cancel.cancel();
@@ -407,6 +443,17 @@ pub async fn run(
         metrics: metrics.clone(),
         running: BTreeMap::new(),
     };
+    // Capabilities follow the watched types: every reconcile of the watches publishes them.
+    let (caps_tx, caps_rx) = tokio::sync::watch::channel(Vec::<ResourceType>::new());
+    let caps_cancel = shutdown.child_token();
+    let caps_task = tokio::spawn(run_capability_sync(
+        client.clone(),
+        sink.clone(),
+        caps_rx,
+        settings.retry,
+        metrics.clone(),
+        caps_cancel.clone(),
+    ));
     let crd_cancel = shutdown.child_token();
     let (group_tx, mut group_rx) = mpsc::channel::<Option<String>>(256);
     let mut crd_task = None;
@@ -418,6 +465,7 @@ pub async fn run(
         {
             info!(types = types.len(), "discovery done");
             watches.reconcile(None, types).await;
+            caps_tx.send_replace(watches.types());
             let _ = input_tx.send(Input::InitialTypesRegistered).await;
             crd_task = Some(tokio::spawn(watch_crds(
                 client.clone(),
@@ -443,7 +491,10 @@ pub async fn run(
                     }
                 }
                 None => match discovery::discover(&client, &settings.types).await {
-                    Ok(types) => watches.reconcile(None, types).await,
+                    Ok(types) => {
+                        watches.reconcile(None, types).await;
+                        caps_tx.send_replace(watches.types());
+                    }
                     Err(e) => warn!(error = %e, "rediscovery failed"),
                 },
             },
@@ -465,17 +516,19 @@ pub async fn run(
                         for (group, types) in found {
                             watches.reconcile(Some(&group), types).await;
                         }
+                        // Also when the types stayed: a CRD's schema may have changed.
+                        caps_tx.send_replace(watches.types());
                     }
                     Err(e) => warn!(error = %e, "group discovery failed"),
                 }
             }
-            Some(reply) = resync_inbox.recv() => {
-                let report = resync(&settings, &client, sink.as_ref(), &mut watches, &input_tx, &metrics).await;
+            Some((scope, reply)) = resync_inbox.recv() => {
+                let report = resync(scope, &settings, &client, sink.as_ref(), &mut watches, &input_tx, &caps_tx, &metrics).await;
                 let _ = reply.send(report);
                 next_resync = Instant::now() + settings.resync_interval;
             }
             _ = tokio::time::sleep_until(next_resync) => {
-                resync(&settings, &client, sink.as_ref(), &mut watches, &input_tx, &metrics).await;
+                resync(ResyncScope::All, &settings, &client, sink.as_ref(), &mut watches, &input_tx, &caps_tx, &metrics).await;
                 next_resync = Instant::now() + settings.resync_interval;
             }
         }
@@ -489,6 +542,9 @@ pub async fn run(
     if let Some(t) = crd_task {
         let _ = t.await;
     }
+    // Capabilities are level-triggered: whatever is not synced now is at the next start.
+    caps_cancel.cancel();
+    let _ = caps_task.await;
     watches.stop_all().await;
     drop(watches);
     drop(input_tx);
@@ -514,18 +570,40 @@ pub async fn run(
 
 /// Re-discovers and re-lists everything, and makes the store equal the cluster: changed or
 /// missing documents are re-sent and documents of objects that no longer exist are deleted.
+#[allow(clippy::too_many_arguments)]
 async fn resync(
+    scope: ResyncScope,
     settings: &WatcherSettings,
     client: &kube::Client,
     sink: &dyn SyncSink,
     watches: &mut Watches,
     inputs: &mpsc::Sender<Input>,
+    caps: &tokio::sync::watch::Sender<Vec<ResourceType>>,
     metrics: &Metrics,
 ) -> ResyncReport {
     let started = Instant::now();
-    let span = info_span!("resync");
+    let span = info_span!("resync", ?scope);
     async {
         let mut report = ResyncReport::default();
+        if scope.capabilities() {
+            match discovery::discover(client, &settings.types).await {
+                Ok(types) => watches.reconcile(None, types).await,
+                Err(e) => warn!(error = %e, "resync: discovery failed; using the known types"),
+            }
+            let types = watches.types();
+            match sync_capabilities(client, sink, &types).await {
+                Ok(c) => report.capabilities = Some(c),
+                Err(e) => {
+                    warn!(error = %e, "resync: capability sync failed; retrying in the background");
+                    caps.send_replace(types);
+                }
+            }
+            if !scope.instances() {
+                report.types = watches.running.len();
+                report.duration_ms = started.elapsed().as_millis() as u64;
+                return report;
+            }
+        }
         let stored = match sink.stored_hashes().await {
             Ok(s) => Arc::new(s),
             Err(e) => {
@@ -533,9 +611,14 @@ async fn resync(
                 return report;
             }
         };
-        match discovery::discover(client, &settings.types).await {
-            Ok(types) => watches.reconcile(None, types).await,
-            Err(e) => warn!(error = %e, "resync: discovery failed; listing the known types"),
+        if !scope.capabilities() {
+            match discovery::discover(client, &settings.types).await {
+                Ok(types) => {
+                    watches.reconcile(None, types).await;
+                    caps.send_replace(watches.types());
+                }
+                Err(e) => warn!(error = %e, "resync: discovery failed; listing the known types"),
+            }
         }
         let types: Vec<ResourceType> = watches.running.values().map(|w| w.ty.clone()).collect();
         report.types = types.len();

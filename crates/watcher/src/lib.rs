@@ -5,8 +5,10 @@
 //! [`extract`] (object → `ResourceInstance`) → [`tracker`] (change detection, relists,
 //! resync diff) → [`buffer`] (debounce and batching) → [`sender`] → a [`sink::SyncSink`].
 //! [`controller`] wires them; [`ops`] serves health, readiness, metrics and resync.
+//! [`capabilities`] keeps the capability records (one per watched type) current beside them.
 
 pub mod buffer;
+pub mod capabilities;
 pub mod change;
 pub mod config;
 pub mod controller;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 pub use change::{Change, ContentHash};
 pub use config::WatchConfig;
-pub use controller::{run, ResyncReport, Shared, WatcherSettings};
+pub use controller::{run, ResyncReport, ResyncScope, Shared, WatcherSettings};
 pub use discovery::{discover, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
 pub use extract::{extract_instance, ExtractError};
 pub use metrics::Metrics;

@@ -34,6 +34,9 @@ pub struct Metrics {
     pub pending_changes: Gauge,
     pub watched_types: Gauge,
     pub resync_seconds: Histogram,
+    /// Capability syncs that succeeded, and attempts that failed.
+    pub capability_syncs: Counter,
+    pub capability_sync_failures: Counter,
     registry: Arc<Registry>,
 }
 
@@ -60,6 +63,8 @@ impl Metrics {
         let pending_changes = Gauge::default();
         let watched_types = Gauge::default();
         let resync_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 14));
+        let capability_syncs = Counter::default();
+        let capability_sync_failures = Counter::default();
         let mut r = Registry::with_prefix("cw_watcher");
         r.register(
             "events_seen",
@@ -106,6 +111,16 @@ impl Metrics {
             "Duration of full resyncs",
             resync_seconds.clone(),
         );
+        r.register(
+            "capability_syncs",
+            "Capability syncs (one record per watched type) that succeeded",
+            capability_syncs.clone(),
+        );
+        r.register(
+            "capability_sync_failures",
+            "Capability sync attempts that failed (retried when retryable)",
+            capability_sync_failures.clone(),
+        );
         Metrics {
             events_seen,
             items_sent,
@@ -116,6 +131,8 @@ impl Metrics {
             pending_changes,
             watched_types,
             resync_seconds,
+            capability_syncs,
+            capability_sync_failures,
             registry: Arc::new(r),
         }
     }

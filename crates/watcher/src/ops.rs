@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sync_model::ErrorBody;
 
-use crate::controller::Shared;
+use crate::controller::{ResyncScope, Shared};
 
 #[derive(Clone)]
 struct OpsState {
@@ -66,7 +66,28 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn resync(State(s): State<OpsState>, headers: HeaderMap) -> Response {
+/// `?only=instances` or `?only=capabilities`; anything else is a bad request.
+fn resync_scope(query: Option<&str>) -> Result<ResyncScope, String> {
+    let mut scope = ResyncScope::All;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        scope = match pair {
+            "only=instances" => ResyncScope::Instances,
+            "only=capabilities" => ResyncScope::Capabilities,
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: use only=instances or only=capabilities"
+                ))
+            }
+        };
+    }
+    Ok(scope)
+}
+
+async fn resync(
+    State(s): State<OpsState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if let Some(token) = &s.token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -77,7 +98,11 @@ async fn resync(State(s): State<OpsState>, headers: HeaderMap) -> Response {
             return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         }
     }
-    match s.shared.request_resync().await {
+    let scope = match resync_scope(query.as_deref()) {
+        Ok(scope) => scope,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    match s.shared.request_resync_of(scope).await {
         Some(report) => Json(report).into_response(),
         None => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -102,7 +127,21 @@ pub async fn request_resync(
     base_url: &str,
     token: Option<&str>,
 ) -> Result<crate::controller::ResyncReport, ResyncRequestError> {
-    let url = format!("{}/api/v1/resync", base_url.trim_end_matches('/'));
+    request_resync_of(base_url, token, ResyncScope::All).await
+}
+
+/// Like [`request_resync`], of instances or capabilities only.
+pub async fn request_resync_of(
+    base_url: &str,
+    token: Option<&str>,
+    scope: ResyncScope,
+) -> Result<crate::controller::ResyncReport, ResyncRequestError> {
+    let only = match scope {
+        ResyncScope::All => "",
+        ResyncScope::Instances => "?only=instances",
+        ResyncScope::Capabilities => "?only=capabilities",
+    };
+    let url = format!("{}/api/v1/resync{only}", base_url.trim_end_matches('/'));
     let unreachable = |source| ResyncRequestError::Unreachable {
         url: url.clone(),
         source,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use sync_model::{ErrorBody, FieldError, ResourceId, SyncPayload, SyncResponse};
+use sync_model::{
+    CapabilitySyncPayload, ErrorBody, FieldError, ResourceId, SyncPayload, SyncResponse,
+};
 
 /// What a failed send means to the sender.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,14 +39,41 @@ pub trait SyncSink: Send + Sync {
 
     /// Every stored instance id with the `ResourceInstance::content_hash()` of what is stored.
     async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError>;
+
+    /// Applies capability changes (one record per resource type): deletes, then upserts.
+    /// Sinks that keep no capabilities refuse, and the watcher then syncs instances only.
+    async fn send_capabilities(
+        &self,
+        _payload: &CapabilitySyncPayload,
+    ) -> Result<SyncResponse, SinkError> {
+        Err(no_capabilities())
+    }
+
+    /// Every stored capability id with the `Capability::content_hash()` of what is stored.
+    async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
+        Err(no_capabilities())
+    }
 }
 
-/// `POST {endpoint}` and `GET {endpoint with /sync replaced by /hashes}` on an ingest server.
+/// What a sink without capabilities answers to the capability calls.
+pub fn no_capabilities() -> SinkError {
+    SinkError::Rejected {
+        status: 501,
+        error: "this sink does not store capabilities".into(),
+        details: Vec::new(),
+    }
+}
+
+/// `POST {endpoint}` and `GET {endpoint with /sync replaced by /hashes}` on an ingest server;
+/// capabilities go to the same server's `/api/v1/capabilities/{sync,hashes}`.
 #[derive(Debug, Clone)]
 pub struct HttpSink {
     client: reqwest::Client,
     sync_url: String,
     hashes_url: String,
+    /// `None` when the endpoint does not end in `/instances/sync`, so the capability URLs
+    /// cannot be derived from it.
+    capability_urls: Option<(String, String)>,
     token: Option<String>,
 }
 
@@ -68,10 +97,17 @@ impl HttpSink {
             Some(base) => format!("{base}/hashes"),
             None => format!("{sync_url}/hashes"),
         };
+        let capability_urls = sync_url.strip_suffix("/instances/sync").map(|base| {
+            (
+                format!("{base}/capabilities/sync"),
+                format!("{base}/capabilities/hashes"),
+            )
+        });
         Ok(HttpSink {
             client,
             sync_url,
             hashes_url,
+            capability_urls,
             token: token.filter(|t| !t.is_empty()),
         })
     }
@@ -126,6 +162,40 @@ impl SyncSink for HttpSink {
             return Err(failure(resp).await);
         }
         resp.json().await.map_err(transport)
+    }
+
+    async fn send_capabilities(
+        &self,
+        payload: &CapabilitySyncPayload,
+    ) -> Result<SyncResponse, SinkError> {
+        let (url, _) = self.capability_urls.as_ref().ok_or_else(no_capabilities)?;
+        let resp = self
+            .authorize(self.client.post(url).json(payload))
+            .send()
+            .await
+            .map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(failure(resp).await);
+        }
+        resp.json().await.map_err(transport)
+    }
+
+    async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
+        let (_, url) = self.capability_urls.as_ref().ok_or_else(no_capabilities)?;
+        let resp = self
+            .authorize(self.client.get(url))
+            .send()
+            .await
+            .map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(failure(resp).await);
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(default)]
+            hashes: HashMap<String, String>,
+        }
+        Ok(resp.json::<Body>().await.map_err(transport)?.hashes)
     }
 
     async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {

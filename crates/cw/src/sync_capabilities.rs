@@ -1,0 +1,115 @@
+//! `cw sync-capabilities`: one run that makes the capabilities collection (one record per
+//! resource type: built-in descriptions, CRD schemas, optional LLM enrichment) equal to
+//! the cluster's watched types. The work is `watcher::capabilities::sync_capabilities`, the
+//! same the running watcher does; this module wires flags to it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ingest::capabilities::CapabilityPipeline;
+use ingest::pipeline::Pipeline;
+use watcher::capabilities::{sync_capabilities, CapabilityReport};
+use watcher::config::ResourceFilterArgs;
+use watcher::sender::RetryConfig;
+use watcher::{HttpSink, SyncSink};
+
+use crate::backend::{EmbedArgs, EnrichArgs, StoreArgs};
+use crate::pipeline_sink::PipelineSink;
+use crate::sync_instances::{sync_url, Output};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A running `cw serve` to send to (`http://127.0.0.1:3000`). Without it the store is
+    /// written in this process (the store, embedding and enrichment flags below).
+    #[arg(long, env = "CW_SYNC_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Bearer token sent to --endpoint.
+    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub filters: ResourceFilterArgs,
+    /// Retries while the API server or the destination is unavailable (exponential backoff
+    /// with jitter), before the run fails.
+    #[arg(long, env = "CW_SYNC_RETRIES", default_value_t = 5)]
+    pub retries: usize,
+    /// Timeout of one request to --endpoint.
+    #[arg(long, env = "CW_INGEST_TIMEOUT_SECS", default_value_t = 120)]
+    pub timeout_secs: u64,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
+    #[command(flatten)]
+    pub enrich: EnrichArgs,
+}
+
+fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
+    if let Some(endpoint) = args.endpoint.as_deref().filter(|e| !e.is_empty()) {
+        let sink = HttpSink::new(
+            &sync_url(endpoint),
+            args.token.clone(),
+            Duration::from_secs(args.timeout_secs),
+        )
+        .context("building the HTTP client for --endpoint")?;
+        return Ok(Arc::new(sink));
+    }
+    // The model first: a missing model is the likeliest first-run problem and its message
+    // names `cw model fetch`.
+    let embedder = args.embed.build()?;
+    let store = args.store.build()?;
+    let capabilities = args.enrich.apply(CapabilityPipeline::new(
+        store.clone(),
+        embedder.clone(),
+        &args.store.capabilities_collection,
+    ))?;
+    let instances = Pipeline::new(store, embedder, &args.store.instances_collection);
+    Ok(Arc::new(
+        PipelineSink::new(instances).with_capabilities(capabilities),
+    ))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let sink = build_sink(&args)?;
+    let client = watcher::kube_client()
+        .await
+        .context("building the Kubernetes client (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+    let filter = args.filters.type_filter();
+    let retry = RetryConfig::default();
+    let mut delays = retry.delays();
+    let mut attempt = 0;
+    let report: CapabilityReport = loop {
+        let result = match watcher::discover(&client, &filter).await {
+            Ok(types) => sync_capabilities(&client, sink.as_ref(), &types)
+                .await
+                .map_err(|e| (e.is_retryable(), e.to_string())),
+            Err(e) => Err((true, format!("discovery: {e}"))),
+        };
+        match result {
+            Ok(report) => break report,
+            Err((true, reason)) if attempt < args.retries => {
+                attempt += 1;
+                let delay = delays.next().unwrap_or(retry.max_delay);
+                tracing::warn!(%reason, attempt, retry_in_ms = delay.as_millis() as u64, "capability sync failed; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err((_, reason)) => anyhow::bail!("capability sync failed: {reason}"),
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    match args.output {
+        Output::Json => {
+            let mut value = serde_json::to_value(&report)?;
+            value["seconds"] = serde_json::json!((seconds * 100.0).round() / 100.0);
+            println!("{value}");
+        }
+        Output::Text => println!(
+            "capabilities: {} types; {} unchanged, {} new or changed, {} removed; {:.2}s",
+            report.types, report.unchanged, report.upserted, report.deleted, seconds
+        ),
+    }
+    Ok(())
+}
