@@ -1,5 +1,6 @@
-//! A stand-in of the ingest server's two endpoints (POST sync, GET hashes) keeping documents
-//! in memory, with a switch to answer 503 as if the server were down.
+//! A stand-in of the ingest server's endpoints (POST sync and GET hashes, for instances and
+//! for capabilities) keeping documents in memory, with a switch to answer 503 as if the
+//! server were down.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -11,7 +12,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sync_model::{ErrorBody, ResourceId, ResourceInstance, SyncPayload, SyncResponse};
+use sync_model::{
+    Capability, CapabilitySyncPayload, ErrorBody, ResourceId, ResourceInstance, SyncPayload,
+    SyncResponse,
+};
 
 #[derive(Default)]
 pub struct StoreState {
@@ -19,6 +23,8 @@ pub struct StoreState {
     pub down: bool,
     pub posts: Vec<SyncPayload>,
     pub token: Option<String>,
+    pub capabilities: BTreeMap<String, Capability>,
+    pub capability_posts: Vec<CapabilitySyncPayload>,
 }
 
 #[derive(Clone)]
@@ -82,12 +88,79 @@ async fn hashes(State(s): State<Arc<Mutex<StoreState>>>) -> Response {
     Json(serde_json::json!({ "hashes": hashes })).into_response()
 }
 
+async fn sync_capabilities(
+    State(s): State<Arc<Mutex<StoreState>>>,
+    Json(p): Json<CapabilitySyncPayload>,
+) -> Response {
+    let mut st = s.lock().unwrap();
+    if st.down {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
+    if let Err(details) = p.check() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(ErrorBody {
+                error: "invalid payload".into(),
+                details,
+            }),
+        )
+            .into_response();
+    }
+    for id in &p.deletes {
+        st.capabilities.remove(id);
+    }
+    for c in &p.upserts {
+        st.capabilities.insert(c.id.clone(), c.clone());
+    }
+    st.capability_posts.push(p.clone());
+    Json(SyncResponse::ok(p.upserts.len(), p.deletes.len())).into_response()
+}
+
+async fn capability_hashes(State(s): State<Arc<Mutex<StoreState>>>) -> Response {
+    let st = s.lock().unwrap();
+    if st.down {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
+    let hashes: BTreeMap<&String, String> = st
+        .capabilities
+        .iter()
+        .map(|(id, c)| (id, c.content_hash()))
+        .collect();
+    Json(serde_json::json!({ "hashes": hashes })).into_response()
+}
+
 impl StandIn {
+    pub fn capabilities(&self) -> BTreeMap<String, Capability> {
+        self.state.lock().unwrap().capabilities.clone()
+    }
+
+    /// Waits until `check` holds on the stored capabilities, or panics with `what`.
+    pub async fn wait_for_capabilities(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&BTreeMap<String, Capability>) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if check(&self.capabilities()) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let ids: Vec<String> = self.capabilities().into_keys().collect();
+                panic!("timed out after {timeout:?} waiting for: {what}\ncapabilities: {ids:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn start() -> StandIn {
         let state = Arc::new(Mutex::new(StoreState::default()));
         let app = Router::new()
             .route("/api/v1/instances/sync", post(sync))
             .route("/api/v1/instances/hashes", get(hashes))
+            .route("/api/v1/capabilities/sync", post(sync_capabilities))
+            .route("/api/v1/capabilities/hashes", get(capability_hashes))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

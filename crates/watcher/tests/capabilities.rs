@@ -1,0 +1,248 @@
+//! The watcher keeps the capability records (one per watched type) equal to the cluster's
+//! types, against the simulator and the ingest stand-in's capability endpoints.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{install_crypto, StandIn};
+use kube_sim::{SimConfig, SimHandle, SimServer};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use watcher::buffer::BufferConfig;
+use watcher::sender::RetryConfig;
+use watcher::{
+    CancellationToken, HttpSink, Metrics, NamespaceFilter, ResyncScope, Shared, SyncSink,
+    TypeFilter, WatchError, WatcherSettings,
+};
+
+const SOON: Duration = Duration::from_secs(15);
+
+fn settings() -> WatcherSettings {
+    WatcherSettings {
+        buffer: BufferConfig {
+            debounce: Duration::from_millis(200),
+            flush_interval: Duration::from_millis(100),
+            max_batch: 50,
+        },
+        retry: RetryConfig {
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+        },
+        types: TypeFilter::new::<&str>(&[], &[]),
+        namespaces: NamespaceFilter::default(),
+        resync_interval: Duration::from_secs(3600),
+        shutdown_timeout: Duration::from_secs(10),
+    }
+}
+
+struct Running {
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), WatchError>>,
+}
+
+async fn start(sim: &SimHandle, store: &StandIn) -> Running {
+    let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(5)).unwrap();
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(watcher::run(
+        settings(),
+        sim.client().unwrap(),
+        Arc::new(sink),
+        shared.clone(),
+        stop.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + SOON;
+    while !shared.is_ready() {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Running { shared, stop, task }
+}
+
+/// `plural.group` (or `plural`) of every type the watcher watches by default.
+fn served_ids(sim: &SimHandle) -> Vec<String> {
+    let excluded = ["events", "leases", "endpointslices", "componentstatuses"];
+    let mut ids: Vec<String> = sim
+        .served_types()
+        .into_iter()
+        .filter(|(_, _, plural, _)| !excluded.contains(&plural.as_str()))
+        .map(
+            |(api_version, _, plural, _)| match api_version.split_once('/') {
+                Some((group, _)) => format!("{plural}.{group}"),
+                None => plural,
+            },
+        )
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+fn gadget_crd(description: &str) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {
+            "group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget",
+                      "listKind": "GadgetList", "shortNames": ["gdg"]},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "description": description,
+                    "properties": {"spec": {"type": "object", "properties": {
+                        "engine": {"type": "string", "description": "Which database engine runs. More text."}}}}}}}]
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_follow_the_watched_types_and_crds_as_they_come_change_and_go() {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    let store = StandIn::start().await;
+    let w = start(&sim, &store).await;
+
+    // At start: one record per watched type, built-ins with cw's own descriptions.
+    let want = served_ids(&sim);
+    store
+        .wait_for_capabilities("every watched type", SOON, |c| {
+            c.keys().cloned().collect::<Vec<_>>() == want
+        })
+        .await;
+    let sts = &store.capabilities()["statefulsets.apps"];
+    assert!(sts.description.contains("databases"), "{sts:?}");
+
+    // A CRD created after start: its record, with the schema's descriptions and names.
+    sim.create(gadget_crd("Gadget runs a managed database."))
+        .unwrap();
+    store
+        .wait_for_capabilities("the gadget type", SOON, |c| {
+            c.contains_key("gadgets.example.com")
+        })
+        .await;
+    let gadget = &store.capabilities()["gadgets.example.com"];
+    assert_eq!(gadget.kind, "Gadget");
+    assert_eq!(gadget.description, "Gadget runs a managed database.");
+    assert_eq!(gadget.fields["engine"], "Which database engine runs");
+    assert_eq!(gadget.short_names, ["gdg"]);
+
+    // Its schema changes: the record follows.
+    let mut changed = gadget_crd("Gadget runs a managed cache.");
+    let rv = sim
+        .get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            "gadgets.example.com",
+        )
+        .unwrap()["metadata"]["resourceVersion"]
+        .clone();
+    changed["metadata"]["resourceVersion"] = rv;
+    sim.update(changed).unwrap();
+    store
+        .wait_for_capabilities("the changed description", SOON, |c| {
+            c.get("gadgets.example.com")
+                .is_some_and(|g| g.description == "Gadget runs a managed cache.")
+        })
+        .await;
+
+    // Deleted: the record goes.
+    sim.delete(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        "gadgets.example.com",
+    )
+    .unwrap();
+    store
+        .wait_for_capabilities("no gadget type", SOON, |c| {
+            !c.contains_key("gadgets.example.com")
+        })
+        .await;
+
+    // A resync of capabilities only restores a lost record and removes a ghost.
+    {
+        let mut st = store.state.lock().unwrap();
+        st.capabilities.remove("deployments.apps");
+        let mut ghost = st.capabilities["statefulsets.apps"].clone();
+        ghost.id = "ghosts.example.com".into();
+        st.capabilities.insert(ghost.id.clone(), ghost);
+    }
+    let report = w
+        .shared
+        .request_resync_of(ResyncScope::Capabilities)
+        .await
+        .expect("resync report");
+    let caps = report.capabilities.clone().expect("capability part of the report");
+    assert_eq!((caps.upserted, caps.deleted), (1, 1), "{caps:?}");
+    assert_eq!(report.listed, 0, "instances were not relisted: {report:?}");
+    assert_eq!(
+        store.capabilities().keys().cloned().collect::<Vec<_>>(),
+        want
+    );
+
+    // A restart with nothing changed sends no capability.
+    w.stop.cancel();
+    w.task.await.unwrap().unwrap();
+    let posts_before = store.state.lock().unwrap().capability_posts.len();
+    let again = start(&sim, &store).await;
+    let deadline = tokio::time::Instant::now() + SOON;
+    while again.shared.metrics.capability_syncs.get() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no capability sync after restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        store.state.lock().unwrap().capability_posts.len(),
+        posts_before,
+        "an unchanged restart re-sent capabilities"
+    );
+    again.stop.cancel();
+    again.task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capability_changes_made_while_the_ingest_server_is_down_arrive_once_it_is_back() {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    let store = StandIn::start().await;
+    let w = start(&sim, &store).await;
+    store
+        .wait_for_capabilities("the built-in types", SOON, |c| c.len() > 10)
+        .await;
+    store.set_down(true);
+    sim.create(gadget_crd("Gadget created during an outage."))
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + SOON;
+    while w.shared.metrics.capability_sync_failures.get() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never tried while down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.set_down(false);
+    store
+        .wait_for_capabilities("the gadget type after the outage", SOON, |c| {
+            c.contains_key("gadgets.example.com")
+        })
+        .await;
+    w.stop.cancel();
+    w.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_http_sink_derives_the_capability_urls_from_the_instances_endpoint() {
+    install_crypto();
+    let store = StandIn::start().await;
+    let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(5)).unwrap();
+    assert!(sink.stored_capability_hashes().await.unwrap().is_empty());
+    // An endpoint that does not name /instances/sync: capabilities are refused, not guessed.
+    let other = HttpSink::new("http://127.0.0.1:9/ingest", None, Duration::from_secs(5)).unwrap();
+    let err = other.stored_capability_hashes().await.unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+}
