@@ -107,8 +107,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             println!("{value}");
         }
         Output::Text => println!(
-            "capabilities: {} types; {} unchanged, {} new or changed, {} removed; {:.2}s",
-            report.types, report.unchanged, report.upserted, report.deleted, seconds
+            "capabilities: {} types; {} new, {} changed, {} unchanged, {} removed; {:.2}s",
+            report.types, report.new, report.changed, report.unchanged, report.deleted, seconds
         ),
     }
     Ok(())

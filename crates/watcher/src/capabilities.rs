@@ -159,7 +159,12 @@ pub fn builtin_description(group: &str, kind: &str) -> Option<&'static str> {
 pub struct CapabilityReport {
     pub types: usize,
     pub unchanged: usize,
+    /// Records sent: `new` (not stored before) plus `changed` (stored with another hash).
     pub upserted: usize,
+    #[serde(default)]
+    pub new: usize,
+    #[serde(default)]
+    pub changed: usize,
     pub deleted: usize,
 }
 
@@ -274,6 +279,11 @@ pub async fn sync_capabilities(
         .filter(|r| stored.get(&r.id) != Some(&r.content_hash()))
         .collect();
     report.unchanged = report.types - upserts.len();
+    report.new = upserts
+        .iter()
+        .filter(|r| !stored.contains_key(&r.id))
+        .count();
+    report.changed = upserts.len() - report.new;
     for chunk in deletes.chunks(CAPABILITY_BATCH) {
         let payload = CapabilitySyncPayload {
             upserts: Vec::new(),
@@ -316,6 +326,9 @@ pub async fn run_capability_sync(
             match sync_capabilities(&client, sink.as_ref(), &current).await {
                 Ok(report) => {
                     metrics.capability_syncs.inc();
+                    metrics
+                        .capability_records_sent
+                        .inc_by((report.upserted + report.deleted) as u64);
                     if report.upserted + report.deleted > 0 {
                         info!(?report, "capabilities synced");
                     }

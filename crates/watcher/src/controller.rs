@@ -592,7 +592,13 @@ async fn resync(
             }
             let types = watches.types();
             match sync_capabilities(client, sink, &types).await {
-                Ok(c) => report.capabilities = Some(c),
+                Ok(c) => {
+                    metrics.capability_syncs.inc();
+                    metrics
+                        .capability_records_sent
+                        .inc_by((c.upserted + c.deleted) as u64);
+                    report.capabilities = Some(c);
+                }
                 Err(e) => {
                     warn!(error = %e, "resync: capability sync failed; retrying in the background");
                     caps.send_replace(types);

@@ -37,6 +37,8 @@ pub struct Metrics {
     /// Capability syncs that succeeded, and attempts that failed.
     pub capability_syncs: Counter,
     pub capability_sync_failures: Counter,
+    /// Capability records sent (upserts plus deletes).
+    pub capability_records_sent: Counter,
     registry: Arc<Registry>,
 }
 
@@ -65,6 +67,7 @@ impl Metrics {
         let resync_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 14));
         let capability_syncs = Counter::default();
         let capability_sync_failures = Counter::default();
+        let capability_records_sent = Counter::default();
         let mut r = Registry::with_prefix("cw_watcher");
         r.register(
             "events_seen",
@@ -121,6 +124,11 @@ impl Metrics {
             "Capability sync attempts that failed (retried when retryable)",
             capability_sync_failures.clone(),
         );
+        r.register(
+            "capability_records_sent",
+            "Capability records sent to ingest (upserts plus deletes)",
+            capability_records_sent.clone(),
+        );
         Metrics {
             events_seen,
             items_sent,
@@ -133,6 +141,7 @@ impl Metrics {
             resync_seconds,
             capability_syncs,
             capability_sync_failures,
+            capability_records_sent,
             registry: Arc::new(r),
         }
     }

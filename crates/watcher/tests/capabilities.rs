@@ -175,8 +175,20 @@ async fn capabilities_follow_the_watched_types_and_crds_as_they_come_change_and_
         .request_resync_of(ResyncScope::Capabilities)
         .await
         .expect("resync report");
-    let caps = report.capabilities.clone().expect("capability part of the report");
+    let caps = report
+        .capabilities
+        .clone()
+        .expect("capability part of the report");
     assert_eq!((caps.upserted, caps.deleted), (1, 1), "{caps:?}");
+    assert_eq!(
+        (caps.new, caps.changed),
+        (1, 0),
+        "the lost record is new: {caps:?}"
+    );
+    assert!(
+        w.shared.metrics.capability_records_sent.get() >= want.len() as u64 + 2,
+        "the records sent are counted"
+    );
     assert_eq!(report.listed, 0, "instances were not relisted: {report:?}");
     assert_eq!(
         store.capabilities().keys().cloned().collect::<Vec<_>>(),
