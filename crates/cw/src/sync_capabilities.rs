@@ -111,5 +111,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             report.types, report.new, report.changed, report.unchanged, report.deleted, seconds
         ),
     }
+    if report.rejected > 0 {
+        anyhow::bail!(
+            "{} capability records were refused by the ingest server (their reasons are logged above); the others were stored",
+            report.rejected
+        );
+    }
     Ok(())
 }

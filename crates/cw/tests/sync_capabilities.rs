@@ -42,6 +42,11 @@ async fn the_demo_clusters_types_are_stored_once_and_an_unchanged_rerun_sends_no
     let types = first["types"].as_u64().expect("types");
     assert!(types >= 20, "the demo serves at least 20 types: {first}");
     assert_eq!(first["upserted"], types, "{first}");
+    assert_eq!(
+        (&first["new"], &first["changed"]),
+        (&first["types"], &serde_json::json!(0)),
+        "{first}"
+    );
 
     let again = sync_capabilities(&kubeconfig, &data_dir);
     assert_eq!(
@@ -49,6 +54,15 @@ async fn the_demo_clusters_types_are_stored_once_and_an_unchanged_rerun_sends_no
         "an unchanged rerun sent capabilities: {again}"
     );
     assert_eq!(again["unchanged"], types, "{again}");
+    assert_eq!(
+        (&again["new"], &again["changed"], &again["deleted"]),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(0),
+            &serde_json::json!(0)
+        ),
+        "{again}"
+    );
 
     let store = EmbeddedStore::open_in_dir(&data_dir).expect("the store opens");
     let stored = store.all_hashes("capabilities").await.expect("hashes");
@@ -64,4 +78,24 @@ async fn the_demo_clusters_types_are_stored_once_and_an_unchanged_rerun_sends_no
             stored.keys()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_fails_with_a_message_saying_so() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let (_sim, kubeconfig) = start_demo_cluster(work.path()).await;
+    // Nothing listens on this port.
+    let closed = format!("http://127.0.0.1:{}", testkit::free_port());
+    let output = Command::new(env!("CARGO_BIN_EXE_cw"))
+        .args(["sync-capabilities", "--retries", "0", "--endpoint", &closed])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("CW_SYNC_ENDPOINT")
+        .output()
+        .expect("running cw");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("capability sync failed") && stderr.contains("ingest unavailable"),
+        "the message says the destination is unreachable:\n{stderr}"
+    );
 }

@@ -166,6 +166,10 @@ pub struct CapabilityReport {
     #[serde(default)]
     pub changed: usize,
     pub deleted: usize,
+    /// Records the ingest server refused one by one (logged with its reasons); the others
+    /// of their batch were still sent.
+    #[serde(default)]
+    pub rejected: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +288,20 @@ pub async fn sync_capabilities(
         .filter(|r| !stored.contains_key(&r.id))
         .count();
     report.changed = upserts.len() - report.new;
+    send_changes(sink, deletes, upserts, &mut report).await?;
+    Ok(report)
+}
+
+/// Sends deletes, then upserts, in batches. A batch the server refuses as a whole (400,
+/// 413, 422) is split so that one bad record never keeps the others out; a record refused on
+/// its own is counted in `rejected` and logged. Other failures end the sync with the error.
+async fn send_changes(
+    sink: &dyn SyncSink,
+    deletes: Vec<String>,
+    upserts: Vec<Capability>,
+    report: &mut CapabilityReport,
+) -> Result<(), SinkError> {
+    let splittable = |e: &SinkError| matches!(e, SinkError::Rejected { status, .. } if matches!(status, 400 | 413 | 422));
     for chunk in deletes.chunks(CAPABILITY_BATCH) {
         let payload = CapabilitySyncPayload {
             upserts: Vec::new(),
@@ -297,10 +315,33 @@ pub async fn sync_capabilities(
             upserts: chunk.to_vec(),
             deletes: Vec::new(),
         };
-        sink.send_capabilities(&payload).await?;
-        report.upserted += chunk.len();
+        match sink.send_capabilities(&payload).await {
+            Ok(_) => report.upserted += chunk.len(),
+            Err(e) if splittable(&e) && chunk.len() > 1 => {
+                warn!(error = %e, records = chunk.len(), "capability batch refused; sending its records one by one");
+                for record in chunk {
+                    let one = CapabilitySyncPayload {
+                        upserts: vec![record.clone()],
+                        deletes: Vec::new(),
+                    };
+                    match sink.send_capabilities(&one).await {
+                        Ok(_) => report.upserted += 1,
+                        Err(e) if splittable(&e) => {
+                            error!(id = %record.id, error = %e, "capability record refused; not stored");
+                            report.rejected += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) if splittable(&e) => {
+                error!(id = %chunk[0].id, error = %e, "capability record refused; not stored");
+                report.rejected += 1;
+            }
+            Err(e) => return Err(e),
+        }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Keeps the capabilities current while the watcher runs: after every change of the watched
@@ -407,6 +448,63 @@ mod tests {
         assert_eq!(c.id, "statefulsets.apps");
         assert!(c.description.contains("databases"));
         assert!(c.document_text().contains("short names: sts"));
+    }
+
+    /// Refuses (400) every payload that carries the record `bad.example.com`.
+    #[derive(Default)]
+    struct PickySink {
+        stored: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl SyncSink for PickySink {
+        async fn send(
+            &self,
+            _: &sync_model::SyncPayload,
+        ) -> Result<sync_model::SyncResponse, SinkError> {
+            unreachable!("instances are not sent here")
+        }
+        async fn stored_hashes(
+            &self,
+        ) -> Result<HashMap<sync_model::ResourceId, String>, SinkError> {
+            Ok(HashMap::new())
+        }
+        async fn send_capabilities(
+            &self,
+            payload: &CapabilitySyncPayload,
+        ) -> Result<sync_model::SyncResponse, SinkError> {
+            if payload.upserts.iter().any(|c| c.id == "bad.example.com") {
+                return Err(SinkError::Rejected {
+                    status: 400,
+                    error: "invalid record".into(),
+                    details: Vec::new(),
+                });
+            }
+            let mut stored = self.stored.lock().unwrap();
+            stored.extend(payload.upserts.iter().map(|c| c.id.clone()));
+            Ok(sync_model::SyncResponse::ok(payload.upserts.len(), 0))
+        }
+    }
+
+    #[tokio::test]
+    async fn one_refused_record_does_not_keep_the_others_of_its_batch_out() {
+        let record = |plural: &str| {
+            let mut info = cnpg_info();
+            info.plural = plural.into();
+            info.group = "example.com".into();
+            build_capability(&info, None)
+        };
+        let upserts = vec![record("good"), record("bad"), record("fine")];
+        let sink = PickySink::default();
+        let mut report = CapabilityReport::default();
+        send_changes(&sink, Vec::new(), upserts, &mut report)
+            .await
+            .unwrap();
+        assert_eq!((report.upserted, report.rejected), (2, 1), "{report:?}");
+        assert_eq!(
+            *sink.stored.lock().unwrap(),
+            ["good.example.com", "fine.example.com"]
+        );
     }
 
     #[test]
