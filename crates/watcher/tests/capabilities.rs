@@ -170,11 +170,26 @@ async fn capabilities_follow_the_watched_types_and_crds_as_they_come_change_and_
         ghost.id = "ghosts.example.com".into();
         st.capabilities.insert(ghost.id.clone(), ghost);
     }
-    let report = w
-        .shared
-        .request_resync_of(ResyncScope::Capabilities)
+    // Through the operations endpoint, as `cw resync --only capabilities` does.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let ops_stop = CancellationToken::new();
+    tokio::spawn(watcher::ops::serve(
+        listener,
+        w.shared.clone(),
+        None,
+        ops_stop.clone(),
+    ));
+    let bogus = reqwest::Client::new()
+        .post(format!("{base}/api/v1/resync?only=everything"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bogus.status(), 400, "an unknown scope is refused");
+    let report = watcher::ops::request_resync_of(&base, None, ResyncScope::Capabilities)
         .await
         .expect("resync report");
+    ops_stop.cancel();
     let caps = report
         .capabilities
         .clone()
