@@ -32,9 +32,58 @@ struct Chain {
     chroma: ChromaServer,
     _voyage: VoyageStandin,
     store: ChromaStore,
+    /// The ingest server's sync URL.
+    url: String,
+    types: Vec<String>,
     stop: CancellationToken,
     watcher: JoinHandle<Result<(), WatchError>>,
     shared: Arc<Shared>,
+}
+
+/// A watcher for `types` sending to `url`, once it is ready.
+async fn start_watcher(
+    sim: &SimHandle,
+    url: &str,
+    types: &[String],
+) -> (
+    CancellationToken,
+    JoinHandle<Result<(), WatchError>>,
+    Arc<Shared>,
+) {
+    let settings = WatcherSettings {
+        buffer: BufferConfig {
+            debounce: Duration::from_millis(400),
+            flush_interval: Duration::from_millis(200),
+            max_batch: 50,
+        },
+        retry: RetryConfig {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+        },
+        types: TypeFilter::new(types, &[] as &[String]),
+        namespaces: NamespaceFilter::default(),
+        resync_interval: Duration::from_secs(3600),
+        shutdown_timeout: Duration::from_secs(10),
+    };
+    let sink = HttpSink::new(url, None, Duration::from_secs(15)).unwrap();
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(watcher::run(
+        settings,
+        sim.client().unwrap(),
+        Arc::new(sink),
+        shared.clone(),
+        stop.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !shared.is_ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "watcher never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (stop, watcher, shared)
 }
 
 impl Chain {
@@ -77,44 +126,15 @@ impl Chain {
             std::future::pending::<()>(),
         ));
 
-        let settings = WatcherSettings {
-            buffer: BufferConfig {
-                debounce: Duration::from_millis(400),
-                flush_interval: Duration::from_millis(200),
-                max_batch: 50,
-            },
-            retry: RetryConfig {
-                min_delay: Duration::from_millis(100),
-                max_delay: Duration::from_millis(1000),
-            },
-            types: TypeFilter::new::<&str>(types, &[]),
-            namespaces: NamespaceFilter::default(),
-            resync_interval: Duration::from_secs(3600),
-            shutdown_timeout: Duration::from_secs(10),
-        };
-        let sink = HttpSink::new(&url, None, Duration::from_secs(15)).unwrap();
-        let shared = Shared::new(Metrics::new());
-        let stop = CancellationToken::new();
-        let watcher = tokio::spawn(watcher::run(
-            settings,
-            sim.client().unwrap(),
-            Arc::new(sink),
-            shared.clone(),
-            stop.clone(),
-        ));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !shared.is_ready() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "watcher never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+        let (stop, watcher, shared) = start_watcher(&sim, &url, &types).await;
         Chain {
             sim,
             store: ChromaStore::new(chroma_config()).unwrap(),
             chroma,
             _voyage: voyage,
+            url,
+            types,
             stop,
             watcher,
             shared,
@@ -189,6 +209,31 @@ impl Chain {
     async fn stop(self) {
         self.stop.cancel();
         self.watcher.await.unwrap().unwrap();
+    }
+
+    /// Stops the watcher (as SIGTERM does: pending changes are flushed), runs `meanwhile`,
+    /// then starts a new watcher against the same ingest server and Chroma.
+    async fn restart_watcher(&mut self, meanwhile: impl FnOnce(&SimHandle)) {
+        self.stop.cancel();
+        (&mut self.watcher).await.unwrap().unwrap();
+        meanwhile(&self.sim);
+        let (stop, watcher, shared) = start_watcher(&self.sim, &self.url, &self.types).await;
+        self.stop = stop;
+        self.watcher = watcher;
+        self.shared = shared;
+    }
+
+    /// Ids of the documents of `kind` in Chroma.
+    async fn chroma_ids(&self, kind: &str) -> Vec<String> {
+        let filter = ingest::store::Filter::Eq("kind".into(), kind.into());
+        let hits = self
+            .store
+            .get(COLLECTION, Some(&filter), 10_000)
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = hits.into_iter().map(|h| h.id).collect();
+        ids.sort();
+        ids
     }
 }
 
@@ -340,4 +385,139 @@ async fn changes_made_while_chroma_is_down_are_in_chroma_once_it_is_back() {
         .await;
     assert_eq!(chain.chroma_view("Deployment").await.len(), 11);
     chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_deleted_while_the_watcher_was_stopped_leave_chroma_after_it_restarts() {
+    let mut chain = Chain::start(&["deployments"]).await;
+    for name in ["a", "b", "c"] {
+        chain
+            .sim
+            .create(deployment(name, json!({"app": name})))
+            .unwrap();
+    }
+    chain
+        .wait_chroma_equals_cluster("apps/v1", "Deployment", "created")
+        .await;
+    chain
+        .restart_watcher(|sim| {
+            sim.delete("apps/v1", "Deployment", Some("default"), "a")
+                .unwrap();
+            sim.delete("apps/v1", "Deployment", Some("default"), "b")
+                .unwrap();
+            sim.create(deployment("d", json!({"app": "d"}))).unwrap();
+        })
+        .await;
+    chain
+        .wait_chroma_equals_cluster("apps/v1", "Deployment", "after the restart")
+        .await;
+    assert_eq!(
+        chain
+            .chroma_view("Deployment")
+            .await
+            .into_keys()
+            .collect::<Vec<_>>(),
+        ["default/c", "default/d"]
+    );
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_watches_and_compacted_history_during_changes_still_converge_in_chroma() {
+    let chain = Chain::start(&["deployments"]).await;
+    for round in 0..4 {
+        for i in 0..6 {
+            let name = format!("r{i}");
+            let exists = chain
+                .sim
+                .get("apps/v1", "Deployment", Some("default"), &name)
+                .is_ok();
+            if exists && (i + round) % 3 == 0 {
+                chain
+                    .sim
+                    .delete("apps/v1", "Deployment", Some("default"), &name)
+                    .unwrap();
+            } else if exists {
+                chain
+                    .sim
+                    .patch(
+                        "apps/v1",
+                        "Deployment",
+                        Some("default"),
+                        &name,
+                        json!({"metadata": {"labels": {"round": round.to_string()}}}),
+                    )
+                    .unwrap();
+            } else {
+                chain
+                    .sim
+                    .create(deployment(&name, json!({"round": round.to_string()})))
+                    .unwrap();
+            }
+        }
+        chain.sim.drop_watches();
+        if round % 2 == 1 {
+            chain.sim.compact();
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    chain
+        .wait_chroma_equals_cluster("apps/v1", "Deployment", "after drops and compaction")
+        .await;
+    assert!(
+        chain.sim.expired_watches() > 0,
+        "no watch was answered 410: the relist path was not exercised"
+    );
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_horizontal_pod_autoscaler_served_in_two_versions_is_one_document_in_chroma() {
+    let chain = Chain::start(&["horizontalpodautoscalers"]).await;
+    chain
+        .sim
+        .create(json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "minReplicas": 1, "maxReplicas": 3}
+        }))
+        .unwrap();
+    chain
+        .wait_chroma_equals_cluster("autoscaling/v2", "HorizontalPodAutoscaler", "created")
+        .await;
+    assert_eq!(
+        chain.chroma_ids("HorizontalPodAutoscaler").await,
+        ["default/autoscaling/v2/HorizontalPodAutoscaler/web"]
+    );
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_pending_at_shutdown_are_in_chroma_when_the_watcher_has_exited() {
+    let chain = Chain::start(&["deployments"]).await;
+    for i in 0..5 {
+        chain
+            .sim
+            .create(deployment(&format!("late{i}"), json!({"app": "late"})))
+            .unwrap();
+    }
+    // Wait until the watcher holds them inside the debounce window, then stop it.
+    let deadline = tokio::time::Instant::now() + SOON;
+    while chain.shared.metrics.pending_changes.get() < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "changes never pending"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(chain.chroma_view("Deployment").await.is_empty());
+    let mut chain = chain;
+    chain.stop.cancel();
+    (&mut chain.watcher).await.unwrap().unwrap();
+    assert_eq!(
+        chain.chroma_view("Deployment").await,
+        chain.cluster_view("apps/v1", "Deployment"),
+        "changes pending at shutdown were not flushed into Chroma"
+    );
 }
