@@ -232,3 +232,38 @@ mod tests {
         assert_eq!(enricher.model(), "llama3.1");
     }
 }
+
+/// `--endpoint` of the one-shot commands (`sync-instances`, `sync-capabilities`): a running
+/// `cw serve` to send to instead of writing the store in this process.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EndpointArgs {
+    /// A running `cw serve` to send to (`http://127.0.0.1:3000`, or its full
+    /// `…/api/v1/instances/sync` URL). Without it the store is written in this process
+    /// (the store and embedding flags below).
+    #[arg(long, env = "CW_SYNC_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Bearer token sent to --endpoint.
+    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Timeout of one request to --endpoint.
+    #[arg(long, env = "CW_INGEST_TIMEOUT_SECS", default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+impl EndpointArgs {
+    /// The HTTP sink to `--endpoint`, or `None` when the store is written in-process.
+    pub fn http_sink(&self) -> anyhow::Result<Option<watcher::HttpSink>> {
+        let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.is_empty()) else {
+            return Ok(None);
+        };
+        let url = crate::sync_instances::sync_url(endpoint);
+        let sink = watcher::HttpSink::new(
+            &url,
+            self.token.clone(),
+            std::time::Duration::from_secs(self.timeout_secs),
+        )
+        .context("building the HTTP client for --endpoint")?;
+        tracing::info!(endpoint = %url, "sending to a cw serve");
+        Ok(Some(sink))
+    }
+}

@@ -4,7 +4,7 @@
 //! same the running watcher does; this module wires flags to it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use ingest::capabilities::CapabilityPipeline;
@@ -12,30 +12,22 @@ use ingest::pipeline::Pipeline;
 use watcher::capabilities::{sync_capabilities, CapabilityReport};
 use watcher::config::ResourceFilterArgs;
 use watcher::sender::RetryConfig;
-use watcher::{HttpSink, SyncSink};
+use watcher::SyncSink;
 
-use crate::backend::{EmbedArgs, EnrichArgs, StoreArgs};
+use crate::backend::{EmbedArgs, EndpointArgs, EnrichArgs, StoreArgs};
 use crate::pipeline_sink::PipelineSink;
-use crate::sync_instances::{sync_url, Output};
+use crate::sync_instances::Output;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A running `cw serve` to send to (`http://127.0.0.1:3000`). Without it the store is
-    /// written in this process (the store, embedding and enrichment flags below).
-    #[arg(long, env = "CW_SYNC_ENDPOINT")]
-    pub endpoint: Option<String>,
-    /// Bearer token sent to --endpoint.
-    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub destination: EndpointArgs,
     #[command(flatten)]
     pub filters: ResourceFilterArgs,
     /// Retries while the API server or the destination is unavailable (exponential backoff
     /// with jitter), before the run fails.
     #[arg(long, env = "CW_SYNC_RETRIES", default_value_t = 5)]
     pub retries: usize,
-    /// Timeout of one request to --endpoint.
-    #[arg(long, env = "CW_INGEST_TIMEOUT_SECS", default_value_t = 120)]
-    pub timeout_secs: u64,
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
     #[command(flatten)]
@@ -47,13 +39,7 @@ pub struct Args {
 }
 
 fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
-    if let Some(endpoint) = args.endpoint.as_deref().filter(|e| !e.is_empty()) {
-        let sink = HttpSink::new(
-            &sync_url(endpoint),
-            args.token.clone(),
-            Duration::from_secs(args.timeout_secs),
-        )
-        .context("building the HTTP client for --endpoint")?;
+    if let Some(sink) = args.destination.http_sink()? {
         return Ok(Arc::new(sink));
     }
     // The model first: a missing model is the likeliest first-run problem and its message

@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use watcher::config::ResourceFilterArgs;
 use watcher::sender::RetryConfig;
-use watcher::{HttpSink, SinkError, SyncSink};
+use watcher::{SinkError, SyncSink};
 
-use crate::backend::{EmbedArgs, StoreArgs};
+use crate::backend::{EmbedArgs, EndpointArgs, StoreArgs};
 use crate::pipeline_sink::PipelineSink;
 
 /// The sync endpoint's path on a `cw serve`.
@@ -36,14 +36,8 @@ pub enum Output {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A running `cw serve` to send to (`http://127.0.0.1:3000`, or its full
-    /// `…/api/v1/instances/sync` URL). Without it the store is written in this process
-    /// (the store and embedding flags below).
-    #[arg(long, env = "CW_SYNC_ENDPOINT")]
-    pub endpoint: Option<String>,
-    /// Bearer token sent to --endpoint.
-    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub destination: EndpointArgs,
     #[command(flatten)]
     pub filters: ResourceFilterArgs,
     /// Objects per list request (paged with limit/continue).
@@ -56,9 +50,6 @@ pub struct Args {
     /// jitter), before the run fails.
     #[arg(long, env = "CW_SYNC_RETRIES", default_value_t = 5)]
     pub retries: usize,
-    /// Timeout of one request to --endpoint.
-    #[arg(long, env = "CW_INGEST_TIMEOUT_SECS", default_value_t = 120)]
-    pub timeout_secs: u64,
     /// The summary as text or as one JSON object on stdout.
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
@@ -163,15 +154,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// `--endpoint` → HTTP to `cw serve`; otherwise ingest's pipeline over the chosen store
 /// and model, in this process.
 fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
-    if let Some(endpoint) = args.endpoint.as_deref().filter(|e| !e.is_empty()) {
-        let url = sync_url(endpoint);
-        let sink = HttpSink::new(
-            &url,
-            args.token.clone(),
-            Duration::from_secs(args.timeout_secs),
-        )
-        .context("building the HTTP client for --endpoint")?;
-        tracing::info!(endpoint = %url, "sending to a cw serve");
+    if let Some(sink) = args.destination.http_sink()? {
         return Ok(Arc::new(sink));
     }
     // The model first: a missing model is the likeliest first-run problem and its message
