@@ -34,6 +34,11 @@ use watcher::{
     TypeFilter, WatcherSettings,
 };
 
+/// The cw binary's allocator and its setting (crates/cw/src/main.rs), so the figures are
+/// the binary's: mimalloc, freed memory returned at once (`mi_option_purge_delay` = 0).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -41,10 +46,17 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Stands in for the ingest server. It keeps a 64-bit hash of each id it received (and when),
+/// not the ids: the process's RSS is the watcher's, with a few MiB of this map.
 #[derive(Default)]
 struct MemorySink {
-    stored: Mutex<HashMap<ResourceId, Instant>>,
+    stored: Mutex<HashMap<u64, Instant>>,
     posts: Mutex<u64>,
+}
+
+fn key(id: &ResourceId) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(id)
 }
 
 #[async_trait]
@@ -53,10 +65,10 @@ impl SyncSink for MemorySink {
         let now = Instant::now();
         let mut stored = self.stored.lock().unwrap();
         for id in &p.deletes {
-            stored.remove(id);
+            stored.remove(&key(id));
         }
         for i in &p.upserts {
-            stored.insert(i.id.clone(), now);
+            stored.insert(key(&i.id), now);
         }
         *self.posts.lock().unwrap() += 1;
         Ok(SyncResponse::ok(p.upserts.len(), p.deletes.len()))
@@ -123,15 +135,40 @@ fn cpu_seconds_of(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-/// Phase 2 for one store: its direct write rate, then the watcher's initial sync into it.
+/// One empty store of the kind named, the store server's pid when it is a process, and what
+/// keeps it alive (its data directory or server).
+async fn fresh_store(name: &str) -> (Arc<dyn VectorStore>, Option<u32>, Box<dyn std::any::Any>) {
+    match name {
+        "embedded" => {
+            let data = tempfile::tempdir().unwrap();
+            let store = ingest::store::embedded::EmbeddedStore::open_in_dir(data.path())
+                .expect("embedded store");
+            (Arc::new(store), None, Box::new(data))
+        }
+        "chroma" => {
+            let server = tokio::task::spawn_blocking(testkit::ChromaServer::start)
+                .await
+                .expect("starting Chroma from .venv (scripts/setup installs it)");
+            let store = ingest::store::chroma::ChromaStore::new(
+                ingest::store::chroma::ChromaConfig::new(server.url()),
+            )
+            .expect("Chroma client");
+            let pid = server.pid();
+            (Arc::new(store), pid, Box::new(server))
+        }
+        other => panic!("BENCH_STORES: unknown store {other} (embedded, chroma, none)"),
+    }
+}
+
+/// Phase 2 for one store: its direct write rate, then the watcher's initial sync into it,
+/// each into a fresh, empty store (a store's write rate falls as it fills).
 async fn store_phase(
     name: &str,
-    store: Arc<dyn VectorStore>,
-    store_pid: Option<u32>,
     client: &kube::Client,
     types: &[ResourceType],
     settings: &WatcherSettings,
 ) {
+    let (store, store_pid, guard) = fresh_store(name).await;
     let model = StandInEmbedder.model_info().await.unwrap();
     // Every object, listed as the watcher would see it.
     let mut instances: Vec<ResourceInstance> = Vec::new();
@@ -184,9 +221,15 @@ async fn store_phase(
         "{name}: direct write of {n} documents, 50 per upsert: {:.1}s in upsert = {direct_rate:.0} documents/s{cpu_note} (this process: {direct_cpu:.1}s CPU, records built included)",
         in_store.as_secs_f64()
     );
+    // The server's CPU is read above, before the store goes.
+    drop(store);
+    drop(guard);
 
+    let (store, store_pid, _guard) = fresh_store(name).await;
+    let store_cpu0 = store_pid.map(cpu_seconds_of);
     let collection = "bench_watch";
     let pipeline = Pipeline::new(store.clone(), Arc::new(StandInEmbedder), collection);
+    let pipeline_metrics = pipeline.metrics().clone();
     let sink = Arc::new(PipelineSink(pipeline));
     let shared = Shared::new(Metrics::new());
     let stop = CancellationToken::new();
@@ -212,16 +255,42 @@ async fn store_phase(
     }
     let took = t0.elapsed().as_secs_f64();
     let sync_cpu = cpu_seconds() - own_cpu0;
+    let server_note = match (store_pid, store_cpu0) {
+        (Some(pid), Some(c0)) => format!(
+            "; the server spent {:.1} ms CPU per document",
+            1000.0 * (cpu_seconds_of(pid) - c0) / n as f64
+        ),
+        _ => String::new(),
+    };
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let rate = n as f64 / took;
     println!(
-        "{name}: watcher initial sync (pipeline, stand-in embedder, batches of 50, {} in flight): {n} in {took:.1}s = {rate:.0} documents/s = {:.0}% of the direct write rate",
+        "{name}: watcher initial sync (pipeline, stand-in embedder, batches of 50, {} in flight): {n} in {took:.1}s = {rate:.0} documents/s = {:.0}% of the direct write rate{server_note}",
         watcher::sender::BATCHES_IN_FLIGHT,
         100.0 * rate / direct_rate
     );
     println!(
         "{name}: CPU during that sync in this process (watcher, pipeline, embedder, store client): {sync_cpu:.1}s over {took:.1}s wall ({:.0}% of {cores} cores)",
         100.0 * sync_cpu / took / cores as f64
+    );
+    // Where the pipeline's store time went: the hash lookup before every write, the writes.
+    let metrics = pipeline_metrics.encode();
+    let op = |op: &str, what: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("cw_ingest_store_seconds_{what}{{op=\"{op}\"}}")))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    println!(
+        "{name}: pipeline store calls: hash lookups {:.0} taking {:.1}s ({:.1} ms each), upserts {:.0} taking {:.1}s ({:.1} ms each)",
+        op("hashes", "count"),
+        op("hashes", "sum"),
+        1000.0 * op("hashes", "sum") / op("hashes", "count").max(1.0),
+        op("upsert", "count"),
+        op("upsert", "sum"),
+        1000.0 * op("upsert", "sum") / op("upsert", "count").max(1.0),
     );
     stop.cancel();
     let _ = task.await;
@@ -262,6 +331,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets mimalloc's option 15 (purge delay), as the cw binary does.
+        unsafe { libmimalloc_sys::mi_option_set(15, 0) };
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sim_bin = std::env::var("KUBE_SIM_BIN")
         .expect("set KUBE_SIM_BIN to a built kube-sim binary (scripts/bench-watch does)");
@@ -328,6 +401,10 @@ async fn main() {
         resync_interval: Duration::from_secs(24 * 3600),
         shutdown_timeout: Duration::from_secs(20),
     };
+    println!(
+        "this process before the watcher starts (runtime, client, the count above): RSS {:.0} MiB",
+        rss_mib().0
+    );
     let sink = Arc::new(MemorySink::default());
     let shared = Shared::new(Metrics::new());
     let stop = CancellationToken::new();
@@ -400,7 +477,7 @@ async fn main() {
         let stored = sink.stored.lock().unwrap();
         latencies = changed
             .iter()
-            .filter_map(|(id, at)| stored.get(id).filter(|t| *t > at).map(|t| *t - *at))
+            .filter_map(|(id, at)| stored.get(&key(id)).filter(|t| *t > at).map(|t| *t - *at))
             .collect();
         drop(stored);
         if latencies.len() == changed.len() || Instant::now() > deadline {
@@ -428,32 +505,8 @@ async fn main() {
     let stores = std::env::var("BENCH_STORES").unwrap_or_else(|_| "embedded,chroma".into());
     for name in stores.split(',').map(str::trim) {
         match name {
-            "embedded" => {
-                let data = tempfile::tempdir().unwrap();
-                let store = ingest::store::embedded::EmbeddedStore::open_in_dir(data.path())
-                    .expect("embedded store");
-                store_phase(name, Arc::new(store), None, &client, &types, &settings).await;
-            }
-            "chroma" => {
-                let server = tokio::task::spawn_blocking(testkit::ChromaServer::start)
-                    .await
-                    .expect("starting Chroma from .venv (scripts/setup installs it)");
-                let store = ingest::store::chroma::ChromaStore::new(
-                    ingest::store::chroma::ChromaConfig::new(server.url()),
-                )
-                .expect("Chroma client");
-                store_phase(
-                    name,
-                    Arc::new(store),
-                    server.pid(),
-                    &client,
-                    &types,
-                    &settings,
-                )
-                .await;
-            }
             "none" | "" => {}
-            other => panic!("BENCH_STORES: unknown store {other} (embedded, chroma, none)"),
+            name => store_phase(name, &client, &types, &settings).await,
         }
     }
     let _ = child.kill();
