@@ -19,8 +19,8 @@ use sync_model::{ResourceId, ResourceInstance, SyncPayload};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use watcher::config::ResourceFilterArgs;
-use watcher::sender::RetryConfig;
-use watcher::{SinkError, SyncSink};
+use watcher::sender::{self, Delivered, Retries, RetryConfig};
+use watcher::{Metrics, SyncSink};
 
 use crate::backend::{EmbedArgs, EndpointArgs, StoreArgs};
 use crate::pipeline_sink::PipelineSink;
@@ -126,6 +126,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         batch_size: args.batch_size.max(1),
         retries: args.retries,
         retry: RetryConfig::default(),
+        metrics: Metrics::new(),
     };
     let progress = Progress::new();
     let result = sync(&client, sink, &args.filters, &options, &progress).await;
@@ -188,6 +189,8 @@ pub struct SyncOptions {
     pub batch_size: usize,
     pub retries: usize,
     pub retry: RetryConfig,
+    /// Counts what was sent, retried and rejected (the sender's own metrics).
+    pub metrics: Metrics,
 }
 
 /// How one listed object compares with the store.
@@ -234,9 +237,13 @@ async fn sync(
     progress: &Progress,
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let stored = with_retries(options, "reading the stored documents' hashes", || {
-        sink.stored_hashes()
-    })
+    let stored = sender::with_retries(
+        &options.retry,
+        Retries::AtMost(options.retries),
+        "reading the stored documents' hashes",
+        &options.metrics,
+        || sink.stored_hashes(),
+    )
     .await
     .context("cannot read what the store holds (is the store or --endpoint reachable?)")?;
     progress.log(format!("the store holds {} documents", stored.len()));
@@ -399,90 +406,18 @@ async fn send_changes(
     Ok(sent)
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Delivered {
-    accepted: usize,
-    rejected: usize,
-}
-
-/// Sends one payload. Unavailable destinations are retried with the watcher's backoff; a
-/// payload refused as invalid (400) or too large (413) is split in halves so that one bad
-/// object cannot hold back its neighbours, and a refused single object is logged and
-/// counted. Any other refusal (401, a store filled by another model) fails the run.
+/// Sends one payload with bounded retries (`--retries`), splitting payloads refused as
+/// invalid or too large so that one bad object cannot hold back its neighbours; any other
+/// refusal (401, a store filled by another model) fails the run.
 async fn deliver(
     sink: &dyn SyncSink,
     payload: SyncPayload,
     options: &SyncOptions,
 ) -> anyhow::Result<Delivered> {
-    let mut delivered = Delivered::default();
-    let mut stack = vec![payload];
-    while let Some(payload) = stack.pop() {
-        if payload.is_empty() {
-            continue;
-        }
-        let items = payload.len();
-        match with_retries(options, "sending a batch", || sink.send(&payload)).await {
-            Ok(_) => delivered.accepted += items,
-            Err(SinkError::Rejected {
-                status: 400 | 413,
-                error,
-                details,
-            }) if items == 1 => {
-                let id = payload
-                    .upserts
-                    .first()
-                    .map(|i| i.id.clone())
-                    .or_else(|| payload.deletes.first().cloned());
-                tracing::error!(?id, error, ?details, "object rejected; skipped");
-                delivered.rejected += 1;
-            }
-            Err(SinkError::Rejected {
-                status: 400 | 413, ..
-            }) => {
-                let (first, second) = split(payload);
-                stack.push(second);
-                stack.push(first);
-            }
-            Err(e) => return Err(e).context("the destination refused a batch"),
-        }
-    }
-    Ok(delivered)
-}
-
-fn split(mut payload: SyncPayload) -> (SyncPayload, SyncPayload) {
-    let upserts = payload.upserts.split_off(payload.upserts.len() / 2);
-    let deletes = payload.deletes.split_off(payload.deletes.len() / 2);
-    (payload, SyncPayload { upserts, deletes })
-}
-
-/// Runs `op` until it succeeds, fails for good, or has been retried `options.retries`
-/// times after transient failures.
-async fn with_retries<T, F, Fut>(
-    options: &SyncOptions,
-    what: &str,
-    mut op: F,
-) -> Result<T, SinkError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, SinkError>>,
-{
-    let mut delays = options.retry.delays().take(options.retries);
-    loop {
-        match op().await {
-            Err(SinkError::Retryable(reason)) => match delays.next() {
-                Some(delay) => {
-                    tracing::warn!(
-                        %reason,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "{what}: destination unavailable; will retry"
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                None => return Err(SinkError::Retryable(reason)),
-            },
-            other => return other,
-        }
-    }
+    let retries = Retries::AtMost(options.retries);
+    sender::deliver_payload(sink, payload, &options.retry, retries, &options.metrics)
+        .await
+        .context("the destination refused a batch")
 }
 
 /// A progress bar on a terminal (types done, instances listed, stored); plain log lines,
@@ -626,16 +561,5 @@ mod tests {
         assert_eq!(sync_url("http://127.0.0.1:3000"), want);
         assert_eq!(sync_url("http://127.0.0.1:3000/"), want);
         assert_eq!(sync_url(want), want);
-    }
-
-    #[test]
-    fn a_split_payload_keeps_every_item_once() {
-        let p = SyncPayload {
-            upserts: vec![instance("a", "x"), instance("b", "x"), instance("c", "x")],
-            deletes: vec![ResourceId::from_raw("default/v1/Pod/gone")],
-        };
-        let (a, b) = split(p.clone());
-        assert_eq!(a.len() + b.len(), p.len());
-        assert!(!a.is_empty() && !b.is_empty());
     }
 }

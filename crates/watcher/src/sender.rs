@@ -1,8 +1,9 @@
 //! Sender: turns batches into `SyncPayload`s and delivers them through a [`SyncSink`].
-//! Retryable failures are retried with exponential backoff and jitter until they succeed
-//! (the buffer keeps coalescing newer changes meanwhile); a rejected batch is split in
-//! halves so that one bad item cannot drop its neighbours, and a rejected single item is
-//! logged with the server's details, counted and dropped.
+//! Retryable failures are retried with exponential backoff and jitter: by the controller
+//! until they succeed (the buffer keeps coalescing newer changes meanwhile), by one-shot
+//! commands a bounded number of times. A batch refused as invalid or too large is split in
+//! halves so that one bad item cannot drop its neighbours, and a refused single item is
+//! logged with the server's details, counted and skipped.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -61,21 +62,101 @@ pub fn to_payload(batch: Vec<Change>) -> SyncPayload {
     payload
 }
 
-/// Delivers one batch: retries while the failure is retryable, splits rejected batches.
-pub async fn deliver(
-    sink: &dyn SyncSink,
-    batch: Vec<Change>,
+/// How often a retryable failure is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retries {
+    /// Until it succeeds: the controller, whose buffer keeps coalescing newer changes.
+    Forever,
+    /// At most this many times, then the failure is returned: one-shot commands.
+    AtMost(usize),
+}
+
+/// Runs `op` until it succeeds or fails for good. A retryable failure is retried after the
+/// next backoff delay (counted in `send_retries`), as often as `retries` allows.
+pub async fn with_retries<T, F, Fut>(
     retry: &RetryConfig,
+    retries: Retries,
+    what: &str,
     metrics: &Metrics,
-) {
-    let mut stack = vec![batch];
-    while let Some(batch) = stack.pop() {
-        if batch.is_empty() {
+    mut op: F,
+) -> Result<T, SinkError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SinkError>>,
+{
+    let mut delays = retry.delays();
+    let mut retried = 0usize;
+    loop {
+        match op().await {
+            Err(SinkError::Retryable(reason)) => {
+                if matches!(retries, Retries::AtMost(n) if retried >= n) {
+                    return Err(SinkError::Retryable(reason));
+                }
+                retried += 1;
+                let delay = delays.next().unwrap_or(retry.max_delay);
+                warn!(%reason, retry_in_ms = delay.as_millis() as u64, "{what}: ingest unavailable; will retry");
+                metrics.send_retries.inc();
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What became of a delivered payload's items.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub accepted: usize,
+    /// Items refused one by one as invalid: logged with the server's details and skipped.
+    pub rejected: usize,
+}
+
+/// A delivery that ended short of success.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Still unavailable after the retries allowed.
+    #[error("ingest unavailable: {0}")]
+    Unavailable(String),
+    /// Refused for a reason that no single item explains (401, 403, 409 a store of another
+    /// model, ...): splitting would not help, so the delivery stops.
+    #[error("ingest refused {items} item(s) with {status}: {error}")]
+    Refused {
+        status: u16,
+        error: String,
+        items: usize,
+    },
+}
+
+/// Delivers one payload. Retryable failures are retried (see [`with_retries`]); a payload
+/// refused as invalid (400) or too large (413) is split in halves so that one bad item
+/// cannot hold back its neighbours, and a refused single item is logged with the server's
+/// details, counted and skipped.
+pub async fn deliver_payload(
+    sink: &dyn SyncSink,
+    payload: SyncPayload,
+    retry: &RetryConfig,
+    retries: Retries,
+    metrics: &Metrics,
+) -> Result<Delivered, DeliveryError> {
+    let mut delivered = Delivered::default();
+    let mut stack = vec![payload];
+    while let Some(payload) = stack.pop() {
+        let items = payload.len();
+        if items == 0 {
             continue;
         }
-        let payload = to_payload(batch);
-        match send_until_accepted_or_rejected(sink, &payload, retry, metrics).await {
-            Ok(()) => {
+        match with_retries(retry, retries, "sending a batch", metrics, || {
+            sink.send(&payload)
+        })
+        .await
+        {
+            Ok(resp) => {
+                debug!(
+                    upserted = resp.upserted,
+                    deleted = resp.deleted,
+                    "batch accepted"
+                );
+                delivered.accepted += items;
                 metrics.batches_sent.inc();
                 let ops = [
                     ("upsert", payload.upserts.len()),
@@ -88,85 +169,76 @@ pub async fn deliver(
                         .inc_by(n as u64);
                 }
             }
-            Err(Rejection {
-                status,
+            Err(SinkError::Retryable(reason)) => return Err(DeliveryError::Unavailable(reason)),
+            Err(SinkError::Rejected {
+                status: 400 | 413,
                 error,
                 details,
-            }) if payload.len() == 1 => {
+            }) if items == 1 => {
                 let id = payload
                     .upserts
                     .first()
                     .map(|i| i.id.clone())
                     .or_else(|| payload.deletes.first().cloned());
                 error!(
-                    status,
                     error,
                     ?details,
                     ?id,
-                    "ingest server rejected an item; dropped"
+                    "ingest server rejected an item; skipped"
                 );
                 metrics.items_rejected.inc();
+                delivered.rejected += 1;
             }
-            Err(Rejection { status, error, .. }) => {
+            Err(SinkError::Rejected {
+                status: status @ (400 | 413),
+                error,
+                ..
+            }) => {
                 warn!(
                     status,
                     error,
-                    items = payload.len(),
+                    items,
                     "ingest server rejected a batch; splitting it to isolate the bad items"
                 );
-                let mut items: Vec<Change> =
-                    payload.deletes.into_iter().map(Change::Delete).collect();
-                items.extend(payload.upserts.into_iter().map(Change::Upsert));
-                let second = items.split_off(items.len() / 2);
+                let (first, second) = split(payload);
                 stack.push(second);
-                stack.push(items);
+                stack.push(first);
+            }
+            Err(SinkError::Rejected { status, error, .. }) => {
+                return Err(DeliveryError::Refused {
+                    status,
+                    error,
+                    items: items + stack.iter().map(SyncPayload::len).sum::<usize>(),
+                })
             }
         }
     }
+    Ok(delivered)
 }
 
-/// A 4xx answer, as the server explained it.
-struct Rejection {
-    status: u16,
-    error: String,
-    details: Vec<sync_model::FieldError>,
+fn split(mut payload: SyncPayload) -> (SyncPayload, SyncPayload) {
+    let upserts = payload.upserts.split_off(payload.upserts.len() / 2);
+    let deletes = payload.deletes.split_off(payload.deletes.len() / 2);
+    (payload, SyncPayload { upserts, deletes })
 }
 
-async fn send_until_accepted_or_rejected(
+/// The controller's delivery of one batch: retried until the server answers. A batch
+/// refused as a whole (see [`DeliveryError::Refused`]) is logged, counted and dropped: a 4xx
+/// is not retried.
+pub async fn deliver(
     sink: &dyn SyncSink,
-    payload: &SyncPayload,
+    batch: Vec<Change>,
     retry: &RetryConfig,
     metrics: &Metrics,
-) -> Result<(), Rejection> {
-    let mut delays = retry.delays();
-    loop {
-        match sink.send(payload).await {
-            Ok(resp) => {
-                debug!(
-                    upserted = resp.upserted,
-                    deleted = resp.deleted,
-                    "batch accepted"
-                );
-                return Ok(());
-            }
-            Err(SinkError::Rejected {
-                status,
-                error,
-                details,
-            }) => {
-                return Err(Rejection {
-                    status,
-                    error,
-                    details,
-                })
-            }
-            Err(SinkError::Retryable(reason)) => {
-                let delay = delays.next().unwrap_or(retry.max_delay);
-                warn!(%reason, retry_in_ms = delay.as_millis() as u64, items = payload.len(), "ingest unavailable; will retry");
-                metrics.send_retries.inc();
-                tokio::time::sleep(delay).await;
-            }
-        }
+) {
+    let payload = to_payload(batch);
+    if let Err(e) = deliver_payload(sink, payload, retry, Retries::Forever, metrics).await {
+        let items = match &e {
+            DeliveryError::Refused { items, .. } => *items,
+            DeliveryError::Unavailable(_) => 0,
+        };
+        error!(error = %e, items, "ingest server refused a batch; dropped");
+        metrics.items_rejected.inc_by(items as u64);
     }
 }
 
@@ -420,5 +492,69 @@ mod tests {
         let deletes: usize = accepted.iter().map(|p| p.deletes.len()).sum();
         assert_eq!((upserts, deletes), (7, 1));
         assert_eq!(metrics.items_rejected.get(), 1);
+    }
+
+    #[test]
+    fn a_split_payload_keeps_every_item_once() {
+        let p = to_payload(vec![
+            Change::Upsert(deployment("a", "x")),
+            Change::Upsert(deployment("b", "x")),
+            Change::Upsert(deployment("c", "x")),
+            Change::Delete(deployment("gone", "x").id),
+        ]);
+        let (a, b) = split(p.clone());
+        assert_eq!(a.len() + b.len(), p.len());
+        assert!(!a.is_empty() && !b.is_empty());
+    }
+
+    /// Refuses every payload with the given status.
+    struct RefusingSink(u16, Mutex<usize>);
+
+    #[async_trait]
+    impl SyncSink for RefusingSink {
+        async fn send(&self, _: &SyncPayload) -> Result<SyncResponse, SinkError> {
+            *self.1.lock().unwrap() += 1;
+            Err(SinkError::Rejected {
+                status: self.0,
+                error: "unauthorized".into(),
+                details: vec![],
+            })
+        }
+        async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
+            Ok(HashMap::new())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_refused_for_no_item_s_fault_is_not_split_but_counted_and_dropped() {
+        let sink = RefusingSink(401, Mutex::new(0));
+        let metrics = Metrics::new();
+        let batch: Vec<Change> = (0..8)
+            .map(|i| Change::Upsert(deployment(&format!("d{i}"), "a")))
+            .collect();
+        deliver(&sink, batch, &RetryConfig::default(), &metrics).await;
+        assert_eq!(*sink.1.lock().unwrap(), 1, "one attempt, no split");
+        assert_eq!(metrics.items_rejected.get(), 8);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_retries_give_up_with_unavailable_after_the_last_one() {
+        let sink = ScriptedSink {
+            fail: Mutex::new(10),
+            ..Default::default()
+        };
+        let payload = to_payload(vec![Change::Upsert(deployment("web", "a"))]);
+        let metrics = Metrics::new();
+        let got = deliver_payload(
+            &sink,
+            payload,
+            &RetryConfig::default(),
+            Retries::AtMost(2),
+            &metrics,
+        )
+        .await;
+        assert!(matches!(got, Err(DeliveryError::Unavailable(_))), "{got:?}");
+        assert_eq!(sink.attempts.lock().unwrap().len(), 3);
+        assert_eq!(metrics.send_retries.get(), 2);
     }
 }

@@ -40,11 +40,16 @@ pub(super) struct Entry {
     pairs: Box<[(u32, u32)]>,
 }
 
+/// Vectors per block of [`CollectionIndex::blocks`] (1 MiB at 1,024 dimensions).
+const SLOTS_PER_BLOCK: usize = 256;
+
 pub(super) struct CollectionIndex {
     pub model: ModelInfo,
     dimension: usize,
-    /// Slot `s` owns `vectors[s * dimension..][..dimension]`, L2-normalised.
-    vectors: Vec<f32>,
+    /// Slot `s` owns `dimension` floats of block `s / SLOTS_PER_BLOCK`, L2-normalised.
+    /// Fixed blocks instead of one growing `Vec`: growing never copies the vectors already
+    /// held (a realloc of hundreds of MiB copied them, and briefly held them twice).
+    blocks: Vec<Box<[f32]>>,
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
     by_id: HashMap<Arc<str>, u32>,
@@ -114,7 +119,7 @@ impl CollectionIndex {
         Self {
             dimension: model.dimension,
             model,
-            vectors: Vec::new(),
+            blocks: Vec::new(),
             entries: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
@@ -123,6 +128,11 @@ impl CollectionIndex {
 
     pub fn dimension(&self) -> usize {
         self.dimension
+    }
+
+    fn vector(&self, slot: usize) -> &[f32] {
+        let at = (slot % SLOTS_PER_BLOCK) * self.dimension;
+        &self.blocks[slot / SLOTS_PER_BLOCK][at..at + self.dimension]
     }
 
     pub fn len(&self) -> usize {
@@ -151,15 +161,19 @@ impl CollectionIndex {
             None => match self.free.pop() {
                 Some(slot) => slot,
                 None => {
+                    if self.entries.len() % SLOTS_PER_BLOCK == 0 {
+                        self.blocks
+                            .push(vec![0.0; SLOTS_PER_BLOCK * self.dimension].into_boxed_slice());
+                    }
                     self.entries.push(None);
-                    self.vectors
-                        .resize(self.vectors.len() + self.dimension, 0.0);
                     (self.entries.len() - 1) as u32
                 }
             },
         };
         let s = slot as usize;
-        let target = &mut self.vectors[s * self.dimension..(s + 1) * self.dimension];
+        let dimension = self.dimension;
+        let at = (s % SLOTS_PER_BLOCK) * dimension;
+        let target = &mut self.blocks[s / SLOTS_PER_BLOCK][at..at + dimension];
         target.copy_from_slice(new.embedding);
         normalize(target);
         self.by_id.insert(entry.id.clone(), slot);
@@ -204,7 +218,7 @@ impl CollectionIndex {
                     continue;
                 }
             }
-            let v = &self.vectors[slot * self.dimension..(slot + 1) * self.dimension];
+            let v = self.vector(slot);
             scored.push((1.0 - dot(&q, v), slot as u32));
         }
         let by_distance = |a: &(f32, u32), b: &(f32, u32)| {
@@ -294,6 +308,46 @@ mod tests {
             );
         }
         (index, interner)
+    }
+
+    #[test]
+    fn vectors_across_several_blocks_are_each_found_and_slots_are_reused() {
+        // 3 blocks' worth of one-hot vectors in 8 dimensions, rotated so each is distinct
+        // in direction: vector i points at axis i % 8 with a tilt of i.
+        let n = 2 * SLOTS_PER_BLOCK + 7;
+        let vector = |i: usize| {
+            let mut v = vec![0.0f32; 8];
+            v[i % 8] = 1.0;
+            v[(i + 1) % 8] = i as f32 / n as f32;
+            v
+        };
+        let ids: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+        let docs: Vec<(&str, Vec<f32>, Metadata)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), vector(i), meta(&[])))
+            .collect();
+        let (mut index, mut interner) = index_with(&docs);
+        assert_eq!(index.blocks.len(), 3);
+        for i in [0, SLOTS_PER_BLOCK - 1, SLOTS_PER_BLOCK, n - 1] {
+            let found = index.nearest(&vector(i), None, 1);
+            assert_eq!(&*found[0].1.id, ids[i].as_str(), "vector {i}");
+        }
+        // A removed slot is reused: no new block, and the new vector answers in its place.
+        index.remove("d3");
+        index.upsert(
+            NewEntry {
+                id: "new",
+                document: "new",
+                metadata: &meta(&[]),
+                metadata_json: String::new(),
+                content_hash: "h",
+                embedding: &vector(3),
+            },
+            &mut interner,
+        );
+        assert_eq!(index.blocks.len(), 3);
+        assert_eq!(&*index.nearest(&vector(3), None, 1)[0].1.id, "new");
     }
 
     #[test]
