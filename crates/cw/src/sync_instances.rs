@@ -1,12 +1,9 @@
 //! `cw sync-instances`: one full and incremental sync of the cluster into the index, no
-//! controller. The watcher's discovery, filters, paged listing and extraction (so the
-//! documents equal `cw watch`'s), diffed against the store's content hashes: only new and
-//! changed objects are sent (unchanged ones are never embedded), then the documents of
-//! objects that no longer exist are removed, and only when every type was listed.
-//! The destination is a `watcher::SyncSink`: `cw serve` over HTTP (`--endpoint`) or
-//! ingest's pipeline in this process. See docs/sync-instances.md.
+//! controller. The run is `watcher::oneshot` (the watcher's discovery, listing, extraction
+//! and delivery, diffed against the store's hashes); this module wires its destination
+//! (`cw serve` over HTTP with `--endpoint`, or ingest's pipeline in this process), its
+//! progress bar and its summary. See docs/sync-instances.md.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,11 +12,9 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ingest::pipeline::Pipeline;
 use serde_json::json;
-use sync_model::{ResourceId, ResourceInstance, SyncPayload};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use watcher::config::ResourceFilterArgs;
-use watcher::sender::{self, Delivered, Retries, RetryConfig};
+use watcher::oneshot::{self, Progress, Summary, SyncOptions};
+use watcher::sender::RetryConfig;
 use watcher::{Metrics, SyncSink};
 
 use crate::backend::{EmbedArgs, EndpointArgs, StoreArgs};
@@ -59,61 +54,44 @@ pub struct Args {
     pub embed: EmbedArgs,
 }
 
-/// What one run found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub types: usize,
-    /// Objects listed (after the namespace filter).
-    pub instances: usize,
-    pub new: usize,
-    pub changed: usize,
-    pub unchanged: usize,
-    pub removed: usize,
-    /// Objects the destination refused as invalid (logged with its reasons).
-    pub rejected: usize,
-    /// Types whose listing failed: their documents were kept and no document was removed.
-    pub failed_types: Vec<String>,
-    pub duration: Duration,
+/// The summary as one JSON object on stdout (`--output json`).
+fn summary_json(s: &Summary) -> serde_json::Value {
+    json!({
+        "types": s.types,
+        "instances": s.instances,
+        "new": s.new,
+        "changed": s.changed,
+        "unchanged": s.unchanged,
+        "removed": s.removed,
+        "rejected": s.rejected,
+        "failedTypes": s.failed_types,
+        "seconds": s.duration.as_secs_f64(),
+    })
 }
 
-impl Summary {
-    fn to_json(&self) -> serde_json::Value {
-        json!({
-            "types": self.types,
-            "instances": self.instances,
-            "new": self.new,
-            "changed": self.changed,
-            "unchanged": self.unchanged,
-            "removed": self.removed,
-            "rejected": self.rejected,
-            "failedTypes": self.failed_types,
-            "seconds": self.duration.as_secs_f64(),
-        })
+/// The summary as text.
+fn summary_text(s: &Summary) -> String {
+    let mut text = format!(
+        "synced {} instances of {} types in {:.1}s: {} new, {} changed, {} unchanged, {} removed",
+        s.instances,
+        s.types,
+        s.duration.as_secs_f64(),
+        s.new,
+        s.changed,
+        s.unchanged,
+        s.removed
+    );
+    if s.rejected > 0 {
+        text.push_str(&format!(", {} rejected", s.rejected));
     }
-
-    fn to_text(&self) -> String {
-        let mut text = format!(
-            "synced {} instances of {} types in {:.1}s: {} new, {} changed, {} unchanged, {} removed",
-            self.instances,
-            self.types,
-            self.duration.as_secs_f64(),
-            self.new,
-            self.changed,
-            self.unchanged,
-            self.removed
-        );
-        if self.rejected > 0 {
-            text.push_str(&format!(", {} rejected", self.rejected));
-        }
-        if !self.failed_types.is_empty() {
-            text.push_str(&format!(
-                "\nlisting failed for {} type(s) ({}): nothing was removed",
-                self.failed_types.len(),
-                self.failed_types.join(", ")
-            ));
-        }
-        text
+    if !s.failed_types.is_empty() {
+        text.push_str(&format!(
+            "\nlisting failed for {} type(s) ({}): nothing was removed",
+            s.failed_types.len(),
+            s.failed_types.join(", ")
+        ));
     }
+    text
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -128,13 +106,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         retry: RetryConfig::default(),
         metrics: Metrics::new(),
     };
-    let progress = Progress::new();
-    let result = sync(&client, sink, &args.filters, &options, &progress).await;
+    let progress = Arc::new(TerminalProgress::new());
+    let result = oneshot::sync_once(
+        &client,
+        sink,
+        &args.filters.type_filter(),
+        &args.filters.namespace_filter(),
+        &options,
+        progress.clone(),
+    )
+    .await;
     progress.finish();
     let summary = result?;
     match args.output {
-        Output::Text => println!("{}", summary.to_text()),
-        Output::Json => println!("{}", summary.to_json()),
+        Output::Text => println!("{}", summary_text(&summary)),
+        Output::Json => println!("{}", summary_json(&summary)),
     }
     if !summary.failed_types.is_empty() {
         bail!(
@@ -183,249 +169,11 @@ pub fn sync_url(endpoint: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct SyncOptions {
-    pub page_size: u32,
-    pub batch_size: usize,
-    pub retries: usize,
-    pub retry: RetryConfig,
-    /// Counts what was sent, retried and rejected (the sender's own metrics).
-    pub metrics: Metrics,
-}
-
-/// How one listed object compares with the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    New,
-    Changed,
-    Unchanged,
-}
-
-/// The diff of a listing against the store's hashes. Each listed id is taken out of
-/// `stored`, so what is left at the end are the documents of objects that no longer exist.
-pub struct StoreDiff {
-    stored: HashMap<ResourceId, String>,
-}
-
-impl StoreDiff {
-    pub fn new(stored: HashMap<ResourceId, String>) -> Self {
-        StoreDiff { stored }
-    }
-
-    pub fn classify(&mut self, instance: &ResourceInstance) -> Verdict {
-        match self.stored.remove(&instance.id) {
-            None => Verdict::New,
-            Some(hash) if hash == instance.content_hash() => Verdict::Unchanged,
-            Some(_) => Verdict::Changed,
-        }
-    }
-
-    /// Stored ids never listed: to remove, once every type has been listed.
-    pub fn into_ghosts(self) -> Vec<ResourceId> {
-        let mut ghosts: Vec<ResourceId> = self.stored.into_keys().collect();
-        ghosts.sort();
-        ghosts
-    }
-}
-
-/// The whole run: hashes, discovery, listing with upserts as pages arrive, then removals.
-async fn sync(
-    client: &kube::Client,
-    sink: Arc<dyn SyncSink>,
-    filters: &ResourceFilterArgs,
-    options: &SyncOptions,
-    progress: &Progress,
-) -> anyhow::Result<Summary> {
-    let started = Instant::now();
-    let stored = sender::with_retries(
-        &options.retry,
-        Retries::AtMost(options.retries),
-        "reading the stored documents' hashes",
-        &options.metrics,
-        || sink.stored_hashes(),
-    )
-    .await
-    .context("cannot read what the store holds (is the store or --endpoint reachable?)")?;
-    progress.log(format!("the store holds {} documents", stored.len()));
-
-    let types = watcher::discover(client, &filters.type_filter())
-        .await
-        .context("discovering the cluster's resource types (is the API server reachable?)")?;
-    progress.start_types(types.len() as u64);
-    let namespaces = filters.namespace_filter();
-
-    // Listing and sending overlap: pages go through a channel to the sender, which diffs
-    // them and keeps up to two batches in flight.
-    let (pages, page_rx) = mpsc::channel::<Vec<ResourceInstance>>(4);
-    let sender = tokio::spawn(send_changes(
-        sink.clone(),
-        page_rx,
-        StoreDiff::new(stored),
-        options.clone(),
-        progress.clone(),
-    ));
-    let mut failed_types = Vec::new();
-    for ty in &types {
-        if pages.is_closed() {
-            break; // the sender failed; its error is reported below
-        }
-        let listed = watcher::source::list_type(client, ty, &namespaces, options.page_size, {
-            let pages = &pages;
-            move |page| async move {
-                let _ = pages.send(page).await;
-            }
-        })
-        .await;
-        if let Err(e) = listed {
-            tracing::error!(resource_type = %ty.key(), error = %e, "listing failed");
-            failed_types.push(ty.qualified_plural());
-        }
-        progress.type_done();
-    }
-    drop(pages);
-    let sent = sender
-        .await
-        .context("the sending task failed")?
-        .context("sending changes")?;
-
-    let mut summary = Summary {
-        types: types.len(),
-        instances: sent.listed,
-        new: sent.new,
-        changed: sent.changed,
-        unchanged: sent.unchanged,
-        rejected: sent.rejected,
-        ..Summary::default()
-    };
-    let ghosts = sent.diff.into_ghosts();
-    if failed_types.is_empty() {
-        progress.log(format!("removing {} documents", ghosts.len()));
-        for chunk in ghosts.chunks(options.batch_size) {
-            let payload = SyncPayload {
-                upserts: Vec::new(),
-                deletes: chunk.to_vec(),
-            };
-            let delivered = deliver(sink.as_ref(), payload, options).await?;
-            summary.rejected += delivered.rejected;
-            summary.removed += delivered.accepted;
-            progress.removed(delivered.accepted as u64);
-        }
-    } else if !ghosts.is_empty() {
-        tracing::warn!(
-            documents = ghosts.len(),
-            "not removing documents of objects not listed: some types failed to list"
-        );
-    }
-    summary.failed_types = failed_types;
-    summary.duration = started.elapsed();
-    Ok(summary)
-}
-
-/// What the sender did with the listed objects.
-struct Sent {
-    listed: usize,
-    new: usize,
-    changed: usize,
-    unchanged: usize,
-    rejected: usize,
-    diff: StoreDiff,
-}
-
-/// Batches in flight at once: one batch's embedding overlaps the other's store write.
-const BATCHES_IN_FLIGHT: usize = watcher::sender::BATCHES_IN_FLIGHT;
-
-async fn send_changes(
-    sink: Arc<dyn SyncSink>,
-    mut pages: mpsc::Receiver<Vec<ResourceInstance>>,
-    mut diff: StoreDiff,
-    options: SyncOptions,
-    progress: Progress,
-) -> anyhow::Result<Sent> {
-    let mut sent = Sent {
-        listed: 0,
-        new: 0,
-        changed: 0,
-        unchanged: 0,
-        rejected: 0,
-        diff: StoreDiff::new(HashMap::new()),
-    };
-    let mut batch: Vec<ResourceInstance> = Vec::with_capacity(options.batch_size);
-    let mut in_flight: JoinSet<anyhow::Result<Delivered>> = JoinSet::new();
-    let finish = |done: Result<anyhow::Result<Delivered>, tokio::task::JoinError>,
-                  sent: &mut Sent|
-     -> anyhow::Result<()> {
-        let delivered = done.context("a batch delivery task failed")??;
-        sent.rejected += delivered.rejected;
-        progress.stored(delivered.accepted as u64);
-        Ok(())
-    };
-    let mut closed = false;
-    while !closed || !batch.is_empty() {
-        if !closed {
-            match pages.recv().await {
-                Some(page) => {
-                    sent.listed += page.len();
-                    progress.listed(page.len() as u64);
-                    for instance in page {
-                        match diff.classify(&instance) {
-                            Verdict::New => sent.new += 1,
-                            Verdict::Changed => sent.changed += 1,
-                            Verdict::Unchanged => {
-                                sent.unchanged += 1;
-                                continue;
-                            }
-                        }
-                        batch.push(instance);
-                    }
-                }
-                None => closed = true,
-            }
-        }
-        while batch.len() >= options.batch_size || (closed && !batch.is_empty()) {
-            while in_flight.len() >= BATCHES_IN_FLIGHT {
-                if let Some(done) = in_flight.join_next().await {
-                    finish(done, &mut sent)?;
-                }
-            }
-            let take = batch.len().min(options.batch_size);
-            let upserts: Vec<ResourceInstance> = batch.drain(..take).collect();
-            let (sink, options) = (sink.clone(), options.clone());
-            in_flight.spawn(async move {
-                let payload = SyncPayload {
-                    upserts,
-                    deletes: Vec::new(),
-                };
-                deliver(sink.as_ref(), payload, &options).await
-            });
-        }
-    }
-    while let Some(done) = in_flight.join_next().await {
-        finish(done, &mut sent)?;
-    }
-    sent.diff = diff;
-    Ok(sent)
-}
-
-/// Sends one payload with bounded retries (`--retries`), splitting payloads refused as
-/// invalid or too large so that one bad object cannot hold back its neighbours; any other
-/// refusal (401, a store filled by another model) fails the run.
-async fn deliver(
-    sink: &dyn SyncSink,
-    payload: SyncPayload,
-    options: &SyncOptions,
-) -> anyhow::Result<Delivered> {
-    let retries = Retries::AtMost(options.retries);
-    sender::deliver_payload(sink, payload, &options.retry, retries, &options.metrics)
-        .await
-        .context("the destination refused a batch")
-}
-
 /// A progress bar on a terminal (types done, instances listed, stored); plain log lines,
 /// at most every few seconds, otherwise.
-#[derive(Clone)]
-struct Progress {
+struct TerminalProgress {
     bar: Option<ProgressBar>,
-    counts: Arc<std::sync::Mutex<ProgressCounts>>,
+    counts: std::sync::Mutex<ProgressCounts>,
 }
 
 #[derive(Default)]
@@ -440,7 +188,7 @@ struct ProgressCounts {
 
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
-impl Progress {
+impl TerminalProgress {
     fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
@@ -452,9 +200,9 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Progress {
+        TerminalProgress {
             bar,
-            counts: Arc::default(),
+            counts: Default::default(),
         }
     }
 
@@ -483,6 +231,15 @@ impl Progress {
         }
     }
 
+    fn finish(&self) {
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => self.update(|_| {}, true),
+        }
+    }
+}
+
+impl Progress for TerminalProgress {
     fn log(&self, line: String) {
         match &self.bar {
             Some(bar) => bar.println(line),
@@ -510,50 +267,11 @@ impl Progress {
     fn removed(&self, n: u64) {
         self.update(|c| c.removed += n, false);
     }
-
-    fn finish(&self) {
-        match &self.bar {
-            Some(bar) => bar.finish_and_clear(),
-            None => self.update(|_| {}, true),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn instance(name: &str, app: &str) -> ResourceInstance {
-        ResourceInstance {
-            id: ResourceId::new(Some("default"), "apps/v1", "Deployment", name),
-            namespace: "default".into(),
-            name: name.into(),
-            kind: "Deployment".into(),
-            api_version: "apps/v1".into(),
-            api_group: "apps".into(),
-            labels: [("app".to_string(), app.to_string())].into(),
-            annotations: Default::default(),
-            created_at: "2026-02-20T10:00:00Z".into(),
-        }
-    }
-
-    #[test]
-    fn the_diff_tells_new_changed_and_unchanged_apart_and_leaves_the_ghosts() {
-        let same = instance("same", "a");
-        let changed = instance("changed", "a");
-        let gone = instance("gone", "a");
-        let stored: HashMap<ResourceId, String> = [
-            (same.id.clone(), same.content_hash()),
-            (changed.id.clone(), changed.content_hash()),
-            (gone.id.clone(), gone.content_hash()),
-        ]
-        .into();
-        let mut diff = StoreDiff::new(stored);
-        assert_eq!(diff.classify(&same), Verdict::Unchanged);
-        assert_eq!(diff.classify(&instance("changed", "b")), Verdict::Changed);
-        assert_eq!(diff.classify(&instance("fresh", "a")), Verdict::New);
-        assert_eq!(diff.into_ghosts(), vec![gone.id]);
-    }
 
     #[test]
     fn the_endpoint_may_be_the_server_or_its_sync_url() {

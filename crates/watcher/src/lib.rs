@@ -15,6 +15,7 @@ pub mod controller;
 pub mod discovery;
 pub mod extract;
 pub mod metrics;
+pub mod oneshot;
 pub mod ops;
 pub mod sender;
 pub mod sink;

@@ -1,0 +1,319 @@
+//! One sync of the cluster into the store, no controller (`cw sync-instances`): the
+//! watcher's discovery, filters, paged listing and extraction (so the documents equal the
+//! controller's), diffed against the store's content hashes. Only new and changed objects
+//! are sent (unchanged ones are never embedded), while listing goes on; then the documents
+//! of objects that no longer exist are removed, and only when every type was listed.
+//! Delivery is the controller's ([`sender::deliver_payload`]) with bounded retries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sync_model::{ResourceId, ResourceInstance, SyncPayload};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::discovery::{NamespaceFilter, TypeFilter};
+use crate::metrics::Metrics;
+use crate::sender::{self, Delivered, DeliveryError, Retries, RetryConfig};
+use crate::sink::{SinkError, SyncSink};
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Objects per list request (paged with limit/continue).
+    pub page_size: u32,
+    /// Upserts (or deletes) per payload.
+    pub batch_size: usize,
+    /// Retries of a call whose destination is unavailable, before the run fails.
+    pub retries: usize,
+    pub retry: RetryConfig,
+    /// Counts what was sent, retried and rejected (the sender's metrics).
+    pub metrics: Metrics,
+}
+
+/// What one run found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub types: usize,
+    /// Objects listed (after the namespace filter).
+    pub instances: usize,
+    pub new: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    /// Objects the destination refused as invalid (logged with its reasons).
+    pub rejected: usize,
+    /// Types whose listing failed: their documents were kept and no document was removed.
+    pub failed_types: Vec<String>,
+    pub duration: Duration,
+}
+
+/// Why a run stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot read what the store holds (is the store or --endpoint reachable?): {0}")]
+    StoredHashes(SinkError),
+    #[error("discovering the cluster's resource types (is the API server reachable?): {0}")]
+    Discovery(kube::Error),
+    #[error("sending changes: {0}")]
+    Delivery(#[from] DeliveryError),
+    #[error("a batch delivery task failed: {0}")]
+    Task(String),
+}
+
+/// Hears how a run goes (a progress bar, log lines). Every method does nothing by default.
+pub trait Progress: Send + Sync {
+    fn log(&self, _line: String) {}
+    fn start_types(&self, _types: u64) {}
+    fn type_done(&self) {}
+    fn listed(&self, _objects: u64) {}
+    fn stored(&self, _objects: u64) {}
+    fn removed(&self, _objects: u64) {}
+}
+
+/// No progress reports.
+impl Progress for () {}
+
+/// How one listed object compares with the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    New,
+    Changed,
+    Unchanged,
+}
+
+/// The diff of a listing against the store's hashes. Each listed id is taken out of
+/// `stored`, so what is left at the end are the documents of objects that no longer exist.
+pub struct StoreDiff {
+    stored: HashMap<ResourceId, String>,
+}
+
+impl StoreDiff {
+    pub fn new(stored: HashMap<ResourceId, String>) -> Self {
+        StoreDiff { stored }
+    }
+
+    pub fn classify(&mut self, instance: &ResourceInstance) -> Verdict {
+        match self.stored.remove(&instance.id) {
+            None => Verdict::New,
+            Some(hash) if hash == instance.content_hash() => Verdict::Unchanged,
+            Some(_) => Verdict::Changed,
+        }
+    }
+
+    /// Stored ids never listed: to remove, once every type has been listed.
+    pub fn into_ghosts(self) -> Vec<ResourceId> {
+        let mut ghosts: Vec<ResourceId> = self.stored.into_keys().collect();
+        ghosts.sort();
+        ghosts
+    }
+}
+
+/// The whole run: hashes, discovery, listing with upserts as pages arrive, then removals.
+pub async fn sync_once(
+    client: &kube::Client,
+    sink: Arc<dyn SyncSink>,
+    types: &TypeFilter,
+    namespaces: &NamespaceFilter,
+    options: &SyncOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Summary, SyncError> {
+    let started = Instant::now();
+    let stored = sender::with_retries(
+        &options.retry,
+        Retries::AtMost(options.retries),
+        "reading the stored documents' hashes",
+        &options.metrics,
+        || sink.stored_hashes(),
+    )
+    .await
+    .map_err(SyncError::StoredHashes)?;
+    progress.log(format!("the store holds {} documents", stored.len()));
+
+    let resource_types = crate::discover(client, types)
+        .await
+        .map_err(SyncError::Discovery)?;
+    progress.start_types(resource_types.len() as u64);
+
+    // Listing and sending overlap: pages go through a channel to the sender, which diffs
+    // them and keeps batches in flight.
+    let (pages, page_rx) = mpsc::channel::<Vec<ResourceInstance>>(4);
+    let sending = tokio::spawn(send_changes(
+        sink.clone(),
+        page_rx,
+        StoreDiff::new(stored),
+        options.clone(),
+        progress.clone(),
+    ));
+    let mut failed_types = Vec::new();
+    for ty in &resource_types {
+        if pages.is_closed() {
+            break; // the sender failed; its error is reported below
+        }
+        let listed = crate::source::list_type(client, ty, namespaces, options.page_size, {
+            let pages = &pages;
+            move |page| async move {
+                let _ = pages.send(page).await;
+            }
+        })
+        .await;
+        if let Err(e) = listed {
+            tracing::error!(resource_type = %ty.key(), error = %e, "listing failed");
+            failed_types.push(ty.qualified_plural());
+        }
+        progress.type_done();
+    }
+    drop(pages);
+    let sent = sending
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))??;
+
+    let mut summary = Summary {
+        types: resource_types.len(),
+        instances: sent.listed,
+        new: sent.new,
+        changed: sent.changed,
+        unchanged: sent.unchanged,
+        rejected: sent.rejected,
+        ..Summary::default()
+    };
+    let ghosts = sent.diff.into_ghosts();
+    if failed_types.is_empty() {
+        progress.log(format!("removing {} documents", ghosts.len()));
+        for chunk in ghosts.chunks(options.batch_size) {
+            let payload = SyncPayload {
+                upserts: Vec::new(),
+                deletes: chunk.to_vec(),
+            };
+            let delivered = deliver(sink.as_ref(), payload, options).await?;
+            summary.rejected += delivered.rejected;
+            summary.removed += delivered.accepted;
+            progress.removed(delivered.accepted as u64);
+        }
+    } else if !ghosts.is_empty() {
+        tracing::warn!(
+            documents = ghosts.len(),
+            "not removing documents of objects not listed: some types failed to list"
+        );
+    }
+    summary.failed_types = failed_types;
+    summary.duration = started.elapsed();
+    Ok(summary)
+}
+
+/// What the sender did with the listed objects.
+struct Sent {
+    listed: usize,
+    new: usize,
+    changed: usize,
+    unchanged: usize,
+    rejected: usize,
+    diff: StoreDiff,
+}
+
+async fn send_changes(
+    sink: Arc<dyn SyncSink>,
+    mut pages: mpsc::Receiver<Vec<ResourceInstance>>,
+    mut diff: StoreDiff,
+    options: SyncOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Sent, SyncError> {
+    let mut sent = Sent {
+        listed: 0,
+        new: 0,
+        changed: 0,
+        unchanged: 0,
+        rejected: 0,
+        diff: StoreDiff::new(HashMap::new()),
+    };
+    let mut batch: Vec<ResourceInstance> = Vec::with_capacity(options.batch_size);
+    let mut in_flight: JoinSet<Result<Delivered, DeliveryError>> = JoinSet::new();
+    let finish = |done: Result<Result<Delivered, DeliveryError>, tokio::task::JoinError>,
+                  sent: &mut Sent|
+     -> Result<(), SyncError> {
+        let delivered = done.map_err(|e| SyncError::Task(e.to_string()))??;
+        sent.rejected += delivered.rejected;
+        progress.stored(delivered.accepted as u64);
+        Ok(())
+    };
+    let mut closed = false;
+    while !closed || !batch.is_empty() {
+        if !closed {
+            match pages.recv().await {
+                Some(page) => {
+                    sent.listed += page.len();
+                    progress.listed(page.len() as u64);
+                    for instance in page {
+                        match diff.classify(&instance) {
+                            Verdict::New => sent.new += 1,
+                            Verdict::Changed => sent.changed += 1,
+                            Verdict::Unchanged => {
+                                sent.unchanged += 1;
+                                continue;
+                            }
+                        }
+                        batch.push(instance);
+                    }
+                }
+                None => closed = true,
+            }
+        }
+        while batch.len() >= options.batch_size || (closed && !batch.is_empty()) {
+            while in_flight.len() >= sender::BATCHES_IN_FLIGHT {
+                if let Some(done) = in_flight.join_next().await {
+                    finish(done, &mut sent)?;
+                }
+            }
+            let take = batch.len().min(options.batch_size);
+            let upserts: Vec<ResourceInstance> = batch.drain(..take).collect();
+            let (sink, options) = (sink.clone(), options.clone());
+            in_flight.spawn(async move {
+                let payload = SyncPayload {
+                    upserts,
+                    deletes: Vec::new(),
+                };
+                deliver(sink.as_ref(), payload, &options).await
+            });
+        }
+    }
+    while let Some(done) = in_flight.join_next().await {
+        finish(done, &mut sent)?;
+    }
+    sent.diff = diff;
+    Ok(sent)
+}
+
+/// One payload with the run's bounded retries; a refusal no item explains (401, a store
+/// filled by another model) fails the run.
+async fn deliver(
+    sink: &dyn SyncSink,
+    payload: SyncPayload,
+    options: &SyncOptions,
+) -> Result<Delivered, DeliveryError> {
+    let retries = Retries::AtMost(options.retries);
+    sender::deliver_payload(sink, payload, &options.retry, retries, &options.metrics).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::tests::deployment;
+
+    #[test]
+    fn the_diff_tells_new_changed_and_unchanged_apart_and_leaves_the_ghosts() {
+        let same = deployment("same", "a");
+        let changed = deployment("changed", "a");
+        let gone = deployment("gone", "a");
+        let stored: HashMap<ResourceId, String> = [
+            (same.id.clone(), same.content_hash()),
+            (changed.id.clone(), changed.content_hash()),
+            (gone.id.clone(), gone.content_hash()),
+        ]
+        .into();
+        let mut diff = StoreDiff::new(stored);
+        assert_eq!(diff.classify(&same), Verdict::Unchanged);
+        assert_eq!(diff.classify(&deployment("changed", "b")), Verdict::Changed);
+        assert_eq!(diff.classify(&deployment("fresh", "a")), Verdict::New);
+        assert_eq!(diff.into_ghosts(), vec![gone.id]);
+    }
+}
