@@ -129,6 +129,17 @@ pub struct EmbedArgs {
 impl EmbedArgs {
     /// The embedding provider the flags choose.
     pub fn build(&self) -> anyhow::Result<Arc<dyn Embedder>> {
+        self.build_with(false)
+    }
+
+    /// Like [`EmbedArgs::build`], but the local model's weights are read only when something
+    /// is first embedded (its files are still checked now): for one-shot syncs, whose
+    /// unchanged reruns embed nothing.
+    pub fn build_lazy(&self) -> anyhow::Result<Arc<dyn Embedder>> {
+        self.build_with(true)
+    }
+
+    fn build_with(&self, lazy: bool) -> anyhow::Result<Arc<dyn Embedder>> {
         Ok(match self.embedding_provider {
             Provider::Voyage => {
                 let key = self
@@ -155,7 +166,12 @@ impl EmbedArgs {
                         "neither XDG_CACHE_HOME nor HOME is set: pass --model-dir or set CW_MODEL_DIR",
                     )?,
                 };
-                Arc::new(LocalEmbedder::load(&dir).with_context(|| {
+                let embedder = if lazy {
+                    LocalEmbedder::open(&dir)
+                } else {
+                    LocalEmbedder::load(&dir)
+                };
+                Arc::new(embedder.with_context(|| {
                     format!("loading the local embedding model from {}", dir.display())
                 })?)
             }

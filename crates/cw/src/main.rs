@@ -19,10 +19,12 @@ mod watch;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (mimalloc.h): freed memory goes back to the system at
-/// once instead of 10 ms later. At 100,000 objects the watcher's steady RSS was 66 MiB with
-/// it and 99 MiB without, at the same speed (docs/watcher.md, Benchmark). The environment
-/// (`MIMALLOC_PURGE_DELAY`) still overrides it.
+/// For the controller only (`cw watch`): mimalloc's `mi_option_purge_delay` (mimalloc.h) set
+/// to 0, so freed memory goes back to the system at once instead of 10 ms later. At 100,000
+/// objects the watcher's steady RSS was 66 MiB with it and 99 MiB without, at the same speed
+/// (docs/watcher.md, Benchmark). Commands that run the local model keep the delay: its large
+/// tensors would be returned and faulted back in on every batch (system CPU 0.6 s → 1.5-2.2 s
+/// for the demo's capabilities). `MIMALLOC_PURGE_DELAY` in the environment overrides both.
 fn return_freed_memory_at_once() {
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
@@ -73,8 +75,10 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    return_freed_memory_at_once();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Watch(_)) {
+        return_freed_memory_at_once();
+    }
     init_tracing(&cli.log_level, cli.log_json);
     install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()

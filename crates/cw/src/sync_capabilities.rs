@@ -44,7 +44,7 @@ fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
     }
     // The model first: a missing model is the likeliest first-run problem and its message
     // names `cw model fetch`.
-    let embedder = args.embed.build()?;
+    let embedder = args.embed.build_lazy()?;
     let store = args.store.build()?;
     let capabilities = args.enrich.apply(CapabilityPipeline::new(
         store.clone(),

@@ -158,3 +158,44 @@ fn a_missing_model_names_the_command_that_fetches_it() {
         Ok(_) => panic!("an empty directory has no model"),
     }
 }
+
+#[tokio::test]
+async fn open_checks_the_files_at_once_but_reads_the_weights_only_when_embedding() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in ["config.json", "tokenizer.json"] {
+        std::fs::copy(model_dir().join(name), dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name} from the local model (scripts/setup): {e}"));
+    }
+    std::fs::write(dir.path().join("model.safetensors"), b"not a model").expect("write");
+
+    let lazy = LocalEmbedder::open(dir.path()).expect("open reads config.json only");
+    let info = lazy
+        .model_info()
+        .await
+        .expect("model info without the weights");
+    assert_eq!(
+        (info.id.as_str(), info.dimension),
+        (LOCAL_MODEL_ID, LOCAL_MODEL_DIMENSION)
+    );
+    match lazy
+        .embed(&["a pod".to_string()], InputType::Document)
+        .await
+    {
+        Err(EmbedError::ModelMissing(msg)) => assert!(msg.contains("model.safetensors"), "{msg}"),
+        other => panic!("the broken weights are read at the first embedding: {other:?}"),
+    }
+    assert!(
+        matches!(
+            LocalEmbedder::load(dir.path()),
+            Err(EmbedError::ModelMissing(_))
+        ),
+        "load reads the weights at once"
+    );
+    assert!(
+        matches!(
+            LocalEmbedder::open(tempfile::tempdir().unwrap().path()),
+            Err(EmbedError::ModelMissing(_))
+        ),
+        "open still refuses a directory without the model"
+    );
+}

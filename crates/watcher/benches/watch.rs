@@ -34,10 +34,19 @@ use watcher::{
     TypeFilter, WatcherSettings,
 };
 
-/// The cw binary's allocator and its setting (crates/cw/src/main.rs), so the figures are
-/// the binary's: mimalloc, freed memory returned at once (`mi_option_purge_delay` = 0).
+/// The cw binary's allocator and its settings (crates/cw/src/main.rs), so the figures are
+/// the binary's: mimalloc; freed memory returned at once (`mi_option_purge_delay` = 0) in
+/// phase 1, as `cw watch` does, and mimalloc's default delay in phase 2, as `cw run` has.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's option 15, `mi_option_purge_delay`, unless the environment sets it.
+fn set_purge_delay_ms(ms: std::ffi::c_long) {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a global option by its number; mimalloc reads it when it next purges.
+        unsafe { libmimalloc_sys::mi_option_set(15, ms) };
+    }
+}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -331,10 +340,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets mimalloc's option 15 (purge delay), as the cw binary does.
-        unsafe { libmimalloc_sys::mi_option_set(15, 0) };
-    }
+    set_purge_delay_ms(0);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sim_bin = std::env::var("KUBE_SIM_BIN")
         .expect("set KUBE_SIM_BIN to a built kube-sim binary (scripts/bench-watch does)");
@@ -502,6 +508,8 @@ async fn main() {
     stop.cancel();
     let _ = task.await;
 
+    // Phase 2 is `cw run`'s process: mimalloc's default purge delay (10 ms).
+    set_purge_delay_ms(10);
     let stores = std::env::var("BENCH_STORES").unwrap_or_else(|_| "embedded,chroma".into());
     for name in stores.split(',').map(str::trim) {
         match name {

@@ -6,7 +6,7 @@ mod fetch;
 mod files;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use candle_core::{DType, Device, Tensor};
@@ -36,21 +36,44 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// all-MiniLM-L6-v2 behind the [`Embedder`] trait. Cheap to clone (the model is shared).
 #[derive(Clone)]
 pub struct LocalEmbedder {
-    model: Arc<LocalModel>,
+    model: Arc<LazyModel>,
     batch_size: usize,
+}
+
+/// The model directory, checked, and the model read from it once something is embedded
+/// (at once with [`LocalEmbedder::load`]).
+struct LazyModel {
+    dir: PathBuf,
+    config: Config,
+    loaded: Mutex<Option<Arc<LocalModel>>>,
 }
 
 struct LocalModel {
     bert: BertModel,
     tokenizer: Tokenizer,
     device: Device,
-    dir: PathBuf,
+}
+
+fn unreadable(dir: &Path, what: &str, e: &dyn std::fmt::Display) -> EmbedError {
+    EmbedError::ModelMissing(format!(
+        "cannot read {what} in {}: {e}; run `cw model fetch` again to restore the model files",
+        dir.display()
+    ))
 }
 
 impl LocalEmbedder {
     /// Loads the model from `dir` (model.safetensors, tokenizer.json, config.json), about
     /// 90 MB read into memory. Blocking: call it at start-up or inside `spawn_blocking`.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        let embedder = Self::open(dir)?;
+        embedder.model.get()?;
+        Ok(embedder)
+    }
+
+    /// Checks `dir` as [`LocalEmbedder::load`] does (the files are there, config.json is
+    /// all-MiniLM-L6-v2's) but reads the weights and tokenizer only when something is first
+    /// embedded: a one-shot sync that finds nothing new never loads them (about 190 MiB).
+    pub fn open(dir: &Path) -> Result<Self, EmbedError> {
         let missing = missing_files(dir);
         if !missing.is_empty() {
             return Err(EmbedError::ModelMissing(format!(
@@ -61,16 +84,10 @@ impl LocalEmbedder {
                 missing.join(", ")
             )));
         }
-        let unreadable = |what: &str, e: &dyn std::fmt::Display| {
-            EmbedError::ModelMissing(format!(
-                "cannot read {what} in {}: {e}; run `cw model fetch` again to restore the model files",
-                dir.display()
-            ))
-        };
         let config_text = std::fs::read_to_string(dir.join("config.json"))
-            .map_err(|e| unreadable("config.json", &e))?;
+            .map_err(|e| unreadable(dir, "config.json", &e))?;
         let config: Config =
-            serde_json::from_str(&config_text).map_err(|e| unreadable("config.json", &e))?;
+            serde_json::from_str(&config_text).map_err(|e| unreadable(dir, "config.json", &e))?;
         if config.hidden_size != LOCAL_MODEL_DIMENSION {
             return Err(EmbedError::ModelMissing(format!(
                 "{} holds a model of {} dimensions, not all-MiniLM-L6-v2 ({LOCAL_MODEL_DIMENSION}); \
@@ -79,29 +96,11 @@ impl LocalEmbedder {
                 config.hidden_size
             )));
         }
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| unreadable("tokenizer.json", &e))?;
-        // The shipped tokenizer.json pads every input to 128 tokens and truncates at 128.
-        // Padding is done here per batch (to the longest input, masked out of the mean), and
-        // truncation follows sentence-transformers' max_seq_length.
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: MAX_TOKENS.min(config.max_position_embeddings),
-                ..TruncationParams::default()
-            }))
-            .map_err(|e| unreadable("tokenizer.json", &e))?;
-        let device = Device::Cpu;
-        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &device)
-            .map_err(|e| unreadable("model.safetensors", &e))?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let bert = BertModel::load(vb, &config).map_err(|e| unreadable("model.safetensors", &e))?;
         Ok(Self {
-            model: Arc::new(LocalModel {
-                bert,
-                tokenizer,
-                device,
+            model: Arc::new(LazyModel {
                 dir: dir.to_path_buf(),
+                config,
+                loaded: Mutex::new(None),
             }),
             batch_size: DEFAULT_BATCH_SIZE,
         })
@@ -113,19 +112,59 @@ impl LocalEmbedder {
         self
     }
 
-    /// The directory the model was loaded from.
+    /// The directory the model is read from.
     pub fn model_dir(&self) -> &Path {
         &self.model.dir
     }
 
     /// Embeds on the calling thread (the async [`Embedder::embed`] runs this on a blocking
-    /// thread). One L2-normalised vector per input, in order.
+    /// thread), reading the model first if it is not yet in memory. One L2-normalised vector
+    /// per input, in order.
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        self.model.embed(texts, self.batch_size)
+        self.model.get()?.embed(texts, self.batch_size)
+    }
+}
+
+impl LazyModel {
+    /// The model, read on the first call; concurrent first calls wait for one read.
+    fn get(&self) -> Result<Arc<LocalModel>, EmbedError> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(model) = loaded.as_ref() {
+            return Ok(model.clone());
+        }
+        let model = Arc::new(LocalModel::load(&self.dir, &self.config)?);
+        *loaded = Some(model.clone());
+        Ok(model)
     }
 }
 
 impl LocalModel {
+    fn load(dir: &Path, config: &Config) -> Result<Self, EmbedError> {
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| unreadable(dir, "tokenizer.json", &e))?;
+        // The shipped tokenizer.json pads every input to 128 tokens and truncates at 128.
+        // Padding is done here per batch (to the longest input, masked out of the mean), and
+        // truncation follows sentence-transformers' max_seq_length.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS.min(config.max_position_embeddings),
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| unreadable(dir, "tokenizer.json", &e))?;
+        let device = Device::Cpu;
+        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &device)
+            .map_err(|e| unreadable(dir, "model.safetensors", &e))?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let bert =
+            BertModel::load(vb, config).map_err(|e| unreadable(dir, "model.safetensors", &e))?;
+        Ok(LocalModel {
+            bert,
+            tokenizer,
+            device,
+        })
+    }
+
     fn embed(&self, texts: &[String], batch_size: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
         let encodings = self
             .tokenizer
