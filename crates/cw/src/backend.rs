@@ -12,6 +12,8 @@ use ingest::embed::openai::{OpenAiConfig, OpenAiEmbedder};
 use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::embed::Embedder;
 use ingest::enrich::{EnrichConfig, Enricher};
+use ingest::pipeline::Pipeline;
+use ingest::server::{AppState, ServerConfig};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::VectorStore;
@@ -214,6 +216,34 @@ impl EnrichArgs {
             None => pipeline,
         })
     }
+}
+
+/// The ingest side `cw serve` and `cw run` both serve: the instance and capability
+/// pipelines over one store and one model (with enrichment if the flags turn it on), and
+/// the server's state over them.
+pub fn ingest_state(
+    store: Arc<dyn VectorStore>,
+    embedder: Arc<dyn Embedder>,
+    collections: &StoreArgs,
+    enrich: &EnrichArgs,
+    auth_token: Option<String>,
+    max_body_bytes: usize,
+) -> anyhow::Result<AppState> {
+    let capabilities = enrich.apply(CapabilityPipeline::new(
+        store.clone(),
+        embedder.clone(),
+        &collections.capabilities_collection,
+    ))?;
+    let pipeline = Pipeline::new(store, embedder, &collections.instances_collection);
+    Ok(AppState::with_capabilities(
+        pipeline,
+        capabilities,
+        ServerConfig {
+            auth_token,
+            max_body_bytes,
+            capabilities_collection: collections.capabilities_collection.clone(),
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -12,14 +12,12 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use ingest::capabilities::CapabilityPipeline;
 use ingest::embed::Embedder;
-use ingest::pipeline::Pipeline;
-use ingest::server::{self, AppState, ServerConfig, DEFAULT_MAX_BODY_BYTES};
+use ingest::server::{self, DEFAULT_MAX_BODY_BYTES};
 use ingest::store::{StoreError, VectorStore};
 use watcher::{CancellationToken, Metrics, Shared, WatchConfig};
 
-use crate::backend::{EmbedArgs, EnrichArgs, StoreArgs};
+use crate::backend::{ingest_state, EmbedArgs, EnrichArgs, StoreArgs};
 use crate::pipeline_sink::PipelineSink;
 
 /// Where the watcher's operations router is mounted on the one port.
@@ -64,26 +62,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = args.store.build()?;
     let embedder = args.embed.build()?;
     check_model_matches_store(&store, &embedder, &args.store.instances_collection).await?;
-    let capabilities = args.enrich.apply(CapabilityPipeline::new(
-        store.clone(),
-        embedder.clone(),
-        &args.store.capabilities_collection,
-    ))?;
-    let pipeline = Pipeline::new(store, embedder, &args.store.instances_collection);
-    // `state.capabilities()` is the capability pipeline (with the enricher, sharing the
-    // server's metrics) for the in-process sink as well.
-    let state = AppState::with_capabilities(
-        pipeline.clone(),
-        capabilities,
-        ServerConfig {
-            auth_token: args.auth_token.clone(),
-            max_body_bytes: args.max_body_bytes,
-            capabilities_collection: args.store.capabilities_collection.clone(),
-        },
+    let state = ingest_state(
+        store,
+        embedder,
+        &args.store,
+        &args.enrich,
+        args.auth_token.clone(),
+        args.max_body_bytes,
+    )?;
+    // The in-process sink uses the server's own pipelines (the capability pipeline with the
+    // enricher): one store handle, and the metrics the server exposes.
+    let sink = Arc::new(
+        PipelineSink::new(state.pipeline().clone()).with_capabilities(state.capabilities().clone()),
     );
-    // The clone shares the store handle and the metrics the server exposes.
-    let sink =
-        Arc::new(PipelineSink::new(pipeline).with_capabilities(state.capabilities().clone()));
 
     let client = watcher::kube_client()
         .await

@@ -3,11 +3,9 @@
 //! `ingest` crate, served by its router.
 
 use anyhow::Context;
-use ingest::capabilities::CapabilityPipeline;
-use ingest::pipeline::Pipeline;
-use ingest::server::{self, AppState, ServerConfig, DEFAULT_MAX_BODY_BYTES};
+use ingest::server::{self, DEFAULT_MAX_BODY_BYTES};
 
-use crate::backend::{EmbedArgs, EnrichArgs, StoreArgs};
+use crate::backend::{ingest_state, EmbedArgs, EnrichArgs, StoreArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,21 +30,14 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = args.store.build()?;
     let embedder = args.embed.build()?;
-    let capabilities = args.enrich.apply(CapabilityPipeline::new(
-        store.clone(),
-        embedder.clone(),
-        &args.store.capabilities_collection,
-    ))?;
-    let pipeline = Pipeline::new(store, embedder, &args.store.instances_collection);
-    let state = AppState::with_capabilities(
-        pipeline,
-        capabilities,
-        ServerConfig {
-            auth_token: args.auth_token.clone(),
-            max_body_bytes: args.max_body_bytes,
-            capabilities_collection: args.store.capabilities_collection.clone(),
-        },
-    );
+    let state = ingest_state(
+        store,
+        embedder,
+        &args.store,
+        &args.enrich,
+        args.auth_token.clone(),
+        args.max_body_bytes,
+    )?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

@@ -17,14 +17,13 @@ use std::time::Instant;
 
 use sync_model::{Capability, CapabilitySyncPayload, Enrichment};
 use tokio::task::JoinSet;
-use tracing::Instrument;
 
 use crate::embed::Embedder;
 use crate::enrich::{schema_hash, Enricher};
 use crate::metrics::IngestMetrics;
 use crate::pipeline::{
-    embed_documents, last_upsert_wins, observe_store, outcome_label, write_changes, SyncError,
-    SyncOutcome,
+    embed_documents, instrumented, last_upsert_wins, observe_store, write_changes, SyncCounters,
+    SyncError, SyncOutcome,
 };
 use crate::store::{Filter, MetaValue, Metadata, Record, VectorStore};
 
@@ -110,23 +109,13 @@ impl CapabilityPipeline {
             embedded = tracing::field::Empty,
             unchanged = tracing::field::Empty,
         );
-        let started = Instant::now();
-        let result = self.apply(payload).instrument(span.clone()).await;
-        self.metrics
-            .sync_seconds
-            .observe(started.elapsed().as_secs_f64());
-        if let Ok(o) = &result {
-            span.record("embedded", o.embedded);
-            span.record("unchanged", o.unchanged);
-            self.metrics.capabilities_upserted.inc_by(o.embedded as u64);
-            self.metrics.capabilities_deleted.inc_by(o.deleted as u64);
-            self.metrics.embeddings_skipped.inc_by(o.unchanged as u64);
-        }
-        self.metrics
-            .capability_sync_requests
-            .get_or_create(&[("outcome", outcome_label(&result))])
-            .inc();
-        result
+        let m = &self.metrics;
+        let counters = SyncCounters {
+            requests: &m.capability_sync_requests,
+            upserted: &m.capabilities_upserted,
+            deleted: &m.capabilities_deleted,
+        };
+        instrumented(m, counters, span, self.apply(payload)).await
     }
 
     async fn apply(&self, payload: CapabilitySyncPayload) -> Result<SyncOutcome, SyncError> {

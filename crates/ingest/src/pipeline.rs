@@ -12,8 +12,10 @@ use tracing::Instrument;
 
 use crate::document::to_document;
 use crate::embed::{EmbedError, Embedder, InputType, ModelInfo};
-use crate::metrics::IngestMetrics;
+use crate::metrics::{IngestMetrics, Label};
 use crate::store::{Record, StoreError, VectorStore};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 /// What one sync did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,6 +156,40 @@ pub(crate) async fn write_changes(
     Ok(())
 }
 
+/// The counters one kind of sync (instances, capabilities) feeds.
+pub(crate) struct SyncCounters<'a> {
+    pub requests: &'a Family<Label, Counter>,
+    pub upserted: &'a Counter,
+    pub deleted: &'a Counter,
+}
+
+/// Runs one sync's `work` inside `span` (which has `embedded` and `unchanged` fields to
+/// fill), timing it and counting its outcome: what every `apply_sync` does around its work.
+pub(crate) async fn instrumented(
+    metrics: &IngestMetrics,
+    counters: SyncCounters<'_>,
+    span: tracing::Span,
+    work: impl std::future::Future<Output = Result<SyncOutcome, SyncError>>,
+) -> Result<SyncOutcome, SyncError> {
+    let started = Instant::now();
+    let result = work.instrument(span.clone()).await;
+    metrics
+        .sync_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if let Ok(o) = &result {
+        span.record("embedded", o.embedded);
+        span.record("unchanged", o.unchanged);
+        counters.upserted.inc_by(o.embedded as u64);
+        counters.deleted.inc_by(o.deleted as u64);
+        metrics.embeddings_skipped.inc_by(o.unchanged as u64);
+    }
+    counters
+        .requests
+        .get_or_create(&[("outcome", outcome_label(&result))])
+        .inc();
+    result
+}
+
 /// The `outcome` label of a sync request: ok, invalid, unavailable or error.
 pub(crate) fn outcome_label<T>(result: &Result<T, SyncError>) -> &'static str {
     match result {
@@ -227,23 +263,13 @@ impl Pipeline {
             embedded = tracing::field::Empty,
             unchanged = tracing::field::Empty,
         );
-        let started = Instant::now();
-        let result = self.apply(payload).instrument(span.clone()).await;
-        self.metrics
-            .sync_seconds
-            .observe(started.elapsed().as_secs_f64());
-        if let Ok(o) = &result {
-            span.record("embedded", o.embedded);
-            span.record("unchanged", o.unchanged);
-            self.metrics.instances_upserted.inc_by(o.embedded as u64);
-            self.metrics.instances_deleted.inc_by(o.deleted as u64);
-            self.metrics.embeddings_skipped.inc_by(o.unchanged as u64);
-        }
-        self.metrics
-            .sync_requests
-            .get_or_create(&[("outcome", outcome_label(&result))])
-            .inc();
-        result
+        let m = &self.metrics;
+        let counters = SyncCounters {
+            requests: &m.sync_requests,
+            upserted: &m.instances_upserted,
+            deleted: &m.instances_deleted,
+        };
+        instrumented(m, counters, span, self.apply(payload)).await
     }
 
     async fn apply(&self, payload: SyncPayload) -> Result<SyncOutcome, SyncError> {
