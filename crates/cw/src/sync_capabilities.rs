@@ -9,9 +9,9 @@ use std::time::Instant;
 use anyhow::Context;
 use ingest::capabilities::CapabilityPipeline;
 use ingest::pipeline::Pipeline;
-use watcher::capabilities::{sync_capabilities, CapabilityReport};
+use watcher::capabilities::{sync_capabilities, CapabilityError, CapabilityReport};
 use watcher::config::ResourceFilterArgs;
-use watcher::sender::RetryConfig;
+use watcher::sender::{self, Retries, RetryConfig};
 use watcher::SyncSink;
 
 use crate::backend::{EmbedArgs, EndpointArgs, EnrichArgs, StoreArgs};
@@ -64,27 +64,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("building the Kubernetes client (KUBECONFIG, ~/.kube/config or in-cluster)")?;
     let filter = args.filters.type_filter();
-    let retry = RetryConfig::default();
-    let mut delays = retry.delays();
-    let mut attempt = 0;
-    let report: CapabilityReport = loop {
-        let result = match watcher::discover(&client, &filter).await {
-            Ok(types) => sync_capabilities(&client, sink.as_ref(), &types)
+    let report: CapabilityReport = sender::retrying(
+        &RetryConfig::default(),
+        Retries::AtMost(args.retries),
+        "capability sync",
+        CapabilityError::is_retryable,
+        || async {
+            let types = watcher::discover(&client, &filter)
                 .await
-                .map_err(|e| (e.is_retryable(), e.to_string())),
-            Err(e) => Err((true, format!("discovery: {e}"))),
-        };
-        match result {
-            Ok(report) => break report,
-            Err((true, reason)) if attempt < args.retries => {
-                attempt += 1;
-                let delay = delays.next().unwrap_or(retry.max_delay);
-                tracing::warn!(%reason, attempt, retry_in_ms = delay.as_millis() as u64, "capability sync failed; retrying");
-                tokio::time::sleep(delay).await;
-            }
-            Err((_, reason)) => anyhow::bail!("capability sync failed: {reason}"),
-        }
-    };
+                .map_err(CapabilityError::Discovery)?;
+            sync_capabilities(&client, sink.as_ref(), &types).await
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("capability sync failed: {e}"))?;
     let seconds = started.elapsed().as_secs_f64();
     match args.output {
         Output::Json => {

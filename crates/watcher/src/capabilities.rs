@@ -174,6 +174,8 @@ pub struct CapabilityReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CapabilityError {
+    #[error("discovering the cluster's resource types: {0}")]
+    Discovery(kube::Error),
     #[error("listing CustomResourceDefinitions: {0}")]
     Kube(#[from] kube::Error),
     #[error(transparent)]
@@ -183,7 +185,7 @@ pub enum CapabilityError {
 impl CapabilityError {
     pub fn is_retryable(&self) -> bool {
         match self {
-            CapabilityError::Kube(_) => true,
+            CapabilityError::Discovery(_) | CapabilityError::Kube(_) => true,
             CapabilityError::Sink(e) => e.is_retryable(),
         }
     }

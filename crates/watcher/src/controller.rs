@@ -24,7 +24,7 @@ use crate::capabilities::{run_capability_sync, sync_capabilities, CapabilityRepo
 use crate::change::Change;
 use crate::discovery::{self, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
 use crate::metrics::Metrics;
-use crate::sender::{run_sender, RetryConfig};
+use crate::sender::{retrying, run_sender, Retries, RetryConfig};
 use crate::sink::SyncSink;
 use crate::source::{list_type, watch_type};
 use crate::tracker::{Observation, ResyncCounts, Tracker};
@@ -357,30 +357,20 @@ async fn sleep_until_some(deadline: Option<Instant>) {
     }
 }
 
-/// Retries `f` with backoff until it succeeds or `cancel` fires.
+/// Retries `f` with backoff until it succeeds (`Some`) or `cancel` fires (`None`).
 async fn until_ok<T, E: std::fmt::Display, F, Fut>(
     what: &str,
     cancel: &CancellationToken,
-    mut f: F,
+    f: F,
 ) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
-    let mut delays = RetryConfig::default().delays();
-    loop {
-        match f().await {
-            Ok(v) => return Some(v),
-            Err(e) => {
-                let delay = delays.next().unwrap_or(Duration::from_secs(30));
-                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed; will retry");
-                tokio::select! {
-                    _ = cancel.cancelled() => return None,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
-    }
+    let every_failure = |_: &E| true;
+    let backoff = RetryConfig::default();
+    let retried = retrying(&backoff, Retries::Forever, what, every_failure, f);
+    cancel.run_until_cancelled(retried).await?.ok()
 }
 
 /// Runs the watcher until `shutdown` fires, then flushes everything pending (within the

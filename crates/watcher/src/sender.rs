@@ -71,8 +71,40 @@ pub enum Retries {
     AtMost(usize),
 }
 
-/// Runs `op` until it succeeds or fails for good. A retryable failure is retried after the
-/// next backoff delay (counted in `send_retries`), as often as `retries` allows.
+/// Runs `op` until it succeeds or fails for good: a failure `is_retryable` accepts is
+/// retried after the next backoff delay, as often as `retries` allows.
+pub async fn retrying<T, E, F, Fut>(
+    retry: &RetryConfig,
+    retries: Retries,
+    what: &str,
+    is_retryable: impl Fn(&E) -> bool,
+    mut op: F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut delays = retry.delays();
+    let mut retried = 0usize;
+    loop {
+        match op().await {
+            Err(e) if is_retryable(&e) => {
+                if matches!(retries, Retries::AtMost(n) if retried >= n) {
+                    return Err(e);
+                }
+                retried += 1;
+                let delay = delays.next().unwrap_or(retry.max_delay);
+                warn!(reason = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed; will retry");
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// [`retrying`] for calls to the ingest server: a [`SinkError::Retryable`] is retried, and
+/// each retry is counted in `send_retries` as it starts.
 pub async fn with_retries<T, F, Fut>(
     retry: &RetryConfig,
     retries: Retries,
@@ -84,23 +116,14 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SinkError>>,
 {
-    let mut delays = retry.delays();
-    let mut retried = 0usize;
-    loop {
-        match op().await {
-            Err(SinkError::Retryable(reason)) => {
-                if matches!(retries, Retries::AtMost(n) if retried >= n) {
-                    return Err(SinkError::Retryable(reason));
-                }
-                retried += 1;
-                let delay = delays.next().unwrap_or(retry.max_delay);
-                warn!(%reason, retry_in_ms = delay.as_millis() as u64, "{what}: ingest unavailable; will retry");
-                metrics.send_retries.inc();
-                tokio::time::sleep(delay).await;
-            }
-            other => return other,
+    let mut first = true;
+    retrying(retry, retries, what, SinkError::is_retryable, || {
+        if !std::mem::take(&mut first) {
+            metrics.send_retries.inc();
         }
-    }
+        op()
+    })
+    .await
 }
 
 /// What became of a delivered payload's items.
