@@ -49,23 +49,10 @@ pub fn to_document(instance: &ResourceInstance) -> InstanceDocument {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sync_model::ResourceId;
 
     #[test]
     fn metadata_holds_every_filterable_field_and_one_key_per_label() {
-        let instance = ResourceInstance {
-            id: ResourceId::from_raw("default/apps/v1/Deployment/nginx"),
-            namespace: "default".into(),
-            name: "nginx".into(),
-            kind: "Deployment".into(),
-            api_version: "apps/v1".into(),
-            api_group: "apps".into(),
-            labels: [("app", "nginx"), ("tier", "frontend")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .into(),
-            annotations: [("description".to_string(), "Main web server".to_string())].into(),
-            created_at: "2026-02-20T10:00:00Z".into(),
-        };
+        let instance = sync_model::fixtures::nginx();
         let doc = to_document(&instance);
         assert_eq!(
             doc.text,

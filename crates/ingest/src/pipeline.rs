@@ -351,17 +351,7 @@ mod tests {
     use super::*;
 
     fn instance(name: &str, app: &str) -> ResourceInstance {
-        ResourceInstance {
-            id: ResourceId::new(Some("default"), "apps/v1", "Deployment", name),
-            namespace: "default".into(),
-            name: name.into(),
-            kind: "Deployment".into(),
-            api_version: "apps/v1".into(),
-            api_group: "apps".into(),
-            labels: [("app".to_string(), app.to_string())].into(),
-            annotations: Default::default(),
-            created_at: "2026-02-20T10:00:00Z".into(),
-        }
+        sync_model::fixtures::deployment("default", name, app)
     }
 
     #[test]

@@ -58,23 +58,8 @@ impl ResourceInstance {
 
 #[cfg(test)]
 mod tests {
-    use crate::{ResourceId, ResourceInstance};
 
-    fn nginx() -> ResourceInstance {
-        ResourceInstance {
-            id: ResourceId::from_raw("default/apps/v1/Deployment/nginx"),
-            namespace: "default".into(),
-            name: "nginx".into(),
-            kind: "Deployment".into(),
-            api_version: "apps/v1".into(),
-            api_group: "apps".into(),
-            labels: [("app", "nginx"), ("tier", "frontend")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .into(),
-            annotations: [("description".to_string(), "Main web server".to_string())].into(),
-            created_at: "2026-02-20T10:00:00Z".into(),
-        }
-    }
+    use crate::fixtures::nginx;
 
     #[test]
     fn document_text_reads_like_the_contract_example() {

@@ -143,19 +143,7 @@ fn check_id_matches_fields(i: &ResourceInstance) -> Result<(), ValidationError> 
 mod tests {
     use super::*;
 
-    pub(crate) fn nginx() -> ResourceInstance {
-        ResourceInstance {
-            id: ResourceId::from_raw("default/apps/v1/Deployment/nginx"),
-            namespace: "default".into(),
-            name: "nginx".into(),
-            kind: "Deployment".into(),
-            api_version: "apps/v1".into(),
-            api_group: "apps".into(),
-            labels: [("app".to_string(), "nginx".to_string())].into(),
-            annotations: [("description".to_string(), "Main web server".to_string())].into(),
-            created_at: "2026-02-20T10:00:00Z".into(),
-        }
-    }
+    use crate::fixtures::nginx;
 
     #[test]
     fn a_well_formed_instance_validates() {
@@ -189,6 +177,7 @@ mod tests {
         let a = nginx();
         let mut b = nginx();
         b.labels.clear();
+        b.labels.insert("tier".into(), "frontend".into());
         b.labels.insert("app".into(), "nginx".into());
         assert_eq!(a.fingerprint(), b.fingerprint());
         b.labels.insert("tier".into(), "web".into());

@@ -4,6 +4,8 @@
 
 mod capability;
 mod document;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 mod id;
 mod instance;
 mod payload;

@@ -212,16 +212,6 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-pub fn instance(ns: &str, name: &str, label: &str) -> ResourceInstance {
-    ResourceInstance {
-        id: ResourceId::new(Some(ns), "apps/v1", "Deployment", name),
-        namespace: ns.into(),
-        name: name.into(),
-        kind: "Deployment".into(),
-        api_version: "apps/v1".into(),
-        api_group: "apps".into(),
-        labels: [("app".to_string(), label.to_string())].into(),
-        annotations: Default::default(),
-        created_at: "2026-02-20T10:00:00Z".into(),
-    }
-}
+/// A Deployment `ns/name` labelled `app=<label>`.
+#[allow(unused_imports)] // not every test binary uses it
+pub use sync_model::fixtures::deployment as instance;
