@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sync_model::{
-    Capability, CapabilitySyncPayload, ErrorBody, ResourceId, ResourceInstance, SyncPayload,
-    SyncResponse,
+    Capability, CapabilitySyncPayload, ErrorBody, FieldError, ResourceId, ResourceInstance,
+    SyncPayload, SyncResponse,
 };
 
 #[derive(Default)]
@@ -31,6 +31,25 @@ pub struct StoreState {
 pub struct StandIn {
     pub sync_url: String,
     pub state: Arc<Mutex<StoreState>>,
+}
+
+/// What both sync endpoints answer before storing anything: 503 while down, 400 with the
+/// payload's problems.
+fn refusal(st: &StoreState, check: Result<(), Vec<FieldError>>) -> Option<Response> {
+    if st.down {
+        return Some((StatusCode::SERVICE_UNAVAILABLE, "down").into_response());
+    }
+    let details = check.err()?;
+    Some(
+        (
+            StatusCode::BAD_REQUEST,
+            Json(ErrorBody {
+                error: "invalid payload".into(),
+                details,
+            }),
+        )
+            .into_response(),
+    )
 }
 
 async fn sync(
@@ -52,18 +71,8 @@ async fn sync(
                 .into_response();
         }
     }
-    if st.down {
-        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
-    }
-    if let Err(details) = p.check() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(ErrorBody {
-                error: "invalid payload".into(),
-                details,
-            }),
-        )
-            .into_response();
+    if let Some(refused) = refusal(&st, p.check()) {
+        return refused;
     }
     for id in &p.deletes {
         st.docs.remove(id);
@@ -93,18 +102,8 @@ async fn sync_capabilities(
     Json(p): Json<CapabilitySyncPayload>,
 ) -> Response {
     let mut st = s.lock().unwrap();
-    if st.down {
-        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
-    }
-    if let Err(details) = p.check() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(ErrorBody {
-                error: "invalid payload".into(),
-                details,
-            }),
-        )
-            .into_response();
+    if let Some(refused) = refusal(&st, p.check()) {
+        return refused;
     }
     for id in &p.deletes {
         st.capabilities.remove(id);
