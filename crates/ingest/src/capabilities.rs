@@ -22,8 +22,8 @@ use crate::embed::Embedder;
 use crate::enrich::{schema_hash, Enricher};
 use crate::metrics::IngestMetrics;
 use crate::pipeline::{
-    embed_documents, instrumented, last_upsert_wins, observe_store, write_changes, SyncCounters,
-    SyncError, SyncOutcome,
+    embed_documents, instrumented, last_upsert_wins, observe_store, prepare_collection,
+    stored_hashes_of, write_changes, SyncCounters, SyncError, SyncOutcome,
 };
 use crate::store::{Filter, MetaValue, Metadata, Record, VectorStore};
 
@@ -125,21 +125,16 @@ impl CapabilityPipeline {
         }
         let (deletes, upserts) =
             last_upsert_wins(payload.upserts, payload.deletes, |c: &Capability| &c.id);
-        let model = self.embedder.model_info().await?;
-        self.store
-            .ensure_collection(&self.collection, &model)
-            .await?;
-
+        let model = prepare_collection(
+            self.store.as_ref(),
+            self.embedder.as_ref(),
+            &self.collection,
+        )
+        .await?;
         let hashes: Vec<String> = upserts.iter().map(Capability::content_hash).collect();
-        let stored = if upserts.is_empty() {
-            HashMap::new()
-        } else {
-            let ids: Vec<String> = upserts.iter().map(|c| c.id.clone()).collect();
-            let t = Instant::now();
-            let stored = self.store.content_hashes(&self.collection, &ids).await?;
-            observe_store(&self.metrics, "hashes", t);
-            stored
-        };
+        let ids: Vec<String> = upserts.iter().map(|c| c.id.clone()).collect();
+        let stored =
+            stored_hashes_of(self.store.as_ref(), &self.collection, &self.metrics, &ids).await?;
         let awaiting = if self.enricher.is_some() {
             self.awaiting_enrichment().await?
         } else {

@@ -156,6 +156,35 @@ pub(crate) async fn write_changes(
     Ok(())
 }
 
+/// The model's identity, once the collection exists for it (created, or checked to hold
+/// vectors of the same model).
+pub(crate) async fn prepare_collection(
+    store: &dyn VectorStore,
+    embedder: &dyn Embedder,
+    collection: &str,
+) -> Result<ModelInfo, SyncError> {
+    let model = embedder.model_info().await?;
+    store.ensure_collection(collection, &model).await?;
+    Ok(model)
+}
+
+/// The stored content hashes of `ids` (nothing read when there are none): what a sync
+/// compares to skip unchanged documents.
+pub(crate) async fn stored_hashes_of(
+    store: &dyn VectorStore,
+    collection: &str,
+    metrics: &IngestMetrics,
+    ids: &[String],
+) -> Result<HashMap<String, String>, SyncError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let t = Instant::now();
+    let stored = store.content_hashes(collection, ids).await?;
+    observe_store(metrics, "hashes", t);
+    Ok(stored)
+}
+
 /// The counters one kind of sync (instances, capabilities) feeds.
 pub(crate) struct SyncCounters<'a> {
     pub requests: &'a Family<Label, Counter>,
@@ -278,21 +307,16 @@ impl Pipeline {
             return Ok(SyncOutcome::default());
         }
         let Normalised { deletes, upserts } = normalise(payload);
-        let model = self.embedder.model_info().await?;
-        self.store
-            .ensure_collection(&self.collection, &model)
-            .await?;
-
+        let model = prepare_collection(
+            self.store.as_ref(),
+            self.embedder.as_ref(),
+            &self.collection,
+        )
+        .await?;
         let docs: Vec<_> = upserts.iter().map(to_document).collect();
-        let stored = if docs.is_empty() {
-            HashMap::new()
-        } else {
-            let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
-            let t = Instant::now();
-            let stored = self.store.content_hashes(&self.collection, &ids).await?;
-            self.observe_store("hashes", t);
-            stored
-        };
+        let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+        let stored =
+            stored_hashes_of(self.store.as_ref(), &self.collection, &self.metrics, &ids).await?;
         let changed: Vec<_> = docs
             .into_iter()
             .filter(|d| stored.get(&d.id) != Some(&d.content_hash))
