@@ -13,7 +13,7 @@ use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::embed::Embedder;
 use ingest::enrich::{EnrichConfig, Enricher};
 use ingest::pipeline::Pipeline;
-use ingest::server::{AppState, ServerConfig};
+use ingest::server::{AppState, ServerConfig, DEFAULT_MAX_BODY_BYTES};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::VectorStore;
@@ -218,32 +218,49 @@ impl EnrichArgs {
     }
 }
 
-/// The ingest side `cw serve` and `cw run` both serve: the instance and capability
-/// pipelines over one store and one model (with enrichment if the flags turn it on), and
-/// the server's state over them.
-pub fn ingest_state(
-    store: Arc<dyn VectorStore>,
-    embedder: Arc<dyn Embedder>,
-    collections: &StoreArgs,
-    enrich: &EnrichArgs,
-    auth_token: Option<String>,
-    max_body_bytes: usize,
-) -> anyhow::Result<AppState> {
-    let capabilities = enrich.apply(CapabilityPipeline::new(
-        store.clone(),
-        embedder.clone(),
-        &collections.capabilities_collection,
-    ))?;
-    let pipeline = Pipeline::new(store, embedder, &collections.instances_collection);
-    Ok(AppState::with_capabilities(
-        pipeline,
-        capabilities,
-        ServerConfig {
-            auth_token,
-            max_body_bytes,
-            capabilities_collection: collections.capabilities_collection.clone(),
-        },
-    ))
+/// What `cw serve` and `cw run` serve alike: one store, one embedding model, optional
+/// enrichment, and the API's token and body limit.
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
+    #[command(flatten)]
+    pub enrich: EnrichArgs,
+    /// Bearer token required on the API (with `cw run`, also on the watcher's resync); not
+    /// on /healthz, /readyz and /metrics.
+    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Largest accepted request body (the default fits 5,000 instances).
+    #[arg(long, env = "CW_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+}
+
+impl IngestArgs {
+    /// The server's state over `store` and `embedder`: the instance and capability
+    /// pipelines (with the enricher if the flags turn enrichment on).
+    pub fn state(
+        &self,
+        store: Arc<dyn VectorStore>,
+        embedder: Arc<dyn Embedder>,
+    ) -> anyhow::Result<AppState> {
+        let capabilities = self.enrich.apply(CapabilityPipeline::new(
+            store.clone(),
+            embedder.clone(),
+            &self.store.capabilities_collection,
+        ))?;
+        let pipeline = Pipeline::new(store, embedder, &self.store.instances_collection);
+        Ok(AppState::with_capabilities(
+            pipeline,
+            capabilities,
+            ServerConfig {
+                auth_token: self.auth_token.clone(),
+                max_body_bytes: self.max_body_bytes,
+                capabilities_collection: self.store.capabilities_collection.clone(),
+            },
+        ))
+    }
 }
 
 #[cfg(test)]

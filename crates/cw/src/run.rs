@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use ingest::embed::Embedder;
-use ingest::server::{self, DEFAULT_MAX_BODY_BYTES};
+use ingest::server;
 use ingest::store::{StoreError, VectorStore};
 use watcher::{CancellationToken, Metrics, Shared, WatchConfig};
 
-use crate::backend::{ingest_state, EmbedArgs, EnrichArgs, StoreArgs};
+use crate::backend::IngestArgs;
 use crate::pipeline_sink::PipelineSink;
 
 /// Where the watcher's operations router is mounted on the one port.
@@ -40,18 +40,7 @@ pub struct Args {
     #[arg(long, env = "CW_PORT", default_value_t = 3000)]
     pub port: u16,
     #[command(flatten)]
-    pub store: StoreArgs,
-    #[command(flatten)]
-    pub embed: EmbedArgs,
-    #[command(flatten)]
-    pub enrich: EnrichArgs,
-    /// Bearer token required on the API and on the watcher's resync (not on the probes and
-    /// metrics).
-    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
-    pub auth_token: Option<String>,
-    /// Largest accepted sync request body.
-    #[arg(long, env = "CW_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
+    pub ingest: IngestArgs,
     #[command(flatten)]
     pub watch: WatchConfig,
 }
@@ -59,17 +48,10 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // The model and the store first: a missing model is the likeliest first-run problem and
     // its message names `cw model fetch`.
-    let store = args.store.build()?;
-    let embedder = args.embed.build()?;
-    check_model_matches_store(&store, &embedder, &args.store.instances_collection).await?;
-    let state = ingest_state(
-        store,
-        embedder,
-        &args.store,
-        &args.enrich,
-        args.auth_token.clone(),
-        args.max_body_bytes,
-    )?;
+    let store = args.ingest.store.build()?;
+    let embedder = args.ingest.embed.build()?;
+    check_model_matches_store(&store, &embedder, &args.ingest.store.instances_collection).await?;
+    let state = args.ingest.state(store, embedder)?;
     // The in-process sink uses the server's own pipelines (the capability pipeline with the
     // enricher): one store handle, and the metrics the server exposes.
     let sink = Arc::new(
@@ -82,7 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let shared = Shared::new(Metrics::new());
     let app = server::router(state.clone()).nest(
         WATCHER_PREFIX,
-        watcher::ops::router(shared.clone(), args.auth_token.clone()),
+        watcher::ops::router(shared.clone(), args.ingest.auth_token.clone()),
     );
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -90,9 +72,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(
         addr = %listener.local_addr()?,
-        store = %args.store.describe(),
-        provider = ?args.embed.embedding_provider,
-        collection = %args.store.instances_collection,
+        store = %args.ingest.store.describe(),
+        provider = ?args.ingest.embed.embedding_provider,
+        collection = %args.ingest.store.instances_collection,
         "cw run listening"
     );
 
