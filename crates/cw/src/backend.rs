@@ -218,6 +218,23 @@ impl EnrichArgs {
     }
 }
 
+/// The instance and capability pipelines over one store and one model, in the collections
+/// `collections` names, the capabilities enriched if `enrich` turns enrichment on.
+pub fn pipelines(
+    store: Arc<dyn VectorStore>,
+    embedder: Arc<dyn Embedder>,
+    collections: &StoreArgs,
+    enrich: &EnrichArgs,
+) -> anyhow::Result<(Pipeline, CapabilityPipeline)> {
+    let capabilities = enrich.apply(CapabilityPipeline::new(
+        store.clone(),
+        embedder.clone(),
+        &collections.capabilities_collection,
+    ))?;
+    let instances = Pipeline::new(store, embedder, &collections.instances_collection);
+    Ok((instances, capabilities))
+}
+
 /// What `cw serve` and `cw run` serve alike: one store, one embedding model, optional
 /// enrichment, and the API's token and body limit.
 #[derive(clap::Args)]
@@ -245,12 +262,7 @@ impl IngestArgs {
         store: Arc<dyn VectorStore>,
         embedder: Arc<dyn Embedder>,
     ) -> anyhow::Result<AppState> {
-        let capabilities = self.enrich.apply(CapabilityPipeline::new(
-            store.clone(),
-            embedder.clone(),
-            &self.store.capabilities_collection,
-        ))?;
-        let pipeline = Pipeline::new(store, embedder, &self.store.instances_collection);
+        let (pipeline, capabilities) = pipelines(store, embedder, &self.store, &self.enrich)?;
         Ok(AppState::with_capabilities(
             pipeline,
             capabilities,

@@ -7,14 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use ingest::capabilities::CapabilityPipeline;
-use ingest::pipeline::Pipeline;
 use watcher::capabilities::{sync_capabilities, CapabilityError, CapabilityReport};
 use watcher::config::ResourceFilterArgs;
 use watcher::sender::{self, Retries, RetryConfig};
 use watcher::SyncSink;
 
-use crate::backend::{EmbedArgs, EndpointArgs, EnrichArgs, StoreArgs};
+use crate::backend::{pipelines, EmbedArgs, EndpointArgs, EnrichArgs, StoreArgs};
 use crate::pipeline_sink::PipelineSink;
 use crate::sync_instances::Output;
 
@@ -46,12 +44,7 @@ fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
     // names `cw model fetch`.
     let embedder = args.embed.build_lazy()?;
     let store = args.store.build()?;
-    let capabilities = args.enrich.apply(CapabilityPipeline::new(
-        store.clone(),
-        embedder.clone(),
-        &args.store.capabilities_collection,
-    ))?;
-    let instances = Pipeline::new(store, embedder, &args.store.instances_collection);
+    let (instances, capabilities) = pipelines(store, embedder, &args.store, &args.enrich)?;
     Ok(Arc::new(
         PipelineSink::new(instances).with_capabilities(capabilities),
     ))
