@@ -13,10 +13,14 @@ use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::embed::Embedder;
 use ingest::enrich::{EnrichConfig, Enricher};
 use ingest::pipeline::Pipeline;
-use ingest::server::{AppState, ServerConfig, DEFAULT_MAX_BODY_BYTES};
+use ingest::server::{
+    AppState, ServerConfig, DEFAULT_CAPABILITIES_COLLECTION, DEFAULT_INSTANCES_COLLECTION,
+    DEFAULT_MAX_BODY_BYTES,
+};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::VectorStore;
+use watcher::{IngestClientArgs, TokenArgs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Provider {
@@ -43,13 +47,9 @@ pub struct StoreArgs {
     /// [default: $XDG_DATA_HOME/cw or ~/.local/share/cw].
     #[arg(long, env = "CW_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    #[arg(long, env = "CW_INSTANCES_COLLECTION", default_value = "instances")]
+    #[arg(long, env = "CW_INSTANCES_COLLECTION", default_value = DEFAULT_INSTANCES_COLLECTION)]
     pub instances_collection: String,
-    #[arg(
-        long,
-        env = "CW_CAPABILITIES_COLLECTION",
-        default_value = "capabilities"
-    )]
+    #[arg(long, env = "CW_CAPABILITIES_COLLECTION", default_value = DEFAULT_CAPABILITIES_COLLECTION)]
     pub capabilities_collection: String,
 }
 
@@ -245,10 +245,10 @@ pub struct IngestArgs {
     pub embed: EmbedArgs,
     #[command(flatten)]
     pub enrich: EnrichArgs,
-    /// Bearer token required on the API (with `cw run`, also on the watcher's resync); not
-    /// on /healthz, /readyz and /metrics.
-    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
-    pub auth_token: Option<String>,
+    // The bearer token required on the API (with `cw run`, also on the watcher's resync);
+    // not on /healthz, /readyz and /metrics.
+    #[command(flatten)]
+    pub token: TokenArgs,
     /// Largest accepted request body (the default fits 5,000 instances).
     #[arg(long, env = "CW_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -267,7 +267,7 @@ impl IngestArgs {
             pipeline,
             capabilities,
             ServerConfig {
-                auth_token: self.auth_token.clone(),
+                auth_token: self.token.get().map(str::to_string),
                 max_body_bytes: self.max_body_bytes,
                 capabilities_collection: self.store.capabilities_collection.clone(),
             },
@@ -317,28 +317,21 @@ pub struct EndpointArgs {
     /// (the store and embedding flags below).
     #[arg(long, env = "CW_SYNC_ENDPOINT")]
     pub endpoint: Option<String>,
-    /// Bearer token sent to --endpoint.
-    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Timeout of one request to --endpoint.
-    #[arg(long, env = "CW_INGEST_TIMEOUT_SECS", default_value_t = 120)]
-    pub timeout_secs: u64,
+    #[command(flatten)]
+    pub client: IngestClientArgs,
 }
 
 impl EndpointArgs {
     /// The HTTP sink to `--endpoint`, or `None` when the store is written in-process.
     pub fn http_sink(&self) -> anyhow::Result<Option<watcher::HttpSink>> {
-        let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.is_empty()) else {
+        let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.trim().is_empty()) else {
             return Ok(None);
         };
-        let url = crate::sync_instances::sync_url(endpoint);
-        let sink = watcher::HttpSink::new(
-            &url,
-            self.token.clone(),
-            std::time::Duration::from_secs(self.timeout_secs),
-        )
-        .context("building the HTTP client for --endpoint")?;
-        tracing::info!(endpoint = %url, "sending to a cw serve");
+        let sink = self
+            .client
+            .http_sink(endpoint)
+            .context("building the HTTP client for --endpoint")?;
+        tracing::info!(endpoint = %sink.base_url(), "sending to a cw serve");
         Ok(Some(sink))
     }
 }

@@ -10,6 +10,7 @@ mod resync;
 mod run;
 mod search;
 mod serve;
+mod signal;
 mod sync_capabilities;
 mod sync_instances;
 mod watch;

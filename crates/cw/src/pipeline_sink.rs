@@ -32,21 +32,18 @@ impl PipelineSink {
     }
 }
 
+/// What a pipeline failure means to the sender: the same meanings the HTTP sink reads
+/// from the server's answers, without going through status codes.
 fn sink_error(e: SyncError) -> SinkError {
     match e {
-        SyncError::Invalid(details) => SinkError::Rejected {
-            status: 400,
+        SyncError::Invalid(details) => SinkError::Invalid {
             error: "invalid sync payload".into(),
             details,
         },
-        other if other.is_transient() => SinkError::Retryable(other.to_string()),
+        other if other.is_transient() => SinkError::unavailable(other.to_string()),
         // Not transient and not invalid (e.g. the store refuses to mix embedding models):
-        // the same payload cannot succeed, so it is a rejection with the store's reason.
-        other => SinkError::Rejected {
-            status: 500,
-            error: other.to_string(),
-            details: Vec::new(),
-        },
+        // the same payload cannot succeed, so it is refused with the store's reason.
+        other => SinkError::Refused(other.to_string()),
     }
 }
 

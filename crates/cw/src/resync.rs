@@ -2,16 +2,16 @@
 //! the cluster, then prints what changed.
 
 use anyhow::Context;
-use watcher::ResyncScope;
+use watcher::{ResyncScope, TokenArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The watcher's operations address (its API_BIND_ADDRESS).
     #[arg(long, env = "CW_WATCHER_URL", default_value = "http://localhost:8082")]
     watcher_url: String,
-    /// Bearer token the watcher expects (the ingest token).
-    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    // The bearer token the watcher expects (the ingest token).
+    #[command(flatten)]
+    token: TokenArgs,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -32,7 +32,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(Only::Instances) => ResyncScope::Instances,
         Some(Only::Capabilities) => ResyncScope::Capabilities,
     };
-    let report = watcher::ops::request_resync_of(&args.watcher_url, args.token.as_deref(), scope)
+    let report = watcher::ops::request_resync_of(&args.watcher_url, args.token.get(), scope)
         .await
         .context("resync")?;
     if args.json {

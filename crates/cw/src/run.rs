@@ -19,19 +19,12 @@ use watcher::{CancellationToken, Metrics, Shared, WatchConfig};
 
 use crate::backend::IngestArgs;
 use crate::pipeline_sink::PipelineSink;
+use crate::signal::shutdown_signal;
 
 /// Where the watcher's operations router is mounted on the one port.
 pub const WATCHER_PREFIX: &str = "/watcher";
 
-// The watcher's flags that name an ingest server or its own port mean nothing here (the
-// sink is in-process and one port serves both); they stay accepted but out of `--help`.
 #[derive(clap::Args)]
-#[command(
-    mut_arg("rest_endpoint", |a| a.hide(true)),
-    mut_arg("ingest_token", |a| a.hide(true)),
-    mut_arg("ingest_timeout_secs", |a| a.hide(true)),
-    mut_arg("api_bind_address", |a| a.hide(true))
-)]
 pub struct Args {
     /// Address to listen on. Loopback by default: `cw run` is the single-machine shape
     /// (use `cw serve` + `cw watch` to serve others).
@@ -64,7 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let shared = Shared::new(Metrics::new());
     let app = server::router(state.clone()).nest(
         WATCHER_PREFIX,
-        watcher::ops::router(shared.clone(), args.ingest.auth_token.clone()),
+        watcher::ops::router(shared.clone(), args.ingest.token.get().map(str::to_string)),
     );
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -86,8 +79,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let stop_watcher = stop_watcher.clone();
         let state = state.clone();
         async move {
-            server::shutdown_signal().await;
-            tracing::info!("signal received; flushing pending changes into the store");
+            shutdown_signal().await;
+            tracing::info!("flushing pending changes into the store");
             state.begin_shutdown();
             stop_watcher.cancel();
         }

@@ -2,8 +2,12 @@
 //! The ranking lives in `ingest::search`; this module sends the request and prints.
 
 use anyhow::{bail, Context};
-use ingest::search::{AskAnswer, Collection, SearchHit, SearchMode, SearchRequest};
-use ingest::server::search::SearchResults;
+use serde::de::DeserializeOwned;
+use sync_model::api;
+use sync_model::search::{
+    AskAnswer, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
+};
+use watcher::TokenArgs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -16,9 +20,9 @@ pub struct ServerArgs {
     /// The cw server (`cw serve` or `cw run`) to ask.
     #[arg(long, env = "CW_SERVER_URL", default_value = "http://localhost:3000")]
     pub server: String,
-    /// Bearer token of the server's API.
-    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    // The bearer token of the server's API.
+    #[command(flatten)]
+    pub token: TokenArgs,
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
 }
@@ -68,10 +72,15 @@ pub enum ModeArg {
     Keyword,
 }
 
-async fn post(server: &ServerArgs, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
-    let url = format!("{}/api/v1/search", server.server.trim_end_matches('/'));
-    let mut req = reqwest::Client::new().post(&url).json(&body);
-    if let Some(t) = server.token.as_deref().filter(|t| !t.is_empty()) {
+/// Posts `body` to the server's search endpoint and returns the answer, raw (for
+/// `--output json`) and typed.
+async fn post<T: DeserializeOwned>(
+    server: &ServerArgs,
+    body: &SearchBody,
+) -> anyhow::Result<(serde_json::Value, T)> {
+    let url = api::url(api::base_url(&server.server), api::SEARCH);
+    let mut req = reqwest::Client::new().post(&url).json(body);
+    if let Some(t) = server.token.get() {
         req = req.bearer_auth(t);
     }
     let resp = req.send().await.with_context(|| {
@@ -86,7 +95,8 @@ async fn post(server: &ServerArgs, body: serde_json::Value) -> anyhow::Result<se
         let error = value.get("error").and_then(|e| e.as_str()).unwrap_or("");
         bail!("search failed ({status}): {error}");
     }
-    Ok(value)
+    let typed = serde_json::from_value(value.clone()).context("unexpected search answer")?;
+    Ok((value, typed))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -106,44 +116,51 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ModeArg::Keyword => SearchMode::Keyword,
         },
     };
-    let value = post(&args.server, serde_json::to_value(&request)?).await?;
+    let body = SearchBody {
+        request,
+        ask: false,
+    };
+    let (value, results): (_, SearchResults) = post(&args.server, &body).await?;
     match args.server.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
-        Output::Table => {
-            let results: SearchResults =
-                serde_json::from_value(value).context("unexpected search answer")?;
-            print_table(&results.results);
-        }
+        Output::Table => print_table(&results.results),
     }
     Ok(())
 }
 
 pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
-    let body = serde_json::json!({"query": args.question, "limit": args.limit, "ask": true});
-    let value = post(&args.server, body).await?;
+    let body = SearchBody {
+        request: SearchRequest {
+            query: args.question.clone(),
+            limit: Some(args.limit),
+            ..SearchRequest::default()
+        },
+        ask: true,
+    };
+    let (value, answer): (_, AskAnswer) = post(&args.server, &body).await?;
     match args.server.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
-        Output::Table => {
-            let answer: AskAnswer =
-                serde_json::from_value(value).context("unexpected ask answer")?;
-            if answer.types.is_empty() {
-                println!("No resource type matches {:?}.", answer.question);
-            }
-            for t in &answer.types {
-                let group = if t.group.is_empty() { "core" } else { &t.group };
-                println!("{} ({group})  score {:.2}", t.kind, t.score);
-                println!("  why: {}", shorten(&t.reason, 160));
-                if t.instances.is_empty() {
-                    println!("  (no instances running)");
-                }
-                for i in &t.instances {
-                    println!("  - {}  score {:.2}", where_of(i), i.score);
-                }
-                println!();
-            }
-        }
+        Output::Table => print_answer(&answer),
     }
     Ok(())
+}
+
+fn print_answer(answer: &AskAnswer) {
+    if answer.types.is_empty() {
+        println!("No resource type matches {:?}.", answer.question);
+    }
+    for t in &answer.types {
+        let group = if t.group.is_empty() { "core" } else { &t.group };
+        println!("{} ({group})  score {:.2}", t.kind, t.score);
+        println!("  why: {}", shorten(&t.reason, 160));
+        if t.instances.is_empty() {
+            println!("  (no instances running)");
+        }
+        for i in &t.instances {
+            println!("  - {}  score {:.2}", where_of(i), i.score);
+        }
+        println!();
+    }
 }
 
 fn where_of(h: &SearchHit) -> String {

@@ -6,6 +6,7 @@ use anyhow::Context;
 use ingest::server;
 
 use crate::backend::IngestArgs;
+use crate::signal::shutdown_signal;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,7 +35,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "cw serve listening"
     );
     let app = server::router(state.clone());
-    server::serve(listener, app, state, server::shutdown_signal())
+    server::serve(listener, app, state, shutdown_signal())
         .await
         .context("serving HTTP")?;
     tracing::info!("cw serve stopped");

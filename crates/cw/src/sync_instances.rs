@@ -20,9 +20,6 @@ use watcher::{Metrics, SyncSink};
 use crate::backend::{EmbedArgs, EndpointArgs, StoreArgs};
 use crate::pipeline_sink::PipelineSink;
 
-/// The sync endpoint's path on a `cw serve`.
-const SYNC_PATH: &str = "/api/v1/instances/sync";
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     Text,
@@ -158,17 +155,6 @@ fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
     Ok(Arc::new(PipelineSink::new(pipeline)))
 }
 
-/// `http://host:3000` or `http://host:3000/` → `http://host:3000/api/v1/instances/sync`;
-/// a URL already naming the sync path is kept.
-pub fn sync_url(endpoint: &str) -> String {
-    let trimmed = endpoint.trim_end_matches('/');
-    if trimmed.ends_with("/instances/sync") {
-        trimmed.to_string()
-    } else {
-        format!("{trimmed}{SYNC_PATH}")
-    }
-}
-
 /// A progress bar on a terminal (types done, instances listed, stored); plain log lines,
 /// at most every few seconds, otherwise.
 struct TerminalProgress {
@@ -266,18 +252,5 @@ impl Progress for TerminalProgress {
 
     fn removed(&self, n: u64) {
         self.update(|c| c.removed += n, false);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_endpoint_may_be_the_server_or_its_sync_url() {
-        let want = "http://127.0.0.1:3000/api/v1/instances/sync";
-        assert_eq!(sync_url("http://127.0.0.1:3000"), want);
-        assert_eq!(sync_url("http://127.0.0.1:3000/"), want);
-        assert_eq!(sync_url(want), want);
     }
 }

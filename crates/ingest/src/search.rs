@@ -4,87 +4,16 @@
 //! resource *types* that answer a question in the capabilities collection, then their
 //! running instances.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use crate::embed::{EmbedError, Embedder, InputType};
 use crate::store::{Filter, Hit, MetaValue, Metadata, StoreError, VectorStore};
 
-/// Which collection a search reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Collection {
-    #[default]
-    Instances,
-    Capabilities,
-}
-
-/// How results are found and ranked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SearchMode {
-    /// Vector similarity, boosted by exact matches of query terms.
-    #[default]
-    Hybrid,
-    /// Vector similarity only.
-    Semantic,
-    /// Exact matches of query terms on names, kinds and label values; no embedding call.
-    Keyword,
-}
-
-/// A search request, as `cw search` and `POST /api/v1/search` take it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct SearchRequest {
-    pub query: String,
-    pub collection: Collection,
-    pub kind: Option<String>,
-    pub namespace: Option<String>,
-    /// `key=value` pairs; all must hold.
-    pub labels: Vec<String>,
-    pub limit: Option<usize>,
-    pub mode: SearchMode,
-}
-
-/// One result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SearchHit {
-    pub id: String,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    /// Higher is better: similarity (1 − cosine distance) plus exact-match boosts.
-    pub score: f32,
-    /// Query terms that matched a name, kind or label value exactly.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub matched: Vec<String>,
-    pub document: String,
-}
-
-/// `ask`'s answer: the matching types, each with why it matched and its instances.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AskAnswer {
-    pub question: String,
-    pub types: Vec<TypeMatch>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TypeMatch {
-    /// `plural.group` of the type.
-    pub id: String,
-    pub kind: String,
-    pub group: String,
-    pub score: f32,
-    /// The capability document that matched, i.e. why this type answers the question.
-    pub reason: String,
-    pub instances: Vec<SearchHit>,
-}
+pub use sync_model::search::{
+    AskAnswer, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
+    TypeMatch,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {

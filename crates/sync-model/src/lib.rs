@@ -2,6 +2,8 @@
 //! controller k8s-vectordb-sync) POSTs to the ingest server, and what it answers.
 //! Plain data with serde and validation; no I/O.
 
+pub mod api;
+pub mod auth;
 mod capability;
 mod document;
 #[cfg(any(test, feature = "fixtures"))]
@@ -10,7 +12,9 @@ mod id;
 mod instance;
 mod payload;
 pub mod rules;
+pub mod search;
 
+pub use auth::BearerToken;
 pub use capability::{capability_id, Capability, CapabilitySyncPayload, Enrichment};
 pub use document::is_description_key;
 pub use id::{IdError, ResourceId, CLUSTER_SCOPE};

@@ -294,8 +294,8 @@ pub async fn sync_capabilities(
     Ok(report)
 }
 
-/// Sends deletes, then upserts, in batches. A batch the server refuses as a whole (400,
-/// 413, 422) is split so that one bad record never keeps the others out; a record refused on
+/// Sends deletes, then upserts, in batches. A batch the server refuses as invalid or too
+/// large is split so that one bad record never keeps the others out; a record refused on
 /// its own is counted in `rejected` and logged. Other failures end the sync with the error.
 async fn send_changes(
     sink: &dyn SyncSink,
@@ -303,7 +303,8 @@ async fn send_changes(
     upserts: Vec<Capability>,
     report: &mut CapabilityReport,
 ) -> Result<(), SinkError> {
-    let splittable = |e: &SinkError| matches!(e, SinkError::Rejected { status, .. } if matches!(status, 400 | 413 | 422));
+    let splittable =
+        |e: &SinkError| matches!(e, SinkError::Invalid { .. } | SinkError::TooLarge(_));
     for chunk in deletes.chunks(CAPABILITY_BATCH) {
         let payload = CapabilitySyncPayload {
             upserts: Vec::new(),
@@ -476,8 +477,7 @@ mod tests {
             payload: &CapabilitySyncPayload,
         ) -> Result<sync_model::SyncResponse, SinkError> {
             if payload.upserts.iter().any(|c| c.id == "bad.example.com") {
-                return Err(SinkError::Rejected {
-                    status: 400,
+                return Err(SinkError::Invalid {
                     error: "invalid record".into(),
                     details: Vec::new(),
                 });

@@ -1,25 +1,105 @@
 //! `cw watch`'s configuration: flags with the Go controller's environment names, defaults
-//! next to the fields they set.
+//! next to the fields they set. The flags every client of an ingest server shares (token,
+//! timeout) are declared here once, for the watcher and the one-shot commands alike.
 
 use std::time::Duration;
+
+use sync_model::api;
 
 use crate::buffer::BufferConfig;
 use crate::controller::WatcherSettings;
 use crate::discovery::{NamespaceFilter, TypeFilter};
 use crate::sender::RetryConfig;
+use crate::sink::HttpSink;
 
+/// The bearer token of cw's APIs: what `cw serve` and `cw run` require, and what `cw watch`,
+/// the one-shot syncs, `cw search` and `cw resync` send (`--auth-token` and
+/// `--ingest-token` are older names of the same flag).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TokenArgs {
+    #[arg(
+        long = "token",
+        visible_aliases = ["auth-token", "ingest-token"],
+        env = "CW_INGEST_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+impl TokenArgs {
+    /// The token, `None` when unset or blank.
+    pub fn get(&self) -> Option<&str> {
+        self.token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+}
+
+/// How a client reaches an ingest server: its token and the timeout of one request.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestClientArgs {
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Timeout of one request to the ingest server.
+    #[arg(
+        long = "ingest-timeout-secs",
+        visible_alias = "timeout-secs",
+        env = "CW_INGEST_TIMEOUT_SECS",
+        default_value_t = 120
+    )]
+    pub timeout_secs: u64,
+}
+
+impl IngestClientArgs {
+    /// The HTTP sink to the ingest server at `endpoint` (a base URL or the full sync URL).
+    pub fn http_sink(&self, endpoint: &str) -> Result<HttpSink, reqwest::Error> {
+        HttpSink::new(
+            endpoint,
+            self.token.get().map(str::to_string),
+            Duration::from_secs(self.timeout_secs),
+        )
+    }
+}
+
+/// What `cw watch` adds to the pipeline's settings: where the ingest server is and where
+/// the watcher's own operations endpoints listen (`cw run` has neither: its sink is
+/// in-process and one port serves everything).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StandaloneArgs {
+    /// The ingest server: its base URL, or its sync URL as the Go controller takes it.
+    #[arg(long, env = "REST_ENDPOINT", default_value = DEFAULT_REST_ENDPOINT)]
+    pub rest_endpoint: String,
+    #[command(flatten)]
+    pub ingest: IngestClientArgs,
+    /// Address of /healthz, /readyz, /metrics and POST /api/v1/resync (`:8082` = all interfaces).
+    #[arg(long, env = "API_BIND_ADDRESS", default_value = ":8082")]
+    pub api_bind_address: String,
+}
+
+/// The Go controller's default, kept as its full sync URL.
+const DEFAULT_REST_ENDPOINT: &str = "http://localhost:3000/api/v1/instances/sync";
+
+impl StandaloneArgs {
+    /// `:8082` means every interface, as in Go's net.Listen.
+    pub fn bind_address(&self) -> String {
+        bind_address(&self.api_bind_address)
+    }
+
+    /// The HTTP sink to `--rest-endpoint`.
+    pub fn http_sink(&self) -> Result<HttpSink, reqwest::Error> {
+        self.ingest.http_sink(&self.rest_endpoint)
+    }
+
+    /// The server's base URL, for logs.
+    pub fn ingest_base_url(&self) -> &str {
+        api::base_url(&self.rest_endpoint)
+    }
+}
+
+/// The watcher pipeline's settings: debounce, batching, resync, filters, shutdown.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WatchConfig {
-    /// The ingest server's sync endpoint; `…/hashes` next to it serves the resync diff.
-    #[arg(
-        long,
-        env = "REST_ENDPOINT",
-        default_value = "http://localhost:3000/api/v1/instances/sync"
-    )]
-    pub rest_endpoint: String,
-    /// Bearer token sent to the ingest server, and required by POST /api/v1/resync.
-    #[arg(long, env = "CW_INGEST_TOKEN", hide_env_values = true)]
-    pub ingest_token: Option<String>,
     /// Trailing per-object window: changes within it are sent once, in their last state.
     #[arg(long, env = "DEBOUNCE_WINDOW_MS", default_value_t = 10_000)]
     pub debounce_window_ms: u64,
@@ -35,15 +115,9 @@ pub struct WatchConfig {
     /// Which types and namespaces are indexed (shared with `cw sync-instances`).
     #[command(flatten)]
     pub filters: ResourceFilterArgs,
-    /// Address of /healthz, /readyz, /metrics and POST /api/v1/resync (`:8082` = all interfaces).
-    #[arg(long, env = "API_BIND_ADDRESS", default_value = ":8082")]
-    pub api_bind_address: String,
     /// Deadline for flushing pending changes on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
-    /// Timeout of one request to the ingest server.
-    #[arg(long, env = "CW_INGEST_TIMEOUT_SECS", default_value_t = 60)]
-    pub ingest_timeout_secs: u64,
 }
 
 /// `WATCH_RESOURCE_TYPES`, `EXCLUDE_RESOURCE_TYPES`, `WATCH_NAMESPACES`, `EXCLUDE_NAMESPACES`:
@@ -127,11 +201,6 @@ impl WatchConfig {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
         }
     }
-
-    /// `:8082` means every interface, as in Go's net.Listen.
-    pub fn bind_address(&self) -> String {
-        bind_address(&self.api_bind_address)
-    }
 }
 
 /// Go-style `:port` → `0.0.0.0:port`.
@@ -151,18 +220,32 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         config: WatchConfig,
+        #[command(flatten)]
+        standalone: StandaloneArgs,
     }
 
     #[test]
     fn defaults_match_the_go_controller() {
-        let c = Cli::parse_from(["cw"]).config;
+        let cli = Cli::parse_from(["cw"]);
+        let (c, standalone) = (cli.config, cli.standalone);
         let s = c.settings();
         assert_eq!(s.buffer.debounce, Duration::from_secs(10));
         assert_eq!(s.buffer.flush_interval, Duration::from_secs(5));
         assert_eq!(s.buffer.max_batch, 50);
         assert_eq!(s.resync_interval, Duration::from_secs(1440 * 60));
-        assert_eq!(c.bind_address(), "0.0.0.0:8082");
+        assert_eq!(standalone.bind_address(), "0.0.0.0:8082");
+        assert_eq!(standalone.ingest_base_url(), "http://localhost:3000");
         assert!(s.types.allow.is_empty());
+    }
+
+    #[test]
+    fn the_older_token_flags_still_set_the_token() {
+        for flag in ["--token", "--ingest-token", "--auth-token"] {
+            let cli = Cli::parse_from(["cw", flag, " t0k "]);
+            assert_eq!(cli.standalone.ingest.token.get(), Some("t0k"), "{flag}");
+        }
+        let blank = Cli::parse_from(["cw", "--token", "  "]);
+        assert_eq!(blank.standalone.ingest.token.get(), None);
     }
 
     #[test]

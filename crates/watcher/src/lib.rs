@@ -25,7 +25,7 @@ pub mod tracker;
 use std::time::Duration;
 
 pub use change::{Change, ContentHash};
-pub use config::WatchConfig;
+pub use config::{IngestClientArgs, StandaloneArgs, TokenArgs, WatchConfig};
 pub use controller::{run, ResyncReport, ResyncScope, Shared, WatcherSettings};
 pub use discovery::{discover, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
 pub use extract::{extract_instance, ExtractError};

@@ -3,31 +3,34 @@
 
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sync_model::ErrorBody;
+use serde::Deserialize;
+use sync_model::api;
+use sync_model::{BearerToken, ErrorBody};
 
 use crate::controller::{ResyncScope, Shared};
 
 #[derive(Clone)]
 struct OpsState {
     shared: Arc<Shared>,
-    token: Option<Arc<str>>,
+    token: Option<BearerToken>,
 }
 
 pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
     let state = OpsState {
         shared,
-        token: token.filter(|t| !t.is_empty()).map(Arc::from),
+        token: token.as_deref().and_then(BearerToken::new),
     };
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/resync", post(resync))
+        .route(api::HEALTHZ, get(|| async { "ok" }))
+        .route(api::READYZ, get(readyz))
+        .route(api::METRICS, get(metrics))
+        .route(api::RESYNC, post(resync))
         .with_state(state)
 }
 
@@ -61,46 +64,32 @@ fn error(status: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
-/// Constant-time comparison, so that response timing does not reveal the token.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// `?only=instances` or `?only=capabilities`; anything else is a bad request.
-fn resync_scope(query: Option<&str>) -> Result<ResyncScope, String> {
-    let mut scope = ResyncScope::All;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        scope = match pair {
-            "only=instances" => ResyncScope::Instances,
-            "only=capabilities" => ResyncScope::Capabilities,
-            other => {
-                return Err(format!(
-                    "unknown parameter {other:?}: use only=instances or only=capabilities"
-                ))
-            }
-        };
-    }
-    Ok(scope)
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResyncQuery {
+    only: Option<ResyncScope>,
 }
 
 async fn resync(
     State(s): State<OpsState>,
-    RawQuery(query): RawQuery,
     headers: HeaderMap,
+    query: Result<Query<ResyncQuery>, QueryRejection>,
 ) -> Response {
     if let Some(token) = &s.token {
         let given = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !same(given.as_bytes(), token.as_bytes()) {
+            .and_then(|v| v.to_str().ok());
+        if !token.authorizes(given) {
             return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         }
     }
-    let scope = match resync_scope(query.as_deref()) {
-        Ok(scope) => scope,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    let scope = match query {
+        Ok(Query(q)) => q.only.unwrap_or_default(),
+        Err(e) => {
+            let message = format!("{}: use only=instances or only=capabilities", e.body_text());
+            return error(StatusCode::BAD_REQUEST, &message);
+        }
     };
     match s.shared.request_resync_of(scope).await {
         Some(report) => Json(report).into_response(),
@@ -141,7 +130,7 @@ pub async fn request_resync_of(
         ResyncScope::Instances => "?only=instances",
         ResyncScope::Capabilities => "?only=capabilities",
     };
-    let url = format!("{}/api/v1/resync{only}", base_url.trim_end_matches('/'));
+    let url = format!("{}{}{only}", base_url.trim_end_matches('/'), api::RESYNC);
     let unreachable = |source| ResyncRequestError::Unreachable {
         url: url.clone(),
         source,

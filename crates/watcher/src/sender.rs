@@ -103,8 +103,9 @@ where
     }
 }
 
-/// [`retrying`] for calls to the ingest server: a [`SinkError::Retryable`] is retried, and
-/// each retry is counted in `send_retries` as it starts.
+/// [`retrying`] for calls to the ingest server: a [`SinkError::Unavailable`] is retried
+/// (not before the server's `Retry-After`, when it sent one), and each retry is counted in
+/// `send_retries` as it starts.
 pub async fn with_retries<T, F, Fut>(
     retry: &RetryConfig,
     retries: Retries,
@@ -117,13 +118,53 @@ where
     Fut: std::future::Future<Output = Result<T, SinkError>>,
 {
     let mut first = true;
-    retrying(retry, retries, what, SinkError::is_retryable, || {
+    let asked_to_wait = std::sync::Mutex::new(None::<Duration>);
+    let is_retryable = |e: &SinkError| {
+        if let (SinkError::Unavailable { retry_after, .. }, Ok(mut wait)) =
+            (e, asked_to_wait.lock())
+        {
+            *wait = *retry_after;
+        }
+        e.is_retryable()
+    };
+    retrying(retry, retries, what, is_retryable, || {
         if !std::mem::take(&mut first) {
             metrics.send_retries.inc();
         }
-        op()
+        let wait = asked_to_wait.lock().ok().and_then(|mut w| w.take());
+        let call = op();
+        async move {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            call.await
+        }
     })
     .await
+}
+
+/// What the sender does with a payload the sink did not take (vector's `RetryLogic`):
+/// the meaning of the failure decides, never a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAction {
+    /// Send the same payload again later.
+    Retry,
+    /// Send each half on its own: a bad or oversized item then holds back none of the others.
+    Split,
+    /// Skip this single item: it can never be stored as it is.
+    Skip,
+    /// Stop: no item is at fault and retrying cannot help (credentials, permissions).
+    GiveUp,
+}
+
+/// The decision for a failure of a payload of `items` items.
+pub fn on_failure(e: &SinkError, items: usize) -> RetryAction {
+    match e {
+        SinkError::Unavailable { .. } => RetryAction::Retry,
+        SinkError::Invalid { .. } | SinkError::TooLarge(_) if items > 1 => RetryAction::Split,
+        SinkError::Invalid { .. } | SinkError::TooLarge(_) => RetryAction::Skip,
+        SinkError::Refused(_) | SinkError::Unsupported(_) => RetryAction::GiveUp,
+    }
 }
 
 /// What became of a delivered payload's items.
@@ -140,20 +181,16 @@ pub enum DeliveryError {
     /// Still unavailable after the retries allowed.
     #[error("ingest unavailable: {0}")]
     Unavailable(String),
-    /// Refused for a reason that no single item explains (401, 403, 409 a store of another
-    /// model, ...): splitting would not help, so the delivery stops.
-    #[error("ingest refused {items} item(s) with {status}: {error}")]
-    Refused {
-        status: u16,
-        error: String,
-        items: usize,
-    },
+    /// Refused for a reason that no single item explains (credentials, permissions, a
+    /// store of another model): splitting would not help, so the delivery stops.
+    #[error("ingest refused {items} item(s): {error}")]
+    Refused { error: String, items: usize },
 }
 
-/// Delivers one payload. Retryable failures are retried (see [`with_retries`]); a payload
-/// refused as invalid (400) or too large (413) is split in halves so that one bad item
-/// cannot hold back its neighbours, and a refused single item is logged with the server's
-/// details, counted and skipped.
+/// Delivers one payload, obeying [`on_failure`]: unavailable is retried (see
+/// [`with_retries`]); a payload refused as invalid or too large is split in halves so that
+/// one bad item cannot hold back its neighbours, and a refused single item is logged with
+/// the server's details, counted and skipped.
 pub async fn deliver_payload(
     sink: &dyn SyncSink,
     payload: SyncPayload,
@@ -192,48 +229,39 @@ pub async fn deliver_payload(
                         .inc_by(n as u64);
                 }
             }
-            Err(SinkError::Retryable(reason)) => return Err(DeliveryError::Unavailable(reason)),
-            Err(SinkError::Rejected {
-                status: 400 | 413,
-                error,
-                details,
-            }) if items == 1 => {
-                let id = payload
-                    .upserts
-                    .first()
-                    .map(|i| i.id.clone())
-                    .or_else(|| payload.deletes.first().cloned());
-                error!(
-                    error,
-                    ?details,
-                    ?id,
-                    "ingest server rejected an item; skipped"
-                );
-                metrics.items_rejected.inc();
-                delivered.rejected += 1;
-            }
-            Err(SinkError::Rejected {
-                status: status @ (400 | 413),
-                error,
-                ..
-            }) => {
-                warn!(
-                    status,
-                    error,
-                    items,
-                    "ingest server rejected a batch; splitting it to isolate the bad items"
-                );
-                let (first, second) = split(payload);
-                stack.push(second);
-                stack.push(first);
-            }
-            Err(SinkError::Rejected { status, error, .. }) => {
-                return Err(DeliveryError::Refused {
-                    status,
-                    error,
-                    items: items + stack.iter().map(SyncPayload::len).sum::<usize>(),
-                })
-            }
+            Err(e) => match on_failure(&e, items) {
+                RetryAction::Retry => return Err(DeliveryError::Unavailable(e.to_string())),
+                RetryAction::Skip => {
+                    let id = payload
+                        .upserts
+                        .first()
+                        .map(|i| i.id.clone())
+                        .or_else(|| payload.deletes.first().cloned());
+                    let details = match &e {
+                        SinkError::Invalid { details, .. } => details.as_slice(),
+                        _ => &[],
+                    };
+                    error!(error = %e, ?details, ?id, "ingest server rejected an item; skipped");
+                    metrics.items_rejected.inc();
+                    delivered.rejected += 1;
+                }
+                RetryAction::Split => {
+                    warn!(
+                        error = %e,
+                        items,
+                        "ingest server rejected a batch; splitting it to isolate the bad items"
+                    );
+                    let (first, second) = split(payload);
+                    stack.push(second);
+                    stack.push(first);
+                }
+                RetryAction::GiveUp => {
+                    return Err(DeliveryError::Refused {
+                        error: e.to_string(),
+                        items: items + stack.iter().map(SyncPayload::len).sum::<usize>(),
+                    })
+                }
+            },
         }
     }
     Ok(delivered)
@@ -368,12 +396,11 @@ mod tests {
                 let mut fail = self.fail.lock().unwrap();
                 if *fail > 0 {
                     *fail -= 1;
-                    return Err(SinkError::Retryable("connection refused".into()));
+                    return Err(SinkError::unavailable("connection refused"));
                 }
             }
             if payload.upserts.iter().any(|i| i.name == "bad") {
-                return Err(SinkError::Rejected {
-                    status: 400,
+                return Err(SinkError::Invalid {
                     error: "invalid".into(),
                     details: vec![],
                 });
@@ -518,6 +545,63 @@ mod tests {
     }
 
     #[test]
+    fn the_meaning_of_a_failure_decides_between_retry_split_skip_and_give_up() {
+        let invalid = SinkError::Invalid {
+            error: "bad".into(),
+            details: vec![],
+        };
+        assert_eq!(
+            on_failure(&SinkError::unavailable("down"), 5),
+            RetryAction::Retry
+        );
+        assert_eq!(on_failure(&invalid, 5), RetryAction::Split);
+        assert_eq!(on_failure(&invalid, 1), RetryAction::Skip);
+        assert_eq!(
+            on_failure(&SinkError::TooLarge("big".into()), 2),
+            RetryAction::Split
+        );
+        assert_eq!(
+            on_failure(&SinkError::Refused("401".into()), 5),
+            RetryAction::GiveUp
+        );
+        assert_eq!(
+            on_failure(&SinkError::Refused("401".into()), 1),
+            RetryAction::GiveUp
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_waits_at_least_as_long_as_the_server_asked() {
+        let calls = Mutex::new(Vec::new());
+        let metrics = Metrics::new();
+        let retry = RetryConfig {
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+        };
+        let got: Result<(), SinkError> =
+            with_retries(&retry, Retries::AtMost(1), "test", &metrics, || {
+                let calls = &calls;
+                async move {
+                    // A call's work starts when it is polled, after any wait.
+                    calls.lock().unwrap().push(Instant::now());
+                    Err(SinkError::Unavailable {
+                        reason: "full".into(),
+                        retry_after: Some(Duration::from_secs(7)),
+                    })
+                }
+            })
+            .await;
+        assert!(got.is_err());
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.len(), 2);
+        assert!(
+            calls[1] - calls[0] >= Duration::from_secs(7),
+            "{:?}",
+            calls[1] - calls[0]
+        );
+    }
+
+    #[test]
     fn a_split_payload_keeps_every_item_once() {
         let p = to_payload(vec![
             Change::Upsert(deployment("a", "x")),
@@ -530,18 +614,14 @@ mod tests {
         assert!(!a.is_empty() && !b.is_empty());
     }
 
-    /// Refuses every payload with the given status.
-    struct RefusingSink(u16, Mutex<usize>);
+    /// Refuses every payload for no item's fault (as for a wrong token).
+    struct RefusingSink(Mutex<usize>);
 
     #[async_trait]
     impl SyncSink for RefusingSink {
         async fn send(&self, _: &SyncPayload) -> Result<SyncResponse, SinkError> {
-            *self.1.lock().unwrap() += 1;
-            Err(SinkError::Rejected {
-                status: self.0,
-                error: "unauthorized".into(),
-                details: vec![],
-            })
+            *self.0.lock().unwrap() += 1;
+            Err(SinkError::Refused("unauthorized".into()))
         }
         async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
             Ok(HashMap::new())
@@ -550,13 +630,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_batch_refused_for_no_item_s_fault_is_not_split_but_counted_and_dropped() {
-        let sink = RefusingSink(401, Mutex::new(0));
+        let sink = RefusingSink(Mutex::new(0));
         let metrics = Metrics::new();
         let batch: Vec<Change> = (0..8)
             .map(|i| Change::Upsert(deployment(&format!("d{i}"), "a")))
             .collect();
         deliver(&sink, batch, &RetryConfig::default(), &metrics).await;
-        assert_eq!(*sink.1.lock().unwrap(), 1, "one attempt, no split");
+        assert_eq!(*sink.0.lock().unwrap(), 1, "one attempt, no split");
         assert_eq!(metrics.items_rejected.get(), 8);
     }
 

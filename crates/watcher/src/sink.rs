@@ -1,34 +1,62 @@
-//! Sink: where batches go. The watcher only knows the [`SyncSink`] trait; [`HttpSink`] POSTs
-//! to a `cw serve` ingest server, and `cw run` plugs in a sink that calls the ingest
-//! pipeline in-process.
+//! Sink: where batches go. The watcher only knows the [`SyncSink`] trait and what a failed
+//! call means ([`SinkError`]); [`HttpSink`] POSTs to a `cw serve` ingest server and is the
+//! one place where HTTP statuses become those meanings. `cw run` plugs in a sink that calls
+//! the ingest pipeline in-process.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sync_model::api::{self, HashesResponse};
 use sync_model::{
     CapabilitySyncPayload, ErrorBody, FieldError, ResourceId, SyncPayload, SyncResponse,
 };
 
-/// What a failed send means to the sender.
+/// What a failed call means, whatever the sink: the sender's retry-or-split decision
+/// (`sender::on_failure`) reads only this.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SinkError {
-    /// 5xx, timeouts, refused connections: retry the same payload later.
-    #[error("ingest unavailable: {0}")]
-    Retryable(String),
-    /// 4xx: the payload (or the token) is wrong; retrying the same payload cannot help.
-    #[error("ingest rejected the payload ({status}): {error}")]
-    Rejected {
-        status: u16,
+    /// The destination cannot take it now (down, overloaded, timed out): the same call
+    /// may succeed later.
+    #[error("ingest unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        /// How long the destination asked to be left alone, if it said.
+        retry_after: Option<Duration>,
+    },
+    /// The payload breaks the contract; `details` name the items and fields at fault.
+    #[error("ingest rejected the payload as invalid: {error}")]
+    Invalid {
         error: String,
         details: Vec<FieldError>,
     },
+    /// The payload is larger than the destination takes: smaller ones may pass.
+    #[error("ingest rejected the payload as too large: {0}")]
+    TooLarge(String),
+    /// Refused for a reason no item explains (credentials, permissions, a store filled by
+    /// another model): neither retrying nor splitting can help.
+    #[error("ingest refused the call: {0}")]
+    Refused(String),
+    /// The destination does not offer this call (a sink without capabilities, a server
+    /// without the hashes endpoint).
+    #[error("not supported by the ingest side: {0}")]
+    Unsupported(String),
 }
 
 impl SinkError {
+    /// Unavailable now, with no hint of when to come back.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        SinkError::Unavailable {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SinkError::Retryable(_))
+        matches!(self, SinkError::Unavailable { .. })
     }
 }
 
@@ -57,156 +85,132 @@ pub trait SyncSink: Send + Sync {
 
 /// What a sink without capabilities answers to the capability calls.
 pub fn no_capabilities() -> SinkError {
-    SinkError::Rejected {
-        status: 501,
-        error: "this sink does not store capabilities".into(),
-        details: Vec::new(),
-    }
+    SinkError::Unsupported("this sink does not store capabilities".into())
 }
 
-/// `POST {endpoint}` and `GET {endpoint with /sync replaced by /hashes}` on an ingest server;
-/// capabilities go to the same server's `/api/v1/capabilities/{sync,hashes}`.
+/// An ingest server over HTTP: every URL is built from one base URL and the paths of
+/// [`sync_model::api`].
 #[derive(Debug, Clone)]
 pub struct HttpSink {
     client: reqwest::Client,
-    sync_url: String,
-    hashes_url: String,
-    /// `None` when the endpoint does not end in `/instances/sync`, so the capability URLs
-    /// cannot be derived from it.
-    capability_urls: Option<(String, String)>,
+    base: String,
     token: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct HashesBody {
-    #[serde(default)]
-    hashes: HashMap<ResourceId, String>,
-}
-
 impl HttpSink {
-    /// `endpoint` is the sync URL (`http://host:3000/api/v1/instances/sync`). Requires a
-    /// rustls crypto provider to be installed in the process.
+    /// `endpoint` is the server's base URL (`http://host:3000`) or, as the Go controller's
+    /// REST_ENDPOINT is, its sync URL (`http://host:3000/api/v1/instances/sync`). Requires
+    /// a rustls crypto provider to be installed in the process.
     pub fn new(
         endpoint: &str,
         token: Option<String>,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder().timeout(timeout).build()?;
-        let sync_url = endpoint.trim_end_matches('/').to_string();
-        let hashes_url = match sync_url.strip_suffix("/sync") {
-            Some(base) => format!("{base}/hashes"),
-            None => format!("{sync_url}/hashes"),
-        };
-        let capability_urls = sync_url.strip_suffix("/instances/sync").map(|base| {
-            (
-                format!("{base}/capabilities/sync"),
-                format!("{base}/capabilities/hashes"),
-            )
-        });
         Ok(HttpSink {
             client,
-            sync_url,
-            hashes_url,
-            capability_urls,
-            token: token.filter(|t| !t.is_empty()),
+            base: api::base_url(endpoint).to_string(),
+            token: token
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
         })
     }
 
-    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn post<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<SyncResponse, SinkError> {
+        let req = self.client.post(api::url(&self.base, path)).json(body);
+        self.call(req).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, SinkError> {
+        self.call(self.client.get(api::url(&self.base, path))).await
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, SinkError> {
+        let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
+        };
+        let resp = req.send().await.map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(failure(resp).await);
         }
+        resp.json().await.map_err(transport)
     }
 }
 
-/// Maps a non-success answer: 4xx other than 408/429 is a rejection carrying the server's
-/// `{"error","details"}`; everything else is worth retrying.
+/// The one mapping of HTTP answers to what they mean for the sender.
 async fn failure(resp: reqwest::Response) -> SinkError {
     let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let text = resp.text().await.unwrap_or_default();
-    if status.is_client_error()
-        && status != reqwest::StatusCode::REQUEST_TIMEOUT
-        && status != reqwest::StatusCode::TOO_MANY_REQUESTS
-    {
-        let (error, details) = match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => (body.error, body.details),
-            Err(_) => (text, Vec::new()),
-        };
-        SinkError::Rejected {
-            status: status.as_u16(),
-            error,
-            details,
+    let (error, details) = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => (body.error, body.details),
+        Err(_) => (text.chars().take(300).collect(), Vec::new()),
+    };
+    let error = format!("HTTP {status}: {error}");
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+            SinkError::Invalid { error, details }
         }
-    } else {
-        SinkError::Retryable(format!(
-            "HTTP {status}: {}",
-            text.chars().take(300).collect::<String>()
-        ))
+        StatusCode::PAYLOAD_TOO_LARGE => SinkError::TooLarge(error),
+        // A server that does not know the route (or the method): an older or other ingest
+        // server, e.g. one without the hashes endpoints.
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => {
+            SinkError::Unsupported(error)
+        }
+        StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => SinkError::Unavailable {
+            reason: error,
+            retry_after,
+        },
+        s if s.is_client_error() => SinkError::Refused(error),
+        _ => SinkError::Unavailable {
+            reason: error,
+            retry_after,
+        },
     }
 }
 
 fn transport(e: reqwest::Error) -> SinkError {
-    SinkError::Retryable(e.to_string())
+    SinkError::unavailable(e.to_string())
 }
 
 #[async_trait]
 impl SyncSink for HttpSink {
     async fn send(&self, payload: &SyncPayload) -> Result<SyncResponse, SinkError> {
-        let resp = self
-            .authorize(self.client.post(&self.sync_url).json(payload))
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(failure(resp).await);
-        }
-        resp.json().await.map_err(transport)
+        self.post(api::INSTANCES_SYNC, payload).await
+    }
+
+    async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
+        let body: HashesResponse<ResourceId> = self.get(api::INSTANCES_HASHES).await?;
+        Ok(body.hashes)
     }
 
     async fn send_capabilities(
         &self,
         payload: &CapabilitySyncPayload,
     ) -> Result<SyncResponse, SinkError> {
-        let (url, _) = self.capability_urls.as_ref().ok_or_else(no_capabilities)?;
-        let resp = self
-            .authorize(self.client.post(url).json(payload))
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(failure(resp).await);
-        }
-        resp.json().await.map_err(transport)
+        self.post(api::CAPABILITIES_SYNC, payload).await
     }
 
     async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
-        let (_, url) = self.capability_urls.as_ref().ok_or_else(no_capabilities)?;
-        let resp = self
-            .authorize(self.client.get(url))
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(failure(resp).await);
-        }
-        #[derive(Deserialize)]
-        struct Body {
-            #[serde(default)]
-            hashes: HashMap<String, String>,
-        }
-        Ok(resp.json::<Body>().await.map_err(transport)?.hashes)
-    }
-
-    async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
-        let resp = self
-            .authorize(self.client.get(&self.hashes_url))
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(failure(resp).await);
-        }
-        Ok(resp.json::<HashesBody>().await.map_err(transport)?.hashes)
+        let body: HashesResponse = self.get(api::CAPABILITIES_HASHES).await?;
+        Ok(body.hashes)
     }
 }

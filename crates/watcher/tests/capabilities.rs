@@ -263,13 +263,21 @@ async fn capability_changes_made_while_the_ingest_server_is_down_arrive_once_it_
 }
 
 #[tokio::test]
-async fn the_http_sink_derives_the_capability_urls_from_the_instances_endpoint() {
+async fn the_http_sink_builds_the_capability_urls_from_the_servers_base_url() {
     install_crypto();
     let store = StandIn::start().await;
-    let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(5)).unwrap();
-    assert!(sink.stored_capability_hashes().await.unwrap().is_empty());
-    // An endpoint that does not name /instances/sync: capabilities are refused, not guessed.
-    let other = HttpSink::new("http://127.0.0.1:9/ingest", None, Duration::from_secs(5)).unwrap();
+    // The Go controller's full sync URL and the bare base URL name the same server.
+    let base = store
+        .sync_url
+        .strip_suffix(sync_model::api::INSTANCES_SYNC)
+        .expect("the stand-in's sync URL ends in the sync path");
+    for endpoint in [store.sync_url.as_str(), base] {
+        let sink = HttpSink::new(endpoint, None, Duration::from_secs(5)).unwrap();
+        assert!(sink.stored_capability_hashes().await.unwrap().is_empty());
+    }
+    // A server without these routes (404): unsupported, which no retry can change.
+    let other = HttpSink::new(&format!("{base}/elsewhere"), None, Duration::from_secs(5)).unwrap();
     let err = other.stored_capability_hashes().await.unwrap_err();
+    assert!(matches!(err, watcher::SinkError::Unsupported(_)), "{err}");
     assert!(!err.is_retryable(), "{err}");
 }

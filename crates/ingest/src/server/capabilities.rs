@@ -9,7 +9,9 @@ use axum::http::HeaderMap;
 use axum::Json;
 use sync_model::{CapabilitySyncPayload, SyncResponse};
 
-use super::{json_body, parse_json, ApiError, AppState, HashesResponse};
+use sync_model::api::HashesResponse;
+
+use super::{json_body, parse_json, ApiError, AppState};
 
 pub(super) async fn sync_capabilities(
     State(state): State<AppState>,

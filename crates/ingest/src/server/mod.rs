@@ -18,9 +18,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use sync_model::{FieldError, SyncPayload, SyncResponse};
+use sync_model::api::{self, HashesResponse};
+use sync_model::{BearerToken, FieldError, SyncPayload, SyncResponse};
 
 pub use error::ApiError;
 
@@ -28,9 +27,11 @@ use crate::capabilities::CapabilityPipeline;
 use crate::pipeline::Pipeline;
 use crate::search::Searcher;
 
-/// Fits 5,000 instances of about 3 KB of JSON each (labels and a few annotations).
+/// The collections' names unless configured otherwise.
+pub const DEFAULT_INSTANCES_COLLECTION: &str = "instances";
 pub const DEFAULT_CAPABILITIES_COLLECTION: &str = "capabilities";
 
+/// Fits 5,000 instances of about 3 KB of JSON each (labels and a few annotations).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
@@ -97,10 +98,7 @@ impl AppState {
                     capabilities_collection: config.capabilities_collection.clone(),
                 },
                 pipeline,
-                auth: config
-                    .auth_token
-                    .filter(|t| !t.is_empty())
-                    .map(|t| BearerToken::new(&t)),
+                auth: config.auth_token.as_deref().and_then(BearerToken::new),
                 max_body_bytes: config.max_body_bytes,
                 shutting_down: AtomicBool::new(false),
             }),
@@ -134,46 +132,31 @@ impl AppState {
     }
 }
 
-/// A token kept as its SHA-256 digest: comparing digests in constant time reveals neither
-/// the token nor its length through timing.
-struct BearerToken([u8; 32]);
-
-impl BearerToken {
-    fn new(token: &str) -> Self {
-        BearerToken(Sha256::digest(token.as_bytes()).into())
-    }
-
-    fn matches(&self, given: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
-        bool::from(self.0.ct_eq(&digest))
-    }
-}
-
 /// The whole API: sync and hashes behind the optional bearer token; `/healthz`, `/readyz`
 /// and `/metrics` open.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route(
-            "/api/v1/instances/sync",
+            api::INSTANCES_SYNC,
             post(sync_instances).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
         )
-        .route("/api/v1/instances/hashes", get(instance_hashes))
+        .route(api::INSTANCES_HASHES, get(instance_hashes))
         .route(
-            "/api/v1/capabilities/sync",
+            api::CAPABILITIES_SYNC,
             post(capabilities::sync_capabilities)
                 .layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
         )
         .route(
-            "/api/v1/capabilities/hashes",
+            api::CAPABILITIES_HASHES,
             get(capabilities::capability_hashes),
         )
-        .route("/api/v1/search", post(search::search));
+        .route(api::SEARCH, post(search::search));
     let api = state.auth_layer(api);
     Router::new()
         .merge(api)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route(api::HEALTHZ, get(healthz))
+        .route(api::READYZ, get(readyz))
+        .route(api::METRICS, get(metrics))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -195,34 +178,13 @@ pub async fn serve(
         .await
 }
 
-/// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await
-            }
-        }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
 async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(token) = &state.inner.auth {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !token.matches(given.trim()) {
+            .and_then(|v| v.to_str().ok());
+        if !token.authorizes(given) {
             return ApiError::Unauthorized.into_response();
         }
     }
@@ -321,11 +283,6 @@ fn json_body(
     Ok(body)
 }
 
-#[derive(serde::Serialize)]
-pub(crate) struct HashesResponse {
-    pub(crate) hashes: std::collections::HashMap<String, String>,
-}
-
 async fn instance_hashes(State(state): State<AppState>) -> Result<Json<HashesResponse>, ApiError> {
     let hashes = state.inner.pipeline.stored_hashes().await?;
     Ok(Json(HashesResponse { hashes }))
@@ -372,14 +329,6 @@ mod tests {
         assert!(!with("text/plain"));
         assert!(!with("application/x-www-form-urlencoded"));
         assert!(!is_json(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn tokens_match_only_exactly() {
-        let t = BearerToken::new("s3cret");
-        assert!(t.matches("s3cret"));
-        assert!(!t.matches("s3cre"));
-        assert!(!t.matches(""));
     }
 
     #[test]

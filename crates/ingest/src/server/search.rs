@@ -6,26 +6,10 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
 use sync_model::FieldError;
 
 use super::{ApiError, AppState};
-use crate::search::{SearchError, SearchHit, SearchRequest};
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SearchBody {
-    #[serde(flatten)]
-    pub request: SearchRequest,
-    /// Search capabilities first, then the instances of the matching types.
-    #[serde(default)]
-    pub ask: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SearchResults {
-    pub results: Vec<SearchHit>,
-}
+use crate::search::{SearchBody, SearchError, SearchResults};
 
 pub async fn search(
     State(state): State<AppState>,

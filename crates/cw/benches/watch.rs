@@ -119,7 +119,7 @@ impl SyncSink for PipelineSink {
             .0
             .apply_sync(p.clone())
             .await
-            .map_err(|e| SinkError::Retryable(e.to_string()))?;
+            .map_err(|e| SinkError::unavailable(e.to_string()))?;
         Ok(SyncResponse::ok(o.upserted, o.deleted))
     }
     async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
@@ -127,7 +127,7 @@ impl SyncSink for PipelineSink {
             .0
             .stored_hashes()
             .await
-            .map_err(|e| SinkError::Retryable(e.to_string()))?;
+            .map_err(|e| SinkError::unavailable(e.to_string()))?;
         Ok(h.into_iter()
             .map(|(k, v)| (ResourceId::from_raw(k), v))
             .collect())

@@ -1,0 +1,79 @@
+//! The HTTP API every part speaks: the paths of the ingest server and the watcher's
+//! operations endpoint, the body of the hashes answers, and how a sender's configured URL
+//! becomes the server's base URL. Senders and servers both build from these, so a path is
+//! written once.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST`: apply a [`SyncPayload`](crate::SyncPayload) (the Go controller's endpoint).
+pub const INSTANCES_SYNC: &str = "/api/v1/instances/sync";
+/// `GET`: every stored instance id with its content hash ([`HashesResponse`]).
+pub const INSTANCES_HASHES: &str = "/api/v1/instances/hashes";
+/// `POST`: apply a [`CapabilitySyncPayload`](crate::CapabilitySyncPayload).
+pub const CAPABILITIES_SYNC: &str = "/api/v1/capabilities/sync";
+/// `GET`: every stored capability id with its content hash ([`HashesResponse`]).
+pub const CAPABILITIES_HASHES: &str = "/api/v1/capabilities/hashes";
+/// `POST`: a [`SearchBody`](crate::search::SearchBody).
+pub const SEARCH: &str = "/api/v1/search";
+/// `POST` on the watcher's operations address: relist and make the store equal the cluster.
+pub const RESYNC: &str = "/api/v1/resync";
+/// Liveness, readiness and metrics, on every server of cw.
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
+
+/// The answer of both hashes endpoints: `{"hashes": {id: contentHash}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Eq + Hash",
+    deserialize = "K: Deserialize<'de> + Eq + Hash"
+))]
+pub struct HashesResponse<K = String> {
+    #[serde(default)]
+    pub hashes: HashMap<K, String>,
+}
+
+/// The server's base URL from what a sender is configured with: a base URL
+/// (`http://host:3000`) or, as the Go controller's `REST_ENDPOINT` is, the full sync URL
+/// (`http://host:3000/api/v1/instances/sync`). Trailing slashes are ignored.
+pub fn base_url(endpoint: &str) -> &str {
+    let trimmed = endpoint.trim().trim_end_matches('/');
+    trimmed.strip_suffix(INSTANCES_SYNC).unwrap_or(trimmed)
+}
+
+/// `base` (as [`base_url`] makes it) joined with one of the paths above.
+pub fn url(base: &str, path: &str) -> String {
+    format!("{base}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_go_controllers_sync_url_and_a_base_url_name_the_same_server() {
+        for endpoint in [
+            "http://ingest:3000",
+            "http://ingest:3000/",
+            "http://ingest:3000/api/v1/instances/sync",
+            "http://ingest:3000/api/v1/instances/sync/",
+        ] {
+            assert_eq!(base_url(endpoint), "http://ingest:3000", "{endpoint}");
+        }
+        assert_eq!(
+            url(base_url("http://h/prefix/"), INSTANCES_HASHES),
+            "http://h/prefix/api/v1/instances/hashes"
+        );
+    }
+
+    #[test]
+    fn hashes_answers_parse_without_the_field_as_empty() {
+        let h: HashesResponse = serde_json::from_str("{}").unwrap();
+        assert!(h.hashes.is_empty());
+        let h: HashesResponse = serde_json::from_str(r#"{"hashes":{"a":"1"}}"#).unwrap();
+        assert_eq!(h.hashes["a"], "1");
+    }
+}
