@@ -235,6 +235,27 @@ pub fn pipelines(
     Ok((instances, capabilities))
 }
 
+/// Where `cw serve` and `cw run` listen. Loopback unless told otherwise: the index
+/// describes a cluster, so serving other machines is a choice (the chart sets `0.0.0.0`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct ListenArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CW_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, env = "CW_PORT", default_value_t = 3000)]
+    pub port: u16,
+}
+
+impl ListenArgs {
+    /// Binds the listener, naming the address in the error.
+    pub async fn bind(&self) -> anyhow::Result<tokio::net::TcpListener> {
+        let addr = format!("{}:{}", self.host, self.port);
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))
+    }
+}
+
 /// What `cw serve` and `cw run` serve alike: one store, one embedding model, optional
 /// enrichment, and the API's token and body limit.
 #[derive(clap::Args)]

@@ -17,7 +17,7 @@ use ingest::server;
 use ingest::store::{StoreError, VectorStore};
 use watcher::{CancellationToken, Metrics, Shared, WatchConfig};
 
-use crate::backend::IngestArgs;
+use crate::backend::{IngestArgs, ListenArgs};
 use crate::pipeline_sink::PipelineSink;
 use crate::signal::shutdown_signal;
 
@@ -26,12 +26,8 @@ pub const WATCHER_PREFIX: &str = "/watcher";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Address to listen on. Loopback by default: `cw run` is the single-machine shape
-    /// (use `cw serve` + `cw watch` to serve others).
-    #[arg(long, env = "CW_HOST", default_value = "127.0.0.1")]
-    pub host: String,
-    #[arg(long, env = "CW_PORT", default_value_t = 3000)]
-    pub port: u16,
+    #[command(flatten)]
+    pub listen: ListenArgs,
     #[command(flatten)]
     pub ingest: IngestArgs,
     #[command(flatten)]
@@ -59,10 +55,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         WATCHER_PREFIX,
         watcher::ops::router(shared.clone(), args.ingest.token.get().map(str::to_string)),
     );
-    let addr = format!("{}:{}", args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = args.listen.bind().await?;
     tracing::info!(
         addr = %listener.local_addr()?,
         store = %args.ingest.store.describe(),

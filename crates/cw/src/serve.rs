@@ -5,15 +5,13 @@
 use anyhow::Context;
 use ingest::server;
 
-use crate::backend::IngestArgs;
+use crate::backend::{IngestArgs, ListenArgs};
 use crate::signal::shutdown_signal;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, env = "CW_HOST", default_value = "0.0.0.0")]
-    pub host: String,
-    #[arg(long, env = "CW_PORT", default_value_t = 3000)]
-    pub port: u16,
+    #[command(flatten)]
+    pub listen: ListenArgs,
     #[command(flatten)]
     pub ingest: IngestArgs,
 }
@@ -22,10 +20,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = args.ingest.store.build()?;
     let embedder = args.ingest.embed.build()?;
     let state = args.ingest.state(store, embedder)?;
-    let addr = format!("{}:{}", args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = args.listen.bind().await?;
     tracing::info!(
         addr = %listener.local_addr()?,
         store = %args.ingest.store.describe(),

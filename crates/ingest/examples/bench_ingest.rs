@@ -329,7 +329,7 @@ async fn main() {
             .expect("json")
         })
         .collect();
-    let url = format!("{base}/api/v1/instances/sync");
+    let url = sync_model::api::url(&base, sync_model::api::INSTANCES_SYNC);
 
     let mut results = Vec::new();
     for (name, bodies) in [
