@@ -288,7 +288,7 @@ impl IngestArgs {
             pipeline,
             capabilities,
             ServerConfig {
-                auth_token: self.token.get().map(str::to_string),
+                auth_token: self.token.required()?.map(str::to_string),
                 max_body_bytes: self.max_body_bytes,
                 capabilities_collection: self.store.capabilities_collection.clone(),
             },

@@ -16,6 +16,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // The same token guards the resync endpoint: a blank one is a start-up error.
+    let token = args.standalone.ingest.token.required()?.map(str::to_string);
     let settings = args.config.settings();
     let client = watcher::kube_client()
         .await
@@ -44,7 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ops = tokio::spawn(watcher::ops::serve(
         listener,
         shared.clone(),
-        args.standalone.ingest.token.get().map(str::to_string),
+        token,
         ops_stop.clone(),
     ));
     let result = watcher::run(settings, client, Arc::new(sink), shared, shutdown).await;

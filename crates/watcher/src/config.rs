@@ -34,7 +34,22 @@ impl TokenArgs {
             .map(str::trim)
             .filter(|t| !t.is_empty())
     }
+
+    /// The token a server requires: `None` when none is configured, an error when one is
+    /// configured but blank. Auth fails closed: an empty key of an existing Secret must not
+    /// silently turn it off.
+    pub fn required(&self) -> Result<Option<&str>, BlankToken> {
+        match self.token.as_deref() {
+            None => Ok(None),
+            Some(_) => self.get().map(Some).ok_or(BlankToken),
+        }
+    }
 }
+
+/// A token was configured but is empty or whitespace only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("CW_INGEST_TOKEN (--token) is set but blank: set a token, or unset it to run without auth")]
+pub struct BlankToken;
 
 /// How a client reaches an ingest server: its token and the timeout of one request.
 #[derive(Debug, Clone, clap::Args)]
@@ -246,6 +261,9 @@ mod tests {
         }
         let blank = Cli::parse_from(["cw", "--token", "  "]);
         assert_eq!(blank.standalone.ingest.token.get(), None);
+        assert_eq!(blank.standalone.ingest.token.required(), Err(BlankToken));
+        let unset = Cli::parse_from(["cw"]);
+        assert_eq!(unset.standalone.ingest.token.required(), Ok(None));
     }
 
     #[test]
