@@ -240,6 +240,9 @@ impl Tracker {
 }
 
 /// Messages to change detection, in the order they happened.
+// Nearly every message is `Observed`, the large one: boxing it would cost an allocation
+// per watch event and save no memory.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     TypeAdded(TypeKey),
