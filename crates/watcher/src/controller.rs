@@ -109,26 +109,14 @@ pub async fn run(
     let (inputs, input_rx) = mpsc::channel::<Input>(4096);
     let tracker = seeded_tracker(stored.as_ref());
     let ready = shared.ready.clone();
-    stages.push(tokio::spawn(run_tracker(
-        tracker,
-        input_rx,
-        changes,
-        ready,
-        metrics.clone(),
-    )));
+    let detection = run_tracker(tracker, input_rx, changes, ready, metrics.clone());
+    stages.push(tokio::spawn(detection));
 
     // Capabilities follow the watched types: every rediscovery publishes them.
     let (capabilities, published) = watch::channel(Vec::new());
     let capability_sync = Background::spawn(&shutdown, |cancel| {
-        let (client, sink) = (client.clone(), sink.clone());
-        run_capability_sync(
-            client,
-            sink,
-            published,
-            settings.retry,
-            metrics.clone(),
-            cancel,
-        )
+        let (client, sink, retry) = (client.clone(), sink.clone(), settings.retry);
+        run_capability_sync(client, sink, published, retry, metrics.clone(), cancel)
     });
     let ctx = Context {
         client,
