@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::change::Change;
+use crate::deadline::sleep_until_some;
 use crate::metrics::Metrics;
 
 /// A change on its way to the buffer. `immediate` skips the debounce window: objects from
@@ -272,17 +273,14 @@ pub async fn run_buffer(
     metrics.pending_changes.set(0);
 }
 
-async fn sleep_until_some(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::tests::deployment;
+    use sync_model::ResourceInstance;
+
+    fn deployment(name: &str, app: &str) -> ResourceInstance {
+        sync_model::fixtures::deployment("default", name, app)
+    }
 
     const WINDOW: Duration = Duration::from_secs(10);
 

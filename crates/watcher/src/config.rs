@@ -7,7 +7,7 @@ use std::time::Duration;
 use sync_model::api;
 
 use crate::buffer::BufferConfig;
-use crate::controller::WatcherSettings;
+use crate::context::WatcherSettings;
 use crate::discovery::{NamespaceFilter, TypeFilter};
 use crate::sender::RetryConfig;
 use crate::sink::HttpSink;

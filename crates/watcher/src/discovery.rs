@@ -254,6 +254,31 @@ pub async fn discover_groups(
     Ok(out)
 }
 
+/// What a rediscovery looks at: the whole cluster, or some API groups (those whose
+/// CustomResourceDefinitions just changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiscoveryScope {
+    All,
+    Groups(Vec<String>),
+}
+
+/// The admitted types of `scope`, each with the group it covers: types of that group that
+/// are not listed are gone. `None` covers every group.
+pub async fn discover_scope(
+    client: &kube::Client,
+    scope: &DiscoveryScope,
+    filter: &TypeFilter,
+) -> Result<Vec<(Option<String>, Vec<ResourceType>)>, kube::Error> {
+    Ok(match scope {
+        DiscoveryScope::All => vec![(None, discover(client, filter).await?)],
+        DiscoveryScope::Groups(groups) => discover_groups(client, groups, filter)
+            .await?
+            .into_iter()
+            .map(|(group, types)| (Some(group), types))
+            .collect(),
+    })
+}
+
 async fn discover_in(
     client: &kube::Client,
     group: &APIGroup,

@@ -4,32 +4,39 @@
 //! [`discovery`] (which types) → [`source`] (one metadata-only watch per type) →
 //! [`extract`] (object → `ResourceInstance`) → [`tracker`] (change detection, relists,
 //! resync diff) → [`buffer`] (debounce and batching) → [`sender`] → a [`sink::SyncSink`].
-//! [`controller`] wires them; [`ops`] serves health, readiness, metrics and resync.
+//! [`controller`] wires them around one context, keeps the per-type watches in step with
+//! discovery and runs [`resync`]; [`ops`] serves health, readiness, metrics and resync.
 //! [`capabilities`] keeps the capability records (one per watched type) current beside them.
 
 pub mod buffer;
 pub mod capabilities;
 pub mod change;
 pub mod config;
+mod context;
 pub mod controller;
+mod deadline;
 pub mod discovery;
+pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod oneshot;
 pub mod ops;
+pub mod resync;
 pub mod sender;
 pub mod sink;
 pub mod source;
 pub mod tracker;
-
-use std::time::Duration;
+mod watches;
 
 pub use change::{Change, ContentHash};
 pub use config::{IngestClientArgs, StandaloneArgs, TokenArgs, WatchConfig};
-pub use controller::{run, ResyncReport, ResyncScope, Shared, WatcherSettings};
+pub use context::WatcherSettings;
+pub use controller::{run, Shared};
 pub use discovery::{discover, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
+pub use error::WatchError;
 pub use extract::{extract_instance, ExtractError};
 pub use metrics::Metrics;
+pub use resync::{ResyncReport, ResyncScope};
 pub use sink::{HttpSink, SinkError, SyncSink};
 pub use tokio_util::sync::CancellationToken;
 
@@ -37,13 +44,4 @@ pub use tokio_util::sync::CancellationToken;
 /// account, as kubectl would choose.
 pub async fn kube_client() -> Result<kube::Client, kube::Error> {
     kube::Client::try_default().await
-}
-
-/// What can stop the watcher.
-#[derive(Debug, thiserror::Error)]
-pub enum WatchError {
-    #[error("this watcher's shared state is already used by a running watcher")]
-    AlreadyRunning,
-    #[error("shutdown timeout ({0:?}) reached with changes still pending")]
-    ShutdownTimeout(Duration),
 }

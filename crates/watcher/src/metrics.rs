@@ -54,95 +54,100 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// `metric`, registered in `r` under `name` with `help`.
+fn registered<M: prometheus_client::registry::Metric + Clone>(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    r.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     pub fn new() -> Self {
-        let events_seen = Family::<TypeLabels, Counter>::default();
-        let items_sent = Family::<OpLabels, Counter>::default();
-        let batches_sent = Counter::default();
-        let send_retries = Counter::default();
-        let items_rejected = Counter::default();
-        let watch_errors = Family::<TypeLabels, Counter>::default();
-        let pending_changes = Gauge::default();
-        let watched_types = Gauge::default();
-        let resync_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 14));
-        let capability_syncs = Counter::default();
-        let capability_sync_failures = Counter::default();
-        let capability_records_sent = Counter::default();
-        let mut r = Registry::with_prefix("cw_watcher");
-        r.register(
-            "events_seen",
-            "Watch events received, by type",
-            events_seen.clone(),
-        );
-        r.register(
-            "items_sent",
-            "Upserts and deletes accepted by the ingest server",
-            items_sent.clone(),
-        );
-        r.register(
-            "batches_sent",
-            "Batches accepted by the ingest server",
-            batches_sent.clone(),
-        );
-        r.register(
-            "send_retries",
-            "Sends retried after a retryable failure",
-            send_retries.clone(),
-        );
-        r.register(
-            "items_rejected",
-            "Items rejected by the ingest server (4xx) and dropped",
-            items_rejected.clone(),
-        );
-        r.register(
-            "watch_errors",
-            "Watch stream errors (each followed by a resume or relist)",
-            watch_errors.clone(),
-        );
-        r.register(
-            "pending_changes",
-            "Changes waiting in the debounce buffer",
-            pending_changes.clone(),
-        );
-        r.register(
-            "watched_types",
-            "Resource types being watched",
-            watched_types.clone(),
-        );
-        r.register(
-            "resync_duration_seconds",
-            "Duration of full resyncs",
-            resync_seconds.clone(),
-        );
-        r.register(
-            "capability_syncs",
-            "Capability syncs (one record per watched type) that succeeded",
-            capability_syncs.clone(),
-        );
-        r.register(
-            "capability_sync_failures",
-            "Capability sync attempts that failed (retried when retryable)",
-            capability_sync_failures.clone(),
-        );
-        r.register(
-            "capability_records_sent",
-            "Capability records sent to ingest (upserts plus deletes)",
-            capability_records_sent.clone(),
-        );
+        let mut registry = Registry::with_prefix("cw_watcher");
+        let r = &mut registry;
+        let metrics = Metrics {
+            events_seen: registered(
+                r,
+                "events_seen",
+                "Watch events received, by type",
+                Family::default(),
+            ),
+            items_sent: registered(
+                r,
+                "items_sent",
+                "Upserts and deletes accepted by the ingest server",
+                Family::default(),
+            ),
+            batches_sent: registered(
+                r,
+                "batches_sent",
+                "Batches accepted by the ingest server",
+                Counter::default(),
+            ),
+            send_retries: registered(
+                r,
+                "send_retries",
+                "Sends retried after a retryable failure",
+                Counter::default(),
+            ),
+            items_rejected: registered(
+                r,
+                "items_rejected",
+                "Items rejected by the ingest server (4xx) and dropped",
+                Counter::default(),
+            ),
+            watch_errors: registered(
+                r,
+                "watch_errors",
+                "Watch stream errors (each followed by a resume or relist)",
+                Family::default(),
+            ),
+            pending_changes: registered(
+                r,
+                "pending_changes",
+                "Changes waiting in the debounce buffer",
+                Gauge::default(),
+            ),
+            watched_types: registered(
+                r,
+                "watched_types",
+                "Resource types being watched",
+                Gauge::default(),
+            ),
+            resync_seconds: registered(
+                r,
+                "resync_duration_seconds",
+                "Duration of full resyncs",
+                Histogram::new(exponential_buckets(0.05, 2.0, 14)),
+            ),
+            capability_syncs: registered(
+                r,
+                "capability_syncs",
+                "Capability syncs (one record per watched type) that succeeded",
+                Counter::default(),
+            ),
+            capability_sync_failures: registered(
+                r,
+                "capability_sync_failures",
+                "Capability sync attempts that failed (retried when retryable)",
+                Counter::default(),
+            ),
+            capability_records_sent: registered(
+                r,
+                "capability_records_sent",
+                "Capability records sent to ingest (upserts plus deletes)",
+                Counter::default(),
+            ),
+            // Replaced below, once every metric is registered.
+            registry: Arc::default(),
+        };
         Metrics {
-            events_seen,
-            items_sent,
-            batches_sent,
-            send_retries,
-            items_rejected,
-            watch_errors,
-            pending_changes,
-            watched_types,
-            resync_seconds,
-            capability_syncs,
-            capability_sync_failures,
-            capability_records_sent,
-            registry: Arc::new(r),
+            registry: Arc::new(registry),
+            ..metrics
         }
     }
 

@@ -13,10 +13,11 @@ use sync_model::{ResourceId, ResourceInstance, SyncPayload};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::discovery::{NamespaceFilter, TypeFilter};
+use crate::discovery::{discover, NamespaceFilter, ResourceType, TypeFilter};
 use crate::metrics::Metrics;
 use crate::sender::{self, Delivered, DeliveryError, Retries, RetryConfig};
 use crate::sink::{SinkError, SyncSink};
+use crate::source::list_type;
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -130,7 +131,7 @@ pub async fn sync_once(
     .map_err(SyncError::StoredHashes)?;
     progress.log(format!("the store holds {} documents", stored.len()));
 
-    let resource_types = crate::discover(client, types)
+    let resource_types = discover(client, types)
         .await
         .map_err(SyncError::Discovery)?;
     progress.start_types(resource_types.len() as u64);
@@ -145,25 +146,15 @@ pub async fn sync_once(
         options.clone(),
         progress.clone(),
     ));
-    let mut failed_types = Vec::new();
-    for ty in &resource_types {
-        if pages.is_closed() {
-            break; // the sender failed; its error is reported below
-        }
-        let listed = crate::source::list_type(client, ty, namespaces, options.page_size, {
-            let pages = &pages;
-            move |page| async move {
-                let _ = pages.send(page).await;
-            }
-        })
-        .await;
-        if let Err(e) = listed {
-            tracing::error!(resource_type = %ty.key(), error = %e, "listing failed");
-            failed_types.push(ty.qualified_plural());
-        }
-        progress.type_done();
-    }
-    drop(pages);
+    let failed_types = list_types(
+        client,
+        &resource_types,
+        namespaces,
+        options,
+        pages,
+        &*progress,
+    )
+    .await;
     let sent = sending
         .await
         .map_err(|e| SyncError::Task(e.to_string()))??;
@@ -179,17 +170,9 @@ pub async fn sync_once(
     };
     let ghosts = sent.diff.into_ghosts();
     if failed_types.is_empty() {
-        progress.log(format!("removing {} documents", ghosts.len()));
-        for chunk in ghosts.chunks(options.batch_size) {
-            let payload = SyncPayload {
-                upserts: Vec::new(),
-                deletes: chunk.to_vec(),
-            };
-            let delivered = deliver(sink.as_ref(), payload, options).await?;
-            summary.rejected += delivered.rejected;
-            summary.removed += delivered.accepted;
-            progress.removed(delivered.accepted as u64);
-        }
+        let removed = remove(sink.as_ref(), &ghosts, options, &*progress).await?;
+        summary.rejected += removed.rejected;
+        summary.removed += removed.accepted;
     } else if !ghosts.is_empty() {
         tracing::warn!(
             documents = ghosts.len(),
@@ -199,6 +182,59 @@ pub async fn sync_once(
     summary.failed_types = failed_types;
     summary.duration = started.elapsed();
     Ok(summary)
+}
+
+/// Lists every type into `pages`, until the sender stops taking them; the types whose
+/// listing failed, by qualified plural.
+async fn list_types(
+    client: &kube::Client,
+    resource_types: &[ResourceType],
+    namespaces: &NamespaceFilter,
+    options: &SyncOptions,
+    pages: mpsc::Sender<Vec<ResourceInstance>>,
+    progress: &dyn Progress,
+) -> Vec<String> {
+    let mut failed_types = Vec::new();
+    for ty in resource_types {
+        if pages.is_closed() {
+            break; // the sender failed; its error is reported by the caller
+        }
+        let listed = list_type(client, ty, namespaces, options.page_size, {
+            let pages = &pages;
+            move |page| async move {
+                let _ = pages.send(page).await;
+            }
+        })
+        .await;
+        if let Err(e) = listed {
+            tracing::error!(resource_type = %ty.key(), error = %e, "listing failed");
+            failed_types.push(ty.qualified_plural());
+        }
+        progress.type_done();
+    }
+    failed_types
+}
+
+/// Removes the documents of `ghosts` in batches; what was removed and refused.
+async fn remove(
+    sink: &dyn SyncSink,
+    ghosts: &[ResourceId],
+    options: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<Delivered, SyncError> {
+    progress.log(format!("removing {} documents", ghosts.len()));
+    let mut removed = Delivered::default();
+    for chunk in ghosts.chunks(options.batch_size) {
+        let payload = SyncPayload {
+            upserts: Vec::new(),
+            deletes: chunk.to_vec(),
+        };
+        let delivered = deliver(sink, payload, options).await?;
+        removed.rejected += delivered.rejected;
+        removed.accepted += delivered.accepted;
+        progress.removed(delivered.accepted as u64);
+    }
+    Ok(removed)
 }
 
 /// What the sender did with the listed objects.
@@ -297,7 +333,10 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::tests::deployment;
+
+    fn deployment(name: &str, app: &str) -> ResourceInstance {
+        sync_model::fixtures::deployment("default", name, app)
+    }
 
     #[test]
     fn the_diff_tells_new_changed_and_unchanged_apart_and_leaves_the_ghosts() {

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use sync_model::api;
 use sync_model::{BearerToken, ErrorBody};
 
-use crate::controller::{ResyncScope, Shared};
+use crate::controller::Shared;
+use crate::resync::{ResyncReport, ResyncScope};
 
 #[derive(Clone)]
 struct OpsState {
@@ -115,7 +116,7 @@ pub enum ResyncRequestError {
 pub async fn request_resync(
     base_url: &str,
     token: Option<&str>,
-) -> Result<crate::controller::ResyncReport, ResyncRequestError> {
+) -> Result<ResyncReport, ResyncRequestError> {
     request_resync_of(base_url, token, ResyncScope::All).await
 }
 
@@ -124,7 +125,7 @@ pub async fn request_resync_of(
     base_url: &str,
     token: Option<&str>,
     scope: ResyncScope,
-) -> Result<crate::controller::ResyncReport, ResyncRequestError> {
+) -> Result<ResyncReport, ResyncRequestError> {
     let only = match scope {
         ResyncScope::All => "",
         ResyncScope::Instances => "?only=instances",

@@ -1,8 +1,9 @@
 //! Source: one metadata-only watch per resource type (kube-runtime `watcher` over
-//! `PartialObjectMeta`), turned into observations for change detection. kube-runtime
-//! resumes from the last resourceVersion after a dropped watch and relists after a 410
-//! Gone; a relist arrives as `RelistStart`, the listed objects, `RelistDone`, so that
-//! objects deleted meanwhile are noticed and nothing is invented.
+//! `PartialObjectMeta`), turned into observations for change detection, and the watch of
+//! CustomResourceDefinitions that tells the controller which API groups changed.
+//! kube-runtime resumes from the last resourceVersion after a dropped watch and relists
+//! after a 410 Gone; a relist arrives as `RelistStart`, the listed objects, `RelistDone`,
+//! so that objects deleted meanwhile are noticed and nothing is invented.
 
 use std::sync::Arc;
 
@@ -15,11 +16,10 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::controller::Input;
 use crate::discovery::{NamespaceFilter, ResourceType};
 use crate::extract::extract_instance;
 use crate::metrics::{Metrics, TypeLabels};
-use crate::tracker::Observation;
+use crate::tracker::{Input, Observation};
 
 type Meta = PartialObjectMeta<DynamicObject>;
 
@@ -125,6 +125,58 @@ pub async fn watch_type(
             }
         };
         if out.send(Input::Observed(key.clone(), obs)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Watches CustomResourceDefinitions (metadata only) and reports the group of each one that
+/// is created, changed or deleted (a CRD's name is `<plural>.<group>`), or `None` when the
+/// CRD watch had to relist (after a 410) and anything may have changed.
+pub async fn watch_crds(
+    client: kube::Client,
+    groups: mpsc::Sender<Option<String>>,
+    cancel: CancellationToken,
+) {
+    let ty = ResourceType::new(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+    );
+    let mut stream =
+        std::pin::pin!(
+            watcher::watcher(meta_api(&client, &ty), watcher::Config::default()).default_backoff()
+        );
+    let mut first_list = true;
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => return,
+            e = stream.next() => e,
+        };
+        let report = match event {
+            None => return,
+            // Existing CRDs are covered by the full discovery at start; a later relist
+            // may hide any number of changes, so it asks for a full rediscovery.
+            Some(Ok(Event::InitDone)) if first_list => {
+                first_list = false;
+                continue;
+            }
+            Some(Ok(Event::InitDone)) => None,
+            Some(Ok(Event::Init | Event::InitApply(_))) => continue,
+            Some(Ok(Event::Apply(obj) | Event::Delete(obj))) => {
+                match obj.metadata.name.as_deref().and_then(|n| n.split_once('.')) {
+                    Some((_, group)) => Some(group.to_string()),
+                    None => continue,
+                }
+            }
+            Some(Err(e)) => {
+                warn!(error = %e, "CRD watch failed; resuming");
+                continue;
+            }
+        };
+        if groups.send(report).await.is_err() {
             return;
         }
     }

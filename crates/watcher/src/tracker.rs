@@ -1,14 +1,21 @@
 //! Transform: change detection. Keeps, per watched type, each object's id and content hash
 //! (never the object), turns watch observations into changes, and sends nothing when an
 //! update changes nothing indexed. It also settles relists (objects missing from a relist
-//! were deleted) and the resync diff against what the store holds.
+//! were deleted) and the resync diff against what the store holds. [`run_tracker`] is the
+//! stage's task: [`Input`]s in, in the order they happened; [`Pending`] changes out.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use sync_model::{ResourceId, ResourceInstance};
+use tokio::sync::{mpsc, oneshot};
+use tracing::info;
 
+use crate::buffer::Pending;
 use crate::change::{Change, ContentHash};
 use crate::discovery::TypeKey;
+use crate::metrics::Metrics;
 
 /// What a type's watch saw, already extracted and filtered.
 #[derive(Debug, Clone, PartialEq)]
@@ -229,6 +236,89 @@ impl Tracker {
             }
         }
         out.len() - before
+    }
+}
+
+/// Messages to change detection, in the order they happened.
+// Nearly every message is `Observed`, the large one: boxing it would cost an allocation
+// per watch event and save no memory.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Input {
+    TypeAdded(TypeKey),
+    TypeRemoved(TypeKey),
+    /// The API server forbids this type (403): it is dropped like a type that is not watched,
+    /// so readiness does not wait for it and its stored documents are removed.
+    Forbidden(TypeKey),
+    /// Discovery at start-up is complete: once all these types are synced, the watcher is
+    /// ready and stored objects of types not watched are deleted.
+    InitialTypesRegistered,
+    Observed(TypeKey, Observation),
+    ResyncPage {
+        stored: Arc<HashMap<ResourceId, String>>,
+        page: Vec<ResourceInstance>,
+        reply: oneshot::Sender<ResyncCounts>,
+    },
+    ResyncGhosts {
+        stored: Arc<HashMap<ResourceId, String>>,
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+/// Change detection as a task: applies `inputs` to `tracker` until they close, and sends
+/// the resulting changes on. Sets `ready` once every type of the initial discovery has been
+/// listed; until then a resync deletes nothing, as the watcher does not know everything yet.
+pub async fn run_tracker(
+    mut tracker: Tracker,
+    mut inputs: mpsc::Receiver<Input>,
+    changes: mpsc::Sender<Pending>,
+    ready: Arc<AtomicBool>,
+    metrics: Metrics,
+) {
+    let mut initial_registered = false;
+    let mut out = Vec::new();
+    while let Some(input) = inputs.recv().await {
+        // Objects of a (re)list are sent without debounce: they are not a burst of edits.
+        let mut immediate = false;
+        match input {
+            Input::TypeAdded(key) => tracker.watch_type(key),
+            Input::TypeRemoved(key) | Input::Forbidden(key) => tracker.unwatch_type(&key, &mut out),
+            Input::InitialTypesRegistered => initial_registered = true,
+            Input::Observed(key, obs) => {
+                immediate = tracker.is_relisting(&key);
+                tracker.observe(&key, obs, &mut out)
+            }
+            Input::ResyncPage {
+                stored,
+                page,
+                reply,
+            } => {
+                let _ = reply.send(tracker.resync_page(&stored, page, &mut out));
+            }
+            Input::ResyncGhosts { stored, reply } => {
+                let n = if ready.load(Ordering::Relaxed) {
+                    tracker.resync_ghosts(&stored, &mut out)
+                } else {
+                    0
+                };
+                let _ = reply.send(n);
+            }
+        }
+        if initial_registered && !ready.load(Ordering::Relaxed) && tracker.all_synced() {
+            tracker.drop_unwatched(&mut out);
+            ready.store(true, Ordering::Relaxed);
+            info!(
+                types = tracker.watched_types(),
+                objects = tracker.len(),
+                "initial sync listed every watched type"
+            );
+        }
+        metrics.watched_types.set(tracker.watched_types() as i64);
+        for change in out.drain(..) {
+            if changes.send(Pending { change, immediate }).await.is_err() {
+                return;
+            }
+        }
     }
 }
 

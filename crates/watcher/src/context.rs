@@ -1,0 +1,40 @@
+//! What the running controller's parts share, built once by `run` (kube-rs controller-rs's
+//! `Context` is the model): the Kubernetes client, the settings, the sink, the way into
+//! change detection, the metrics and the watched types published to the capability sync.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::buffer::BufferConfig;
+use crate::discovery::{NamespaceFilter, ResourceType, TypeFilter};
+use crate::metrics::Metrics;
+use crate::sender::RetryConfig;
+use crate::sink::SyncSink;
+use crate::tracker::Input;
+
+/// Everything the watcher needs besides a Kubernetes client and a sink.
+#[derive(Debug, Clone)]
+pub struct WatcherSettings {
+    pub buffer: BufferConfig,
+    pub retry: RetryConfig,
+    pub types: TypeFilter,
+    pub namespaces: NamespaceFilter,
+    pub resync_interval: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+/// Shared by the watches, the control loop and resync.
+pub(crate) struct Context {
+    pub client: kube::Client,
+    pub settings: WatcherSettings,
+    pub sink: Arc<dyn SyncSink>,
+    /// Change detection's inbox. Change detection ends once every sender is dropped, so
+    /// the context is dropped at shutdown before the pipeline drains.
+    pub inputs: mpsc::Sender<Input>,
+    pub metrics: Metrics,
+    /// The watched types, for the capability records: each publication makes the
+    /// capability sync bring the records up to date.
+    pub capabilities: watch::Sender<Vec<ResourceType>>,
+}
