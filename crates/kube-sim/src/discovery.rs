@@ -48,8 +48,20 @@ fn group_doc(name: &str, versions: &[String]) -> Value {
     })
 }
 
-pub fn api_group_list(types: &[Arc<ResourceType>]) -> Value {
-    let groups: Vec<Value> = groups(types)
+/// Served groups plus the aggregated ones (group -> version) that no resource type serves.
+fn all_groups(
+    types: &[Arc<ResourceType>],
+    aggregated: &BTreeMap<String, String>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut gs = groups(types);
+    for (g, v) in aggregated {
+        gs.entry(g.clone()).or_insert_with(|| vec![v.clone()]);
+    }
+    gs
+}
+
+pub fn api_group_list(types: &[Arc<ResourceType>], aggregated: &BTreeMap<String, String>) -> Value {
+    let groups: Vec<Value> = all_groups(types, aggregated)
         .iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, vs)| group_doc(g, vs))
@@ -57,8 +69,12 @@ pub fn api_group_list(types: &[Arc<ResourceType>]) -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn api_group(types: &[Arc<ResourceType>], group: &str) -> Option<Value> {
-    let gs = groups(types);
+pub fn api_group(
+    types: &[Arc<ResourceType>],
+    aggregated: &BTreeMap<String, String>,
+    group: &str,
+) -> Option<Value> {
+    let gs = all_groups(types, aggregated);
     let vs = gs.get(group).filter(|_| !group.is_empty())?;
     let mut doc = group_doc(group, vs);
     doc["kind"] = json!("APIGroup");
@@ -66,8 +82,14 @@ pub fn api_group(types: &[Arc<ResourceType>], group: &str) -> Option<Value> {
     Some(doc)
 }
 
-/// `APIResourceList` of one group/version, or None when nothing is served there.
-pub fn api_resource_list(types: &[Arc<ResourceType>], group: &str, version: &str) -> Option<Value> {
+/// `APIResourceList` of one group/version, or None when nothing is served there. An aggregated
+/// group without resource types of its own has an empty list.
+pub fn api_resource_list(
+    types: &[Arc<ResourceType>],
+    aggregated: &BTreeMap<String, String>,
+    group: &str,
+    version: &str,
+) -> Option<Value> {
     let mut resources = Vec::new();
     for t in types
         .iter()
@@ -92,8 +114,20 @@ pub fn api_resource_list(types: &[Arc<ResourceType>], group: &str, version: &str
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if t.has_scale() {
+            // kubectl scale finds the Scale kind of the subresource here (group and version).
+            resources.push(json!({
+                "name": format!("{}/scale", t.plural),
+                "singularName": "",
+                "namespaced": t.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
-    if resources.is_empty() {
+    if resources.is_empty() && aggregated.get(group).is_none_or(|v| v != version) {
         return None;
     }
     let gv = if group.is_empty() {

@@ -44,7 +44,9 @@ pub mod error;
 mod faults;
 pub mod generator;
 pub mod patch;
+mod protobuf;
 pub mod resources;
+mod scale;
 mod seed;
 pub mod selector;
 mod server;
@@ -155,6 +157,7 @@ impl SimServer {
             bookmark_interval: config.bookmark_interval,
             addr,
             open_watches: AtomicUsize::new(0),
+            aggregated: Default::default(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             seed::apply_object(
@@ -489,8 +492,31 @@ impl SimHandle {
         self.sim.faults.set_paused(false);
     }
 
+    /// Injects a fault (see [`Fault`]); a discovery fault ([`Fault::on_group`]) on a group the
+    /// simulator does not serve lists that group in `/apis` as an aggregated API from then on.
     pub fn inject_fault(&self, fault: Fault) {
-        self.sim.faults.inject(fault);
+        self.sim.inject_fault(fault);
+    }
+
+    /// The faults still in force (used-up and expired ones are gone).
+    pub fn faults(&self) -> Vec<Fault> {
+        self.sim.faults.list()
+    }
+
+    /// Lists an aggregated API group (e.g. `metrics.k8s.io`, `v1beta1`) in discovery, with no
+    /// resources of its own, as an APIService does.
+    pub fn add_aggregated_group(&self, group: &str, version: &str) {
+        self.sim.add_aggregated_group(group, version);
+    }
+
+    /// An API server restart as watchers see it: every open watch ends, and a watch resuming
+    /// from any resourceVersion handed out before gets 410 Expired, so every watcher relists.
+    /// Objects are kept. Returns how many watches were open. (For downtime, [`SimHandle::pause`]
+    /// first and [`SimHandle::resume`] after.)
+    pub fn restart_api_server(&self) -> usize {
+        let n = self.open_watches();
+        self.sim.restart();
+        n
     }
 
     pub fn clear_faults(&self) {
