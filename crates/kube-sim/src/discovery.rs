@@ -127,7 +127,9 @@ pub fn api_resource_list(
             }));
         }
     }
-    if resources.is_empty() && aggregated.get(group).is_none_or(|v| v != version) {
+    if aggregated.get(group).is_some_and(|v| v == version) {
+        resources.extend(aggregated_resources(group));
+    } else if resources.is_empty() {
         return None;
     }
     let gv = if group.is_empty() {
@@ -138,6 +140,25 @@ pub fn api_resource_list(
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
+}
+
+/// What an aggregated group's discovery lists: metrics-server's two read-only metrics types for
+/// `metrics.k8s.io` (client-go calls an empty list a failed discovery), nothing for others (a
+/// custom metrics adapter without metrics). Their objects are not served.
+fn aggregated_resources(group: &str) -> Vec<Value> {
+    if group != "metrics.k8s.io" {
+        return Vec::new();
+    }
+    [
+        ("nodes", "NodeMetrics", false),
+        ("pods", "PodMetrics", true),
+    ]
+    .into_iter()
+    .map(|(plural, kind, namespaced)| {
+        json!({"name": plural, "singularName": "", "namespaced": namespaced, "kind": kind,
+                "verbs": ["get", "list"]})
+    })
+    .collect()
 }
 
 /// `/openapi/v3`: one entry per served group/version.

@@ -25,8 +25,10 @@ pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
 /// Every protobuf-encoded Kubernetes object starts with these four bytes.
 const MAGIC: &[u8] = b"k8s\0";
 
-/// Go's zero `time.Time` (0001-01-01T00:00:00Z) in Unix seconds: what a Go client encodes for an
-/// unset non-pointer `metav1.Time` such as `creationTimestamp`, and JSON `null` on a real server.
+/// Go's zero `time.Time` (0001-01-01T00:00:00Z) in Unix seconds. A Go client writes an unset
+/// non-pointer `metav1.Time` (`creationTimestamp`) as an empty message, and a real server reads
+/// an empty message back as the zero time, JSON `null`
+/// (k8s.io/apimachinery/pkg/apis/meta/v1/time_proto.go); this spelling of it is null as well.
 const GO_ZERO_TIME_SECS: i64 = -62_135_596_800;
 
 fn bad(msg: impl Into<String>) -> SimError {
@@ -254,6 +256,9 @@ fn decode_value(kind: &Kind, v: WireValue<'_>, field: &str) -> Result<Value, Sim
 /// `metav1.Time` (RFC 3339, seconds) or `metav1.MicroTime` (microseconds) from
 /// `message { optional int64 seconds = 1; optional int32 nanos = 2; }`; Go's zero time is null.
 fn time(b: &[u8], micro: bool) -> Result<Value, SimError> {
+    if b.is_empty() {
+        return Ok(Value::Null);
+    }
     let (mut secs, mut nanos) = (0i64, 0u32);
     let mut r = Reader::new(b);
     while let Some((tag, v)) = r.next_field()? {

@@ -171,9 +171,13 @@ fn times_are_rfc3339_and_the_go_zero_time_is_left_out() {
     })
     .msg(2, |t| {
         t.int(1, 1_700_000_000).int(2, 123_456_000);
+    })
+    .msg(13, |t| {
+        t.int(1, GO_ZERO_TIME_SECS);
     });
     let obj = decode_object(&envelope("events.k8s.io/v1", "Event", &ev)).unwrap();
     assert!(obj["metadata"].get("creationTimestamp").is_none());
+    assert!(obj.get("deprecatedFirstTimestamp").is_none(), "{obj}");
     assert_eq!(obj["metadata"]["deletionTimestamp"], "2023-11-14T22:13:20Z");
     assert_eq!(obj["eventTime"], "2023-11-14T22:13:20.123456Z");
 }
