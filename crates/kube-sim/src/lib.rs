@@ -1,6 +1,7 @@
 //! # kube-sim: a Kubernetes API simulator for tests, benchmarks and demos
 //!
-//! Speaks enough of the Kubernetes HTTP API (JSON only) that kube-rs (including
+//! Speaks enough of the Kubernetes HTTP API (JSON answers; JSON or, for built-in kinds,
+//! protobuf request bodies) that kube-rs (including
 //! `kube::runtime::watcher`, metadata-only watches and streaming lists) and the real `kubectl`
 //! work against it unchanged. Test support only: no production crate depends on it.
 //! See `docs/simulator.md` for what it implements and where it differs from a real API server.
@@ -31,6 +32,13 @@
 //! sim.pause(); sim.resume(); // requests (and watch deliveries) wait while paused
 //! sim.inject_fault(Fault::error(503).on_resource("pods").on_verb("list").times(2));
 //! sim.inject_fault(Fault::latency(std::time::Duration::from_millis(200)).on_verb("watch"));
+//! // metrics.k8s.io listed in /apis but its discovery answering 503 for a minute:
+//! sim.inject_fault(Fault::error(503).on_group("metrics.k8s.io")
+//!     .for_duration(std::time::Duration::from_secs(60)));
+//! // one 403 on the next watch of ConfigMaps (e.g. a reconnect after drop_watches):
+//! sim.inject_fault(Fault::error(403).on_resource("configmaps").on_verb("watch").times(1));
+//! sim.restart_api_server(); // every watch ends; resuming from any old resourceVersion is 410
+//! let _still_in_force = sim.faults();
 //! sim.clear_faults();
 //! assert!(sim.request_count("configmaps", "watch") <= 10);
 //! let _expired = sim.expired_watches(); // watches answered 410 so far

@@ -266,7 +266,7 @@ fn stored(c: &Cluster, api_version: &str, kind: &str, name: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_create_commands_send_protobuf_and_the_objects_are_stored() {
+async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
     let c = Cluster::start().await;
     assert!(c
         .run(&["create", "namespace", "shop"])
