@@ -70,8 +70,9 @@ impl Sim {
     /// An API server restart: every open watch ends, and resuming from any resourceVersion
     /// handed out before gets 410 Expired (see [`Store::restart`]).
     pub fn restart(&self) {
-        self.faults.drop_watches();
+        // History first: a watch reopened between the two steps must not resume.
         self.store.restart();
+        self.faults.drop_watches();
     }
 }
 
@@ -818,6 +819,34 @@ fn default_aggregated_version() -> String {
     "v1beta1".to_string()
 }
 
+/// `POST /_sim/restart`, optionally `{"downtimeMs": N}`: requests wait out the downtime (as
+/// clients retrying a restarting server do) and the answer comes after it.
+async fn admin_restart(sim: &Sim, body: &[u8]) -> Response {
+    let n = sim.open_watches.load(Ordering::SeqCst);
+    let downtime = match serde_json::from_slice::<RestartRequest>(body) {
+        Ok(r) => r.downtime_ms.map(Duration::from_millis),
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => None,
+        Err(e) => {
+            return error_response(&SimError::BadRequest(format!(
+                "invalid restart request: {e}"
+            )))
+        }
+    };
+    match downtime {
+        Some(d) => {
+            sim.faults.set_paused(true);
+            sim.restart();
+            tokio::time::sleep(d).await;
+            sim.faults.set_paused(false);
+        }
+        None => sim.restart(),
+    }
+    json_value(
+        200,
+        &json!({"droppedWatches": n, "resourceVersion": sim.store.resource_version().to_string()}),
+    )
+}
+
 async fn admin(sim: &Sim, method: &Method, rest: &str, body: &[u8]) -> Response {
     let ok = |v: Value| json_value(200, &v);
     match (method, rest) {
@@ -838,30 +867,7 @@ async fn admin(sim: &Sim, method: &Method, rest: &str, body: &[u8]) -> Response 
             sim.faults.set_paused(false);
             ok(json!({"paused": false}))
         }
-        (&Method::POST, "restart") => {
-            let n = sim.open_watches.load(Ordering::SeqCst);
-            let downtime = match serde_json::from_slice::<RestartRequest>(body) {
-                Ok(r) => r.downtime_ms.map(Duration::from_millis),
-                Err(_) if body.iter().all(u8::is_ascii_whitespace) => None,
-                Err(e) => {
-                    return error_response(&SimError::BadRequest(format!(
-                        "invalid restart request: {e}"
-                    )))
-                }
-            };
-            if let Some(d) = downtime {
-                // Requests wait out the downtime, as clients retrying a restarting server do.
-                sim.faults.set_paused(true);
-                sim.restart();
-                tokio::time::sleep(d).await;
-                sim.faults.set_paused(false);
-            } else {
-                sim.restart();
-            }
-            ok(
-                json!({"droppedWatches": n, "resourceVersion": sim.store.resource_version().to_string()}),
-            )
-        }
+        (&Method::POST, "restart") => admin_restart(sim, body).await,
         (&Method::GET, "apigroups") => ok(json!(sim.aggregated_groups())),
         (&Method::POST, "apigroups") => match serde_json::from_slice::<AggregatedGroup>(body) {
             Ok(g) => {
