@@ -39,9 +39,6 @@ pub struct Fault {
     /// comes first.
     #[serde(default, rename = "forMs", with = "millis")]
     pub duration: Option<Duration>,
-    /// When the fault disappears, set at injection from `duration`.
-    #[serde(skip)]
-    expires_at: Option<Instant>,
 }
 
 mod millis {
@@ -114,9 +111,17 @@ impl Fault {
                 .is_none_or(|r| r == plural || r == qualified)
             && self.verb.as_deref().is_none_or(|v| v == verb)
     }
+}
 
+/// An injected fault and when it disappears (from its `duration`, set at injection).
+struct Rule {
+    fault: Fault,
+    expires_at: Option<Instant>,
+}
+
+impl Rule {
     fn expired(&self, now: Instant) -> bool {
-        self.times == Some(0) || self.expires_at.is_some_and(|t| now >= t)
+        self.fault.times == Some(0) || self.expires_at.is_some_and(|t| now >= t)
     }
 }
 
@@ -129,7 +134,7 @@ pub struct Verdict {
 
 /// Fault state shared by the server and the handle.
 pub struct Faults {
-    rules: Mutex<Vec<Fault>>,
+    rules: Mutex<Vec<Rule>>,
     counters: Mutex<BTreeMap<(String, String), u64>>,
     paused: watch::Sender<bool>,
     /// Bumped to end every open watch.
@@ -148,9 +153,12 @@ impl Default for Faults {
 }
 
 impl Faults {
-    pub fn inject(&self, mut f: Fault) {
-        f.expires_at = f.duration.map(|d| Instant::now() + d);
-        self.rules.lock().unwrap_or_else(|e| e.into_inner()).push(f);
+    pub fn inject(&self, fault: Fault) {
+        let expires_at = fault.duration.map(|d| Instant::now() + d);
+        self.rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Rule { fault, expires_at });
     }
 
     pub fn clear(&self) {
@@ -162,18 +170,18 @@ impl Faults {
         let now = Instant::now();
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         rules.retain(|r| !r.expired(now));
-        rules.clone()
+        rules.iter().map(|r| r.fault.clone()).collect()
     }
 
     /// Counts the request and decides its faults.
     pub fn on_request(&self, plural: &str, qualified: &str, verb: &str) -> Verdict {
-        self.decide(plural, verb, |r| r.matches(plural, qualified, verb))
+        self.decide(plural, verb, |f| f.matches(plural, qualified, verb))
     }
 
     /// Counts a discovery request of an API group (counter `group/discovery`) and decides its
     /// faults.
     pub fn on_discovery(&self, group: &str) -> Verdict {
-        self.decide(group, "discovery", |r| r.group.as_deref() == Some(group))
+        self.decide(group, "discovery", |f| f.group.as_deref() == Some(group))
     }
 
     fn decide(&self, counter: &str, verb: &str, applies: impl Fn(&Fault) -> bool) -> Verdict {
@@ -190,7 +198,11 @@ impl Faults {
         }
         let now = Instant::now();
         rules.retain(|r| !r.expired(now));
-        for r in rules.iter_mut().filter(|r| applies(r)) {
+        for r in rules
+            .iter_mut()
+            .filter(|r| applies(&r.fault))
+            .map(|r| &mut r.fault)
+        {
             if let Some(l) = r.latency {
                 v.latency += l;
             }
