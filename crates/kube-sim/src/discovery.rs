@@ -48,8 +48,20 @@ fn group_doc(name: &str, versions: &[String]) -> Value {
     })
 }
 
-pub fn api_group_list(types: &[Arc<ResourceType>]) -> Value {
-    let groups: Vec<Value> = groups(types)
+/// Served groups plus the aggregated ones (group -> version) that no resource type serves.
+fn all_groups(
+    types: &[Arc<ResourceType>],
+    aggregated: &BTreeMap<String, String>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut gs = groups(types);
+    for (g, v) in aggregated {
+        gs.entry(g.clone()).or_insert_with(|| vec![v.clone()]);
+    }
+    gs
+}
+
+pub fn api_group_list(types: &[Arc<ResourceType>], aggregated: &BTreeMap<String, String>) -> Value {
+    let groups: Vec<Value> = all_groups(types, aggregated)
         .iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, vs)| group_doc(g, vs))
@@ -57,8 +69,12 @@ pub fn api_group_list(types: &[Arc<ResourceType>]) -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn api_group(types: &[Arc<ResourceType>], group: &str) -> Option<Value> {
-    let gs = groups(types);
+pub fn api_group(
+    types: &[Arc<ResourceType>],
+    aggregated: &BTreeMap<String, String>,
+    group: &str,
+) -> Option<Value> {
+    let gs = all_groups(types, aggregated);
     let vs = gs.get(group).filter(|_| !group.is_empty())?;
     let mut doc = group_doc(group, vs);
     doc["kind"] = json!("APIGroup");
@@ -66,8 +82,14 @@ pub fn api_group(types: &[Arc<ResourceType>], group: &str) -> Option<Value> {
     Some(doc)
 }
 
-/// `APIResourceList` of one group/version, or None when nothing is served there.
-pub fn api_resource_list(types: &[Arc<ResourceType>], group: &str, version: &str) -> Option<Value> {
+/// `APIResourceList` of one group/version, or None when nothing is served there. An aggregated
+/// group without resource types of its own has an empty list.
+pub fn api_resource_list(
+    types: &[Arc<ResourceType>],
+    aggregated: &BTreeMap<String, String>,
+    group: &str,
+    version: &str,
+) -> Option<Value> {
     let mut resources = Vec::new();
     for t in types
         .iter()
@@ -92,8 +114,22 @@ pub fn api_resource_list(types: &[Arc<ResourceType>], group: &str, version: &str
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if t.has_scale() {
+            // kubectl scale finds the Scale kind of the subresource here (group and version).
+            resources.push(json!({
+                "name": format!("{}/scale", t.plural),
+                "singularName": "",
+                "namespaced": t.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
-    if resources.is_empty() {
+    if aggregated.get(group).is_some_and(|v| v == version) {
+        resources.extend(aggregated_resources(group));
+    } else if resources.is_empty() {
         return None;
     }
     let gv = if group.is_empty() {
@@ -104,6 +140,25 @@ pub fn api_resource_list(types: &[Arc<ResourceType>], group: &str, version: &str
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
+}
+
+/// What an aggregated group's discovery lists: metrics-server's two read-only metrics types for
+/// `metrics.k8s.io` (client-go calls an empty list a failed discovery), nothing for others (a
+/// custom metrics adapter without metrics). Their objects are not served.
+fn aggregated_resources(group: &str) -> Vec<Value> {
+    if group != "metrics.k8s.io" {
+        return Vec::new();
+    }
+    [
+        ("nodes", "NodeMetrics", false),
+        ("pods", "PodMetrics", true),
+    ]
+    .into_iter()
+    .map(|(plural, kind, namespaced)| {
+        json!({"name": plural, "singularName": "", "namespaced": namespaced, "kind": kind,
+                "verbs": ["get", "list"]})
+    })
+    .collect()
 }
 
 /// `/openapi/v3`: one entry per served group/version.

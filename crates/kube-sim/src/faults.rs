@@ -1,9 +1,10 @@
-//! Faults for reliability tests: injected latency and error responses per resource and verb,
-//! pausing all answers, dropping every open watch, and request counters to assert on.
+//! Faults for reliability tests: injected latency and error responses per resource and verb or
+//! per API group's discovery, pausing all answers, dropping every open watch, and request
+//! counters to assert on.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -11,6 +12,10 @@ use tokio::sync::watch;
 /// One injected fault. `resource` matches a plural (`pods`) or `plural.group`
 /// (`deployments.apps`); `verb` one of get, list, watch, create, update, patch, delete,
 /// deletecollection. `None` matches all.
+///
+/// With `group` set, the fault applies to that API group's discovery instead
+/// (`/apis/{group}` and `/apis/{group}/{version}`), the way an aggregated API whose backend is
+/// down answers 503 while `/apis` still lists it; `resource` and `verb` are then ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Fault {
@@ -18,6 +23,9 @@ pub struct Fault {
     pub resource: Option<String>,
     #[serde(default)]
     pub verb: Option<String>,
+    /// An API group (`metrics.k8s.io`) whose discovery the fault applies to.
+    #[serde(default)]
+    pub group: Option<String>,
     /// Delay before answering.
     #[serde(default, rename = "latencyMs", with = "millis")]
     pub latency: Option<Duration>,
@@ -27,6 +35,10 @@ pub struct Fault {
     /// Apply to this many matching requests, then disappear (`None`: until cleared).
     #[serde(default)]
     pub times: Option<u32>,
+    /// Disappear this long after being injected (`None`: until cleared); with `times`, whichever
+    /// comes first.
+    #[serde(default, rename = "forMs", with = "millis")]
+    pub duration: Option<Duration>,
 }
 
 mod millis {
@@ -72,16 +84,44 @@ impl Fault {
         self
     }
 
+    /// Applies to the discovery of API group `group` instead of resource requests. A group the
+    /// simulator does not serve is listed in `/apis` from then on, as an aggregated API
+    /// (`metrics.k8s.io` of metrics-server) is while its backend is down.
+    pub fn on_group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
     pub fn times(mut self, n: u32) -> Self {
         self.times = Some(n);
         self
     }
 
+    /// The fault disappears `d` after it is injected.
+    pub fn for_duration(mut self, d: Duration) -> Self {
+        self.duration = Some(d);
+        self
+    }
+
     fn matches(&self, plural: &str, qualified: &str, verb: &str) -> bool {
-        self.resource
-            .as_deref()
-            .is_none_or(|r| r == plural || r == qualified)
+        self.group.is_none()
+            && self
+                .resource
+                .as_deref()
+                .is_none_or(|r| r == plural || r == qualified)
             && self.verb.as_deref().is_none_or(|v| v == verb)
+    }
+}
+
+/// An injected fault and when it disappears (from its `duration`, set at injection).
+struct Rule {
+    fault: Fault,
+    expires_at: Option<Instant>,
+}
+
+impl Rule {
+    fn expired(&self, now: Instant) -> bool {
+        self.fault.times == Some(0) || self.expires_at.is_some_and(|t| now >= t)
     }
 }
 
@@ -94,7 +134,7 @@ pub struct Verdict {
 
 /// Fault state shared by the server and the handle.
 pub struct Faults {
-    rules: Mutex<Vec<Fault>>,
+    rules: Mutex<Vec<Rule>>,
     counters: Mutex<BTreeMap<(String, String), u64>>,
     paused: watch::Sender<bool>,
     /// Bumped to end every open watch.
@@ -113,31 +153,55 @@ impl Default for Faults {
 }
 
 impl Faults {
-    pub fn inject(&self, f: Fault) {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner()).push(f);
+    pub fn inject(&self, fault: Fault) {
+        let expires_at = fault.duration.map(|d| Instant::now() + d);
+        self.rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Rule { fault, expires_at });
     }
 
     pub fn clear(&self) {
         self.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
+    /// The faults still in force.
     pub fn list(&self) -> Vec<Fault> {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let now = Instant::now();
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules.retain(|r| !r.expired(now));
+        rules.iter().map(|r| r.fault.clone()).collect()
     }
 
     /// Counts the request and decides its faults.
     pub fn on_request(&self, plural: &str, qualified: &str, verb: &str) -> Verdict {
+        self.decide(plural, verb, |f| f.matches(plural, qualified, verb))
+    }
+
+    /// Counts a discovery request of an API group (counter `group/discovery`) and decides its
+    /// faults.
+    pub fn on_discovery(&self, group: &str) -> Verdict {
+        self.decide(group, "discovery", |f| f.group.as_deref() == Some(group))
+    }
+
+    fn decide(&self, counter: &str, verb: &str, applies: impl Fn(&Fault) -> bool) -> Verdict {
         *self
             .counters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry((plural.to_string(), verb.to_string()))
+            .entry((counter.to_string(), verb.to_string()))
             .or_default() += 1;
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         let mut v = Verdict::default();
+        if rules.is_empty() {
+            return v;
+        }
+        let now = Instant::now();
+        rules.retain(|r| !r.expired(now));
         for r in rules
             .iter_mut()
-            .filter(|r| r.matches(plural, qualified, verb))
+            .filter(|r| applies(&r.fault))
+            .map(|r| &mut r.fault)
         {
             if let Some(l) = r.latency {
                 v.latency += l;
@@ -149,7 +213,7 @@ impl Faults {
                 *t = t.saturating_sub(1);
             }
         }
-        rules.retain(|r| r.times != Some(0));
+        rules.retain(|r| !r.expired(now));
         v
     }
 

@@ -1,6 +1,7 @@
 //! # kube-sim: a Kubernetes API simulator for tests, benchmarks and demos
 //!
-//! Speaks enough of the Kubernetes HTTP API (JSON only) that kube-rs (including
+//! Speaks enough of the Kubernetes HTTP API (JSON answers; JSON or, for built-in kinds,
+//! protobuf request bodies) that kube-rs (including
 //! `kube::runtime::watcher`, metadata-only watches and streaming lists) and the real `kubectl`
 //! work against it unchanged. Test support only: no production crate depends on it.
 //! See `docs/simulator.md` for what it implements and where it differs from a real API server.
@@ -31,6 +32,13 @@
 //! sim.pause(); sim.resume(); // requests (and watch deliveries) wait while paused
 //! sim.inject_fault(Fault::error(503).on_resource("pods").on_verb("list").times(2));
 //! sim.inject_fault(Fault::latency(std::time::Duration::from_millis(200)).on_verb("watch"));
+//! // metrics.k8s.io listed in /apis but its discovery answering 503 for a minute:
+//! sim.inject_fault(Fault::error(503).on_group("metrics.k8s.io")
+//!     .for_duration(std::time::Duration::from_secs(60)));
+//! // one 403 on the next watch of ConfigMaps (e.g. a reconnect after drop_watches):
+//! sim.inject_fault(Fault::error(403).on_resource("configmaps").on_verb("watch").times(1));
+//! sim.restart_api_server(); // every watch ends; resuming from any old resourceVersion is 410
+//! let _still_in_force = sim.faults();
 //! sim.clear_faults();
 //! assert!(sim.request_count("configmaps", "watch") <= 10);
 //! let _expired = sim.expired_watches(); // watches answered 410 so far
@@ -44,7 +52,9 @@ pub mod error;
 mod faults;
 pub mod generator;
 pub mod patch;
+mod protobuf;
 pub mod resources;
+mod scale;
 mod seed;
 pub mod selector;
 mod server;
@@ -155,6 +165,7 @@ impl SimServer {
             bookmark_interval: config.bookmark_interval,
             addr,
             open_watches: AtomicUsize::new(0),
+            aggregated: Default::default(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             seed::apply_object(
@@ -489,8 +500,31 @@ impl SimHandle {
         self.sim.faults.set_paused(false);
     }
 
+    /// Injects a fault (see [`Fault`]); a discovery fault ([`Fault::on_group`]) on a group the
+    /// simulator does not serve lists that group in `/apis` as an aggregated API from then on.
     pub fn inject_fault(&self, fault: Fault) {
-        self.sim.faults.inject(fault);
+        self.sim.inject_fault(fault);
+    }
+
+    /// The faults still in force (used-up and expired ones are gone).
+    pub fn faults(&self) -> Vec<Fault> {
+        self.sim.faults.list()
+    }
+
+    /// Lists an aggregated API group (e.g. `metrics.k8s.io`, `v1beta1`) in discovery, with no
+    /// resources of its own, as an APIService does.
+    pub fn add_aggregated_group(&self, group: &str, version: &str) {
+        self.sim.add_aggregated_group(group, version);
+    }
+
+    /// An API server restart as watchers see it: every open watch ends, and a watch resuming
+    /// from any resourceVersion handed out before gets 410 Expired, so every watcher relists.
+    /// Objects are kept. Returns how many watches were open. (For downtime, [`SimHandle::pause`]
+    /// first and [`SimHandle::resume`] after.)
+    pub fn restart_api_server(&self) -> usize {
+        let n = self.open_watches();
+        self.sim.restart();
+        n
     }
 
     pub fn clear_faults(&self) {

@@ -1,10 +1,10 @@
 //! The HTTP side: one router, a dispatcher that turns Kubernetes REST paths into store calls, the
 //! watch streams, and the admin (fault) API under `/_sim/`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -21,7 +21,9 @@ use crate::discovery;
 use crate::error::{status_value, SimError};
 use crate::faults::{Fault, Faults};
 use crate::patch::PatchType;
+use crate::protobuf;
 use crate::resources::ResourceType;
+use crate::scale;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventKind, ListQuery, Store, StoredObject};
 
@@ -33,6 +35,45 @@ pub struct Sim {
     pub bookmark_interval: Duration,
     pub addr: SocketAddr,
     pub open_watches: AtomicUsize,
+    /// Aggregated API groups (group -> version) listed in discovery without resources of their
+    /// own, as an APIService such as metrics-server's adds them.
+    pub aggregated: Mutex<BTreeMap<String, String>>,
+}
+
+impl Sim {
+    /// Injects a fault; a discovery fault on a group nothing serves registers that group as an
+    /// aggregated API at v1beta1 first, so `/apis` lists it while its discovery fails.
+    pub fn inject_fault(&self, fault: Fault) {
+        if let Some(g) = fault.group.as_deref().filter(|g| !g.is_empty()) {
+            if !self.store.types().iter().any(|t| t.group == g) {
+                self.aggregated_groups_mut()
+                    .entry(g.to_string())
+                    .or_insert_with(|| "v1beta1".to_string());
+            }
+        }
+        self.faults.inject(fault);
+    }
+
+    pub fn add_aggregated_group(&self, group: &str, version: &str) {
+        self.aggregated_groups_mut()
+            .insert(group.to_string(), version.to_string());
+    }
+
+    pub fn aggregated_groups(&self) -> BTreeMap<String, String> {
+        self.aggregated_groups_mut().clone()
+    }
+
+    fn aggregated_groups_mut(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.aggregated.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An API server restart: every open watch ends, and resuming from any resourceVersion
+    /// handed out before gets 410 Expired (see [`Store::restart`]).
+    pub fn restart(&self) {
+        // History first: a watch reopened between the two steps must not resume.
+        self.store.restart();
+        self.faults.drop_watches();
+    }
 }
 
 pub fn router(sim: Arc<Sim>) -> Router {
@@ -109,6 +150,16 @@ async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
     let types = || sim.store.types();
+    if let (&Method::GET, ["apis", group] | ["apis", group, _]) = (&method, segs.as_slice()) {
+        let verdict = sim.faults.on_discovery(group);
+        if !verdict.latency.is_zero() {
+            tokio::time::sleep(verdict.latency).await;
+        }
+        if let Some(code) = verdict.error_code {
+            return error_response(&SimError::Injected(code, format!("discovery of {group}")));
+        }
+    }
+    let aggregated = || sim.aggregated_groups();
     match (method.clone(), segs.as_slice()) {
         (Method::GET, ["version"]) => json_value(
             200,
@@ -117,19 +168,25 @@ async fn dispatch(
                 "compiler": "gc", "platform": "linux/amd64"}),
         ),
         (Method::GET, ["api"]) => json_value(200, &discovery::api_versions(&sim.addr.to_string())),
-        (Method::GET, ["apis"]) => json_value(200, &discovery::api_group_list(&types())),
-        (Method::GET, ["api", v]) => match discovery::api_resource_list(&types(), "", v) {
+        (Method::GET, ["apis"]) => {
+            json_value(200, &discovery::api_group_list(&types(), &aggregated()))
+        }
+        (Method::GET, ["api", v]) => {
+            match discovery::api_resource_list(&types(), &BTreeMap::new(), "", v) {
+                Some(d) => json_value(200, &d),
+                None => not_found_path(),
+            }
+        }
+        (Method::GET, ["apis", g]) => match discovery::api_group(&types(), &aggregated(), g) {
             Some(d) => json_value(200, &d),
             None => not_found_path(),
         },
-        (Method::GET, ["apis", g]) => match discovery::api_group(&types(), g) {
-            Some(d) => json_value(200, &d),
-            None => not_found_path(),
-        },
-        (Method::GET, ["apis", g, v]) => match discovery::api_resource_list(&types(), g, v) {
-            Some(d) => json_value(200, &d),
-            None => not_found_path(),
-        },
+        (Method::GET, ["apis", g, v]) => {
+            match discovery::api_resource_list(&types(), &aggregated(), g, v) {
+                Some(d) => json_value(200, &d),
+                None => not_found_path(),
+            }
+        }
         (Method::GET, ["openapi", "v3"]) => json_value(
             200,
             &discovery::openapi_v3_root(&types(), sim.store.registry_generation()),
@@ -224,17 +281,22 @@ fn list_query(params: &Params, namespace: Option<&str>) -> Result<ListQuery, Sim
     })
 }
 
-fn check_json_body(headers: &HeaderMap) -> Result<(), SimError> {
+/// The object of a create or update body: JSON, or protobuf as kubectl's typed clients send it.
+fn decode_object_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, SimError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if ct.contains("protobuf") || ct.contains("cbor") {
+    if ct.starts_with(protobuf::MEDIA_TYPE) {
+        return protobuf::decode_object(body);
+    }
+    if ct.contains("cbor") {
+        // client-go sends CBOR only behind a feature gate and falls back to JSON after a 415.
         return Err(SimError::UnsupportedMediaType(format!(
-            "kube-sim speaks JSON only, not {ct:?}"
+            "kube-sim reads JSON and protobuf, not {ct:?}"
         )));
     }
-    Ok(())
+    parse_body(body, false)
 }
 
 fn parse_body(body: &[u8], yaml: bool) -> Result<Value, SimError> {
@@ -307,6 +369,10 @@ async fn handle(
     let api_version = ty.api_version(&t.version);
     let ns = t.namespace.clone().unwrap_or_default();
     let render = |o: &Arc<StoredObject>| o.render(&api_version, meta_only);
+    if t.sub.as_deref() == Some("scale") && ty.has_scale() {
+        let name = t.name.clone().unwrap_or_default();
+        return scale_subresource(sim, verb, &ty, &ns, &name, headers, &body);
+    }
     if let Some(sub) = t.sub.as_deref() {
         if sub != "status" || !ty.has_status {
             return Err(SimError::NotFound(
@@ -353,8 +419,7 @@ async fn handle(
                     "create of a namespaced resource needs a namespace in the path".into(),
                 ));
             }
-            check_json_body(headers)?;
-            let obj = parse_body(&body, false)?;
+            let obj = decode_object_body(headers, &body)?;
             let created = sim.store.create(&ty, t.namespace.as_deref(), obj)?;
             Ok(json_bytes(201, render(&created)))
         }
@@ -365,7 +430,7 @@ async fn handle(
                     ty.qualified_name()
                 )));
             }
-            let obj = parse_body(&body, false)?;
+            let obj = decode_object_body(headers, &body)?;
             Ok(json_bytes(
                 200,
                 render(&sim.store.update(&ty, &ns, &name, obj, status_only)?),
@@ -412,6 +477,53 @@ async fn handle(
             "the server does not allow this method on the requested resource ({method})"
         ))),
     }
+}
+
+/// `GET`, `PUT` and `PATCH` of `.../scale`: an `autoscaling/v1` `Scale` view of the object whose
+/// writes change only `spec.replicas`.
+fn scale_subresource(
+    sim: &Sim,
+    verb: &str,
+    ty: &ResourceType,
+    ns: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, SimError> {
+    let current = || {
+        sim.store
+            .get(ty, ns, name)
+            .map(|o| scale::scale_of(&o.value()))
+    };
+    let set_replicas = |scale: &Value| -> Result<Value, SimError> {
+        let patch = scale::replicas_patch(scale)?;
+        let o = sim
+            .store
+            .patch(ty, ns, name, PatchType::Merge, &patch, false)?;
+        Ok(scale::scale_of(&o.value()))
+    };
+    let out = match verb {
+        "get" => current()?,
+        "update" => set_replicas(&decode_object_body(headers, body)?)?,
+        "patch" => {
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = PatchType::from_content_type(ct)?;
+            let patch = parse_body(body, kind == PatchType::Apply)?;
+            let mut scale = current()?;
+            crate::patch::apply_patch(&mut scale, kind, &patch)?;
+            set_replicas(&scale)?
+        }
+        _ => {
+            return Err(SimError::MethodNotAllowed(format!(
+                "the server does not allow this method on the requested resource ({verb} {}/scale)",
+                ty.qualified_name()
+            )))
+        }
+    };
+    Ok(json_value(200, &out))
 }
 
 fn list_body(
@@ -689,6 +801,52 @@ impl Sim {
     }
 }
 
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RestartRequest {
+    #[serde(default)]
+    downtime_ms: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct AggregatedGroup {
+    group: String,
+    #[serde(default = "default_aggregated_version")]
+    version: String,
+}
+
+fn default_aggregated_version() -> String {
+    "v1beta1".to_string()
+}
+
+/// `POST /_sim/restart`, optionally `{"downtimeMs": N}`: requests wait out the downtime (as
+/// clients retrying a restarting server do) and the answer comes after it.
+async fn admin_restart(sim: &Sim, body: &[u8]) -> Response {
+    let n = sim.open_watches.load(Ordering::SeqCst);
+    let downtime = match serde_json::from_slice::<RestartRequest>(body) {
+        Ok(r) => r.downtime_ms.map(Duration::from_millis),
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => None,
+        Err(e) => {
+            return error_response(&SimError::BadRequest(format!(
+                "invalid restart request: {e}"
+            )))
+        }
+    };
+    match downtime {
+        Some(d) => {
+            sim.faults.set_paused(true);
+            sim.restart();
+            tokio::time::sleep(d).await;
+            sim.faults.set_paused(false);
+        }
+        None => sim.restart(),
+    }
+    json_value(
+        200,
+        &json!({"droppedWatches": n, "resourceVersion": sim.store.resource_version().to_string()}),
+    )
+}
+
 async fn admin(sim: &Sim, method: &Method, rest: &str, body: &[u8]) -> Response {
     let ok = |v: Value| json_value(200, &v);
     match (method, rest) {
@@ -709,10 +867,19 @@ async fn admin(sim: &Sim, method: &Method, rest: &str, body: &[u8]) -> Response 
             sim.faults.set_paused(false);
             ok(json!({"paused": false}))
         }
+        (&Method::POST, "restart") => admin_restart(sim, body).await,
+        (&Method::GET, "apigroups") => ok(json!(sim.aggregated_groups())),
+        (&Method::POST, "apigroups") => match serde_json::from_slice::<AggregatedGroup>(body) {
+            Ok(g) => {
+                sim.add_aggregated_group(&g.group, &g.version);
+                ok(json!(sim.aggregated_groups()))
+            }
+            Err(e) => error_response(&SimError::BadRequest(format!("invalid API group: {e}"))),
+        },
         (&Method::GET, "faults") => ok(json!(sim.faults.list())),
         (&Method::POST, "faults") => match serde_json::from_slice::<Fault>(body) {
             Ok(f) => {
-                sim.faults.inject(f);
+                sim.inject_fault(f);
                 ok(json!(sim.faults.list()))
             }
             Err(e) => error_response(&SimError::BadRequest(format!("invalid fault: {e}"))),

@@ -1017,6 +1017,17 @@ impl Store {
         inner.floor = inner.rv;
         inner.snapshots.clear();
     }
+
+    /// What an API server restart does to resumption: the watch cache starts empty at a newer
+    /// resourceVersion (etcd moved on while the server was down), so a watch resuming from any
+    /// resourceVersion handed out before gets 410 Expired, and paginated lists in flight too.
+    pub fn restart(&self) {
+        let mut inner = self.lock();
+        inner.rv += 1;
+        inner.history.clear();
+        inner.floor = inner.rv;
+        inner.snapshots.clear();
+    }
 }
 
 fn too_old(rv: u64, floor: u64) -> SimError {

@@ -1,6 +1,8 @@
 //! The real `kubectl` (1.32) against the simulator: apply (create, then a change), get (list, one,
-//! -o json, -l, -w), label, delete, and a CRD followed by its custom resources. Validation stays
-//! on (no `--validate=false`). Fails, never skips, when kubectl is missing.
+//! -o json, -l, -w), the imperative writes (`create <kind>`, which send protobuf; label, annotate,
+//! scale, set image, patch of every type, rollout restart, edit, delete), a CRD followed by its
+//! custom resources, and an unavailable aggregated API group. Validation stays on (no
+//! `--validate=false`). Fails, never skips, when kubectl is missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -206,12 +208,7 @@ async fn kubectl_creates_a_crd_then_gets_its_custom_resources() {
         .await;
     let crd: Value = serde_json::from_str(&crd).unwrap();
     assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
-    // (`kubectl create namespace` sends protobuf, which the simulator does not speak; apply sends JSON.)
-    let ns = c.write(
-        "ns.yaml",
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: data\n",
-    );
-    c.run(&["apply", "-f", path(&ns)]).await;
+    c.run(&["create", "namespace", "data"]).await;
     let f = c.write(
         "pg.yaml",
         "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata:\n  name: orders-db\n  namespace: data\n  labels: {app: orders}\nspec:\n  instances: 3\n",
@@ -260,4 +257,349 @@ async fn kubectl_creates_a_crd_then_gets_its_custom_resources() {
         !out.status.success(),
         "the custom resource type is gone after its CRD is deleted"
     );
+}
+
+fn stored(c: &Cluster, api_version: &str, kind: &str, name: &str) -> Value {
+    c.sim
+        .get(api_version, kind, Some("shop"), name)
+        .unwrap_or_else(|e| panic!("{kind} {name} is not stored: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
+    let c = Cluster::start().await;
+    assert!(c
+        .run(&["create", "namespace", "shop"])
+        .await
+        .contains("namespace/shop created"));
+    assert!(c.sim.get("v1", "Namespace", None, "shop").is_ok());
+
+    c.run(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "shop",
+        "--from-literal=mode=fast",
+        "--from-literal=empty=",
+    ])
+    .await;
+    let cm = stored(&c, "v1", "ConfigMap", "settings");
+    assert_eq!(cm["data"], json!({"mode": "fast", "empty": ""}));
+    assert!(cm["metadata"]["creationTimestamp"].is_string(), "{cm}");
+    assert!(cm["metadata"].get("generateName").is_none(), "{cm}");
+
+    c.run(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        "shop",
+        "--from-literal=password=s3cr3t",
+    ])
+    .await;
+    let secret = stored(&c, "v1", "Secret", "creds");
+    assert_eq!(secret["data"]["password"], "czNjcjN0");
+
+    c.run(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "shop",
+        "--image=nginx:1.25",
+        "--replicas=2",
+        "--port=80",
+    ])
+    .await;
+    let d = stored(&c, "apps/v1", "Deployment", "web");
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
+    assert!(
+        d["spec"]["template"]["metadata"]
+            .get("creationTimestamp")
+            .is_none(),
+        "an unset time stays unset: {d}"
+    );
+    let container = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:1.25");
+    assert_eq!(container["ports"][0]["containerPort"], 80);
+
+    c.run(&[
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "-n",
+        "shop",
+        "--tcp=80:8080",
+    ])
+    .await;
+    let svc = stored(&c, "v1", "Service", "web");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+
+    c.run(&["create", "serviceaccount", "builder", "-n", "shop"])
+        .await;
+    stored(&c, "v1", "ServiceAccount", "builder");
+    c.run(&[
+        "create",
+        "role",
+        "reader",
+        "-n",
+        "shop",
+        "--verb=get,list",
+        "--resource=configmaps",
+    ])
+    .await;
+    let role = stored(&c, "rbac.authorization.k8s.io/v1", "Role", "reader");
+    assert_eq!(role["rules"][0]["verbs"], json!(["get", "list"]));
+    c.run(&[
+        "create",
+        "rolebinding",
+        "builder-reads",
+        "-n",
+        "shop",
+        "--role=reader",
+        "--serviceaccount=shop:builder",
+    ])
+    .await;
+    let rb = stored(
+        &c,
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "builder-reads",
+    );
+    assert_eq!(rb["subjects"][0]["name"], "builder");
+    c.run(&[
+        "create",
+        "job",
+        "migrate",
+        "-n",
+        "shop",
+        "--image=busybox",
+        "--",
+        "true",
+    ])
+    .await;
+    let job = stored(&c, "batch/v1", "Job", "migrate");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["command"],
+        json!(["true"])
+    );
+    c.run(&[
+        "create",
+        "cronjob",
+        "nightly",
+        "-n",
+        "shop",
+        "--image=busybox",
+        "--schedule=0 3 * * *",
+    ])
+    .await;
+    assert_eq!(
+        stored(&c, "batch/v1", "CronJob", "nightly")["spec"]["schedule"],
+        "0 3 * * *"
+    );
+    c.run(&[
+        "create",
+        "ingress",
+        "web",
+        "-n",
+        "shop",
+        "--rule=shop.example.com/*=web:80",
+    ])
+    .await;
+    let ing = stored(&c, "networking.k8s.io/v1", "Ingress", "web");
+    assert_eq!(ing["spec"]["rules"][0]["host"], "shop.example.com");
+    assert_eq!(
+        ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["number"],
+        80
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edit_and_delete() {
+    let c = Cluster::start().await;
+    c.run(&["create", "namespace", "shop"]).await;
+    c.run(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "shop",
+        "--from-literal=mode=fast",
+        "--from-literal=old=1",
+    ])
+    .await;
+    c.run(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "shop",
+        "--image=nginx:1.25",
+    ])
+    .await;
+
+    c.run(&["label", "configmap", "settings", "-n", "shop", "tier=back"])
+        .await;
+    c.run(&[
+        "annotate",
+        "configmap",
+        "settings",
+        "-n",
+        "shop",
+        "owner=team-a",
+    ])
+    .await;
+    let cm = stored(&c, "v1", "ConfigMap", "settings");
+    assert_eq!(cm["metadata"]["labels"]["tier"], "back");
+    assert_eq!(cm["metadata"]["annotations"]["owner"], "team-a");
+
+    assert!(c
+        .run(&["scale", "deployment", "web", "-n", "shop", "--replicas=5"])
+        .await
+        .contains("scaled"));
+    assert_eq!(
+        stored(&c, "apps/v1", "Deployment", "web")["spec"]["replicas"],
+        5
+    );
+    // The scale subresource as kubectl reads it.
+    let scale: Value = serde_json::from_str(
+        &c.run(&[
+            "get",
+            "--raw",
+            "/apis/apps/v1/namespaces/shop/deployments/web/scale",
+        ])
+        .await,
+    )
+    .unwrap();
+    assert_eq!(scale["spec"]["replicas"], 5);
+    assert_eq!(scale["status"]["selector"], "app=web");
+
+    c.run(&[
+        "set",
+        "image",
+        "deployment/web",
+        "-n",
+        "shop",
+        "nginx=nginx:1.26",
+    ])
+    .await;
+    let containers =
+        &stored(&c, "apps/v1", "Deployment", "web")["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers[0]["image"], "nginx:1.26");
+
+    // Strategic merge: the container list is merged by name, so the image stays.
+    c.run(&[
+        "patch", "deployment", "web", "-n", "shop", "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","env":[{"name":"MODE","value":"fast"}]}]}}}}"#,
+    ])
+    .await;
+    let containers =
+        &stored(&c, "apps/v1", "Deployment", "web")["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers.as_array().unwrap().len(), 1, "{containers}");
+    assert_eq!(containers[0]["image"], "nginx:1.26");
+    assert_eq!(containers[0]["env"][0]["value"], "fast");
+    c.run(&[
+        "patch",
+        "configmap",
+        "settings",
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"extra":"x"}}"#,
+    ])
+    .await;
+    c.run(&[
+        "patch",
+        "configmap",
+        "settings",
+        "-n",
+        "shop",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/data/old"}]"#,
+    ])
+    .await;
+    assert_eq!(
+        stored(&c, "v1", "ConfigMap", "settings")["data"],
+        json!({"mode": "fast", "extra": "x"})
+    );
+
+    assert!(c
+        .run(&["rollout", "restart", "deployment/web", "-n", "shop"])
+        .await
+        .contains("restarted"));
+    let d = stored(&c, "apps/v1", "Deployment", "web");
+    assert!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string(),
+        "{d}"
+    );
+
+    let editor = c.write(
+        "edit.sh",
+        "#!/bin/sh\nsed -i 's/mode: fast/mode: slow/' \"$1\"\n",
+    );
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = c
+        .cmd(&["edit", "configmap", "settings", "-n", "shop"])
+        .env("KUBE_EDITOR", path(&editor))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stored(&c, "v1", "ConfigMap", "settings")["data"]["mode"],
+        "slow"
+    );
+
+    c.run(&["delete", "configmap", "settings", "-n", "shop"])
+        .await;
+    assert!(c
+        .sim
+        .get("v1", "ConfigMap", Some("shop"), "settings")
+        .is_err());
+    c.run(&["delete", "namespace", "shop"]).await;
+    assert!(c.sim.get("v1", "Namespace", None, "shop").is_err());
+    assert!(
+        c.sim
+            .get("apps/v1", "Deployment", Some("shop"), "web")
+            .is_err(),
+        "deleting the namespace deleted what was in it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_warns_about_an_unavailable_aggregated_group_and_lists_everything_else() {
+    let c = Cluster::start().await;
+    c.sim.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "still-listed", "namespace": "default"}}))
+        .unwrap();
+    c.sim
+        .inject_fault(kube_sim::Fault::error(503).on_group("metrics.k8s.io"));
+    let out = c.cmd(&["get", "configmaps"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("still-listed"));
+    assert!(stderr.contains("metrics.k8s.io/v1beta1"), "{stderr}");
+    assert!(c.sim.request_count("metrics.k8s.io", "discovery") >= 1);
+
+    c.sim.clear_faults();
+    let out = c
+        .cmd(&["api-resources", "--api-group=metrics.k8s.io"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("metrics.k8s.io"), "{stderr}");
 }
