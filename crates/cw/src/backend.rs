@@ -340,6 +340,10 @@ pub struct EndpointArgs {
     pub endpoint: Option<String>,
     #[command(flatten)]
     pub client: IngestClientArgs,
+    /// Retries while the destination (or the API server) is unavailable, with exponential
+    /// backoff and jitter, before the run fails.
+    #[arg(long, env = "CW_SYNC_RETRIES", default_value_t = 5)]
+    pub retries: usize,
 }
 
 impl EndpointArgs {

@@ -22,10 +22,6 @@ pub struct Args {
     pub destination: EndpointArgs,
     #[command(flatten)]
     pub filters: ResourceFilterArgs,
-    /// Retries while the API server or the destination is unavailable (exponential backoff
-    /// with jitter), before the run fails.
-    #[arg(long, env = "CW_SYNC_RETRIES", default_value_t = 5)]
-    pub retries: usize,
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
     #[command(flatten)]
@@ -59,7 +55,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let filter = args.filters.type_filter();
     let report: CapabilityReport = sender::retrying(
         &RetryConfig::default(),
-        Retries::AtMost(args.retries),
+        Retries::AtMost(args.destination.retries),
         "capability sync",
         CapabilityError::is_retryable,
         || async {

@@ -38,10 +38,6 @@ pub struct Args {
     /// Upserts (or deletes) per batch sent to the store.
     #[arg(long, env = "CW_SYNC_BATCH_SIZE", default_value_t = 100)]
     pub batch_size: usize,
-    /// Retries of a batch whose destination is unavailable (exponential backoff with
-    /// jitter), before the run fails.
-    #[arg(long, env = "CW_SYNC_RETRIES", default_value_t = 5)]
-    pub retries: usize,
     /// The summary as text or as one JSON object on stdout.
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
@@ -99,7 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let options = SyncOptions {
         page_size: args.page_size.max(1),
         batch_size: args.batch_size.max(1),
-        retries: args.retries,
+        retries: args.destination.retries,
         retry: RetryConfig::default(),
         metrics: Metrics::new(),
     };
