@@ -397,12 +397,24 @@ fn workload(p: &Product, name: &str, ns: &str, domain: &str, team: &str) -> Valu
     obj
 }
 
+/// Topics that name a category or a function rather than a product: a Service fronting a
+/// PostgreSQL server answers "postgres" but is not itself one of "the databases".
+const CATEGORIES: &[&str] = &[
+    "database", "cache", "queue", "monitoring", "logging", "search-engine", "frontend",
+    "payments", "auth", "email",
+];
+
 fn service(p: &Product, name: &str, ns: &str, team: &str) -> Value {
+    let products: Vec<&str> = p
+        .topics
+        .split_whitespace()
+        .filter(|t| !CATEGORIES.contains(t))
+        .collect();
     json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "namespace": ns,
             "labels": {"app.kubernetes.io/name": p.slug, "app.kubernetes.io/instance": name, "team": team},
-            "annotations": {TOPICS_ANNOTATION: topics("", team)}},
+            "annotations": {TOPICS_ANNOTATION: topics(&products.join(" "), team)}},
         "spec": {"selector": {"app.kubernetes.io/instance": name}, "ports": [{"port": 80, "targetPort": 8080}]},
     })
 }
