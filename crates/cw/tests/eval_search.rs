@@ -216,7 +216,7 @@ async fn score(
             .types
             .iter()
             .flat_map(|t| t.instances.iter())
-            .map(|h| (h.score, key(&h.kind, &h.namespace, &h.name)))
+            .map(|h| (h.hit.score, key(&h.hit.kind, &h.hit.namespace, &h.hit.name)))
             .collect();
         answers.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut seen = BTreeSet::new();

@@ -400,8 +400,16 @@ fn workload(p: &Product, name: &str, ns: &str, domain: &str, team: &str) -> Valu
 /// Topics that name a category or a function rather than a product: a Service fronting a
 /// PostgreSQL server answers "postgres" but is not itself one of "the databases".
 const CATEGORIES: &[&str] = &[
-    "database", "cache", "queue", "monitoring", "logging", "search-engine", "frontend",
-    "payments", "auth", "email",
+    "database",
+    "cache",
+    "queue",
+    "monitoring",
+    "logging",
+    "search-engine",
+    "frontend",
+    "payments",
+    "auth",
+    "email",
 ];
 
 fn service(p: &Product, name: &str, ns: &str, team: &str) -> Value {
