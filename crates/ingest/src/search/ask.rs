@@ -62,54 +62,88 @@ impl Searcher {
             )
             .await?
         {
+            // Which types answer is the bridge's question: a word that names a kind ("service
+            // mesh") does not lift every object of that kind here.
+            let sim = ranked.sim.unwrap_or(0.0);
+            let score = sim + direct_boost(&ranked.hit.metadata, &ranked.matched);
             answers.insert(
                 ranked.hit.id.clone(),
                 Answer {
-                    ranked,
+                    ranked: Ranked { score, ..ranked },
                     capability: None,
                 },
             );
         }
 
+        // The bridge: the matching types' instances, all read in one pass over the store.
+        let types = self.matching_types(&vector).await?;
+        let mut by_type: HashMap<(String, String), Vec<Hit>> = HashMap::new();
+        if !types.is_empty() {
+            let kinds: Vec<String> = types
+                .iter()
+                .map(|(t, _)| meta_str(&t.metadata, "kind"))
+                .collect();
+            let n = limit.saturating_mul(types.len()).saturating_mul(4);
+            for hit in self
+                .store
+                .query(
+                    &self.instances_collection,
+                    &vector,
+                    Some(&Filter::In("kind".into(), kinds)),
+                    n,
+                )
+                .await?
+            {
+                let key = (
+                    meta_str(&hit.metadata, "kind"),
+                    meta_str(&hit.metadata, "apiGroup"),
+                );
+                let of_type = by_type.entry(key).or_default();
+                if of_type.len() < limit {
+                    of_type.push(hit);
+                }
+            }
+        }
         let mut capabilities: HashMap<(String, String), Hit> = HashMap::new();
         let mut available = Vec::new();
-        for (t, type_sim) in self.matching_types(&vector).await? {
-            let (kind, group) = (
+        for (t, type_sim) in types {
+            let key = (
                 meta_str(&t.metadata, "kind"),
                 meta_str(&t.metadata, "group"),
             );
-            let filter = Filter::And(vec![
-                Filter::Eq("kind".into(), kind.clone()),
-                Filter::Eq("apiGroup".into(), group.clone()),
-            ]);
-            let instances = self
-                .store
-                .query(&self.instances_collection, &vector, Some(&filter), limit)
-                .await?;
-            if instances.is_empty() {
+            let Some(instances) = by_type.remove(&key) else {
                 available.push(TypeMatch {
                     id: t.id.clone(),
-                    kind,
-                    group,
+                    kind: key.0,
+                    group: key.1,
                     score: type_sim,
                     reason: t.document.clone(),
                     instances: vec![],
                 });
                 continue;
-            }
+            };
+            // A built-in type's description says how its objects run, not what they are (a
+            // Deployment may be a web shop or a database): its objects answer by their own
+            // text, directly. A custom type's description says what every instance is.
+            let bridges = !is_built_in_group(&key.1);
             for hit in instances {
                 let sim = 1.0 - hit.distance;
-                let bridged = BRIDGE_TYPE_WEIGHT * type_sim + (1.0 - BRIDGE_TYPE_WEIGHT) * sim;
+                let bridged = if bridges {
+                    BRIDGE_TYPE_WEIGHT * type_sim + (1.0 - BRIDGE_TYPE_WEIGHT) * sim
+                } else {
+                    f32::NEG_INFINITY
+                };
                 match answers.entry(hit.id.clone()) {
                     Entry::Occupied(mut e) => {
                         let a = e.get_mut();
-                        a.ranked.score = a.ranked.score.max(bridged);
-                        a.ranked.sim = Some(sim);
-                        a.capability = Some(t.id.clone());
+                        if bridged > a.ranked.score {
+                            a.ranked.score = bridged;
+                            a.capability = Some(t.id.clone());
+                        }
                     }
-                    Entry::Vacant(e) => {
+                    Entry::Vacant(e) if bridges => {
                         let matched = exact_matches(&hit.metadata, &terms);
-                        let direct = sim + boost_for(&hit.metadata, &matched);
+                        let direct = sim + direct_boost(&hit.metadata, &matched);
                         e.insert(Answer {
                             ranked: Ranked {
                                 hit,
@@ -120,9 +154,12 @@ impl Searcher {
                             capability: Some(t.id.clone()),
                         });
                     }
+                    Entry::Vacant(_) => {}
                 }
             }
-            capabilities.insert((kind, group), t);
+            if bridges {
+                capabilities.insert(key, t);
+            }
         }
         available.truncate(MAX_AVAILABLE);
 
@@ -247,6 +284,22 @@ impl Searcher {
     }
 }
 
+/// The exact-match boost of a direct answer: names, namespaces and label values, not kinds.
+fn direct_boost(m: &crate::store::Metadata, matched: &[String]) -> f32 {
+    let not_kinds: Vec<String> = matched
+        .iter()
+        .filter(|m| !m.starts_with("kind:"))
+        .cloned()
+        .collect();
+    boost_for(m, &not_kinds)
+}
+
+/// Kubernetes' own API groups: the core group, the unqualified ones (`apps`, `batch`,
+/// `autoscaling`, `policy`) and `*.k8s.io`.
+fn is_built_in_group(group: &str) -> bool {
+    !group.contains('.') || group.ends_with(".k8s.io")
+}
+
 /// The question's terms found as words of the object's text (name, namespace, labels and
 /// description all appear in it).
 fn words_in(hit: &Hit, terms: &[String]) -> Vec<String> {
@@ -270,6 +323,22 @@ fn words_in(hit: &Hit, terms: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::store::Metadata;
+
+    #[test]
+    fn built_in_groups_are_kubernetes_own() {
+        for g in [
+            "",
+            "apps",
+            "batch",
+            "networking.k8s.io",
+            "rbac.authorization.k8s.io",
+        ] {
+            assert!(is_built_in_group(g), "{g}");
+        }
+        for g in ["postgresql.cnpg.io", "cert-manager.io", "kafka.strimzi.io"] {
+            assert!(!is_built_in_group(g), "{g}");
+        }
+    }
 
     #[test]
     fn words_are_whole_words_of_the_text_or_of_its_hyphenated_names() {
