@@ -156,9 +156,11 @@ impl EmbeddedStore {
                 path.display()
             )));
         }
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        // Read-write without create, made read-only by `query_only` below: SQLite cannot read
+        // a WAL-mode file through a read-only connection unless a shared-memory (-shm) file
+        // exists, which the writer's exclusive locking mode never makes ("disk I/O error").
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| unavailable(path, "cannot open", e))?;
         let busy = |e: rusqlite::Error| {
@@ -177,9 +179,9 @@ impl EmbeddedStore {
         };
         conn.busy_timeout(std::time::Duration::from_secs(2))
             .map_err(busy)?;
+        conn.pragma_update(None, "query_only", "ON").map_err(busy)?;
         // The writer keeps the WAL index in its own memory (exclusive locking mode, no -shm
-        // file), so a reader must not look for a shared one: exclusive mode here too, which
-        // for a read-only connection means holding a shared lock until it closes.
+        // file), so the reader does too; it holds the file until it closes.
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
             .map_err(busy)?;
         let state = load_state(&conn).map_err(busy)?;
