@@ -38,6 +38,10 @@ serve *ARGS:
 sim PORT="0":
     cargo run -p kube-sim -- --port {{PORT}} --seed deploy/demo --kubeconfig .cache/kubeconfig
 
+# Relevance of search and ask (recall@5, MRR, nDCG@10) on the demo and a generated cluster: all, demo or generated.
+eval-search WHICH="all":
+    scripts/eval-search {{WHICH}}
+
 # Benchmark the ingest server (10,000 instances; Chroma ceiling measured in the same run).
 bench-ingest:
     scripts/bench-ingest

@@ -97,6 +97,19 @@ impl StoreArgs {
             .with_context(|| format!("opening the embedded store in {}", dir.display()))?;
         Ok(Arc::new(store))
     }
+
+    /// The store the flags choose, for searching only: the embedded store is opened
+    /// read-only (it must exist, and no other process may hold it); Chroma as for writing.
+    pub fn build_reader(&self) -> anyhow::Result<Arc<dyn VectorStore>> {
+        if self.chroma_url().is_some() {
+            return self.build();
+        }
+        let path = self
+            .resolved_data_dir()?
+            .join(ingest::store::embedded::STORE_FILE_NAME);
+        let store = EmbeddedStore::open_read_only(&path)?;
+        Ok(Arc::new(store))
+    }
 }
 
 /// Which embedding model turns documents and queries into vectors.

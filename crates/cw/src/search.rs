@@ -1,13 +1,25 @@
-//! `cw search` and `cw ask`: clients of a running server's `POST /api/v1/search`.
-//! The ranking lives in `ingest::search`; this module sends the request and prints.
+//! `cw search` and `cw ask`: clients of a running server's `POST /api/v1/search`, or, when
+//! no server is named and none answers on the default address, readers of the local index
+//! (the embedded store opened read-only, searched in this process). The ranking lives in
+//! `ingest::search`; this module chooses where to ask and prints.
+
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use ingest::search::Searcher;
 use serde::de::DeserializeOwned;
 use sync_model::api;
 use sync_model::search::{
-    AskAnswer, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
+    AskAnswer, AskHit, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
 };
 use watcher::TokenArgs;
+
+use crate::backend::{EmbedArgs, StoreArgs};
+
+/// Where `cw search` and `cw ask` look for a server when none is named.
+const DEFAULT_SERVER: &str = "http://localhost:3000";
+/// How long the default address may take to answer before the local index is read.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -17,14 +29,68 @@ pub enum Output {
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
-    /// The cw server (`cw serve` or `cw run`) to ask.
-    #[arg(long, env = "CW_SERVER_URL", default_value = "http://localhost:3000")]
-    pub server: String,
+    /// The cw server (`cw serve` or `cw run`) to ask. Without it, a server answering on
+    /// http://localhost:3000 is asked, else the local index is read (see --local).
+    #[arg(long, env = "CW_SERVER_URL")]
+    pub server: Option<String>,
+    /// Read the local index (the store and model flags below) without asking any server.
+    #[arg(long, env = "CW_SEARCH_LOCAL", conflicts_with = "server")]
+    pub local: bool,
     // The bearer token of the server's API.
     #[command(flatten)]
     pub token: TokenArgs,
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
+    /// The local index: used with --local, or when no server is named or answers.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
+}
+
+/// Where a search is answered.
+enum Backend {
+    Server(String),
+    Local(Box<Searcher>),
+}
+
+impl ServerArgs {
+    /// The named server; else the default address if a cw server answers there; else the
+    /// local index.
+    async fn backend(&self) -> anyhow::Result<Backend> {
+        if !self.local {
+            if let Some(url) = self.server.as_deref().filter(|u| !u.trim().is_empty()) {
+                return Ok(Backend::Server(url.to_string()));
+            }
+            if server_answers(DEFAULT_SERVER).await {
+                return Ok(Backend::Server(DEFAULT_SERVER.to_string()));
+            }
+            tracing::info!(
+                "no cw server answers at {DEFAULT_SERVER}; reading the local index ({})",
+                self.store.describe()
+            );
+        }
+        let store = self.store.build_reader().context(
+            "reading the local index (or ask a running server with --server / CW_SERVER_URL)",
+        )?;
+        let embedder = self.embed.build_lazy()?;
+        Ok(Backend::Local(Box::new(Searcher {
+            store,
+            embedder,
+            instances_collection: self.store.instances_collection.clone(),
+            capabilities_collection: self.store.capabilities_collection.clone(),
+        })))
+    }
+}
+
+/// True when a cw server's health endpoint answers at `base` within [`PROBE_TIMEOUT`].
+async fn server_answers(base: &str) -> bool {
+    let url = api::url(api::base_url(base), api::HEALTHZ);
+    let client = match reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() {
+        Ok(c) => c,
+        Err(_) => return false,
+    };
+    matches!(client.get(&url).send().await, Ok(r) if r.status().is_success())
 }
 
 #[derive(clap::Args)]
@@ -52,7 +118,7 @@ pub struct Args {
 pub struct AskArgs {
     /// A question, e.g. "what databases are running?"
     pub question: String,
-    /// Instances per matching type.
+    /// Answers (running objects), at most.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
     #[command(flatten)]
@@ -76,9 +142,10 @@ pub enum ModeArg {
 /// `--output json`) and typed.
 async fn post<T: DeserializeOwned>(
     server: &ServerArgs,
+    base: &str,
     body: &SearchBody,
 ) -> anyhow::Result<(serde_json::Value, T)> {
-    let url = api::url(api::base_url(&server.server), api::SEARCH);
+    let url = api::url(api::base_url(base), api::SEARCH);
     let mut req = reqwest::Client::new().post(&url).json(body);
     if let Some(t) = server.token.get() {
         req = req.bearer_auth(t);
@@ -120,7 +187,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         request,
         ask: false,
     };
-    let (value, results): (_, SearchResults) = post(&args.server, &body).await?;
+    let (value, results): (_, SearchResults) = match args.server.backend().await? {
+        Backend::Server(base) => post(&args.server, &base, &body).await?,
+        Backend::Local(searcher) => {
+            let results = SearchResults {
+                results: searcher.search(&body.request).await?,
+            };
+            (serde_json::to_value(&results)?, results)
+        }
+    };
     match args.server.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
         Output::Table => print_table(&results.results),
@@ -137,7 +212,13 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         },
         ask: true,
     };
-    let (value, answer): (_, AskAnswer) = post(&args.server, &body).await?;
+    let (value, answer): (_, AskAnswer) = match args.server.backend().await? {
+        Backend::Server(base) => post(&args.server, &base, &body).await?,
+        Backend::Local(searcher) => {
+            let answer = searcher.ask(&args.question, Some(args.limit)).await?;
+            (serde_json::to_value(&answer)?, answer)
+        }
+    };
     match args.server.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
         Output::Table => print_answer(&answer),
@@ -145,22 +226,52 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The answers grouped by type: per answer the object (`namespace/name`), its score and
+/// why it matched; then the types that would answer but have nothing running.
 fn print_answer(answer: &AskAnswer) {
     if answer.types.is_empty() {
-        println!("No resource type matches {:?}.", answer.question);
+        println!("Nothing running answers {:?}.", answer.question);
     }
     for t in &answer.types {
         let group = if t.group.is_empty() { "core" } else { &t.group };
-        println!("{} ({group})  score {:.2}", t.kind, t.score);
-        println!("  why: {}", shorten(&t.reason, 160));
-        if t.instances.is_empty() {
-            println!("  (no instances running)");
+        println!("{} ({group})", t.kind);
+        if !t.reason.is_empty() {
+            println!("  type matches: {}", shorten(&t.reason, 140));
         }
         for i in &t.instances {
-            println!("  - {}  score {:.2}", where_of(i), i.score);
+            println!(
+                "  - {}  score {:.2}  {}",
+                where_of(&i.hit),
+                i.hit.score,
+                why_of(i)
+            );
         }
         println!();
     }
+    if !answer.available.is_empty() {
+        println!("Available, not running (the cluster has these types, no objects of them):");
+        for t in &answer.available {
+            println!("  {}  {}", t.id, shorten(&t.reason, 120));
+        }
+    }
+}
+
+/// `words: payments; exact: label:team=finance; type: poolers.postgresql.cnpg.io`.
+fn why_of(a: &AskHit) -> String {
+    let mut parts = Vec::new();
+    if !a.why.words.is_empty() {
+        parts.push(format!("words: {}", a.why.words.join(", ")));
+    }
+    if !a.hit.matched.is_empty() {
+        parts.push(format!("exact: {}", a.hit.matched.join(", ")));
+    }
+    if let Some(c) = &a.why.capability {
+        parts.push(format!("type: {c}"));
+    }
+    if parts.is_empty() {
+        parts.push(format!("similar text ({:.2})", a.why.similarity));
+    }
+    format!("why: {}", parts.join("; "))
 }
 
 fn where_of(h: &SearchHit) -> String {

@@ -160,3 +160,51 @@ async fn a_second_open_of_the_same_file_is_refused_while_the_first_is_open() {
     drop(first);
     EmbeddedStore::open_in_dir(dir.path()).expect("free again once the first is closed");
 }
+
+#[tokio::test]
+async fn a_reader_sees_what_a_closed_writer_stored_refuses_writes_and_waits_for_no_writer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(ingest::store::embedded::STORE_FILE_NAME);
+    let missing = EmbeddedStore::open_read_only(&path)
+        .err()
+        .expect("no file yet");
+    assert!(
+        missing.to_string().contains("cw sync-instances"),
+        "{missing}"
+    );
+    assert!(!path.exists(), "a reader must not create the file");
+    {
+        let writer = EmbeddedStore::open(&path).expect("open");
+        writer
+            .ensure_collection("instances", &model())
+            .await
+            .expect("ensure");
+        writer
+            .upsert("instances", &[record("a", "Pod", vec![1.0, 0.0, 0.0])])
+            .await
+            .expect("upsert");
+        // While the writer holds the file, a reader is told who holds it.
+        let busy = EmbeddedStore::open_read_only(&path)
+            .err()
+            .expect("held by the writer");
+        assert!(busy.to_string().contains("in use"), "{busy}");
+    }
+    let reader = EmbeddedStore::open_read_only(&path).expect("reader");
+    let hits = reader
+        .query("instances", &[1.0, 0.0, 0.0], None, 5)
+        .await
+        .expect("query");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].id, "a");
+    let refused = reader
+        .upsert("instances", &[record("b", "Pod", vec![0.0, 1.0, 0.0])])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Rejected(_))),
+        "{refused:?}"
+    );
+    drop(reader);
+    // Once the reader is gone, a writer opens the file again.
+    let writer = EmbeddedStore::open(&path).expect("reopen for writing");
+    assert_eq!(writer.count("instances").await.expect("count"), 1);
+}

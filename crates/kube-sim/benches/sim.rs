@@ -52,6 +52,7 @@ async fn main() {
             namespaces,
             crds,
             objects,
+            ..Default::default()
         })
         .unwrap();
     let seed_time = t.elapsed();

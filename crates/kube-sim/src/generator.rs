@@ -46,6 +46,15 @@ pub struct GeneratorConfig {
         default_value_t = 0
     )]
     pub objects: usize,
+    /// Realistic workloads to add (PostgreSQL, Kafka, Prometheus, a payments API... in
+    /// teams' namespaces, with distractors and opaque custom types; see `workloads`).
+    #[arg(
+        id = "gen_workloads",
+        long = "gen-workloads",
+        env = "KUBE_SIM_GEN_WORKLOADS",
+        default_value_t = 0
+    )]
+    pub workloads: usize,
 }
 
 impl Default for GeneratorConfig {
@@ -55,6 +64,7 @@ impl Default for GeneratorConfig {
             namespaces: 0,
             crds: 0,
             objects: 0,
+            workloads: 0,
         }
     }
 }
@@ -274,6 +284,11 @@ fn crd(kind: &str, plural: &str, group: &str, what: &str) -> Value {
 pub fn generate(store: &Store, cfg: &GeneratorConfig) -> Result<GeneratedCluster> {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut out = GeneratedCluster::default();
+    if cfg.workloads > 0 {
+        for obj in crate::workloads::workload_objects(cfg.seed, cfg.workloads) {
+            crate::seed::apply_object(store, obj)?;
+        }
+    }
     let ns_ty = store.type_for("v1", "Namespace")?;
     for i in 0..cfg.namespaces {
         let team = TEAMS[i % TEAMS.len()];
@@ -385,6 +400,7 @@ mod tests {
             namespaces: 3,
             crds: 2,
             objects: 30,
+            ..Default::default()
         };
         let dump = |s: &Store| {
             let mut names = Vec::new();

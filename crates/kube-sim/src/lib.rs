@@ -59,6 +59,7 @@ mod seed;
 pub mod selector;
 mod server;
 mod store;
+pub mod workloads;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

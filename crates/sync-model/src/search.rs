@@ -76,25 +76,63 @@ pub struct SearchResults {
     pub results: Vec<SearchHit>,
 }
 
-/// `ask`'s answer: the matching types, each with why it matched and its instances.
+/// `ask`'s answer: the running objects that answer the question, best first and grouped
+/// by type for display, and the types that would answer it but have nothing running.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AskAnswer {
     pub question: String,
+    /// The answers grouped by type, the type of the best answer first; within a type, best
+    /// first. Every instance appears once.
     pub types: Vec<TypeMatch>,
+    /// Types whose description answers the question but with no instance in the index:
+    /// what the cluster can run, not what runs. Never counted among the answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available: Vec<TypeMatch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TypeMatch {
-    /// `plural.group` of the type.
+    /// `plural.group` of the type (`Kind.group` when the type has no capability record).
     pub id: String,
     pub kind: String,
     pub group: String,
+    /// The best score among its answers (for an available type, its description's
+    /// similarity).
     pub score: f32,
-    /// The capability document that matched, i.e. why this type answers the question.
+    /// The capability document when the type's description matched the question (the
+    /// bridge); empty when only its objects' own text did.
     pub reason: String,
-    pub instances: Vec<SearchHit>,
+    pub instances: Vec<AskHit>,
+}
+
+/// One answer of `ask`: the object (as a search hit: kind, namespace, name, labels, the
+/// one score that direct and bridged answers share) and why it answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AskHit {
+    #[serde(flatten)]
+    pub hit: SearchHit,
+    #[serde(default)]
+    pub why: Why,
+}
+
+/// Why an object answers: words of the question found in its own text, and the
+/// capability (its type's description) that matched the question.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Why {
+    /// Question words (or their singulars) in the object's name, namespace, labels or
+    /// description.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<String>,
+    /// `plural.group` of the type whose description matched, when the bridge brought it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
+    /// Similarity of the object's own text to the question (0 when only exact matches
+    /// found it).
+    pub similarity: f32,
 }
 
 #[cfg(test)]
@@ -118,5 +156,21 @@ mod tests {
         assert_eq!(back, body);
         let plain: SearchBody = serde_json::from_str(r#"{"query":"x"}"#).unwrap();
         assert!(!plain.ask);
+    }
+
+    #[test]
+    fn an_answer_from_before_the_why_and_available_fields_still_reads() {
+        let old = r#"{"question":"q","types":[{"id":"clusters.postgresql.cnpg.io","kind":"Cluster",
+            "group":"postgresql.cnpg.io","score":0.4,"reason":"r","instances":[{"id":"i","kind":"Cluster",
+            "namespace":"data","name":"orders-db","labels":{},"score":0.4,"document":"d"}]}]}"#;
+        let answer: AskAnswer = serde_json::from_str(old).unwrap();
+        assert!(answer.available.is_empty());
+        assert_eq!(answer.types[0].instances[0].hit.name, "orders-db");
+        assert_eq!(answer.types[0].instances[0].why, Why::default());
+        // And an old client, which knows only the search hit, reads a new answer's instances.
+        let new = serde_json::to_value(&answer).unwrap();
+        let hit: SearchHit =
+            serde_json::from_value(new["types"][0]["instances"][0].clone()).unwrap();
+        assert_eq!(hit.namespace, "data");
     }
 }

@@ -7,7 +7,9 @@
 //! killed process too but may lose the last commits on power loss; the watcher would then
 //! not resend them until its next resync, so the fsync per batch is worth it.)
 //! The file is opened with an exclusive lock: a second process gets a clear error instead of
-//! an index that silently diverges from the file.
+//! an index that silently diverges from the file. A reader (`cw search` and `cw ask` without
+//! a server) opens it read-only with [`EmbeddedStore::open_read_only`], which waits briefly
+//! for, then refuses, a file that a writer holds.
 
 mod index;
 
@@ -49,6 +51,8 @@ struct Inner {
     /// so the index never runs ahead of or behind the file.
     conn: Mutex<Connection>,
     state: RwLock<State>,
+    /// Opened by [`EmbeddedStore::open_read_only`]: every write is refused.
+    read_only: bool,
 }
 
 #[derive(Default)]
@@ -135,8 +139,70 @@ impl EmbeddedStore {
                 path: path.to_path_buf(),
                 conn: Mutex::new(conn),
                 state: RwLock::new(state),
+                read_only: false,
             }),
         })
+    }
+
+    /// Opens an existing store file for reading only (searches; every write is refused) and
+    /// loads its index. Fails with a clear message when the file does not exist or another
+    /// process (`cw run`, `cw serve`, a running `cw sync-instances`) holds it. Blocking, like
+    /// [`EmbeddedStore::open`].
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "there is no index at {} yet: run `cw sync-instances` (and `cw sync-capabilities`) \
+                 first, or point --data-dir at it",
+                path.display()
+            )));
+        }
+        // Read-write without create, made read-only by `query_only` below: SQLite cannot read
+        // a WAL-mode file through a read-only connection unless a shared-memory (-shm) file
+        // exists, which the writer's exclusive locking mode never makes ("disk I/O error").
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| unavailable(path, "cannot open", e))?;
+        let busy = |e: rusqlite::Error| {
+            if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ) {
+                StoreError::Unavailable(format!(
+                    "the index {} is in use by another cw process (cw run, cw serve or a sync); \
+                     ask that server with --server, or wait for the sync to finish",
+                    path.display()
+                ))
+            } else {
+                unavailable(path, "cannot read", e)
+            }
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(2))
+            .map_err(busy)?;
+        conn.pragma_update(None, "query_only", "ON").map_err(busy)?;
+        // The writer keeps the WAL index in its own memory (exclusive locking mode, no -shm
+        // file), so the reader does too; it holds the file until it closes.
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(busy)?;
+        let state = load_state(&conn).map_err(busy)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                conn: Mutex::new(conn),
+                state: RwLock::new(state),
+                read_only: true,
+            }),
+        })
+    }
+
+    fn refuse_if_read_only(&self) -> Result<(), StoreError> {
+        if self.inner.read_only {
+            return Err(StoreError::Rejected(format!(
+                "the embedded store {} was opened read-only",
+                self.inner.path.display()
+            )));
+        }
+        Ok(())
     }
 
     /// The store file.
@@ -146,6 +212,7 @@ impl EmbeddedStore {
 
     /// Removes a collection with all its documents (e.g. to re-index with another model).
     pub async fn delete_collection(&self, collection: &str) -> Result<(), StoreError> {
+        self.refuse_if_read_only()?;
         let collection = collection.to_string();
         self.blocking(move |inner| {
             let conn = inner.conn.lock().map_err(|_| poisoned(&inner.path))?;
@@ -293,6 +360,7 @@ impl VectorStore for EmbeddedStore {
             }
             None => {}
         }
+        self.refuse_if_read_only()?;
         if model.dimension == 0 {
             return Err(StoreError::Rejected(format!(
                 "model {} reports 0 dimensions",
@@ -344,6 +412,7 @@ impl VectorStore for EmbeddedStore {
         if records.is_empty() {
             return Ok(());
         }
+        self.refuse_if_read_only()?;
         let dimension = self.read(|s| s.collections.get(collection).map(|c| c.dimension()))?;
         let Some(dimension) = dimension else {
             return Err(StoreError::Rejected(format!(
@@ -421,6 +490,7 @@ impl VectorStore for EmbeddedStore {
         if ids.is_empty() {
             return Ok(());
         }
+        self.refuse_if_read_only()?;
         let collection = collection.to_string();
         let ids = ids.to_vec();
         self.blocking(move |inner| {

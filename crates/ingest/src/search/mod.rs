@@ -1,8 +1,9 @@
 //! Search over the stored documents: semantic (vector), keyword (exact names, kinds and
 //! label values, no embedding call) or hybrid (both, exact matches winning over vague
-//! similarity), with metadata filters; and the semantic bridge `ask`, which finds the
-//! resource *types* that answer a question in the capabilities collection, then their
-//! running instances.
+//! similarity), with metadata filters; and `ask` (in [`ask`]), which fuses that search with
+//! the semantic bridge (the resource *types* that answer a question, then their instances).
+
+mod ask;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use crate::embed::{EmbedError, Embedder, InputType};
 use crate::store::{Filter, Hit, MetaValue, Metadata, StoreError, VectorStore};
 
 pub use sync_model::search::{
-    AskAnswer, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
-    TypeMatch,
+    AskAnswer, AskHit, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
+    TypeMatch, Why,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,16 @@ const MIN_CANDIDATES: usize = 50;
 const NAME_BOOST: f32 = 0.6;
 const KIND_BOOST: f32 = 0.3;
 const LABEL_BOOST: f32 = 0.3;
+const NAMESPACE_BOOST: f32 = 0.3;
+
+/// A candidate before it becomes a hit: the stored document, its own similarity to the
+/// query (none when only an exact match found it), the exact matches and its score.
+pub(crate) struct Ranked {
+    pub hit: Hit,
+    pub sim: Option<f32>,
+    pub matched: Vec<String>,
+    pub score: f32,
+}
 
 /// Everything `search` and `ask` need: a store, an embedder and collection names.
 #[derive(Clone)]
@@ -71,139 +82,86 @@ impl Searcher {
                 "query must not be empty (use mode keyword with filters to list)".into(),
             ));
         }
+        let vector = match req.mode {
+            SearchMode::Keyword => None,
+            _ => Some(self.embed_query(&req.query).await?),
+        };
         let collection = self.collection_name(req.collection);
         let candidates = CANDIDATE_FACTOR.saturating_mul(limit).max(MIN_CANDIDATES);
+        let mut ranked = self
+            .ranked(
+                collection,
+                vector.as_deref(),
+                &terms,
+                filter.as_ref(),
+                candidates,
+                req.mode,
+            )
+            .await?;
+        ranked.truncate(limit);
+        Ok(ranked
+            .into_iter()
+            .map(|r| to_search_hit(r.hit, r.score, r.matched))
+            .collect())
+    }
 
+    /// Candidates of `collection` ranked best first: the nearest `candidates` to `vector`
+    /// (unless keyword mode) and the exact keyword matches (unless semantic mode), scored
+    /// by similarity plus exact-match boosts.
+    pub(crate) async fn ranked(
+        &self,
+        collection: &str,
+        vector: Option<&[f32]>,
+        terms: &[String],
+        filter: Option<&Filter>,
+        candidates: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<Ranked>, SearchError> {
         let mut hits: HashMap<String, (Hit, Option<f32>)> = HashMap::new();
-        if req.mode != SearchMode::Keyword {
-            let vector = self.embed_query(&req.query).await?;
+        if let (Some(vector), true) = (vector, mode != SearchMode::Keyword) {
             for hit in self
                 .store
-                .query(collection, &vector, filter.as_ref(), candidates)
+                .query(collection, vector, filter, candidates)
                 .await?
             {
                 let sim = 1.0 - hit.distance;
                 hits.insert(hit.id.clone(), (hit, Some(sim)));
             }
         }
-        if req.mode != SearchMode::Semantic {
+        if mode != SearchMode::Semantic {
             for hit in self
-                .keyword_candidates(collection, &terms, filter.as_ref(), candidates)
+                .keyword_candidates(collection, terms, filter, candidates)
                 .await?
             {
                 hits.entry(hit.id.clone()).or_insert((hit, None));
             }
         }
-
-        let mut ranked: Vec<SearchHit> = hits
+        let mut ranked: Vec<Ranked> = hits
             .into_values()
             .filter_map(|(hit, sim)| {
-                let matched = exact_matches(&hit.metadata, &terms);
-                if req.mode == SearchMode::Keyword && matched.is_empty() && !terms.is_empty() {
+                let matched = exact_matches(&hit.metadata, terms);
+                if mode == SearchMode::Keyword && matched.is_empty() && !terms.is_empty() {
                     return None;
                 }
-                let boost = if req.mode == SearchMode::Semantic {
+                let boost = if mode == SearchMode::Semantic {
                     0.0
                 } else {
                     boost_for(&hit.metadata, &matched)
                 };
-                Some(to_search_hit(hit, sim.unwrap_or(0.0) + boost, matched))
+                Some(Ranked {
+                    score: sim.unwrap_or(0.0) + boost,
+                    hit,
+                    sim,
+                    matched,
+                })
             })
             .collect();
-        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-        ranked.truncate(limit);
+        ranked.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.hit.id.cmp(&b.hit.id))
+        });
         Ok(ranked)
-    }
-
-    /// The semantic bridge: types first, then their instances.
-    pub async fn ask(
-        &self,
-        question: &str,
-        limit: Option<usize>,
-    ) -> Result<AskAnswer, SearchError> {
-        let limit = checked_limit(limit)?;
-        if question.trim().is_empty() {
-            return Err(SearchError::BadRequest("question must not be empty".into()));
-        }
-        let vector = self.embed_query(question).await?;
-        let candidates = self
-            .store
-            .query(
-                &self.capabilities_collection,
-                &vector,
-                None,
-                TYPE_CANDIDATES,
-            )
-            .await?;
-        // A type answers as well as its description or its best running instance does: a
-        // database operator's CRD may say "PostgreSQL" without "database", while its running
-        // cluster's document says what it is for.
-        let mut scored = Vec::with_capacity(candidates.len());
-        for t in candidates {
-            let kind = meta_str(&t.metadata, "kind");
-            let group = meta_str(&t.metadata, "group");
-            let filter = Filter::And(vec![
-                Filter::Eq("kind".into(), kind.clone()),
-                Filter::Eq("apiGroup".into(), group.clone()),
-            ]);
-            let instances = self
-                .store
-                .query(&self.instances_collection, &vector, Some(&filter), limit)
-                .await?;
-            let type_sim = 1.0 - t.distance;
-            let best_instance = instances
-                .first()
-                .map_or(f32::NEG_INFINITY, |h| 1.0 - h.distance);
-            scored.push((
-                type_sim.max(best_instance),
-                type_sim,
-                kind,
-                group,
-                t,
-                instances,
-            ));
-        }
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let Some(best) = scored.first().map(|s| s.0) else {
-            return Ok(AskAnswer {
-                question: question.to_string(),
-                types: vec![],
-            });
-        };
-        // Keep the types that match nearly as well as the best one: a question about
-        // databases should bring the PostgreSQL, MySQL and Redis types, not every type.
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let floor = best - TYPE_SCORE_WINDOW;
-        for (score, type_sim, kind, group, t, instances) in
-            scored.into_iter().filter(|s| s.0 >= floor).take(MAX_TYPES)
-        {
-            // A type that answers by its description brings its instances; one that answers
-            // only through some of its instances brings just those (the MySQL Service, not
-            // every Service).
-            let by_description = type_sim >= floor;
-            let instances: Vec<SearchHit> = instances
-                .into_iter()
-                .filter(|h| by_description || 1.0 - h.distance >= floor)
-                .filter(|h| seen.insert(h.id.clone()))
-                .map(|h| {
-                    let sim = 1.0 - h.distance;
-                    to_search_hit(h, sim, vec![])
-                })
-                .collect();
-            out.push(TypeMatch {
-                id: t.id.clone(),
-                kind,
-                group,
-                score,
-                reason: t.document.clone(),
-                instances,
-            });
-        }
-        Ok(AskAnswer {
-            question: question.to_string(),
-            types: out,
-        })
     }
 
     async fn embed_query(&self, text: &str) -> Result<Vec<f32>, SearchError> {
@@ -216,7 +174,7 @@ impl Searcher {
             .ok_or_else(|| EmbedError::Permanent("the provider returned no vector".into()).into())
     }
 
-    /// Documents whose name or kind is exactly one of the terms.
+    /// Documents whose name, kind or namespace is exactly one of the terms.
     async fn keyword_candidates(
         &self,
         collection: &str,
@@ -229,7 +187,11 @@ impl Searcher {
         }
         let mut out = Vec::new();
         let kinds: Vec<String> = terms.iter().flat_map(|t| kind_spellings(t)).collect();
-        for (key, values) in [("name", terms.to_vec()), ("kind", kinds)] {
+        for (key, values) in [
+            ("name", terms.to_vec()),
+            ("kind", kinds),
+            ("namespace", terms.to_vec()),
+        ] {
             let mut all = vec![Filter::In(key.into(), values)];
             if let Some(f) = filter {
                 all.push(f.clone());
@@ -243,12 +205,6 @@ impl Searcher {
         Ok(out)
     }
 }
-
-/// Types whose score is within this much of the best type's are kept by `ask`.
-const TYPE_SCORE_WINDOW: f32 = 0.12;
-/// Types `ask` considers (nearest capability documents) before scoring them.
-const TYPE_CANDIDATES: usize = 8;
-const MAX_TYPES: usize = 6;
 
 fn checked_limit(limit: Option<usize>) -> Result<usize, SearchError> {
     match limit.unwrap_or(DEFAULT_LIMIT) {
@@ -349,7 +305,7 @@ fn kind_spellings(term: &str) -> Vec<String> {
     }
 }
 
-fn meta_str(m: &Metadata, key: &str) -> String {
+pub(crate) fn meta_str(m: &Metadata, key: &str) -> String {
     match m.get(key) {
         Some(MetaValue::Str(s)) => s.clone(),
         Some(MetaValue::Int(i)) => i.to_string(),
@@ -359,11 +315,13 @@ fn meta_str(m: &Metadata, key: &str) -> String {
     }
 }
 
-/// Terms equal (case-insensitively) to the name, the kind or a label value, each tagged
-/// with where it matched: `name:postgres`, `kind:statefulset`, `label:app=postgres`.
+/// Terms equal (case-insensitively) to the name, the kind, the namespace or a label value,
+/// each tagged with where it matched: `name:postgres`, `kind:statefulset`,
+/// `namespace:data`, `label:app=postgres`.
 fn exact_matches(m: &Metadata, terms: &[String]) -> Vec<String> {
     let name = meta_str(m, "name").to_lowercase();
     let kind = meta_str(m, "kind").to_lowercase();
+    let namespace = meta_str(m, "namespace").to_lowercase();
     let mut out = Vec::new();
     for t in terms {
         if *t == name {
@@ -371,6 +329,9 @@ fn exact_matches(m: &Metadata, terms: &[String]) -> Vec<String> {
         }
         if *t == kind {
             out.push(format!("kind:{t}"));
+        }
+        if *t == namespace {
+            out.push(format!("namespace:{t}"));
         }
         for (k, v) in m {
             if let (Some(label), MetaValue::Str(v)) = (k.strip_prefix("label."), v) {
@@ -385,11 +346,14 @@ fn exact_matches(m: &Metadata, terms: &[String]) -> Vec<String> {
 
 fn boost_for(_m: &Metadata, matched: &[String]) -> f32 {
     let mut boost = 0.0;
-    let (mut name, mut kind, mut label) = (false, false, false);
+    let (mut name, mut kind, mut label, mut namespace) = (false, false, false, false);
     for m in matched {
         if m.starts_with("name:") && !name {
             name = true;
             boost += NAME_BOOST;
+        } else if m.starts_with("namespace:") && !namespace {
+            namespace = true;
+            boost += NAMESPACE_BOOST;
         } else if m.starts_with("kind:") && !kind {
             kind = true;
             boost += KIND_BOOST;
@@ -401,7 +365,7 @@ fn boost_for(_m: &Metadata, matched: &[String]) -> f32 {
     boost
 }
 
-fn to_search_hit(hit: Hit, score: f32, matched: Vec<String>) -> SearchHit {
+pub(crate) fn to_search_hit(hit: Hit, score: f32, matched: Vec<String>) -> SearchHit {
     let labels = hit
         .metadata
         .iter()

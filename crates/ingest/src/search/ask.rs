@@ -1,0 +1,354 @@
+//! `ask`: the objects that answer a question, from two sources ranked by one score.
+//! Directly: the hybrid search of the instances (their own text, exact names, namespaces and
+//! label values). Through the bridge: the types whose capability document matches the
+//! question, then their instances, which earn their type's similarity even when their own
+//! text says nothing of what they are (a CRD's instances). An object keeps the better of its
+//! two scores; the answers are grouped by type only for display. Types that match but have
+//! no instance go to a separate `available` list and never displace a running answer.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+
+use super::{
+    boost_for, checked_limit, exact_matches, meta_str, query_terms, to_search_hit, AskAnswer,
+    AskHit, Ranked, SearchError, SearchMode, Searcher, TypeMatch, Why, CANDIDATE_FACTOR,
+    MIN_CANDIDATES,
+};
+use crate::store::{Filter, Hit};
+
+/// Types whose description is within this much of the best type's similarity are bridged.
+const TYPE_SCORE_WINDOW: f32 = 0.12;
+/// Types considered (nearest capability documents) before the window is applied.
+const TYPE_CANDIDATES: usize = 8;
+/// At most this many types are bridged.
+const MAX_TYPES: usize = 6;
+/// A bridged answer's score: mostly its type's similarity, a little its own (which orders
+/// the instances of one type).
+const BRIDGE_TYPE_WEIGHT: f32 = 0.8;
+/// Types listed as available (matching, nothing running).
+const MAX_AVAILABLE: usize = 3;
+
+/// One answer being ranked: the candidate, and the type that bridged it, if any.
+struct Answer {
+    ranked: Ranked,
+    capability: Option<String>,
+}
+
+impl Searcher {
+    /// The running objects that answer `question`, at most `limit`, best first and grouped
+    /// by type; and the matching types that have nothing running.
+    pub async fn ask(
+        &self,
+        question: &str,
+        limit: Option<usize>,
+    ) -> Result<AskAnswer, SearchError> {
+        let limit = checked_limit(limit)?;
+        if question.trim().is_empty() {
+            return Err(SearchError::BadRequest("question must not be empty".into()));
+        }
+        let vector = self.embed_query(question).await?;
+        let terms = query_terms(question);
+        let candidates = CANDIDATE_FACTOR.saturating_mul(limit).max(MIN_CANDIDATES);
+
+        let mut answers: HashMap<String, Answer> = HashMap::new();
+        for ranked in self
+            .ranked(
+                &self.instances_collection,
+                Some(&vector),
+                &terms,
+                None,
+                candidates,
+                SearchMode::Hybrid,
+            )
+            .await?
+        {
+            // Which types answer is the bridge's question: a word that names a kind ("service
+            // mesh") does not lift every object of that kind here.
+            let sim = ranked.sim.unwrap_or(0.0);
+            let score = sim + direct_boost(&ranked.hit.metadata, &ranked.matched);
+            answers.insert(
+                ranked.hit.id.clone(),
+                Answer {
+                    ranked: Ranked { score, ..ranked },
+                    capability: None,
+                },
+            );
+        }
+
+        // The bridge: the matching types' instances, all read in one pass over the store.
+        let types = self.matching_types(&vector).await?;
+        let mut by_type: HashMap<(String, String), Vec<Hit>> = HashMap::new();
+        if !types.is_empty() {
+            let kinds: Vec<String> = types
+                .iter()
+                .map(|(t, _)| meta_str(&t.metadata, "kind"))
+                .collect();
+            let n = limit.saturating_mul(types.len()).saturating_mul(4);
+            for hit in self
+                .store
+                .query(
+                    &self.instances_collection,
+                    &vector,
+                    Some(&Filter::In("kind".into(), kinds)),
+                    n,
+                )
+                .await?
+            {
+                let key = (
+                    meta_str(&hit.metadata, "kind"),
+                    meta_str(&hit.metadata, "apiGroup"),
+                );
+                let of_type = by_type.entry(key).or_default();
+                if of_type.len() < limit {
+                    of_type.push(hit);
+                }
+            }
+        }
+        let mut capabilities: HashMap<(String, String), Hit> = HashMap::new();
+        let mut available = Vec::new();
+        for (t, type_sim) in types {
+            let key = (
+                meta_str(&t.metadata, "kind"),
+                meta_str(&t.metadata, "group"),
+            );
+            let Some(instances) = by_type.remove(&key) else {
+                available.push(TypeMatch {
+                    id: t.id.clone(),
+                    kind: key.0,
+                    group: key.1,
+                    score: type_sim,
+                    reason: t.document.clone(),
+                    instances: vec![],
+                });
+                continue;
+            };
+            // A built-in type's description says how its objects run, not what they are (a
+            // Deployment may be a web shop or a database): its objects answer by their own
+            // text, directly. A custom type's description says what every instance is.
+            let bridges = !is_built_in_group(&key.1);
+            for hit in instances {
+                let sim = 1.0 - hit.distance;
+                let bridged = if bridges {
+                    BRIDGE_TYPE_WEIGHT * type_sim + (1.0 - BRIDGE_TYPE_WEIGHT) * sim
+                } else {
+                    f32::NEG_INFINITY
+                };
+                match answers.entry(hit.id.clone()) {
+                    Entry::Occupied(mut e) => {
+                        let a = e.get_mut();
+                        if bridged > a.ranked.score {
+                            a.ranked.score = bridged;
+                            a.capability = Some(t.id.clone());
+                        }
+                    }
+                    Entry::Vacant(e) if bridges => {
+                        let matched = exact_matches(&hit.metadata, &terms);
+                        let direct = sim + direct_boost(&hit.metadata, &matched);
+                        e.insert(Answer {
+                            ranked: Ranked {
+                                hit,
+                                sim: Some(sim),
+                                matched,
+                                score: direct.max(bridged),
+                            },
+                            capability: Some(t.id.clone()),
+                        });
+                    }
+                    Entry::Vacant(_) => {}
+                }
+            }
+            if bridges {
+                capabilities.insert(key, t);
+            }
+        }
+        available.truncate(MAX_AVAILABLE);
+
+        let mut ranked: Vec<Answer> = answers.into_values().collect();
+        ranked.sort_by(|a, b| {
+            b.ranked
+                .score
+                .total_cmp(&a.ranked.score)
+                .then_with(|| a.ranked.hit.id.cmp(&b.ranked.hit.id))
+        });
+        ranked.truncate(limit);
+        let types = self.group_by_type(ranked, &terms, &capabilities).await?;
+        Ok(AskAnswer {
+            question: question.to_string(),
+            types,
+            available,
+        })
+    }
+
+    /// The capability documents nearest to the question, kept while within
+    /// [`TYPE_SCORE_WINDOW`] of the best, with their similarity.
+    async fn matching_types(&self, vector: &[f32]) -> Result<Vec<(Hit, f32)>, SearchError> {
+        let types = self
+            .store
+            .query(&self.capabilities_collection, vector, None, TYPE_CANDIDATES)
+            .await?;
+        let Some(best) = types.iter().map(|t| 1.0 - t.distance).reduce(f32::max) else {
+            return Ok(vec![]);
+        };
+        Ok(types
+            .into_iter()
+            .map(|t| {
+                let sim = 1.0 - t.distance;
+                (t, sim)
+            })
+            .filter(|(_, sim)| *sim >= best - TYPE_SCORE_WINDOW)
+            .take(MAX_TYPES)
+            .collect())
+    }
+
+    /// The answers (best first) grouped by type, the type of the best answer first. A type
+    /// that the bridge matched carries its capability document as the reason.
+    async fn group_by_type(
+        &self,
+        answers: Vec<Answer>,
+        terms: &[String],
+        bridged: &HashMap<(String, String), Hit>,
+    ) -> Result<Vec<TypeMatch>, SearchError> {
+        let ids = self.type_ids(&answers).await?;
+        let mut groups: Vec<TypeMatch> = Vec::new();
+        for a in answers {
+            let kind = meta_str(&a.ranked.hit.metadata, "kind");
+            let group = meta_str(&a.ranked.hit.metadata, "apiGroup");
+            let why = Why {
+                words: words_in(&a.ranked.hit, terms),
+                capability: a.capability,
+                similarity: a.ranked.sim.unwrap_or(0.0),
+            };
+            let hit = AskHit {
+                hit: to_search_hit(a.ranked.hit, a.ranked.score, a.ranked.matched),
+                why,
+            };
+            match groups
+                .iter_mut()
+                .find(|g| g.kind == kind && g.group == group)
+            {
+                Some(g) => g.instances.push(hit),
+                None => {
+                    let key = (kind.clone(), group.clone());
+                    groups.push(TypeMatch {
+                        id: ids
+                            .get(&key)
+                            .cloned()
+                            .unwrap_or_else(|| format!("{kind}.{group}")),
+                        reason: bridged
+                            .get(&key)
+                            .map(|t| t.document.clone())
+                            .unwrap_or_default(),
+                        score: hit.hit.score,
+                        kind,
+                        group,
+                        instances: vec![hit],
+                    });
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    /// `plural.group` of each answer's type, from the capabilities collection (one read).
+    async fn type_ids(
+        &self,
+        answers: &[Answer],
+    ) -> Result<HashMap<(String, String), String>, SearchError> {
+        let kinds: Vec<String> = answers
+            .iter()
+            .map(|a| meta_str(&a.ranked.hit.metadata, "kind"))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if kinds.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let records = self
+            .store
+            .get(
+                &self.capabilities_collection,
+                Some(&Filter::In("kind".into(), kinds)),
+                1_000,
+            )
+            .await?;
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                let key = (
+                    meta_str(&r.metadata, "kind"),
+                    meta_str(&r.metadata, "group"),
+                );
+                (key, r.id)
+            })
+            .collect())
+    }
+}
+
+/// The exact-match boost of a direct answer: names, namespaces and label values, not kinds.
+fn direct_boost(m: &crate::store::Metadata, matched: &[String]) -> f32 {
+    let not_kinds: Vec<String> = matched
+        .iter()
+        .filter(|m| !m.starts_with("kind:"))
+        .cloned()
+        .collect();
+    boost_for(m, &not_kinds)
+}
+
+/// Kubernetes' own API groups: the core group, the unqualified ones (`apps`, `batch`,
+/// `autoscaling`, `policy`) and `*.k8s.io`.
+fn is_built_in_group(group: &str) -> bool {
+    !group.contains('.') || group.ends_with(".k8s.io")
+}
+
+/// The question's terms found as words of the object's text (name, namespace, labels and
+/// description all appear in it).
+fn words_in(hit: &Hit, terms: &[String]) -> Vec<String> {
+    let text = hit.document.to_lowercase();
+    let words: HashSet<&str> = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '.' || c == '_'))
+        .flat_map(|w| {
+            let w = w.trim_matches(|c: char| c == '.' || c == '-');
+            std::iter::once(w).chain(w.split(|c: char| !c.is_alphanumeric()))
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    terms
+        .iter()
+        .filter(|t| words.contains(t.as_str()))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Metadata;
+
+    #[test]
+    fn built_in_groups_are_kubernetes_own() {
+        for g in [
+            "",
+            "apps",
+            "batch",
+            "networking.k8s.io",
+            "rbac.authorization.k8s.io",
+        ] {
+            assert!(is_built_in_group(g), "{g}");
+        }
+        for g in ["postgresql.cnpg.io", "cert-manager.io", "kafka.strimzi.io"] {
+            assert!(!is_built_in_group(g), "{g}");
+        }
+    }
+
+    #[test]
+    fn words_are_whole_words_of_the_text_or_of_its_hyphenated_names() {
+        let hit = Hit {
+            id: "x".into(),
+            document: "Deployment payments-api | namespace: finance | Charges credit cards.".into(),
+            metadata: Metadata::new(),
+            distance: 0.5,
+        };
+        let terms = query_terms("who handles payments? credit finance card");
+        assert_eq!(words_in(&hit, &terms), ["payments", "credit", "finance"]);
+    }
+}
