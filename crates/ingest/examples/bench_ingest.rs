@@ -138,7 +138,7 @@ fn realistic_instance(i: usize) -> ResourceInstance {
         );
     }
     let mut annotations = std::collections::BTreeMap::new();
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         annotations.insert(
             "description".to_string(),
             DESCRIPTIONS[i % DESCRIPTIONS.len()].to_string(),

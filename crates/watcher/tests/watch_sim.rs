@@ -372,8 +372,7 @@ async fn objects_deleted_while_the_watcher_was_stopped_are_gone_after_it_restart
     let w = start_watcher(&sim, &store, settings(&["deployments"]));
     wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
     // Only what changed was sent: no re-send of unchanged objects on restart.
-    let st = store.state.lock().unwrap();
-    let sent: usize = st.posts[posts_before..]
+    let sent: usize = store.state.lock().unwrap().posts[posts_before..]
         .iter()
         .map(|p| p.upserts.len())
         .sum();
@@ -381,7 +380,6 @@ async fn objects_deleted_while_the_watcher_was_stopped_are_gone_after_it_restart
         sent, 2,
         "expected only `keep` (relabelled) and `new` to be upserted"
     );
-    drop(st);
     w.stop().await.unwrap();
 }
 
