@@ -308,11 +308,7 @@ impl ChromaStore {
         // base64 of the vector, the document, metadata and JSON punctuation.
         let row_bytes = sample.embedding.len() * 4 * 4 / 3
             + sample.document.len() * 2
-            + sample
-                .metadata
-                .iter()
-                .map(|(k, _)| k.len() + 64)
-                .sum::<usize>()
+            + sample.metadata.keys().map(|k| k.len() + 64).sum::<usize>()
             + 200;
         (self.config.max_bytes_per_write / row_bytes.max(1))
             .clamp(1, self.config.max_rows_per_write.max(1))

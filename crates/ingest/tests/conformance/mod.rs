@@ -1,5 +1,5 @@
 //! The [`VectorStore`] conformance suite: what the pipeline relies on from any store, run
-//! unchanged against the embedded store and Chroma. Each case takes `&dyn VectorStore` and
+//! unchanged against the embedded store, Chroma and Qdrant. Each case takes `&dyn VectorStore` and
 //! uses collections of its own, so a shared server can run them all.
 //!
 //! To run the suite on a store, in a test file:
@@ -177,7 +177,7 @@ pub async fn upserted_records_come_back_with_document_metadata_and_hash(store: &
     assert_eq!(got[0].document, r.document);
     assert_eq!(got[0].metadata, r.metadata);
     let hashes = store
-        .content_hashes(&c, &[r.id.clone()])
+        .content_hashes(&c, std::slice::from_ref(&r.id))
         .await
         .expect("content_hashes");
     assert_eq!(hashes.get(&r.id), Some(&r.content_hash));

@@ -161,7 +161,7 @@ impl CollectionIndex {
             None => match self.free.pop() {
                 Some(slot) => slot,
                 None => {
-                    if self.entries.len() % SLOTS_PER_BLOCK == 0 {
+                    if self.entries.len().is_multiple_of(SLOTS_PER_BLOCK) {
                         self.blocks
                             .push(vec![0.0; SLOTS_PER_BLOCK * self.dimension].into_boxed_slice());
                     }
