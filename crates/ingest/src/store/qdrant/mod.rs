@@ -387,6 +387,10 @@ impl QdrantStore {
     ) -> Result<Vec<PointIn>, StoreError> {
         let filter = filter.map(wire::to_filter).transpose()?;
         let mut out = Vec::new();
+        if limit == 0 {
+            // Qdrant refuses a page of 0 points.
+            return Ok(out);
+        }
         let mut offset: Option<Value> = None;
         loop {
             let page_size = (limit - out.len()).min(PAGE_SIZE);
@@ -616,6 +620,9 @@ impl VectorStore for QdrantStore {
         filter: Option<&Filter>,
         limit: usize,
     ) -> Result<Vec<Hit>, StoreError> {
+        if limit == 0 {
+            return Ok(vec![]);
+        }
         let mut body = json!({ "query": vector, "limit": limit, "with_payload": true });
         if let Some(f) = filter {
             body["filter"] = wire::to_filter(f)?;
