@@ -43,6 +43,7 @@ AGREED_ENV = {
         "VOYAGE_API_KEY", "VOYAGE_BASE_URL", "VOYAGE_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
         "OPENAI_EMBEDDING_MODEL", "CW_INGEST_TOKEN", "CW_MAX_BODY_BYTES", "LOG_LEVEL", "LOG_JSON",
         "CW_MODEL_DIR", "CW_LLM_URL", "CW_LLM_MODEL", "CW_LLM_API_KEY",
+        "QDRANT_URL", "QDRANT_API_KEY",
     ],
     "watcher": [
         "REST_ENDPOINT", "CW_INGEST_TOKEN", "DEBOUNCE_WINDOW_MS", "BATCH_FLUSH_INTERVAL_MS",
@@ -53,6 +54,9 @@ AGREED_ENV = {
     ],
 }
 CW_CONTAINERS = {"watcher", "ingest"}
+# Values that choose another store, and the variables of the default store they replace: the
+# two are checked in separate renders, since one ingest server writes to one store.
+ALTERNATIVE_STORES = {("store", "qdrant"): {"CHROMA_URL", "CHROMA_TENANT", "CHROMA_DATABASE"}}
 READ_VERBS = {"get", "list", "watch"}
 # The Kubernetes version whose OpenAPI schemas the rendered objects must satisfy (the kubectl
 # installed here), and API groups of CRDs that have no built-in schema.
@@ -190,7 +194,7 @@ def documented_env() -> list[dict]:
 
 def targets(path: list[str]) -> list[str]:
     """The container(s) a documented value belongs to, by its top-level key."""
-    return {"watcher": ["watcher"], "ingest": ["ingest"], "auth": ["watcher", "ingest"]}[path[0]]
+    return {"watcher": ["watcher"], "ingest": ["ingest"], "store": ["ingest"], "auth": ["watcher", "ingest"]}[path[0]]
 
 
 def schema_node(path: list[str]) -> dict:
@@ -376,9 +380,28 @@ def every_agreed_variable_is_documented_in_values_for_its_component():
     assert not missing, f"not exposed in values.yaml: {missing}"
 
 
+def alternative_of(path: list[str]):
+    return next((alt for alt in ALTERNATIVE_STORES if tuple(path[: len(alt)]) == alt), None)
+
+
 @check
 def every_documented_value_reaches_the_environment_of_the_right_container():
-    documented = documented_env()
+    everything = documented_env()
+    # The default store's values, then each alternative store's instead of what it replaces.
+    reach(
+        [d for d in everything if alternative_of(d["path"]) is None],
+        skip_env=set(),
+    )
+    for alt, replaced in ALTERNATIVE_STORES.items():
+        reach(
+            [d for d in everything if alternative_of(d["path"]) in (None, alt)],
+            skip_env=replaced,
+        )
+
+
+def reach(documented: list[dict], skip_env: set[str]):
+    """Sets every value of `documented` at once and checks each reaches its variable."""
+    documented = [d for d in documented if d["env"] not in skip_env]
     defaults = chart().values
     values: dict = {}
     for i, d in enumerate(documented):
@@ -501,6 +524,22 @@ def chroma_off_needs_a_url_and_renders_no_statefulset():
 
 
 @check
+def qdrant_replaces_chroma_with_its_url_and_the_key_from_a_secret():
+    objects, notes = render({"store": {"qdrant": {"url": "http://qdrant.db.svc:6333",
+                                                  "apiKeySecret": {"name": "qdrant"}}}})
+    env = env_of(container(objects, "ingest"))
+    assert env["QDRANT_URL"]["value"] == "http://qdrant.db.svc:6333", env["QDRANT_URL"]
+    key = env["QDRANT_API_KEY"]
+    assert "value" not in key and key["valueFrom"]["secretKeyRef"] == {"name": "qdrant", "key": "api-key"}
+    assert not {"CHROMA_URL", "CHROMA_TENANT", "CHROMA_DATABASE"} & set(env), sorted(env)
+    assert not of_kind(objects, "StatefulSet"), "the bundled Chroma is not needed with Qdrant"
+    assert "Qdrant at http://qdrant.db.svc:6333" in notes, notes
+    # Without a Secret, no key variable at all (a Qdrant without authentication).
+    objects, _ = render({"store": {"qdrant": {"url": "http://q:6333"}}})
+    assert "QDRANT_API_KEY" not in env_of(container(objects, "ingest"))
+
+
+@check
 def bundled_chroma_has_a_claim_and_is_the_default_store():
     objects, _ = render()
     sts = named(objects, "StatefulSet", "-chroma")
@@ -540,6 +579,8 @@ def the_schema_rejects_wrong_types():
         {"watcher": {"rbac": {"extraRules": [{"apiGroups": ["x.io"], "resources": ["*"]}]}}},
         {"watcher": {"config": {"watchNamespaces": "default"}}},
         {"ingest": {"config": {"chromaUrl": "chroma:8000"}}},
+        {"store": {"qdrant": {"url": "qdrant:6333"}}},
+        {"store": {"qdrant": {"apiKey": "inline keys are not accepted"}}},
         {"typo": True},
     ]
     for values in bad:

@@ -56,13 +56,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "http://%s-ingest.%s.svc:%d" (include "cw.fullname" .) .Release.Namespace (int .Values.ingest.config.port) }}
 {{- end }}
 
+{{/* "true" when the bundled Chroma is deployed: enabled, and Qdrant not chosen instead. */}}
+{{- define "cw.bundledChroma" -}}
+{{- if and .Values.chroma.enabled (not .Values.store.qdrant.url) }}true{{ end }}
+{{- end }}
+
 {{- define "cw.chromaUrl" -}}
 {{- if .Values.ingest.config.chromaUrl }}
 {{- .Values.ingest.config.chromaUrl }}
 {{- else if .Values.chroma.enabled }}
 {{- printf "http://%s-chroma.%s.svc:%d" (include "cw.fullname" .) .Release.Namespace (int .Values.chroma.port) }}
 {{- else }}
-{{- fail "ingest.config.chromaUrl is empty and chroma.enabled is false: set one of them" }}
+{{- fail "ingest.config.chromaUrl is empty and chroma.enabled is false: set one of them (or store.qdrant.url)" }}
 {{- end }}
 {{- end }}
 

@@ -19,6 +19,7 @@ use ingest::server::{
 };
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::embedded::EmbeddedStore;
+use ingest::store::qdrant::{QdrantConfig, QdrantStore};
 use ingest::store::VectorStore;
 use watcher::{IngestClientArgs, TokenArgs};
 
@@ -32,8 +33,8 @@ pub enum Provider {
     Local,
 }
 
-/// Where documents are stored: a Chroma server when a URL is given, else the embedded
-/// store (one SQLite file in the data directory).
+/// Where documents are stored: a Chroma or a Qdrant server when its URL is given, else the
+/// embedded store (one SQLite file in the data directory).
 #[derive(clap::Args, Clone, Debug)]
 pub struct StoreArgs {
     /// Chroma server URL; without it (or empty) cw uses its embedded store in --data-dir.
@@ -43,6 +44,12 @@ pub struct StoreArgs {
     pub chroma_tenant: String,
     #[arg(long, env = "CHROMA_DATABASE", default_value = "default_database")]
     pub chroma_database: String,
+    /// Qdrant server URL (the REST port, e.g. http://qdrant:6333); not with --chroma-url.
+    #[arg(long, env = "QDRANT_URL")]
+    pub qdrant_url: Option<String>,
+    /// Qdrant API key, sent as the `api-key` header.
+    #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
+    pub qdrant_api_key: Option<String>,
     /// Directory of the embedded store's file (used when no --chroma-url is given)
     /// [default: $XDG_DATA_HOME/cw or ~/.local/share/cw].
     #[arg(long, env = "CW_DATA_DIR")]
@@ -59,8 +66,16 @@ impl StoreArgs {
         self.chroma_url.as_deref().filter(|url| !url.is_empty())
     }
 
-    /// A short description for logs: the Chroma URL or the embedded store's file.
+    /// The Qdrant URL, if one is given (an empty QDRANT_URL counts as none).
+    pub fn qdrant_url(&self) -> Option<&str> {
+        self.qdrant_url.as_deref().filter(|url| !url.is_empty())
+    }
+
+    /// A short description for logs: the server's URL or the embedded store's file.
     pub fn describe(&self) -> String {
+        if let Some(url) = self.qdrant_url() {
+            return format!("qdrant {url}");
+        }
         match (self.chroma_url(), self.resolved_data_dir()) {
             (Some(url), _) => format!("chroma {url}"),
             (None, Ok(dir)) => format!(
@@ -82,6 +97,17 @@ impl StoreArgs {
 
     /// The store the flags choose. The embedded store's directory is created if missing.
     pub fn build(&self) -> anyhow::Result<Arc<dyn VectorStore>> {
+        if let Some(url) = self.qdrant_url() {
+            anyhow::ensure!(
+                self.chroma_url().is_none(),
+                "both --chroma-url and --qdrant-url are given: choose one store"
+            );
+            let mut qdrant = QdrantConfig::new(url);
+            qdrant.api_key = self.qdrant_api_key.clone().filter(|k| !k.is_empty());
+            return Ok(Arc::new(
+                QdrantStore::new(qdrant).context("building the Qdrant client")?,
+            ));
+        }
         if let Some(url) = self.chroma_url() {
             let mut chroma = ChromaConfig::new(url);
             chroma.tenant = self.chroma_tenant.clone();

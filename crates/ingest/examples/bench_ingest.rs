@@ -1,12 +1,13 @@
-//! The ingest benchmark (`scripts/bench-ingest` builds and runs it): a real Chroma, the
-//! release `cw serve` and the Voyage stand-in as separate processes; 10,000 realistic
-//! instances POSTed in batches of 50 by 4 concurrent senders, then re-sent unchanged, then
-//! deleted. Prints instances/s, request p50/p99, embedding requests and inputs (from the
-//! stand-in's counters), CPU seconds of the server and of Chroma per phase, the server's
-//! peak RSS, and the ceiling: the same vectors written straight to Chroma batch for batch
-//! with the same concurrency.
+//! The ingest benchmark (`scripts/bench-ingest` builds and runs it): a store server (a real
+//! Chroma, or with `--store qdrant` the Qdrant test server of crates/testkit), the release
+//! `cw serve` and the Voyage stand-in as separate processes; 10,000 realistic instances
+//! POSTed in batches of 50 by 4 concurrent senders, then re-sent unchanged, then deleted.
+//! Prints instances/s, request p50/p99, embedding requests and inputs (from the stand-in's
+//! counters), CPU seconds of the server and of the store per phase, the server's peak RSS,
+//! and the ceiling: the same vectors written straight to the store batch for batch with the
+//! same concurrency.
 //!
-//!   bench_ingest --cw target/release/cw --standin target/release/voyage-standin
+//!   bench_ingest --cw target/release/cw --standin target/release/voyage-standin [--store qdrant]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -16,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use ingest::embed::ModelInfo;
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
+use ingest::store::qdrant::{QdrantConfig, QdrantStore};
 use ingest::store::{Record, VectorStore};
 use serde_json::{json, Value};
 use sync_model::{ResourceId, ResourceInstance, SyncPayload};
-use testkit::{ChromaServer, StandinStats};
+use testkit::{ChromaServer, QdrantServer, StandinStats};
 
 struct Args {
     cw: PathBuf,
@@ -27,6 +29,64 @@ struct Args {
     instances: usize,
     batch: usize,
     senders: usize,
+    store: StoreKind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum StoreKind {
+    Chroma,
+    Qdrant,
+}
+
+/// The store server under the benchmark.
+enum StoreServer {
+    Chroma(ChromaServer),
+    Qdrant(QdrantServer),
+}
+
+impl StoreServer {
+    fn start(kind: StoreKind) -> StoreServer {
+        match kind {
+            StoreKind::Chroma => StoreServer::Chroma(ChromaServer::start()),
+            StoreKind::Qdrant => StoreServer::Qdrant(QdrantServer::start()),
+        }
+    }
+
+    /// What the figures are of.
+    fn name(&self) -> &'static str {
+        match self {
+            StoreServer::Chroma(_) => "Chroma",
+            StoreServer::Qdrant(_) => "the Qdrant test server",
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            StoreServer::Chroma(s) => s.pid(),
+            StoreServer::Qdrant(s) => s.pid(),
+        }
+        .expect("store server pid")
+    }
+
+    /// The `cw serve` flag and value that choose this store.
+    fn flag(&self) -> [String; 2] {
+        match self {
+            StoreServer::Chroma(s) => ["--chroma-url".into(), s.url()],
+            StoreServer::Qdrant(s) => ["--qdrant-url".into(), s.url()],
+        }
+    }
+
+    /// The same client `cw serve` builds, for the ceiling.
+    fn client(&self) -> Arc<dyn VectorStore> {
+        match self {
+            StoreServer::Chroma(s) => {
+                Arc::new(ChromaStore::new(ChromaConfig::new(s.url())).expect("chroma client"))
+            }
+            StoreServer::Qdrant(s) => {
+                Arc::new(QdrantStore::new(QdrantConfig::new(s.url())).expect("qdrant client"))
+            }
+        }
+    }
 }
 
 fn parse_args() -> Args {
@@ -36,6 +96,7 @@ fn parse_args() -> Args {
         instances: 10_000,
         batch: 50,
         senders: 4,
+        store: StoreKind::Chroma,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -46,6 +107,13 @@ fn parse_args() -> Args {
             "--instances" => args.instances = value.parse().expect("--instances N"),
             "--batch" => args.batch = value.parse().expect("--batch N"),
             "--senders" => args.senders = value.parse().expect("--senders N"),
+            "--store" => {
+                args.store = match value.as_str() {
+                    "chroma" => StoreKind::Chroma,
+                    "qdrant" => StoreKind::Qdrant,
+                    other => panic!("--store chroma|qdrant, not {other}"),
+                }
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -170,7 +238,7 @@ struct PhaseResult {
     p99_ms: f64,
     embed: StandinStats,
     server_cpu: f64,
-    chroma_cpu: f64,
+    store_cpu: f64,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -255,9 +323,9 @@ async fn main() {
     let args = parse_args();
     let http = reqwest::Client::new();
 
-    eprintln!("starting Chroma…");
-    let chroma = ChromaServer::start();
-    let chroma_pid = chroma.pid().expect("chroma pid");
+    let store_server = StoreServer::start(args.store);
+    eprintln!("started {}", store_server.name());
+    let store_pid = store_server.pid();
 
     eprintln!("starting the Voyage stand-in…");
     let mut standin = Command::new(&args.standin)
@@ -282,12 +350,8 @@ async fn main() {
     let server = Proc(
         Command::new(&args.cw)
             .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--chroma-url",
-                &chroma.url(),
-                "--embedding-provider",
-                "voyage",
-            ])
+            .args(store_server.flag())
+            .args(["--embedding-provider", "voyage"])
             .args(["--voyage-url", &voyage_url])
             .env("VOYAGE_API_KEY", "bench")
             .env("LOG_LEVEL", "warn")
@@ -339,7 +403,7 @@ async fn main() {
     ] {
         eprintln!("phase {name}…");
         let before = standin_stats(&http, &standin_base).await;
-        let (s0, c0) = (cpu_seconds(server_pid), cpu_seconds(chroma_pid));
+        let (s0, c0) = (cpu_seconds(server_pid), cpu_seconds(store_pid));
         let (seconds, lat) = send_all(&http, &url, bodies, args.senders).await;
         let after = standin_stats(&http, &standin_base).await;
         results.push(PhaseResult {
@@ -350,17 +414,17 @@ async fn main() {
             p99_ms: percentile(&lat, 0.99),
             embed: diff(&after, &before),
             server_cpu: cpu_seconds(server_pid) - s0,
-            chroma_cpu: cpu_seconds(chroma_pid) - c0,
+            store_cpu: cpu_seconds(store_pid) - c0,
         });
     }
     let rss = peak_rss_mib(server_pid);
     drop(server);
     drop(standin);
 
-    // The ceiling: the same documents, metadata and vectors, straight into Chroma through
+    // The ceiling: the same documents, metadata and vectors, straight into the store through
     // the same client, batch for batch, with the same concurrency.
-    eprintln!("measuring the Chroma ceiling…");
-    let store = Arc::new(ChromaStore::new(ChromaConfig::new(chroma.url())).expect("chroma client"));
+    eprintln!("measuring the ceiling of {}…", store_server.name());
+    let store = store_server.client();
     let model = ModelInfo {
         id: "voyage:voyage-3.5".into(),
         dimension: 1024,
@@ -387,7 +451,7 @@ async fn main() {
         })
         .collect();
     let queue = Arc::new(tokio::sync::Mutex::new(records.into_iter()));
-    let c0 = cpu_seconds(chroma_pid);
+    let c0 = cpu_seconds(store_pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.senders {
@@ -415,14 +479,23 @@ async fn main() {
     }
     let ceiling_seconds = started.elapsed().as_secs_f64();
     lat.sort_by(|a, b| a.total_cmp(b));
-    let ceiling_cpu = cpu_seconds(chroma_pid) - c0;
+    let ceiling_cpu = cpu_seconds(store_pid) - c0;
     let ceiling_rate = args.instances as f64 / ceiling_seconds;
 
     println!();
     println!(
-        "ingest benchmark: {} instances, batches of {}, {} concurrent senders, 1,024-dim vectors",
-        args.instances, args.batch, args.senders
+        "ingest benchmark on {}: {} instances, batches of {}, {} concurrent senders, 1,024-dim vectors",
+        store_server.name(),
+        args.instances,
+        args.batch,
+        args.senders
     );
+    if args.store == StoreKind::Qdrant {
+        println!(
+            "the store is the Qdrant test server (Python, one request at a time, on Qdrant's \
+             embedded engine): its absolute figures are the test server's, not a real Qdrant's"
+        );
+    }
     println!(
         "{:<10} {:>12} {:>9} {:>9} {:>10} {:>10} {:>12} {:>12}",
         "phase",
@@ -432,7 +505,7 @@ async fn main() {
         "embed req",
         "embed in",
         "server CPU s",
-        "Chroma CPU s"
+        "store CPU s"
     );
     for r in &results {
         println!(
@@ -444,7 +517,7 @@ async fn main() {
             r.embed.requests,
             r.embed.inputs,
             r.server_cpu,
-            r.chroma_cpu
+            r.store_cpu
         );
     }
     println!(
@@ -461,8 +534,9 @@ async fn main() {
     println!("server peak RSS: {rss:.1} MiB");
     let initial = args.instances as f64 / results[0].seconds;
     println!(
-        "initial phase at {:.0}% of the Chroma ceiling measured in this run",
-        100.0 * initial / ceiling_rate
+        "initial phase at {:.0}% of the ceiling of {} measured in this run",
+        100.0 * initial / ceiling_rate,
+        store_server.name()
     );
     let summary = json!({
         "phases": results.iter().map(|r| json!({
@@ -470,7 +544,7 @@ async fn main() {
             "instancesPerSecond": r.instances as f64 / r.seconds,
             "p50Ms": r.p50_ms, "p99Ms": r.p99_ms,
             "embeddingRequests": r.embed.requests, "embeddingInputs": r.embed.inputs,
-            "serverCpuSeconds": r.server_cpu, "chromaCpuSeconds": r.chroma_cpu,
+            "serverCpuSeconds": r.server_cpu, "storeCpuSeconds": r.store_cpu,
         })).collect::<Vec<Value>>(),
         "ceilingInstancesPerSecond": ceiling_rate,
         "serverPeakRssMiB": rss,

@@ -166,8 +166,13 @@ pub fn chroma_python() -> PathBuf {
     python
 }
 
-/// A plain HTTP/1.0 GET of the heartbeat, so that this crate needs no HTTP client.
 fn heartbeat(port: u16) -> bool {
+    answers_200(port, "/api/v2/heartbeat")
+}
+
+/// A plain HTTP/1.0 GET of `path` on the loopback `port` answers 200, checked without an
+/// HTTP client crate.
+pub(crate) fn answers_200(port: u16, path: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(
         &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         Duration::from_millis(500),
@@ -175,10 +180,8 @@ fn heartbeat(port: u16) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /api/v2/heartbeat HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
     let mut buf = [0u8; 64];
@@ -187,7 +190,7 @@ fn heartbeat(port: u16) -> bool {
     head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200")
 }
 
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_default();
     let start = bytes.len().saturating_sub(2_000);
     String::from_utf8_lossy(&bytes[start..]).into_owned()

@@ -2,6 +2,8 @@
 //!
 //! - [`ChromaServer`]: the real Chroma server (from the workspace's `.venv`) on a free
 //!   loopback port, with its own data directory, stopped on drop.
+//! - [`QdrantServer`]: a Qdrant-compatible REST server on Qdrant's own embedded engine
+//!   (`qdrant/server.py`), on a free loopback port, stopped on drop.
 //! - [`VoyageStandin`]: a local server speaking Voyage AI's `/v1/embeddings` wire format,
 //!   with deterministic vectors, request counters and injectable failures.
 //! - [`LlmStandin`]: an OpenAI-compatible chat API answering a fixed enrichment, with
@@ -9,10 +11,12 @@
 
 pub mod chroma;
 pub mod llm;
+pub mod qdrant;
 pub mod voyage;
 
 pub use chroma::ChromaServer;
 pub use llm::LlmStandin;
+pub use qdrant::QdrantServer;
 pub use voyage::{embed_text, Failure, StandinStats, VoyageStandin};
 
 /// A free loopback port: bind port 0, read the port, release it.

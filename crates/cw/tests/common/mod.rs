@@ -69,6 +69,7 @@ impl CwRun {
             .env("BATCH_FLUSH_INTERVAL_MS", "100")
             .env("LOG_LEVEL", "info")
             .env_remove("CHROMA_URL")
+            .env_remove("QDRANT_URL")
             .env_remove("CW_EMBEDDING_PROVIDER")
             .env_remove("CW_INGEST_TOKEN")
             .env_remove("RUST_BACKTRACE")

@@ -1,6 +1,6 @@
 //! Vector stores: where documents, their vectors and their metadata live. The pipeline
-//! only knows the [`VectorStore`] trait; Chroma and the embedded store implement it and
-//! pass one conformance suite.
+//! only knows the [`VectorStore`] trait; Chroma, Qdrant and the embedded store implement it
+//! and pass one conformance suite.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 pub mod chroma;
 pub mod embedded;
+pub mod qdrant;
 
 use crate::embed::ModelInfo;
 

@@ -1,6 +1,7 @@
-//! Shared set-up for the ingest integration tests: a real Chroma, the Voyage stand-in, the
-//! real Voyage client, and the ingest server on a free port, plus helpers that read Chroma
-//! directly (not through cw's client) to check what was really stored.
+//! Shared set-up for the ingest integration tests: a store server (the real Chroma, or the
+//! Qdrant test server for test binaries whose name ends in `_qdrant`), the Voyage stand-in,
+//! the real Voyage client, and the ingest server on a free port, plus helpers that read the
+//! store server directly (not through cw's client) to check what was really stored.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -15,9 +16,10 @@ use ingest::embed::ModelInfo;
 use ingest::pipeline::Pipeline;
 use ingest::server::{self, AppState, ServerConfig};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
+use ingest::store::qdrant::{QdrantConfig, QdrantStore};
 use ingest::store::{Filter, Hit, Record, StoreError, VectorStore};
 use serde_json::{json, Value};
-use testkit::{ChromaServer, VoyageStandin};
+use testkit::{ChromaServer, QdrantServer, VoyageStandin};
 
 pub const COLLECTION: &str = "instances";
 
@@ -25,9 +27,9 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Counts the rows written and deleted through the real Chroma store.
+/// Counts the rows written and deleted through the real store client.
 pub struct CountingStore {
-    pub inner: ChromaStore,
+    pub inner: Box<dyn VectorStore>,
     pub upserted_rows: AtomicUsize,
     pub upsert_calls: AtomicUsize,
     pub delete_calls: AtomicUsize,
@@ -83,9 +85,93 @@ impl VectorStore for CountingStore {
     }
 }
 
-/// Chroma, the stand-in and the ingest server, all on free loopback ports.
+/// The store server the tests of one binary run on.
+pub enum StoreServer {
+    Chroma(ChromaServer),
+    Qdrant(QdrantServer),
+}
+
+impl StoreServer {
+    /// Qdrant for test binaries whose crate name ends in `_qdrant` (e.g. `sync_api_qdrant`,
+    /// which runs the cases of sync_api.rs), else Chroma.
+    pub fn start_for_this_binary() -> StoreServer {
+        if env!("CARGO_CRATE_NAME").ends_with("_qdrant") {
+            StoreServer::Qdrant(QdrantServer::start())
+        } else {
+            StoreServer::Chroma(ChromaServer::start())
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            StoreServer::Chroma(s) => s.url(),
+            StoreServer::Qdrant(s) => s.url(),
+        }
+    }
+
+    /// Kills the server; its data stays for [`StoreServer::restart`].
+    pub fn stop(&mut self) {
+        match self {
+            StoreServer::Chroma(s) => s.stop(),
+            StoreServer::Qdrant(s) => s.stop(),
+        }
+    }
+
+    pub fn restart(&mut self) {
+        match self {
+            StoreServer::Chroma(s) => s.restart(),
+            StoreServer::Qdrant(s) => s.restart(),
+        }
+    }
+
+    /// A client of this server as cw builds it, with quick retries for Qdrant.
+    fn client(&self) -> Box<dyn VectorStore> {
+        match self {
+            StoreServer::Chroma(s) => {
+                let mut config = ChromaConfig::new(s.url());
+                config.timeout = Duration::from_secs(10);
+                Box::new(ChromaStore::new(config).expect("chroma client"))
+            }
+            StoreServer::Qdrant(s) => {
+                let mut config = QdrantConfig::new(s.url());
+                config.timeout = Duration::from_secs(10);
+                config.retry = RetryPolicy {
+                    max_retries: 2,
+                    min_delay: Duration::from_millis(20),
+                    max_delay: Duration::from_millis(100),
+                    max_retry_after: Duration::from_secs(1),
+                };
+                Box::new(QdrantStore::new(config).expect("qdrant client"))
+            }
+        }
+    }
+
+    /// Every stored document of `collection`, read from the server's own API: id ->
+    /// (document, metadata including `cw_content_hash`).
+    pub async fn dump(&self, collection: &str) -> HashMap<String, (String, Value)> {
+        match self {
+            StoreServer::Chroma(s) => chroma_dump(&s.url(), collection).await,
+            StoreServer::Qdrant(s) => qdrant_dump(&s.url(), collection).await,
+        }
+    }
+
+    pub async fn has_collection(&self, collection: &str) -> bool {
+        let url = match self {
+            StoreServer::Chroma(s) => format!(
+                "{}/api/v2/tenants/default_tenant/databases/default_database/collections/{collection}",
+                s.url()
+            ),
+            StoreServer::Qdrant(s) => format!("{}/collections/{collection}", s.url()),
+        };
+        let status = reqwest::get(url).await.expect("the store answers").status();
+        assert!(status.as_u16() == 200 || status.as_u16() == 404, "{status}");
+        status.is_success()
+    }
+}
+
+/// The store server, the stand-in and the ingest server, all on free loopback ports.
 pub struct Harness {
-    pub chroma: ChromaServer,
+    pub store_server: StoreServer,
     pub voyage: VoyageStandin,
     pub store: Arc<CountingStore>,
     pub state: AppState,
@@ -116,12 +202,10 @@ impl Harness {
 
     pub async fn start_with(config: ServerConfig) -> Harness {
         install_crypto();
-        let chroma = ChromaServer::start();
+        let store_server = StoreServer::start_for_this_binary();
         let voyage = VoyageStandin::start().await;
-        let mut chroma_config = ChromaConfig::new(chroma.url());
-        chroma_config.timeout = Duration::from_secs(10);
         let store = Arc::new(CountingStore {
-            inner: ChromaStore::new(chroma_config).expect("chroma client"),
+            inner: store_server.client(),
             upserted_rows: AtomicUsize::new(0),
             upsert_calls: AtomicUsize::new(0),
             delete_calls: AtomicUsize::new(0),
@@ -140,7 +224,7 @@ impl Harness {
             let _ = rx.await;
         }));
         Harness {
-            chroma,
+            store_server,
             voyage,
             store,
             state,
@@ -198,9 +282,9 @@ impl Harness {
         )
     }
 
-    /// Every stored document, read from Chroma directly: id -> (document, metadata).
+    /// Every stored document, read from the store server directly: id -> (document, metadata).
     pub async fn stored(&self) -> HashMap<String, (String, Value)> {
-        chroma_dump(&self.chroma.url(), COLLECTION).await
+        self.store_server.dump(COLLECTION).await
     }
 }
 
@@ -238,6 +322,50 @@ pub async fn chroma_dump(chroma_url: &str, collection: &str) -> HashMap<String, 
                 (
                     got["documents"][i].as_str().unwrap_or_default().to_string(),
                     got["metadatas"][i].clone(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Reads a whole collection straight from Qdrant's REST API (no cw code involved): the
+/// payload's `cw_id` and `cw_document`, and the rest of the payload as metadata.
+pub async fn qdrant_dump(qdrant_url: &str, collection: &str) -> HashMap<String, (String, Value)> {
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{qdrant_url}/collections/{collection}/points/scroll"
+        ))
+        .json(&json!({"limit": 100000, "with_payload": true}))
+        .send()
+        .await
+        .expect("qdrant answers");
+    if resp.status().as_u16() == 404 {
+        return HashMap::new();
+    }
+    let page: Value = resp.json().await.expect("scroll json");
+    assert!(
+        page["result"]["next_page_offset"].is_null(),
+        "more than one page"
+    );
+    page["result"]["points"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let mut meta = p["payload"].clone();
+            let payload = meta.as_object_mut().expect("payload object");
+            let id = payload
+                .remove("cw_id")
+                .and_then(|v| v.as_str().map(str::to_string));
+            let doc = payload.remove("cw_document");
+            payload.remove("cw_labels");
+            (
+                id.expect("every point has its cw id"),
+                (
+                    doc.and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    meta,
                 ),
             )
         })

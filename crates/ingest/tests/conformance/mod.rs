@@ -1,5 +1,5 @@
 //! The [`VectorStore`] conformance suite: what the pipeline relies on from any store, run
-//! unchanged against the embedded store and Chroma. Each case takes `&dyn VectorStore` and
+//! unchanged against the embedded store, Chroma and Qdrant. Each case takes `&dyn VectorStore` and
 //! uses collections of its own, so a shared server can run them all.
 //!
 //! To run the suite on a store, in a test file:

@@ -1,0 +1,296 @@
+//! What the Qdrant store adds beyond the shared conformance suite, checked by reading the
+//! test server's REST API directly: collections carry cosine distance, the model and the
+//! payload indexes; point ids are UUIDv5 with the cw id in the payload; the API key is sent;
+//! collections made by others are adopted only when empty and shaped right; failed calls are
+//! retried until the server is back; a collection deleted under cw is recreated.
+
+use std::time::Duration;
+
+use ingest::embed::retry::RetryPolicy;
+use ingest::embed::ModelInfo;
+use ingest::store::qdrant::{wire, QdrantConfig, QdrantStore};
+use ingest::store::{MetaValue, Record, StoreError, VectorStore};
+use serde_json::{json, Value};
+use testkit::QdrantServer;
+
+fn model(dimension: usize) -> ModelInfo {
+    ModelInfo {
+        id: format!("test:qdrant-{dimension}d"),
+        dimension,
+    }
+}
+
+fn record(id: &str, labels: &[(&str, &str)]) -> Record {
+    let mut metadata: ingest::store::Metadata = labels
+        .iter()
+        .map(|(k, v)| (format!("label.{k}"), MetaValue::Str(v.to_string())))
+        .collect();
+    metadata.insert("kind".into(), MetaValue::Str("Deployment".into()));
+    Record {
+        id: id.to_string(),
+        document: format!("document of {id}"),
+        embedding: vec![1.0, 0.0, 0.0, 0.0],
+        metadata,
+        content_hash: format!("hash-{id}"),
+    }
+}
+
+async fn start(key: Option<&'static str>) -> QdrantServer {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::task::spawn_blocking(move || QdrantServer::start_with_key(key))
+        .await
+        .expect("start the Qdrant test server")
+}
+
+fn quick_retries(max_retries: usize) -> RetryPolicy {
+    RetryPolicy {
+        max_retries,
+        min_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(400),
+        max_retry_after: Duration::from_secs(1),
+    }
+}
+
+fn store(server: &QdrantServer, key: Option<&str>) -> QdrantStore {
+    let mut config = QdrantConfig::new(server.url());
+    config.api_key = key.map(str::to_string);
+    config.retry = quick_retries(2);
+    QdrantStore::new(config).expect("Qdrant client")
+}
+
+/// A REST call straight to the server (no cw code), answering (status, body).
+async fn rest(
+    server: &QdrantServer,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let mut req = http.request(
+        method.parse().expect("method"),
+        format!("{}{path}", server.url()),
+    );
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("the test server answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn collections_are_made_with_cosine_distance_the_model_and_keyword_indexes() {
+    let server = start(None).await;
+    let s = store(&server, None);
+    s.ensure_collection("instances", &model(4)).await.unwrap();
+    let (status, info) = rest(&server, "GET", "/collections/instances", None).await;
+    assert_eq!(status, 200, "{info}");
+    let config = &info["result"]["config"];
+    assert_eq!(
+        config["params"]["vectors"],
+        json!({"size": 4, "distance": "Cosine"})
+    );
+    assert_eq!(
+        config["metadata"],
+        json!({"cw_embedding_model": "test:qdrant-4d", "cw_embedding_dimension": 4})
+    );
+    let schema = info["result"]["payload_schema"].as_object().unwrap();
+    for field in [
+        "cluster",
+        "namespace",
+        "kind",
+        "apiGroup",
+        "health",
+        "cw_labels",
+    ] {
+        assert_eq!(schema[field]["data_type"], "keyword", "{field}: {schema:?}");
+    }
+}
+
+#[tokio::test]
+async fn point_ids_are_uuids_and_the_payload_keeps_the_id_hash_and_label_pairs() {
+    let server = start(None).await;
+    let s = store(&server, None);
+    s.ensure_collection("instances", &model(4)).await.unwrap();
+    let id = "default/apps/v1/Deployment/nginx";
+    s.upsert(
+        "instances",
+        &[record(id, &[("app.kubernetes.io/name", "nginx")])],
+    )
+    .await
+    .unwrap();
+    let (status, page) = rest(
+        &server,
+        "POST",
+        "/collections/instances/points/scroll",
+        Some(json!({"limit": 10, "with_payload": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let points = page["result"]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0]["id"], json!(wire::point_id(id)));
+    let payload = &points[0]["payload"];
+    assert_eq!(payload["cw_id"], id);
+    assert_eq!(payload["cw_content_hash"], format!("hash-{id}"));
+    assert_eq!(
+        payload["cw_labels"],
+        json!(["app.kubernetes.io/name=nginx"])
+    );
+    assert_eq!(payload["label.app.kubernetes.io/name"], "nginx");
+}
+
+#[tokio::test]
+async fn the_api_key_is_sent_and_a_wrong_one_is_a_clear_refusal() {
+    let server = start(Some("s3cret")).await;
+    let good = store(&server, Some("s3cret"));
+    good.ready().await.expect("ready with the key");
+    good.ensure_collection("instances", &model(4))
+        .await
+        .unwrap();
+    good.upsert("instances", &[record("a", &[])]).await.unwrap();
+    assert_eq!(good.count("instances").await.unwrap(), 1);
+
+    for bad in [None, Some("wrong")] {
+        let s = store(&server, bad);
+        match s.ensure_collection("instances", &model(4)).await {
+            Err(StoreError::Rejected(m)) => assert!(m.contains("QDRANT_API_KEY"), "{m}"),
+            other => panic!("{bad:?}: expected a refusal, got {other:?}"),
+        }
+        assert!(matches!(s.ready().await, Err(StoreError::Unavailable(_))));
+    }
+}
+
+#[tokio::test]
+async fn a_collection_made_by_someone_else_is_adopted_only_while_empty_and_shaped_right() {
+    let server = start(None).await;
+    let s = store(&server, None);
+    let create = |size: u64, distance: &'static str| json!({"vectors": {"size": size, "distance": distance}});
+    // Empty, right shape, no model record: adopted, and the model is recorded.
+    assert_eq!(
+        rest(
+            &server,
+            "PUT",
+            "/collections/empty",
+            Some(create(4, "Cosine"))
+        )
+        .await
+        .0,
+        200
+    );
+    s.ensure_collection("empty", &model(4)).await.unwrap();
+    let (_, info) = rest(&server, "GET", "/collections/empty", None).await;
+    assert_eq!(
+        info["result"]["config"]["metadata"]["cw_embedding_model"],
+        "test:qdrant-4d"
+    );
+
+    // Holding points nobody vouches for: refused.
+    assert_eq!(
+        rest(
+            &server,
+            "PUT",
+            "/collections/full",
+            Some(create(4, "Cosine"))
+        )
+        .await
+        .0,
+        200
+    );
+    let point = json!({"points": [{"id": 1, "vector": [1.0, 0.0, 0.0, 0.0], "payload": {}}]});
+    assert_eq!(
+        rest(
+            &server,
+            "PUT",
+            "/collections/full/points?wait=true",
+            Some(point)
+        )
+        .await
+        .0,
+        200
+    );
+    match s.ensure_collection("full", &model(4)).await {
+        Err(StoreError::Rejected(m)) => assert!(m.contains("does not say which"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // Another distance: refused, naming what cw needs.
+    assert_eq!(
+        rest(&server, "PUT", "/collections/dot", Some(create(4, "Dot")))
+            .await
+            .0,
+        200
+    );
+    match s.ensure_collection("dot", &model(4)).await {
+        Err(StoreError::Rejected(m)) => assert!(m.contains("Cosine"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn calls_are_retried_until_qdrant_is_back() {
+    let mut server = start(None).await;
+    let mut config = QdrantConfig::new(server.url());
+    config.retry = quick_retries(8);
+    let s = QdrantStore::new(config).unwrap();
+    s.ensure_collection("instances", &model(4)).await.unwrap();
+    server.stop();
+    let restart = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        server.restart();
+        server
+    });
+    s.upsert("instances", &[record("a", &[]), record("b", &[])])
+        .await
+        .expect("the upsert succeeds once Qdrant is back");
+    let server = restart.await.unwrap();
+    assert_eq!(s.count("instances").await.unwrap(), 2);
+    drop(server);
+}
+
+#[tokio::test]
+async fn an_unreachable_qdrant_is_a_transient_error() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = QdrantConfig::new(format!("http://127.0.0.1:{}", testkit::free_port()));
+    config.retry = quick_retries(1);
+    let s = QdrantStore::new(config).unwrap();
+    let err = s
+        .ensure_collection("instances", &model(4))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(s.ready().await.unwrap_err().is_transient());
+}
+
+#[tokio::test]
+async fn a_collection_deleted_under_cw_is_recreated_on_the_next_sync() {
+    let server = start(None).await;
+    let s = store(&server, None);
+    s.ensure_collection("instances", &model(4)).await.unwrap();
+    s.upsert("instances", &[record("a", &[])]).await.unwrap();
+    assert_eq!(
+        rest(&server, "DELETE", "/collections/instances", None)
+            .await
+            .0,
+        200
+    );
+    // Reads find nothing, a write says to retry...
+    assert_eq!(s.count("instances").await.unwrap(), 0);
+    assert!(s.all_hashes("instances").await.unwrap().is_empty());
+    s.ensure_collection("instances", &model(4)).await.unwrap();
+    assert_eq!(
+        rest(&server, "DELETE", "/collections/instances", None)
+            .await
+            .0,
+        200
+    );
+    let err = s
+        .upsert("instances", &[record("b", &[])])
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    // ...and the retried sync recreates the collection.
+    s.ensure_collection("instances", &model(4)).await.unwrap();
+    s.upsert("instances", &[record("b", &[])]).await.unwrap();
+    assert_eq!(s.count("instances").await.unwrap(), 1);
+}
