@@ -1,11 +1,11 @@
-//! The local model (all-MiniLM-L6-v2 in candle) against reference vectors computed by an
+//! The local model (all-MiniLM-L6-v2 on ONNX Runtime) against reference vectors computed by an
 //! independent implementation (scripts/make-model-fixtures.py), plus a check that needs real
 //! semantics. Needs the model files: `cw model fetch` (scripts/setup runs it) or CW_MODEL_DIR.
 
 use std::path::PathBuf;
 
 use ingest::embed::local::{
-    default_model_dir, LocalEmbedder, LOCAL_MODEL_DIMENSION, LOCAL_MODEL_ID,
+    default_model_dir, LocalEmbedder, LOCAL_MODEL_DIMENSION, LOCAL_MODEL_ID, RUNTIME_LIBRARY,
 };
 use ingest::embed::{EmbedError, Embedder, InputType};
 
@@ -162,7 +162,7 @@ fn a_missing_model_names_the_command_that_fetches_it() {
 #[tokio::test]
 async fn open_checks_the_files_at_once_but_reads_the_weights_only_when_embedding() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for name in ["config.json", "tokenizer.json"] {
+    for name in ["config.json", "tokenizer.json", RUNTIME_LIBRARY] {
         std::fs::copy(model_dir().join(name), dir.path().join(name))
             .unwrap_or_else(|e| panic!("{name} from the local model (scripts/setup): {e}"));
     }
