@@ -32,7 +32,10 @@ struct Reference {
 }
 
 fn references() -> Vec<Reference> {
-    let raw = include_str!("fixtures/minilm-reference.json");
+    parse_references(include_str!("fixtures/minilm-reference.json"))
+}
+
+fn parse_references(raw: &str) -> Vec<Reference> {
     let json: serde_json::Value = serde_json::from_str(raw).expect("fixture is JSON");
     json["sentences"]
         .as_array()
@@ -74,6 +77,30 @@ async fn vectors_match_the_reference_implementation_in_one_padded_batch() {
         assert!(
             sim >= 0.999,
             "cosine {sim:.5} to the reference for {:?}",
+            &r.text[..r.text.len().min(60)]
+        );
+    }
+}
+
+/// sentence-transformers' own vectors (PyTorch on the CPU) for the same sentences and for
+/// document texts as the pipeline makes them, embedded here in one batch of mixed lengths.
+#[tokio::test]
+async fn vectors_are_within_cosine_0_99_of_sentence_transformers() {
+    let refs = parse_references(include_str!("fixtures/minilm-sentence-transformers.json"));
+    assert!(
+        refs.len() >= 12,
+        "the fixture holds sentences and document texts"
+    );
+    let texts: Vec<String> = refs.iter().map(|r| r.text.clone()).collect();
+    let vectors = embedder()
+        .embed(&texts, InputType::Document)
+        .await
+        .expect("embed");
+    for (r, v) in refs.iter().zip(&vectors) {
+        let sim = cosine(&r.vector, v);
+        assert!(
+            sim >= 0.99,
+            "cosine {sim:.5} to sentence-transformers for {:?}",
             &r.text[..r.text.len().min(60)]
         );
     }

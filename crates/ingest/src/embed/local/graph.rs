@@ -459,3 +459,81 @@ fn encode(b: Builder<'_>) -> Vec<u8> {
     }
     model.into_bytes()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::tensor::TensorView;
+
+    fn config() -> BertConfig {
+        serde_json::from_str(
+            r#"{"hidden_size": 4, "num_attention_heads": 2, "num_hidden_layers": 1,
+                "intermediate_size": 8, "max_position_embeddings": 6, "layer_norm_eps": 1e-12}"#,
+        )
+        .expect("config")
+    }
+
+    fn checkpoint(tensors: &[(&str, Vec<usize>)]) -> Vec<u8> {
+        let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.to_string(),
+                    s.clone(),
+                    vec![0u8; s.iter().product::<usize>() * 4],
+                )
+            })
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> = data
+            .iter()
+            .map(|(n, s, d)| {
+                (
+                    n.clone(),
+                    TensorView::new(Dtype::F32, s.clone(), d).expect("view"),
+                )
+            })
+            .collect();
+        safetensors::serialize(views, None).expect("serialize")
+    }
+
+    fn embeddings() -> Vec<(&'static str, Vec<usize>)> {
+        vec![
+            ("embeddings.word_embeddings.weight", vec![10, 4]),
+            ("embeddings.token_type_embeddings.weight", vec![2, 4]),
+            ("embeddings.position_embeddings.weight", vec![6, 4]),
+            ("embeddings.LayerNorm.weight", vec![4]),
+            ("embeddings.LayerNorm.bias", vec![4]),
+        ]
+    }
+
+    #[test]
+    fn a_checkpoint_without_a_layer_names_the_missing_tensor() {
+        let bytes = checkpoint(&embeddings());
+        let err = build_model(&bytes, &config()).expect_err("no encoder layer");
+        assert!(
+            err.to_string()
+                .contains("encoder.layer.0.attention.self.query.weight"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tensor_of_the_wrong_shape_is_refused_with_both_shapes() {
+        let mut tensors = embeddings();
+        tensors[3].1 = vec![5];
+        let err = build_model(&checkpoint(&tensors), &config()).expect_err("wrong shape");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("embeddings.LayerNorm.weight") && msg.contains("[5]"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn only_the_exact_gelu_is_accepted() {
+        let mut cfg = config();
+        cfg.hidden_act = "relu".into();
+        let err = build_model(&checkpoint(&embeddings()), &cfg).expect_err("relu");
+        assert!(err.to_string().contains("relu"), "{err}");
+    }
+}
