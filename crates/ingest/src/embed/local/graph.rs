@@ -208,7 +208,11 @@ pub fn build_model(safetensors: &[u8], config: &BertConfig) -> Result<Vec<u8>, G
             config.hidden_act
         )));
     }
-    if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+    if config.num_attention_heads == 0
+        || !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads)
+    {
         return Err(GraphError::Config(format!(
             "hidden_size {} is not a multiple of num_attention_heads {}",
             config.hidden_size, config.num_attention_heads
