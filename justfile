@@ -50,6 +50,10 @@ bench-ingest:
 bench-sim:
     scripts/bench-sim
 
+# The local embedding model against sentence-transformers on the same texts (installs PyTorch into .cache/bench-embed on first use).
+bench-embed:
+    scripts/bench-embed
+
 # Benchmark the watcher (initial sync, RSS, change-to-store latency).
 bench-watch:
     scripts/bench-watch

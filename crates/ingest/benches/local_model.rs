@@ -4,6 +4,12 @@
 //!     cargo bench -p ingest --bench local_model
 //!
 //! Needs the model (`cw model fetch`, or CW_MODEL_DIR). CW_BENCH_SENTENCES sets the count.
+//!
+//! With CW_BENCH_TEXTS=FILE (one text per line) it embeds those texts once after a warm-up
+//! batch, at the default batch size, and prints one JSON line `{"docs_per_s": ...}`; with
+//! CW_BENCH_VECTORS_OUT=FILE it also writes the vectors there (little-endian f32, in order);
+//! CW_BENCH_BATCH sets the batch size.
+//! scripts/bench-embed runs it so, next to sentence-transformers.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,12 +22,25 @@ fn main() {
         .or_else(default_model_dir)
         .expect("set HOME or CW_MODEL_DIR");
     let embedder = match LocalEmbedder::load(&dir) {
+        Ok(e) if std::env::var_os("CW_BENCH_LOAD_ONLY").is_some() => {
+            println!(
+                "after load: rss {:.0} MiB, peak {:.0} MiB",
+                status_mib("VmRSS:"),
+                status_mib("VmHWM:")
+            );
+            drop(e);
+            return;
+        }
         Ok(e) => e,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);
         }
     };
+    if let Some(file) = std::env::var_os("CW_BENCH_TEXTS") {
+        embed_file(&embedder, &PathBuf::from(file));
+        return;
+    }
     let n: usize = std::env::var("CW_BENCH_SENTENCES")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -72,4 +91,47 @@ fn main() {
         "one short query: {:.1} ms",
         start.elapsed().as_secs_f64() * 1000.0 / 20.0
     );
+}
+
+/// One timed pass over the texts of `file` (the default batch size, as the pipeline embeds).
+fn embed_file(embedder: &LocalEmbedder, file: &std::path::Path) {
+    let text = std::fs::read_to_string(file).expect("read CW_BENCH_TEXTS");
+    let texts: Vec<String> = text.lines().map(String::from).collect();
+    let batch = std::env::var("CW_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(ingest::embed::local::DEFAULT_BATCH_SIZE);
+    let embedder = embedder.clone().with_batch_size(batch);
+    let _ = embedder.embed_blocking(&texts[..32.min(texts.len())]);
+    let start = Instant::now();
+    let vectors = embedder.embed_blocking(&texts).expect("embed");
+    let secs = start.elapsed().as_secs_f64();
+    if let Some(out) = std::env::var_os("CW_BENCH_VECTORS_OUT") {
+        let bytes: Vec<u8> = vectors
+            .iter()
+            .flatten()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        std::fs::write(out, bytes).expect("write CW_BENCH_VECTORS_OUT");
+    }
+    println!(
+        "{{\"docs_per_s\": {:.3}, \"texts\": {}, \"secs\": {:.3}, \"rss_mib\": {:.0}, \"peak_rss_mib\": {:.0}}}",
+        texts.len() as f64 / secs,
+        texts.len(),
+        secs,
+        status_mib("VmRSS:"),
+        status_mib("VmHWM:"),
+    );
+}
+
+/// A memory figure of this process from /proc/self/status (Linux), in MiB; 0 elsewhere.
+fn status_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
 }

@@ -1,11 +1,11 @@
-//! The local model (all-MiniLM-L6-v2 in candle) against reference vectors computed by an
+//! The local model (all-MiniLM-L6-v2 on ONNX Runtime) against reference vectors computed by an
 //! independent implementation (scripts/make-model-fixtures.py), plus a check that needs real
 //! semantics. Needs the model files: `cw model fetch` (scripts/setup runs it) or CW_MODEL_DIR.
 
 use std::path::PathBuf;
 
 use ingest::embed::local::{
-    default_model_dir, LocalEmbedder, LOCAL_MODEL_DIMENSION, LOCAL_MODEL_ID,
+    default_model_dir, LocalEmbedder, LOCAL_MODEL_DIMENSION, LOCAL_MODEL_ID, RUNTIME_LIBRARY,
 };
 use ingest::embed::{EmbedError, Embedder, InputType};
 
@@ -32,7 +32,10 @@ struct Reference {
 }
 
 fn references() -> Vec<Reference> {
-    let raw = include_str!("fixtures/minilm-reference.json");
+    parse_references(include_str!("fixtures/minilm-reference.json"))
+}
+
+fn parse_references(raw: &str) -> Vec<Reference> {
     let json: serde_json::Value = serde_json::from_str(raw).expect("fixture is JSON");
     json["sentences"]
         .as_array()
@@ -74,6 +77,30 @@ async fn vectors_match_the_reference_implementation_in_one_padded_batch() {
         assert!(
             sim >= 0.999,
             "cosine {sim:.5} to the reference for {:?}",
+            &r.text[..r.text.len().min(60)]
+        );
+    }
+}
+
+/// sentence-transformers' own vectors (PyTorch on the CPU) for the same sentences and for
+/// document texts as the pipeline makes them, embedded here in one batch of mixed lengths.
+#[tokio::test]
+async fn vectors_are_within_cosine_0_99_of_sentence_transformers() {
+    let refs = parse_references(include_str!("fixtures/minilm-sentence-transformers.json"));
+    assert!(
+        refs.len() >= 12,
+        "the fixture holds sentences and document texts"
+    );
+    let texts: Vec<String> = refs.iter().map(|r| r.text.clone()).collect();
+    let vectors = embedder()
+        .embed(&texts, InputType::Document)
+        .await
+        .expect("embed");
+    for (r, v) in refs.iter().zip(&vectors) {
+        let sim = cosine(&r.vector, v);
+        assert!(
+            sim >= 0.99,
+            "cosine {sim:.5} to sentence-transformers for {:?}",
             &r.text[..r.text.len().min(60)]
         );
     }
@@ -162,7 +189,7 @@ fn a_missing_model_names_the_command_that_fetches_it() {
 #[tokio::test]
 async fn open_checks_the_files_at_once_but_reads_the_weights_only_when_embedding() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for name in ["config.json", "tokenizer.json"] {
+    for name in ["config.json", "tokenizer.json", RUNTIME_LIBRARY] {
         std::fs::copy(model_dir().join(name), dir.path().join(name))
             .unwrap_or_else(|e| panic!("{name} from the local model (scripts/setup): {e}"));
     }

