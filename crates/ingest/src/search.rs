@@ -55,7 +55,7 @@ pub struct Searcher {
 }
 
 impl Searcher {
-    fn collection_name(&self, c: Collection) -> &str {
+    pub(crate) fn collection_name(&self, c: Collection) -> &str {
         match c {
             Collection::Instances => &self.instances_collection,
             Collection::Capabilities => &self.capabilities_collection,
@@ -260,11 +260,15 @@ fn checked_limit(limit: Option<usize>) -> Result<usize, SearchError> {
     }
 }
 
-/// kind, namespace and every `key=value` label, all of which must hold.
+/// kind, apiGroup, namespace and every `key=value` label, all of which must hold.
 pub fn build_filter(req: &SearchRequest) -> Result<Option<Filter>, SearchError> {
     let mut all = Vec::new();
     if let Some(kind) = req.kind.as_deref().filter(|k| !k.is_empty()) {
         all.push(Filter::Eq("kind".into(), kind.to_string()));
+    }
+    // Core types have the empty group, so an empty apiGroup is a filter too.
+    if let Some(group) = req.api_group.as_deref() {
+        all.push(Filter::Eq("apiGroup".into(), group.to_string()));
     }
     if let Some(ns) = req.namespace.as_deref().filter(|n| !n.is_empty()) {
         all.push(Filter::Eq("namespace".into(), ns.to_string()));
@@ -349,7 +353,7 @@ fn kind_spellings(term: &str) -> Vec<String> {
     }
 }
 
-fn meta_str(m: &Metadata, key: &str) -> String {
+pub(crate) fn meta_str(m: &Metadata, key: &str) -> String {
     match m.get(key) {
         Some(MetaValue::Str(s)) => s.clone(),
         Some(MetaValue::Int(i)) => i.to_string(),
@@ -361,7 +365,7 @@ fn meta_str(m: &Metadata, key: &str) -> String {
 
 /// Terms equal (case-insensitively) to the name, the kind or a label value, each tagged
 /// with where it matched: `name:postgres`, `kind:statefulset`, `label:app=postgres`.
-fn exact_matches(m: &Metadata, terms: &[String]) -> Vec<String> {
+pub(crate) fn exact_matches(m: &Metadata, terms: &[String]) -> Vec<String> {
     let name = meta_str(m, "name").to_lowercase();
     let kind = meta_str(m, "kind").to_lowercase();
     let mut out = Vec::new();

@@ -52,11 +52,22 @@ impl Drop for CwRun {
 
 impl CwRun {
     pub fn start(kubeconfig: &Path, data_dir: &Path, work: &Path) -> CwRun {
+        Self::start_with(kubeconfig, data_dir, work, &[])
+    }
+
+    /// Like [`CwRun::start`], with more environment (set after the defaults, so it wins).
+    pub fn start_with(
+        kubeconfig: &Path,
+        data_dir: &Path,
+        work: &Path,
+        env: &[(&str, &str)],
+    ) -> CwRun {
         let port = testkit::free_port();
         let log = work.join("cw-run.log");
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_cw"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cw"));
+        command
             .arg("run")
             .env("KUBECONFIG", kubeconfig)
             .env("CW_DATA_DIR", data_dir)
@@ -73,9 +84,11 @@ impl CwRun {
             .env_remove("CW_INGEST_TOKEN")
             .env_remove("RUST_BACKTRACE")
             .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("starting the cw binary");
+            .stderr(Stdio::from(err));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("starting the cw binary");
         CwRun {
             child,
             base: format!("http://127.0.0.1:{port}"),

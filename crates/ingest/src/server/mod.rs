@@ -150,7 +150,8 @@ pub fn router(state: AppState) -> Router {
             api::CAPABILITIES_HASHES,
             get(capabilities::capability_hashes),
         )
-        .route(api::SEARCH, post(search::search));
+        .route(api::SEARCH, post(search::search))
+        .route(api::SEARCH_COUNT, post(search::count));
     let api = state.auth_layer(api);
     Router::new()
         .merge(api)
