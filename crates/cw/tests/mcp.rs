@@ -77,14 +77,25 @@ fn ok<'a>(report: &'a Value, i: usize) -> &'a Value {
 /// The message of call `i`, which must be a tool error (not a protocol failure).
 fn tool_error(report: &Value, i: usize) -> String {
     let call = &report["calls"][i];
-    assert_eq!(call["isError"], true, "{} should fail: {call}", call["tool"]);
-    call["content"][0]["text"].as_str().unwrap_or_default().to_string()
+    assert_eq!(
+        call["isError"], true,
+        "{} should fail: {call}",
+        call["tool"]
+    );
+    call["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn text_len(report: &Value, i: usize) -> usize {
     report["calls"][i]["content"]
         .as_array()
-        .map(|c| c.iter().map(|b| b["text"].as_str().map_or(0, str::len)).sum())
+        .map(|c| {
+            c.iter()
+                .map(|b| b["text"].as_str().map_or(0, str::len))
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -223,6 +234,11 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     ], "prompt": {"name": "investigate", "args": {"subject": "databases"}}});
     let url = format!("{}/mcp", cw.base);
     let report = drive(&["http", &url, TOKEN], plan.clone(), &[]);
+    // docs/agents.md's transcript is this exchange.
+    if let Some(path) = std::env::var_os("CW_MCP_TRANSCRIPT") {
+        let text = serde_json::to_string_pretty(&report).expect("report");
+        std::fs::write(path, text).expect("writing the transcript");
+    }
 
     // Every tool is listed with a description and schemas.
     let tools: Vec<&str> = report["tools"]
@@ -241,17 +257,29 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         assert!(tools.contains(&name), "{name} is not listed: {tools:?}");
     }
     for t in report["tools"].as_array().unwrap() {
-        assert!(t["description"].as_str().is_some_and(|d| d.len() > 80), "{t}");
-        assert!(t["inputSchema"].is_object() && t["outputSchema"].is_object(), "{t}");
+        assert!(
+            t["description"].as_str().is_some_and(|d| d.len() > 80),
+            "{t}"
+        );
+        assert!(
+            t["inputSchema"].is_object() && t["outputSchema"].is_object(),
+            "{t}"
+        );
     }
     assert_eq!(report["prompts"][0]["name"], "investigate");
     let prompt = report["prompt"]["messages"][0]["content"]["text"]
         .as_str()
         .unwrap_or_default();
-    assert!(prompt.contains("databases") && prompt.contains("get_resource"), "{prompt}");
+    assert!(
+        prompt.contains("databases") && prompt.contains("get_resource"),
+        "{prompt}"
+    );
 
     let clusters = ok(&report, 0);
-    assert!(clusters["clusters"][0]["objects"].as_u64().unwrap_or(0) > 30, "{clusters}");
+    assert!(
+        clusters["clusters"][0]["objects"].as_u64().unwrap_or(0) > 30,
+        "{clusters}"
+    );
     assert_eq!(clusters["clusters"][0]["liveAccess"], true, "{clusters}");
 
     let types = ok(&report, 1);
@@ -279,7 +307,10 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     let hits = ok(&report, 3);
     let first = &hits["results"][0];
     assert_eq!(first["kind"], "StatefulSet", "{hits}");
-    assert!(first["id"].is_string() && first.get("document").is_none(), "{hits}");
+    assert!(
+        first["id"].is_string() && first.get("document").is_none(),
+        "{hits}"
+    );
     assert!(hits["results"].as_array().unwrap().len() <= 3, "{hits}");
 
     let counted = ok(&report, 4);
@@ -305,8 +336,17 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         "{db}"
     );
     let pod = ok(&report, 7);
-    assert_eq!(pod["owners"][0], "StatefulSet data/ledger-postgres", "{pod}");
-    assert!(pod["healthReason"].as_str().unwrap().contains("ContainersNotReady"), "{pod}");
+    assert_eq!(
+        pod["owners"][0], "StatefulSet data/ledger-postgres",
+        "{pod}"
+    );
+    assert!(
+        pod["healthReason"]
+            .as_str()
+            .unwrap()
+            .contains("ContainersNotReady"),
+        "{pod}"
+    );
     let secret = ok(&report, 8);
     let secret_text = secret.to_string();
     assert!(
@@ -341,11 +381,15 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     assert_eq!(ok(&report, 0)["clusters"][0]["liveAccess"], true);
     let asked = ok(&report, 1);
     assert!(
-        asked["types"].as_array().unwrap().iter().all(|t| t["instances"]
+        asked["types"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|i| i["namespace"] == "data")),
+            .all(|t| t["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["namespace"] == "data")),
         "{asked}"
     );
     assert_eq!(ok(&report, 2)["health"], "unhealthy");
@@ -424,12 +468,21 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
     let report = drive(&["stdio", cw_bin, "mcp"], plan, &env);
 
     let listed = ok(&report, 0);
-    assert_eq!(listed["results"].as_array().unwrap().len(), mcp::DEFAULT_PAGE, "{listed}");
-    let cursor = listed["nextCursor"].as_str().expect("a cursor to the next page");
+    assert_eq!(
+        listed["results"].as_array().unwrap().len(),
+        mcp::DEFAULT_PAGE,
+        "{listed}"
+    );
+    let cursor = listed["nextCursor"]
+        .as_str()
+        .expect("a cursor to the next page");
     assert!(text_len(&report, 0) <= mcp::MAX_ANSWER_BYTES);
 
     let ranked = ok(&report, 1);
-    assert!(!ranked["results"].as_array().unwrap().is_empty(), "{ranked}");
+    assert!(
+        !ranked["results"].as_array().unwrap().is_empty(),
+        "{ranked}"
+    );
     assert!(ranked["nextCursor"].is_string(), "{ranked}");
     assert!(
         text_len(&report, 1) <= mcp::MAX_ANSWER_BYTES,
@@ -455,7 +508,12 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
         &env,
     );
     let page2 = ok(&next, 0);
-    let first_ids: Vec<&Value> = listed["results"].as_array().unwrap().iter().map(|h| &h["id"]).collect();
+    let first_ids: Vec<&Value> = listed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| &h["id"])
+        .collect();
     assert!(page2["results"]
         .as_array()
         .unwrap()

@@ -22,9 +22,11 @@ pub fn decode(cursor: &str, fingerprint: u64) -> Result<usize, String> {
         .ok_or_else(bad)?;
     let offset: usize = offset.parse().map_err(|_| bad())?;
     if print != format!("{fingerprint:016x}") {
-        return Err("this cursor belongs to a search with other parameters: repeat the \
+        return Err(
+            "this cursor belongs to a search with other parameters: repeat the \
                     search with the same query, filters and mode, or leave cursor out"
-            .into());
+                .into(),
+        );
     }
     Ok(offset)
 }

@@ -206,10 +206,7 @@ fn cap_lines(
     notes: &mut Vec<String>,
 ) -> Vec<String> {
     if lines.len() > max {
-        notes.push(format!(
-            "{} more {what} lines left out",
-            lines.len() - max
-        ));
+        notes.push(format!("{} more {what} lines left out", lines.len() - max));
         lines.truncate(max);
     }
     lines
@@ -417,7 +414,11 @@ mod tests {
         });
         let d = summarise("shop/apps/v1/Deployment/web", &deploy, &[]);
         assert_eq!(d.health, "unhealthy");
-        assert!(d.health_reason.contains("MinimumReplicasUnavailable"), "{}", d.health_reason);
+        assert!(
+            d.health_reason.contains("MinimumReplicasUnavailable"),
+            "{}",
+            d.health_reason
+        );
         assert!(d
             .spec
             .contains(&"template.spec.containers[0].image: nginx:1.27".to_string()));
@@ -444,7 +445,11 @@ mod tests {
                        "count": i, "lastTimestamp": format!("2026-01-01T00:00:{i:02}Z")})
             })
             .collect();
-        let d = summarise("x", &json!({"kind": "Pod", "metadata": {"name": "p"}}), &events);
+        let d = summarise(
+            "x",
+            &json!({"kind": "Pod", "metadata": {"name": "p"}}),
+            &events,
+        );
         assert_eq!(d.events.len(), MAX_EVENTS);
         assert_eq!(d.events[0].message, "restart 19");
     }

@@ -111,10 +111,7 @@ live details.",
                 };
                 let counted = self
                     .index
-                    .count(&CountBody {
-                        request,
-                        group_by,
-                    })
+                    .count(&CountBody { request, group_by })
                     .await
                     .map_err(index_error)?;
                 let mut groups: Vec<GroupCountLine> =
@@ -124,7 +121,12 @@ live details.",
                     .map(|rest| rest.iter().map(|g| g.count).sum::<usize>());
                 groups.truncate(MAX_GROUPS);
                 Ok(Json(SearchAnswer {
-                    mode: if group_by.is_some() { "group_by" } else { "count" }.into(),
+                    mode: if group_by.is_some() {
+                        "group_by"
+                    } else {
+                        "count"
+                    }
+                    .into(),
                     total: Some(counted.total),
                     groups,
                     other_groups: other,
@@ -184,8 +186,9 @@ get_resource, which tells whether it is healthy.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn ask(&self, Parameters(p): Parameters<AskParams>) -> ToolResult<AskAnswerLines> {
-        let question = non_empty(Some(&p.question))
-            .ok_or("question must not be empty: ask in plain words, e.g. \"what databases are running?\"")?;
+        let question = non_empty(Some(&p.question)).ok_or(
+            "question must not be empty: ask in plain words, e.g. \"what databases are running?\"",
+        )?;
         let limit = bounded(p.limit, 5, 20, "limit")?;
         let labels = parse_labels(&p.labels)?;
         let namespace = non_empty(p.namespace.as_deref());
@@ -258,7 +261,10 @@ are never returned. Needs cluster access, which cw run and cw mcp --kubeconfig h
             &target.kind,
             &target.name,
         );
-        let object = live.get(&target).await.map_err(|e| cluster_error(e, &target))?;
+        let object = live
+            .get(&target)
+            .await
+            .map_err(|e| cluster_error(e, &target))?;
         let mut notes = Vec::new();
         let events = live.events(&target).await.unwrap_or_else(|e| {
             notes.push(format!("events could not be read: {e}"));
@@ -319,7 +325,10 @@ impl CwMcp {
         description = "Find what runs something in the cluster (\"databases\", \"the checkout \
 service\") and whether it is healthy, using cw's tools step by step."
     )]
-    async fn investigate(&self, Parameters(args): Parameters<InvestigateArgs>) -> Vec<PromptMessage> {
+    async fn investigate(
+        &self,
+        Parameters(args): Parameters<InvestigateArgs>,
+    ) -> Vec<PromptMessage> {
         let subject = args.subject.trim();
         vec![PromptMessage::new_text(
             Role::User,
@@ -366,10 +375,12 @@ impl CwMcp {
             && request.namespace.is_none()
             && request.labels.is_empty()
         {
-            return Err("give a query or at least one filter (kind, apiGroup, namespace, \
+            return Err(
+                "give a query or at least one filter (kind, apiGroup, namespace, \
                         labels). To see what the index holds, call search_resources with \
                         mode=group_by and groupBy=kind."
-                .into());
+                    .into(),
+            );
         }
         parse_labels(&request.labels)?;
         let page = bounded(p.limit, DEFAULT_PAGE, MAX_PAGE, "limit")?;
@@ -469,9 +480,11 @@ impl CwMcp {
         }
         let (Some(kind), Some(name)) = (non_empty(p.kind.as_deref()), non_empty(p.name.as_deref()))
         else {
-            return Err("give the id of a search hit, or kind and name (and namespace for \
+            return Err(
+                "give the id of a search hit, or kind and name (and namespace for \
                         namespaced objects)"
-                .into());
+                    .into(),
+            );
         };
         let namespace = non_empty(p.namespace.as_deref());
         if let Some(api_version) = non_empty(p.api_version.as_deref()) {
@@ -588,7 +601,9 @@ fn parse_labels(labels: &[String]) -> Result<Vec<(String, String)>, String> {
     labels
         .iter()
         .map(|l| match l.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
             _ => Err(format!(
                 "label filter {l:?} must be key=value, e.g. \"app.kubernetes.io/name=postgres\""
             )),

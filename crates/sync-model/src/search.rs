@@ -164,7 +164,10 @@ mod tests {
             r#"{"kind":"Cluster","apiGroup":"postgresql.cnpg.io","groupBy":"namespace"}"#,
         )
         .unwrap();
-        assert_eq!(body.request.api_group.as_deref(), Some("postgresql.cnpg.io"));
+        assert_eq!(
+            body.request.api_group.as_deref(),
+            Some("postgresql.cnpg.io")
+        );
         assert_eq!(body.group_by, Some(GroupBy::Namespace));
         let plain: CountBody = serde_json::from_str("{}").unwrap();
         assert_eq!(plain.group_by, None);
