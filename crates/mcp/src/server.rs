@@ -60,8 +60,6 @@ instances) or search_resources (filters and free text; mode=count or group_by to
 before listing it). Hits carry an id: pass it to get_resource for live status, conditions, \
 events and owners. Answers are paged: follow nextCursor only when you need more.";
 
-type ToolResult<T> = Result<Json<T>, String>;
-
 #[tool_router]
 impl CwMcp {
     pub fn new(index: Arc<dyn Index>, cluster: ClusterAccess) -> Self {
@@ -86,7 +84,7 @@ live details.",
     async fn search_resources(
         &self,
         Parameters(p): Parameters<SearchResourcesParams>,
-    ) -> ToolResult<SearchAnswer> {
+    ) -> Result<Json<SearchAnswer>, String> {
         let mode = ResultMode::parse(p.mode.as_deref(), p.group_by.as_deref())?;
         let query = non_empty(p.query.as_deref()).unwrap_or_default();
         let request = SearchRequest {
@@ -147,7 +145,7 @@ get the types and their running instances in one call.",
     async fn search_capabilities(
         &self,
         Parameters(p): Parameters<CapabilitiesParams>,
-    ) -> ToolResult<CapabilitiesAnswer> {
+    ) -> Result<Json<CapabilitiesAnswer>, String> {
         let query = non_empty(Some(&p.query))
             .ok_or("query must not be empty: say what the type should do, e.g. \"database\"")?;
         let limit = bounded(p.limit, 5, 20, "limit")?;
@@ -185,7 +183,10 @@ types (kind, apiGroup) and the instances (namespace, labels). Each instance has 
 get_resource, which tells whether it is healthy.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    async fn ask(&self, Parameters(p): Parameters<AskParams>) -> ToolResult<AskAnswerLines> {
+    async fn ask(
+        &self,
+        Parameters(p): Parameters<AskParams>,
+    ) -> Result<Json<AskAnswerLines>, String> {
         let question = non_empty(Some(&p.question)).ok_or(
             "question must not be empty: ask in plain words, e.g. \"what databases are running?\"",
         )?;
@@ -246,7 +247,7 @@ are never returned. Needs cluster access, which cw run and cw mcp --kubeconfig h
     async fn get_resource(
         &self,
         Parameters(p): Parameters<GetResourceParams>,
-    ) -> ToolResult<ResourceDetails> {
+    ) -> Result<Json<ResourceDetails>, String> {
         let Some(live) = self.cluster.live.clone() else {
             return Err(format!(
                 "this cw server has no access to the cluster, so it cannot read objects live. \
@@ -282,7 +283,7 @@ types each holds, its largest kinds, and whether get_resource can read it live. 
 index holds one cluster.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    async fn list_clusters(&self) -> ToolResult<ClustersAnswer> {
+    async fn list_clusters(&self) -> Result<Json<ClustersAnswer>, String> {
         let kinds = self
             .index
             .count(&CountBody {
@@ -579,10 +580,6 @@ impl CwMcp {
         }
         chain
     }
-}
-
-fn round(score: f32) -> f32 {
-    (score * 1000.0).round() / 1000.0
 }
 
 /// `value` within 1..=max, `default` when absent; an error that names the range otherwise.

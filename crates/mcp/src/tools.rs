@@ -122,7 +122,7 @@ pub struct HitLine {
     pub labels: BTreeMap<String, String>,
     /// Relevance, higher is better (similarity plus exact-match boosts); absent when listing.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub score: Option<f32>,
+    pub score: Option<f64>,
 }
 
 impl HitLine {
@@ -137,7 +137,7 @@ impl HitLine {
             },
             name: hit.name.clone(),
             labels: key_labels(&hit.labels),
-            score: ranked.then(|| (hit.score * 1000.0).round() / 1000.0),
+            score: ranked.then(|| round(hit.score)),
         }
     }
 }
@@ -238,7 +238,7 @@ pub struct TypeLine {
     pub kind: String,
     /// The API group, empty for core types.
     pub api_group: String,
-    pub score: f32,
+    pub score: f64,
     /// The start of the type's description: why it matched.
     pub about: String,
 }
@@ -281,7 +281,7 @@ pub struct AskType {
     pub id: String,
     pub kind: String,
     pub api_group: String,
-    pub score: f32,
+    pub score: f64,
     /// Why this type answers the question (the start of its description).
     pub why: String,
     pub instances: Vec<HitLine>,
@@ -348,6 +348,11 @@ pub fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
+}
+
+/// A score to three decimals (as f64, so JSON shows `0.466`, not `0.4659999907016754`).
+pub fn round(score: f32) -> f64 {
+    (f64::from(score) * 1000.0).round() / 1000.0
 }
 
 /// Shortens to `max` characters, marking the cut.
