@@ -64,7 +64,7 @@ fn drive(transport_args: &[&str], plan: Value, env: &[(&str, &str)]) -> Value {
 }
 
 /// The structured answer of call `i`, which must have succeeded.
-fn ok<'a>(report: &'a Value, i: usize) -> &'a Value {
+fn ok(report: &Value, i: usize) -> &Value {
     let call = &report["calls"][i];
     assert_ne!(
         call["isError"], true,
