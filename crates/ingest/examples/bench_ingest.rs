@@ -138,7 +138,7 @@ fn realistic_instance(i: usize) -> ResourceInstance {
         );
     }
     let mut annotations = std::collections::BTreeMap::new();
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         annotations.insert(
             "description".to_string(),
             DESCRIPTIONS[i % DESCRIPTIONS.len()].to_string(),
@@ -246,6 +246,8 @@ fn diff(after: &StandinStats, before: &StandinStats) -> StandinStats {
         base64_requests: after.base64_requests - before.base64_requests,
         tokens: after.tokens - before.tokens,
         max_inputs_per_request: after.max_inputs_per_request,
+        refused: after.refused - before.refused,
+        longest_input_chars: after.longest_input_chars,
     }
 }
 

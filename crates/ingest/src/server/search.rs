@@ -44,6 +44,14 @@ impl From<SearchError> for ApiError {
                 error: m,
                 details: vec![],
             },
+            // The provider refuses this query's text (e.g. too long): the caller's to fix.
+            SearchError::Embed(crate::embed::EmbedError::Rejected(m)) => ApiError::BadRequest {
+                error: format!("the embedding provider refuses this query: {m}"),
+                details: vec![FieldError {
+                    field: "query".into(),
+                    message: m,
+                }],
+            },
             e if transient => ApiError::Unavailable(e.to_string()),
             SearchError::Embed(e) => ApiError::BadGateway(e.to_string()),
             SearchError::Store(e) => ApiError::from(e),

@@ -177,7 +177,7 @@ pub async fn upserted_records_come_back_with_document_metadata_and_hash(store: &
     assert_eq!(got[0].document, r.document);
     assert_eq!(got[0].metadata, r.metadata);
     let hashes = store
-        .content_hashes(&c, &[r.id.clone()])
+        .content_hashes(&c, std::slice::from_ref(&r.id))
         .await
         .expect("content_hashes");
     assert_eq!(hashes.get(&r.id), Some(&r.content_hash));
