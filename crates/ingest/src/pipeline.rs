@@ -11,7 +11,11 @@ use std::time::Instant;
 use sync_model::{FieldError, ParkedInstance, ResourceId, ResourceInstance, SyncPayload};
 use tracing::Instrument;
 
-use crate::document::to_document;
+use crate::document::{to_document, InstanceDocument};
+
+/// Changed documents embedded and written together. Bounds what one request holds: 1,000
+/// vectors of 1,024 dimensions are 4 MiB (docs/ingest.md, "Load bound").
+pub const EMBED_CHUNK: usize = 1_000;
 use crate::embed::{EmbedError, Embedder, InputType, ModelInfo, Refused};
 use crate::metrics::{IngestMetrics, Label};
 use crate::parked::ParkedInstances;
@@ -411,54 +415,78 @@ impl Pipeline {
             &self.collection,
         )
         .await?;
-        let docs: Vec<_> = upserts.iter().map(to_document).collect();
-        let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+        // Only hashes for now: documents (text and metadata) are made a chunk at a time.
+        let ids: Vec<String> = upserts.iter().map(|u| u.id.as_str().to_string()).collect();
         let stored =
             stored_hashes_of(self.store.as_ref(), &self.collection, &self.metrics, &ids).await?;
-        let changed: Vec<_> = docs
-            .into_iter()
-            .filter(|d| stored.get(&d.id) != Some(&d.content_hash))
+        drop(ids);
+        let changed: Vec<&ResourceInstance> = upserts
+            .iter()
+            .filter(|u| stored.get(u.id.as_str()) != Some(&u.content_hash()))
             .collect();
+        drop(stored);
         let unchanged = upserts.len() - changed.len();
 
-        // Embed before any write: a provider failure must leave the store untouched. An
-        // input the provider refuses on its own is parked below; the others flow.
-        let texts: Vec<String> = changed.iter().map(|d| d.text.clone()).collect();
-        let results =
-            embed_each_document(self.embedder.as_ref(), &model, &self.metrics, &texts).await?;
-        drop(texts);
+        // Embed before any write: a provider failure in the first chunk (every payload of
+        // up to EMBED_CHUNK changed documents) leaves the store untouched. Larger payloads
+        // are embedded and written chunk by chunk, so that one request holds the vectors
+        // of one chunk, not of 16 MiB of instances; a failure there leaves earlier chunks
+        // written, and the sender's retry completes the rest (they are then unchanged).
+        // An input the provider refuses on its own is parked below; the others flow.
+        let delete_ids: Vec<String> = deletes.iter().map(|id| id.as_str().to_string()).collect();
+        let mut deletes_written = false;
         let mut refused: Vec<(String, String, &'static str)> = Vec::new();
-        let mut records: Vec<Record> = Vec::with_capacity(changed.len());
-        for (d, result) in changed.into_iter().zip(results) {
-            match result {
-                Ok(embedding) => records.push(Record {
-                    id: d.id,
-                    document: d.text,
-                    embedding,
-                    metadata: d.metadata,
-                    content_hash: d.content_hash,
-                }),
-                Err(Refused { reason }) => refused.push((d.id, reason, "embed")),
+        let mut embedded = 0;
+        let mut changed = changed.into_iter().peekable();
+        loop {
+            let mut chunk: Vec<InstanceDocument> = changed
+                .by_ref()
+                .take(EMBED_CHUNK)
+                .map(to_document)
+                .collect();
+            let texts: Vec<String> = chunk
+                .iter_mut()
+                .map(|d| std::mem::take(&mut d.text))
+                .collect();
+            let results =
+                embed_each_document(self.embedder.as_ref(), &model, &self.metrics, &texts).await?;
+            let mut records: Vec<Record> = Vec::with_capacity(chunk.len());
+            for ((d, text), result) in chunk.into_iter().zip(texts).zip(results) {
+                match result {
+                    Ok(embedding) => records.push(Record {
+                        id: d.id,
+                        document: text,
+                        embedding,
+                        metadata: d.metadata,
+                        content_hash: d.content_hash,
+                    }),
+                    Err(Refused { reason }) => refused.push((d.id, reason, "embed")),
+                }
+            }
+            if !deletes_written {
+                write_changes(
+                    self.store.as_ref(),
+                    &self.collection,
+                    &self.metrics,
+                    &delete_ids,
+                    &[],
+                )
+                .await?;
+                deletes_written = true;
+            }
+            let store_refused = upsert_isolating(
+                self.store.as_ref(),
+                &self.collection,
+                &self.metrics,
+                &records,
+            )
+            .await?;
+            embedded += records.len() - store_refused.len();
+            refused.extend(store_refused.into_iter().map(|(id, r)| (id, r, "store")));
+            if changed.peek().is_none() {
+                break;
             }
         }
-        let delete_ids: Vec<String> = deletes.iter().map(|id| id.as_str().to_string()).collect();
-        write_changes(
-            self.store.as_ref(),
-            &self.collection,
-            &self.metrics,
-            &delete_ids,
-            &[],
-        )
-        .await?;
-        let store_refused = upsert_isolating(
-            self.store.as_ref(),
-            &self.collection,
-            &self.metrics,
-            &records,
-        )
-        .await?;
-        let embedded = records.len() - store_refused.len();
-        refused.extend(store_refused.into_iter().map(|(id, r)| (id, r, "store")));
         let parked = self.park(&upserts, refused);
         let parked_ids: HashSet<&ResourceId> = parked.iter().map(|p| &p.id).collect();
         // Stored (or unchanged) upserts and deletes settle whatever was parked of their ids.

@@ -43,6 +43,7 @@ pub struct HashesResponse<K = String> {
 
 /// The answer of `GET /api/v1/instances/parked`: every parked instance, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParkedResponse {
     #[serde(default)]
     pub parked: Vec<crate::ParkedInstance>,

@@ -8,6 +8,7 @@ use crate::{ResourceId, ResourceInstance};
 
 /// `{upserts:[ResourceInstance], deletes:[id]}`; `null` or missing lists mean empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncPayload {
     #[serde(default, deserialize_with = "null_as_default")]
     pub upserts: Vec<ResourceInstance>,
@@ -17,6 +18,7 @@ pub struct SyncPayload {
 
 /// One thing wrong with a payload: where (`upserts[3].labels`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -24,6 +26,7 @@ pub struct FieldError {
 
 /// The JSON body of every error answer: `{"error": "...", "details": [...]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -34,6 +37,7 @@ pub struct ErrorBody {
 /// `"parked":[...]` when some upserts could not be stored (the Go controller's answer has
 /// no such field; it is left out when empty).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncResponse {
     pub status: String,
     /// Upserts stored (or already stored unchanged); parked ones are not counted.
@@ -68,6 +72,7 @@ impl SyncResponse {
 /// provider, the vector store) refuses it whatever is retried, while its batch-mates were
 /// stored. It stays parked until the same id is upserted (retried then) or deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ParkedInstance {
     pub id: ResourceId,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which collection a search reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Collection {
     #[default]
@@ -17,6 +18,7 @@ pub enum Collection {
 
 /// How results are found and ranked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// Vector similarity, boosted by exact matches of query terms.
@@ -30,6 +32,7 @@ pub enum SearchMode {
 
 /// A search request, as `cw search` and `POST /api/v1/search` take it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", default)]
 pub struct SearchRequest {
     pub query: String,
@@ -45,6 +48,7 @@ pub struct SearchRequest {
 /// The body of `POST /api/v1/search`: a [`SearchRequest`], and `"ask": true` for the
 /// semantic bridge (types first, then their instances).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SearchBody {
     #[serde(flatten)]
@@ -55,6 +59,7 @@ pub struct SearchBody {
 
 /// One result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SearchHit {
     pub id: String,
@@ -72,12 +77,14 @@ pub struct SearchHit {
 
 /// The answer to a plain search: `{"results": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchResults {
     pub results: Vec<SearchHit>,
 }
 
 /// `ask`'s answer: the matching types, each with why it matched and its instances.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AskAnswer {
     pub question: String,
@@ -85,6 +92,7 @@ pub struct AskAnswer {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TypeMatch {
     /// `plural.group` of the type.

@@ -7,6 +7,7 @@
 
 mod capabilities;
 mod error;
+pub mod openapi;
 pub mod search;
 
 use std::future::Future;
@@ -22,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sync_model::api::{self, HashesResponse, ParkedResponse};
-use sync_model::{BearerToken, FieldError, SyncPayload, SyncResponse};
+use sync_model::{BearerToken, ErrorBody, FieldError, SyncPayload, SyncResponse};
 
 pub use error::ApiError;
 
@@ -180,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .route(api::HEALTHZ, get(healthz))
         .route(api::READYZ, get(readyz))
         .route(api::METRICS, get(metrics))
+        .route(api::OPENAPI, get(openapi_document))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -284,6 +286,23 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     Ok(payload)
 }
 
+/// Apply a sync payload: validate it whole, embed what changed, delete, then upsert.
+#[utoipa::path(
+    post,
+    path = "/api/v1/instances/sync",
+    tag = "instances",
+    request_body = SyncPayload,
+    responses(
+        (status = 200, description = "Applied; refused objects listed in `parked`", body = SyncResponse),
+        (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing stored", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Content type other than JSON", body = ErrorBody),
+        (status = 500, description = "The collection holds another model's vectors", body = ErrorBody),
+        (status = 502, description = "The embedding provider refuses every call (key, model)", body = ErrorBody),
+        (status = 503, description = "Store or provider unavailable, or at the concurrency limit: retry", body = ErrorBody),
+    )
+)]
 async fn sync_instances(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -291,6 +310,8 @@ async fn sync_instances(
 ) -> Result<Json<SyncResponse>, ApiError> {
     let body = json_body(&state, &headers, body)?;
     let payload = parse_payload(&body)?;
+    // Up to 16 MiB that is not needed once parsed (docs/ingest.md, "Load bound").
+    drop(body);
     let outcome = state.inner.pipeline.apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,
@@ -333,15 +354,42 @@ fn json_body(
     Ok(body)
 }
 
+/// Every stored instance id with the content hash of what is stored.
+#[utoipa::path(
+    get,
+    path = "/api/v1/instances/hashes",
+    tag = "instances",
+    responses(
+        (status = 200, body = openapi::HashesResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 500, body = ErrorBody),
+        (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
+    )
+)]
 async fn instance_hashes(State(state): State<AppState>) -> Result<Json<HashesResponse>, ApiError> {
     let hashes = state.inner.pipeline.stored_hashes().await?;
     Ok(Json(HashesResponse { hashes }))
 }
 
+/// Objects the provider or the store refuses whatever is retried, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/instances/parked",
+    tag = "instances",
+    responses(
+        (status = 200, body = ParkedResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 503, description = "At the concurrency limit: retry", body = ErrorBody),
+    )
+)]
 async fn parked_instances(State(state): State<AppState>) -> Json<ParkedResponse> {
     Json(ParkedResponse {
         parked: state.inner.pipeline.parked(),
     })
+}
+
+async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi::document())
 }
 
 async fn healthz() -> Json<serde_json::Value> {
