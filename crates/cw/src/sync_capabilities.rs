@@ -63,10 +63,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "capability sync",
         CapabilityError::is_retryable,
         || async {
-            let types = watcher::discover(&client, &filter)
+            let found = watcher::discover(&client, &filter)
                 .await
                 .map_err(CapabilityError::Discovery)?;
-            sync_capabilities(&client, sink.as_ref(), &types).await
+            for (group, reason) in &found.unavailable {
+                tracing::warn!(group = %group, reason = %reason, "API group unavailable; its types are not synced");
+            }
+            sync_capabilities(&client, sink.as_ref(), &found.types).await
         },
     )
     .await

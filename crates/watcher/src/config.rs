@@ -8,7 +8,7 @@ use sync_model::api;
 
 use crate::buffer::BufferConfig;
 use crate::context::WatcherSettings;
-use crate::discovery::{NamespaceFilter, TypeFilter};
+use crate::discovery::{NamespaceFilter, TypeFilter, GROUP_DISCOVERY_TIMEOUT};
 use crate::sender::RetryConfig;
 use crate::sink::HttpSink;
 
@@ -133,6 +133,11 @@ pub struct WatchConfig {
     /// Deadline for flushing pending changes on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
+    /// How long the API server may refuse a watched type (403) before its documents are
+    /// removed from the index; a shorter refusal (RBAC propagating, a webhook hiccup) is
+    /// retried with backoff and removes nothing.
+    #[arg(long, env = "FORBIDDEN_GRACE_SECS", default_value_t = 600)]
+    pub forbidden_grace_secs: u64,
 }
 
 /// `WATCH_RESOURCE_TYPES`, `EXCLUDE_RESOURCE_TYPES`, `WATCH_NAMESPACES`, `EXCLUDE_NAMESPACES`:
@@ -214,6 +219,8 @@ impl WatchConfig {
             namespaces: self.filters.namespace_filter(),
             resync_interval: Duration::from_secs(self.resync_interval_min.max(1) * 60),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            group_discovery_timeout: GROUP_DISCOVERY_TIMEOUT,
+            forbidden_grace: Duration::from_secs(self.forbidden_grace_secs),
         }
     }
 }
@@ -248,6 +255,7 @@ mod tests {
         assert_eq!(s.buffer.flush_interval, Duration::from_secs(5));
         assert_eq!(s.buffer.max_batch, 50);
         assert_eq!(s.resync_interval, Duration::from_secs(1440 * 60));
+        assert_eq!(s.forbidden_grace, Duration::from_secs(600));
         assert_eq!(standalone.bind_address(), "0.0.0.0:8082");
         assert_eq!(standalone.ingest_base_url(), "http://localhost:3000");
         assert!(s.types.allow.is_empty());

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::availability::UnavailableGroups;
 use crate::buffer::BufferConfig;
 use crate::discovery::{NamespaceFilter, ResourceType, TypeFilter};
 use crate::metrics::Metrics;
@@ -23,6 +24,12 @@ pub struct WatcherSettings {
     pub namespaces: NamespaceFilter,
     pub resync_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// How long one API group's discovery may take before the group counts as unavailable
+    /// ([`crate::discovery::GROUP_DISCOVERY_TIMEOUT`]).
+    pub group_discovery_timeout: Duration,
+    /// How long the API server may refuse a watched type (403) before its documents are
+    /// removed: a 403 while RBAC propagates must not empty the index.
+    pub forbidden_grace: Duration,
 }
 
 /// Shared by the watches, the control loop and resync.
@@ -37,4 +44,6 @@ pub(crate) struct Context {
     /// The watched types, for the capability records: each publication makes the
     /// capability sync bring the records up to date.
     pub capabilities: watch::Sender<Vec<ResourceType>>,
+    /// The unavailable API groups, as `/readyz` shows them.
+    pub unavailable_groups: UnavailableGroups,
 }

@@ -2,7 +2,7 @@
 //! (watches → change detection → buffer → sender), follows CRDs as they come and go, runs
 //! resyncs, and shuts down by flushing everything pending.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::availability::UnavailableGroups;
 use crate::buffer::{run_buffer, Pending};
 use crate::capabilities::run_capability_sync;
 use crate::change::Change;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Set by change detection once every type of the initial discovery is listed.
     ready: Arc<AtomicBool>,
+    /// API groups whose discovery fails, and why.
+    unavailable_groups: UnavailableGroups,
     shutting_down: AtomicBool,
     resync_requests: mpsc::Sender<ResyncRequest>,
     resync_inbox: std::sync::Mutex<Option<mpsc::Receiver<ResyncRequest>>>,
@@ -47,6 +50,7 @@ impl Shared {
         Arc::new(Shared {
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
+            unavailable_groups: UnavailableGroups::default(),
             shutting_down: AtomicBool::new(false),
             resync_requests: tx,
             resync_inbox: std::sync::Mutex::new(Some(rx)),
@@ -56,6 +60,15 @@ impl Shared {
     /// Every watched type has been listed once, and the watcher is not shutting down.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed) && !self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// API groups whose discovery currently fails, with the error: their types are not
+    /// watched (and their stored documents are kept) until they answer again.
+    pub fn unavailable_groups(&self) -> BTreeMap<String, String> {
+        self.unavailable_groups
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 
     /// Asks the running watcher for a resync and waits for its report; `None` when the
@@ -122,6 +135,7 @@ pub async fn run(
         inputs,
         metrics: metrics.clone(),
         capabilities,
+        unavailable_groups: shared.unavailable_groups.clone(),
     };
     let (crd_reports, crd_groups) = mpsc::channel(256);
     let mut controller = Controller::new(Arc::new(ctx), resync_inbox, crd_groups, shutdown);
@@ -233,7 +247,18 @@ impl Controller {
         if !self.discover_at_start().await {
             return;
         }
-        info!(types = self.watches.len(), "discovery done");
+        let unavailable = self
+            .watches
+            .context()
+            .unavailable_groups
+            .lock()
+            .map(|g| g.len())
+            .unwrap_or(0);
+        info!(
+            types = self.watches.len(),
+            unavailable_groups = unavailable,
+            "discovery done"
+        );
         let ctx = self.watches.context().clone();
         let _ = ctx.inputs.send(Input::InitialTypesRegistered).await;
         self.crd_watch = Some(Background::spawn(&self.shutdown, |cancel| {
@@ -241,8 +266,9 @@ impl Controller {
         }));
     }
 
-    /// [`Watches::rediscover`] of every type, retried with backoff; false when shutdown
-    /// came first.
+    /// [`Watches::rediscover`] of every type, retried with backoff while the API server
+    /// itself does not answer (a single group that fails does not hold it up); false when
+    /// shutdown came first.
     async fn discover_at_start(&mut self) -> bool {
         let retry = RetryConfig::default();
         let mut delays = retry.delays();
@@ -268,10 +294,16 @@ impl Controller {
         let mut next_resync = Instant::now() + interval;
         loop {
             let next_check = self.group_checks.next_due();
+            let next_group_retry = self.watches.next_group_retry();
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 Some(group) = self.crd_groups.recv() => self.crd_changed(group).await,
                 _ = sleep_until_some(next_check) => self.check_due_groups().await,
+                _ = sleep_until_some(next_group_retry) => {
+                    if let Err(e) = self.watches.retry_unavailable_groups().await {
+                        warn!(error = %e, "retrying unavailable API groups failed");
+                    }
+                }
                 Some((scope, reply)) = self.resync_inbox.recv() => {
                     let _ = reply.send(resync(&mut self.watches, scope).await);
                     next_resync = Instant::now() + interval;

@@ -35,12 +35,24 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .with_state(state)
 }
 
+/// 200 `ready` once every available type is listed; the unavailable API groups, if any,
+/// follow on their own lines (their types are not watched yet, so the index may lack them).
 async fn readyz(State(s): State<OpsState>) -> Response {
-    if s.shared.is_ready() {
-        (StatusCode::OK, "ready").into_response()
+    let (status, mut body) = if s.shared.is_ready() {
+        (StatusCode::OK, String::from("ready"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, String::from("not ready"))
+    };
+    let unavailable = s.shared.unavailable_groups();
+    if !unavailable.is_empty() {
+        body.push_str(
+            "\nunavailable API groups (not watched, stored documents kept, retried in the background):",
+        );
+        for (group, reason) in unavailable {
+            body.push_str(&format!("\n  {group}: {reason}"));
+        }
     }
+    (status, body).into_response()
 }
 
 async fn metrics(State(s): State<OpsState>) -> Response {

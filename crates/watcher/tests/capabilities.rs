@@ -34,6 +34,8 @@ fn settings() -> WatcherSettings {
         namespaces: NamespaceFilter::default(),
         resync_interval: Duration::from_secs(3600),
         shutdown_timeout: Duration::from_secs(10),
+        group_discovery_timeout: Duration::from_secs(2),
+        forbidden_grace: Duration::from_secs(600),
     }
 }
 
