@@ -482,12 +482,13 @@ async fn main() {
     let deadline = Instant::now() + window + Duration::from_secs(60);
     let mut latencies: Vec<Duration>;
     loop {
-        let stored = sink.stored.lock().unwrap();
-        latencies = changed
-            .iter()
-            .filter_map(|(id, at)| stored.get(&key(id)).filter(|t| *t > at).map(|t| *t - *at))
-            .collect();
-        drop(stored);
+        latencies = {
+            let stored = sink.stored.lock().unwrap();
+            changed
+                .iter()
+                .filter_map(|(id, at)| stored.get(&key(id)).filter(|t| *t > at).map(|t| *t - *at))
+                .collect()
+        };
         if latencies.len() == changed.len() || Instant::now() > deadline {
             break;
         }

@@ -367,7 +367,12 @@ pub async fn run_capability_sync(
         let mut delays = retry.delays();
         loop {
             let current = types.borrow_and_update().clone();
-            match sync_capabilities(&client, sink.as_ref(), &current).await {
+            let synced = sync_capabilities(&client, sink.as_ref(), &current);
+            // A sync waiting on an unresponsive server must not hold up shutdown.
+            let Some(synced) = cancel.run_until_cancelled(synced).await else {
+                return;
+            };
+            match synced {
                 Ok(report) => {
                     metrics.capability_syncs.inc();
                     metrics

@@ -11,6 +11,7 @@ use crate::availability::UnavailableGroups;
 use crate::buffer::BufferConfig;
 use crate::discovery::{NamespaceFilter, ResourceType, TypeFilter};
 use crate::metrics::Metrics;
+use crate::resync::StoredHashes;
 use crate::sender::RetryConfig;
 use crate::sink::SyncSink;
 use crate::tracker::Input;
@@ -46,4 +47,6 @@ pub(crate) struct Context {
     pub capabilities: watch::Sender<Vec<ResourceType>>,
     /// The unavailable API groups, as `/readyz` shows them.
     pub unavailable_groups: UnavailableGroups,
+    /// How the store's hashes are read (and whether the server has them at all).
+    pub hashes: StoredHashes,
 }

@@ -24,7 +24,7 @@ use crate::deadline::sleep_until_some;
 use crate::discovery::DiscoveryScope;
 use crate::error::WatchError;
 use crate::metrics::Metrics;
-use crate::resync::{resync, ResyncReport, ResyncRequest, ResyncScope};
+use crate::resync::{resync, ResyncReport, ResyncRequest, ResyncScope, StoredHashes};
 use crate::sender::{retrying, run_sender, Retries, RetryConfig, BATCHES_IN_FLIGHT};
 use crate::sink::SyncSink;
 use crate::source::watch_crds;
@@ -110,10 +110,11 @@ pub async fn run(
 
     // Start from what the store holds: unchanged objects then cost nothing, and stored
     // objects that no longer exist (deleted while the watcher was down) are deleted.
+    let hashes = StoredHashes::default();
     let stored = until_ok(
         "reading stored hashes from the ingest server",
         &shutdown,
-        || sink.stored_hashes(),
+        || hashes.read(sink.as_ref()),
     )
     .await;
     let (inputs, input_rx) = mpsc::channel::<Input>(4096);
@@ -136,23 +137,36 @@ pub async fn run(
         metrics: metrics.clone(),
         capabilities,
         unavailable_groups: shared.unavailable_groups.clone(),
+        hashes,
     };
     let (crd_reports, crd_groups) = mpsc::channel(256);
-    let mut controller = Controller::new(Arc::new(ctx), resync_inbox, crd_groups, shutdown);
+    let mut controller = Controller::new(Arc::new(ctx), resync_inbox, crd_groups, shutdown.clone());
     if stored.is_some() {
-        controller.start(crd_reports).await;
+        // Start-up may wait on a backed-up pipeline: shutdown is heard meanwhile.
+        shutdown
+            .run_until_cancelled(controller.start(crd_reports))
+            .await;
     }
     controller.control().await;
 
-    // Shutdown: stop the watches, then let every stage drain: change detection ends when
-    // its inputs close, the buffer then flushes everything at once, the sender sends it.
+    // Shutdown, whatever was under way, within the shutdown timeout: stop the watches,
+    // then let every stage drain: change detection ends when its inputs close, the buffer
+    // then flushes everything at once, the sender sends it.
     shared.shutting_down.store(true, Ordering::Relaxed);
     info!("shutting down: stopping watches and flushing pending changes");
-    controller.stop_crd_watch().await;
-    // Capabilities are level-triggered: whatever is not synced now is at the next start.
-    capability_sync.stop().await;
-    controller.stop_watches().await;
-    drain(stages, shutdown_timeout, &metrics).await
+    let deadline = Instant::now() + shutdown_timeout;
+    let stopped = tokio::time::timeout_at(deadline, async {
+        controller.stop_crd_watch().await;
+        // Capabilities are level-triggered: whatever is not synced now is at the next start.
+        capability_sync.stop().await;
+        controller.stop_watches().await;
+    })
+    .await;
+    if stopped.is_err() {
+        error!("shutdown timeout reached while stopping the watches");
+        return Err(WatchError::ShutdownTimeout(shutdown_timeout));
+    }
+    drain(stages, deadline, shutdown_timeout, &metrics).await
 }
 
 /// Starts the buffer and the sender; returns the buffer's inbox and their tasks.
@@ -191,13 +205,15 @@ fn seeded_tracker(stored: Option<&HashMap<ResourceId, String>>) -> Tracker {
     tracker
 }
 
-/// Waits for the pipeline's stages to flush everything pending, at most `timeout`.
+/// Waits for the pipeline's stages to flush everything pending, until `deadline` (the end
+/// of the shutdown `timeout`).
 async fn drain(
     stages: Vec<JoinHandle<()>>,
+    deadline: Instant,
     timeout: Duration,
     metrics: &Metrics,
 ) -> Result<(), WatchError> {
-    match tokio::time::timeout(timeout, futures::future::join_all(stages)).await {
+    match tokio::time::timeout_at(deadline, futures::future::join_all(stages)).await {
         Ok(_) => {
             info!("pending changes flushed");
             Ok(())
@@ -288,30 +304,53 @@ impl Controller {
         }
     }
 
-    /// Follows CRD events, checks due groups and runs resyncs until shutdown.
+    /// Follows CRD events, checks due groups and runs resyncs until shutdown. The work of
+    /// each event runs until shutdown at most: a resync or a rediscovery may wait on a
+    /// backed-up pipeline (the ingest server down) or an unresponsive server, and SIGTERM
+    /// must still end the process in time.
     async fn control(&mut self) {
         let interval = self.watches.context().settings.resync_interval;
         let mut next_resync = Instant::now() + interval;
+        let shutdown = self.shutdown.clone();
         loop {
             let next_check = self.group_checks.next_due();
             let next_group_retry = self.watches.next_group_retry();
-            tokio::select! {
-                _ = self.shutdown.cancelled() => break,
-                Some(group) = self.crd_groups.recv() => self.crd_changed(group).await,
-                _ = sleep_until_some(next_check) => self.check_due_groups().await,
-                _ = sleep_until_some(next_group_retry) => {
-                    if let Err(e) = self.watches.retry_unavailable_groups().await {
-                        warn!(error = %e, "retrying unavailable API groups failed");
-                    }
+            let work = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(group) = self.crd_groups.recv() => Work::CrdChanged(group),
+                _ = sleep_until_some(next_check) => Work::CheckDueGroups,
+                _ = sleep_until_some(next_group_retry) => Work::RetryUnavailableGroups,
+                Some(request) = self.resync_inbox.recv() => Work::Resync(Some(request)),
+                _ = tokio::time::sleep_until(next_resync) => Work::Resync(None),
+            };
+            if matches!(work, Work::Resync(_)) {
+                next_resync = Instant::now() + interval;
+            }
+            if shutdown
+                .run_until_cancelled(self.perform(work))
+                .await
+                .is_none()
+            {
+                info!("shutdown during the controller's work; it is abandoned");
+                break;
+            }
+        }
+    }
+
+    async fn perform(&mut self, work: Work) {
+        match work {
+            Work::CrdChanged(group) => self.crd_changed(group).await,
+            Work::CheckDueGroups => self.check_due_groups().await,
+            Work::RetryUnavailableGroups => {
+                if let Err(e) = self.watches.retry_unavailable_groups().await {
+                    warn!(error = %e, "retrying unavailable API groups failed");
                 }
-                Some((scope, reply)) = self.resync_inbox.recv() => {
-                    let _ = reply.send(resync(&mut self.watches, scope).await);
-                    next_resync = Instant::now() + interval;
-                }
-                _ = tokio::time::sleep_until(next_resync) => {
-                    resync(&mut self.watches, ResyncScope::All).await;
-                    next_resync = Instant::now() + interval;
-                }
+            }
+            Work::Resync(Some((scope, reply))) => {
+                let _ = reply.send(resync(&mut self.watches, scope).await);
+            }
+            Work::Resync(None) => {
+                resync(&mut self.watches, ResyncScope::All).await;
             }
         }
     }
@@ -347,6 +386,16 @@ impl Controller {
     async fn stop_watches(mut self) {
         self.watches.stop_all().await;
     }
+}
+
+/// What the control loop does next.
+enum Work {
+    /// From the CRD watch: the group of a CRD that changed, or `None` to rediscover all.
+    CrdChanged(Option<String>),
+    CheckDueGroups,
+    RetryUnavailableGroups,
+    /// A requested resync (with where its report goes), or the periodic one.
+    Resync(Option<ResyncRequest>),
 }
 
 /// When to check CRD groups again. A CRD's group is checked a few times: discovery serves

@@ -157,7 +157,7 @@ pub async fn sync_once(
     progress: Arc<dyn Progress>,
 ) -> Result<Summary, SyncError> {
     let started = Instant::now();
-    let stored = sender::with_retries(
+    let stored = match sender::with_retries(
         &options.retry,
         Retries::AtMost(options.retries),
         "reading the stored documents' hashes",
@@ -165,7 +165,17 @@ pub async fn sync_once(
         || sink.stored_hashes(),
     )
     .await
-    .map_err(SyncError::StoredHashes)?;
+    {
+        // A server without the hashes endpoint: everything is sent, nothing can be removed.
+        Err(SinkError::Unsupported(reason)) => {
+            tracing::warn!(
+                reason = %reason,
+                "the destination cannot list its stored hashes: every object is sent and no document can be removed"
+            );
+            HashMap::new()
+        }
+        other => other.map_err(SyncError::StoredHashes)?,
+    };
     progress.log(format!("the store holds {} documents", stored.len()));
 
     let discovered = discover(client, types)

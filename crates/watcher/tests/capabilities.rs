@@ -188,9 +188,14 @@ async fn capabilities_follow_the_watched_types_and_crds_as_they_come_change_and_
         .await
         .unwrap();
     assert_eq!(bogus.status(), 400, "an unknown scope is refused");
-    let report = watcher::ops::request_resync_of(&base, None, ResyncScope::Capabilities)
-        .await
-        .expect("resync report");
+    let report = watcher::ops::request_resync_of(
+        &base,
+        None,
+        ResyncScope::Capabilities,
+        watcher::ops::DEFAULT_RESYNC_TIMEOUT,
+    )
+    .await
+    .expect("resync report");
     ops_stop.cancel();
     let caps = report
         .capabilities

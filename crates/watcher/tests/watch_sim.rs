@@ -818,3 +818,110 @@ async fn a_refusal_that_outlasts_the_grace_period_removes_the_type_and_access_re
     assert_eq!(forbidden_types(&w), 0);
     w.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_hashes_endpoint_the_watcher_runs_and_sends_everything_as_upserts() {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    for name in ["a", "b"] {
+        sim.create(deployment("default", name, json!({"app": name})))
+            .unwrap();
+    }
+    let store = StandIn::start().await;
+    store.state.lock().unwrap().no_hashes = true;
+    let w = start_watcher(&sim, &store, settings(&["deployments"]));
+    w.wait_ready().await;
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+    sim.create(deployment("default", "c", json!({"app": "c"})))
+        .unwrap();
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+
+    // A resync cannot diff: it re-sends every object and deletes nothing.
+    let report = w
+        .shared
+        .request_resync_of(watcher::ResyncScope::Instances)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.listed, report.upserted, report.deleted),
+        (3, 3, 0),
+        "{report:?}"
+    );
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_a_resync_with_a_hung_ingest_server_ends_within_the_shutdown_timeout() {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    let store = StandIn::start().await;
+    let client = sim.client().unwrap();
+    // The production request timeout: a hung server holds each call for two minutes.
+    let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(120)).unwrap();
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let mut s = settings(&["deployments"]);
+    s.shutdown_timeout = Duration::from_secs(3);
+    let task = tokio::spawn(watcher::run(
+        s,
+        client,
+        Arc::new(sink),
+        shared.clone(),
+        stop.clone(),
+    ));
+    let w = Running { shared, stop, task };
+    w.wait_ready().await;
+    sim.create(deployment("default", "web", json!({"app": "web"})))
+        .unwrap();
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+
+    store.state.lock().unwrap().hang = true;
+    let resync = tokio::spawn({
+        let shared = w.shared.clone();
+        async move { shared.request_resync().await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!resync.is_finished(), "the resync waits on the hung server");
+    let started = tokio::time::Instant::now();
+    let stopped = w.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown took {took:?}, beyond the 3 s shutdown timeout"
+    );
+    assert!(stopped.is_ok(), "nothing was pending: {stopped:?}");
+    assert!(
+        resync.await.unwrap().is_none(),
+        "the abandoned resync has no report"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_request_gives_up_after_its_timeout() {
+    install_crypto();
+    // A watcher that accepts the connection and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            open.push(conn);
+        }
+    });
+    let started = tokio::time::Instant::now();
+    let err = watcher::ops::request_resync_of(
+        &base,
+        None,
+        watcher::ResyncScope::All,
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        matches!(err, watcher::ops::ResyncRequestError::TimedOut { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("did not answer within"), "{err}");
+}
