@@ -17,11 +17,11 @@ use crate::sender::RetryConfig;
 /// Unavailable groups and why, as `/readyz` shows them; shared with the operations endpoints.
 pub type UnavailableGroups = Arc<Mutex<BTreeMap<String, String>>>;
 
-/// How often an unavailable group's discovery is retried: soon at first, then at most every
-/// two minutes (metrics-server usually starts within a minute).
+/// How often an unavailable group's discovery is retried: soon at first, then every 30 s at
+/// most (metrics-server usually starts within a minute; a retry is one small request).
 const GROUP_RETRY: RetryConfig = RetryConfig {
     min_delay: Duration::from_secs(2),
-    max_delay: Duration::from_secs(120),
+    max_delay: Duration::from_secs(30),
 };
 
 struct Outage {

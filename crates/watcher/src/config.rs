@@ -155,7 +155,7 @@ pub struct ResourceFilterArgs {
     )]
     pub watch_resource_types: Vec<String>,
     /// Comma-separated plural names never to watch (added to the default exclusions:
-    /// events, leases, endpointslices, componentstatuses).
+    /// events, leases, endpointslices, componentstatuses, secrets).
     #[arg(
         long,
         env = "EXCLUDE_RESOURCE_TYPES",
@@ -179,15 +179,25 @@ pub struct ResourceFilterArgs {
         default_value = ""
     )]
     pub exclude_namespaces: Vec<String>,
+    /// Index Secrets (their metadata only: names, labels, description annotations). Off by
+    /// default: every Secret's name would become searchable.
+    #[arg(long, env = "CW_INCLUDE_SECRETS", default_value_t = false)]
+    pub include_secrets: bool,
 }
 
 impl ResourceFilterArgs {
-    /// The type filter, with the default exclusions.
+    /// The type filter, with the default exclusions (Secrets among them unless
+    /// `--include-secrets`).
     pub fn type_filter(&self) -> TypeFilter {
-        TypeFilter::new(
+        let filter = TypeFilter::new(
             &non_empty(&self.watch_resource_types),
             &non_empty(&self.exclude_resource_types),
-        )
+        );
+        if self.include_secrets {
+            filter.including_secrets()
+        } else {
+            filter
+        }
     }
 
     pub fn namespace_filter(&self) -> NamespaceFilter {
@@ -272,6 +282,17 @@ mod tests {
         assert_eq!(blank.standalone.ingest.token.required(), Err(BlankToken));
         let unset = Cli::parse_from(["cw"]);
         assert_eq!(unset.standalone.ingest.token.required(), Ok(None));
+    }
+
+    #[test]
+    fn secrets_are_left_out_unless_include_secrets_is_set() {
+        let secret = crate::ResourceType::new("", "v1", "Secret", "secrets", true);
+        let default = Cli::parse_from(["cw"]).config.settings();
+        assert!(!default.types.admits(&secret));
+        let asked = Cli::parse_from(["cw", "--include-secrets"])
+            .config
+            .settings();
+        assert!(asked.types.admits(&secret));
     }
 
     #[test]

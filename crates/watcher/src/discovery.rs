@@ -11,15 +11,21 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, APIResourceList};
 use kube::discovery::ApiResource;
 
 /// Types excluded unless named in the allow list, as (plural, group; empty = core): high-churn
-/// records that describe no workload (events in both groups, leases, endpointslices) and a
-/// deprecated API.
+/// records that describe no workload (events in both groups, leases, endpointslices), a
+/// deprecated API, and Secrets: only their metadata would be sent, but every Secret's name
+/// and labels would become searchable (and reading them needs RBAC that returns their
+/// data), so they are indexed only when asked ([`TypeFilter::including_secrets`]).
 pub const DEFAULT_EXCLUDES: &[(&str, &str)] = &[
     ("events", ""),
     ("events", "events.k8s.io"),
     ("leases", "coordination.k8s.io"),
     ("endpointslices", "discovery.k8s.io"),
     ("componentstatuses", ""),
+    SECRETS,
 ];
+
+/// The core group's Secrets, excluded by default.
+const SECRETS: (&str, &str) = ("secrets", "");
 
 /// One watched resource type, at the version its group prefers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -159,6 +165,15 @@ impl TypeFilter {
             }
         }
         TypeFilter { allow, deny }
+    }
+
+    /// Lifts the default exclusion of Secrets (`--include-secrets`); a deny list that names
+    /// them still wins.
+    pub fn including_secrets(mut self) -> Self {
+        let (plural, group) = SECRETS;
+        self.deny
+            .retain(|d| !(d.plural == plural && d.group.as_deref() == Some(group)));
+        self
     }
 
     pub fn admits(&self, ty: &ResourceType) -> bool {
@@ -415,6 +430,19 @@ mod tests {
         let names: Vec<String> = types.iter().map(|t| t.qualified_plural()).collect();
         assert_eq!(names, ["deployments.apps"]);
         assert_eq!(types[0].api_version, "apps/v1");
+    }
+
+    #[test]
+    fn secrets_are_excluded_unless_asked_for_and_a_deny_list_still_wins() {
+        let secret = ResourceType::new("", "v1", "Secret", "secrets", true);
+        assert!(!TypeFilter::default().admits(&secret));
+        assert!(TypeFilter::default().including_secrets().admits(&secret));
+        assert!(TypeFilter::new(&["secrets"], &[]).admits(&secret));
+        let denied = TypeFilter::new::<&str>(&[], &["secrets"]).including_secrets();
+        assert!(!denied.admits(&secret));
+        // A CRD called `secrets` in another group is not excluded.
+        let other = ResourceType::new("vault.example.com", "v1", "Secret", "secrets", true);
+        assert!(TypeFilter::default().admits(&other));
     }
 
     #[test]

@@ -66,7 +66,13 @@ async fn start(sim: &SimHandle, store: &StandIn) -> Running {
 
 /// `plural.group` (or `plural`) of every type the watcher watches by default.
 fn served_ids(sim: &SimHandle) -> Vec<String> {
-    let excluded = ["events", "leases", "endpointslices", "componentstatuses"];
+    let excluded = [
+        "events",
+        "leases",
+        "endpointslices",
+        "componentstatuses",
+        "secrets",
+    ];
     let mut ids: Vec<String> = sim
         .served_types()
         .into_iter()

@@ -925,3 +925,52 @@ async fn a_resync_request_gives_up_after_its_timeout() {
     );
     assert!(err.to_string().contains("did not answer within"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_never_reaches_the_store_unless_secrets_are_included() {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db-password", "namespace": "default", "labels": {"app": "db"}},
+        "stringData": {"password": "hunter2"}
+    }))
+    .unwrap();
+    sim.create(configmap("db-config")).unwrap();
+    let store = StandIn::start().await;
+    // Every type, as in production.
+    let w = start_watcher(&sim, &store, settings(&[]));
+    w.wait_ready().await;
+    wait_store_equals_cluster(&sim, &store, "v1", "ConfigMap", SOON).await;
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "created-later", "namespace": "default"},
+        "stringData": {"token": "t"}
+    }))
+    .unwrap();
+    sim.create(configmap("created-later")).unwrap();
+    wait_store_equals_cluster(&sim, &store, "v1", "ConfigMap", SOON).await;
+    assert!(
+        store.names_of_kind("Secret").is_empty(),
+        "a Secret reached the store: {:?}",
+        store.names_of_kind("Secret")
+    );
+    w.stop().await.unwrap();
+
+    let mut asked = settings(&[]);
+    asked.types = asked.types.including_secrets();
+    let w = start_watcher(&sim, &store, asked);
+    w.wait_ready().await;
+    wait_store_equals_cluster(&sim, &store, "v1", "Secret", SOON).await;
+    assert_eq!(store.names_of_kind("Secret").len(), 2);
+    let doc = store
+        .docs()
+        .into_values()
+        .find(|i| i.name == "db-password")
+        .unwrap();
+    assert!(
+        !serde_json::to_string(&doc).unwrap().contains("hunter2"),
+        "only metadata is indexed"
+    );
+    w.stop().await.unwrap();
+}
