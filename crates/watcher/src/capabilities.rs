@@ -208,10 +208,20 @@ pub async fn capability_records(
         false,
     );
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &crd_type.api_resource());
+    // Page by page, each CRD cut down at once to what a record reads: Crossplane-sized CRD
+    // sets hold hundreds of schemas of hundreds of KB, which must never be in memory whole.
     let mut crds: HashMap<String, Value> = HashMap::new();
-    for crd in api.list(&ListParams::default()).await?.items {
-        if let (Some(name), Ok(value)) = (crd.metadata.name.clone(), serde_json::to_value(&crd)) {
-            crds.insert(name, value);
+    let mut params = ListParams::default().limit(CRD_PAGE);
+    loop {
+        let page = api.list(&params).await?;
+        for crd in page.items {
+            if let Some(name) = crd.metadata.name {
+                crds.insert(name, trim_crd(crd.data));
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
         }
     }
     Ok(types
@@ -221,6 +231,55 @@ pub async fn capability_records(
             build_capability(&type_info(ty, crd), crd)
         })
         .collect())
+}
+
+/// CustomResourceDefinitions per list request of a capability sync.
+const CRD_PAGE: u32 = 20;
+
+/// What a capability record reads of a CRD (its `data`: everything but apiVersion, kind and
+/// metadata), taken out of it: names' short names and categories, and per version its name,
+/// served and storage flags and the schema's own and top-level `spec` fields' descriptions.
+fn trim_crd(mut data: Value) -> Value {
+    let mut take = |pointer: &str| data.pointer_mut(pointer).map(Value::take);
+    let short_names = take("/spec/names/shortNames");
+    let categories = take("/spec/names/categories");
+    let versions = match take("/spec/versions") {
+        Some(Value::Array(versions)) => versions.into_iter().map(trim_version).collect(),
+        _ => Vec::new(),
+    };
+    serde_json::json!({"spec": {
+        "names": {"shortNames": short_names, "categories": categories},
+        "versions": versions,
+    }})
+}
+
+fn trim_version(mut v: Value) -> Value {
+    let mut schema = v
+        .pointer_mut("/schema/openAPIV3Schema")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    let fields: serde_json::Map<String, Value> = match schema
+        .pointer_mut("/properties/spec/properties")
+        .map(Value::take)
+    {
+        Some(Value::Object(props)) => props
+            .into_iter()
+            .map(|(name, mut prop)| {
+                let d = prop.get_mut("description").map(Value::take);
+                (name, serde_json::json!({ "description": d }))
+            })
+            .collect(),
+        _ => serde_json::Map::new(),
+    };
+    serde_json::json!({
+        "name": v.get("name"),
+        "served": v.get("served"),
+        "storage": v.get("storage"),
+        "schema": {"openAPIV3Schema": {
+            "description": schema.get_mut("description").map(Value::take),
+            "properties": {"spec": {"properties": fields}},
+        }},
+    })
 }
 
 /// Discovery's view of a type, completed from its CRD when it has one.
@@ -419,6 +478,41 @@ mod tests {
             short_names: vec![],
             categories: vec!["all".into()],
         }
+    }
+
+    #[test]
+    fn a_trimmed_crd_builds_the_same_record_as_the_whole_one() {
+        let crd = json!({
+            "spec": {
+                "group": "postgresql.cnpg.io",
+                "names": {"plural": "clusters", "kind": "Cluster", "shortNames": ["pgc"], "categories": ["all"]},
+                "versions": [
+                    {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                        "description": "A PostgreSQL cluster.", "type": "object",
+                        "properties": {"spec": {"type": "object", "properties": {
+                            "instances": {"type": "integer", "description": "Number of instances. More."},
+                            "storage": {"type": "object", "description": "Storage.", "properties": {"size": {"type": "string", "description": "x".repeat(10_000)}}}
+                        }}, "status": {"type": "object", "description": "y".repeat(10_000)}}
+                    }}}
+                ]
+            }
+        });
+        let info = cnpg_info();
+        let whole = build_capability(&info, Some(&crd));
+        let trimmed = trim_crd(crd.clone());
+        assert_eq!(build_capability(&info, Some(&trimmed)), whole);
+        assert_eq!(
+            type_info(
+                &ResourceType::new("postgresql.cnpg.io", "v1", "Cluster", "clusters", true),
+                Some(&trimmed)
+            )
+            .short_names,
+            ["pgc"]
+        );
+        assert!(
+            trimmed.to_string().len() < 1_000,
+            "the nested schema and status are dropped"
+        );
     }
 
     #[test]
