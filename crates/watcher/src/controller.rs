@@ -121,7 +121,7 @@ pub async fn run(
     let tracker = seeded_tracker(stored.as_ref());
     let ready = shared.ready.clone();
     let detection = run_tracker(tracker, input_rx, changes, ready, metrics.clone());
-    stages.push(tokio::spawn(detection));
+    stages.push(("change detection", tokio::spawn(detection)));
 
     // Capabilities follow the watched types: every rediscovery publishes them.
     let (capabilities, published) = watch::channel(Vec::new());
@@ -169,12 +169,15 @@ pub async fn run(
     drain(stages, deadline, shutdown_timeout, &metrics).await
 }
 
+/// A stage's task, with its name for the log.
+type Stage = (&'static str, JoinHandle<()>);
+
 /// Starts the buffer and the sender; returns the buffer's inbox and their tasks.
 fn spawn_delivery(
     settings: &WatcherSettings,
     sink: &Arc<dyn SyncSink>,
     metrics: &Metrics,
-) -> (mpsc::Sender<Pending>, Vec<JoinHandle<()>>) {
+) -> (mpsc::Sender<Pending>, Vec<Stage>) {
     let (change_tx, change_rx) = mpsc::channel::<Pending>(4096);
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<Change>>(1);
     let sender_idle = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
@@ -192,7 +195,7 @@ fn spawn_delivery(
         sender_idle,
         metrics.clone(),
     ));
-    (change_tx, vec![buffer, sender])
+    (change_tx, vec![("buffer", buffer), ("sender", sender)])
 }
 
 /// Change detection that starts from the store's content hashes, when they could be read.
@@ -208,19 +211,26 @@ fn seeded_tracker(stored: Option<&HashMap<ResourceId, String>>) -> Tracker {
 /// Waits for the pipeline's stages to flush everything pending, until `deadline` (the end
 /// of the shutdown `timeout`).
 async fn drain(
-    stages: Vec<JoinHandle<()>>,
+    mut stages: Vec<Stage>,
     deadline: Instant,
     timeout: Duration,
     metrics: &Metrics,
 ) -> Result<(), WatchError> {
-    match tokio::time::timeout_at(deadline, futures::future::join_all(stages)).await {
+    let all = futures::future::join_all(stages.iter_mut().map(|(_, task)| task));
+    match tokio::time::timeout_at(deadline, all).await {
         Ok(_) => {
             info!("pending changes flushed");
             Ok(())
         }
         Err(_) => {
+            let unfinished: Vec<&str> = stages
+                .iter()
+                .filter(|(_, task)| !task.is_finished())
+                .map(|(name, _)| *name)
+                .collect();
             error!(
                 pending = metrics.pending_changes.get(),
+                ?unfinished,
                 "shutdown timeout reached before every pending change was sent"
             );
             Err(WatchError::ShutdownTimeout(timeout))
