@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use watcher::capabilities::{sync_capabilities, CapabilityError, CapabilityReport};
+use watcher::capabilities::{sync_capabilities, CapabilityError, CapabilityReport, WatchedTypes};
 use watcher::config::ResourceFilterArgs;
 use watcher::sender::{self, Retries, RetryConfig};
 use watcher::SyncSink;
@@ -69,7 +69,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             for (group, reason) in &found.unavailable {
                 tracing::warn!(group = %group, reason = %reason, "API group unavailable; its types are not synced");
             }
-            sync_capabilities(&client, sink.as_ref(), &found.types).await
+            let watched = WatchedTypes {
+                unavailable_groups: found.unavailable.keys().cloned().collect(),
+                types: found.types,
+            };
+            sync_capabilities(&client, sink.as_ref(), &watched).await
         },
     )
     .await

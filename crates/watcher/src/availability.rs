@@ -61,6 +61,11 @@ impl GroupAvailability {
         self
     }
 
+    /// The unavailable groups.
+    pub fn unavailable(&self) -> std::collections::BTreeSet<String> {
+        self.outages.keys().cloned().collect()
+    }
+
     pub fn is_unavailable(&self, group: &str) -> bool {
         self.outages.contains_key(group)
     }

@@ -3,7 +3,7 @@
 //! `spec` fields). Built-in types get short descriptions of cw's own, so that a question
 //! like "what databases are running?" can find `StatefulSet` as well as a database CRD.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use kube::api::{Api, DynamicObject, ListParams};
@@ -319,13 +319,40 @@ fn type_info(ty: &ResourceType, crd: Option<&Value>) -> TypeInfo {
     }
 }
 
-/// Makes the stored capabilities equal the records of `types`: new and changed records are
-/// sent, records of types no longer served are deleted, unchanged ones cost nothing.
+/// The types whose capability records are kept: the watched ones, and the API groups whose
+/// discovery fails (their types are unknown for now, so none of their records is deleted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchedTypes {
+    pub types: Vec<ResourceType>,
+    pub unavailable_groups: BTreeSet<String>,
+}
+
+impl WatchedTypes {
+    /// Every type known to exist; no group unavailable.
+    pub fn all(types: Vec<ResourceType>) -> Self {
+        WatchedTypes {
+            types,
+            unavailable_groups: BTreeSet::new(),
+        }
+    }
+
+    /// True when a stored record (`plural.group`, or `plural` for the core group) belongs to
+    /// an unavailable group.
+    fn keeps(&self, id: &str) -> bool {
+        let group = id.split_once('.').map_or("", |(_, g)| g);
+        self.unavailable_groups.contains(group)
+    }
+}
+
+/// Makes the stored capabilities equal the records of the watched types: new and changed
+/// records are sent, records of types no longer served are deleted (not those of an
+/// unavailable group), unchanged ones cost nothing.
 pub async fn sync_capabilities(
     client: &kube::Client,
     sink: &dyn SyncSink,
-    types: &[ResourceType],
+    watched: &WatchedTypes,
 ) -> Result<CapabilityReport, CapabilityError> {
+    let types = &watched.types;
     let records = capability_records(client, types).await?;
     let stored = sink.stored_capability_hashes().await?;
     let mut report = CapabilityReport {
@@ -335,7 +362,7 @@ pub async fn sync_capabilities(
     let wanted: HashMap<&str, ()> = records.iter().map(|r| (r.id.as_str(), ())).collect();
     let mut deletes: Vec<String> = stored
         .keys()
-        .filter(|id| !wanted.contains_key(id.as_str()))
+        .filter(|id| !wanted.contains_key(id.as_str()) && !watched.keeps(id))
         .cloned()
         .collect();
     deletes.sort();
@@ -413,7 +440,7 @@ async fn send_changes(
 pub async fn run_capability_sync(
     client: kube::Client,
     sink: Arc<dyn SyncSink>,
-    mut types: watch::Receiver<Vec<ResourceType>>,
+    mut types: watch::Receiver<WatchedTypes>,
     retry: RetryConfig,
     metrics: Metrics,
     cancel: CancellationToken,

@@ -9,7 +9,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::availability::UnavailableGroups;
 use crate::buffer::BufferConfig;
-use crate::discovery::{NamespaceFilter, ResourceType, TypeFilter};
+use crate::capabilities::WatchedTypes;
+use crate::discovery::{NamespaceFilter, TypeFilter};
 use crate::metrics::Metrics;
 use crate::resync::StoredHashes;
 use crate::sender::RetryConfig;
@@ -44,7 +45,7 @@ pub(crate) struct Context {
     pub metrics: Metrics,
     /// The watched types, for the capability records: each publication makes the
     /// capability sync bring the records up to date.
-    pub capabilities: watch::Sender<Vec<ResourceType>>,
+    pub capabilities: watch::Sender<WatchedTypes>,
     /// The unavailable API groups, as `/readyz` shows them.
     pub unavailable_groups: UnavailableGroups,
     /// How the store's hashes are read (and whether the server has them at all).

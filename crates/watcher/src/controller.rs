@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::availability::UnavailableGroups;
 use crate::buffer::{run_buffer, Pending};
-use crate::capabilities::run_capability_sync;
+use crate::capabilities::{run_capability_sync, WatchedTypes};
 use crate::change::Change;
 use crate::context::{Context, WatcherSettings};
 use crate::deadline::sleep_until_some;
@@ -124,7 +124,7 @@ pub async fn run(
     stages.push(("change detection", tokio::spawn(detection)));
 
     // Capabilities follow the watched types: every rediscovery publishes them.
-    let (capabilities, published) = watch::channel(Vec::new());
+    let (capabilities, published) = watch::channel(WatchedTypes::default());
     let capability_sync = Background::spawn(&shutdown, |cancel| {
         let (client, sink, retry) = (client.clone(), sink.clone(), settings.retry);
         run_capability_sync(client, sink, published, retry, metrics.clone(), cancel)

@@ -143,8 +143,8 @@ async fn resync_capabilities(watches: &mut Watches) -> Option<CapabilityReport> 
         warn!(error = %e, "resync: discovery failed; using the known types");
     }
     let ctx = watches.context();
-    let types = watches.types();
-    match sync_capabilities(&ctx.client, ctx.sink.as_ref(), &types).await {
+    let watched = watches.watched_types();
+    match sync_capabilities(&ctx.client, ctx.sink.as_ref(), &watched).await {
         Ok(c) => {
             ctx.metrics.capability_syncs.inc();
             ctx.metrics

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::availability::GroupAvailability;
+use crate::capabilities::WatchedTypes;
 use crate::context::Context;
 use crate::discovery::{discover_scope, DiscoveryScope, ResourceType, TypeKey};
 use crate::source::watch_type;
@@ -110,7 +111,15 @@ impl Watches {
 
     /// Hands the watched types to the capability sync, which syncs them in the background.
     pub fn publish_types(&self) {
-        self.ctx.capabilities.send_replace(self.types());
+        self.ctx.capabilities.send_replace(self.watched_types());
+    }
+
+    /// The watched types and the unavailable groups, for the capability records.
+    pub fn watched_types(&self) -> WatchedTypes {
+        WatchedTypes {
+            types: self.types(),
+            unavailable_groups: self.groups.unavailable(),
+        }
     }
 
     /// The watched types, for the capability records and resync.

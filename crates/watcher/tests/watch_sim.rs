@@ -640,10 +640,25 @@ async fn a_group_whose_discovery_fails_holds_nothing_up_keeps_its_documents_and_
     install_crypto();
     let sim = SimServer::start(SimConfig::default()).await.unwrap();
     sim.create(widget_crd()).unwrap();
-    // The store holds a widget that still exists and one deleted while the watcher was down.
+    // The store holds a widget that still exists and one deleted while the watcher was down,
+    // and the widgets' capability record.
     let store = StandIn::start().await;
     {
         let mut st = store.state.lock().unwrap();
+        let record = sync_model::Capability {
+            id: "widgets.example.com".into(),
+            kind: "Widget".into(),
+            group: "example.com".into(),
+            versions: vec!["v1".into()],
+            plural: "widgets".into(),
+            namespaced: true,
+            short_names: vec![],
+            categories: vec![],
+            description: String::new(),
+            fields: Default::default(),
+            enrichment: None,
+        };
+        st.capabilities.insert(record.id.clone(), record);
         for name in ["kept", "deleted-meanwhile"] {
             let w = widget_instance(name);
             st.docs.insert(w.id.clone(), w);
@@ -695,6 +710,15 @@ async fn a_group_whose_discovery_fails_holds_nothing_up_keeps_its_documents_and_
         store.names_of_kind("Widget").len(),
         2,
         "documents of an unavailable group are kept"
+    );
+    let deadline = tokio::time::Instant::now() + SOON;
+    while w.shared.metrics.capability_syncs.get() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no capability sync");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        store.capabilities().contains_key("widgets.example.com"),
+        "the capability record of an unavailable group is kept"
     );
 
     // Once the group answers, its types are watched and its ghosts removed.
