@@ -238,7 +238,8 @@ const CRD_PAGE: u32 = 20;
 
 /// What a capability record reads of a CRD (its `data`: everything but apiVersion, kind and
 /// metadata), taken out of it: names' short names and categories, and per version its name,
-/// served and storage flags and the schema's own and top-level `spec` fields' descriptions.
+/// served and storage flags, the schema's own description and the first sentence of each
+/// top-level `spec` field's description.
 fn trim_crd(mut data: Value) -> Value {
     let mut take = |pointer: &str| data.pointer_mut(pointer).map(Value::take);
     let short_names = take("/spec/names/shortNames");
@@ -264,8 +265,13 @@ fn trim_version(mut v: Value) -> Value {
     {
         Some(Value::Object(props)) => props
             .into_iter()
-            .map(|(name, mut prop)| {
-                let d = prop.get_mut("description").map(Value::take);
+            .map(|(name, prop)| {
+                // Only the first sentence is ever read: keeping whole descriptions of
+                // hundreds of fields of hundreds of CRDs would hold them all at once.
+                let d = prop
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(first_sentence);
                 (name, serde_json::json!({ "description": d }))
             })
             .collect(),
@@ -517,7 +523,7 @@ mod tests {
                     {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
                         "description": "A PostgreSQL cluster.", "type": "object",
                         "properties": {"spec": {"type": "object", "properties": {
-                            "instances": {"type": "integer", "description": "Number of instances. More."},
+                            "instances": {"type": "integer", "description": format!("Number of instances. {}", "z".repeat(10_000))},
                             "storage": {"type": "object", "description": "Storage.", "properties": {"size": {"type": "string", "description": "x".repeat(10_000)}}}
                         }}, "status": {"type": "object", "description": "y".repeat(10_000)}}
                     }}}
