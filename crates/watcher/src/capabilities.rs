@@ -234,7 +234,7 @@ pub async fn capability_records(
 }
 
 /// CustomResourceDefinitions per list request of a capability sync.
-const CRD_PAGE: u32 = 20;
+const CRD_PAGE: u32 = 5;
 
 /// What a capability record reads of a CRD (its `data`: everything but apiVersion, kind and
 /// metadata), taken out of it: names' short names and categories, and per version its name,
