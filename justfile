@@ -58,6 +58,12 @@ bench-embed:
 bench-watch:
     scripts/bench-watch
 
+# The fault suite (issue 13): discovery 503, a 403 on a reconnect, kill -9, the API server
+# restart, the ingest server down, SIGTERM during a resync; one table. `just faults --short`
+# is the CI form.
+faults *ARGS:
+    scripts/faults {{ARGS}}
+
 # End to end against kind (needs Docker and kind): install the chart, demo workload, search, delete.
 e2e:
     scripts/e2e kind

@@ -381,7 +381,7 @@ async fn main() {
 
     // What the store must hold: every admitted object of every discovered type.
     let filter = TypeFilter::default();
-    let types: Vec<ResourceType> = watcher::discover(&client, &filter).await.unwrap();
+    let types: Vec<ResourceType> = watcher::discover(&client, &filter).await.unwrap().types;
     let mut expected = 0usize;
     for ty in &types {
         expected +=
@@ -406,6 +406,8 @@ async fn main() {
         namespaces: NamespaceFilter::default(),
         resync_interval: Duration::from_secs(24 * 3600),
         shutdown_timeout: Duration::from_secs(20),
+        group_discovery_timeout: watcher::discovery::GROUP_DISCOVERY_TIMEOUT,
+        forbidden_grace: Duration::from_secs(600),
     };
     println!(
         "this process before the watcher starts (runtime, client, the count above): RSS {:.0} MiB",

@@ -15,7 +15,9 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(500);
     let started = Instant::now();
     let client = watcher::kube_client().await?;
-    let types = watcher::discover(&client, &watcher::TypeFilter::default()).await?;
+    let types = watcher::discover(&client, &watcher::TypeFilter::default())
+        .await?
+        .types;
     let namespaces = watcher::NamespaceFilter::default();
     let mut objects = 0;
     for ty in &types {

@@ -54,7 +54,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the ingest server: POST /api/v1/instances/sync into a vector store.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// The main job on one machine: watch the current cluster, index it (embedded store and
     /// local model by default) and serve the search API, in one process.
     Run(Box<run::Args>),
@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Run(args) => run::run(*args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Resync(args) => resync::run(args).await,

@@ -18,6 +18,10 @@ pub struct Args {
     /// Only the instances, or only the capability records (one per resource type).
     #[arg(long, value_enum)]
     only: Option<Only>,
+    /// How long to wait for the watcher's report before giving up (the resync itself goes
+    /// on in the watcher).
+    #[arg(long = "timeout-secs", env = "CW_RESYNC_TIMEOUT_SECS", default_value_t = watcher::ops::DEFAULT_RESYNC_TIMEOUT.as_secs())]
+    timeout_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -32,9 +36,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(Only::Instances) => ResyncScope::Instances,
         Some(Only::Capabilities) => ResyncScope::Capabilities,
     };
-    let report = watcher::ops::request_resync_of(&args.watcher_url, args.token.get(), scope)
-        .await
-        .context("resync")?;
+    let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
+    let report =
+        watcher::ops::request_resync_of(&args.watcher_url, args.token.get(), scope, timeout)
+            .await
+            .context("resync")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.only == Some(Only::Capabilities) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use watcher::capabilities::{sync_capabilities, CapabilityError, CapabilityReport};
+use watcher::capabilities::{sync_capabilities, CapabilityError, CapabilityReport, WatchedTypes};
 use watcher::config::ResourceFilterArgs;
 use watcher::sender::{self, Retries, RetryConfig};
 use watcher::SyncSink;
@@ -59,10 +59,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "capability sync",
         CapabilityError::is_retryable,
         || async {
-            let types = watcher::discover(&client, &filter)
+            let found = watcher::discover(&client, &filter)
                 .await
                 .map_err(CapabilityError::Discovery)?;
-            sync_capabilities(&client, sink.as_ref(), &types).await
+            for (group, reason) in &found.unavailable {
+                tracing::warn!(group = %group, reason = %reason, "API group unavailable; its types are not synced");
+            }
+            let watched = WatchedTypes {
+                unavailable_groups: found.unavailable.keys().cloned().collect(),
+                types: found.types,
+            };
+            sync_capabilities(&client, sink.as_ref(), &watched).await
         },
     )
     .await

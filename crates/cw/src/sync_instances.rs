@@ -58,6 +58,8 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "removed": s.removed,
         "rejected": s.rejected,
         "failedTypes": s.failed_types,
+        "unavailableGroups": s.unavailable_groups,
+        "kept": s.kept,
         "seconds": s.duration.as_secs_f64(),
     })
 }
@@ -79,9 +81,23 @@ fn summary_text(s: &Summary) -> String {
     }
     if !s.failed_types.is_empty() {
         text.push_str(&format!(
-            "\nlisting failed for {} type(s) ({}): nothing was removed",
+            "\nlisting failed for {} type(s) ({}): their documents were kept",
             s.failed_types.len(),
             s.failed_types.join(", ")
+        ));
+    }
+    if !s.unavailable_groups.is_empty() {
+        let groups: Vec<&str> = s.unavailable_groups.keys().map(String::as_str).collect();
+        text.push_str(&format!(
+            "\ndiscovery failed for {} API group(s) ({}): their types were not synced and their documents were kept",
+            groups.len(),
+            groups.join(", ")
+        ));
+    }
+    if s.kept > 0 {
+        text.push_str(&format!(
+            "\n{} document(s) of objects not listed were kept (their type could not be listed)",
+            s.kept
         ));
     }
     text
@@ -117,7 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if !summary.failed_types.is_empty() {
         bail!(
-            "listing failed for {} type(s): {} (see the log); nothing was removed",
+            "listing failed for {} type(s): {} (see the log); their documents were kept",
             summary.failed_types.len(),
             summary.failed_types.join(", ")
         );

@@ -326,7 +326,7 @@ async fn the_same_object_yields_the_same_document_through_sync_instances_and_wat
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_api_server_gives_a_non_zero_exit_and_removes_nothing() {
+async fn what_cannot_be_listed_keeps_its_documents_and_a_failing_api_server_removes_nothing() {
     setup();
     let work = tempfile::tempdir().expect("temp dir");
     let data_dir = work.path().join("data");
@@ -335,18 +335,39 @@ async fn a_failing_api_server_gives_a_non_zero_exit_and_removes_nothing() {
     let first = sync_instances(&kubeconfig, in_process(&data_dir, &voyage)).await;
     first.assert_success();
     let before = stored_hashes(&open_store(&data_dir)).await;
+    let statefulset = "data/apps/v1/StatefulSet/analytics-postgres";
+    let certificate = "shop/cert-manager.io/v1/Certificate/storefront-tls";
+    assert!(before.contains_key(statefulset) && before.contains_key(certificate));
 
-    // One type cannot be listed while an object of another type is gone: the run fails,
-    // names the type and removes nothing (the gone object's document stays until a run
-    // that lists every type).
+    // Objects of three types are deleted; then one type cannot be listed and one API
+    // group's discovery fails (an aggregated API whose backend is down answers the same).
     sim.delete("apps/v1", "StatefulSet", Some("data"), "analytics-postgres")
         .expect("delete the PostgreSQL StatefulSet");
+    sim.delete(
+        "cert-manager.io/v1",
+        "Certificate",
+        Some("shop"),
+        "storefront-tls",
+    )
+    .expect("delete a Certificate");
+    let configmap = before
+        .keys()
+        .find(|id| id.contains("/v1/ConfigMap/"))
+        .expect("the demo has a ConfigMap")
+        .clone();
+    let (ns, name) = {
+        let parts: Vec<&str> = configmap.split('/').collect();
+        (parts[0].to_string(), parts[parts.len() - 1].to_string())
+    };
+    sim.delete("v1", "ConfigMap", Some(&ns), &name)
+        .expect("delete the ConfigMap");
     sim.inject_fault(Fault {
         resource: Some("configmaps".into()),
         verb: Some("list".into()),
         error_code: Some(500),
         ..Fault::default()
     });
+    sim.inject_fault(Fault::error(500).on_group("cert-manager.io"));
     let failed = sync_instances(&kubeconfig, in_process(&data_dir, &voyage)).await;
     assert!(
         !failed.status.success(),
@@ -354,12 +375,58 @@ async fn a_failing_api_server_gives_a_non_zero_exit_and_removes_nothing() {
         failed.log
     );
     assert!(
-        failed.log.contains("configmaps") && failed.log.contains("nothing was removed"),
-        "the message names the type and says nothing was removed:\n{}",
+        failed.log.contains("configmaps") && failed.log.contains("their documents were kept"),
+        "the message names the type and says its documents were kept:\n{}",
         failed.log
     );
-    assert_eq!(failed.count("removed"), 0);
-    assert_eq!(stored_hashes(&open_store(&data_dir)).await, before);
+    assert!(
+        failed.summary["unavailableGroups"]
+            .get("cert-manager.io")
+            .is_some(),
+        "the summary names the unavailable group: {}",
+        failed.summary
+    );
+    // The listed type's ghost is removed; every document of the group (two Certificates,
+    // two Issuers) and of the unlisted type (one ConfigMap) is kept.
+    assert_eq!(failed.count("removed"), 1, "{}", failed.summary);
+    assert_eq!(failed.count("kept"), 5, "{}", failed.summary);
+    let after = stored_hashes(&open_store(&data_dir)).await;
+    assert!(!after.contains_key(statefulset));
+    assert!(
+        after.contains_key(certificate),
+        "a document of an unavailable group was removed"
+    );
+    assert!(
+        after.contains_key(&configmap),
+        "a document of an unlisted type was removed"
+    );
+
+    // Only the group unavailable: the run succeeds (its types could not be indexed anyway
+    // until it answers) and still keeps the group's documents.
+    sim.clear_faults();
+    sim.inject_fault(Fault::error(500).on_group("cert-manager.io"));
+    let partial = sync_instances(&kubeconfig, in_process(&data_dir, &voyage)).await;
+    partial.assert_success();
+    assert!(
+        partial.summary["unavailableGroups"]
+            .get("cert-manager.io")
+            .is_some(),
+        "{}",
+        partial.summary
+    );
+    let after = stored_hashes(&open_store(&data_dir)).await;
+    assert!(after.contains_key(certificate));
+    assert!(
+        !after.contains_key(&configmap),
+        "the listed type's ghost goes"
+    );
+    sim.clear_faults();
+    let whole = sync_instances(&kubeconfig, in_process(&data_dir, &voyage)).await;
+    whole.assert_success();
+    assert!(!stored_hashes(&open_store(&data_dir))
+        .await
+        .contains_key(certificate));
+    let before = stored_hashes(&open_store(&data_dir)).await;
 
     // An API server that does not answer at all: a non-zero exit that says so.
     sim.shutdown().await;

@@ -64,6 +64,8 @@ async fn start_watcher(
         namespaces: NamespaceFilter::default(),
         resync_interval: Duration::from_secs(3600),
         shutdown_timeout: Duration::from_secs(10),
+        group_discovery_timeout: Duration::from_secs(2),
+        forbidden_grace: Duration::from_secs(600),
     };
     let sink = HttpSink::new(url, None, Duration::from_secs(15)).unwrap();
     let shared = Shared::new(Metrics::new());

@@ -3,7 +3,7 @@
 //! `spec` fields). Built-in types get short descriptions of cw's own, so that a question
 //! like "what databases are running?" can find `StatefulSet` as well as a database CRD.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use kube::api::{Api, DynamicObject, ListParams};
@@ -208,10 +208,20 @@ pub async fn capability_records(
         false,
     );
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &crd_type.api_resource());
+    // Page by page, each CRD cut down at once to what a record reads: Crossplane-sized CRD
+    // sets hold hundreds of schemas of hundreds of KB, which must never be in memory whole.
     let mut crds: HashMap<String, Value> = HashMap::new();
-    for crd in api.list(&ListParams::default()).await?.items {
-        if let (Some(name), Ok(value)) = (crd.metadata.name.clone(), serde_json::to_value(&crd)) {
-            crds.insert(name, value);
+    let mut params = ListParams::default().limit(CRD_PAGE);
+    loop {
+        let page = api.list(&params).await?;
+        for crd in page.items {
+            if let Some(name) = crd.metadata.name {
+                crds.insert(name, trim_crd(crd.data));
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
         }
     }
     Ok(types
@@ -221,6 +231,61 @@ pub async fn capability_records(
             build_capability(&type_info(ty, crd), crd)
         })
         .collect())
+}
+
+/// CustomResourceDefinitions per list request of a capability sync.
+const CRD_PAGE: u32 = 5;
+
+/// What a capability record reads of a CRD (its `data`: everything but apiVersion, kind and
+/// metadata), taken out of it: names' short names and categories, and per version its name,
+/// served and storage flags, the schema's own description and the first sentence of each
+/// top-level `spec` field's description.
+fn trim_crd(mut data: Value) -> Value {
+    let mut take = |pointer: &str| data.pointer_mut(pointer).map(Value::take);
+    let short_names = take("/spec/names/shortNames");
+    let categories = take("/spec/names/categories");
+    let versions = match take("/spec/versions") {
+        Some(Value::Array(versions)) => versions.into_iter().map(trim_version).collect(),
+        _ => Vec::new(),
+    };
+    serde_json::json!({"spec": {
+        "names": {"shortNames": short_names, "categories": categories},
+        "versions": versions,
+    }})
+}
+
+fn trim_version(mut v: Value) -> Value {
+    let mut schema = v
+        .pointer_mut("/schema/openAPIV3Schema")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    let fields: serde_json::Map<String, Value> = match schema
+        .pointer_mut("/properties/spec/properties")
+        .map(Value::take)
+    {
+        Some(Value::Object(props)) => props
+            .into_iter()
+            .map(|(name, prop)| {
+                // Only the first sentence is ever read: keeping whole descriptions of
+                // hundreds of fields of hundreds of CRDs would hold them all at once.
+                let d = prop
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(first_sentence);
+                (name, serde_json::json!({ "description": d }))
+            })
+            .collect(),
+        _ => serde_json::Map::new(),
+    };
+    serde_json::json!({
+        "name": v.get("name"),
+        "served": v.get("served"),
+        "storage": v.get("storage"),
+        "schema": {"openAPIV3Schema": {
+            "description": schema.get_mut("description").map(Value::take),
+            "properties": {"spec": {"properties": fields}},
+        }},
+    })
 }
 
 /// Discovery's view of a type, completed from its CRD when it has one.
@@ -260,13 +325,40 @@ fn type_info(ty: &ResourceType, crd: Option<&Value>) -> TypeInfo {
     }
 }
 
-/// Makes the stored capabilities equal the records of `types`: new and changed records are
-/// sent, records of types no longer served are deleted, unchanged ones cost nothing.
+/// The types whose capability records are kept: the watched ones, and the API groups whose
+/// discovery fails (their types are unknown for now, so none of their records is deleted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchedTypes {
+    pub types: Vec<ResourceType>,
+    pub unavailable_groups: BTreeSet<String>,
+}
+
+impl WatchedTypes {
+    /// Every type known to exist; no group unavailable.
+    pub fn all(types: Vec<ResourceType>) -> Self {
+        WatchedTypes {
+            types,
+            unavailable_groups: BTreeSet::new(),
+        }
+    }
+
+    /// True when a stored record (`plural.group`, or `plural` for the core group) belongs to
+    /// an unavailable group.
+    fn keeps(&self, id: &str) -> bool {
+        let group = id.split_once('.').map_or("", |(_, g)| g);
+        self.unavailable_groups.contains(group)
+    }
+}
+
+/// Makes the stored capabilities equal the records of the watched types: new and changed
+/// records are sent, records of types no longer served are deleted (not those of an
+/// unavailable group), unchanged ones cost nothing.
 pub async fn sync_capabilities(
     client: &kube::Client,
     sink: &dyn SyncSink,
-    types: &[ResourceType],
+    watched: &WatchedTypes,
 ) -> Result<CapabilityReport, CapabilityError> {
+    let types = &watched.types;
     let records = capability_records(client, types).await?;
     let stored = sink.stored_capability_hashes().await?;
     let mut report = CapabilityReport {
@@ -276,7 +368,7 @@ pub async fn sync_capabilities(
     let wanted: HashMap<&str, ()> = records.iter().map(|r| (r.id.as_str(), ())).collect();
     let mut deletes: Vec<String> = stored
         .keys()
-        .filter(|id| !wanted.contains_key(id.as_str()))
+        .filter(|id| !wanted.contains_key(id.as_str()) && !watched.keeps(id))
         .cloned()
         .collect();
     deletes.sort();
@@ -354,7 +446,7 @@ async fn send_changes(
 pub async fn run_capability_sync(
     client: kube::Client,
     sink: Arc<dyn SyncSink>,
-    mut types: watch::Receiver<Vec<ResourceType>>,
+    mut types: watch::Receiver<WatchedTypes>,
     retry: RetryConfig,
     metrics: Metrics,
     cancel: CancellationToken,
@@ -367,7 +459,12 @@ pub async fn run_capability_sync(
         let mut delays = retry.delays();
         loop {
             let current = types.borrow_and_update().clone();
-            match sync_capabilities(&client, sink.as_ref(), &current).await {
+            let synced = sync_capabilities(&client, sink.as_ref(), &current);
+            // A sync waiting on an unresponsive server must not hold up shutdown.
+            let Some(synced) = cancel.run_until_cancelled(synced).await else {
+                return;
+            };
+            match synced {
                 Ok(report) => {
                     metrics.capability_syncs.inc();
                     metrics
@@ -414,6 +511,41 @@ mod tests {
             short_names: vec![],
             categories: vec!["all".into()],
         }
+    }
+
+    #[test]
+    fn a_trimmed_crd_builds_the_same_record_as_the_whole_one() {
+        let crd = json!({
+            "spec": {
+                "group": "postgresql.cnpg.io",
+                "names": {"plural": "clusters", "kind": "Cluster", "shortNames": ["pgc"], "categories": ["all"]},
+                "versions": [
+                    {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                        "description": "A PostgreSQL cluster.", "type": "object",
+                        "properties": {"spec": {"type": "object", "properties": {
+                            "instances": {"type": "integer", "description": format!("Number of instances. {}", "z".repeat(10_000))},
+                            "storage": {"type": "object", "description": "Storage.", "properties": {"size": {"type": "string", "description": "x".repeat(10_000)}}}
+                        }}, "status": {"type": "object", "description": "y".repeat(10_000)}}
+                    }}}
+                ]
+            }
+        });
+        let info = cnpg_info();
+        let whole = build_capability(&info, Some(&crd));
+        let trimmed = trim_crd(crd.clone());
+        assert_eq!(build_capability(&info, Some(&trimmed)), whole);
+        assert_eq!(
+            type_info(
+                &ResourceType::new("postgresql.cnpg.io", "v1", "Cluster", "clusters", true),
+                Some(&trimmed)
+            )
+            .short_names,
+            ["pgc"]
+        );
+        assert!(
+            trimmed.to_string().len() < 1_000,
+            "the nested schema and status are dropped"
+        );
     }
 
     #[test]

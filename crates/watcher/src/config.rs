@@ -8,7 +8,7 @@ use sync_model::api;
 
 use crate::buffer::BufferConfig;
 use crate::context::WatcherSettings;
-use crate::discovery::{NamespaceFilter, TypeFilter};
+use crate::discovery::{NamespaceFilter, TypeFilter, GROUP_DISCOVERY_TIMEOUT};
 use crate::sender::RetryConfig;
 use crate::sink::HttpSink;
 
@@ -133,6 +133,11 @@ pub struct WatchConfig {
     /// Deadline for flushing pending changes on SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
+    /// How long the API server may refuse a watched type (403) before its documents are
+    /// removed from the index; a shorter refusal (RBAC propagating, a webhook hiccup) is
+    /// retried with backoff and removes nothing.
+    #[arg(long, env = "FORBIDDEN_GRACE_SECS", default_value_t = 600)]
+    pub forbidden_grace_secs: u64,
 }
 
 /// `WATCH_RESOURCE_TYPES`, `EXCLUDE_RESOURCE_TYPES`, `WATCH_NAMESPACES`, `EXCLUDE_NAMESPACES`:
@@ -150,7 +155,7 @@ pub struct ResourceFilterArgs {
     )]
     pub watch_resource_types: Vec<String>,
     /// Comma-separated plural names never to watch (added to the default exclusions:
-    /// events, leases, endpointslices, componentstatuses).
+    /// events, leases, endpointslices, componentstatuses, secrets).
     #[arg(
         long,
         env = "EXCLUDE_RESOURCE_TYPES",
@@ -174,15 +179,25 @@ pub struct ResourceFilterArgs {
         default_value = ""
     )]
     pub exclude_namespaces: Vec<String>,
+    /// Index Secrets (their metadata only: names, labels, description annotations). Off by
+    /// default: every Secret's name would become searchable.
+    #[arg(long, env = "CW_INCLUDE_SECRETS", default_value_t = false)]
+    pub include_secrets: bool,
 }
 
 impl ResourceFilterArgs {
-    /// The type filter, with the default exclusions.
+    /// The type filter, with the default exclusions (Secrets among them unless
+    /// `--include-secrets`).
     pub fn type_filter(&self) -> TypeFilter {
-        TypeFilter::new(
+        let filter = TypeFilter::new(
             &non_empty(&self.watch_resource_types),
             &non_empty(&self.exclude_resource_types),
-        )
+        );
+        if self.include_secrets {
+            filter.including_secrets()
+        } else {
+            filter
+        }
     }
 
     pub fn namespace_filter(&self) -> NamespaceFilter {
@@ -214,6 +229,8 @@ impl WatchConfig {
             namespaces: self.filters.namespace_filter(),
             resync_interval: Duration::from_secs(self.resync_interval_min.max(1) * 60),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            group_discovery_timeout: GROUP_DISCOVERY_TIMEOUT,
+            forbidden_grace: Duration::from_secs(self.forbidden_grace_secs),
         }
     }
 }
@@ -248,6 +265,7 @@ mod tests {
         assert_eq!(s.buffer.flush_interval, Duration::from_secs(5));
         assert_eq!(s.buffer.max_batch, 50);
         assert_eq!(s.resync_interval, Duration::from_secs(1440 * 60));
+        assert_eq!(s.forbidden_grace, Duration::from_secs(600));
         assert_eq!(standalone.bind_address(), "0.0.0.0:8082");
         assert_eq!(standalone.ingest_base_url(), "http://localhost:3000");
         assert!(s.types.allow.is_empty());
@@ -264,6 +282,17 @@ mod tests {
         assert_eq!(blank.standalone.ingest.token.required(), Err(BlankToken));
         let unset = Cli::parse_from(["cw"]);
         assert_eq!(unset.standalone.ingest.token.required(), Ok(None));
+    }
+
+    #[test]
+    fn secrets_are_left_out_unless_include_secrets_is_set() {
+        let secret = crate::ResourceType::new("", "v1", "Secret", "secrets", true);
+        let default = Cli::parse_from(["cw"]).config.settings();
+        assert!(!default.types.admits(&secret));
+        let asked = Cli::parse_from(["cw", "--include-secrets"])
+            .config
+            .settings();
+        assert!(asked.types.admits(&secret));
     }
 
     #[test]

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use crate::availability::UnavailableGroups;
 use crate::buffer::BufferConfig;
-use crate::discovery::{NamespaceFilter, ResourceType, TypeFilter};
+use crate::capabilities::WatchedTypes;
+use crate::discovery::{NamespaceFilter, TypeFilter};
 use crate::metrics::Metrics;
+use crate::resync::StoredHashes;
 use crate::sender::RetryConfig;
 use crate::sink::SyncSink;
 use crate::tracker::Input;
@@ -23,6 +26,12 @@ pub struct WatcherSettings {
     pub namespaces: NamespaceFilter,
     pub resync_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// How long one API group's discovery may take before the group counts as unavailable
+    /// ([`crate::discovery::GROUP_DISCOVERY_TIMEOUT`]).
+    pub group_discovery_timeout: Duration,
+    /// How long the API server may refuse a watched type (403) before its documents are
+    /// removed: a 403 while RBAC propagates must not empty the index.
+    pub forbidden_grace: Duration,
 }
 
 /// Shared by the watches, the control loop and resync.
@@ -36,5 +45,9 @@ pub(crate) struct Context {
     pub metrics: Metrics,
     /// The watched types, for the capability records: each publication makes the
     /// capability sync bring the records up to date.
-    pub capabilities: watch::Sender<Vec<ResourceType>>,
+    pub capabilities: watch::Sender<WatchedTypes>,
+    /// The unavailable API groups, as `/readyz` shows them.
+    pub unavailable_groups: UnavailableGroups,
+    /// How the store's hashes are read (and whether the server has them at all).
+    pub hashes: StoredHashes,
 }

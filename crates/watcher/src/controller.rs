@@ -2,7 +2,7 @@
 //! (watches → change detection → buffer → sender), follows CRDs as they come and go, runs
 //! resyncs, and shuts down by flushing everything pending.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,15 +15,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::availability::UnavailableGroups;
 use crate::buffer::{run_buffer, Pending};
-use crate::capabilities::run_capability_sync;
+use crate::capabilities::{run_capability_sync, WatchedTypes};
 use crate::change::Change;
 use crate::context::{Context, WatcherSettings};
 use crate::deadline::sleep_until_some;
 use crate::discovery::DiscoveryScope;
 use crate::error::WatchError;
 use crate::metrics::Metrics;
-use crate::resync::{resync, ResyncReport, ResyncRequest, ResyncScope};
+use crate::resync::{resync, ResyncReport, ResyncRequest, ResyncScope, StoredHashes};
 use crate::sender::{retrying, run_sender, Retries, RetryConfig, BATCHES_IN_FLIGHT};
 use crate::sink::SyncSink;
 use crate::source::watch_crds;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Set by change detection once every type of the initial discovery is listed.
     ready: Arc<AtomicBool>,
+    /// API groups whose discovery fails, and why.
+    unavailable_groups: UnavailableGroups,
     shutting_down: AtomicBool,
     resync_requests: mpsc::Sender<ResyncRequest>,
     resync_inbox: std::sync::Mutex<Option<mpsc::Receiver<ResyncRequest>>>,
@@ -47,6 +50,7 @@ impl Shared {
         Arc::new(Shared {
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
+            unavailable_groups: UnavailableGroups::default(),
             shutting_down: AtomicBool::new(false),
             resync_requests: tx,
             resync_inbox: std::sync::Mutex::new(Some(rx)),
@@ -56,6 +60,15 @@ impl Shared {
     /// Every watched type has been listed once, and the watcher is not shutting down.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed) && !self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// API groups whose discovery currently fails, with the error: their types are not
+    /// watched (and their stored documents are kept) until they answer again.
+    pub fn unavailable_groups(&self) -> BTreeMap<String, String> {
+        self.unavailable_groups
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 
     /// Asks the running watcher for a resync and waits for its report; `None` when the
@@ -97,20 +110,21 @@ pub async fn run(
 
     // Start from what the store holds: unchanged objects then cost nothing, and stored
     // objects that no longer exist (deleted while the watcher was down) are deleted.
+    let hashes = StoredHashes::default();
     let stored = until_ok(
         "reading stored hashes from the ingest server",
         &shutdown,
-        || sink.stored_hashes(),
+        || hashes.read(sink.as_ref()),
     )
     .await;
     let (inputs, input_rx) = mpsc::channel::<Input>(4096);
     let tracker = seeded_tracker(stored.as_ref());
     let ready = shared.ready.clone();
     let detection = run_tracker(tracker, input_rx, changes, ready, metrics.clone());
-    stages.push(tokio::spawn(detection));
+    stages.push(("change detection", tokio::spawn(detection)));
 
     // Capabilities follow the watched types: every rediscovery publishes them.
-    let (capabilities, published) = watch::channel(Vec::new());
+    let (capabilities, published) = watch::channel(WatchedTypes::default());
     let capability_sync = Background::spawn(&shutdown, |cancel| {
         let (client, sink, retry) = (client.clone(), sink.clone(), settings.retry);
         run_capability_sync(client, sink, published, retry, metrics.clone(), cancel)
@@ -122,31 +136,48 @@ pub async fn run(
         inputs,
         metrics: metrics.clone(),
         capabilities,
+        unavailable_groups: shared.unavailable_groups.clone(),
+        hashes,
     };
     let (crd_reports, crd_groups) = mpsc::channel(256);
-    let mut controller = Controller::new(Arc::new(ctx), resync_inbox, crd_groups, shutdown);
+    let mut controller = Controller::new(Arc::new(ctx), resync_inbox, crd_groups, shutdown.clone());
     if stored.is_some() {
-        controller.start(crd_reports).await;
+        // Start-up may wait on a backed-up pipeline: shutdown is heard meanwhile.
+        shutdown
+            .run_until_cancelled(controller.start(crd_reports))
+            .await;
     }
     controller.control().await;
 
-    // Shutdown: stop the watches, then let every stage drain: change detection ends when
-    // its inputs close, the buffer then flushes everything at once, the sender sends it.
+    // Shutdown, whatever was under way, within the shutdown timeout: stop the watches,
+    // then let every stage drain: change detection ends when its inputs close, the buffer
+    // then flushes everything at once, the sender sends it.
     shared.shutting_down.store(true, Ordering::Relaxed);
     info!("shutting down: stopping watches and flushing pending changes");
-    controller.stop_crd_watch().await;
-    // Capabilities are level-triggered: whatever is not synced now is at the next start.
-    capability_sync.stop().await;
-    controller.stop_watches().await;
-    drain(stages, shutdown_timeout, &metrics).await
+    let deadline = Instant::now() + shutdown_timeout;
+    let stopped = tokio::time::timeout_at(deadline, async {
+        controller.stop_crd_watch().await;
+        // Capabilities are level-triggered: whatever is not synced now is at the next start.
+        capability_sync.stop().await;
+        controller.stop_watches().await;
+    })
+    .await;
+    if stopped.is_err() {
+        error!("shutdown timeout reached while stopping the watches");
+        return Err(WatchError::ShutdownTimeout(shutdown_timeout));
+    }
+    drain(stages, deadline, shutdown_timeout, &metrics).await
 }
+
+/// A stage's task, with its name for the log.
+type Stage = (&'static str, JoinHandle<()>);
 
 /// Starts the buffer and the sender; returns the buffer's inbox and their tasks.
 fn spawn_delivery(
     settings: &WatcherSettings,
     sink: &Arc<dyn SyncSink>,
     metrics: &Metrics,
-) -> (mpsc::Sender<Pending>, Vec<JoinHandle<()>>) {
+) -> (mpsc::Sender<Pending>, Vec<Stage>) {
     let (change_tx, change_rx) = mpsc::channel::<Pending>(4096);
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<Change>>(1);
     let sender_idle = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
@@ -164,7 +195,7 @@ fn spawn_delivery(
         sender_idle,
         metrics.clone(),
     ));
-    (change_tx, vec![buffer, sender])
+    (change_tx, vec![("buffer", buffer), ("sender", sender)])
 }
 
 /// Change detection that starts from the store's content hashes, when they could be read.
@@ -177,20 +208,29 @@ fn seeded_tracker(stored: Option<&HashMap<ResourceId, String>>) -> Tracker {
     tracker
 }
 
-/// Waits for the pipeline's stages to flush everything pending, at most `timeout`.
+/// Waits for the pipeline's stages to flush everything pending, until `deadline` (the end
+/// of the shutdown `timeout`).
 async fn drain(
-    stages: Vec<JoinHandle<()>>,
+    mut stages: Vec<Stage>,
+    deadline: Instant,
     timeout: Duration,
     metrics: &Metrics,
 ) -> Result<(), WatchError> {
-    match tokio::time::timeout(timeout, futures::future::join_all(stages)).await {
+    let all = futures::future::join_all(stages.iter_mut().map(|(_, task)| task));
+    match tokio::time::timeout_at(deadline, all).await {
         Ok(_) => {
             info!("pending changes flushed");
             Ok(())
         }
         Err(_) => {
+            let unfinished: Vec<&str> = stages
+                .iter()
+                .filter(|(_, task)| !task.is_finished())
+                .map(|(name, _)| *name)
+                .collect();
             error!(
                 pending = metrics.pending_changes.get(),
+                ?unfinished,
                 "shutdown timeout reached before every pending change was sent"
             );
             Err(WatchError::ShutdownTimeout(timeout))
@@ -233,7 +273,18 @@ impl Controller {
         if !self.discover_at_start().await {
             return;
         }
-        info!(types = self.watches.len(), "discovery done");
+        let unavailable = self
+            .watches
+            .context()
+            .unavailable_groups
+            .lock()
+            .map(|g| g.len())
+            .unwrap_or(0);
+        info!(
+            types = self.watches.len(),
+            unavailable_groups = unavailable,
+            "discovery done"
+        );
         let ctx = self.watches.context().clone();
         let _ = ctx.inputs.send(Input::InitialTypesRegistered).await;
         self.crd_watch = Some(Background::spawn(&self.shutdown, |cancel| {
@@ -241,8 +292,9 @@ impl Controller {
         }));
     }
 
-    /// [`Watches::rediscover`] of every type, retried with backoff; false when shutdown
-    /// came first.
+    /// [`Watches::rediscover`] of every type, retried with backoff while the API server
+    /// itself does not answer (a single group that fails does not hold it up); false when
+    /// shutdown came first.
     async fn discover_at_start(&mut self) -> bool {
         let retry = RetryConfig::default();
         let mut delays = retry.delays();
@@ -262,24 +314,53 @@ impl Controller {
         }
     }
 
-    /// Follows CRD events, checks due groups and runs resyncs until shutdown.
+    /// Follows CRD events, checks due groups and runs resyncs until shutdown. The work of
+    /// each event runs until shutdown at most: a resync or a rediscovery may wait on a
+    /// backed-up pipeline (the ingest server down) or an unresponsive server, and SIGTERM
+    /// must still end the process in time.
     async fn control(&mut self) {
         let interval = self.watches.context().settings.resync_interval;
         let mut next_resync = Instant::now() + interval;
+        let shutdown = self.shutdown.clone();
         loop {
             let next_check = self.group_checks.next_due();
-            tokio::select! {
-                _ = self.shutdown.cancelled() => break,
-                Some(group) = self.crd_groups.recv() => self.crd_changed(group).await,
-                _ = sleep_until_some(next_check) => self.check_due_groups().await,
-                Some((scope, reply)) = self.resync_inbox.recv() => {
-                    let _ = reply.send(resync(&mut self.watches, scope).await);
-                    next_resync = Instant::now() + interval;
+            let next_group_retry = self.watches.next_group_retry();
+            let work = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(group) = self.crd_groups.recv() => Work::CrdChanged(group),
+                _ = sleep_until_some(next_check) => Work::CheckDueGroups,
+                _ = sleep_until_some(next_group_retry) => Work::RetryUnavailableGroups,
+                Some(request) = self.resync_inbox.recv() => Work::Resync(Some(request)),
+                _ = tokio::time::sleep_until(next_resync) => Work::Resync(None),
+            };
+            if matches!(work, Work::Resync(_)) {
+                next_resync = Instant::now() + interval;
+            }
+            if shutdown
+                .run_until_cancelled(self.perform(work))
+                .await
+                .is_none()
+            {
+                info!("shutdown during the controller's work; it is abandoned");
+                break;
+            }
+        }
+    }
+
+    async fn perform(&mut self, work: Work) {
+        match work {
+            Work::CrdChanged(group) => self.crd_changed(group).await,
+            Work::CheckDueGroups => self.check_due_groups().await,
+            Work::RetryUnavailableGroups => {
+                if let Err(e) = self.watches.retry_unavailable_groups().await {
+                    warn!(error = %e, "retrying unavailable API groups failed");
                 }
-                _ = tokio::time::sleep_until(next_resync) => {
-                    resync(&mut self.watches, ResyncScope::All).await;
-                    next_resync = Instant::now() + interval;
-                }
+            }
+            Work::Resync(Some((scope, reply))) => {
+                let _ = reply.send(resync(&mut self.watches, scope).await);
+            }
+            Work::Resync(None) => {
+                resync(&mut self.watches, ResyncScope::All).await;
             }
         }
     }
@@ -315,6 +396,16 @@ impl Controller {
     async fn stop_watches(mut self) {
         self.watches.stop_all().await;
     }
+}
+
+/// What the control loop does next.
+enum Work {
+    /// From the CRD watch: the group of a CRD that changed, or `None` to rediscover all.
+    CrdChanged(Option<String>),
+    CheckDueGroups,
+    RetryUnavailableGroups,
+    /// A requested resync (with where its report goes), or the periodic one.
+    Resync(Option<ResyncRequest>),
 }
 
 /// When to check CRD groups again. A CRD's group is checked a few times: discovery serves

@@ -2,21 +2,30 @@
 //! support list and watch, no subresources, minus the default exclusions and the user's
 //! allow/deny lists. Shared with `cw sync-instances`, so it knows nothing of the watch loop.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, APIResourceList};
 use kube::discovery::ApiResource;
 
 /// Types excluded unless named in the allow list, as (plural, group; empty = core): high-churn
-/// records that describe no workload (events in both groups, leases, endpointslices) and a
-/// deprecated API.
+/// records that describe no workload (events in both groups, leases, endpointslices), a
+/// deprecated API, and Secrets: only their metadata would be sent, but every Secret's name
+/// and labels would become searchable (and reading them needs RBAC that returns their
+/// data), so they are indexed only when asked ([`TypeFilter::including_secrets`]).
 pub const DEFAULT_EXCLUDES: &[(&str, &str)] = &[
     ("events", ""),
     ("events", "events.k8s.io"),
     ("leases", "coordination.k8s.io"),
     ("endpointslices", "discovery.k8s.io"),
     ("componentstatuses", ""),
+    SECRETS,
 ];
+
+/// The core group's Secrets, excluded by default.
+const SECRETS: (&str, &str) = ("secrets", "");
 
 /// One watched resource type, at the version its group prefers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,6 +167,15 @@ impl TypeFilter {
         TypeFilter { allow, deny }
     }
 
+    /// Lifts the default exclusion of Secrets (`--include-secrets`); a deny list that names
+    /// them still wins.
+    pub fn including_secrets(mut self) -> Self {
+        let (plural, group) = SECRETS;
+        self.deny
+            .retain(|d| !(d.plural == plural && d.group.as_deref() == Some(group)));
+        self
+    }
+
     pub fn admits(&self, ty: &ResourceType) -> bool {
         !self.deny.iter().any(|d| d.matches(ty))
             && (self.allow.is_empty() || self.allow.iter().any(|a| a.matches(ty)))
@@ -210,13 +228,51 @@ pub fn preferred_version(group: &APIGroup) -> Option<String> {
         .or_else(|| group.versions.first().map(|v| v.version.clone()))
 }
 
+/// How long one API group's discovery may take before the group counts as unavailable.
+/// kube's client retries a 503 by itself (up to 15 times, doubling from 5 ms: minutes), and
+/// an aggregated API whose backend is down answers exactly that; the rest of the cluster
+/// must not wait for it. A healthy group answers in milliseconds.
+pub const GROUP_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Groups discovered at once: each is one small request.
+const CONCURRENT_GROUP_DISCOVERIES: usize = 8;
+
+/// What a discovery found: the admitted types of every group that answered, and the groups
+/// that did not (with why). The types of an unavailable group are unknown, not gone: nothing
+/// of them may be removed from the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovered {
+    pub types: Vec<ResourceType>,
+    /// Group name → the error its discovery answered.
+    pub unavailable: BTreeMap<String, String>,
+}
+
+impl Discovered {
+    /// True when `group` answered (or was not asked about).
+    pub fn is_available(&self, group: &str) -> bool {
+        !self.unavailable.contains_key(group)
+    }
+}
+
 /// Every admitted type of the cluster: the core group (`v1`) and each named group at its
 /// preferred version. A HorizontalPodAutoscaler served at autoscaling/v1 and v2 is one type.
+/// A named group whose discovery fails (an aggregated API whose backend is down) is reported
+/// in [`Discovered::unavailable`] and the others are still discovered, as kubectl does; only
+/// a failure of the core group or of the group list fails the whole discovery.
 pub async fn discover(
     client: &kube::Client,
     filter: &TypeFilter,
-) -> Result<Vec<ResourceType>, kube::Error> {
-    let mut types = Vec::new();
+) -> Result<Discovered, kube::Error> {
+    discover_with_timeout(client, filter, GROUP_DISCOVERY_TIMEOUT).await
+}
+
+/// [`discover`] with another per-group timeout.
+pub async fn discover_with_timeout(
+    client: &kube::Client,
+    filter: &TypeFilter,
+    timeout: Duration,
+) -> Result<Discovered, kube::Error> {
+    let mut found = Discovered::default();
     let core = client.list_core_api_versions().await?;
     if let Some(v) = core
         .versions
@@ -225,74 +281,124 @@ pub async fn discover(
         .or(core.versions.first())
     {
         let list = client.list_core_api_resources(v).await?;
-        types.extend(select_resources("", v, &list, filter));
+        found.types.extend(select_resources("", v, &list, filter));
     }
-    for group in client.list_api_groups().await?.groups {
-        types.extend(discover_in(client, &group, filter).await?);
+    let groups = client.list_api_groups().await?.groups;
+    // Owned values in each future: futures borrowing from here are not `Send` enough for
+    // a spawned task (rust-lang/rust#102211).
+    let answers = futures::stream::iter(groups)
+        .map(|group| {
+            let (client, filter) = (client.clone(), filter.clone());
+            async move {
+                let answer = discover_in(&client, &group, &filter, timeout).await;
+                (group.name, answer)
+            }
+        })
+        .buffered(CONCURRENT_GROUP_DISCOVERIES)
+        .collect::<Vec<_>>()
+        .await;
+    for (name, answer) in answers {
+        match answer {
+            Ok(types) => found.types.extend(types),
+            Err(reason) => {
+                found.unavailable.insert(name, reason);
+            }
+        }
     }
-    types.sort();
-    Ok(types)
+    found.types.sort();
+    Ok(found)
 }
 
 /// The admitted types of some named groups (a group no longer served maps to no types):
-/// used when CustomResourceDefinitions come or go. One request for the group list, then one
-/// per group still served.
+/// used when CustomResourceDefinitions come or go, and to retry unavailable groups. One
+/// request for the group list, then one per group still served; a group whose discovery
+/// fails is reported unavailable.
 pub async fn discover_groups(
     client: &kube::Client,
     group_names: &[String],
     filter: &TypeFilter,
-) -> Result<Vec<(String, Vec<ResourceType>)>, kube::Error> {
+    timeout: Duration,
+) -> Result<(Vec<(String, Vec<ResourceType>)>, BTreeMap<String, String>), kube::Error> {
     let groups = client.list_api_groups().await?;
     let mut out = Vec::with_capacity(group_names.len());
+    let mut unavailable = BTreeMap::new();
     for name in group_names {
-        let types = match groups.groups.iter().find(|g| g.name == *name) {
-            Some(group) => discover_in(client, group, filter).await?,
-            None => Vec::new(),
+        let answer = match groups.groups.iter().find(|g| g.name == *name) {
+            Some(group) => discover_in(client, group, filter, timeout).await,
+            None => Ok(Vec::new()),
         };
-        out.push((name.clone(), types));
+        match answer {
+            Ok(types) => out.push((name.clone(), types)),
+            Err(reason) => {
+                unavailable.insert(name.clone(), reason);
+            }
+        }
     }
-    Ok(out)
+    Ok((out, unavailable))
 }
 
 /// What a rediscovery looks at: the whole cluster, or some API groups (those whose
-/// CustomResourceDefinitions just changed).
+/// CustomResourceDefinitions just changed, or that were unavailable).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiscoveryScope {
     All,
     Groups(Vec<String>),
 }
 
-/// The admitted types of `scope`, each with the group it covers: types of that group that
-/// are not listed are gone. `None` covers every group.
+/// What a rediscovery of a scope found: the admitted types of each part of the scope that
+/// answered, with the group it covers (`None`: every group except the unavailable ones;
+/// types of a covered group that are not listed are gone), and the groups that did not answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeDiscovery {
+    pub covered: Vec<(Option<String>, Vec<ResourceType>)>,
+    pub unavailable: BTreeMap<String, String>,
+}
+
+/// The admitted types of `scope`, each with the group it covers.
 pub async fn discover_scope(
     client: &kube::Client,
     scope: &DiscoveryScope,
     filter: &TypeFilter,
-) -> Result<Vec<(Option<String>, Vec<ResourceType>)>, kube::Error> {
+    timeout: Duration,
+) -> Result<ScopeDiscovery, kube::Error> {
     Ok(match scope {
-        DiscoveryScope::All => vec![(None, discover(client, filter).await?)],
-        DiscoveryScope::Groups(groups) => discover_groups(client, groups, filter)
-            .await?
-            .into_iter()
-            .map(|(group, types)| (Some(group), types))
-            .collect(),
+        DiscoveryScope::All => {
+            let found = discover_with_timeout(client, filter, timeout).await?;
+            ScopeDiscovery {
+                covered: vec![(None, found.types)],
+                unavailable: found.unavailable,
+            }
+        }
+        DiscoveryScope::Groups(groups) => {
+            let (found, unavailable) = discover_groups(client, groups, filter, timeout).await?;
+            ScopeDiscovery {
+                covered: found
+                    .into_iter()
+                    .map(|(group, types)| (Some(group), types))
+                    .collect(),
+                unavailable,
+            }
+        }
     })
 }
 
+/// One group's admitted types, or why its discovery failed (within `timeout`).
 async fn discover_in(
     client: &kube::Client,
     group: &APIGroup,
     filter: &TypeFilter,
-) -> Result<Vec<ResourceType>, kube::Error> {
+    timeout: Duration,
+) -> Result<Vec<ResourceType>, String> {
     let Some(version) = preferred_version(group) else {
         return Ok(Vec::new());
     };
     let gv = format!("{}/{}", group.name, version);
-    match client.list_api_group_resources(&gv).await {
-        Ok(list) => Ok(select_resources(&group.name, &version, &list, filter)),
+    match tokio::time::timeout(timeout, client.list_api_group_resources(&gv)).await {
+        Ok(Ok(list)) => Ok(select_resources(&group.name, &version, &list, filter)),
         // A group removed between the two requests (a CRD deleted just now) is simply gone.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
-        Err(e) => Err(e),
+        Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(Vec::new()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer to discovery of {gv} within {timeout:?}")),
     }
 }
 
@@ -324,6 +430,19 @@ mod tests {
         let names: Vec<String> = types.iter().map(|t| t.qualified_plural()).collect();
         assert_eq!(names, ["deployments.apps"]);
         assert_eq!(types[0].api_version, "apps/v1");
+    }
+
+    #[test]
+    fn secrets_are_excluded_unless_asked_for_and_a_deny_list_still_wins() {
+        let secret = ResourceType::new("", "v1", "Secret", "secrets", true);
+        assert!(!TypeFilter::default().admits(&secret));
+        assert!(TypeFilter::default().including_secrets().admits(&secret));
+        assert!(TypeFilter::new(&["secrets"], &[]).admits(&secret));
+        let denied = TypeFilter::new::<&str>(&[], &["secrets"]).including_secrets();
+        assert!(!denied.admits(&secret));
+        // A CRD called `secrets` in another group is not excluded.
+        let other = ResourceType::new("vault.example.com", "v1", "Secret", "secrets", true);
+        assert!(TypeFilter::default().admits(&other));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! discovery and runs [`resync`]; [`ops`] serves health, readiness, metrics and resync.
 //! [`capabilities`] keeps the capability records (one per watched type) current beside them.
 
+mod availability;
 pub mod buffer;
 pub mod capabilities;
 pub mod change;
@@ -32,7 +33,7 @@ pub use change::{Change, ContentHash};
 pub use config::{IngestClientArgs, StandaloneArgs, TokenArgs, WatchConfig};
 pub use context::WatcherSettings;
 pub use controller::{run, Shared};
-pub use discovery::{discover, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
+pub use discovery::{discover, Discovered, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
 pub use error::WatchError;
 pub use extract::{extract_instance, ExtractError};
 pub use metrics::Metrics;

@@ -33,6 +33,11 @@ pub struct Metrics {
     pub watch_errors: Family<TypeLabels, Counter>,
     pub pending_changes: Gauge,
     pub watched_types: Gauge,
+    /// API groups whose discovery fails: their types are not watched until they answer.
+    pub unavailable_api_groups: Gauge,
+    /// Watched types the API server currently refuses (403); their documents are kept for
+    /// the grace period.
+    pub forbidden_types: Gauge,
     pub resync_seconds: Histogram,
     /// Capability syncs that succeeded, and attempts that failed.
     pub capability_syncs: Counter,
@@ -116,6 +121,18 @@ impl Metrics {
                 r,
                 "watched_types",
                 "Resource types being watched",
+                Gauge::default(),
+            ),
+            unavailable_api_groups: registered(
+                r,
+                "unavailable_api_groups",
+                "API groups whose discovery fails (retried in the background; see /readyz)",
+                Gauge::default(),
+            ),
+            forbidden_types: registered(
+                r,
+                "forbidden_types",
+                "Watched types the API server currently refuses (403)",
                 Gauge::default(),
             ),
             resync_seconds: registered(

@@ -2,10 +2,11 @@
 //! watcher's discovery, filters, paged listing and extraction (so the documents equal the
 //! controller's), diffed against the store's content hashes. Only new and changed objects
 //! are sent (unchanged ones are never embedded), while listing goes on; then the documents
-//! of objects that no longer exist are removed, and only when every type was listed.
+//! of objects that no longer exist are removed, except those of a type that could not be
+//! listed or of an API group whose discovery failed (whether they exist is unknown).
 //! Delivery is the controller's ([`sender::deliver_payload`]) with bounded retries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,11 +14,12 @@ use sync_model::{ResourceId, ResourceInstance, SyncPayload};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::discovery::{discover, NamespaceFilter, ResourceType, TypeFilter};
+use crate::discovery::{discover, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
 use crate::metrics::Metrics;
 use crate::sender::{self, Delivered, DeliveryError, Retries, RetryConfig};
 use crate::sink::{SinkError, SyncSink};
 use crate::source::list_type;
+use sync_model::api_group_of;
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -44,8 +46,13 @@ pub struct Summary {
     pub removed: usize,
     /// Objects the destination refused as invalid (logged with its reasons).
     pub rejected: usize,
-    /// Types whose listing failed: their documents were kept and no document was removed.
+    /// Types whose listing failed, by qualified plural: their documents were kept.
     pub failed_types: Vec<String>,
+    /// API groups whose discovery failed, with the error: their documents were kept.
+    pub unavailable_groups: BTreeMap<String, String>,
+    /// Documents of objects not listed that were kept because their type or group could
+    /// not be listed.
+    pub kept: usize,
     pub duration: Duration,
 }
 
@@ -110,6 +117,36 @@ impl StoreDiff {
     }
 }
 
+/// What was not listed, so none of its documents may be removed: types whose listing
+/// failed and API groups whose discovery failed.
+#[derive(Debug, Default)]
+pub struct Unlisted {
+    pub types: HashSet<TypeKey>,
+    pub groups: HashSet<String>,
+}
+
+impl Unlisted {
+    /// True when `id`'s type was listed, so a stored id that was not listed is gone.
+    pub fn covers(&self, id: &ResourceId) -> bool {
+        let Ok(parts) = id.parts() else {
+            return true;
+        };
+        let key = TypeKey {
+            api_version: parts.api_version.to_string(),
+            kind: parts.kind.to_string(),
+        };
+        !self.types.contains(&key) && !self.groups.contains(api_group_of(parts.api_version))
+    }
+
+    /// Splits `ghosts` into those to remove and how many are kept.
+    pub fn removable(&self, ghosts: Vec<ResourceId>) -> (Vec<ResourceId>, usize) {
+        let before = ghosts.len();
+        let removable: Vec<ResourceId> = ghosts.into_iter().filter(|id| self.covers(id)).collect();
+        let kept = before - removable.len();
+        (removable, kept)
+    }
+}
+
 /// The whole run: hashes, discovery, listing with upserts as pages arrive, then removals.
 pub async fn sync_once(
     client: &kube::Client,
@@ -120,7 +157,7 @@ pub async fn sync_once(
     progress: Arc<dyn Progress>,
 ) -> Result<Summary, SyncError> {
     let started = Instant::now();
-    let stored = sender::with_retries(
+    let stored = match sender::with_retries(
         &options.retry,
         Retries::AtMost(options.retries),
         "reading the stored documents' hashes",
@@ -128,12 +165,26 @@ pub async fn sync_once(
         || sink.stored_hashes(),
     )
     .await
-    .map_err(SyncError::StoredHashes)?;
+    {
+        // A server without the hashes endpoint: everything is sent, nothing can be removed.
+        Err(SinkError::Unsupported(reason)) => {
+            tracing::warn!(
+                reason = %reason,
+                "the destination cannot list its stored hashes: every object is sent and no document can be removed"
+            );
+            HashMap::new()
+        }
+        other => other.map_err(SyncError::StoredHashes)?,
+    };
     progress.log(format!("the store holds {} documents", stored.len()));
 
-    let resource_types = discover(client, types)
+    let discovered = discover(client, types)
         .await
         .map_err(SyncError::Discovery)?;
+    for (group, reason) in &discovered.unavailable {
+        tracing::warn!(group = %group, reason = %reason, "API group unavailable; its documents are kept");
+    }
+    let resource_types = discovered.types;
     progress.start_types(resource_types.len() as u64);
 
     // Listing and sending overlap: pages go through a channel to the sender, which diffs
@@ -168,24 +219,32 @@ pub async fn sync_once(
         rejected: sent.rejected,
         ..Summary::default()
     };
-    let ghosts = sent.diff.into_ghosts();
-    if failed_types.is_empty() {
-        let removed = remove(sink.as_ref(), &ghosts, options, &*progress).await?;
-        summary.rejected += removed.rejected;
-        summary.removed += removed.accepted;
-    } else if !ghosts.is_empty() {
+    let unlisted = Unlisted {
+        types: failed_types.iter().map(ResourceType::key).collect(),
+        groups: discovered.unavailable.keys().cloned().collect(),
+    };
+    let (ghosts, kept) = unlisted.removable(sent.diff.into_ghosts());
+    if kept > 0 {
         tracing::warn!(
-            documents = ghosts.len(),
-            "not removing documents of objects not listed: some types failed to list"
+            documents = kept,
+            "keeping documents of types that could not be listed"
         );
     }
-    summary.failed_types = failed_types;
+    let removed = remove(sink.as_ref(), &ghosts, options, &*progress).await?;
+    summary.rejected += removed.rejected;
+    summary.removed += removed.accepted;
+    summary.kept = kept;
+    summary.failed_types = failed_types
+        .iter()
+        .map(ResourceType::qualified_plural)
+        .collect();
+    summary.unavailable_groups = discovered.unavailable;
     summary.duration = started.elapsed();
     Ok(summary)
 }
 
 /// Lists every type into `pages`, until the sender stops taking them; the types whose
-/// listing failed, by qualified plural.
+/// listing failed.
 async fn list_types(
     client: &kube::Client,
     resource_types: &[ResourceType],
@@ -193,7 +252,7 @@ async fn list_types(
     options: &SyncOptions,
     pages: mpsc::Sender<Vec<ResourceInstance>>,
     progress: &dyn Progress,
-) -> Vec<String> {
+) -> Vec<ResourceType> {
     let mut failed_types = Vec::new();
     for ty in resource_types {
         if pages.is_closed() {
@@ -208,7 +267,7 @@ async fn list_types(
         .await;
         if let Err(e) = listed {
             tracing::error!(resource_type = %ty.key(), error = %e, "listing failed");
-            failed_types.push(ty.qualified_plural());
+            failed_types.push(ty.clone());
         }
         progress.type_done();
     }
@@ -354,5 +413,23 @@ mod tests {
         assert_eq!(diff.classify(&deployment("changed", "b")), Verdict::Changed);
         assert_eq!(diff.classify(&deployment("fresh", "a")), Verdict::New);
         assert_eq!(diff.into_ghosts(), vec![gone.id]);
+    }
+
+    #[test]
+    fn ghosts_of_a_type_or_group_that_was_not_listed_are_kept() {
+        let gone = deployment("gone", "a").id;
+        let config = ResourceId::from_raw("default/v1/ConfigMap/c");
+        let metric = ResourceId::from_raw("default/metrics.k8s.io/v1beta1/PodMetrics/p");
+        let unlisted = Unlisted {
+            types: [TypeKey {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+            }]
+            .into(),
+            groups: ["metrics.k8s.io".to_string()].into(),
+        };
+        let (removable, kept) = unlisted.removable(vec![gone.clone(), config, metric]);
+        assert_eq!(removable, vec![gone]);
+        assert_eq!(kept, 2);
     }
 }

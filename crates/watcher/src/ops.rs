@@ -2,6 +2,7 @@
 //! (bearer token when configured).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -35,12 +36,24 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .with_state(state)
 }
 
+/// 200 `ready` once every available type is listed; the unavailable API groups, if any,
+/// follow on their own lines (their types are not watched yet, so the index may lack them).
 async fn readyz(State(s): State<OpsState>) -> Response {
-    if s.shared.is_ready() {
-        (StatusCode::OK, "ready").into_response()
+    let (status, mut body) = if s.shared.is_ready() {
+        (StatusCode::OK, String::from("ready"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, String::from("not ready"))
+    };
+    let unavailable = s.shared.unavailable_groups();
+    if !unavailable.is_empty() {
+        body.push_str(
+            "\nunavailable API groups (not watched, stored documents kept, retried in the background):",
+        );
+        for (group, reason) in unavailable {
+            body.push_str(&format!("\n  {group}: {reason}"));
+        }
     }
+    (status, body).into_response()
 }
 
 async fn metrics(State(s): State<OpsState>) -> Response {
@@ -101,11 +114,17 @@ async fn resync(
     }
 }
 
+/// How long `cw resync` waits for the report by default: a resync of 100,000 objects takes
+/// about a minute; one that waits on an ingest server that is down may never end.
+pub const DEFAULT_RESYNC_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Why `request_resync` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ResyncRequestError {
     #[error("cannot reach the watcher at {url}: {source}")]
     Unreachable { url: String, source: reqwest::Error },
+    #[error("the watcher at {url} did not answer within {after:?} (the resync may still be running; see its log)")]
+    TimedOut { url: String, after: Duration },
     #[error("the watcher answered {status}: {body}")]
     Refused { status: u16, body: String },
 }
@@ -117,14 +136,15 @@ pub async fn request_resync(
     base_url: &str,
     token: Option<&str>,
 ) -> Result<ResyncReport, ResyncRequestError> {
-    request_resync_of(base_url, token, ResyncScope::All).await
+    request_resync_of(base_url, token, ResyncScope::All, DEFAULT_RESYNC_TIMEOUT).await
 }
 
-/// Like [`request_resync`], of instances or capabilities only.
+/// Like [`request_resync`], of instances or capabilities only, waiting at most `timeout`.
 pub async fn request_resync_of(
     base_url: &str,
     token: Option<&str>,
     scope: ResyncScope,
+    timeout: Duration,
 ) -> Result<ResyncReport, ResyncRequestError> {
     let only = match scope {
         ResyncScope::All => "",
@@ -132,11 +152,24 @@ pub async fn request_resync_of(
         ResyncScope::Capabilities => "?only=capabilities",
     };
     let url = format!("{}{}{only}", base_url.trim_end_matches('/'), api::RESYNC);
-    let unreachable = |source| ResyncRequestError::Unreachable {
-        url: url.clone(),
-        source,
+    let unreachable = |source: reqwest::Error| {
+        if source.is_timeout() {
+            ResyncRequestError::TimedOut {
+                url: url.clone(),
+                after: timeout,
+            }
+        } else {
+            ResyncRequestError::Unreachable {
+                url: url.clone(),
+                source,
+            }
+        }
     };
-    let mut req = reqwest::Client::new().post(&url);
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(unreachable)?;
+    let mut req = client.post(&url);
     if let Some(t) = token.filter(|t| !t.is_empty()) {
         req = req.bearer_auth(t);
     }

@@ -6,6 +6,7 @@
 //! so that objects deleted meanwhile are noticed and nothing is invented.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams, PartialObjectMeta};
@@ -13,12 +14,14 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use sync_model::ResourceInstance;
 use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use crate::context::Context;
 use crate::discovery::{NamespaceFilter, ResourceType};
 use crate::extract::extract_instance;
-use crate::metrics::{Metrics, TypeLabels};
+use crate::metrics::TypeLabels;
 use crate::tracker::{Input, Observation};
 
 type Meta = PartialObjectMeta<DynamicObject>;
@@ -42,7 +45,7 @@ fn admitted(ty: &ResourceType, ns: &NamespaceFilter, obj: &Meta) -> Option<Resou
 }
 
 /// True when the API server refuses this client the type (403): RBAC does not grant list
-/// or watch on it. Retrying cannot help until the rules change.
+/// or watch on it, or no longer does, or not yet (a `helm upgrade` propagating its rules).
 fn is_forbidden(e: &watcher::Error) -> bool {
     match e {
         watcher::Error::InitialListFailed(kube::Error::Api(s))
@@ -53,79 +56,182 @@ fn is_forbidden(e: &watcher::Error) -> bool {
     }
 }
 
-/// Watches one type until cancelled, sending observations to change detection. A type the
-/// API server forbids (403) is reported as [`Input::Forbidden`] and its watch ends: the
-/// watcher then does without it instead of waiting for it forever; the next rediscovery
-/// or resync tries it again. The initial list waits for one of `list_slots` and holds it
-/// until the list is done, which bounds how many lists are in memory at once.
-pub async fn watch_type(
-    client: kube::Client,
+/// Two 403s further apart than this belong to two refusals, not one sustained refusal:
+/// kube's watcher retries a failing watch at most every 30 s (its default backoff).
+const FORBIDDEN_STREAK_GAP: Duration = Duration::from_secs(120);
+
+/// A run of 403s on one type: since when, and whether its documents were given up.
+#[derive(Debug, Default)]
+struct Refusal {
+    since: Option<Instant>,
+    last: Option<Instant>,
+    documents_removed: bool,
+}
+
+/// What a 403 means at this moment of a refusal.
+#[derive(Debug, PartialEq, Eq)]
+enum RefusalStep {
+    /// The first 403 of a refusal: report it, keep the documents.
+    Began,
+    /// Still refused, within the grace period.
+    Continues,
+    /// Refused for the whole grace period: the documents go.
+    Sustained,
+}
+
+impl Refusal {
+    fn on_forbidden(&mut self, now: Instant, grace: Duration) -> RefusalStep {
+        let continues = self
+            .last
+            .is_some_and(|last| now.duration_since(last) <= FORBIDDEN_STREAK_GAP);
+        self.last = Some(now);
+        if !continues {
+            *self = Refusal {
+                since: Some(now),
+                last: Some(now),
+                documents_removed: false,
+            };
+            return RefusalStep::Began;
+        }
+        let since = self.since.unwrap_or(now);
+        if !self.documents_removed && now.duration_since(since) >= grace {
+            self.documents_removed = true;
+            return RefusalStep::Sustained;
+        }
+        RefusalStep::Continues
+    }
+
+    /// The type answered: the refusal is over. True when one was under way.
+    fn on_success(&mut self) -> bool {
+        std::mem::take(self).since.is_some()
+    }
+}
+
+/// Watches one type until cancelled, sending observations to change detection.
+///
+/// Errors are not deletions: kube's watcher retries a failed list or watch with backoff,
+/// and a 403 only marks the type as refused ([`Input::Forbidden`], so readiness does not
+/// wait for it) while its stored documents stay. Only a refusal that lasts `forbidden_grace`
+/// removes them ([`Input::AccessLost`]); the watch then starts over with a fresh list, so
+/// that everything is sent again once access comes back.
+///
+/// Each (re)list, the first one and every relist after a 410 Gone, waits for one of
+/// `list_slots` and holds it until the list is done or fails: that bounds how many lists
+/// are in memory at once, also when an API server restart makes every type relist.
+pub(crate) async fn watch_type(
+    ctx: Arc<Context>,
     list_slots: Arc<Semaphore>,
     ty: ResourceType,
-    namespaces: NamespaceFilter,
-    out: mpsc::Sender<Input>,
-    metrics: Metrics,
     cancel: CancellationToken,
 ) {
+    let (client, namespaces) = (&ctx.client, &ctx.settings.namespaces);
+    let forbidden_grace = ctx.settings.forbidden_grace;
     let key = ty.key();
     let labels = TypeLabels {
         resource_type: key.to_string(),
     };
-    let events_seen = metrics.events_seen.get_or_create(&labels).clone();
-    let errors = metrics.watch_errors.get_or_create(&labels).clone();
-    let mut list_slot = tokio::select! {
-        _ = cancel.cancelled() => return,
-        // Closed: never done, but then there is nothing to bound.
-        slot = list_slots.acquire_owned() => slot.ok(),
+    let events_seen = ctx.metrics.events_seen.get_or_create(&labels).clone();
+    let errors = ctx.metrics.watch_errors.get_or_create(&labels).clone();
+    let send = |input: Input| {
+        let (out, cancel) = (ctx.inputs.clone(), cancel.clone());
+        // A full inbox must not keep a cancelled watch from ending.
+        async move {
+            cancel
+                .run_until_cancelled(out.send(input))
+                .await
+                .is_some_and(|r| r.is_ok())
+        }
     };
-    let stream =
-        watcher::watcher(meta_api(&client, &ty), watcher::Config::default()).default_backoff();
-    let mut stream = std::pin::pin!(stream);
-    loop {
-        let event = tokio::select! {
-            _ = cancel.cancelled() => return,
-            event = stream.next() => event,
-        };
-        let Some(event) = event else { return };
-        let obs = match event {
-            Err(e) if is_forbidden(&e) => {
-                errors.inc();
-                warn!(
-                    resource_type = %key,
-                    error = %e,
-                    "access to this type is forbidden (RBAC); not watching it"
-                );
-                let _ = out.send(Input::Forbidden(key.clone())).await;
+    let mut refusal = Refusal::default();
+    'stream: loop {
+        let stream =
+            watcher::watcher(meta_api(client, &ty), watcher::Config::default()).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        let mut list_slot = None;
+        loop {
+            let event = tokio::select! {
+                _ = cancel.cancelled() => return,
+                event = stream.next() => event,
+            };
+            let Some(event) = event else { return };
+            let event = match event {
+                Err(e) => {
+                    errors.inc();
+                    // A failed list is retried from the start: let another type list meanwhile.
+                    drop(list_slot.take());
+                    if !is_forbidden(&e) {
+                        warn!(resource_type = %key, error = %e, "watch failed; retrying with backoff");
+                        continue;
+                    }
+                    match refusal.on_forbidden(Instant::now(), forbidden_grace) {
+                        RefusalStep::Began => {
+                            warn!(
+                                resource_type = %key,
+                                error = %e,
+                                grace_s = forbidden_grace.as_secs(),
+                                "access to this type is refused (403); retrying with backoff, its stored documents are kept for the grace period"
+                            );
+                            if !send(Input::Forbidden(key.clone())).await {
+                                return;
+                            }
+                        }
+                        RefusalStep::Continues => {
+                            debug!(resource_type = %key, "still refused (403)")
+                        }
+                        RefusalStep::Sustained => {
+                            warn!(
+                                resource_type = %key,
+                                grace_s = forbidden_grace.as_secs(),
+                                "access to this type refused for the whole grace period; removing its documents (they return once access does)"
+                            );
+                            if !send(Input::AccessLost(key.clone())).await {
+                                return;
+                            }
+                            // Start over: once access returns, the fresh list sends everything.
+                            continue 'stream;
+                        }
+                    }
+                    continue;
+                }
+                Ok(event) => event,
+            };
+            if refusal.on_success() {
+                info!(resource_type = %key, "access to this type restored");
+            }
+            let obs = match event {
+                Event::Init => {
+                    if list_slot.is_none() {
+                        list_slot = tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            // Closed: never done, but then there is nothing to bound.
+                            slot = list_slots.clone().acquire_owned() => slot.ok(),
+                        };
+                    }
+                    Observation::RelistStart
+                }
+                Event::InitDone => {
+                    // The list is done: let the next type list.
+                    drop(list_slot.take());
+                    Observation::RelistDone
+                }
+                Event::InitApply(obj) | Event::Apply(obj) => {
+                    events_seen.inc();
+                    match admitted(&ty, namespaces, &obj) {
+                        Some(i) => Observation::Present(i),
+                        None => continue,
+                    }
+                }
+                Event::Delete(obj) => {
+                    events_seen.inc();
+                    match admitted(&ty, namespaces, &obj) {
+                        Some(i) => Observation::Gone(i.id),
+                        None => continue,
+                    }
+                }
+            };
+            if !send(Input::Observed(key.clone(), obs)).await {
                 return;
             }
-            Err(e) => {
-                errors.inc();
-                warn!(resource_type = %key, error = %e, "watch failed; resuming");
-                continue;
-            }
-            Ok(Event::Init) => Observation::RelistStart,
-            Ok(Event::InitDone) => {
-                // The first list is done: let the next type list.
-                drop(list_slot.take());
-                Observation::RelistDone
-            }
-            Ok(Event::InitApply(obj)) | Ok(Event::Apply(obj)) => {
-                events_seen.inc();
-                match admitted(&ty, &namespaces, &obj) {
-                    Some(i) => Observation::Present(i),
-                    None => continue,
-                }
-            }
-            Ok(Event::Delete(obj)) => {
-                events_seen.inc();
-                match admitted(&ty, &namespaces, &obj) {
-                    Some(i) => Observation::Gone(i.id),
-                    None => continue,
-                }
-            }
-        };
-        if out.send(Input::Observed(key.clone(), obs)).await.is_err() {
-            return;
         }
     }
 }
@@ -211,5 +317,47 @@ where
             Some(token) => params = params.continue_token(&token),
             None => return Ok(total),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_removes_documents_only_once_it_lasted_the_grace_period() {
+        let grace = Duration::from_secs(600);
+        let t0 = Instant::now();
+        let mut r = Refusal::default();
+        assert_eq!(r.on_forbidden(t0, grace), RefusalStep::Began);
+        // Retries every 30 s for nearly ten minutes: still within the grace period.
+        let mut t = t0;
+        for _ in 0..19 {
+            t += Duration::from_secs(30);
+            assert_eq!(r.on_forbidden(t, grace), RefusalStep::Continues);
+        }
+        t += Duration::from_secs(30);
+        assert_eq!(r.on_forbidden(t, grace), RefusalStep::Sustained);
+        t += Duration::from_secs(30);
+        assert_eq!(
+            r.on_forbidden(t, grace),
+            RefusalStep::Continues,
+            "removed once"
+        );
+    }
+
+    #[test]
+    fn a_success_or_a_long_gap_between_two_403s_starts_a_new_refusal() {
+        let grace = Duration::from_secs(600);
+        let t0 = Instant::now();
+        let mut r = Refusal::default();
+        assert_eq!(r.on_forbidden(t0, grace), RefusalStep::Began);
+        assert!(r.on_success());
+        assert!(!r.on_success());
+        let t1 = t0 + Duration::from_secs(700);
+        assert_eq!(r.on_forbidden(t1, grace), RefusalStep::Began);
+        // One 403 now and another an hour later: two short refusals, nothing removed.
+        let t2 = t1 + Duration::from_secs(3600);
+        assert_eq!(r.on_forbidden(t2, grace), RefusalStep::Began);
     }
 }

@@ -4,7 +4,7 @@
 //! were deleted) and the resync diff against what the store holds. [`run_tracker`] is the
 //! stage's task: [`Input`]s in, in the order they happened; [`Pending`] changes out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use crate::buffer::Pending;
 use crate::change::{Change, ContentHash};
 use crate::discovery::TypeKey;
 use crate::metrics::Metrics;
+use sync_model::api_group_of;
 
 /// What a type's watch saw, already extracted and filtered.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +49,9 @@ struct TypeState {
     relisting: bool,
     watched: bool,
     synced: bool,
+    /// The API server refuses this type (403) for now: readiness does not wait for it, and
+    /// its objects are kept until the refusal has lasted the grace period.
+    forbidden: bool,
 }
 
 /// How a resync page compared with the store.
@@ -63,6 +67,9 @@ pub struct ResyncCounts {
 #[derive(Debug, Default)]
 pub struct Tracker {
     types: HashMap<TypeKey, TypeState>,
+    /// API groups whose discovery fails: their types are unknown, not gone, so their stored
+    /// documents are never taken for ghosts.
+    unavailable_groups: HashSet<String>,
 }
 
 fn key_of(id: &ResourceId) -> Option<TypeKey> {
@@ -112,9 +119,35 @@ impl Tracker {
         self.types.get(key).is_some_and(|t| t.relisting)
     }
 
-    /// True once every watched type has completed its first list.
+    /// True once every watched type has completed its first list (or is refused for now).
     pub fn all_synced(&self) -> bool {
-        self.types.values().filter(|t| t.watched).all(|t| t.synced)
+        self.types
+            .values()
+            .filter(|t| t.watched)
+            .all(|t| t.synced || t.forbidden)
+    }
+
+    /// The API server refuses a watched type (403): its objects stay, and readiness does
+    /// not wait for it.
+    pub fn type_forbidden(&mut self, key: TypeKey) {
+        self.types.entry(key).or_default().forbidden = true;
+    }
+
+    /// A type has been refused for the whole grace period: its objects leave the store. It
+    /// stays watched; its next list sends them again.
+    pub fn type_access_lost(&mut self, key: &TypeKey, out: &mut Vec<Change>) {
+        if let Some(state) = self.types.get_mut(key) {
+            out.extend(state.objects.drain().map(|(id, _)| Change::Delete(id)));
+            state.synced = false;
+        }
+    }
+
+    /// Watched types refused for now.
+    pub fn forbidden_types(&self) -> usize {
+        self.types
+            .values()
+            .filter(|t| t.watched && t.forbidden)
+            .count()
     }
 
     pub fn watched_types(&self) -> usize {
@@ -132,12 +165,19 @@ impl Tracker {
 
     /// Deletes every known object of a type that is not watched: stored documents of types
     /// that vanished (or were excluded) while the watcher was down. Call once all watched
-    /// types are synced, so that discovery has settled.
+    /// types are synced, so that discovery has settled. Types of an unavailable API group
+    /// are kept: whether they still exist is unknown.
     pub fn drop_unwatched(&mut self, out: &mut Vec<Change>) {
+        self.drop_unwatched_where(out, |_| true);
+    }
+
+    fn drop_unwatched_where(&mut self, out: &mut Vec<Change>, group: impl Fn(&str) -> bool) {
         let gone: Vec<TypeKey> = self
             .types
             .iter()
-            .filter(|(_, t)| !t.watched)
+            .filter(|(k, t)| {
+                !t.watched && !self.is_unavailable(k) && group(api_group_of(&k.api_version))
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
@@ -145,8 +185,29 @@ impl Tracker {
         }
     }
 
+    fn is_unavailable(&self, key: &TypeKey) -> bool {
+        self.unavailable_groups
+            .contains(api_group_of(&key.api_version))
+    }
+
+    /// An API group's discovery fails: nothing of its types is deleted until it answers.
+    pub fn group_unavailable(&mut self, group: String) {
+        self.unavailable_groups.insert(group);
+    }
+
+    /// An API group answers again (its types are registered by now). Once the watcher is
+    /// `settled` (the initial sync is done), stored documents of the group's types that are
+    /// not watched are deleted: those types are gone.
+    pub fn group_available(&mut self, group: &str, settled: bool, out: &mut Vec<Change>) {
+        self.unavailable_groups.remove(group);
+        if settled {
+            self.drop_unwatched_where(out, |g| g == group);
+        }
+    }
+
     pub fn observe(&mut self, key: &TypeKey, obs: Observation, out: &mut Vec<Change>) {
         let state = self.types.entry(key.clone()).or_default();
+        state.forbidden = false;
         match obs {
             Observation::RelistStart => {
                 state.generation = state.generation.wrapping_add(1);
@@ -228,8 +289,13 @@ impl Tracker {
     ) -> usize {
         let before = out.len();
         for id in stored.keys() {
-            let known = key_of(id)
-                .and_then(|k| self.types.get(&k))
+            let Some(key) = key_of(id) else { continue };
+            if self.is_unavailable(&key) {
+                continue;
+            }
+            let known = self
+                .types
+                .get(&key)
                 .is_some_and(|t| t.objects.contains_key(id));
             if !known {
                 out.push(Change::Delete(id.clone()));
@@ -247,9 +313,15 @@ impl Tracker {
 pub enum Input {
     TypeAdded(TypeKey),
     TypeRemoved(TypeKey),
-    /// The API server forbids this type (403): it is dropped like a type that is not watched,
-    /// so readiness does not wait for it and its stored documents are removed.
+    /// The API server refuses this type (403) for now: readiness does not wait for it; its
+    /// stored documents are kept (a refusal is often brief: RBAC propagating).
     Forbidden(TypeKey),
+    /// The refusal has lasted the grace period: the type's stored documents are removed.
+    AccessLost(TypeKey),
+    /// An API group's discovery fails: its types' stored documents are kept.
+    GroupUnavailable(String),
+    /// An API group answers again; its types have been registered.
+    GroupAvailable(String),
     /// Discovery at start-up is complete: once all these types are synced, the watcher is
     /// ready and stored objects of types not watched are deleted.
     InitialTypesRegistered,
@@ -282,8 +354,15 @@ pub async fn run_tracker(
         let mut immediate = false;
         match input {
             Input::TypeAdded(key) => tracker.watch_type(key),
-            Input::TypeRemoved(key) | Input::Forbidden(key) => tracker.unwatch_type(&key, &mut out),
+            Input::TypeRemoved(key) => tracker.unwatch_type(&key, &mut out),
+            Input::Forbidden(key) => tracker.type_forbidden(key),
+            Input::AccessLost(key) => tracker.type_access_lost(&key, &mut out),
             Input::InitialTypesRegistered => initial_registered = true,
+            Input::GroupUnavailable(group) => tracker.group_unavailable(group),
+            Input::GroupAvailable(group) => {
+                let settled = ready.load(Ordering::Relaxed);
+                tracker.group_available(&group, settled, &mut out)
+            }
             Input::Observed(key, obs) => {
                 immediate = tracker.is_relisting(&key);
                 tracker.observe(&key, obs, &mut out)
@@ -314,6 +393,9 @@ pub async fn run_tracker(
             );
         }
         metrics.watched_types.set(tracker.watched_types() as i64);
+        metrics
+            .forbidden_types
+            .set(tracker.forbidden_types() as i64);
         for change in out.drain(..) {
             if changes.send(Pending { change, immediate }).await.is_err() {
                 return;
@@ -419,6 +501,57 @@ pub(crate) mod tests {
                 "x/example.com/v1/Gone/y"
             ))]
         );
+    }
+
+    #[test]
+    fn stored_documents_of_an_unavailable_group_are_kept_until_it_answers_without_the_type() {
+        let metric = sync_model::fixtures::deployment("default", "m", "a");
+        let metric_id = ResourceId::from_raw("default/metrics.k8s.io/v1beta1/PodMetrics/m");
+        let stored: HashMap<ResourceId, String> =
+            [(metric_id.clone(), metric.content_hash())].into();
+        let mut t = Tracker::new();
+        t.seed(&stored);
+        t.group_unavailable("metrics.k8s.io".into());
+        let mut out = Vec::new();
+        t.drop_unwatched(&mut out);
+        assert!(
+            out.is_empty(),
+            "an unavailable group's documents are not ghosts"
+        );
+        assert_eq!(t.resync_ghosts(&stored, &mut out), 0);
+        // The group answers, without that type: now it is gone.
+        t.group_available("metrics.k8s.io", true, &mut out);
+        assert_eq!(out, vec![Change::Delete(metric_id)]);
+    }
+
+    #[test]
+    fn a_refused_type_keeps_its_objects_and_holds_up_no_readiness_until_access_is_lost() {
+        let mut t = Tracker::new();
+        t.watch_type(key());
+        observe(&mut t, Observation::RelistStart);
+        observe(&mut t, Observation::Present(deployment("a", "a")));
+        observe(&mut t, Observation::RelistDone);
+        let other = TypeKey {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+        };
+        t.watch_type(other.clone());
+        assert!(!t.all_synced());
+        t.type_forbidden(other);
+        assert!(t.all_synced(), "a refused type does not hold up readiness");
+        t.type_forbidden(key());
+        assert_eq!(t.forbidden_types(), 2);
+        assert_eq!(t.len(), 1, "a refusal deletes nothing");
+        let mut out = Vec::new();
+        t.type_access_lost(&key(), &mut out);
+        assert_eq!(out, vec![Change::Delete(deployment("a", "a").id)]);
+        // Access returns: the fresh list sends the object again.
+        observe(&mut t, Observation::RelistStart);
+        assert_eq!(
+            observe(&mut t, Observation::Present(deployment("a", "a"))).len(),
+            1
+        );
+        assert_eq!(t.forbidden_types(), 1);
     }
 
     #[test]

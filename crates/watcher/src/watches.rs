@@ -7,19 +7,22 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::availability::GroupAvailability;
+use crate::capabilities::WatchedTypes;
 use crate::context::Context;
 use crate::discovery::{discover_scope, DiscoveryScope, ResourceType, TypeKey};
 use crate::source::watch_type;
 use crate::tracker::Input;
 
-/// How many types may be in their initial list at once. Every page of a list is held in
+/// How many types may be in a list (initial, or a relist after 410 Gone) at once. Every page of a list is held in
 /// memory until it is processed, so listing 500 types at once would hold every object of
 /// the cluster at the same moment; a few at a time keeps the peak small and costs little
 /// time (the lists are quick, the store is the bound).
-const CONCURRENT_INITIAL_LISTS: usize = 8;
+const CONCURRENT_LISTS: usize = 8;
 
 struct TypeWatch {
     ty: ResourceType,
@@ -32,14 +35,17 @@ pub(crate) struct Watches {
     ctx: Arc<Context>,
     list_slots: Arc<Semaphore>,
     running: BTreeMap<TypeKey, TypeWatch>,
+    groups: GroupAvailability,
 }
 
 impl Watches {
     pub fn new(ctx: Arc<Context>) -> Self {
+        let groups = GroupAvailability::new(ctx.unavailable_groups.clone(), ctx.metrics.clone());
         Watches {
             ctx,
-            list_slots: Arc::new(Semaphore::new(CONCURRENT_INITIAL_LISTS)),
+            list_slots: Arc::new(Semaphore::new(CONCURRENT_LISTS)),
             running: BTreeMap::new(),
+            groups,
         }
     }
 
@@ -48,7 +54,8 @@ impl Watches {
     }
 
     /// Discovers the types of `scope`, makes the watches follow them and publishes the
-    /// watched types to the capability sync. On failure the known types stay watched.
+    /// watched types to the capability sync. On failure the known types stay watched; the
+    /// types of a group whose discovery fails stay as they were (see [`GroupAvailability`]).
     pub async fn rediscover(&mut self, scope: &DiscoveryScope) -> Result<(), kube::Error> {
         self.refresh(scope).await?;
         // Also when the types stayed: a CRD's schema may have changed.
@@ -59,16 +66,60 @@ impl Watches {
     /// [`Watches::rediscover`] without publishing: for a caller that syncs the capability
     /// records itself.
     pub async fn refresh(&mut self, scope: &DiscoveryScope) -> Result<(), kube::Error> {
-        let found = discover_scope(&self.ctx.client, scope, &self.ctx.settings.types).await?;
-        for (group, types) in found {
+        let settings = &self.ctx.settings;
+        let found = discover_scope(
+            &self.ctx.client,
+            scope,
+            &settings.types,
+            settings.group_discovery_timeout,
+        )
+        .await?;
+        let asked = match scope {
+            DiscoveryScope::All => None,
+            DiscoveryScope::Groups(groups) => Some(groups.as_slice()),
+        };
+        let change = self
+            .groups
+            .update(asked, &found.unavailable, Instant::now());
+        // Change detection hears of an outage before anything could drop the group's types.
+        for group in change.became_unavailable {
+            let _ = self.ctx.inputs.send(Input::GroupUnavailable(group)).await;
+        }
+        for (group, types) in found.covered {
             self.reconcile(group.as_deref(), types).await;
+        }
+        // ... and of a recovery once the group's types are watched again.
+        for group in change.became_available {
+            let _ = self.ctx.inputs.send(Input::GroupAvailable(group)).await;
         }
         Ok(())
     }
 
+    /// When an unavailable group is next due for a retry.
+    pub fn next_group_retry(&self) -> Option<Instant> {
+        self.groups.next_retry()
+    }
+
+    /// Retries the discovery of the unavailable groups that are due.
+    pub async fn retry_unavailable_groups(&mut self) -> Result<(), kube::Error> {
+        let due = self.groups.take_due(Instant::now());
+        if due.is_empty() {
+            return Ok(());
+        }
+        self.rediscover(&DiscoveryScope::Groups(due)).await
+    }
+
     /// Hands the watched types to the capability sync, which syncs them in the background.
     pub fn publish_types(&self) {
-        self.ctx.capabilities.send_replace(self.types());
+        self.ctx.capabilities.send_replace(self.watched_types());
+    }
+
+    /// The watched types and the unavailable groups, for the capability records.
+    pub fn watched_types(&self) -> WatchedTypes {
+        WatchedTypes {
+            types: self.types(),
+            unavailable_groups: self.groups.unavailable(),
+        }
     }
 
     /// The watched types, for the capability records and resync.
@@ -80,7 +131,8 @@ impl Watches {
         self.running.len()
     }
 
-    /// Makes the watched types of `scope` (one group, or all when `None`) equal `types`.
+    /// Makes the watched types of `scope` (one group, or all when `None`) equal `types`;
+    /// the types of an unavailable group are left as they are.
     async fn reconcile(&mut self, scope: Option<&str>, types: Vec<ResourceType>) {
         let wanted: BTreeMap<TypeKey, ResourceType> =
             types.into_iter().map(|t| (t.key(), t)).collect();
@@ -88,6 +140,7 @@ impl Watches {
             .running
             .iter()
             .filter(|(k, w)| scope.is_none_or(|g| w.ty.group == g) && !wanted.contains_key(*k))
+            .filter(|(_, w)| !self.groups.is_unavailable(&w.ty.group))
             .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
@@ -100,7 +153,7 @@ impl Watches {
 
     async fn start(&mut self, ty: ResourceType) {
         let key = ty.key();
-        // A watch that ended by itself (its type was forbidden) is started again.
+        // A watch that ended by itself (its inbox closed) is started again.
         if self
             .running
             .get(&key)
@@ -116,12 +169,9 @@ impl Watches {
         info!(resource_type = %key, plural = %ty.plural, "watching");
         let cancel = CancellationToken::new();
         let task = tokio::spawn(watch_type(
-            self.ctx.client.clone(),
+            self.ctx.clone(),
             self.list_slots.clone(),
             ty.clone(),
-            self.ctx.settings.namespaces.clone(),
-            inputs.clone(),
-            self.ctx.metrics.clone(),
             cancel.clone(),
         ));
         self.running.insert(key, TypeWatch { ty, cancel, task });

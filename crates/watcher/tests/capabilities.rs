@@ -34,6 +34,8 @@ fn settings() -> WatcherSettings {
         namespaces: NamespaceFilter::default(),
         resync_interval: Duration::from_secs(3600),
         shutdown_timeout: Duration::from_secs(10),
+        group_discovery_timeout: Duration::from_secs(2),
+        forbidden_grace: Duration::from_secs(600),
     }
 }
 
@@ -64,7 +66,13 @@ async fn start(sim: &SimHandle, store: &StandIn) -> Running {
 
 /// `plural.group` (or `plural`) of every type the watcher watches by default.
 fn served_ids(sim: &SimHandle) -> Vec<String> {
-    let excluded = ["events", "leases", "endpointslices", "componentstatuses"];
+    let excluded = [
+        "events",
+        "leases",
+        "endpointslices",
+        "componentstatuses",
+        "secrets",
+    ];
     let mut ids: Vec<String> = sim
         .served_types()
         .into_iter()
@@ -186,9 +194,14 @@ async fn capabilities_follow_the_watched_types_and_crds_as_they_come_change_and_
         .await
         .unwrap();
     assert_eq!(bogus.status(), 400, "an unknown scope is refused");
-    let report = watcher::ops::request_resync_of(&base, None, ResyncScope::Capabilities)
-        .await
-        .expect("resync report");
+    let report = watcher::ops::request_resync_of(
+        &base,
+        None,
+        ResyncScope::Capabilities,
+        watcher::ops::DEFAULT_RESYNC_TIMEOUT,
+    )
+    .await
+    .expect("resync report");
     ops_stop.cancel();
     let caps = report
         .capabilities

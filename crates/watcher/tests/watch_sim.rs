@@ -39,6 +39,8 @@ fn settings(types: &[&str]) -> WatcherSettings {
         namespaces: NamespaceFilter::default(),
         resync_interval: Duration::from_secs(3600),
         shutdown_timeout: Duration::from_secs(10),
+        group_discovery_timeout: Duration::from_secs(2),
+        forbidden_grace: Duration::from_secs(600),
     }
 }
 
@@ -575,7 +577,7 @@ async fn a_resync_restores_lost_documents_and_deletes_ghosts_through_the_ops_end
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_type_the_api_server_forbids_is_dropped_and_the_watcher_still_becomes_ready() {
+async fn a_type_the_api_server_forbids_is_not_indexed_and_the_watcher_still_becomes_ready() {
     install_crypto();
     let sim = SimServer::start(SimConfig::default()).await.unwrap();
     // RBAC without secrets, as the chart's least-privilege default: every list answers 403.
@@ -609,5 +611,390 @@ async fn a_type_the_api_server_forbids_is_dropped_and_the_watcher_still_becomes_
         })
         .get();
     assert!(forbidden_errors > 0, "the 403 is counted as a watch error");
+    w.stop().await.unwrap();
+}
+
+/// A Widget instance as the watcher indexes it.
+fn widget_instance(name: &str) -> ResourceInstance {
+    ResourceInstance {
+        id: ResourceId::new(Some("default"), "example.com/v1", "Widget", name),
+        namespace: "default".into(),
+        name: name.into(),
+        kind: "Widget".into(),
+        api_version: "example.com/v1".into(),
+        api_group: "example.com".into(),
+        labels: Default::default(),
+        annotations: Default::default(),
+        created_at: "2026-02-20T10:00:00Z".into(),
+    }
+}
+
+async fn readyz(base: &str) -> (u16, String) {
+    let resp = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_discovery_fails_holds_nothing_up_keeps_its_documents_and_is_watched_once_it_answers(
+) {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    sim.create(widget_crd()).unwrap();
+    // The store holds a widget that still exists and one deleted while the watcher was down,
+    // and the widgets' capability record.
+    let store = StandIn::start().await;
+    {
+        let mut st = store.state.lock().unwrap();
+        let record = sync_model::Capability {
+            id: "widgets.example.com".into(),
+            kind: "Widget".into(),
+            group: "example.com".into(),
+            versions: vec!["v1".into()],
+            plural: "widgets".into(),
+            namespaced: true,
+            short_names: vec![],
+            categories: vec![],
+            description: String::new(),
+            fields: Default::default(),
+            enrichment: None,
+        };
+        st.capabilities.insert(record.id.clone(), record);
+        for name in ["kept", "deleted-meanwhile"] {
+            let w = widget_instance(name);
+            st.docs.insert(w.id.clone(), w);
+        }
+    }
+    let mut created = false;
+    for _ in 0..50 {
+        let obj = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "kept", "namespace": "default"}});
+        if sim.create(obj).is_ok() {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(created, "the simulator never served widgets");
+    // The group's discovery answers 503 (as an aggregated API whose backend is down) for a
+    // few seconds; kube's client retries 503 itself, so only the discovery timeout ends it.
+    sim.inject_fault(
+        kube_sim::Fault::error(503)
+            .on_group("example.com")
+            .for_duration(Duration::from_secs(4)),
+    );
+    let mut s = settings(&["deployments", "widgets"]);
+    s.group_discovery_timeout = Duration::from_millis(800);
+    let w = start_watcher(&sim, &store, s);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let ops_stop = CancellationToken::new();
+    tokio::spawn(watcher::ops::serve(
+        listener,
+        w.shared.clone(),
+        None,
+        ops_stop.clone(),
+    ));
+
+    // Ready without the group, and the rest of the cluster is indexed.
+    w.wait_ready().await;
+    sim.create(deployment("default", "web", json!({"app": "web"})))
+        .unwrap();
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+    let (status, body) = readyz(&base).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("unavailable API groups") && body.contains("example.com"),
+        "/readyz names the unavailable group: {body}"
+    );
+    assert_eq!(w.shared.metrics.unavailable_api_groups.get(), 1);
+    assert_eq!(
+        store.names_of_kind("Widget").len(),
+        2,
+        "documents of an unavailable group are kept"
+    );
+    let deadline = tokio::time::Instant::now() + SOON;
+    while w.shared.metrics.capability_syncs.get() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no capability sync");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        store.capabilities().contains_key("widgets.example.com"),
+        "the capability record of an unavailable group is kept"
+    );
+
+    // Once the group answers, its types are watched and its ghosts removed.
+    sim.create(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "new", "namespace": "default"}}))
+        .unwrap();
+    store
+        .wait_for(
+            "the widgets equal the cluster's",
+            Duration::from_secs(30),
+            |docs| {
+                let mut names: Vec<&str> = docs
+                    .values()
+                    .filter(|i| i.kind == "Widget")
+                    .map(|i| i.name.as_str())
+                    .collect();
+                names.sort();
+                names == ["kept", "new"]
+            },
+        )
+        .await;
+    assert_eq!(w.shared.metrics.unavailable_api_groups.get(), 0);
+    let (status, body) = readyz(&base).await;
+    assert_eq!((status, body.as_str()), (200, "ready"));
+    w.stop().await.unwrap();
+    ops_stop.cancel();
+}
+
+fn configmap(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default", "labels": {"app": name}}})
+}
+
+fn forbidden_types(w: &Running) -> i64 {
+    w.shared.metrics.forbidden_types.get()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_403_on_a_watch_reconnect_removes_no_document_and_the_watch_goes_on() {
+    let (sim, store, w) = setup(&["configmaps"]).await;
+    sim.create(configmap("before")).unwrap();
+    wait_store_equals_cluster(&sim, &store, "v1", "ConfigMap", SOON).await;
+    let stored_before = store.names_of_kind("ConfigMap").len();
+    sim.inject_fault(
+        kube_sim::Fault::error(403)
+            .on_resource("configmaps")
+            .on_verb("watch")
+            .times(1),
+    );
+    sim.drop_watches();
+    let deadline = tokio::time::Instant::now() + SOON;
+    while !sim.faults().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watch never reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(forbidden_types(&w), 1, "the refusal is visible as a metric");
+    tokio::time::sleep(WINDOW * 3).await;
+    assert_eq!(
+        store.names_of_kind("ConfigMap").len(),
+        stored_before,
+        "a 403 must not delete the type's documents"
+    );
+    sim.create(configmap("after")).unwrap();
+    wait_store_equals_cluster(&sim, &store, "v1", "ConfigMap", SOON).await;
+    assert_eq!(forbidden_types(&w), 0);
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_that_outlasts_the_grace_period_removes_the_type_and_access_regained_restores_it()
+{
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    let store = StandIn::start().await;
+    let mut s = settings(&["configmaps", "deployments"]);
+    s.forbidden_grace = Duration::from_secs(3);
+    let w = start_watcher(&sim, &store, s);
+    w.wait_ready().await;
+    for name in ["a", "b"] {
+        sim.create(configmap(name)).unwrap();
+    }
+    wait_store_equals_cluster(&sim, &store, "v1", "ConfigMap", SOON).await;
+    let stored = store.names_of_kind("ConfigMap").len();
+
+    // RBAC loses configmaps: every list and watch answers 403 until the rules come back.
+    sim.inject_fault(kube_sim::Fault::error(403).on_resource("configmaps"));
+    sim.drop_watches();
+    let refused_at = tokio::time::Instant::now();
+    let deadline = refused_at + SOON;
+    while forbidden_types(&w) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refusal was never noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        store.names_of_kind("ConfigMap").len(),
+        stored,
+        "documents are kept within the grace period"
+    );
+    store
+        .wait_for("the refused type's documents are removed", SOON * 3, |d| {
+            !d.values().any(|i| i.kind == "ConfigMap")
+        })
+        .await;
+    assert!(
+        refused_at.elapsed() >= Duration::from_secs(3),
+        "removed before the grace period ended"
+    );
+    // Other types go on meanwhile.
+    sim.create(deployment("default", "web", json!({"app": "web"})))
+        .unwrap();
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+
+    // The rules come back: the type is listed afresh and every document returns.
+    sim.clear_faults();
+    sim.create(configmap("c")).unwrap();
+    wait_store_equals_cluster(&sim, &store, "v1", "ConfigMap", SOON * 6).await;
+    assert_eq!(forbidden_types(&w), 0);
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_hashes_endpoint_the_watcher_runs_and_sends_everything_as_upserts() {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    for name in ["a", "b"] {
+        sim.create(deployment("default", name, json!({"app": name})))
+            .unwrap();
+    }
+    let store = StandIn::start().await;
+    store.state.lock().unwrap().no_hashes = true;
+    let w = start_watcher(&sim, &store, settings(&["deployments"]));
+    w.wait_ready().await;
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+    sim.create(deployment("default", "c", json!({"app": "c"})))
+        .unwrap();
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+
+    // A resync cannot diff: it re-sends every object and deletes nothing.
+    let report = w
+        .shared
+        .request_resync_of(watcher::ResyncScope::Instances)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.listed, report.upserted, report.deleted),
+        (3, 3, 0),
+        "{report:?}"
+    );
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_a_resync_with_a_hung_ingest_server_ends_within_the_shutdown_timeout() {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    let store = StandIn::start().await;
+    let client = sim.client().unwrap();
+    // The production request timeout: a hung server holds each call for two minutes.
+    let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(120)).unwrap();
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let mut s = settings(&["deployments"]);
+    s.shutdown_timeout = Duration::from_secs(3);
+    let task = tokio::spawn(watcher::run(
+        s,
+        client,
+        Arc::new(sink),
+        shared.clone(),
+        stop.clone(),
+    ));
+    let w = Running { shared, stop, task };
+    w.wait_ready().await;
+    sim.create(deployment("default", "web", json!({"app": "web"})))
+        .unwrap();
+    wait_store_equals_cluster(&sim, &store, "apps/v1", "Deployment", SOON).await;
+
+    store.state.lock().unwrap().hang = true;
+    let resync = tokio::spawn({
+        let shared = w.shared.clone();
+        async move { shared.request_resync().await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!resync.is_finished(), "the resync waits on the hung server");
+    let started = tokio::time::Instant::now();
+    let stopped = w.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown took {took:?}, beyond the 3 s shutdown timeout"
+    );
+    assert!(stopped.is_ok(), "nothing was pending: {stopped:?}");
+    assert!(
+        resync.await.unwrap().is_none(),
+        "the abandoned resync has no report"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_request_gives_up_after_its_timeout() {
+    install_crypto();
+    // A watcher that accepts the connection and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            open.push(conn);
+        }
+    });
+    let started = tokio::time::Instant::now();
+    let err = watcher::ops::request_resync_of(
+        &base,
+        None,
+        watcher::ResyncScope::All,
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        matches!(err, watcher::ops::ResyncRequestError::TimedOut { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("did not answer within"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_never_reaches_the_store_unless_secrets_are_included() {
+    install_crypto();
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db-password", "namespace": "default", "labels": {"app": "db"}},
+        "stringData": {"password": "hunter2"}
+    }))
+    .unwrap();
+    sim.create(configmap("db-config")).unwrap();
+    let store = StandIn::start().await;
+    // Every type, as in production.
+    let w = start_watcher(&sim, &store, settings(&[]));
+    w.wait_ready().await;
+    wait_store_equals_cluster(&sim, &store, "v1", "ConfigMap", SOON).await;
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "created-later", "namespace": "default"},
+        "stringData": {"token": "t"}
+    }))
+    .unwrap();
+    sim.create(configmap("created-later")).unwrap();
+    wait_store_equals_cluster(&sim, &store, "v1", "ConfigMap", SOON).await;
+    assert!(
+        store.names_of_kind("Secret").is_empty(),
+        "a Secret reached the store: {:?}",
+        store.names_of_kind("Secret")
+    );
+    w.stop().await.unwrap();
+
+    let mut asked = settings(&[]);
+    asked.types = asked.types.including_secrets();
+    let w = start_watcher(&sim, &store, asked);
+    w.wait_ready().await;
+    wait_store_equals_cluster(&sim, &store, "v1", "Secret", SOON).await;
+    assert_eq!(store.names_of_kind("Secret").len(), 2);
+    let doc = store
+        .docs()
+        .into_values()
+        .find(|i| i.name == "db-password")
+        .unwrap();
+    assert!(
+        !serde_json::to_string(&doc).unwrap().contains("hunter2"),
+        "only metadata is indexed"
+    );
     w.stop().await.unwrap();
 }

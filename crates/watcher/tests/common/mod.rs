@@ -1,6 +1,7 @@
 //! A stand-in of the ingest server's endpoints (POST sync and GET hashes, for instances and
-//! for capabilities) keeping documents in memory, with a switch to answer 503 as if the
-//! server were down.
+//! for capabilities) keeping documents in memory, with switches to answer 503 as if the
+//! server were down, to never answer (a hung server), and to lack the hashes endpoints (as
+//! the TypeScript cluster-whisperer ingest does).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -21,6 +22,10 @@ use sync_model::{
 pub struct StoreState {
     pub docs: BTreeMap<ResourceId, ResourceInstance>,
     pub down: bool,
+    /// Requests are accepted and never answered.
+    pub hang: bool,
+    /// `GET …/hashes` answers 404.
+    pub no_hashes: bool,
     pub posts: Vec<SyncPayload>,
     pub token: Option<String>,
     pub capabilities: BTreeMap<String, Capability>,
@@ -52,11 +57,20 @@ fn refusal(st: &StoreState, check: Result<(), Vec<FieldError>>) -> Option<Respon
     )
 }
 
+/// Never returns while the stand-in hangs.
+async fn hang_if_asked(s: &Mutex<StoreState>) {
+    let hang = s.lock().unwrap().hang;
+    if hang {
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn sync(
     State(s): State<Arc<Mutex<StoreState>>>,
     headers: HeaderMap,
     Json(p): Json<SyncPayload>,
 ) -> Response {
+    hang_if_asked(&s).await;
     let mut st = s.lock().unwrap();
     if let Some(t) = &st.token {
         let want = format!("Bearer {t}");
@@ -85,7 +99,11 @@ async fn sync(
 }
 
 async fn hashes(State(s): State<Arc<Mutex<StoreState>>>) -> Response {
+    hang_if_asked(&s).await;
     let st = s.lock().unwrap();
+    if st.no_hashes {
+        return (StatusCode::NOT_FOUND, "Cannot GET /api/v1/instances/hashes").into_response();
+    }
     if st.down {
         return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
     }
@@ -101,6 +119,7 @@ async fn sync_capabilities(
     State(s): State<Arc<Mutex<StoreState>>>,
     Json(p): Json<CapabilitySyncPayload>,
 ) -> Response {
+    hang_if_asked(&s).await;
     let mut st = s.lock().unwrap();
     if let Some(refused) = refusal(&st, p.check()) {
         return refused;
@@ -116,7 +135,15 @@ async fn sync_capabilities(
 }
 
 async fn capability_hashes(State(s): State<Arc<Mutex<StoreState>>>) -> Response {
+    hang_if_asked(&s).await;
     let st = s.lock().unwrap();
+    if st.no_hashes {
+        return (
+            StatusCode::NOT_FOUND,
+            "Cannot GET /api/v1/capabilities/hashes",
+        )
+            .into_response();
+    }
     if st.down {
         return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
     }
