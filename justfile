@@ -46,6 +46,14 @@ eval-search WHICH="all":
 bench-ingest:
     scripts/bench-ingest
 
+# Peak RSS of cw serve under one and four concurrent 16 MiB syncs (the load bound).
+bench-load-bound *ARGS:
+    scripts/bench-load-bound {{ARGS}}
+
+# Fuzz the ingest and search API against its OpenAPI document (schemathesis, long run).
+fuzz-api *ARGS:
+    scripts/fuzz-api {{ARGS}}
+
 # Benchmark the Kubernetes API simulator (100,000 objects across 500 CRD types).
 bench-sim:
     scripts/bench-sim

@@ -41,7 +41,9 @@ AGREED_ENV = {
         "CW_HOST", "CW_PORT", "CHROMA_URL", "CHROMA_TENANT", "CHROMA_DATABASE",
         "CW_INSTANCES_COLLECTION", "CW_CAPABILITIES_COLLECTION", "CW_EMBEDDING_PROVIDER",
         "VOYAGE_API_KEY", "VOYAGE_BASE_URL", "VOYAGE_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
-        "OPENAI_EMBEDDING_MODEL", "CW_INGEST_TOKEN", "CW_MAX_BODY_BYTES", "LOG_LEVEL", "LOG_JSON",
+        "OPENAI_EMBEDDING_MODEL", "OPENAI_MAX_INPUTS_PER_REQUEST", "OPENAI_MAX_INPUT_TOKENS",
+        "OPENAI_MAX_TOKENS_PER_REQUEST", "CW_INGEST_TOKEN", "CW_MAX_BODY_BYTES",
+        "CW_MAX_CONCURRENT_REQUESTS", "LOG_LEVEL", "LOG_JSON",
         "CW_MODEL_DIR", "CW_LLM_URL", "CW_LLM_MODEL", "CW_LLM_API_KEY",
         "QDRANT_URL", "QDRANT_API_KEY",
     ],
@@ -261,7 +263,9 @@ def defaults_render_watcher_ingest_token_and_bundled_chroma():
         ("ClusterRoleBinding", "-watcher"), ("Secret", "-token"),
     ]:
         assert named(objects, kind, suffix), f"no {kind} *{suffix} in {kinds}"
-    assert not of_kind(objects, "ServiceMonitor") and not of_kind(objects, "NetworkPolicy")
+    assert not of_kind(objects, "ServiceMonitor")
+    policies = [p["metadata"]["name"] for p in of_kind(objects, "NetworkPolicy")]
+    assert policies == [f"{RELEASE}-cw-chroma"], f"by default only Chroma's NetworkPolicy: {policies}"
     watcher = named(objects, "Deployment", "-watcher")
     assert watcher["spec"]["replicas"] == 1, "the watcher must run as exactly one replica"
 
@@ -567,6 +571,57 @@ def all_on_adds_servicemonitors_and_networkpolicies_that_let_the_watcher_in():
     peers = policies["ingest"]["spec"]["ingress"][0]["from"]
     assert any((p.get("podSelector") or {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "watcher"
                for p in peers), peers
+
+
+def pod_labels(objects: list[dict], kind: str, suffix: str) -> dict:
+    return named(objects, kind, suffix)["spec"]["template"]["metadata"]["labels"]
+
+
+def admits(policy: dict, labels: dict, port: str) -> bool:
+    """Whether `policy` lets a pod of this namespace with `labels` in on `port`
+    (podSelector peers only: what a pod of the release can be matched by)."""
+    for rule in policy["spec"].get("ingress", []):
+        if port not in {p.get("port") for p in rule.get("ports", [])}:
+            continue
+        for peer in rule.get("from", []):
+            selector = peer.get("podSelector")
+            if selector is not None and "namespaceSelector" not in peer \
+                    and selector.get("matchLabels", {}).items() <= labels.items():
+                return True
+    return False
+
+
+@check
+def by_default_the_bundled_chroma_admits_the_ingest_pods_only():
+    objects, _ = render()
+    policy = named(objects, "NetworkPolicy", "-chroma")
+    assert policy, "no NetworkPolicy for the bundled Chroma by default"
+    chroma = pod_labels(objects, "StatefulSet", "-chroma")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= chroma.items(), "it must select Chroma's pods"
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert admits(policy, pod_labels(objects, "Deployment", "-ingest"), "http"), "ingest must reach Chroma"
+    assert not admits(policy, pod_labels(objects, "Deployment", "-watcher"), "http"), "the watcher must not"
+    assert not admits(policy, {"app": "anything-else"}, "http"), "other pods must not"
+    assert not any(not rule.get("from") for rule in policy["spec"]["ingress"]), "an empty `from` admits all"
+    # Turned off on request; extra peers are added beside the ingest pods.
+    off, _ = render({"chroma": {"networkPolicy": {"enabled": False}}})
+    assert not of_kind(off, "NetworkPolicy")
+    backup = {"podSelector": {"matchLabels": {"app": "chroma-backup"}}}
+    more, _ = render({"chroma": {"networkPolicy": {"from": [backup]}}})
+    policy = named(more, "NetworkPolicy", "-chroma")
+    assert admits(policy, {"app": "chroma-backup"}, "http")
+    assert admits(policy, pod_labels(more, "Deployment", "-ingest"), "http")
+
+
+@check
+def the_ingest_server_listens_on_every_interface_in_its_pod():
+    # cw serve binds 127.0.0.1 unless told otherwise: the Service and the probes need 0.0.0.0.
+    for name in ["defaults"] + SCENARIOS:
+        objects, _ = render({} if name == "defaults" else scenario(name))
+        c = container(objects, "ingest")
+        if c is None:
+            continue
+        assert env_of(c)["CW_HOST"].get("value") == "0.0.0.0", f"{name}: {env_of(c)['CW_HOST']}"
 
 
 @check

@@ -15,7 +15,7 @@ use ingest::enrich::{EnrichConfig, Enricher};
 use ingest::pipeline::Pipeline;
 use ingest::server::{
     AppState, ServerConfig, DEFAULT_CAPABILITIES_COLLECTION, DEFAULT_INSTANCES_COLLECTION,
-    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS,
 };
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::embedded::EmbeddedStore;
@@ -161,6 +161,15 @@ pub struct EmbedArgs {
     pub openai_api_key: Option<String>,
     #[arg(long, env = "OPENAI_EMBEDDING_MODEL", default_value = ingest::embed::openai::DEFAULT_MODEL)]
     pub openai_model: String,
+    /// Inputs per request to the OpenAI-compatible server (TEI: its --max-client-batch-size, 32 by default).
+    #[arg(long, env = "OPENAI_MAX_INPUTS_PER_REQUEST", default_value_t = ingest::embed::openai::DEFAULT_MAX_INPUTS_PER_REQUEST)]
+    pub openai_max_inputs_per_request: usize,
+    /// Tokens of one input; longer document texts are cut (TEI: the model's --max-input-length, e.g. 512).
+    #[arg(long, env = "OPENAI_MAX_INPUT_TOKENS", default_value_t = ingest::embed::openai::DEFAULT_MAX_INPUT_TOKENS)]
+    pub openai_max_input_tokens: usize,
+    /// Tokens of all inputs of one request (TEI: its --max-batch-tokens, 16384 by default).
+    #[arg(long, env = "OPENAI_MAX_TOKENS_PER_REQUEST", default_value_t = ingest::embed::openai::DEFAULT_MAX_TOKENS_PER_REQUEST)]
+    pub openai_max_tokens_per_request: usize,
     /// Directory of the local model (model.safetensors, tokenizer.json, config.json, libonnxruntime.so)
     /// [default: the cache directory `cw model fetch` fills].
     #[arg(long, env = "CW_MODEL_DIR")]
@@ -196,6 +205,9 @@ impl EmbedArgs {
             Provider::Openai => {
                 let mut config = OpenAiConfig::new(&self.openai_url, &self.openai_model);
                 config.api_key = self.openai_api_key.clone();
+                config.max_inputs_per_request = self.openai_max_inputs_per_request;
+                config.max_input_tokens = self.openai_max_input_tokens;
+                config.max_tokens_per_request = self.openai_max_tokens_per_request;
                 Arc::new(
                     OpenAiEmbedder::new(config).context("building the OpenAI-compatible client")?,
                 )
@@ -312,6 +324,20 @@ pub struct IngestArgs {
     /// Largest accepted request body (the default fits 5,000 instances).
     #[arg(long, env = "CW_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// API requests served at once; beyond it the server answers 503 with Retry-After
+    /// (the default keeps four maximum-size syncs within the chart's 256Mi).
+    #[arg(long, env = "CW_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS,
+          value_parser = at_least_one)]
+    pub max_concurrent_requests: usize,
+}
+
+/// A count that must be 1 or more (0 would turn every request away).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl IngestArgs {
@@ -330,6 +356,7 @@ impl IngestArgs {
                 auth_token: self.token.required()?.map(str::to_string),
                 max_body_bytes: self.max_body_bytes,
                 capabilities_collection: self.store.capabilities_collection.clone(),
+                max_concurrent_requests: self.max_concurrent_requests,
             },
         ))
     }

@@ -50,12 +50,14 @@ fn sink_error(e: SyncError) -> SinkError {
 #[async_trait]
 impl SyncSink for PipelineSink {
     async fn send(&self, payload: &SyncPayload) -> Result<SyncResponse, SinkError> {
+        // Upserts the provider or the store refuses on their own are parked by the pipeline
+        // (listed, logged, counted) and their batch-mates stored: the batch succeeded.
         let outcome = self
             .pipeline
             .apply_sync(payload.clone())
             .await
             .map_err(sink_error)?;
-        Ok(SyncResponse::ok(outcome.upserted, outcome.deleted))
+        Ok(SyncResponse::ok(outcome.upserted, outcome.deleted).with_parked(outcome.parked))
     }
 
     async fn send_capabilities(

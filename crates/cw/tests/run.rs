@@ -157,6 +157,110 @@ async fn cw_run_indexes_the_cluster_follows_changes_and_flushes_on_sigterm() {
     );
 }
 
+fn configmap(name: &str, description: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": DEMO_NAMESPACE,
+                     "annotations": {"description": description}},
+        "data": {"k": "v"}
+    })
+}
+
+/// Polls until `check` holds, or fails naming `what` with cw run's log.
+async fn wait_until(cw: &mut CwRun, what: &str, check: impl AsyncFn(&CwRun) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        cw.assert_running();
+        if check(cw).await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not after 60 s; cw run's log:\n{}",
+            cw.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cw_run_parks_an_object_the_provider_refuses_and_stores_the_20_created_with_it() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let work = tempfile::tempdir().expect("temp dir");
+    let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
+    // An OpenAI-compatible server that refuses inputs over 6,000 characters, which cw's
+    // OpenAI defaults (8,191 tokens an input) do not know.
+    let provider = testkit::VoyageStandin::start().await;
+    provider.refuse_inputs_longer_than(6_000);
+    let mut cw = CwRun::start_with(
+        &kubeconfig,
+        &work.path().join("data"),
+        work.path(),
+        &[
+            ("CW_EMBEDDING_PROVIDER", "openai".into()),
+            ("OPENAI_BASE_URL", provider.openai_base_url()),
+            ("OPENAI_EMBEDDING_MODEL", "standin".into()),
+        ],
+    );
+    cw.wait_ready().await;
+
+    // 20 ConfigMaps and, created with them, one whose description is 40 KB.
+    let huge = "settings for a very chatty team ".repeat(40 * 1024 / 32);
+    for i in 0..10 {
+        sim.create(configmap(&format!("settings-{i}"), "application settings"))
+            .expect("create");
+    }
+    sim.create(configmap("huge", &huge)).expect("create huge");
+    for i in 10..20 {
+        sim.create(configmap(&format!("settings-{i}"), "application settings"))
+            .expect("create");
+    }
+    let huge_id = format!("{DEMO_NAMESPACE}/v1/ConfigMap/huge");
+    let settings = |hashes: &std::collections::HashMap<String, String>| {
+        (0..20)
+            .filter(|i| hashes.contains_key(&format!("{DEMO_NAMESPACE}/v1/ConfigMap/settings-{i}")))
+            .count()
+    };
+    wait_until(&mut cw, "the 20 ConfigMaps stored", async |cw: &CwRun| {
+        settings(&cw.stored_hashes().await) == 20
+    })
+    .await;
+    wait_until(&mut cw, "the huge ConfigMap parked", async |cw: &CwRun| {
+        let parked = cw.parked().await;
+        parked.iter().any(|p| p["id"] == huge_id.as_str())
+    })
+    .await;
+    assert!(!cw.stored_hashes().await.contains_key(&huge_id));
+    assert!(
+        cw.get_text("/metrics").await.contains("cw_ingest_parked 1"),
+        "the parked gauge counts it"
+    );
+    assert!(
+        !cw.log_text().contains("dropped"),
+        "no batch was dropped; cw run's log:\n{}",
+        cw.log_text()
+    );
+
+    // Its next change fits the model: stored, and no longer parked.
+    sim.patch(
+        "v1",
+        "ConfigMap",
+        Some(DEMO_NAMESPACE),
+        "huge",
+        json!({"metadata": {"annotations": {"description": "now short"}}}),
+    )
+    .expect("shorten the description");
+    wait_until(
+        &mut cw,
+        "the shortened ConfigMap stored",
+        async |cw: &CwRun| {
+            cw.stored_hashes().await.contains_key(&huge_id) && cw.parked().await.is_empty()
+        },
+    )
+    .await;
+    assert!(cw.terminate().success());
+}
+
 #[test]
 fn cw_run_without_the_model_says_to_run_cw_model_fetch() {
     let work = tempfile::tempdir().expect("temp dir");

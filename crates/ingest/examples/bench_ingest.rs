@@ -314,6 +314,8 @@ fn diff(after: &StandinStats, before: &StandinStats) -> StandinStats {
         base64_requests: after.base64_requests - before.base64_requests,
         tokens: after.tokens - before.tokens,
         max_inputs_per_request: after.max_inputs_per_request,
+        refused: after.refused - before.refused,
+        longest_input_chars: after.longest_input_chars,
     }
 }
 

@@ -186,6 +186,7 @@ impl CapabilityPipeline {
             deleted: deletes.len(),
             embedded: records.len(),
             unchanged,
+            parked: Vec::new(),
         })
     }
 

@@ -6,6 +6,7 @@ pub mod document;
 pub mod embed;
 pub mod enrich;
 pub mod metrics;
+pub mod parked;
 pub mod pipeline;
 pub mod search;
 pub mod server;

@@ -5,6 +5,7 @@
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -40,6 +41,15 @@ pub struct IngestMetrics {
     pub enrichments_requested: Counter,
     /// Enrichments that failed: the capability was stored unenriched, retried next sync.
     pub enrichments_failed: Counter,
+    /// Upserts parked (refused by the provider or the store whatever is retried) by
+    /// `reason`: embed, store.
+    pub instances_parked: Family<Label, Counter>,
+    /// Instances parked now (`GET /api/v1/instances/parked`).
+    pub parked: Gauge,
+    /// Requests turned away with 503 because the server was at its concurrency limit.
+    pub requests_shed: Counter,
+    /// Requests being served by the bounded endpoints.
+    pub requests_in_flight: Gauge,
 }
 
 impl Default for IngestMetrics {
@@ -64,6 +74,30 @@ impl IngestMetrics {
         let capabilities_deleted = Counter::default();
         let enrichments_requested = Counter::default();
         let enrichments_failed = Counter::default();
+        let instances_parked = Family::<Label, Counter>::default();
+        let parked = Gauge::default();
+        let requests_shed = Counter::default();
+        let requests_in_flight = Gauge::default();
+        registry.register(
+            "instances_parked",
+            "Upserts parked because the provider or the store refuses them, by reason",
+            instances_parked.clone(),
+        );
+        registry.register(
+            "parked",
+            "Instances parked now (GET /api/v1/instances/parked)",
+            parked.clone(),
+        );
+        registry.register(
+            "requests_shed",
+            "Requests answered 503 because the server was at its concurrency limit",
+            requests_shed.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Sync and search requests being served",
+            requests_in_flight.clone(),
+        );
         registry.register(
             "capability_sync_requests",
             "Capability sync requests by outcome",
@@ -144,6 +178,10 @@ impl IngestMetrics {
             capabilities_deleted,
             enrichments_requested,
             enrichments_failed,
+            instances_parked,
+            parked,
+            requests_shed,
+            requests_in_flight,
         }
     }
 

@@ -1,26 +1,32 @@
 //! The sync pipeline, usable in-process (`cw sync-instances`, `cw run`) and behind
 //! `POST /api/v1/instances/sync`: validate, normalise, look up stored hashes, embed only
 //! what changed (before writing anything, so a failed embedding changes nothing), then
-//! delete, then upsert.
+//! delete, then upsert. An upsert the provider or the store refuses whatever is retried is
+//! parked (`crate::parked`) and its batch-mates are stored.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sync_model::{FieldError, ResourceId, ResourceInstance, SyncPayload};
+use sync_model::{FieldError, ParkedInstance, ResourceId, ResourceInstance, SyncPayload};
 use tracing::Instrument;
 
-use crate::document::to_document;
-use crate::embed::{EmbedError, Embedder, InputType, ModelInfo};
+use crate::document::{to_document, InstanceDocument};
+
+/// Changed documents embedded and written together. Bounds what one request holds: 1,000
+/// vectors of 1,024 dimensions are 4 MiB (docs/ingest.md, "Load bound").
+pub const EMBED_CHUNK: usize = 1_000;
+use crate::embed::{EmbedError, Embedder, InputType, ModelInfo, Refused};
 use crate::metrics::{IngestMetrics, Label};
+use crate::parked::ParkedInstances;
 use crate::store::{Record, StoreError, VectorStore};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 /// What one sync did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncOutcome {
-    /// Distinct ids upserted (changed, new and unchanged).
+    /// Distinct ids upserted (changed, new and unchanged), parked ones not counted.
     pub upserted: usize,
     /// Distinct ids deleted (ids also upserted are not counted: they were recreated).
     pub deleted: usize,
@@ -28,6 +34,8 @@ pub struct SyncOutcome {
     pub embedded: usize,
     /// Documents already stored with the same content hash: not embedded, not rewritten.
     pub unchanged: usize,
+    /// Upserts refused by the provider or the store whatever is retried: not stored.
+    pub parked: Vec<ParkedInstance>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +141,98 @@ pub(crate) async fn embed_documents(
         .into());
     }
     Ok(vectors)
+}
+
+/// Like [`embed_documents`], but an input the provider refuses is answered on its own
+/// (`Err(Refused)`) while the others are embedded.
+pub(crate) async fn embed_each_document(
+    embedder: &dyn Embedder,
+    model: &ModelInfo,
+    metrics: &IngestMetrics,
+    texts: &[String],
+) -> Result<Vec<Result<Vec<f32>, Refused>>, SyncError> {
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    metrics.embeddings_requested.inc_by(texts.len() as u64);
+    let t = Instant::now();
+    let results = embedder.embed_each(texts, InputType::Document).await?;
+    metrics.embed_seconds.observe(t.elapsed().as_secs_f64());
+    if results.len() != texts.len() {
+        return Err(EmbedError::Permanent(format!(
+            "the provider returned {} results for {} documents",
+            results.len(),
+            texts.len()
+        ))
+        .into());
+    }
+    if let Some(v) = results
+        .iter()
+        .flatten()
+        .find(|v| v.len() != model.dimension)
+    {
+        return Err(EmbedError::Permanent(format!(
+            "the provider returned a vector of {} dimensions; {} makes {}",
+            v.len(),
+            model.id,
+            model.dimension
+        ))
+        .into());
+    }
+    Ok(results)
+}
+
+/// Upserts `records`; when the store refuses the write as a whole (not unavailable), it is
+/// halved until each refused record stands alone, and those are returned with the store's
+/// reason while the others are written. If the store takes none of them, the refusal is
+/// the store's, not a record's: the error is returned.
+pub(crate) async fn upsert_isolating(
+    store: &dyn VectorStore,
+    collection: &str,
+    metrics: &IngestMetrics,
+    records: &[Record],
+) -> Result<Vec<(String, String)>, SyncError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let t = Instant::now();
+    let first = store.upsert(collection, records).await;
+    observe_store(metrics, "upsert", t);
+    let first_refusal = match first {
+        Ok(()) => return Ok(Vec::new()),
+        Err(StoreError::Rejected(m)) if records.len() > 1 => m,
+        Err(e) => return Err(e.into()),
+    };
+    tracing::warn!(
+        records = records.len(),
+        error = %first_refusal,
+        "the store refused a write; halving it to find the refused record"
+    );
+    let mut refused = Vec::new();
+    let mut any_written = false;
+    let mid = records.len() / 2;
+    let mut pending = vec![&records[mid..], &records[..mid]];
+    while let Some(batch) = pending.pop() {
+        let t = Instant::now();
+        let result = store.upsert(collection, batch).await;
+        observe_store(metrics, "upsert", t);
+        match result {
+            Ok(()) => any_written = true,
+            Err(StoreError::Rejected(m)) if batch.len() == 1 => {
+                refused.push((batch[0].id.clone(), m));
+            }
+            Err(StoreError::Rejected(_)) => {
+                let mid = batch.len() / 2;
+                pending.push(&batch[mid..]);
+                pending.push(&batch[..mid]);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !any_written {
+        return Err(StoreError::Rejected(first_refusal).into());
+    }
+    Ok(refused)
 }
 
 /// Deletes `deletes`, then upserts `records`, timing each store call.
@@ -243,6 +343,7 @@ pub struct Pipeline {
     embedder: Arc<dyn Embedder>,
     collection: String,
     metrics: Arc<IngestMetrics>,
+    parked: Arc<ParkedInstances>,
 }
 
 impl Pipeline {
@@ -256,6 +357,7 @@ impl Pipeline {
             embedder,
             collection: collection.into(),
             metrics: Arc::new(IngestMetrics::new()),
+            parked: Arc::new(ParkedInstances::new()),
         }
     }
 
@@ -313,47 +415,133 @@ impl Pipeline {
             &self.collection,
         )
         .await?;
-        let docs: Vec<_> = upserts.iter().map(to_document).collect();
-        let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+        // Only hashes for now: documents (text and metadata) are made a chunk at a time.
+        let ids: Vec<String> = upserts.iter().map(|u| u.id.as_str().to_string()).collect();
         let stored =
             stored_hashes_of(self.store.as_ref(), &self.collection, &self.metrics, &ids).await?;
-        let changed: Vec<_> = docs
-            .into_iter()
-            .filter(|d| stored.get(&d.id) != Some(&d.content_hash))
+        drop(ids);
+        let changed: Vec<&ResourceInstance> = upserts
+            .iter()
+            .filter(|u| stored.get(u.id.as_str()) != Some(&u.content_hash()))
             .collect();
+        drop(stored);
         let unchanged = upserts.len() - changed.len();
 
-        // Embed before any write: a provider failure must leave the store untouched.
-        let texts: Vec<String> = changed.iter().map(|d| d.text.clone()).collect();
-        let vectors =
-            embed_documents(self.embedder.as_ref(), &model, &self.metrics, &texts).await?;
-        let embedded = changed.len();
-        let records: Vec<Record> = changed
-            .into_iter()
-            .zip(vectors)
-            .map(|(d, embedding)| Record {
-                id: d.id,
-                document: d.text,
-                embedding,
-                metadata: d.metadata,
-                content_hash: d.content_hash,
-            })
-            .collect();
-        let deletes: Vec<String> = deletes.iter().map(|id| id.as_str().to_string()).collect();
-        write_changes(
-            self.store.as_ref(),
-            &self.collection,
-            &self.metrics,
-            &deletes,
-            &records,
-        )
-        .await?;
+        // Embed before any write: a provider failure in the first chunk (every payload of
+        // up to EMBED_CHUNK changed documents) leaves the store untouched. Larger payloads
+        // are embedded and written chunk by chunk, so that one request holds the vectors
+        // of one chunk, not of 16 MiB of instances; a failure there leaves earlier chunks
+        // written, and the sender's retry completes the rest (they are then unchanged).
+        // An input the provider refuses on its own is parked below; the others flow.
+        let delete_ids: Vec<String> = deletes.iter().map(|id| id.as_str().to_string()).collect();
+        let mut deletes_written = false;
+        let mut refused: Vec<(String, String, &'static str)> = Vec::new();
+        let mut embedded = 0;
+        let mut changed = changed.into_iter().peekable();
+        loop {
+            let mut chunk: Vec<InstanceDocument> = changed
+                .by_ref()
+                .take(EMBED_CHUNK)
+                .map(to_document)
+                .collect();
+            let texts: Vec<String> = chunk
+                .iter_mut()
+                .map(|d| std::mem::take(&mut d.text))
+                .collect();
+            let results =
+                embed_each_document(self.embedder.as_ref(), &model, &self.metrics, &texts).await?;
+            let mut records: Vec<Record> = Vec::with_capacity(chunk.len());
+            for ((d, text), result) in chunk.into_iter().zip(texts).zip(results) {
+                match result {
+                    Ok(embedding) => records.push(Record {
+                        id: d.id,
+                        document: text,
+                        embedding,
+                        metadata: d.metadata,
+                        content_hash: d.content_hash,
+                    }),
+                    Err(Refused { reason }) => refused.push((d.id, reason, "embed")),
+                }
+            }
+            if !deletes_written {
+                write_changes(
+                    self.store.as_ref(),
+                    &self.collection,
+                    &self.metrics,
+                    &delete_ids,
+                    &[],
+                )
+                .await?;
+                deletes_written = true;
+            }
+            let store_refused = upsert_isolating(
+                self.store.as_ref(),
+                &self.collection,
+                &self.metrics,
+                &records,
+            )
+            .await?;
+            embedded += records.len() - store_refused.len();
+            refused.extend(store_refused.into_iter().map(|(id, r)| (id, r, "store")));
+            if changed.peek().is_none() {
+                break;
+            }
+        }
+        let parked = self.park(&upserts, refused);
+        let parked_ids: HashSet<&ResourceId> = parked.iter().map(|p| &p.id).collect();
+        // Stored (or unchanged) upserts and deletes settle whatever was parked of their ids.
+        let settled = upserts
+            .iter()
+            .map(|u| &u.id)
+            .filter(|id| !parked_ids.contains(id))
+            .chain(deletes.iter());
+        if self.parked.clear(settled) > 0 || !parked.is_empty() {
+            self.metrics.parked.set(self.parked.len() as i64);
+        }
         Ok(SyncOutcome {
-            upserted: upserts.len(),
+            upserted: upserts.len() - parked.len(),
             deleted: deletes.len(),
             embedded,
             unchanged,
+            parked,
         })
+    }
+
+    /// Parks each refused upsert (`id`, reason, which service refused it): a log line, a
+    /// metric and an entry in the listing.
+    fn park(
+        &self,
+        upserts: &[ResourceInstance],
+        refused: Vec<(String, String, &'static str)>,
+    ) -> Vec<ParkedInstance> {
+        if refused.is_empty() {
+            return Vec::new();
+        }
+        let by_id: HashMap<&str, &ResourceInstance> =
+            upserts.iter().map(|u| (u.id.as_str(), u)).collect();
+        refused
+            .into_iter()
+            .filter_map(|(id, reason, by)| {
+                let instance = by_id.get(id.as_str())?;
+                tracing::warn!(
+                    id = %instance.id,
+                    refused_by = by,
+                    %reason,
+                    "instance parked: refused whatever is retried; its batch-mates were stored; \
+                     retried when it is next sent (its next change or the next resync)"
+                );
+                self.metrics
+                    .instances_parked
+                    .get_or_create(&[("reason", by)])
+                    .inc();
+                Some(self.parked.park(instance, &reason))
+            })
+            .collect()
+    }
+
+    /// The instances parked now, oldest first (`GET /api/v1/instances/parked`).
+    pub fn parked(&self) -> Vec<ParkedInstance> {
+        self.parked.list()
     }
 
     /// Every stored id with the content hash of what is stored: the answer to

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub const INSTANCES_SYNC: &str = "/api/v1/instances/sync";
 /// `GET`: every stored instance id with its content hash ([`HashesResponse`]).
 pub const INSTANCES_HASHES: &str = "/api/v1/instances/hashes";
+/// `GET`: the instances the server could not store because a downstream service refuses
+/// them whatever is retried ([`ParkedResponse`]); each is retried at its next upsert.
+pub const INSTANCES_PARKED: &str = "/api/v1/instances/parked";
 /// `POST`: apply a [`CapabilitySyncPayload`](crate::CapabilitySyncPayload).
 pub const CAPABILITIES_SYNC: &str = "/api/v1/capabilities/sync";
 /// `GET`: every stored capability id with its content hash ([`HashesResponse`]).
@@ -24,6 +27,8 @@ pub const RESYNC: &str = "/api/v1/resync";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
+/// `GET`: the OpenAPI document of the ingest and search API.
+pub const OPENAPI: &str = "/openapi.json";
 
 /// The answer of both hashes endpoints: `{"hashes": {id: contentHash}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +39,14 @@ pub const METRICS: &str = "/metrics";
 pub struct HashesResponse<K = String> {
     #[serde(default)]
     pub hashes: HashMap<K, String>,
+}
+
+/// The answer of `GET /api/v1/instances/parked`: every parked instance, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ParkedResponse {
+    #[serde(default)]
+    pub parked: Vec<crate::ParkedInstance>,
 }
 
 /// The server's base URL from what a sender is configured with: a base URL

@@ -13,6 +13,7 @@ use crate::{rules, FieldError};
 
 /// One resource type, e.g. `clusters.postgresql.cnpg.io`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Capability {
     /// `plural.group`, or just `plural` for the core group: the name Kubernetes gives a CRD.
@@ -43,6 +44,7 @@ pub struct Capability {
 
 /// What a language model inferred from a type's schema.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Enrichment {
     #[serde(default, deserialize_with = "null_as_default")]
@@ -57,6 +59,7 @@ pub struct Enrichment {
 
 /// The body of `POST /api/v1/capabilities/sync`, shaped like the instances payload.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CapabilitySyncPayload {
     #[serde(default, deserialize_with = "null_as_default")]
     pub upserts: Vec<Capability>,

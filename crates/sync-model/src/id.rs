@@ -10,6 +10,7 @@ pub const CLUSTER_SCOPE: &str = "_cluster";
 
 /// The id of one resource instance, as stored and as sent in `deletes`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ResourceId(String);
 

@@ -12,6 +12,7 @@ use crate::{rules, ResourceId};
 /// A resource instance, serialized exactly like the Go controller's `ResourceInstance`.
 /// Maps are ordered so that documents and fingerprints do not depend on arrival order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[validate(schema(function = "check_id_matches_fields", skip_on_field_errors = true))]
 pub struct ResourceInstance {

@@ -19,4 +19,4 @@ pub use capability::{capability_id, Capability, CapabilitySyncPayload, Enrichmen
 pub use document::is_description_key;
 pub use id::{IdError, ResourceId, CLUSTER_SCOPE};
 pub use instance::{api_group_of, ResourceInstance};
-pub use payload::{ErrorBody, FieldError, SyncPayload, SyncResponse};
+pub use payload::{ErrorBody, FieldError, ParkedInstance, SyncPayload, SyncResponse};

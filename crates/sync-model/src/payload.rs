@@ -8,6 +8,7 @@ use crate::{ResourceId, ResourceInstance};
 
 /// `{upserts:[ResourceInstance], deletes:[id]}`; `null` or missing lists mean empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncPayload {
     #[serde(default, deserialize_with = "null_as_default")]
     pub upserts: Vec<ResourceInstance>,
@@ -17,6 +18,7 @@ pub struct SyncPayload {
 
 /// One thing wrong with a payload: where (`upserts[3].labels`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -24,18 +26,29 @@ pub struct FieldError {
 
 /// The JSON body of every error answer: `{"error": "...", "details": [...]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub details: Vec<FieldError>,
 }
 
-/// The answer to a successful sync: `{"status":"ok","upserted":N,"deleted":M}`.
+/// The answer to a successful sync: `{"status":"ok","upserted":N,"deleted":M}`, plus
+/// `"parked":[...]` when some upserts could not be stored (the Go controller's answer has
+/// no such field; it is left out when empty).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncResponse {
     pub status: String,
+    /// Upserts stored (or already stored unchanged); parked ones are not counted.
     pub upserted: usize,
     pub deleted: usize,
+    /// Upserts a downstream service refuses whatever is retried (e.g. a text the embedding
+    /// provider will not take): not stored, listed by `GET /api/v1/instances/parked`, and
+    /// retried when the same id is sent again (its next change, or the next resync, which
+    /// finds it missing from the stored hashes). The other upserts of the batch are stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parked: Vec<ParkedInstance>,
 }
 
 impl SyncResponse {
@@ -44,8 +57,34 @@ impl SyncResponse {
             status: "ok".into(),
             upserted,
             deleted,
+            parked: Vec::new(),
         }
     }
+
+    /// The same answer, reporting `parked` upserts.
+    pub fn with_parked(mut self, parked: Vec<ParkedInstance>) -> Self {
+        self.parked = parked;
+        self
+    }
+}
+
+/// One upsert the server could not store because a downstream service (the embedding
+/// provider, the vector store) refuses it whatever is retried, while its batch-mates were
+/// stored. It stays parked until the same id is upserted (retried then) or deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ParkedInstance {
+    pub id: ResourceId,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// What the refusing service said, e.g. the provider's 400 message.
+    pub reason: String,
+    /// RFC 3339 time of the latest refusal.
+    pub parked_at: String,
+    /// `ResourceInstance::content_hash()` of the refused version.
+    pub content_hash: String,
 }
 
 impl SyncPayload {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which collection a search reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Collection {
     #[default]
@@ -17,6 +18,7 @@ pub enum Collection {
 
 /// How results are found and ranked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// Vector similarity, boosted by exact matches of query terms.
@@ -30,6 +32,7 @@ pub enum SearchMode {
 
 /// A search request, as `cw search` and `POST /api/v1/search` take it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", default)]
 pub struct SearchRequest {
     pub query: String,
@@ -45,6 +48,7 @@ pub struct SearchRequest {
 /// The body of `POST /api/v1/search`: a [`SearchRequest`], and `"ask": true` for the
 /// semantic bridge (types first, then their instances).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SearchBody {
     #[serde(flatten)]
@@ -55,6 +59,7 @@ pub struct SearchBody {
 
 /// One result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SearchHit {
     pub id: String,
@@ -72,6 +77,7 @@ pub struct SearchHit {
 
 /// The answer to a plain search: `{"results": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchResults {
     pub results: Vec<SearchHit>,
 }
@@ -79,6 +85,7 @@ pub struct SearchResults {
 /// `ask`'s answer: the running objects that answer the question, best first and grouped
 /// by type for display, and the types that would answer it but have nothing running.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AskAnswer {
     pub question: String,
@@ -92,6 +99,7 @@ pub struct AskAnswer {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TypeMatch {
     /// `plural.group` of the type (`Kind.group` when the type has no capability record).

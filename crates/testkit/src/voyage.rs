@@ -3,7 +3,8 @@
 //! `encoding_format: "base64"` (little-endian f32), `usage.total_tokens`, and Voyage's
 //! `{"detail": ...}` errors. Vectors are deterministic: a hashed bag of words, so texts that
 //! share words are similar. Counters let tests assert how many calls and inputs were made;
-//! failures (429 with `Retry-After`, 5xx) can be injected.
+//! failures (429 with `Retry-After`, 5xx) can be injected, and inputs over a length can be
+//! refused with a 400 (a provider whose input limit the client does not know).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -44,6 +45,11 @@ pub struct StandinStats {
     pub query_inputs: u64,
     /// Requests answered with an injected failure.
     pub failed: u64,
+    /// Requests refused because an input was over the length set by
+    /// [`VoyageStandin::refuse_inputs_longer_than`].
+    pub refused: u64,
+    /// Longest input (in characters) of any request received.
+    pub longest_input_chars: u64,
     /// Requests that asked for `encoding_format: "base64"`.
     pub base64_requests: u64,
     pub tokens: u64,
@@ -57,6 +63,8 @@ struct Shared {
     failures: VecDeque<Failure>,
     /// Added to every answer, to hold requests in flight.
     delay: std::time::Duration,
+    /// Requests holding an input longer than this many characters are refused with 400.
+    max_input_chars: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -151,6 +159,13 @@ impl VoyageStandin {
         lock(&self.shared).failures.clear();
     }
 
+    /// From now on a request holding an input over `chars` characters is answered 400
+    /// naming the input, in both dialects (as TEI answers inputs over its
+    /// `--max-input-length`, or OpenAI inputs over the model's context).
+    pub fn refuse_inputs_longer_than(&self, chars: usize) {
+        lock(&self.shared).max_input_chars = Some(chars);
+    }
+
     /// Every answer waits this long first (to hold requests in flight).
     pub fn set_delay(&self, delay: std::time::Duration) {
         lock(&self.shared).delay = delay;
@@ -190,10 +205,15 @@ fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api_key: Option<String>,
+    max_input_chars: Option<usize>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let shared = Shared {
+        max_input_chars,
+        ..Shared::default()
+    };
     let app = router(AppState {
-        shared: Arc::new(Mutex::new(Shared::default())),
+        shared: Arc::new(Mutex::new(shared)),
         api_key,
     });
     axum::serve(listener, app)
@@ -374,6 +394,25 @@ async fn embeddings(
             )
         }
     };
+    let lengths: Vec<usize> = inputs.iter().map(|t| t.chars().count()).collect();
+    let max_input_chars = {
+        let mut s = lock(&state.shared);
+        let longest = lengths.iter().copied().max().unwrap_or(0) as u64;
+        s.stats.longest_input_chars = s.stats.longest_input_chars.max(longest);
+        s.max_input_chars
+    };
+    if let Some(max) = max_input_chars {
+        if let Some(i) = lengths.iter().position(|&n| n > max) {
+            lock(&state.shared).stats.refused += 1;
+            return detail(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "input[{i}] has {} characters; this model accepts at most {max}",
+                    lengths[i]
+                ),
+            );
+        }
+    }
     let tokens: u64 = inputs.iter().map(|t| estimate_tokens(t)).sum();
     if tokens > token_budget(&req.model) {
         return detail(

@@ -52,15 +52,29 @@ impl Drop for CwRun {
 
 impl CwRun {
     pub fn start(kubeconfig: &Path, data_dir: &Path, work: &Path) -> CwRun {
+        Self::start_with(kubeconfig, data_dir, work, &[])
+    }
+
+    /// Like [`CwRun::start`], with more environment (set last, so it wins). The local model
+    /// is only required when `env` chooses no other CW_EMBEDDING_PROVIDER.
+    pub fn start_with(
+        kubeconfig: &Path,
+        data_dir: &Path,
+        work: &Path,
+        env: &[(&str, String)],
+    ) -> CwRun {
         let port = testkit::free_port();
         let log = work.join("cw-run.log");
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_cw"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cw"));
+        if !env.iter().any(|(k, _)| *k == "CW_EMBEDDING_PROVIDER") {
+            command.env("CW_MODEL_DIR", model_dir());
+        }
+        let child = command
             .arg("run")
             .env("KUBECONFIG", kubeconfig)
             .env("CW_DATA_DIR", data_dir)
-            .env("CW_MODEL_DIR", model_dir())
             .env("CW_HOST", "127.0.0.1")
             .env("CW_PORT", port.to_string())
             // Each step shows within a few seconds; the window is long enough that a change
@@ -73,6 +87,7 @@ impl CwRun {
             .env_remove("CW_EMBEDDING_PROVIDER")
             .env_remove("CW_INGEST_TOKEN")
             .env_remove("RUST_BACKTRACE")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
@@ -163,6 +178,13 @@ impl CwRun {
             .iter()
             .map(|hit| format!("{}/{}", hit["namespace"], hit["name"]).replace('"', ""))
             .collect()
+    }
+
+    /// `GET /api/v1/instances/parked`: the parked entries.
+    pub async fn parked(&self) -> Vec<Value> {
+        let body: Value = serde_json::from_str(&self.get_text("/api/v1/instances/parked").await)
+            .expect("parked answer");
+        body["parked"].as_array().cloned().unwrap_or_default()
     }
 
     pub async fn stored_hashes(&self) -> HashMap<String, String> {

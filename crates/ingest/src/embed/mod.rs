@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 
+pub(crate) mod isolate;
+pub mod limits;
 pub mod local;
 pub mod openai;
 pub mod retry;
@@ -25,6 +27,10 @@ pub enum EmbedError {
     /// Retrying the same call will not help (bad key, bad model, malformed answer).
     #[error("embedding provider error: {0}")]
     Permanent(String),
+    /// The provider refused the request for what it holds (400, 413, 422: an input too long
+    /// or one it will not take); another request without that input may pass.
+    #[error("embedding provider refused the input: {0}")]
+    Rejected(String),
     /// The local model's files are missing or unreadable; the message says what to run.
     #[error("embedding model not available: {0}")]
     ModelMissing(String),
@@ -34,6 +40,14 @@ impl EmbedError {
     pub fn is_transient(&self) -> bool {
         matches!(self, EmbedError::Transient(_))
     }
+}
+
+/// The provider's refusal of one input, whatever is retried: the text is never embedded
+/// (its object is parked, not its batch-mates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// What the provider answered.
+    pub reason: String,
 }
 
 /// Identifies the vectors a provider makes, so that a store never mixes two models.
@@ -57,4 +71,31 @@ pub trait Embedder: Send + Sync {
         texts: &[String],
         input_type: InputType,
     ) -> Result<Vec<Vec<f32>>, EmbedError>;
+
+    /// One result per input, in order: its vector, or the provider's refusal of that one
+    /// input (the others are still embedded). `Err` when the call fails as a whole
+    /// (unavailable, bad key or model). Providers that refuse no input (the local model
+    /// truncates) keep this default.
+    async fn embed_each(
+        &self,
+        texts: &[String],
+        input_type: InputType,
+    ) -> Result<Vec<Result<Vec<f32>, Refused>>, EmbedError> {
+        Ok(self
+            .embed(texts, input_type)
+            .await?
+            .into_iter()
+            .map(Ok)
+            .collect())
+    }
+}
+
+/// [`Embedder::embed`] from [`Embedder::embed_each`]: a refused input fails the call.
+pub(crate) fn all_or_refused(
+    results: Vec<Result<Vec<f32>, Refused>>,
+) -> Result<Vec<Vec<f32>>, EmbedError> {
+    results
+        .into_iter()
+        .map(|r| r.map_err(|refused| EmbedError::Rejected(refused.reason)))
+        .collect()
 }

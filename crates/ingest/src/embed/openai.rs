@@ -1,17 +1,27 @@
 //! OpenAI-compatible embeddings (`POST {base}/embeddings`): OpenAI itself, Ollama, Hugging
 //! Face TEI and vLLM. Vectors are requested as JSON floats, the one encoding all of them
-//! speak.
+//! speak. Their limits differ by server and model, so all three are configurable
+//! ([`OpenAiConfig`]); the defaults are OpenAI's. An input the server still refuses is
+//! isolated (`isolate`).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::isolate::{embed_isolating, EmbedCall};
+use super::limits::InputLimits;
 use super::retry::{self, RetryPolicy};
-use super::{EmbedError, Embedder, InputType, ModelInfo};
+use super::{all_or_refused, EmbedError, Embedder, InputType, ModelInfo, Refused};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_MODEL: &str = "text-embedding-3-small";
+/// OpenAI takes 2,048 inputs a request; 256 keeps requests and answers small.
+pub const DEFAULT_MAX_INPUTS_PER_REQUEST: usize = 256;
+/// OpenAI's limit on all inputs of one request (https://platform.openai.com/docs/api-reference/embeddings).
+pub const DEFAULT_MAX_TOKENS_PER_REQUEST: usize = 300_000;
+/// The context of OpenAI's embedding models (text-embedding-3-*: 8,192 tokens).
+pub const DEFAULT_MAX_INPUT_TOKENS: usize = 8_191;
 
 #[derive(Debug, Clone)]
 pub struct OpenAiConfig {
@@ -24,6 +34,12 @@ pub struct OpenAiConfig {
     pub dimensions: Option<usize>,
     /// OpenAI takes 2,048 inputs; TEI defaults to 32 (`--max-client-batch-size`).
     pub max_inputs_per_request: usize,
+    /// Estimated tokens of all inputs of one request (OpenAI 300,000; TEI's
+    /// `--max-batch-tokens` defaults to 16,384).
+    pub max_tokens_per_request: usize,
+    /// Estimated tokens of one input; longer texts are cut (OpenAI 8,192; TEI answers 413
+    /// beyond the model's `--max-input-length`, e.g. 512 for BERT-sized models).
+    pub max_input_tokens: usize,
     pub timeout: Duration,
     pub retry: RetryPolicy,
 }
@@ -35,7 +51,9 @@ impl OpenAiConfig {
             api_key: None,
             model: model.into(),
             dimensions: None,
-            max_inputs_per_request: 256,
+            max_inputs_per_request: DEFAULT_MAX_INPUTS_PER_REQUEST,
+            max_tokens_per_request: DEFAULT_MAX_TOKENS_PER_REQUEST,
+            max_input_tokens: DEFAULT_MAX_INPUT_TOKENS,
             timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
         }
@@ -64,6 +82,14 @@ impl OpenAiEmbedder {
             config,
             dimension,
         })
+    }
+
+    pub fn limits(&self) -> InputLimits {
+        InputLimits {
+            max_inputs_per_request: self.config.max_inputs_per_request.max(1),
+            max_tokens_per_request: self.config.max_tokens_per_request.max(1),
+            max_input_tokens: self.config.max_input_tokens.max(1),
+        }
     }
 
     async fn call(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -148,12 +174,26 @@ impl Embedder for OpenAiEmbedder {
     async fn embed(
         &self,
         texts: &[String],
-        _input_type: InputType,
+        input_type: InputType,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(self.config.max_inputs_per_request.max(1)) {
-            out.extend(self.call(chunk).await?);
-        }
-        Ok(out)
+        all_or_refused(self.embed_each(texts, input_type).await?)
+    }
+
+    async fn embed_each(
+        &self,
+        texts: &[String],
+        _input_type: InputType,
+    ) -> Result<Vec<Result<Vec<f32>, Refused>>, EmbedError> {
+        let limits = self.limits();
+        let cut = limits.cut(texts);
+        let texts = cut.as_deref().unwrap_or(texts);
+        embed_isolating(self, texts, limits.plan(texts)).await
+    }
+}
+
+#[async_trait]
+impl EmbedCall for OpenAiEmbedder {
+    async fn call(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        OpenAiEmbedder::call(self, texts).await
     }
 }

@@ -86,6 +86,8 @@ pub(crate) async fn post_json(
         let message = format!("{provider} answered {status}: {detail}");
         let error = if is_retryable(status) {
             EmbedError::Transient(message)
+        } else if is_refused_content(status) {
+            EmbedError::Rejected(message)
         } else {
             EmbedError::Permanent(message)
         };
@@ -122,6 +124,13 @@ fn is_retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
         || status.is_server_error()
+}
+
+/// Statuses providers answer for what a request holds rather than who sent it: Voyage and
+/// OpenAI 400 for an input over the model's context, TEI 413 and 422 for an input over
+/// `--max-input-length` or a batch over `--max-client-batch-size`.
+fn is_refused_content(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 413 | 422)
 }
 
 /// `Retry-After` in seconds (the form rate limiters send); HTTP dates are ignored.
@@ -197,5 +206,14 @@ mod tests {
         assert!(is_retryable(StatusCode::INTERNAL_SERVER_ERROR));
         assert!(!is_retryable(StatusCode::UNAUTHORIZED));
         assert!(!is_retryable(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn refusals_of_content_are_told_from_refusals_of_the_caller() {
+        assert!(is_refused_content(StatusCode::BAD_REQUEST));
+        assert!(is_refused_content(StatusCode::PAYLOAD_TOO_LARGE));
+        assert!(is_refused_content(StatusCode::UNPROCESSABLE_ENTITY));
+        assert!(!is_refused_content(StatusCode::UNAUTHORIZED));
+        assert!(!is_refused_content(StatusCode::NOT_FOUND));
     }
 }

@@ -1,6 +1,7 @@
 //! Voyage AI's embeddings API (`POST {base}/embeddings`): `input_type` document or query,
 //! vectors as base64 little-endian f32 (a quarter of the bytes of JSON floats and no float
-//! parsing), at most 1,000 inputs and the model's token budget per request.
+//! parsing), at most 1,000 inputs and the model's token budget per request, each input cut
+//! to the model's context length. An input Voyage still refuses is isolated (`isolate`).
 //! https://docs.voyageai.com/reference/embeddings-api
 
 use std::time::Duration;
@@ -8,8 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::isolate::{embed_isolating, EmbedCall};
+use super::limits::InputLimits;
 use super::retry::{self, RetryPolicy};
-use super::{EmbedError, Embedder, InputType, ModelInfo};
+use super::{all_or_refused, EmbedError, Embedder, InputType, ModelInfo, Refused};
+
+pub use super::limits::{estimate_tokens, plan_batches};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.voyageai.com/v1";
 pub const DEFAULT_MODEL: &str = "voyage-3.5";
@@ -27,6 +32,8 @@ pub struct VoyageConfig {
     pub max_inputs_per_request: usize,
     /// Per-request token budget; `None` uses the model's published limit.
     pub max_tokens_per_request: Option<usize>,
+    /// Tokens of one input; `None` uses the model's published context length.
+    pub max_input_tokens: Option<usize>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
 }
@@ -40,6 +47,7 @@ impl VoyageConfig {
             output_dimension: None,
             max_inputs_per_request: MAX_INPUTS_PER_REQUEST,
             max_tokens_per_request: None,
+            max_input_tokens: None,
             timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
         }
@@ -53,6 +61,18 @@ pub fn token_budget(model: &str) -> usize {
         "voyage-3.5-lite" | "voyage-3-lite" => 1_000_000,
         "voyage-3.5" | "voyage-3" | "voyage-2" => 320_000,
         _ => 120_000,
+    }
+}
+
+/// Tokens of one input each model reads (https://docs.voyageai.com/docs/embeddings);
+/// Voyage truncates longer inputs itself (`truncation: true`), and cw cuts them first so
+/// that its request budget counts what Voyage counts.
+pub fn context_length(model: &str) -> usize {
+    match model {
+        "voyage-2" => 4_000,
+        m if m.starts_with("voyage-3") || m.starts_with("voyage-context-3") => 32_000,
+        "voyage-finance-2" | "voyage-multilingual-2" => 32_000,
+        _ => 16_000,
     }
 }
 
@@ -74,39 +94,6 @@ fn known_dimension(model: &str) -> Option<usize> {
         "voyage-2" => Some(1024),
         _ => None,
     }
-}
-
-/// A safe over-estimate of a text's tokens: Voyage's tokenizer averages about four bytes a
-/// token on English; Kubernetes names and labels split finer, so count three.
-pub fn estimate_tokens(text: &str) -> usize {
-    text.len().div_ceil(3).max(1)
-}
-
-/// Splits `texts` into consecutive index ranges of at most `max_inputs` texts and
-/// `max_tokens` estimated tokens each (a single over-long text gets a batch of its own;
-/// Voyage truncates it).
-pub fn plan_batches(
-    texts: &[String],
-    max_inputs: usize,
-    max_tokens: usize,
-) -> Vec<std::ops::Range<usize>> {
-    let max_inputs = max_inputs.max(1);
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut tokens = 0;
-    for (i, t) in texts.iter().enumerate() {
-        let n = estimate_tokens(t);
-        if i > start && (i - start >= max_inputs || tokens + n > max_tokens) {
-            out.push(start..i);
-            start = i;
-            tokens = 0;
-        }
-        tokens += n;
-    }
-    if start < texts.len() {
-        out.push(start..texts.len());
-    }
-    out
 }
 
 pub struct VoyageEmbedder {
@@ -140,6 +127,20 @@ impl VoyageEmbedder {
             config,
             dimension,
         })
+    }
+
+    /// The limits of the configured model, as configured or as Voyage publishes them.
+    pub fn limits(&self) -> InputLimits {
+        let c = &self.config;
+        InputLimits {
+            max_inputs_per_request: c.max_inputs_per_request.clamp(1, MAX_INPUTS_PER_REQUEST),
+            max_tokens_per_request: c
+                .max_tokens_per_request
+                .unwrap_or_else(|| token_budget(&c.model)),
+            max_input_tokens: c
+                .max_input_tokens
+                .unwrap_or_else(|| context_length(&c.model)),
+        }
     }
 
     async fn call(
@@ -240,20 +241,35 @@ impl Embedder for VoyageEmbedder {
         texts: &[String],
         input_type: InputType,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let budget = self
-            .config
-            .max_tokens_per_request
-            .unwrap_or_else(|| token_budget(&self.config.model));
-        let max_inputs = self
-            .config
-            .max_inputs_per_request
-            .min(MAX_INPUTS_PER_REQUEST);
-        let mut out = Vec::with_capacity(texts.len());
-        for range in plan_batches(texts, max_inputs, budget) {
-            let vectors = self.call(&texts[range], input_type).await?;
-            out.extend(vectors);
-        }
-        Ok(out)
+        all_or_refused(self.embed_each(texts, input_type).await?)
+    }
+
+    async fn embed_each(
+        &self,
+        texts: &[String],
+        input_type: InputType,
+    ) -> Result<Vec<Result<Vec<f32>, Refused>>, EmbedError> {
+        let limits = self.limits();
+        let cut = limits.cut(texts);
+        let texts = cut.as_deref().unwrap_or(texts);
+        let call = VoyageCall {
+            embedder: self,
+            input_type,
+        };
+        embed_isolating(&call, texts, limits.plan(texts)).await
+    }
+}
+
+/// One Voyage request of one input type.
+struct VoyageCall<'a> {
+    embedder: &'a VoyageEmbedder,
+    input_type: InputType,
+}
+
+#[async_trait]
+impl EmbedCall for VoyageCall<'_> {
+    async fn call(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embedder.call(texts, self.input_type).await
     }
 }
 
@@ -262,17 +278,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_respect_the_input_limit_and_the_token_budget() {
-        let texts: Vec<String> = (0..2_500).map(|i| format!("Deployment app-{i}")).collect();
-        let batches = plan_batches(&texts, 1_000, 1_000_000);
-        assert_eq!(batches, vec![0..1_000, 1_000..2_000, 2_000..2_500]);
-
-        let long: Vec<String> = (0..10).map(|_| "x".repeat(300)).collect(); // 100 tokens each
-        let batches = plan_batches(&long, 1_000, 250);
-        assert_eq!(batches, vec![0..2, 2..4, 4..6, 6..8, 8..10]);
-
-        let huge = vec!["x".repeat(3_000)];
-        assert_eq!(plan_batches(&huge, 1_000, 10), vec![0..1]);
-        assert!(plan_batches(&[], 1_000, 10).is_empty());
+    fn published_limits_are_used_unless_configured() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let embedder = VoyageEmbedder::new(VoyageConfig::new("key")).unwrap();
+        let limits = embedder.limits();
+        assert_eq!(limits.max_inputs_per_request, 1_000);
+        assert_eq!(limits.max_tokens_per_request, 320_000);
+        assert_eq!(limits.max_input_tokens, 32_000);
+        let mut config = VoyageConfig::new("key");
+        config.model = "voyage-law-2".into();
+        config.max_inputs_per_request = 5_000;
+        let limits = VoyageEmbedder::new(config).unwrap().limits();
+        assert_eq!(
+            limits.max_inputs_per_request, 1_000,
+            "Voyage's own cap holds"
+        );
+        assert_eq!(limits.max_tokens_per_request, 120_000);
+        assert_eq!(limits.max_input_tokens, 16_000);
     }
 }

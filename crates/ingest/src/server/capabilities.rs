@@ -7,12 +7,29 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use sync_model::{CapabilitySyncPayload, SyncResponse};
+use sync_model::{CapabilitySyncPayload, ErrorBody, SyncResponse};
 
 use sync_model::api::HashesResponse;
 
 use super::{json_body, parse_json, ApiError, AppState};
 
+/// Apply a capability sync payload (one record per resource type).
+#[utoipa::path(
+    post,
+    path = "/api/v1/capabilities/sync",
+    tag = "capabilities",
+    request_body = CapabilitySyncPayload,
+    responses(
+        (status = 200, body = SyncResponse),
+        (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing changed", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Content type other than JSON", body = ErrorBody),
+        (status = 500, description = "The collection holds another model's vectors", body = ErrorBody),
+        (status = 502, description = "The embedding provider refuses every call (key, model)", body = ErrorBody),
+        (status = 503, description = "Store or provider unavailable, or at the concurrency limit: retry", body = ErrorBody),
+    )
+)]
 pub(super) async fn sync_capabilities(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -20,6 +37,7 @@ pub(super) async fn sync_capabilities(
 ) -> Result<Json<SyncResponse>, ApiError> {
     let body = json_body(&state, &headers, body)?;
     let payload: CapabilitySyncPayload = parse_json(&body)?;
+    drop(body);
     let outcome = state.capabilities().apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,
@@ -31,6 +49,18 @@ pub(super) async fn sync_capabilities(
     Ok(Json(SyncResponse::ok(outcome.upserted, outcome.deleted)))
 }
 
+/// Every stored type id with the content hash of the capability as it was sent.
+#[utoipa::path(
+    get,
+    path = "/api/v1/capabilities/hashes",
+    tag = "capabilities",
+    responses(
+        (status = 200, body = super::openapi::HashesResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 500, body = ErrorBody),
+        (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
+    )
+)]
 pub(super) async fn capability_hashes(
     State(state): State<AppState>,
 ) -> Result<Json<HashesResponse>, ApiError> {

@@ -25,6 +25,12 @@ pub enum ApiError {
     },
     /// The store or the embedding provider is unavailable: retry later.
     Unavailable(String),
+    /// The server is serving as many requests as it may hold in memory: retry after
+    /// `retry_after_secs` (load shedding; nothing was read of the request).
+    Overloaded {
+        limit: usize,
+        retry_after_secs: u64,
+    },
     /// The embedding provider refused the call (bad key, bad model).
     BadGateway(String),
     /// Everything else, e.g. a collection filled by another embedding model.
@@ -38,7 +44,9 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -63,6 +71,10 @@ impl ApiError {
                 vec![],
             ),
             ApiError::Unavailable(m) => (format!("temporarily unavailable, retry later: {m}"), vec![]),
+            ApiError::Overloaded { limit, retry_after_secs } => (
+                format!("the server is serving {limit} requests, its limit (CW_MAX_CONCURRENT_REQUESTS): retry in {retry_after_secs} s"),
+                vec![],
+            ),
             ApiError::BadGateway(m) => (m, vec![]),
             ApiError::Internal(m) => (m, vec![]),
         };
@@ -79,12 +91,22 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(%status, "request refused"),
         }
         let unauthorized = matches!(self, ApiError::Unauthorized);
+        let retry_after = match &self {
+            ApiError::Overloaded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         let mut resp = (status, Json(self.body())).into_response();
         if unauthorized {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
         resp
     }

@@ -1,9 +1,13 @@
 //! The ingest HTTP server: `POST /api/v1/instances/sync`, `GET /api/v1/instances/hashes`,
-//! probes and metrics. Handlers are thin: parse, call the [`Pipeline`], map the error.
+//! `GET /api/v1/instances/parked`, probes and metrics. Handlers are thin: parse, call the
+//! [`Pipeline`], map the error. The API serves at most `max_concurrent_requests` at once
+//! and answers 503 with `Retry-After` beyond (load shedding: each request may hold a
+//! 16 MiB body and its copies, so queueing them would only move the memory problem).
 //! [`router`] returns a plain `Router` so that `cw run` can merge it with others.
 
 mod capabilities;
 mod error;
+pub mod openapi;
 pub mod search;
 
 use std::future::Future;
@@ -18,8 +22,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sync_model::api::{self, HashesResponse};
-use sync_model::{BearerToken, FieldError, SyncPayload, SyncResponse};
+use sync_model::api::{self, HashesResponse, ParkedResponse};
+use sync_model::{BearerToken, ErrorBody, FieldError, SyncPayload, SyncResponse};
 
 pub use error::ApiError;
 
@@ -34,6 +38,13 @@ pub const DEFAULT_CAPABILITIES_COLLECTION: &str = "capabilities";
 /// Fits 5,000 instances of about 3 KB of JSON each (labels and a few annotations).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
+/// Four maximum-size syncs at once stay within the chart's 256Mi memory limit (measured in
+/// docs/ingest.md, "Load bound").
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 4;
+
+/// What a shed request is told to wait: about one sync's time.
+pub const SHED_RETRY_AFTER_SECS: u64 = 2;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Bearer token required on everything but the probes and metrics; `None` for no auth.
@@ -41,6 +52,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The collection of resource types, searched by `ask` before the instances.
     pub capabilities_collection: String,
+    /// API requests served at once; more are answered 503 with `Retry-After`.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +62,7 @@ impl Default for ServerConfig {
             auth_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             capabilities_collection: DEFAULT_CAPABILITIES_COLLECTION.into(),
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 }
@@ -65,6 +79,9 @@ struct Inner {
     searcher: Searcher,
     auth: Option<BearerToken>,
     max_body_bytes: usize,
+    /// One permit per request being served (see [`shed_load`]).
+    slots: Arc<tokio::sync::Semaphore>,
+    max_concurrent_requests: usize,
     shutting_down: AtomicBool,
 }
 
@@ -100,6 +117,10 @@ impl AppState {
                 pipeline,
                 auth: config.auth_token.as_deref().and_then(BearerToken::new),
                 max_body_bytes: config.max_body_bytes,
+                slots: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_concurrent_requests.max(1),
+                )),
+                max_concurrent_requests: config.max_concurrent_requests.max(1),
                 shutting_down: AtomicBool::new(false),
             }),
         }
@@ -141,6 +162,7 @@ pub fn router(state: AppState) -> Router {
             post(sync_instances).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
         )
         .route(api::INSTANCES_HASHES, get(instance_hashes))
+        .route(api::INSTANCES_PARKED, get(parked_instances))
         .route(
             api::CAPABILITIES_SYNC,
             post(capabilities::sync_capabilities)
@@ -150,13 +172,16 @@ pub fn router(state: AppState) -> Router {
             api::CAPABILITIES_HASHES,
             get(capabilities::capability_hashes),
         )
-        .route(api::SEARCH, post(search::search));
+        .route(api::SEARCH, post(search::search))
+        .layer(middleware::from_fn_with_state(state.clone(), shed_load));
+    // Auth is outside the load bound: a request without the token never takes a slot.
     let api = state.auth_layer(api);
     Router::new()
         .merge(api)
         .route(api::HEALTHZ, get(healthz))
         .route(api::READYZ, get(readyz))
         .route(api::METRICS, get(metrics))
+        .route(api::OPENAPI, get(openapi_document))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -189,6 +214,30 @@ async fn require_bearer(State(state): State<AppState>, req: Request, next: Next)
         }
     }
     next.run(req).await
+}
+
+/// Serves the request if a slot is free, else answers 503 with `Retry-After` at once,
+/// before its body is read. The slot is held until the answer is produced.
+async fn shed_load(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let inner = &state.inner;
+    let Ok(_slot) = inner.slots.clone().try_acquire_owned() else {
+        inner.pipeline.metrics().requests_shed.inc();
+        tracing::warn!(
+            limit = inner.max_concurrent_requests,
+            path = %req.uri().path(),
+            "at the concurrency limit: request shed with 503"
+        );
+        return ApiError::Overloaded {
+            limit: inner.max_concurrent_requests,
+            retry_after_secs: SHED_RETRY_AFTER_SECS,
+        }
+        .into_response();
+    };
+    let in_flight = &inner.pipeline.metrics().requests_in_flight;
+    in_flight.inc();
+    let resp = next.run(req).await;
+    in_flight.dec();
+    resp
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -237,6 +286,23 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     Ok(payload)
 }
 
+/// Apply a sync payload: validate it whole, embed what changed, delete, then upsert.
+#[utoipa::path(
+    post,
+    path = "/api/v1/instances/sync",
+    tag = "instances",
+    request_body = SyncPayload,
+    responses(
+        (status = 200, description = "Applied; refused objects listed in `parked`", body = SyncResponse),
+        (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing stored", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Content type other than JSON", body = ErrorBody),
+        (status = 500, description = "The collection holds another model's vectors", body = ErrorBody),
+        (status = 502, description = "The embedding provider refuses every call (key, model)", body = ErrorBody),
+        (status = 503, description = "Store or provider unavailable, or at the concurrency limit: retry", body = ErrorBody),
+    )
+)]
 async fn sync_instances(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -244,15 +310,20 @@ async fn sync_instances(
 ) -> Result<Json<SyncResponse>, ApiError> {
     let body = json_body(&state, &headers, body)?;
     let payload = parse_payload(&body)?;
+    // Up to 16 MiB that is not needed once parsed (docs/ingest.md, "Load bound").
+    drop(body);
     let outcome = state.inner.pipeline.apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,
         deleted = outcome.deleted,
         embedded = outcome.embedded,
         unchanged = outcome.unchanged,
+        parked = outcome.parked.len(),
         "sync applied"
     );
-    Ok(Json(SyncResponse::ok(outcome.upserted, outcome.deleted)))
+    Ok(Json(
+        SyncResponse::ok(outcome.upserted, outcome.deleted).with_parked(outcome.parked),
+    ))
 }
 
 /// The body of a sync request: 415 unless JSON, 413 beyond the size limit.
@@ -283,9 +354,42 @@ fn json_body(
     Ok(body)
 }
 
+/// Every stored instance id with the content hash of what is stored.
+#[utoipa::path(
+    get,
+    path = "/api/v1/instances/hashes",
+    tag = "instances",
+    responses(
+        (status = 200, body = openapi::HashesResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 500, body = ErrorBody),
+        (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
+    )
+)]
 async fn instance_hashes(State(state): State<AppState>) -> Result<Json<HashesResponse>, ApiError> {
     let hashes = state.inner.pipeline.stored_hashes().await?;
     Ok(Json(HashesResponse { hashes }))
+}
+
+/// Objects the provider or the store refuses whatever is retried, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/instances/parked",
+    tag = "instances",
+    responses(
+        (status = 200, body = ParkedResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 503, description = "At the concurrency limit: retry", body = ErrorBody),
+    )
+)]
+async fn parked_instances(State(state): State<AppState>) -> Json<ParkedResponse> {
+    Json(ParkedResponse {
+        parked: state.inner.pipeline.parked(),
+    })
+}
+
+async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi::document())
 }
 
 async fn healthz() -> Json<serde_json::Value> {

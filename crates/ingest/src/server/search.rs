@@ -6,11 +6,28 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sync_model::FieldError;
+use sync_model::{ErrorBody, FieldError};
 
 use super::{ApiError, AppState};
 use crate::search::{SearchBody, SearchError, SearchResults};
 
+/// Search the index (semantic, keyword or hybrid), or with `"ask": true` find the
+/// resource types that answer a question, then their instances.
+#[utoipa::path(
+    post,
+    path = "/api/v1/search",
+    tag = "search",
+    request_body = SearchBody,
+    responses(
+        (status = 200, body = super::openapi::SearchAnswer),
+        (status = 400, description = "A request the search cannot answer (empty query, bad limit or filter)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 415, description = "Content type other than JSON", body = ErrorBody),
+        (status = 500, body = ErrorBody),
+        (status = 502, description = "The embedding provider refuses every call (key, model)", body = ErrorBody),
+        (status = 503, description = "Store or provider unavailable, or at the concurrency limit: retry", body = ErrorBody),
+    )
+)]
 pub async fn search(
     State(state): State<AppState>,
     body: Result<Json<SearchBody>, JsonRejection>,
@@ -43,6 +60,14 @@ impl From<SearchError> for ApiError {
             SearchError::BadRequest(m) => ApiError::BadRequest {
                 error: m,
                 details: vec![],
+            },
+            // The provider refuses this query's text (e.g. too long): the caller's to fix.
+            SearchError::Embed(crate::embed::EmbedError::Rejected(m)) => ApiError::BadRequest {
+                error: format!("the embedding provider refuses this query: {m}"),
+                details: vec![FieldError {
+                    field: "query".into(),
+                    message: m,
+                }],
             },
             e if transient => ApiError::Unavailable(e.to_string()),
             SearchError::Embed(e) => ApiError::BadGateway(e.to_string()),

@@ -13,6 +13,9 @@ struct Args {
     /// Require `Authorization: Bearer <key>`.
     #[arg(long, env = "VOYAGE_API_KEY")]
     api_key: Option<String>,
+    /// Refuse (400) any request holding an input longer than this many characters.
+    #[arg(long)]
+    refuse_inputs_longer_than: Option<usize>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -21,16 +24,21 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     // The one line a script reads to learn the address.
     println!("listening on http://{}/v1", listener.local_addr()?);
-    testkit::voyage::serve(listener, args.api_key, async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    })
+    testkit::voyage::serve(
+        listener,
+        args.api_key,
+        args.refuse_inputs_longer_than,
+        async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        },
+    )
     .await
 }
