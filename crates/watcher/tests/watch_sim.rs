@@ -626,6 +626,8 @@ fn widget_instance(name: &str) -> ResourceInstance {
         labels: Default::default(),
         annotations: Default::default(),
         created_at: "2026-02-20T10:00:00Z".into(),
+        health: None,
+        images: Vec::new(),
     }
 }
 
