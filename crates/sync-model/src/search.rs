@@ -118,6 +118,7 @@ pub struct TypeMatch {
 /// One answer of `ask`: the object (as a search hit: kind, namespace, name, labels, the
 /// one score that direct and bridged answers share) and why it answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AskHit {
     #[serde(flatten)]
@@ -129,6 +130,7 @@ pub struct AskHit {
 /// Why an object answers: words of the question found in its own text, and the
 /// capability (its type's description) that matched the question.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", default)]
 pub struct Why {
     /// Question words (or their singulars) in the object's name, namespace, labels or
