@@ -73,8 +73,9 @@ impl CwMcp {
 
     #[tool(
         description = "Find Kubernetes objects in the index by free text and/or exact filters \
-(kind, apiGroup, namespace, labels k=v). mode=list (default) returns one page of compact hits \
-(id, kind, namespace, name, a few labels, score) and a nextCursor when more exist; mode=count \
+(kind, apiGroup, namespace, labels k=v, health: Failed, InProgress, Current, Terminating). \
+mode=list (default) returns one page of compact hits (id, kind, namespace, name, a few labels, \
+health with its reason, score) and a nextCursor when more exist; mode=count \
 returns only the number of matching objects; mode=group_by returns counts per kind or namespace. \
 Use count or group_by first when a filter may match many objects, then list with a narrower \
 filter. The query is optional when a filter is given. Pass a hit's id to get_resource for \
@@ -86,6 +87,7 @@ live details.",
         Parameters(p): Parameters<SearchResourcesParams>,
     ) -> Result<Json<SearchAnswer>, String> {
         let mode = ResultMode::parse(p.mode.as_deref(), p.group_by.as_deref())?;
+        let health = crate::tools::parse_health(p.health.as_deref())?;
         let query = non_empty(p.query.as_deref()).unwrap_or_default();
         let request = SearchRequest {
             query: query.clone(),
@@ -94,6 +96,7 @@ live details.",
             api_group: normalise_group(p.api_group.as_deref()),
             namespace: non_empty(p.namespace.as_deref()),
             labels: p.labels.iter().map(|l| l.trim().to_string()).collect(),
+            health,
             limit: None,
             mode: if query.is_empty() {
                 SearchMode::Keyword
@@ -212,10 +215,10 @@ get_resource, which tells whether it is healthy.",
                 instances: t
                     .instances
                     .iter()
-                    .filter(|h| namespace.as_ref().is_none_or(|ns| &h.namespace == ns))
-                    .filter(|h| labels.iter().all(|(k, v)| h.labels.get(k) == Some(v)))
+                    .filter(|h| namespace.as_ref().is_none_or(|ns| &h.hit.namespace == ns))
+                    .filter(|h| labels.iter().all(|(k, v)| h.hit.labels.get(k) == Some(v)))
                     .take(limit)
-                    .map(|h| HitLine::from_hit(h, true))
+                    .map(|h| HitLine::from_hit(&h.hit, true))
                     .collect(),
                 id: t.id,
                 kind: t.kind,
@@ -375,6 +378,7 @@ impl CwMcp {
             && request.api_group.is_none()
             && request.namespace.is_none()
             && request.labels.is_empty()
+            && request.health.is_none()
         {
             return Err(
                 "give a query or at least one filter (kind, apiGroup, namespace, \
@@ -388,6 +392,7 @@ impl CwMcp {
         let group = request.api_group.clone().unwrap_or_default();
         let labels = request.labels.join(",");
         let mode = format!("{:?}", request.mode);
+        let health = request.health.map(|h| h.as_str()).unwrap_or_default();
         let print = cursor::fingerprint(&[
             &request.query,
             request.kind.as_deref().unwrap_or_default(),
@@ -395,6 +400,7 @@ impl CwMcp {
             request.namespace.as_deref().unwrap_or_default(),
             &labels,
             &mode,
+            health,
         ]);
         let offset = match non_empty(p.cursor.as_deref()) {
             Some(c) => cursor::decode(&c, print)?,

@@ -36,6 +36,29 @@ enum ModeSchema {
 enum GroupBySchema {
     Kind,
     Namespace,
+    Health,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[allow(dead_code)] // read only for its schema: values are checked in `parse_health`
+enum HealthSchema {
+    Current,
+    InProgress,
+    Failed,
+    Terminating,
+    Unknown,
+}
+
+/// The health filter as a model may spell it (`failed`, `in-progress`), or what to send.
+pub fn parse_health(health: Option<&str>) -> Result<Option<sync_model::HealthStatus>, String> {
+    match health.map(str::trim).filter(|h| !h.is_empty()) {
+        None => Ok(None),
+        Some(h) => sync_model::HealthStatus::parse_loose(h).map(Some).ok_or_else(|| {
+            format!(
+                "health {h:?} is not supported: use Current, InProgress, Failed, Terminating                  or Unknown"
+            )
+        }),
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -58,12 +81,18 @@ pub struct SearchResourcesParams {
     /// Label filters `key=value`; all must hold.
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Only objects of this health, read from their status: `Failed` (CrashLoopBackOff, a
+    /// failed Job, Ready=False), `InProgress` (rolling out, pending), `Current`,
+    /// `Terminating`. Kinds without a status that says anything have no health.
+    #[serde(default)]
+    #[schemars(with = "Option<HealthSchema>")]
+    pub health: Option<String>,
     /// `list` (default): one page of hits. `count`: the number of matching objects only.
     /// `group_by`: counts per kind or namespace (see groupBy).
     #[serde(default)]
     #[schemars(with = "Option<ModeSchema>")]
     pub mode: Option<String>,
-    /// With mode group_by: `kind` (default) or `namespace`.
+    /// With mode group_by: `kind` (default), `namespace` or `health`.
     #[serde(default)]
     #[schemars(with = "Option<GroupBySchema>")]
     pub group_by: Option<String>,
@@ -89,9 +118,10 @@ impl ResultMode {
         let group = match group_by.map(str::trim).filter(|g| !g.is_empty()) {
             None | Some("kind") => GroupBy::Kind,
             Some("namespace") => GroupBy::Namespace,
+            Some("health") => GroupBy::Health,
             Some(other) => {
                 return Err(format!(
-                    "groupBy {other:?} is not supported: use \"kind\" or \"namespace\""
+                    "groupBy {other:?} is not supported: use \"kind\", \"namespace\" or \"health\""
                 ))
             }
         };
@@ -120,6 +150,10 @@ pub struct HitLine {
     /// Up to four labels, the well-known app labels first.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Health read from the object's status, with its reason (`Failed: CrashLoopBackOff:
+    /// container db`); absent for kinds without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
     /// Relevance, higher is better (similarity plus exact-match boosts); absent when listing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
@@ -137,6 +171,13 @@ impl HitLine {
             },
             name: hit.name.clone(),
             labels: key_labels(&hit.labels),
+            health: hit.health.as_ref().map(|h| {
+                if h.reason.is_empty() {
+                    h.status.to_string()
+                } else {
+                    format!("{}: {}", h.status, h.reason)
+                }
+            }),
             score: ranked.then(|| round(hit.score)),
         }
     }

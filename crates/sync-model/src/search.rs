@@ -72,6 +72,8 @@ pub struct SearchBody {
 pub enum GroupBy {
     Kind,
     Namespace,
+    /// By health (`Failed`, `Current`, ...; `none` for objects without one).
+    Health,
 }
 
 /// The body of `POST /api/v1/search/count`: how many stored objects match the filters of a
