@@ -27,8 +27,9 @@ impl Change {
     }
 }
 
-/// The first 128 bits of `ResourceInstance::content_hash()`: enough to tell versions of one
-/// object apart, at 16 bytes per object (100,000 objects: under 2 MiB of hashes).
+/// The first 128 bits of `ResourceInstance::content_hash()` (its half that covers text,
+/// health, images and every other indexed field): enough to tell versions of one object
+/// apart, at 16 bytes per object (100,000 objects: under 2 MiB of hashes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ContentHash([u8; 16]);
 
