@@ -71,6 +71,11 @@ fn admit(
     }
 }
 
+/// Objects per list request when whole objects are read: a page is held whole until its
+/// last object is extracted, and a custom resource with its status is several times its
+/// metadata (kube's default page is 500). Measured with scripts/bench-watch-binary.
+const WHOLE_OBJECT_PAGE: u32 = 100;
+
 /// A watch event reduced to what change detection needs: the instance (`None` when the
 /// object is not admitted). Whole objects are dropped here, as soon as they arrive.
 type Seen = Option<ResourceInstance>;
@@ -93,7 +98,8 @@ fn watch_stream(
 ) -> BoxStream<'static, Result<Event<Seen>, watcher::Error>> {
     let (ty, ns) = (ty.clone(), namespaces.clone());
     if ty.reads_status() {
-        watcher::watcher(object_api(client, &ty), watcher::Config::default())
+        let config = watcher::Config::default().page_size(WHOLE_OBJECT_PAGE);
+        watcher::watcher(object_api(client, &ty), config)
             .default_backoff()
             .map(move |r| r.map(|e| reduce(e, |o| admitted_whole(&ty, &ns, o))))
             .boxed()
@@ -361,6 +367,11 @@ where
     F: FnMut(Vec<ResourceInstance>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    let page_size = if ty.reads_status() {
+        page_size.min(WHOLE_OBJECT_PAGE)
+    } else {
+        page_size
+    };
     let mut params = ListParams::default().limit(page_size);
     let mut total = 0;
     loop {
