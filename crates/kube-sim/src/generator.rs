@@ -289,7 +289,7 @@ fn generated_status(kind: &str, name: &str, spec: &Value, j: usize) -> Option<Va
     let replicas = spec.get("replicas").and_then(Value::as_i64).unwrap_or(1);
     match kind {
         "Deployment" => {
-            let available = if j % 10 == 0 { replicas - 1 } else { replicas };
+            let available = if j.is_multiple_of(10) { replicas - 1 } else { replicas };
             Some(json!({"observedGeneration": 1, "replicas": replicas,
                 "updatedReplicas": replicas, "readyReplicas": available,
                 "availableReplicas": available,
@@ -304,7 +304,7 @@ fn generated_status(kind: &str, name: &str, spec: &Value, j: usize) -> Option<Va
             "currentRevision": format!("{name}-1"), "updateRevision": format!("{name}-1")})),
         "Service" | "ConfigMap" => None,
         _ => {
-            let ready = j % 20 != 0;
+            let ready = !j.is_multiple_of(20);
             Some(
                 json!({"observedGeneration": 1, "phase": if ready { "Ready" } else { "Failed" },
                 "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },

@@ -76,7 +76,7 @@ impl CwMcp {
 (kind, apiGroup, namespace, labels k=v, health: Failed, InProgress, Current, Terminating). \
 mode=list (default) returns one page of compact hits (id, kind, namespace, name, a few labels, \
 health with its reason, score) and a nextCursor when more exist; mode=count \
-returns only the number of matching objects; mode=group_by returns counts per kind or namespace. \
+returns only the number of matching objects; mode=group_by returns counts per kind, namespace or health. \
 Use count or group_by first when a filter may match many objects, then list with a narrower \
 filter. The query is optional when a filter is given. Pass a hit's id to get_resource for \
 live details.",

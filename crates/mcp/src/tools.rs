@@ -88,7 +88,7 @@ pub struct SearchResourcesParams {
     #[schemars(with = "Option<HealthSchema>")]
     pub health: Option<String>,
     /// `list` (default): one page of hits. `count`: the number of matching objects only.
-    /// `group_by`: counts per kind or namespace (see groupBy).
+    /// `group_by`: counts per kind, namespace or health (see groupBy).
     #[serde(default)]
     #[schemars(with = "Option<ModeSchema>")]
     pub mode: Option<String>,
@@ -131,7 +131,7 @@ impl ResultMode {
             Some("group_by") | Some("groupBy") | Some("group-by") => Ok(ResultMode::GroupBy(group)),
             Some(other) => Err(format!(
                 "mode {other:?} is not supported: use \"list\" (hits), \"count\" (a number) \
-                 or \"group_by\" (counts per kind or namespace)"
+                 or \"group_by\" (counts per kind, namespace or health)"
             )),
         }
     }
@@ -418,7 +418,22 @@ mod tests {
         );
         let err = ResultMode::parse(Some("everything"), None).unwrap_err();
         assert!(err.contains("\"count\""), "{err}");
-        assert!(ResultMode::parse(Some("count"), Some("health")).is_err());
+        assert!(ResultMode::parse(Some("count"), Some("team")).is_err());
+        assert_eq!(
+            ResultMode::parse(Some("group_by"), Some("health")),
+            Ok(ResultMode::GroupBy(GroupBy::Health))
+        );
+    }
+
+    #[test]
+    fn the_health_filter_reads_as_a_model_may_spell_it_and_names_the_choices() {
+        assert_eq!(
+            parse_health(Some("failed")),
+            Ok(Some(sync_model::HealthStatus::Failed))
+        );
+        assert_eq!(parse_health(Some(" ")), Ok(None));
+        let err = parse_health(Some("broken")).unwrap_err();
+        assert!(err.contains("InProgress"), "{err}");
     }
 
     #[test]
