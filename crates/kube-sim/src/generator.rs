@@ -289,7 +289,11 @@ fn generated_status(kind: &str, name: &str, spec: &Value, j: usize) -> Option<Va
     let replicas = spec.get("replicas").and_then(Value::as_i64).unwrap_or(1);
     match kind {
         "Deployment" => {
-            let available = if j.is_multiple_of(10) { replicas - 1 } else { replicas };
+            let available = if j.is_multiple_of(10) {
+                replicas - 1
+            } else {
+                replicas
+            };
             Some(json!({"observedGeneration": 1, "replicas": replicas,
                 "updatedReplicas": replicas, "readyReplicas": available,
                 "availableReplicas": available,

@@ -46,6 +46,14 @@ pub fn assess(group: &str, kind: &str, meta: &ObjectMeta, obj: &Value) -> Option
     if let Some(h) = generic(meta, obj) {
         return Some(h);
     }
+    // No status at all: no controller has written one (a cluster without the controller,
+    // a simulator's seed). Unknown, not "0 of 3 ready": nothing was observed.
+    let no_status = obj
+        .get("status")
+        .is_none_or(|s| s.as_object().is_none_or(|m| m.is_empty()));
+    if no_status && kind != "Service" {
+        return None;
+    }
     match (group, kind) {
         ("apps", "Deployment") => Some(deployment(obj)),
         ("apps", "StatefulSet") => Some(statefulset(obj)),
@@ -462,6 +470,16 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_without_any_status_has_no_health_rather_than_a_made_up_one() {
+        let d = json!({"spec": {"replicas": 3}});
+        assert_eq!(assess_json("apps", "Deployment", &d), None);
+        assert_eq!(
+            assess_json("", "Pod", &json!({"spec": {}, "status": {}})),
+            None
+        );
+    }
+
+    #[test]
     fn a_deletion_timestamp_means_terminating_for_any_kind() {
         let obj = json!({"metadata": {"deletionTimestamp": "2026-02-20T10:00:00Z"}});
         assert_eq!(status_of("", "ConfigMap", obj).0, HealthStatus::Terminating);
@@ -502,7 +520,7 @@ mod tests {
             HealthStatus::Current
         );
         assert_eq!(
-            status_of("apps", "DaemonSet", json!({"status": {}})).0,
+            status_of("apps", "DaemonSet", json!({"status": {"numberReady": 0}})).0,
             HealthStatus::InProgress
         );
     }
