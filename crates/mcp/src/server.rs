@@ -182,8 +182,9 @@ get the types and their running instances in one call.",
         description = "Answer a question about what runs in the cluster in one call: finds the \
 resource types whose purpose matches the question (e.g. PostgreSQL and MySQL types for \
 'what databases are running?'), then their running instances, best first. Filters narrow the \
-types (kind, apiGroup) and the instances (namespace, labels). Each instance has an id for \
-get_resource, which tells whether it is healthy.",
+types (kind, apiGroup) and the instances (namespace, labels, health: Failed for \
+'which databases are failing?'). Each instance carries its health with a reason when its status \
+says one, and an id for get_resource for live details.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn ask(
@@ -198,7 +199,8 @@ get_resource, which tells whether it is healthy.",
         let namespace = non_empty(p.namespace.as_deref());
         let kind = non_empty(p.kind.as_deref());
         let group = normalise_group(p.api_group.as_deref());
-        let filtered = namespace.is_some() || !labels.is_empty();
+        let health = crate::tools::parse_health(p.health.as_deref())?;
+        let filtered = namespace.is_some() || !labels.is_empty() || health.is_some();
         // Instances filtered out here are replaced by asking for more of each type.
         let fetch = if filtered { RANKING_WINDOW / 10 } else { limit };
         let answer = self
@@ -217,6 +219,11 @@ get_resource, which tells whether it is healthy.",
                     .iter()
                     .filter(|h| namespace.as_ref().is_none_or(|ns| &h.hit.namespace == ns))
                     .filter(|h| labels.iter().all(|(k, v)| h.hit.labels.get(k) == Some(v)))
+                    .filter(|h| {
+                        health.is_none_or(|want| {
+                            h.hit.health.as_ref().map(|x| x.status) == Some(want)
+                        })
+                    })
                     .take(limit)
                     .map(|h| HitLine::from_hit(&h.hit, true))
                     .collect(),

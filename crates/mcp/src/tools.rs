@@ -301,6 +301,11 @@ pub struct AskParams {
     /// Only instances with all of these labels (`key=value`).
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Only instances of this health: `Failed` ("which databases are failing?"),
+    /// `InProgress`, `Current`, `Terminating`.
+    #[serde(default)]
+    #[schemars(with = "Option<HealthSchema>")]
+    pub health: Option<String>,
     /// Instances per type, 1 to 20 (default 5).
     #[serde(default)]
     pub limit: Option<u32>,
