@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod backend;
+mod mcp;
 mod model;
 mod pipeline_sink;
 mod resync;
@@ -71,6 +72,9 @@ enum Command {
     /// One run that makes the capabilities collection (one record per resource type, from
     /// discovery and CRD schemas) equal to the cluster; no controller needed.
     SyncCapabilities(Box<sync_capabilities::Args>),
+    /// The MCP server for agents on stdio: search, count, ask and live object details as
+    /// tools (Claude Desktop, Claude Code, Cursor; docs/agents.md).
+    Mcp(Box<mcp::Args>),
     /// Manage the local embedding model (`cw model fetch`).
     Model(model::Args),
 }
@@ -95,6 +99,7 @@ fn main() -> anyhow::Result<()> {
             Command::Ask(args) => search::ask(args).await,
             Command::SyncInstances(args) => sync_instances::run(*args).await,
             Command::SyncCapabilities(args) => sync_capabilities::run(*args).await,
+            Command::Mcp(args) => mcp::run(*args).await,
             Command::Model(args) => model::run(args).await,
         }
     })

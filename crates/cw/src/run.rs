@@ -7,7 +7,8 @@
 //! `/healthz`, `/readyz`, `/metrics`) and the watcher's operations endpoints under
 //! `/watcher/` (`/watcher/readyz` is 200 once the initial listing is in the store,
 //! `/watcher/metrics`, `POST /watcher/api/v1/resync`, so `cw resync --watcher-url
-//! http://127.0.0.1:3000/watcher` works). Wiring only; see docs/run.md.
+//! http://127.0.0.1:3000/watcher` works), and the MCP server at `/mcp`, whose get_resource
+//! reads the cluster with the watcher's client. Wiring only; see docs/run.md.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use ingest::store::{StoreError, VectorStore};
 use watcher::{CancellationToken, Metrics, Shared, WatchConfig};
 
 use crate::backend::{IngestArgs, ListenArgs};
+use crate::mcp;
 use crate::pipeline_sink::PipelineSink;
 use crate::signal::shutdown_signal;
 
@@ -51,10 +53,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("building the Kubernetes client (KUBECONFIG, ~/.kube/config or in-cluster)")?;
     let shared = Shared::new(Metrics::new());
-    let app = server::router(state.clone()).nest(
-        WATCHER_PREFIX,
-        watcher::ops::router(shared.clone(), args.ingest.token.get().map(str::to_string)),
-    );
+    let stop_mcp = mcp::CancellationToken::new();
+    let app = server::router(state.clone())
+        .nest(
+            WATCHER_PREFIX,
+            watcher::ops::router(shared.clone(), args.ingest.token.get().map(str::to_string)),
+        )
+        .merge(mcp::route(
+            &state,
+            mcp::live_access(client.clone()),
+            stop_mcp.clone(),
+            &args.listen.host,
+        ));
     let listener = args.listen.bind().await?;
     tracing::info!(
         addr = %listener.local_addr()?,
@@ -80,7 +90,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     let mut http = tokio::spawn(server::serve(listener, app, state, {
         let stop_server = stop_server.clone();
-        async move { stop_server.cancelled().await }
+        async move {
+            stop_server.cancelled().await;
+            stop_mcp.cancel();
+        }
     }));
     let watch = watcher::run(
         args.watch.settings(),

@@ -101,6 +101,9 @@ pub struct Args {
     pub collection: CollectionArg,
     #[arg(long)]
     pub kind: Option<String>,
+    /// The kind's API group (`apps`, `postgresql.cnpg.io`; empty for core types).
+    #[arg(long)]
+    pub api_group: Option<String>,
     #[arg(long)]
     pub namespace: Option<String>,
     /// `key=value`; repeat for several (all must match).
@@ -174,6 +177,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             CollectionArg::Capabilities => Collection::Capabilities,
         },
         kind: args.kind.clone(),
+        api_group: args.api_group.clone(),
         namespace: args.namespace.clone(),
         labels: args.labels.clone(),
         limit: Some(args.limit),

@@ -1,11 +1,12 @@
 //! `cw serve`: the ingest server. Wiring only: flags become the store (Chroma, or the
 //! embedded one when no URL is given), the embedding provider and the pipeline of the
-//! `ingest` crate, served by its router.
+//! `ingest` crate, served by its router, with the MCP server for agents at `/mcp`.
 
 use anyhow::Context;
 use ingest::server;
 
 use crate::backend::{IngestArgs, ListenArgs};
+use crate::mcp;
 use crate::signal::shutdown_signal;
 
 #[derive(clap::Args)]
@@ -29,8 +30,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         enrichment = args.ingest.enrich.llm_url.as_deref().unwrap_or("off"),
         "cw serve listening"
     );
-    let app = server::router(state.clone());
-    server::serve(listener, app, state, shutdown_signal())
+    let stop_mcp = mcp::CancellationToken::new();
+    let app = server::router(state.clone()).merge(mcp::route(
+        &state,
+        mcp::no_live_access(),
+        stop_mcp.clone(),
+        &args.listen.host,
+    ));
+    let shutdown = async move {
+        shutdown_signal().await;
+        stop_mcp.cancel();
+    };
+    server::serve(listener, app, state, shutdown)
         .await
         .context("serving HTTP")?;
     tracing::info!("cw serve stopped");

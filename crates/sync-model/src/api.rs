@@ -21,6 +21,10 @@ pub const CAPABILITIES_SYNC: &str = "/api/v1/capabilities/sync";
 pub const CAPABILITIES_HASHES: &str = "/api/v1/capabilities/hashes";
 /// `POST`: a [`SearchBody`](crate::search::SearchBody).
 pub const SEARCH: &str = "/api/v1/search";
+/// `POST`: a [`CountBody`](crate::search::CountBody); counts by filters, no ranking.
+pub const SEARCH_COUNT: &str = "/api/v1/search/count";
+/// The MCP server for agents (Streamable HTTP), on `cw serve` and `cw run`.
+pub const MCP: &str = "/mcp";
 /// `POST` on the watcher's operations address: relist and make the store equal the cluster.
 pub const RESYNC: &str = "/api/v1/resync";
 /// Liveness, readiness and metrics, on every server of cw.

@@ -38,6 +38,9 @@ pub struct SearchRequest {
     pub query: String,
     pub collection: Collection,
     pub kind: Option<String>,
+    /// The API group of the kind (`apps`, `postgresql.cnpg.io`; `""` for core types).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_group: Option<String>,
     pub namespace: Option<String>,
     /// `key=value` pairs; all must hold.
     pub labels: Vec<String>,
@@ -55,6 +58,45 @@ pub struct SearchBody {
     pub request: SearchRequest,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ask: bool,
+}
+
+/// What a count is split by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum GroupBy {
+    Kind,
+    Namespace,
+}
+
+/// The body of `POST /api/v1/search/count`: how many stored objects match the filters of a
+/// [`SearchRequest`] (its `limit` and `mode` are ignored). A query counts the objects whose
+/// name, kind or a label value equals one of its words; a count has no similarity ranking.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CountBody {
+    #[serde(flatten)]
+    pub request: SearchRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<GroupBy>,
+}
+
+/// The answer to a count: the total and, when grouped, the count of each group, largest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CountAnswer {
+    pub total: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupCount {
+    pub key: String,
+    pub count: usize,
 }
 
 /// One result.
@@ -182,5 +224,20 @@ mod tests {
         let hit: SearchHit =
             serde_json::from_value(new["types"][0]["instances"][0].clone()).unwrap();
         assert_eq!(hit.namespace, "data");
+    }
+
+    #[test]
+    fn a_count_body_reads_filters_and_the_grouping_in_camel_case() {
+        let body: CountBody = serde_json::from_str(
+            r#"{"kind":"Cluster","apiGroup":"postgresql.cnpg.io","groupBy":"namespace"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            body.request.api_group.as_deref(),
+            Some("postgresql.cnpg.io")
+        );
+        assert_eq!(body.group_by, Some(GroupBy::Namespace));
+        let plain: CountBody = serde_json::from_str("{}").unwrap();
+        assert_eq!(plain.group_by, None);
     }
 }

@@ -66,7 +66,7 @@ pub struct Searcher {
 }
 
 impl Searcher {
-    fn collection_name(&self, c: Collection) -> &str {
+    pub(crate) fn collection_name(&self, c: Collection) -> &str {
         match c {
             Collection::Instances => &self.instances_collection,
             Collection::Capabilities => &self.capabilities_collection,
@@ -216,11 +216,15 @@ fn checked_limit(limit: Option<usize>) -> Result<usize, SearchError> {
     }
 }
 
-/// kind, namespace and every `key=value` label, all of which must hold.
+/// kind, apiGroup, namespace and every `key=value` label, all of which must hold.
 pub fn build_filter(req: &SearchRequest) -> Result<Option<Filter>, SearchError> {
     let mut all = Vec::new();
     if let Some(kind) = req.kind.as_deref().filter(|k| !k.is_empty()) {
         all.push(Filter::Eq("kind".into(), kind.to_string()));
+    }
+    // Core types have the empty group, so an empty apiGroup is a filter too.
+    if let Some(group) = req.api_group.as_deref() {
+        all.push(Filter::Eq("apiGroup".into(), group.to_string()));
     }
     if let Some(ns) = req.namespace.as_deref().filter(|n| !n.is_empty()) {
         all.push(Filter::Eq("namespace".into(), ns.to_string()));
@@ -318,7 +322,7 @@ pub(crate) fn meta_str(m: &Metadata, key: &str) -> String {
 /// Terms equal (case-insensitively) to the name, the kind, the namespace or a label value,
 /// each tagged with where it matched: `name:postgres`, `kind:statefulset`,
 /// `namespace:data`, `label:app=postgres`.
-fn exact_matches(m: &Metadata, terms: &[String]) -> Vec<String> {
+pub(crate) fn exact_matches(m: &Metadata, terms: &[String]) -> Vec<String> {
     let name = meta_str(m, "name").to_lowercase();
     let kind = meta_str(m, "kind").to_lowercase();
     let namespace = meta_str(m, "namespace").to_lowercase();

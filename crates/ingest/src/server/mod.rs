@@ -173,6 +173,7 @@ pub fn router(state: AppState) -> Router {
             get(capabilities::capability_hashes),
         )
         .route(api::SEARCH, post(search::search))
+        .route(api::SEARCH_COUNT, post(search::count))
         .layer(middleware::from_fn_with_state(state.clone(), shed_load));
     // Auth is outside the load bound: a request without the token never takes a slot.
     let api = state.auth_layer(api);

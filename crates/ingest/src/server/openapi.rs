@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use sync_model::api::ParkedResponse;
 use sync_model::search::{
-    AskAnswer, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
+    AskAnswer, Collection, CountAnswer, CountBody, GroupBy, GroupCount, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
     TypeMatch,
 };
 use sync_model::{
@@ -48,12 +48,14 @@ pub(super) enum SearchAnswer {
         super::capabilities::sync_capabilities,
         super::capabilities::capability_hashes,
         super::search::search,
+        super::search::count,
     ),
     components(schemas(
         SyncPayload, ResourceInstance, ResourceId, SyncResponse, ParkedInstance, ErrorBody,
         FieldError, HashesResponse, ParkedResponse, CapabilitySyncPayload, Capability,
         Enrichment, SearchBody, SearchRequest, Collection, SearchMode, SearchHit,
-        SearchResults, AskAnswer, TypeMatch, SearchAnswer,
+        SearchResults, AskAnswer, TypeMatch, SearchAnswer, CountBody, CountAnswer, GroupCount,
+        GroupBy,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

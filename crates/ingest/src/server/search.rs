@@ -1,6 +1,7 @@
 //! `POST /api/v1/search`: the search API. The body is a [`SearchRequest`] (plus `"ask":
 //! true` for the semantic bridge); the answer is `{"results": [...]}` or, with `ask`, the
-//! matching types with their instances.
+//! matching types with their instances. `POST /api/v1/search/count`: how many objects
+//! match the filters (a [`CountBody`]), optionally grouped by kind or namespace.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -10,6 +11,7 @@ use sync_model::{ErrorBody, FieldError};
 
 use super::{ApiError, AppState};
 use crate::search::{SearchBody, SearchError, SearchResults};
+use sync_model::search::{CountAnswer, CountBody};
 
 /// Search the index (semantic, keyword or hybrid), or with `"ask": true` find the
 /// resource types that answer a question, then their instances.
@@ -32,16 +34,7 @@ pub async fn search(
     State(state): State<AppState>,
     body: Result<Json<SearchBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|r| match r {
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType { got: None },
-        other => ApiError::BadRequest {
-            error: "request body is not a valid search request".into(),
-            details: vec![FieldError {
-                field: "body".into(),
-                message: other.body_text(),
-            }],
-        },
-    })?;
+    let Json(body) = body.map_err(rejected)?;
     let searcher = state.searcher();
     if body.ask {
         let answer = searcher
@@ -51,6 +44,43 @@ pub async fn search(
     }
     let results = searcher.search(&body.request).await?;
     Ok(Json(SearchResults { results }).into_response())
+}
+
+/// Count the objects that match the filters, optionally grouped by kind or namespace:
+/// totals without similarity ranking, for "how many" questions.
+#[utoipa::path(
+    post,
+    path = "/api/v1/search/count",
+    tag = "search",
+    request_body = CountBody,
+    responses(
+        (status = 200, body = CountAnswer),
+        (status = 400, description = "A filter the count cannot apply", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 415, description = "Content type other than JSON", body = ErrorBody),
+        (status = 500, body = ErrorBody),
+        (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
+    )
+)]
+pub async fn count(
+    State(state): State<AppState>,
+    body: Result<Json<CountBody>, JsonRejection>,
+) -> Result<Json<CountAnswer>, ApiError> {
+    let Json(body) = body.map_err(rejected)?;
+    Ok(Json(state.searcher().count(&body).await?))
+}
+
+fn rejected(r: JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType { got: None },
+        other => ApiError::BadRequest {
+            error: "request body is not a valid search request".into(),
+            details: vec![FieldError {
+                field: "body".into(),
+                message: other.body_text(),
+            }],
+        },
+    }
 }
 
 impl From<SearchError> for ApiError {

@@ -1,0 +1,90 @@
+//! `get_resource`'s live reads over kube: the object's API resource found by discovery of
+//! its one group version, the object as dynamic JSON, and the Events of its namespace whose
+//! involvedObject it is. The summary (and what is never returned) is the `mcp` crate's.
+
+use async_trait::async_trait;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::Client;
+use mcp::{ClusterError, LiveCluster, ObjectRef};
+use serde_json::Value;
+
+/// Events read per namespace at most, newest kept by the summary.
+const EVENT_PAGE: u32 = 500;
+
+pub struct KubeCluster {
+    client: Client,
+}
+
+impl KubeCluster {
+    pub fn new(client: Client) -> Self {
+        KubeCluster { client }
+    }
+
+    async fn api_of(&self, target: &ObjectRef) -> Result<Api<DynamicObject>, ClusterError> {
+        let (group, version) = match target.api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", target.api_version.as_str()),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, &target.kind);
+        let (resource, _caps) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| match e {
+                kube::Error::Discovery(_) => {
+                    ClusterError::UnknownKind(format!("{} in {}", target.kind, target.api_version))
+                }
+                kube::Error::Api(s) if s.code == 404 => {
+                    ClusterError::UnknownKind(format!("{} in {}", target.kind, target.api_version))
+                }
+                other => from_kube(other, target),
+            })?;
+        Ok(self.api(&resource, target.namespace.as_deref()))
+    }
+
+    fn api(&self, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        }
+    }
+}
+
+#[async_trait]
+impl LiveCluster for KubeCluster {
+    async fn get(&self, target: &ObjectRef) -> Result<Value, ClusterError> {
+        let api = self.api_of(target).await?;
+        let object = api
+            .get(&target.name)
+            .await
+            .map_err(|e| from_kube(e, target))?;
+        serde_json::to_value(object).map_err(|e| ClusterError::Unavailable(e.to_string()))
+    }
+
+    async fn events(&self, target: &ObjectRef) -> Result<Vec<Value>, ClusterError> {
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Event"), "events");
+        let api = self.api(&resource, target.namespace.as_deref());
+        // Filtered here rather than by an involvedObject field selector, which not every
+        // API server (the simulator included) supports.
+        let list = api
+            .list(&ListParams::default().limit(EVENT_PAGE))
+            .await
+            .map_err(|e| from_kube(e, target))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|e| serde_json::to_value(e).ok())
+            .filter(|e| {
+                let o = &e["involvedObject"];
+                o["name"] == target.name.as_str() && o["kind"] == target.kind.as_str()
+            })
+            .collect())
+    }
+}
+
+fn from_kube(e: kube::Error, target: &ObjectRef) -> ClusterError {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => ClusterError::NotFound(target.display()),
+        kube::Error::Api(s) if s.code == 401 || s.code == 403 => ClusterError::Forbidden(s.message),
+        other => ClusterError::Unavailable(other.to_string()),
+    }
+}

@@ -1,0 +1,524 @@
+//! The MCP server as agents use it, driven by a real MCP client (the Python `mcp` SDK in
+//! .venv, scripts/setup installs it; tests/mcp/client.py): over Streamable HTTP at `/mcp`
+//! of `cw run` against the simulator's demo cluster, over stdio from `cw mcp` (through the
+//! running server, and in-process on an embedded store of 10,000 objects), and the bearer
+//! token on `/mcp`.
+//!
+//! Needs the local model (`cw model fetch`, or CW_MODEL_DIR) and .venv with `mcp`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{model_dir, start_demo_cluster, workspace_root, CwRun};
+use ingest::embed::Embedder;
+use ingest::store::embedded::EmbeddedStore;
+use ingest::store::{MetaValue, Metadata, Record, VectorStore};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "mcp-test-token";
+
+fn python() -> PathBuf {
+    let py = workspace_root().join(".venv/bin/python");
+    assert!(
+        py.is_file(),
+        "{} is missing: run scripts/setup (it installs the Python mcp SDK)",
+        py.display()
+    );
+    py
+}
+
+/// Runs the Python MCP client with `transport_args` and `plan`; its JSON report.
+fn drive(transport_args: &[&str], plan: Value, env: &[(&str, &str)]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client.py");
+    let mut command = Command::new(python());
+    command
+        .arg(&script)
+        .args(transport_args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("starting the Python MCP client");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(plan.to_string().as_bytes())
+            .expect("writing the plan");
+    }
+    let out = child.wait_with_output().expect("the MCP client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the MCP client failed ({}):\n{}\n{}",
+        out.status,
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("client output {stdout}: {e}"))
+}
+
+/// The structured answer of call `i`, which must have succeeded.
+fn ok(report: &Value, i: usize) -> &Value {
+    let call = &report["calls"][i];
+    assert_ne!(
+        call["isError"], true,
+        "{} {} failed: {}",
+        call["tool"], call["args"], call["content"]
+    );
+    &call["structuredContent"]
+}
+
+/// The message of call `i`, which must be a tool error (not a protocol failure).
+fn tool_error(report: &Value, i: usize) -> String {
+    let call = &report["calls"][i];
+    assert_eq!(
+        call["isError"], true,
+        "{} should fail: {call}",
+        call["tool"]
+    );
+    call["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn text_len(report: &Value, i: usize) -> usize {
+    report["calls"][i]["content"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|b| b["text"].as_str().map_or(0, str::len))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A database whose StatefulSet has none of its replicas ready, a Pod it owns, a warning
+/// event about it, and a Secret beside it.
+fn add_unhealthy_database(sim: &kube_sim::SimHandle) {
+    sim.apply(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "ledger-postgres", "namespace": "data",
+                     "labels": {"app.kubernetes.io/name": "postgres", "app.kubernetes.io/component": "database"},
+                     "annotations": {"description": "PostgreSQL database holding the ledger"}},
+        "spec": {"replicas": 3, "serviceName": "ledger-postgres",
+                 "selector": {"matchLabels": {"app": "ledger-postgres"}},
+                 "template": {"metadata": {"labels": {"app": "ledger-postgres"}},
+                              "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}}},
+        "status": {"replicas": 3, "readyReplicas": 0}
+    }))
+    .expect("ledger-postgres");
+    sim.apply(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "ledger-postgres-0", "namespace": "data",
+                     "labels": {"app": "ledger-postgres"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                          "name": "ledger-postgres", "uid": "u1", "controller": true}]},
+        "spec": {"containers": [{"name": "db", "image": "postgres:16"}]},
+        "status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+             "message": "containers with unready status: [db]"}]}
+    }))
+    .expect("ledger-postgres-0");
+    sim.apply(json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "ledger-postgres.1", "namespace": "data"},
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                           "name": "ledger-postgres", "namespace": "data"},
+        "type": "Warning", "reason": "FailedCreate", "count": 4,
+        "message": "create Pod ledger-postgres-1 failed: exceeded quota",
+        "lastTimestamp": "2026-01-01T10:00:00Z"
+    }))
+    .expect("event");
+    sim.apply(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "ledger-postgres-auth", "namespace": "data",
+                     "annotations": {"db-password": "hunter2"}},
+        "type": "Opaque", "data": {"password": "aHVudGVyMg=="}
+    }))
+    .expect("secret");
+}
+
+/// Polls the search API (with the token) until `body` finds `want` by name.
+async fn wait_indexed(cw: &mut CwRun, body: Value, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        cw.assert_running();
+        let resp = cw
+            .http
+            .post(format!("{}/api/v1/search", cw.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("search");
+        let answer: Value = resp.json().await.unwrap_or_default();
+        let found = answer["results"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|h| h["name"] == want || h["kind"] == want));
+        if found {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{want} not indexed after 60 s ({body}); cw run's log:\n{}",
+            cw.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_cluster() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let work = tempfile::tempdir().expect("temp dir");
+    let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
+    add_unhealthy_database(&sim);
+    let mut cw = CwRun::start_with(
+        &kubeconfig,
+        &work.path().join("data"),
+        work.path(),
+        &[("CW_INGEST_TOKEN", TOKEN.into())],
+    );
+    cw.wait_ready().await;
+    wait_indexed(
+        &mut cw,
+        json!({"query": "ledger-postgres", "mode": "keyword"}),
+        "ledger-postgres",
+    )
+    .await;
+    wait_indexed(
+        &mut cw,
+        json!({"query": "postgresql cluster", "collection": "capabilities"}),
+        "Cluster",
+    )
+    .await;
+
+    // /mcp is behind the API's token.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "0"}}});
+    for token in [None, Some("wrong")] {
+        let mut req = cw
+            .http
+            .post(format!("{}/mcp", cw.base))
+            .header("accept", "application/json, text/event-stream")
+            .json(&init);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let status = req.send().await.expect("POST /mcp").status();
+        assert_eq!(status, 401, "/mcp with token {token:?} answered {status}");
+    }
+
+    let ledger = "data/apps/v1/StatefulSet/ledger-postgres";
+    let plan = json!({"calls": [
+        {"tool": "list_clusters"},
+        {"tool": "search_capabilities", "args": {"query": "postgresql database"}},
+        {"tool": "ask", "args": {"question": "what databases are running?"}},
+        {"tool": "search_resources", "args": {"query": "postgres", "kind": "StatefulSet", "limit": 3}},
+        {"tool": "search_resources", "args": {"namespace": "data", "mode": "count"}},
+        {"tool": "search_resources", "args": {"mode": "group_by", "groupBy": "kind"}},
+        {"tool": "get_resource", "args": {"id": ledger}},
+        {"tool": "get_resource", "args": {"kind": "Pod", "name": "ledger-postgres-0", "namespace": "data"}},
+        {"tool": "get_resource", "args": {"kind": "Secret", "name": "ledger-postgres-auth", "namespace": "data"}},
+        {"tool": "search_resources", "args": {"query": "x", "mode": "everything"}},
+        {"tool": "search_resources", "args": {"labels": ["novalue"]}},
+        {"tool": "get_resource", "args": {"kind": "StatefulSet", "name": "no-such-db", "namespace": "data"}}
+    ], "prompt": {"name": "investigate", "args": {"subject": "databases"}}});
+    let url = format!("{}/mcp", cw.base);
+    let report = drive(&["http", &url, TOKEN], plan.clone(), &[]);
+    // docs/agents.md's transcript is this exchange.
+    if let Some(path) = std::env::var_os("CW_MCP_TRANSCRIPT") {
+        let text = serde_json::to_string_pretty(&report).expect("report");
+        std::fs::write(path, text).expect("writing the transcript");
+    }
+
+    // Every tool is listed with a description and schemas.
+    let tools: Vec<&str> = report["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default())
+        .collect();
+    for name in [
+        "search_resources",
+        "search_capabilities",
+        "ask",
+        "get_resource",
+        "list_clusters",
+    ] {
+        assert!(tools.contains(&name), "{name} is not listed: {tools:?}");
+    }
+    for t in report["tools"].as_array().unwrap() {
+        assert!(
+            t["description"].as_str().is_some_and(|d| d.len() > 80),
+            "{t}"
+        );
+        assert!(
+            t["inputSchema"].is_object() && t["outputSchema"].is_object(),
+            "{t}"
+        );
+    }
+    assert_eq!(report["prompts"][0]["name"], "investigate");
+    let prompt = report["prompt"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        prompt.contains("databases") && prompt.contains("get_resource"),
+        "{prompt}"
+    );
+
+    let clusters = ok(&report, 0);
+    assert!(
+        clusters["clusters"][0]["objects"].as_u64().unwrap_or(0) > 30,
+        "{clusters}"
+    );
+    assert_eq!(clusters["clusters"][0]["liveAccess"], true, "{clusters}");
+
+    let types = ok(&report, 1);
+    assert!(
+        types["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "clusters.postgresql.cnpg.io"),
+        "{types}"
+    );
+
+    let asked = ok(&report, 2);
+    let instances: Vec<&Value> = asked["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["instances"].as_array().unwrap().iter())
+        .collect();
+    assert!(
+        instances.iter().any(|i| i["name"] == "orders-db"),
+        "ask should find the CloudNativePG cluster: {asked}"
+    );
+
+    let hits = ok(&report, 3);
+    let first = &hits["results"][0];
+    assert_eq!(first["kind"], "StatefulSet", "{hits}");
+    assert!(
+        first["id"].is_string() && first.get("document").is_none(),
+        "{hits}"
+    );
+    assert!(hits["results"].as_array().unwrap().len() <= 3, "{hits}");
+
+    let counted = ok(&report, 4);
+    assert!(counted["total"].as_u64().unwrap_or(0) >= 10, "{counted}");
+    assert!(counted.get("results").is_none(), "{counted}");
+    let grouped = ok(&report, 5);
+    assert!(
+        grouped["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["key"] == "StatefulSet" && g["count"].as_u64().unwrap_or(0) >= 2),
+        "{grouped}"
+    );
+
+    let db = ok(&report, 6);
+    assert_eq!(db["health"], "unhealthy", "{db}");
+    assert_eq!(db["healthReason"], "0/3 ready", "{db}");
+    assert!(
+        db["events"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("exceeded quota")),
+        "{db}"
+    );
+    let pod = ok(&report, 7);
+    assert_eq!(
+        pod["owners"][0], "StatefulSet data/ledger-postgres",
+        "{pod}"
+    );
+    assert!(
+        pod["healthReason"]
+            .as_str()
+            .unwrap()
+            .contains("ContainersNotReady"),
+        "{pod}"
+    );
+    let secret = ok(&report, 8);
+    let secret_text = secret.to_string();
+    assert!(
+        !secret_text.contains("aHVudGVyMg") && !secret_text.contains("hunter2"),
+        "secret values leaked: {secret}"
+    );
+    assert_eq!(secret["dataKeys"][0], "password", "{secret}");
+
+    assert!(tool_error(&report, 9).contains("\"count\""));
+    assert!(tool_error(&report, 10).contains("key=value"));
+    assert!(tool_error(&report, 11).contains("no-such-db"));
+
+    // The same server over stdio: `cw mcp` reading the running server's index, with the
+    // kubeconfig for live reads.
+    let cw_bin = env!("CARGO_BIN_EXE_cw");
+    let kubeconfig_text = kubeconfig.to_string_lossy().to_string();
+    let stdio_plan = json!({"calls": [
+        {"tool": "list_clusters"},
+        {"tool": "ask", "args": {"question": "what databases are running?", "namespace": "data"}},
+        {"tool": "get_resource", "args": {"id": ledger}}
+    ]});
+    let report = drive(
+        &["stdio", cw_bin, "mcp", "--kubeconfig", &kubeconfig_text],
+        stdio_plan,
+        &[
+            ("CW_SERVER_URL", &cw.base),
+            ("CW_INGEST_TOKEN", TOKEN),
+            ("LOG_LEVEL", "warn"),
+        ],
+    );
+    assert_eq!(report["tools"].as_array().unwrap().len(), 5);
+    assert_eq!(ok(&report, 0)["clusters"][0]["liveAccess"], true);
+    let asked = ok(&report, 1);
+    assert!(
+        asked["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["namespace"] == "data")),
+        "{asked}"
+    );
+    assert_eq!(ok(&report, 2)["health"], "unhealthy");
+}
+
+/// 10,000 ConfigMaps in namespace `bulk`, written straight into an embedded store with
+/// vectors of the local model's size (no embedding needed), each with a long document.
+async fn fill_bulk_store(data_dir: &Path) {
+    std::fs::create_dir_all(data_dir).expect("data dir");
+    let store = EmbeddedStore::open_in_dir(data_dir).expect("store");
+    let model = ingest::embed::local::LocalEmbedder::open(&model_dir())
+        .expect("model")
+        .model_info()
+        .await
+        .expect("model info");
+    store
+        .ensure_collection("instances", &model)
+        .await
+        .expect("collection");
+    let filler = "settings ".repeat(200);
+    let records: Vec<Record> = (0..10_000)
+        .map(|i| {
+            let name = format!("postgres-settings-{i:05}");
+            let mut metadata = Metadata::new();
+            for (k, v) in [
+                ("namespace", "bulk"),
+                ("name", name.as_str()),
+                ("kind", "ConfigMap"),
+                ("apiVersion", "v1"),
+                ("apiGroup", ""),
+                ("label.app", "postgres"),
+            ] {
+                metadata.insert(k.into(), MetaValue::Str(v.into()));
+            }
+            let mut embedding: Vec<f32> = (0..model.dimension)
+                .map(|d| (((i * 31 + d * 17) % 97) as f32) / 97.0)
+                .collect();
+            let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+            embedding.iter_mut().for_each(|x| *x /= norm);
+            Record {
+                id: format!("bulk/v1/ConfigMap/{name}"),
+                document: format!("ConfigMap {name} | namespace: bulk | {filler}"),
+                embedding,
+                metadata,
+                content_hash: format!("h{i}"),
+            }
+        })
+        .collect();
+    for chunk in records.chunks(1_000) {
+        store.upsert("instances", chunk).await.expect("upsert");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_counts() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let data_dir = work.path().join("data");
+    fill_bulk_store(&data_dir).await;
+    let nobody = format!("http://127.0.0.1:{}", testkit::free_port());
+    let plan = json!({"calls": [
+        {"tool": "search_resources", "args": {"namespace": "bulk"}},
+        {"tool": "search_resources", "args": {"query": "postgres settings", "kind": "ConfigMap", "limit": 50}},
+        {"tool": "search_resources", "args": {"namespace": "bulk", "mode": "count"}},
+        {"tool": "search_resources", "args": {"query": "postgres", "mode": "group_by", "groupBy": "namespace"}},
+        {"tool": "get_resource", "args": {"id": "bulk/v1/ConfigMap/postgres-settings-00001"}}
+    ]});
+    let data = data_dir.to_string_lossy().to_string();
+    let model = model_dir().to_string_lossy().to_string();
+    let cw_bin = env!("CARGO_BIN_EXE_cw");
+    let env = [
+        ("CW_SERVER_URL", nobody.as_str()),
+        ("CW_DATA_DIR", data.as_str()),
+        ("CW_MODEL_DIR", model.as_str()),
+        ("LOG_LEVEL", "warn"),
+    ];
+    let report = drive(&["stdio", cw_bin, "mcp"], plan, &env);
+
+    let listed = ok(&report, 0);
+    assert_eq!(
+        listed["results"].as_array().unwrap().len(),
+        mcp::DEFAULT_PAGE,
+        "{listed}"
+    );
+    let cursor = listed["nextCursor"]
+        .as_str()
+        .expect("a cursor to the next page");
+    assert!(text_len(&report, 0) <= mcp::MAX_ANSWER_BYTES);
+
+    let ranked = ok(&report, 1);
+    assert!(
+        !ranked["results"].as_array().unwrap().is_empty(),
+        "{ranked}"
+    );
+    assert!(ranked["nextCursor"].is_string(), "{ranked}");
+    assert!(
+        text_len(&report, 1) <= mcp::MAX_ANSWER_BYTES,
+        "a page of 50 must fit {} bytes, got {}",
+        mcp::MAX_ANSWER_BYTES,
+        text_len(&report, 1)
+    );
+    assert!(!report["calls"][1].to_string().contains("settings settings"));
+
+    let counted = ok(&report, 2);
+    assert_eq!(counted, &json!({"mode": "count", "total": 10_000}));
+    let grouped = ok(&report, 3);
+    assert_eq!(grouped["groups"], json!([{"key": "bulk", "count": 10_000}]));
+    assert!(tool_error(&report, 4).contains("--kubeconfig"));
+
+    // The cursor brings the next page: other objects, and another cursor.
+    let next = drive(
+        &["stdio", cw_bin, "mcp"],
+        json!({"calls": [
+            {"tool": "search_resources", "args": {"namespace": "bulk", "cursor": cursor}},
+            {"tool": "search_resources", "args": {"namespace": "other", "cursor": cursor}}
+        ]}),
+        &env,
+    );
+    let page2 = ok(&next, 0);
+    let first_ids: Vec<&Value> = listed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| &h["id"])
+        .collect();
+    assert!(page2["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| !first_ids.contains(&&h["id"])));
+    assert!(page2["nextCursor"].is_string());
+    assert!(tool_error(&next, 1).contains("other parameters"));
+}

@@ -1,0 +1,407 @@
+//! The tools' inputs and outputs: JSON schemas a model reads, and answers kept compact (one
+//! small object per hit, no stored documents). Inputs are lenient where a model may slip
+//! (enumerations are checked here, so a wrong value is a tool error that says what to send,
+//! not a protocol failure).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sync_model::search::{GroupCount, SearchHit};
+
+/// Hits per page unless asked otherwise, and at most.
+pub const DEFAULT_PAGE: usize = 20;
+pub const MAX_PAGE: usize = 50;
+/// Serialized answers are cut to this size (hits are dropped from the end of the page and
+/// the cursor moves back to them): about 4,000 tokens.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
+/// Groups listed by `group_by` at most; the rest are summed in `otherGroups`.
+pub const MAX_GROUPS: usize = 50;
+/// Labels shown per hit at most.
+const MAX_LABELS: usize = 4;
+const MAX_LABEL_CHARS: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // read only for its schema: values are checked in `ResultMode::parse`
+enum ModeSchema {
+    List,
+    Count,
+    GroupBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // read only for its schema
+enum GroupBySchema {
+    Kind,
+    Namespace,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchResourcesParams {
+    /// Free text ranked by meaning and exact names ("postgres", "web servers that cache").
+    /// Optional when a filter is given: without it, the filtered objects are listed by id.
+    /// In count and group_by modes its words count exact matches of names, kinds or label values.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Exact kind, as Kubernetes spells it: `Deployment`, `StatefulSet`, `Cluster`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The kind's API group: `apps`, `postgresql.cnpg.io`; `core` for Pods, Services, ConfigMaps.
+    #[serde(default)]
+    pub api_group: Option<String>,
+    /// Exact namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Label filters `key=value`; all must hold.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// `list` (default): one page of hits. `count`: the number of matching objects only.
+    /// `group_by`: counts per kind or namespace (see groupBy).
+    #[serde(default)]
+    #[schemars(with = "Option<ModeSchema>")]
+    pub mode: Option<String>,
+    /// With mode group_by: `kind` (default) or `namespace`.
+    #[serde(default)]
+    #[schemars(with = "Option<GroupBySchema>")]
+    pub group_by: Option<String>,
+    /// Hits per page, 1 to 50 (default 20).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// nextCursor of the previous page, with the same query, filters and mode.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// The three answers of `search_resources`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultMode {
+    List,
+    Count,
+    GroupBy(sync_model::search::GroupBy),
+}
+
+impl ResultMode {
+    pub fn parse(mode: Option<&str>, group_by: Option<&str>) -> Result<Self, String> {
+        use sync_model::search::GroupBy;
+        let group = match group_by.map(str::trim).filter(|g| !g.is_empty()) {
+            None | Some("kind") => GroupBy::Kind,
+            Some("namespace") => GroupBy::Namespace,
+            Some(other) => {
+                return Err(format!(
+                    "groupBy {other:?} is not supported: use \"kind\" or \"namespace\""
+                ))
+            }
+        };
+        match mode.map(str::trim).filter(|m| !m.is_empty()) {
+            None | Some("list") => Ok(ResultMode::List),
+            Some("count") => Ok(ResultMode::Count),
+            Some("group_by") | Some("groupBy") | Some("group-by") => Ok(ResultMode::GroupBy(group)),
+            Some(other) => Err(format!(
+                "mode {other:?} is not supported: use \"list\" (hits), \"count\" (a number) \
+                 or \"group_by\" (counts per kind or namespace)"
+            )),
+        }
+    }
+}
+
+/// One hit in a line's worth of JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HitLine {
+    /// Pass to get_resource for live details.
+    pub id: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    pub name: String,
+    /// Up to four labels, the well-known app labels first.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Relevance, higher is better (similarity plus exact-match boosts); absent when listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+impl HitLine {
+    pub fn from_hit(hit: &SearchHit, ranked: bool) -> Self {
+        HitLine {
+            id: hit.id.clone(),
+            kind: hit.kind.clone(),
+            namespace: if hit.namespace == sync_model::CLUSTER_SCOPE {
+                String::new()
+            } else {
+                hit.namespace.clone()
+            },
+            name: hit.name.clone(),
+            labels: key_labels(&hit.labels),
+            score: ranked.then(|| round(hit.score)),
+        }
+    }
+}
+
+/// The well-known app labels first, then others, up to [`MAX_LABELS`], values shortened.
+fn key_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    const FIRST: [&str; 5] = [
+        "app.kubernetes.io/name",
+        "app",
+        "app.kubernetes.io/component",
+        "tier",
+        "app.kubernetes.io/part-of",
+    ];
+    let mut keys: Vec<&String> = FIRST
+        .iter()
+        .filter_map(|k| labels.get_key_value(*k).map(|(k, _)| k))
+        .collect();
+    for k in labels.keys() {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.into_iter()
+        .take(MAX_LABELS)
+        .map(|k| {
+            let v = &labels[k];
+            let v = match v.char_indices().nth(MAX_LABEL_CHARS) {
+                Some((i, _)) => format!("{}…", &v[..i]),
+                None => v.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// `search_resources`' answer.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchAnswer {
+    /// `list`, `count` or `group_by`.
+    pub mode: String,
+    /// list: this page's hits, best first (or by id when listing without a query).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<HitLine>,
+    /// list: pass as cursor (with the same parameters) for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// count and group_by: how many objects match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
+    /// group_by: objects per kind or namespace, largest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupCountLine>,
+    /// group_by: objects in groups left out of `groups`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_groups: Option<usize>,
+    /// What a caller should know: why the list ended, what to try next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct GroupCountLine {
+    pub key: String,
+    pub count: usize,
+}
+
+impl From<GroupCount> for GroupCountLine {
+    fn from(g: GroupCount) -> Self {
+        GroupCountLine {
+            key: g.key,
+            count: g.count,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapabilitiesParams {
+    /// What the resource type should do or be: "database", "TLS certificates", "message queue".
+    pub query: String,
+    /// Types to return, 1 to 20 (default 5).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapabilitiesAnswer {
+    pub types: Vec<TypeLine>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeLine {
+    /// `plural.group` (`clusters.postgresql.cnpg.io`; `pods` for core types).
+    pub id: String,
+    pub kind: String,
+    /// The API group, empty for core types.
+    pub api_group: String,
+    pub score: f64,
+    /// The start of the type's description: why it matched.
+    pub about: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AskParams {
+    /// A question in plain words: "what databases are running?", "what serves TLS certificates?"
+    pub question: String,
+    /// Only instances in this namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Only types of this kind (`Cluster`, `StatefulSet`).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Only types of this API group (`postgresql.cnpg.io`; `core`).
+    #[serde(default)]
+    pub api_group: Option<String>,
+    /// Only instances with all of these labels (`key=value`).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Instances per type, 1 to 20 (default 5).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AskAnswerLines {
+    pub question: String,
+    /// The matching types, best first, each with its running instances.
+    pub types: Vec<AskType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AskType {
+    pub id: String,
+    pub kind: String,
+    pub api_group: String,
+    pub score: f64,
+    /// Why this type answers the question (the start of its description).
+    pub why: String,
+    pub instances: Vec<HitLine>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetResourceParams {
+    /// The id from a search hit (`namespace/apiVersion/kind/name`); or give kind and name.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Leave out for cluster-scoped objects.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `apps/v1`, `v1`; looked up in the index when left out.
+    #[serde(default)]
+    pub api_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClustersAnswer {
+    pub clusters: Vec<ClusterLine>,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterLine {
+    /// The cluster's name where the process knows it (its kubeconfig context), else `default`.
+    pub name: String,
+    /// Objects indexed.
+    pub objects: usize,
+    /// Resource types indexed (the capabilities collection).
+    pub types: usize,
+    /// Objects per kind, the ten largest.
+    pub kinds: Vec<GroupCountLine>,
+    /// Whether get_resource can read this cluster live from here.
+    pub live_access: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct InvestigateArgs {
+    /// What to look into: "databases", "the checkout service", "TLS certificates".
+    pub subject: String,
+}
+
+/// `""`, `core` and `v1` name the core group; anything else is the group itself.
+pub fn normalise_group(group: Option<&str>) -> Option<String> {
+    let g = group?.trim();
+    match g {
+        "" => None,
+        "core" | "v1" => Some(String::new()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// `None` for an absent or blank text.
+pub fn non_empty(s: Option<&str>) -> Option<String> {
+    s.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// A score to three decimals (as f64, so JSON shows `0.466`, not `0.4659999907016754`).
+pub fn round(score: f32) -> f64 {
+    (f64::from(score) * 1000.0).round() / 1000.0
+}
+
+/// Shortens to `max` characters, marking the cut.
+pub fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_are_checked_with_a_message_that_names_the_choices() {
+        use sync_model::search::GroupBy;
+        assert_eq!(ResultMode::parse(None, None), Ok(ResultMode::List));
+        assert_eq!(
+            ResultMode::parse(Some("group_by"), Some("namespace")),
+            Ok(ResultMode::GroupBy(GroupBy::Namespace))
+        );
+        let err = ResultMode::parse(Some("everything"), None).unwrap_err();
+        assert!(err.contains("\"count\""), "{err}");
+        assert!(ResultMode::parse(Some("count"), Some("health")).is_err());
+    }
+
+    #[test]
+    fn hits_keep_four_labels_app_labels_first() {
+        let labels: BTreeMap<String, String> = [
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("d", "4"),
+            ("app", "web"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let kept = key_labels(&labels);
+        assert_eq!(kept.len(), 4);
+        assert_eq!(kept["app"], "web");
+        assert!(!kept.contains_key("d"));
+    }
+
+    #[test]
+    fn the_core_group_has_several_spellings() {
+        assert_eq!(normalise_group(Some("core")), Some(String::new()));
+        assert_eq!(normalise_group(Some("")), None);
+        assert_eq!(normalise_group(Some("apps")), Some("apps".into()));
+    }
+}
