@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use ingest::search::Searcher;
 use serde::de::DeserializeOwned;
-use sync_model::api;
 use sync_model::search::{
     AskAnswer, AskHit, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
 };
+use sync_model::{api, HealthStatus};
 use watcher::TokenArgs;
 
 use crate::backend::{EmbedArgs, StoreArgs};
@@ -109,6 +109,9 @@ pub struct Args {
     /// `key=value`; repeat for several (all must match).
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    /// Only objects of this health: current, in-progress, failed, terminating, unknown.
+    #[arg(long)]
+    pub health: Option<HealthStatus>,
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
     #[arg(long, value_enum, default_value = "hybrid")]
@@ -124,6 +127,10 @@ pub struct AskArgs {
     /// Answers (running objects), at most.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
+    /// Only objects of this health: current, in-progress, failed, terminating, unknown
+    /// ("which databases are failing?": `--health failed`).
+    #[arg(long)]
+    pub health: Option<HealthStatus>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -180,6 +187,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         api_group: args.api_group.clone(),
         namespace: args.namespace.clone(),
         labels: args.labels.clone(),
+        health: args.health,
         limit: Some(args.limit),
         mode: match args.mode {
             ModeArg::Hybrid => SearchMode::Hybrid,
@@ -212,6 +220,7 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         request: SearchRequest {
             query: args.question.clone(),
             limit: Some(args.limit),
+            health: args.health,
             ..SearchRequest::default()
         },
         ask: true,
@@ -219,7 +228,9 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
     let (value, answer): (_, AskAnswer) = match args.server.backend().await? {
         Backend::Server(base) => post(&args.server, &base, &body).await?,
         Backend::Local(searcher) => {
-            let answer = searcher.ask(&args.question, Some(args.limit)).await?;
+            let answer = searcher
+                .ask_with(&args.question, Some(args.limit), args.health)
+                .await?;
             (serde_json::to_value(&answer)?, answer)
         }
     };
@@ -244,8 +255,11 @@ fn print_answer(answer: &AskAnswer) {
         }
         for i in &t.instances {
             println!(
-                "  - {}  score {:.2}  {}",
+                "  - {}{}  score {:.2}  {}",
                 where_of(&i.hit),
+                health_of(&i.hit)
+                    .map(|h| format!("  [{h}]"))
+                    .unwrap_or_default(),
                 i.hit.score,
                 why_of(i)
             );
@@ -286,6 +300,16 @@ fn where_of(h: &SearchHit) -> String {
     }
 }
 
+/// `Failed: CrashLoopBackOff: container db`, or `-` when the object has no health.
+fn health_of(h: &SearchHit) -> Option<String> {
+    let health = h.health.as_ref()?;
+    Some(if health.reason.is_empty() {
+        health.status.to_string()
+    } else {
+        format!("{}: {}", health.status, shorten(&health.reason, 60))
+    })
+}
+
 fn shorten(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
@@ -321,19 +345,20 @@ fn print_table(hits: &[SearchHit]) {
         println!("No results.");
         return;
     }
-    let rows: Vec<[String; 4]> = hits
+    let rows: Vec<[String; 5]> = hits
         .iter()
         .map(|h| {
             [
                 h.kind.clone(),
                 where_of(h),
+                health_of(h).unwrap_or_else(|| "-".into()),
                 key_labels(h),
                 format!("{:.3}", h.score),
             ]
         })
         .collect();
-    let header = ["KIND", "NAME", "LABELS", "SCORE"];
-    let widths: Vec<usize> = (0..4)
+    let header = ["KIND", "NAME", "HEALTH", "LABELS", "SCORE"];
+    let widths: Vec<usize> = (0..5)
         .map(|c| {
             rows.iter()
                 .map(|r| r[c].chars().count())
@@ -342,7 +367,7 @@ fn print_table(hits: &[SearchHit]) {
                 .unwrap_or(0)
         })
         .collect();
-    let line = |cells: [&str; 4]| {
+    let line = |cells: [&str; 5]| {
         let mut s = String::new();
         for (c, cell) in cells.iter().enumerate() {
             s.push_str(&format!("{cell:<w$}  ", w = widths[c]));
@@ -351,6 +376,6 @@ fn print_table(hits: &[SearchHit]) {
     };
     line(header);
     for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3]]);
+        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
     }
 }

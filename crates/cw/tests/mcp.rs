@@ -424,6 +424,14 @@ async fn fill_bulk_store(data_dir: &Path) {
             ] {
                 metadata.insert(k.into(), MetaValue::Str(v.into()));
             }
+            // One in a hundred is failing, as the watcher would have stored it.
+            if i % 100 == 0 {
+                metadata.insert("health".into(), MetaValue::Str("Failed".into()));
+                metadata.insert(
+                    "healthReason".into(),
+                    MetaValue::Str("CrashLoopBackOff: container db".into()),
+                );
+            }
             let mut embedding: Vec<f32> = (0..model.dimension)
                 .map(|d| (((i * 31 + d * 17) % 97) as f32) / 97.0)
                 .collect();
@@ -454,7 +462,11 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
         {"tool": "search_resources", "args": {"query": "postgres settings", "kind": "ConfigMap", "limit": 50}},
         {"tool": "search_resources", "args": {"namespace": "bulk", "mode": "count"}},
         {"tool": "search_resources", "args": {"query": "postgres", "mode": "group_by", "groupBy": "namespace"}},
-        {"tool": "get_resource", "args": {"id": "bulk/v1/ConfigMap/postgres-settings-00001"}}
+        {"tool": "get_resource", "args": {"id": "bulk/v1/ConfigMap/postgres-settings-00001"}},
+        {"tool": "search_resources", "args": {"namespace": "bulk", "health": "failed", "mode": "count"}},
+        {"tool": "search_resources", "args": {"namespace": "bulk", "health": "Failed", "limit": 3}},
+        {"tool": "search_resources", "args": {"namespace": "bulk", "mode": "group_by", "groupBy": "health"}},
+        {"tool": "search_resources", "args": {"namespace": "bulk", "health": "broken"}}
     ]});
     let data = data_dir.to_string_lossy().to_string();
     let model = model_dir().to_string_lossy().to_string();
@@ -497,6 +509,21 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
     let grouped = ok(&report, 3);
     assert_eq!(grouped["groups"], json!([{"key": "bulk", "count": 10_000}]));
     assert!(tool_error(&report, 4).contains("--kubeconfig"));
+    assert_eq!(
+        ok(&report, 5),
+        &json!({"mode": "count", "total": 100}),
+        "the health filter counts the failing objects only"
+    );
+    let failing = ok(&report, 6)["results"].as_array().unwrap().clone();
+    assert_eq!(failing.len(), 3, "{failing:?}");
+    assert!(failing
+        .iter()
+        .all(|h| h["health"] == "Failed: CrashLoopBackOff: container db"));
+    assert_eq!(
+        ok(&report, 7)["groups"],
+        json!([{"key": "none", "count": 9_900}, {"key": "Failed", "count": 100}])
+    );
+    assert!(tool_error(&report, 8).contains("InProgress"));
 
     // The cursor brings the next page: other objects, and another cursor.
     let next = drive(

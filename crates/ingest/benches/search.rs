@@ -109,6 +109,8 @@ fn instance(i: usize) -> ResourceInstance {
         labels,
         annotations,
         created_at: "2026-02-20T10:00:00Z".into(),
+        health: None,
+        images: Vec::new(),
     }
 }
 

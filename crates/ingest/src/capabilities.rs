@@ -186,6 +186,7 @@ impl CapabilityPipeline {
             deleted: deletes.len(),
             embedded: records.len(),
             unchanged,
+            metadata_only: 0,
             parked: Vec::new(),
         })
     }

@@ -42,6 +42,11 @@ impl Searcher {
                 let key = match by {
                     GroupBy::Kind => meta_str(&hit.metadata, "kind"),
                     GroupBy::Namespace => meta_str(&hit.metadata, "namespace"),
+                    // Objects without a health are counted apart, not dropped.
+                    GroupBy::Health => match meta_str(&hit.metadata, crate::document::HEALTH_KEY) {
+                        h if h.is_empty() => "none".to_string(),
+                        h => h,
+                    },
                 };
                 *groups.entry(key).or_default() += 1;
             }

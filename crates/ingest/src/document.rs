@@ -8,6 +8,10 @@ use crate::store::{MetaValue, Metadata};
 
 /// Prefix of one metadata key per label: `label.app` = `nginx`.
 pub const LABEL_PREFIX: &str = "label.";
+/// Metadata key of the coarse health (`Failed`), present when the instance has one.
+pub const HEALTH_KEY: &str = "health";
+/// Metadata key of the health's one-line reason.
+pub const HEALTH_REASON_KEY: &str = "healthReason";
 
 /// One instance, ready to embed and store (the vector comes later, only if needed).
 #[derive(Debug, Clone, PartialEq)]
@@ -19,8 +23,9 @@ pub struct InstanceDocument {
     pub content_hash: String,
 }
 
-/// The stored form of `instance`: text, filterable metadata (namespace, name, kind,
-/// apiVersion, apiGroup, createdAt and `label.<key>` per label) and content hash.
+/// The stored form of `instance`: text (images included), filterable metadata (namespace,
+/// name, kind, apiVersion, apiGroup, createdAt, `label.<key>` per label and, when known,
+/// `health` and `healthReason`) and content hash.
 pub fn to_document(instance: &ResourceInstance) -> InstanceDocument {
     let mut metadata = Metadata::new();
     let mut put = |k: &str, v: &str| {
@@ -32,6 +37,10 @@ pub fn to_document(instance: &ResourceInstance) -> InstanceDocument {
     put("apiVersion", &instance.api_version);
     put("apiGroup", &instance.api_group);
     put("createdAt", &instance.created_at);
+    if let Some(health) = &instance.health {
+        put(HEALTH_KEY, health.status.as_str());
+        put(HEALTH_REASON_KEY, &health.reason);
+    }
     for (key, value) in &instance.labels {
         metadata.insert(
             format!("{LABEL_PREFIX}{key}"),
@@ -71,5 +80,27 @@ mod tests {
         assert_eq!(s("label.app"), "nginx");
         assert_eq!(s("label.tier"), "frontend");
         assert_eq!(doc.content_hash, instance.content_hash());
+        assert!(!doc.metadata.contains_key(HEALTH_KEY));
+    }
+
+    #[test]
+    fn health_is_metadata_and_images_are_text() {
+        let mut instance = sync_model::fixtures::nginx();
+        instance.health = Some(sync_model::Health::new(
+            sync_model::HealthStatus::Failed,
+            "CrashLoopBackOff: container web",
+        ));
+        instance.images = vec!["nginx:1.27".into()];
+        let doc = to_document(&instance);
+        assert_eq!(
+            doc.metadata.get(HEALTH_KEY),
+            Some(&MetaValue::Str("Failed".into()))
+        );
+        assert_eq!(
+            doc.metadata.get(HEALTH_REASON_KEY),
+            Some(&MetaValue::Str("CrashLoopBackOff: container web".into()))
+        );
+        assert!(doc.text.contains("images: nginx:1.27"));
+        assert!(!doc.text.contains("CrashLoopBackOff"));
     }
 }

@@ -29,6 +29,9 @@ pub struct IngestMetrics {
     pub embeddings_requested: Counter,
     /// Documents whose stored content hash matched: neither embedded nor rewritten.
     pub embeddings_skipped: Counter,
+    /// Documents whose metadata alone changed (health): rewritten with their stored
+    /// vector, not embedded.
+    pub metadata_updates: Counter,
     pub embed_seconds: Histogram,
     /// `op`: hashes, delete, upsert.
     pub store_seconds: HistogramFamily,
@@ -66,6 +69,7 @@ impl IngestMetrics {
         let instances_deleted = Counter::default();
         let embeddings_requested = Counter::default();
         let embeddings_skipped = Counter::default();
+        let metadata_updates = Counter::default();
         let embed_seconds = latency_histogram();
         let store_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let sync_seconds = latency_histogram();
@@ -149,6 +153,11 @@ impl IngestMetrics {
             embeddings_skipped.clone(),
         );
         registry.register(
+            "metadata_updates",
+            "Documents whose metadata alone changed (health): rewritten with their stored vector, not embedded",
+            metadata_updates.clone(),
+        );
+        registry.register(
             "embed_seconds",
             "Time embedding one sync's changed documents",
             embed_seconds.clone(),
@@ -170,6 +179,7 @@ impl IngestMetrics {
             instances_deleted,
             embeddings_requested,
             embeddings_skipped,
+            metadata_updates,
             embed_seconds,
             store_seconds,
             sync_seconds,

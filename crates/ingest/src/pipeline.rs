@@ -1,14 +1,19 @@
 //! The sync pipeline, usable in-process (`cw sync-instances`, `cw run`) and behind
 //! `POST /api/v1/instances/sync`: validate, normalise, look up stored hashes, embed only
 //! what changed (before writing anything, so a failed embedding changes nothing), then
-//! delete, then upsert. An upsert the provider or the store refuses whatever is retried is
-//! parked (`crate::parked`) and its batch-mates are stored.
+//! delete, then upsert. A change of metadata alone (health, creation time: the text half of
+//! the content hash is unchanged) is rewritten with its stored vector, never embedded. An
+//! upsert the provider or the store refuses whatever is retried is parked (`crate::parked`)
+//! and its batch-mates are stored.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sync_model::{FieldError, ParkedInstance, ResourceId, ResourceInstance, SyncPayload};
+use sync_model::{
+    content_unchanged, text_unchanged, FieldError, ParkedInstance, ResourceId, ResourceInstance,
+    SyncPayload,
+};
 use tracing::Instrument;
 
 use crate::document::{to_document, InstanceDocument};
@@ -34,6 +39,9 @@ pub struct SyncOutcome {
     pub embedded: usize,
     /// Documents already stored with the same content hash: not embedded, not rewritten.
     pub unchanged: usize,
+    /// Documents whose metadata alone changed (health): rewritten with their stored
+    /// vector, not embedded.
+    pub metadata_only: usize,
     /// Upserts refused by the provider or the store whatever is retried: not stored.
     pub parked: Vec<ParkedInstance>,
 }
@@ -426,12 +434,25 @@ impl Pipeline {
         let stored =
             stored_hashes_of(self.store.as_ref(), &self.collection, &self.metrics, &ids).await?;
         drop(ids);
-        let changed: Vec<&ResourceInstance> = upserts
-            .iter()
-            .filter(|u| stored.get(u.id.as_str()) != Some(&u.content_hash()))
-            .collect();
+        let mut changed: Vec<&ResourceInstance> = Vec::new();
+        let mut metadata_only: Vec<&ResourceInstance> = Vec::new();
+        for u in &upserts {
+            let current = u.content_hash();
+            match stored.get(u.id.as_str()) {
+                Some(s) if content_unchanged(s, &current) => {}
+                Some(s) if text_unchanged(s, &current) => metadata_only.push(u),
+                _ => changed.push(u),
+            }
+        }
         drop(stored);
-        let unchanged = upserts.len() - changed.len();
+        let unchanged = upserts.len() - changed.len() - metadata_only.len();
+        // Their vectors, read back to be written again; one the store cannot give back
+        // (gone meanwhile) is embedded like any change.
+        let kept = self.kept_vectors(&metadata_only).await?;
+        let (rewrite, lost): (Vec<&ResourceInstance>, Vec<&ResourceInstance>) = metadata_only
+            .into_iter()
+            .partition(|u| kept.contains_key(u.id.as_str()));
+        changed.extend(lost);
 
         // Embed before any write: a provider failure in the first chunk (every payload of
         // up to EMBED_CHUNK changed documents) leaves the store untouched. Larger payloads
@@ -493,6 +514,32 @@ impl Pipeline {
                 break;
             }
         }
+        let mut kept = kept;
+        let rewritten: Vec<Record> = rewrite
+            .iter()
+            .filter_map(|u| {
+                let d = to_document(u);
+                let embedding = kept.remove(&d.id)?;
+                Some(Record {
+                    id: d.id,
+                    document: d.text,
+                    embedding,
+                    metadata: d.metadata,
+                    content_hash: d.content_hash,
+                })
+            })
+            .collect();
+        drop(kept);
+        let store_refused = upsert_isolating(
+            self.store.as_ref(),
+            &self.collection,
+            &self.metrics,
+            &rewritten,
+        )
+        .await?;
+        let metadata_only = rewritten.len() - store_refused.len();
+        self.metrics.metadata_updates.inc_by(metadata_only as u64);
+        refused.extend(store_refused.into_iter().map(|(id, r)| (id, r, "store")));
         let parked = self.park(&upserts, refused);
         let parked_ids: HashSet<&ResourceId> = parked.iter().map(|p| &p.id).collect();
         // Stored (or unchanged) upserts and deletes settle whatever was parked of their ids.
@@ -509,8 +556,27 @@ impl Pipeline {
             deleted: deletes.len(),
             embedded,
             unchanged,
+            metadata_only,
             parked,
         })
+    }
+
+    /// The stored vectors of `instances` (nothing read when there are none).
+    async fn kept_vectors(
+        &self,
+        instances: &[&ResourceInstance],
+    ) -> Result<HashMap<String, Vec<f32>>, SyncError> {
+        if instances.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<String> = instances
+            .iter()
+            .map(|u| u.id.as_str().to_string())
+            .collect();
+        let t = Instant::now();
+        let vectors = self.store.vectors(&self.collection, &ids).await?;
+        observe_store(&self.metrics, "vectors", t);
+        Ok(vectors)
     }
 
     /// Parks each refused upsert (`id`, reason, which service refused it): a log line, a

@@ -280,6 +280,46 @@ fn crd(kind: &str, plural: &str, group: &str, what: &str) -> Value {
     })
 }
 
+/// The status a controller would have written, so that a watcher reading health has work
+/// to do: workloads with their replica counts (one in ten Deployments short of one
+/// available replica), custom objects with a Ready condition (one in twenty False). Drawn
+/// from the object's index, not the random generator, so that every other generated value
+/// stays what it was.
+fn generated_status(kind: &str, name: &str, spec: &Value, j: usize) -> Option<Value> {
+    let replicas = spec.get("replicas").and_then(Value::as_i64).unwrap_or(1);
+    match kind {
+        "Deployment" => {
+            let available = if j.is_multiple_of(10) {
+                replicas - 1
+            } else {
+                replicas
+            };
+            Some(json!({"observedGeneration": 1, "replicas": replicas,
+                "updatedReplicas": replicas, "readyReplicas": available,
+                "availableReplicas": available,
+                "conditions": [
+                    {"type": "Available", "status": if available == replicas { "True" } else { "False" },
+                     "reason": "MinimumReplicasAvailable", "lastTransitionTime": "2026-02-20T10:00:00Z"},
+                    {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+                     "lastTransitionTime": "2026-02-20T10:00:00Z"}]}))
+        }
+        "StatefulSet" => Some(json!({"observedGeneration": 1, "replicas": replicas,
+            "readyReplicas": replicas, "updatedReplicas": replicas, "currentReplicas": replicas,
+            "currentRevision": format!("{name}-1"), "updateRevision": format!("{name}-1")})),
+        "Service" | "ConfigMap" => None,
+        _ => {
+            let ready = !j.is_multiple_of(20);
+            Some(
+                json!({"observedGeneration": 1, "phase": if ready { "Ready" } else { "Failed" },
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                    "reason": if ready { "Reconciled" } else { "BackendUnreachable" },
+                    "message": if ready { "All instances are ready" } else { "2 of 3 instances unreachable" },
+                    "lastTransitionTime": "2026-02-20T10:00:00Z"}]}),
+            )
+        }
+    }
+}
+
 /// Generates a cluster into the store; deterministic for a given config.
 pub fn generate(store: &Store, cfg: &GeneratorConfig) -> Result<GeneratedCluster> {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
@@ -379,9 +419,13 @@ pub fn generate(store: &Store, cfg: &GeneratorConfig) -> Result<GeneratedCluster
                 "version": format!("{}.{}", rng.random_range(10..17), rng.random_range(0..9)),
                 "replicas": rng.random_range(1..4), "owner": team}),
         };
+        let status = generated_status(kind, &name, &body, j);
         let field = if kind == "ConfigMap" { "data" } else { "spec" };
         let mut obj = json!({"apiVersion": api_version, "kind": kind, "metadata": metadata});
         obj[field] = body;
+        if let Some(status) = status {
+            obj["status"] = status;
+        }
         let ty = store.type_for(api_version, kind)?;
         store.create(&ty, Some(ns), obj)?;
         out.objects += 1;

@@ -73,9 +73,10 @@ impl CwMcp {
 
     #[tool(
         description = "Find Kubernetes objects in the index by free text and/or exact filters \
-(kind, apiGroup, namespace, labels k=v). mode=list (default) returns one page of compact hits \
-(id, kind, namespace, name, a few labels, score) and a nextCursor when more exist; mode=count \
-returns only the number of matching objects; mode=group_by returns counts per kind or namespace. \
+(kind, apiGroup, namespace, labels k=v, health: Failed, InProgress, Current, Terminating). \
+mode=list (default) returns one page of compact hits (id, kind, namespace, name, a few labels, \
+health with its reason, score) and a nextCursor when more exist; mode=count \
+returns only the number of matching objects; mode=group_by returns counts per kind, namespace or health. \
 Use count or group_by first when a filter may match many objects, then list with a narrower \
 filter. The query is optional when a filter is given. Pass a hit's id to get_resource for \
 live details.",
@@ -86,6 +87,7 @@ live details.",
         Parameters(p): Parameters<SearchResourcesParams>,
     ) -> Result<Json<SearchAnswer>, String> {
         let mode = ResultMode::parse(p.mode.as_deref(), p.group_by.as_deref())?;
+        let health = crate::tools::parse_health(p.health.as_deref())?;
         let query = non_empty(p.query.as_deref()).unwrap_or_default();
         let request = SearchRequest {
             query: query.clone(),
@@ -94,6 +96,7 @@ live details.",
             api_group: normalise_group(p.api_group.as_deref()),
             namespace: non_empty(p.namespace.as_deref()),
             labels: p.labels.iter().map(|l| l.trim().to_string()).collect(),
+            health,
             limit: None,
             mode: if query.is_empty() {
                 SearchMode::Keyword
@@ -179,8 +182,9 @@ get the types and their running instances in one call.",
         description = "Answer a question about what runs in the cluster in one call: finds the \
 resource types whose purpose matches the question (e.g. PostgreSQL and MySQL types for \
 'what databases are running?'), then their running instances, best first. Filters narrow the \
-types (kind, apiGroup) and the instances (namespace, labels). Each instance has an id for \
-get_resource, which tells whether it is healthy.",
+types (kind, apiGroup) and the instances (namespace, labels, health: Failed for \
+'which databases are failing?'). Each instance carries its health with a reason when its status \
+says one, and an id for get_resource for live details.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn ask(
@@ -195,7 +199,8 @@ get_resource, which tells whether it is healthy.",
         let namespace = non_empty(p.namespace.as_deref());
         let kind = non_empty(p.kind.as_deref());
         let group = normalise_group(p.api_group.as_deref());
-        let filtered = namespace.is_some() || !labels.is_empty();
+        let health = crate::tools::parse_health(p.health.as_deref())?;
+        let filtered = namespace.is_some() || !labels.is_empty() || health.is_some();
         // Instances filtered out here are replaced by asking for more of each type.
         let fetch = if filtered { RANKING_WINDOW / 10 } else { limit };
         let answer = self
@@ -214,6 +219,11 @@ get_resource, which tells whether it is healthy.",
                     .iter()
                     .filter(|h| namespace.as_ref().is_none_or(|ns| &h.hit.namespace == ns))
                     .filter(|h| labels.iter().all(|(k, v)| h.hit.labels.get(k) == Some(v)))
+                    .filter(|h| {
+                        health.is_none_or(|want| {
+                            h.hit.health.as_ref().map(|x| x.status) == Some(want)
+                        })
+                    })
                     .take(limit)
                     .map(|h| HitLine::from_hit(&h.hit, true))
                     .collect(),
@@ -375,6 +385,7 @@ impl CwMcp {
             && request.api_group.is_none()
             && request.namespace.is_none()
             && request.labels.is_empty()
+            && request.health.is_none()
         {
             return Err(
                 "give a query or at least one filter (kind, apiGroup, namespace, \
@@ -388,6 +399,7 @@ impl CwMcp {
         let group = request.api_group.clone().unwrap_or_default();
         let labels = request.labels.join(",");
         let mode = format!("{:?}", request.mode);
+        let health = request.health.map(|h| h.as_str()).unwrap_or_default();
         let print = cursor::fingerprint(&[
             &request.query,
             request.kind.as_deref().unwrap_or_default(),
@@ -395,6 +407,7 @@ impl CwMcp {
             request.namespace.as_deref().unwrap_or_default(),
             &labels,
             &mode,
+            health,
         ]);
         let offset = match non_empty(p.cursor.as_deref()) {
             Some(c) => cursor::decode(&c, print)?,

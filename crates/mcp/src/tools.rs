@@ -40,6 +40,29 @@ enum ModeSchema {
 enum GroupBySchema {
     Kind,
     Namespace,
+    Health,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[allow(dead_code)] // read only for its schema: values are checked in `parse_health`
+enum HealthSchema {
+    Current,
+    InProgress,
+    Failed,
+    Terminating,
+    Unknown,
+}
+
+/// The health filter as a model may spell it (`failed`, `in-progress`), or what to send.
+pub fn parse_health(health: Option<&str>) -> Result<Option<sync_model::HealthStatus>, String> {
+    match health.map(str::trim).filter(|h| !h.is_empty()) {
+        None => Ok(None),
+        Some(h) => sync_model::HealthStatus::parse_loose(h).map(Some).ok_or_else(|| {
+            format!(
+                "health {h:?} is not supported: use Current, InProgress, Failed, Terminating                  or Unknown"
+            )
+        }),
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -62,12 +85,18 @@ pub struct SearchResourcesParams {
     /// Label filters `key=value`; all must hold.
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Only objects of this health, read from their status: `Failed` (CrashLoopBackOff, a
+    /// failed Job, Ready=False), `InProgress` (rolling out, pending), `Current`,
+    /// `Terminating`. Kinds without a status that says anything have no health.
+    #[serde(default)]
+    #[schemars(with = "Option<HealthSchema>")]
+    pub health: Option<String>,
     /// `list` (default): one page of hits. `count`: the number of matching objects only.
-    /// `group_by`: counts per kind or namespace (see groupBy).
+    /// `group_by`: counts per kind, namespace or health (see groupBy).
     #[serde(default)]
     #[schemars(with = "Option<ModeSchema>")]
     pub mode: Option<String>,
-    /// With mode group_by: `kind` (default) or `namespace`.
+    /// With mode group_by: `kind` (default), `namespace` or `health`.
     #[serde(default)]
     #[schemars(with = "Option<GroupBySchema>")]
     pub group_by: Option<String>,
@@ -93,9 +122,10 @@ impl ResultMode {
         let group = match group_by.map(str::trim).filter(|g| !g.is_empty()) {
             None | Some("kind") => GroupBy::Kind,
             Some("namespace") => GroupBy::Namespace,
+            Some("health") => GroupBy::Health,
             Some(other) => {
                 return Err(format!(
-                    "groupBy {other:?} is not supported: use \"kind\" or \"namespace\""
+                    "groupBy {other:?} is not supported: use \"kind\", \"namespace\" or \"health\""
                 ))
             }
         };
@@ -105,7 +135,7 @@ impl ResultMode {
             Some("group_by") | Some("groupBy") | Some("group-by") => Ok(ResultMode::GroupBy(group)),
             Some(other) => Err(format!(
                 "mode {other:?} is not supported: use \"list\" (hits), \"count\" (a number) \
-                 or \"group_by\" (counts per kind or namespace)"
+                 or \"group_by\" (counts per kind, namespace or health)"
             )),
         }
     }
@@ -124,6 +154,10 @@ pub struct HitLine {
     /// Up to four labels, the well-known app labels first.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Health read from the object's status, with its reason (`Failed: CrashLoopBackOff:
+    /// container db`); absent for kinds without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
     /// Relevance, higher is better (similarity plus exact-match boosts); absent when listing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
@@ -141,6 +175,13 @@ impl HitLine {
             },
             name: hit.name.clone(),
             labels: key_labels(&hit.labels),
+            health: hit.health.as_ref().map(|h| {
+                if h.reason.is_empty() {
+                    h.status.to_string()
+                } else {
+                    format!("{}: {}", h.status, h.reason)
+                }
+            }),
             score: ranked.then(|| round(hit.score)),
         }
     }
@@ -264,6 +305,11 @@ pub struct AskParams {
     /// Only instances with all of these labels (`key=value`).
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Only instances of this health: `Failed` ("which databases are failing?"),
+    /// `InProgress`, `Current`, `Terminating`.
+    #[serde(default)]
+    #[schemars(with = "Option<HealthSchema>")]
+    pub health: Option<String>,
     /// Answers in all (running instances, best first, across types), 1 to 50 (default 10).
     #[serde(default)]
     pub limit: Option<u32>,
@@ -381,7 +427,22 @@ mod tests {
         );
         let err = ResultMode::parse(Some("everything"), None).unwrap_err();
         assert!(err.contains("\"count\""), "{err}");
-        assert!(ResultMode::parse(Some("count"), Some("health")).is_err());
+        assert!(ResultMode::parse(Some("count"), Some("team")).is_err());
+        assert_eq!(
+            ResultMode::parse(Some("group_by"), Some("health")),
+            Ok(ResultMode::GroupBy(GroupBy::Health))
+        );
+    }
+
+    #[test]
+    fn the_health_filter_reads_as_a_model_may_spell_it_and_names_the_choices() {
+        assert_eq!(
+            parse_health(Some("failed")),
+            Ok(Some(sync_model::HealthStatus::Failed))
+        );
+        assert_eq!(parse_health(Some(" ")), Ok(None));
+        let err = parse_health(Some("broken")).unwrap_err();
+        assert!(err.contains("InProgress"), "{err}");
     }
 
     #[test]

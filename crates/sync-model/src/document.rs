@@ -1,6 +1,8 @@
 //! The document text rules: how an instance reads to an embedding model, and the content
-//! hash that says whether a stored document is still current. Shared so that a sender (the
-//! watcher on resync) and the ingest server agree on "unchanged" without asking each other.
+//! hash that says whether a stored document is still current and, if not, whether only its
+//! metadata (health, creation time) changed, so that its vector can stay. Shared so that a
+//! sender (the watcher on resync) and the ingest server agree on "unchanged" without asking
+//! each other.
 
 use sha2::{Digest, Sha256};
 
@@ -16,7 +18,10 @@ pub fn is_description_key(key: &str) -> bool {
 }
 
 impl ResourceInstance {
-    /// `Deployment nginx | namespace: default | apiVersion: apps/v1 | labels: app=nginx, tier=frontend | Main web server`
+    /// `Deployment nginx | namespace: default | apiVersion: apps/v1 | labels: app=nginx, tier=frontend | images: nginx:1.27 | Main web server`
+    ///
+    /// Health is not part of the text: it changes often and is filtered on, not searched
+    /// for in words, and a change of it must not cost an embedding.
     pub fn document_text(&self) -> String {
         let mut text = format!("{} {}", self.kind, self.name);
         if self.namespace == CLUSTER_SCOPE {
@@ -36,6 +41,10 @@ impl ResourceInstance {
                 .collect();
             text.push_str(&labels.join(", "));
         }
+        if !self.images.is_empty() {
+            text.push_str(" | images: ");
+            text.push_str(&self.images.join(", "));
+        }
         for (key, value) in &self.annotations {
             if is_description_key(key) && !value.trim().is_empty() {
                 text.push_str(" | ");
@@ -45,15 +54,40 @@ impl ResourceInstance {
         text
     }
 
-    /// Hex SHA-256 over the document text and every indexed field: equal hashes mean the
-    /// stored document, vector and metadata are all still current.
+    /// 64 hex digits in two halves. The first 32: the first 128 bits of a SHA-256 over the
+    /// document text and every indexed field (equal means the stored document, vector and
+    /// metadata are all still current; the same digits as before health existed, so an
+    /// upgrade resends nothing). The last 32: the same over the text alone (equal means
+    /// the stored vector is still right, and only metadata needs writing).
     pub fn content_hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(self.document_text().as_bytes());
-        h.update([0]);
-        h.update(self.fingerprint());
-        hex::encode(h.finalize())
+        let text = self.document_text();
+        let mut full = Sha256::new();
+        full.update(text.as_bytes());
+        full.update([0]);
+        full.update(self.fingerprint());
+        let full = hex::encode(full.finalize());
+        let text = hex::encode(Sha256::digest(text.as_bytes()));
+        format!("{}{}", &full[..HALF], &text[..HALF])
     }
+}
+
+/// Hex digits in each half of a content hash.
+const HALF: usize = 32;
+
+/// True when a stored content hash says the stored document is current: nothing to write.
+/// Compares the halves that cover everything, so that hashes stored before the text half
+/// existed (a plain SHA-256) still match.
+pub fn content_unchanged(stored: &str, current: &str) -> bool {
+    matches!((stored.get(..HALF), current.get(..HALF)), (Some(a), Some(b)) if a == b)
+}
+
+/// True when a stored content hash says the stored vector is still right for the current
+/// document text: a change is metadata only (health, creation time) and needs no embedding.
+pub fn text_unchanged(stored: &str, current: &str) -> bool {
+    matches!(
+        (stored.get(HALF..2 * HALF), current.get(HALF..2 * HALF)),
+        (Some(a), Some(b)) if a == b
+    )
 }
 
 #[cfg(test)]
@@ -90,5 +124,42 @@ mod tests {
         assert_eq!(a.content_hash(), b.content_hash());
         b.created_at = "2026-02-21T10:00:00Z".into();
         assert_ne!(a.content_hash(), b.content_hash());
+    }
+
+    #[test]
+    fn a_health_change_changes_the_hash_but_not_its_text_half() {
+        let a = nginx();
+        let mut b = nginx();
+        b.health = Some(crate::Health::new(
+            crate::HealthStatus::Failed,
+            "0/3 replicas available",
+        ));
+        let (ha, hb) = (a.content_hash(), b.content_hash());
+        assert_eq!(ha.len(), 64);
+        assert!(!super::content_unchanged(&ha, &hb));
+        assert!(super::text_unchanged(&ha, &hb));
+        assert_eq!(a.document_text(), b.document_text());
+    }
+
+    #[test]
+    fn a_new_image_is_a_change_of_the_text() {
+        let mut a = nginx();
+        a.images = vec!["nginx:1.27".into()];
+        let mut b = a.clone();
+        b.images = vec!["nginx:1.28".into()];
+        assert!(a.document_text().contains("images: nginx:1.27"));
+        assert!(!super::text_unchanged(&a.content_hash(), &b.content_hash()));
+    }
+
+    #[test]
+    fn a_hash_stored_before_the_text_half_existed_still_reads_as_unchanged() {
+        use sha2::{Digest, Sha256};
+        let i = nginx();
+        let mut h = Sha256::new();
+        h.update(i.document_text().as_bytes());
+        h.update([0]);
+        h.update(i.fingerprint());
+        let old = hex::encode(h.finalize());
+        assert!(super::content_unchanged(&old, &i.content_hash()));
     }
 }

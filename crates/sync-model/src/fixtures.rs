@@ -15,6 +15,8 @@ pub fn deployment(namespace: &str, name: &str, app: &str) -> ResourceInstance {
         labels: [("app".to_string(), app.to_string())].into(),
         annotations: Default::default(),
         created_at: "2026-02-20T10:00:00Z".into(),
+        health: None,
+        images: Vec::new(),
     }
 }
 

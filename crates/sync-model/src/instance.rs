@@ -1,5 +1,6 @@
-//! One Kubernetes object as cw indexes it: identity, labels, description annotations and
-//! creation time. Never spec or status.
+//! One Kubernetes object as cw indexes it: identity, labels, description annotations,
+//! creation time and, for kinds whose status says so, its coarse health and container
+//! images. Never the spec or status themselves.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use validator::{Validate, ValidationError};
 
-use crate::{rules, ResourceId};
+use crate::{rules, Health, ResourceId, MAX_HEALTH_REASON_BYTES};
 
 /// A resource instance, serialized exactly like the Go controller's `ResourceInstance`.
 /// Maps are ordered so that documents and fingerprints do not depend on arrival order.
@@ -37,7 +38,26 @@ pub struct ResourceInstance {
     pub annotations: BTreeMap<String, String>,
     #[validate(custom(function = "validate_timestamp"))]
     pub created_at: String,
+    /// Coarse health from the object's status; absent when the kind has none that says
+    /// anything (the Go controller never sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(custom(function = "validate_health"))]
+    pub health: Option<Health>,
+    /// Container images (init containers included) of a Pod or a workload's pod template,
+    /// sorted and without duplicates.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    #[validate(custom(function = "validate_images"))]
+    pub images: Vec<String>,
 }
+
+/// At most this many images per object: a Pod with more containers is not a real one.
+pub const MAX_IMAGES: usize = 64;
+/// The longest image reference accepted (registry, path, tag and digest).
+pub const MAX_IMAGE_BYTES: usize = 512;
 
 /// The group part of an apiVersion: `apps/v1` → `apps`, `v1` → `` (core).
 pub fn api_group_of(api_version: &str) -> &str {
@@ -85,6 +105,39 @@ fn validate_api_version(v: &str) -> Result<(), ValidationError> {
 }
 fn validate_timestamp(v: &str) -> Result<(), ValidationError> {
     rule_error("createdAt", rules::check_timestamp(v))
+}
+
+fn validate_health(h: &Health) -> Result<(), ValidationError> {
+    if h.reason.len() > MAX_HEALTH_REASON_BYTES || h.reason.contains('\n') {
+        return rule_error(
+            "health",
+            Err(format!(
+                "health.reason must be one line of at most {MAX_HEALTH_REASON_BYTES} bytes"
+            )),
+        );
+    }
+    Ok(())
+}
+
+fn validate_images(images: &Vec<String>) -> Result<(), ValidationError> {
+    if images.len() > MAX_IMAGES {
+        return rule_error(
+            "images",
+            Err(format!("{} images; at most {MAX_IMAGES}", images.len())),
+        );
+    }
+    for image in images {
+        if image.is_empty() || image.len() > MAX_IMAGE_BYTES || image.contains(char::is_whitespace)
+        {
+            return rule_error(
+                "images",
+                Err(format!(
+                    "image {image:?} must be 1 to {MAX_IMAGE_BYTES} bytes without spaces"
+                )),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), ValidationError> {
@@ -183,5 +236,30 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         b.labels.insert("tier".into(), "web".into());
         assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn an_instance_without_health_or_images_serializes_like_the_go_controllers() {
+        let json = serde_json::to_value(nginx()).unwrap();
+        assert!(json.get("health").is_none());
+        assert!(json.get("images").is_none());
+        let back: ResourceInstance = serde_json::from_value(json).unwrap();
+        assert_eq!(back, nginx());
+    }
+
+    #[test]
+    fn health_and_images_travel_and_are_checked() {
+        let mut i = nginx();
+        i.health = Some(Health::new(
+            crate::HealthStatus::Failed,
+            "CrashLoopBackOff: container db",
+        ));
+        i.images = vec!["nginx:1.27".into()];
+        let json = serde_json::to_value(&i).unwrap();
+        assert_eq!(json["health"]["status"], "Failed");
+        assert_eq!(json["images"][0], "nginx:1.27");
+        assert!(i.validate().is_ok());
+        i.images = vec!["bad image".into()];
+        assert!(i.validate().is_err());
     }
 }

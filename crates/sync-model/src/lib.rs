@@ -8,6 +8,7 @@ mod capability;
 mod document;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+mod health;
 mod id;
 mod instance;
 mod payload;
@@ -16,7 +17,8 @@ pub mod search;
 
 pub use auth::BearerToken;
 pub use capability::{capability_id, Capability, CapabilitySyncPayload, Enrichment};
-pub use document::is_description_key;
+pub use document::{content_unchanged, is_description_key, text_unchanged};
+pub use health::{Health, HealthStatus, MAX_HEALTH_REASON_BYTES};
 pub use id::{IdError, ResourceId, CLUSTER_SCOPE};
-pub use instance::{api_group_of, ResourceInstance};
+pub use instance::{api_group_of, ResourceInstance, MAX_IMAGES, MAX_IMAGE_BYTES};
 pub use payload::{ErrorBody, FieldError, ParkedInstance, SyncPayload, SyncResponse};

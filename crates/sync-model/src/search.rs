@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Health, HealthStatus};
+
 /// Which collection a search reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -44,6 +46,9 @@ pub struct SearchRequest {
     pub namespace: Option<String>,
     /// `key=value` pairs; all must hold.
     pub labels: Vec<String>,
+    /// Only objects of this health (`Failed`; read loosely: `failed`, `in-progress`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthStatus>,
     pub limit: Option<usize>,
     pub mode: SearchMode,
 }
@@ -67,6 +72,8 @@ pub struct SearchBody {
 pub enum GroupBy {
     Kind,
     Namespace,
+    /// By health (`Failed`, `Current`, ...; `none` for objects without one).
+    Health,
 }
 
 /// The body of `POST /api/v1/search/count`: how many stored objects match the filters of a
@@ -109,6 +116,9 @@ pub struct SearchHit {
     pub namespace: String,
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// The object's health when its kind has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
     /// Higher is better: similarity (1 − cosine distance) plus exact-match boosts.
     pub score: f32,
     /// Query terms that matched a name, kind or label value exactly.

@@ -38,6 +38,9 @@ pub struct ResourceType {
     pub kind: String,
     pub plural: String,
     pub namespaced: bool,
+    /// The API serves a `<plural>/status` subresource: the type's objects carry a status
+    /// that their controller keeps.
+    pub has_status: bool,
 }
 
 /// What identifies a type inside instance ids: `apiVersion` and `kind`.
@@ -67,7 +70,23 @@ impl ResourceType {
             kind: kind.into(),
             plural: plural.into(),
             namespaced,
+            has_status: false,
         }
+    }
+
+    /// The same type, with or without a status subresource.
+    pub fn with_status(mut self, has_status: bool) -> Self {
+        self.has_status = has_status;
+        self
+    }
+
+    /// True when the watch reads whole objects, to extract health and images: the
+    /// built-in kinds of [`crate::health::is_health_kind`] and custom resources with a
+    /// status subresource. Every other type is watched as metadata only (a ConfigMap's
+    /// data or a Node's status would cost memory and CPU for nothing cw indexes).
+    pub fn reads_status(&self) -> bool {
+        crate::health::is_health_kind(&self.group, &self.kind)
+            || (self.has_status && is_custom_group(&self.group))
     }
 
     pub fn key(&self) -> TypeKey {
@@ -202,8 +221,15 @@ impl NamespaceFilter {
     }
 }
 
+/// True for groups that only CustomResourceDefinitions define: a dotted name outside
+/// Kubernetes' own `*.k8s.io` (built-in groups are `""`, `apps`, `batch`, ... or `*.k8s.io`).
+pub fn is_custom_group(group: &str) -> bool {
+    group.contains('.') && !group.ends_with(".k8s.io") && group != "k8s.io"
+}
+
 /// The watchable, admitted types of one group version's resource list: verbs list and
-/// watch, not a subresource (`deployments/status`).
+/// watch, not a subresource (`deployments/status`), each knowing whether it has a status
+/// subresource.
 pub fn select_resources(
     group: &str,
     version: &str,
@@ -214,7 +240,12 @@ pub fn select_resources(
         .iter()
         .filter(|r| !r.name.contains('/'))
         .filter(|r| r.verbs.iter().any(|v| v == "list") && r.verbs.iter().any(|v| v == "watch"))
-        .map(|r| ResourceType::new(group, version, &r.kind, &r.name, r.namespaced))
+        .map(|r| {
+            let status = format!("{}/status", r.name);
+            let has_status = list.resources.iter().any(|s| s.name == status);
+            ResourceType::new(group, version, &r.kind, &r.name, r.namespaced)
+                .with_status(has_status)
+        })
         .filter(|t| filter.admits(t))
         .collect()
 }

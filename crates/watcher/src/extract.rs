@@ -1,10 +1,11 @@
-//! Transform: one Kubernetes object's metadata plus its type become the `ResourceInstance`
-//! that cw indexes. Shared by `cw watch` and `cw sync-instances` so both produce identical
-//! documents.
+//! Transform: one Kubernetes object's metadata (plus, for the types that read status, its
+//! health and images) and its type become the `ResourceInstance` that cw indexes. Shared by
+//! `cw watch` and `cw sync-instances` so both produce identical documents.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::DynamicObject;
 use sync_model::{is_description_key, ResourceId, ResourceInstance, CLUSTER_SCOPE};
 
 use crate::discovery::ResourceType;
@@ -61,7 +62,22 @@ pub fn extract_instance(
         labels,
         annotations,
         created_at: rfc3339_z(&created_at),
+        health: None,
+        images: Vec::new(),
     })
+}
+
+/// [`extract_instance`] of a whole object, with its health and container images (see
+/// [`crate::health`]). Only these few fields are kept; the object itself is dropped by the
+/// caller.
+pub fn extract_with_status(
+    ty: &ResourceType,
+    obj: &DynamicObject,
+) -> Result<ResourceInstance, ExtractError> {
+    let mut instance = extract_instance(ty, &obj.metadata)?;
+    instance.health = crate::health::assess(&ty.group, &ty.kind, &obj.metadata, &obj.data);
+    instance.images = crate::health::images(&ty.group, &ty.kind, &obj.data);
+    Ok(instance)
 }
 
 /// Kubernetes timestamps are whole seconds in UTC; k8s-openapi's `Time` prints them in
@@ -145,6 +161,27 @@ mod tests {
         assert_eq!(i.id.as_str(), "_cluster/v1/Node/worker-1");
         assert_eq!(i.namespace, "_cluster");
         assert_eq!(i.api_group, "");
+        assert_valid(&i);
+    }
+
+    #[test]
+    fn a_whole_object_brings_its_health_and_images_and_nothing_else_of_its_spec() {
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "shop", "generation": 1,
+                         "creationTimestamp": "2026-02-20T10:00:00Z"},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [
+                {"image": "shop/api:2.1", "env": [{"name": "PASSWORD", "value": "hunter2"}]}]}}},
+            "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3,
+                       "availableReplicas": 1, "readyReplicas": 1}
+        }))
+        .unwrap();
+        let i = extract_with_status(&deployments(), &obj).unwrap();
+        let health = i.health.clone().unwrap();
+        assert_eq!(health.status, sync_model::HealthStatus::InProgress);
+        assert_eq!(health.reason, "1/3 replicas available");
+        assert_eq!(i.images, ["shop/api:2.1"]);
+        assert!(!serde_json::to_string(&i).unwrap().contains("hunter2"));
         assert_valid(&i);
     }
 

@@ -1,7 +1,8 @@
 //! `cw watch`: keeps an ingest server's store equal to a Kubernetes cluster.
 //!
 //! A pipeline of small stages joined by channels, each testable alone with plain data:
-//! [`discovery`] (which types) → [`source`] (one metadata-only watch per type) →
+//! [`discovery`] (which types) → [`source`] (one watch per type: metadata only, or whole
+//! objects for the types whose [`health`] and images cw reads) →
 //! [`extract`] (object → `ResourceInstance`) → [`tracker`] (change detection, relists,
 //! resync diff) → [`buffer`] (debounce and batching) → [`sender`] → a [`sink::SyncSink`].
 //! [`controller`] wires them around one context, keeps the per-type watches in step with
@@ -19,6 +20,7 @@ mod deadline;
 pub mod discovery;
 pub mod error;
 pub mod extract;
+pub mod health;
 pub mod metrics;
 pub mod oneshot;
 pub mod ops;
@@ -35,7 +37,7 @@ pub use context::WatcherSettings;
 pub use controller::{run, Shared};
 pub use discovery::{discover, Discovered, NamespaceFilter, ResourceType, TypeFilter, TypeKey};
 pub use error::WatchError;
-pub use extract::{extract_instance, ExtractError};
+pub use extract::{extract_instance, extract_with_status, ExtractError};
 pub use metrics::Metrics;
 pub use resync::{ResyncReport, ResyncScope};
 pub use sink::{HttpSink, SinkError, SyncSink};

@@ -104,7 +104,9 @@ impl StoreDiff {
     pub fn classify(&mut self, instance: &ResourceInstance) -> Verdict {
         match self.stored.remove(&instance.id) {
             None => Verdict::New,
-            Some(hash) if hash == instance.content_hash() => Verdict::Unchanged,
+            Some(hash) if sync_model::content_unchanged(&hash, &instance.content_hash()) => {
+                Verdict::Unchanged
+            }
             Some(_) => Verdict::Changed,
         }
     }

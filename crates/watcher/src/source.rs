@@ -1,6 +1,8 @@
-//! Source: one metadata-only watch per resource type (kube-runtime `watcher` over
-//! `PartialObjectMeta`), turned into observations for change detection, and the watch of
-//! CustomResourceDefinitions that tells the controller which API groups changed.
+//! Source: one watch per resource type, turned into observations for change detection, and
+//! the watch of CustomResourceDefinitions that tells the controller which API groups changed.
+//! Most types are watched as metadata only (kube-runtime `watcher` over `PartialObjectMeta`);
+//! the types whose health and images cw reads ([`ResourceType::reads_status`]) as whole
+//! objects, each reduced to its `ResourceInstance` as it arrives: no object is kept.
 //! kube-runtime resumes from the last resourceVersion after a dropped watch and relists
 //! after a 410 Gone; a relist arrives as `RelistStart`, the listed objects, `RelistDone`,
 //! so that objects deleted meanwhile are noticed and nothing is invented.
@@ -8,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams, PartialObjectMeta};
 use kube::runtime::watcher::{self, Event};
@@ -20,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::context::Context;
 use crate::discovery::{NamespaceFilter, ResourceType};
-use crate::extract::extract_instance;
+use crate::extract::{extract_instance, extract_with_status};
 use crate::metrics::TypeLabels;
 use crate::tracker::{Input, Observation};
 
@@ -30,17 +33,81 @@ fn meta_api(client: &kube::Client, ty: &ResourceType) -> Api<Meta> {
     Api::all_with(client.clone(), &ty.api_resource())
 }
 
+fn object_api(client: &kube::Client, ty: &ResourceType) -> Api<DynamicObject> {
+    Api::all_with(client.clone(), &ty.api_resource())
+}
+
 /// The indexed view of a watched object, if its namespace is admitted.
 fn admitted(ty: &ResourceType, ns: &NamespaceFilter, obj: &Meta) -> Option<ResourceInstance> {
-    if ty.namespaced && !ns.admits(obj.metadata.namespace.as_deref()) {
+    admit(ty, ns, &obj.metadata, || {
+        extract_instance(ty, &obj.metadata)
+    })
+}
+
+/// [`admitted`] for a whole object: with its health and images.
+fn admitted_whole(
+    ty: &ResourceType,
+    ns: &NamespaceFilter,
+    obj: &DynamicObject,
+) -> Option<ResourceInstance> {
+    admit(ty, ns, &obj.metadata, || extract_with_status(ty, obj))
+}
+
+fn admit(
+    ty: &ResourceType,
+    ns: &NamespaceFilter,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    extract: impl FnOnce() -> Result<ResourceInstance, crate::ExtractError>,
+) -> Option<ResourceInstance> {
+    if ty.namespaced && !ns.admits(meta.namespace.as_deref()) {
         return None;
     }
-    match extract_instance(ty, &obj.metadata) {
+    match extract() {
         Ok(i) => Some(i),
         Err(e) => {
             debug!(error = %e, "skipping object");
             None
         }
+    }
+}
+
+/// Objects per list request when whole objects are read: a page is held whole until its
+/// last object is extracted, and a custom resource with its status is several times its
+/// metadata (kube's default page is 500). Measured with scripts/bench-watch-binary.
+const WHOLE_OBJECT_PAGE: u32 = 100;
+
+/// A watch event reduced to what change detection needs: the instance (`None` when the
+/// object is not admitted). Whole objects are dropped here, as soon as they arrive.
+type Seen = Option<ResourceInstance>;
+
+fn reduce<K>(event: Event<K>, view: impl Fn(&K) -> Seen) -> Event<Seen> {
+    match event {
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(view(&o)),
+        Event::InitDone => Event::InitDone,
+        Event::Apply(o) => Event::Apply(view(&o)),
+        Event::Delete(o) => Event::Delete(view(&o)),
+    }
+}
+
+/// The watch of one type: whole objects when the type's health is read, else metadata.
+fn watch_stream(
+    client: &kube::Client,
+    ty: &ResourceType,
+    namespaces: &NamespaceFilter,
+) -> BoxStream<'static, Result<Event<Seen>, watcher::Error>> {
+    let (ty, ns) = (ty.clone(), namespaces.clone());
+    if ty.reads_status() {
+        let config = watcher::Config::default().page_size(WHOLE_OBJECT_PAGE);
+        watcher::watcher(object_api(client, &ty), config)
+            .default_backoff()
+            .map(move |r| r.map(|e| reduce(e, |o| admitted_whole(&ty, &ns, o))))
+            .boxed()
+    } else {
+        watcher::watcher(meta_api(client, &ty), watcher::Config::default())
+            .default_backoff()
+            .map(move |r| r.map(|e| reduce(e, |o| admitted(&ty, &ns, o))))
+            .boxed()
     }
 }
 
@@ -144,9 +211,7 @@ pub(crate) async fn watch_type(
     };
     let mut refusal = Refusal::default();
     'stream: loop {
-        let stream =
-            watcher::watcher(meta_api(client, &ty), watcher::Config::default()).default_backoff();
-        let mut stream = std::pin::pin!(stream);
+        let mut stream = watch_stream(client, &ty, namespaces);
         let mut list_slot = None;
         loop {
             let event = tokio::select! {
@@ -214,16 +279,16 @@ pub(crate) async fn watch_type(
                     drop(list_slot.take());
                     Observation::RelistDone
                 }
-                Event::InitApply(obj) | Event::Apply(obj) => {
+                Event::InitApply(seen) | Event::Apply(seen) => {
                     events_seen.inc();
-                    match admitted(&ty, namespaces, &obj) {
+                    match seen {
                         Some(i) => Observation::Present(i),
                         None => continue,
                     }
                 }
-                Event::Delete(obj) => {
+                Event::Delete(seen) => {
                     events_seen.inc();
-                    match admitted(&ty, namespaces, &obj) {
+                    match seen {
                         Some(i) => Observation::Gone(i.id),
                         None => continue,
                     }
@@ -288,7 +353,8 @@ pub async fn watch_crds(
     }
 }
 
-/// Lists one type page by page (metadata only), calling `page` with each page's admitted
+/// Lists one type page by page (metadata only, or whole objects for the types whose health
+/// is read, exactly as the watch sees them), calling `page` with each page's admitted
 /// instances. Used by resync and by `cw sync-instances`.
 pub async fn list_type<F, Fut>(
     client: &kube::Client,
@@ -301,19 +367,34 @@ where
     F: FnMut(Vec<ResourceInstance>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let api = meta_api(client, ty);
+    let page_size = if ty.reads_status() {
+        page_size.min(WHOLE_OBJECT_PAGE)
+    } else {
+        page_size
+    };
     let mut params = ListParams::default().limit(page_size);
     let mut total = 0;
     loop {
-        let list = api.list(&params).await?;
-        let items: Vec<ResourceInstance> = list
-            .items
-            .iter()
-            .filter_map(|obj| admitted(ty, namespaces, obj))
-            .collect();
+        let (items, next): (Vec<ResourceInstance>, Option<String>) = if ty.reads_status() {
+            let list = object_api(client, ty).list(&params).await?;
+            let items = list
+                .items
+                .iter()
+                .filter_map(|obj| admitted_whole(ty, namespaces, obj))
+                .collect();
+            (items, list.metadata.continue_)
+        } else {
+            let list = meta_api(client, ty).list(&params).await?;
+            let items = list
+                .items
+                .iter()
+                .filter_map(|obj| admitted(ty, namespaces, obj))
+                .collect();
+            (items, list.metadata.continue_)
+        };
         total += items.len();
         page(items).await;
-        match list.metadata.continue_.filter(|c| !c.is_empty()) {
+        match next.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => return Ok(total),
         }

@@ -19,6 +19,8 @@ use crate::metrics::Metrics;
 use sync_model::api_group_of;
 
 /// What a type's watch saw, already extracted and filtered.
+// Nearly every observation is `Present`, moved on at once: no box (see `Change`).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
     /// A (re)list begins: objects not seen before `RelistDone` are gone.
@@ -436,6 +438,32 @@ pub(crate) mod tests {
         assert!(observe(&mut t, Observation::Present(deployment("web", "a"))).is_empty());
         let changed = observe(&mut t, Observation::Present(deployment("web", "b")));
         assert_eq!(changed, vec![Change::Upsert(deployment("web", "b"))]);
+    }
+
+    #[test]
+    fn health_churn_is_a_change_only_when_the_status_or_reason_changes() {
+        use sync_model::{Health, HealthStatus};
+        let with = |status, reason: &str| {
+            let mut d = deployment("web", "a");
+            d.health = Some(Health::new(status, reason));
+            d
+        };
+        let mut t = Tracker::new();
+        let first = with(HealthStatus::InProgress, "1/3 replicas available");
+        assert_eq!(
+            observe(&mut t, Observation::Present(first.clone())).len(),
+            1
+        );
+        // A status update that leaves the coarse value and reason alone (a heartbeat, a
+        // condition's lastTransitionTime) extracts to the same instance: nothing is sent.
+        assert!(observe(&mut t, Observation::Present(first)).is_empty());
+        let better = with(HealthStatus::InProgress, "2/3 replicas available");
+        assert_eq!(observe(&mut t, Observation::Present(better)).len(), 1);
+        let done = with(HealthStatus::Current, "3/3 replicas available");
+        assert_eq!(
+            observe(&mut t, Observation::Present(done.clone())),
+            vec![Change::Upsert(done)]
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{install_crypto, StandIn};
 use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::{json, Value};
-use sync_model::{ResourceId, ResourceInstance};
+use sync_model::{HealthStatus, ResourceId, ResourceInstance};
 use tokio::task::JoinHandle;
 use watcher::buffer::BufferConfig;
 use watcher::sender::RetryConfig;
@@ -244,6 +244,77 @@ async fn an_update_that_changes_nothing_indexed_sends_nothing() {
         store.state.lock().unwrap().posts.len(),
         posts_before,
         "data changes are not indexed and must send nothing"
+    );
+    w.stop().await.unwrap();
+}
+
+/// A Deployment's status as its controller writes it: `available` of 3 replicas, the
+/// conditions' times given (a controller rewrites them on every status update).
+fn deployment_status(available: i64, heartbeat: &str) -> Value {
+    let mut d = deployment("default", "web", json!({"app": "web"}));
+    d["spec"]["replicas"] = json!(3);
+    d["status"] = json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3,
+        "readyReplicas": available, "availableReplicas": available,
+        "conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+                        "lastUpdateTime": heartbeat, "lastTransitionTime": heartbeat}]});
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_sent_when_its_value_or_reason_changes_and_status_heartbeats_send_nothing() {
+    let (sim, store, w) = setup(&["deployments.apps"]).await;
+    let mut spec_only = deployment_status(0, "2026-02-20T10:00:00Z");
+    spec_only.as_object_mut().unwrap().remove("status");
+    sim.apply(spec_only).unwrap();
+    sim.update_status(deployment_status(1, "2026-02-20T10:00:00Z"))
+        .unwrap();
+    let health = |d: &BTreeMap<ResourceId, ResourceInstance>| {
+        d.values()
+            .find(|i| i.name == "web")
+            .and_then(|i| i.health.clone())
+            .map(|h| (h.status, h.reason))
+    };
+    store
+        .wait_for("1/3 available", SOON, |d| {
+            health(d) == Some((HealthStatus::InProgress, "1/3 replicas available".into()))
+        })
+        .await;
+    assert_eq!(
+        store
+            .docs()
+            .values()
+            .find(|i| i.name == "web")
+            .unwrap()
+            .images,
+        ["nginx"]
+    );
+    // Five status updates that change only the conditions' times: nothing to send.
+    let posts_before = store.state.lock().unwrap().posts.len();
+    for minute in 1..=5 {
+        let t = format!("2026-02-20T10:0{minute}:00Z");
+        sim.update_status(deployment_status(1, &t)).unwrap();
+    }
+    tokio::time::sleep(WINDOW * 4).await;
+    assert_eq!(
+        store.state.lock().unwrap().posts.len(),
+        posts_before,
+        "status heartbeats that leave health alone must send nothing"
+    );
+    // 2/3 then 3/3 within the debounce window: one change, the last state.
+    sim.update_status(deployment_status(2, "2026-02-20T10:06:00Z"))
+        .unwrap();
+    sim.update_status(deployment_status(3, "2026-02-20T10:06:01Z"))
+        .unwrap();
+    store
+        .wait_for("3/3 available", SOON, |d| {
+            health(d) == Some((HealthStatus::Current, "3/3 replicas available".into()))
+        })
+        .await;
+    tokio::time::sleep(WINDOW * 2).await;
+    assert_eq!(
+        store.state.lock().unwrap().posts.len(),
+        posts_before + 1,
+        "the two health changes inside one debounce window are one post"
     );
     w.stop().await.unwrap();
 }
@@ -626,6 +697,8 @@ fn widget_instance(name: &str) -> ResourceInstance {
         labels: Default::default(),
         annotations: Default::default(),
         created_at: "2026-02-20T10:00:00Z".into(),
+        health: None,
+        images: Vec::new(),
     }
 }
 

@@ -42,7 +42,25 @@ impl Searcher {
         question: &str,
         limit: Option<usize>,
     ) -> Result<AskAnswer, SearchError> {
+        self.ask_with(question, limit, None).await
+    }
+
+    /// [`Searcher::ask`] among the objects of one health only (`Failed`: "which databases
+    /// are failing?"). Types are then never listed as available: a type whose objects are
+    /// all healthy does not have "nothing running".
+    pub async fn ask_with(
+        &self,
+        question: &str,
+        limit: Option<usize>,
+        health: Option<sync_model::HealthStatus>,
+    ) -> Result<AskAnswer, SearchError> {
         let limit = checked_limit(limit)?;
+        let health_filter =
+            health.map(|h| Filter::Eq(crate::document::HEALTH_KEY.into(), h.as_str().to_string()));
+        let with_health = |f: Filter| match &health_filter {
+            Some(h) => Filter::And(vec![f, h.clone()]),
+            None => f,
+        };
         if question.trim().is_empty() {
             return Err(SearchError::BadRequest("question must not be empty".into()));
         }
@@ -56,7 +74,7 @@ impl Searcher {
                 &self.instances_collection,
                 Some(&vector),
                 &terms,
-                None,
+                health_filter.as_ref(),
                 candidates,
                 SearchMode::Hybrid,
             )
@@ -89,7 +107,7 @@ impl Searcher {
                 .query(
                     &self.instances_collection,
                     &vector,
-                    Some(&Filter::In("kind".into(), kinds)),
+                    Some(&with_health(Filter::In("kind".into(), kinds))),
                     n,
                 )
                 .await?
@@ -112,6 +130,9 @@ impl Searcher {
                 meta_str(&t.metadata, "group"),
             );
             let Some(instances) = by_type.remove(&key) else {
+                if health.is_some() {
+                    continue;
+                }
                 available.push(TypeMatch {
                     id: t.id.clone(),
                     kind: key.0,

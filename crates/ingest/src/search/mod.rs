@@ -229,6 +229,12 @@ pub fn build_filter(req: &SearchRequest) -> Result<Option<Filter>, SearchError> 
     if let Some(ns) = req.namespace.as_deref().filter(|n| !n.is_empty()) {
         all.push(Filter::Eq("namespace".into(), ns.to_string()));
     }
+    if let Some(health) = req.health {
+        all.push(Filter::Eq(
+            crate::document::HEALTH_KEY.into(),
+            health.as_str().to_string(),
+        ));
+    }
     for label in &req.labels {
         let (k, v) = label.split_once('=').ok_or_else(|| {
             SearchError::BadRequest(format!("label filter {label:?} must be key=value"))
@@ -378,8 +384,18 @@ pub(crate) fn to_search_hit(hit: Hit, score: f32, matched: Vec<String>) -> Searc
             _ => None,
         })
         .collect();
+    let health = match hit.metadata.get(crate::document::HEALTH_KEY) {
+        Some(MetaValue::Str(s)) => sync_model::HealthStatus::parse_loose(s).map(|status| {
+            sync_model::Health::new(
+                status,
+                meta_str(&hit.metadata, crate::document::HEALTH_REASON_KEY),
+            )
+        }),
+        _ => None,
+    };
     SearchHit {
         kind: meta_str(&hit.metadata, "kind"),
+        health,
         namespace: meta_str(&hit.metadata, "namespace"),
         name: meta_str(&hit.metadata, "name"),
         labels,

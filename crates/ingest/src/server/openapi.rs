@@ -13,8 +13,8 @@ use sync_model::search::{
     SearchMode, SearchRequest, SearchResults, TypeMatch,
 };
 use sync_model::{
-    Capability, CapabilitySyncPayload, Enrichment, ErrorBody, FieldError, ParkedInstance,
-    ResourceId, ResourceInstance, SyncPayload, SyncResponse,
+    Capability, CapabilitySyncPayload, Enrichment, ErrorBody, FieldError, Health, HealthStatus,
+    ParkedInstance, ResourceId, ResourceInstance, SyncPayload, SyncResponse,
 };
 
 /// `{"hashes": {id: contentHash}}` (sync_model::api::HashesResponse).
@@ -55,7 +55,7 @@ pub(super) enum SearchAnswer {
         FieldError, HashesResponse, ParkedResponse, CapabilitySyncPayload, Capability,
         Enrichment, SearchBody, SearchRequest, Collection, SearchMode, SearchHit,
         SearchResults, AskAnswer, TypeMatch, SearchAnswer, CountBody, CountAnswer, GroupCount,
-        GroupBy,
+        GroupBy, Health, HealthStatus,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -38,7 +38,7 @@ pub async fn search(
     let searcher = state.searcher();
     if body.ask {
         let answer = searcher
-            .ask(&body.request.query, body.request.limit)
+            .ask_with(&body.request.query, body.request.limit, body.request.health)
             .await?;
         return Ok(Json(answer).into_response());
     }

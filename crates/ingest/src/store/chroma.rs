@@ -452,6 +452,8 @@ struct GetResponse {
     #[serde(default)]
     documents: Option<Vec<Option<String>>>,
     #[serde(default)]
+    embeddings: Option<Vec<Option<Vec<f32>>>>,
+    #[serde(default)]
     metadatas: Option<Vec<RawMeta>>,
 }
 
@@ -638,6 +640,34 @@ impl VectorStore for ChromaStore {
             for (id, meta) in resp.ids.into_iter().zip(metas) {
                 if let Some(h) = hash_of(&meta) {
                     out.insert(id, h);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn vectors(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let Some(id) = self.lookup(collection).await? else {
+            return Ok(out);
+        };
+        let url = format!("{}/{id}/get", self.collections_url);
+        for chunk in ids.chunks(IDS_PER_CALL) {
+            let resp: GetResponse = self
+                .post(&url, &json!({ "ids": chunk, "include": ["embeddings"] }))
+                .await
+                .map_err(|e| self.collection_error(collection, e))?;
+            let vectors = resp.embeddings.unwrap_or_default();
+            for (id, v) in resp.ids.into_iter().zip(vectors) {
+                if let Some(v) = v {
+                    out.insert(id, v);
                 }
             }
         }

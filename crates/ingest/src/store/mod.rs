@@ -93,6 +93,13 @@ pub trait VectorStore: Send + Sync {
         collection: &str,
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError>;
+    /// The stored vector of each of `ids` that exists: a document whose metadata alone
+    /// changed is written again with it instead of being embedded.
+    async fn vectors(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError>;
     /// Every stored id with its content hash (for resync and pruning).
     async fn all_hashes(&self, collection: &str) -> Result<HashMap<String, String>, StoreError>;
     /// Nearest documents to `vector` among those matching `filter`.

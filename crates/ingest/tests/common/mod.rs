@@ -62,6 +62,13 @@ impl VectorStore for CountingStore {
     ) -> Result<HashMap<String, String>, StoreError> {
         self.inner.content_hashes(c, ids).await
     }
+    async fn vectors(
+        &self,
+        c: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
+        self.inner.vectors(c, ids).await
+    }
     async fn all_hashes(&self, c: &str) -> Result<HashMap<String, String>, StoreError> {
         self.inner.all_hashes(c).await
     }

@@ -34,6 +34,7 @@ macro_rules! conformance_suite {
             upsert_replaces_the_record_with_the_same_id,
             delete_removes_records_and_ignores_unknown_ids,
             content_hashes_answers_only_for_stored_ids,
+            vectors_come_back_for_stored_ids_pointing_the_same_way,
             all_hashes_lists_every_stored_id,
             query_orders_hits_by_cosine_distance,
             query_limit_caps_the_hits,
@@ -287,6 +288,30 @@ pub async fn content_hashes_answers_only_for_stored_ids(store: &dyn VectorStore)
         .await
         .expect("empty")
         .is_empty());
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// What a change of metadata alone relies on: the stored vector can be read back and
+/// written again unchanged (a store may normalise it; the direction is what counts).
+pub async fn vectors_come_back_for_stored_ids_pointing_the_same_way(store: &dyn VectorStore) {
+    let c = fresh(store, "vectors").await;
+    let v = vec![0.5, -1.5, 2.0, 0.25];
+    store
+        .upsert(&c, &[record("a", "doc a", meta(&[]), v.clone())])
+        .await
+        .expect("upsert");
+    let got = store
+        .vectors(&c, &strings(&["a", "nowhere"]))
+        .await
+        .expect("vectors");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(cosine(&got["a"], &v) > 0.9999, "{:?}", got["a"]);
+    assert!(store.vectors(&c, &[]).await.expect("empty").is_empty());
 }
 
 pub async fn all_hashes_lists_every_stored_id(store: &dyn VectorStore) {

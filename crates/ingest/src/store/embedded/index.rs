@@ -193,6 +193,12 @@ impl CollectionIndex {
             .and_then(|&slot| self.entries[slot as usize].as_ref())
     }
 
+    /// The vector stored for `id`, L2-normalised (the same for cosine distance).
+    pub fn vector_of(&self, id: &str) -> Option<&[f32]> {
+        let &slot = self.by_id.get(id)?;
+        Some(self.vector(slot as usize))
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter().flatten()
     }

@@ -537,6 +537,21 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
+    async fn vectors(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
+        self.read(|s| {
+            let Some(index) = s.collections.get(collection) else {
+                return HashMap::new();
+            };
+            ids.iter()
+                .filter_map(|id| Some((id.clone(), index.vector_of(id)?.to_vec())))
+                .collect()
+        })
+    }
+
     async fn all_hashes(&self, collection: &str) -> Result<HashMap<String, String>, StoreError> {
         self.read(|s| {
             s.collections

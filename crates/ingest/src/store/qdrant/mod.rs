@@ -593,6 +593,34 @@ impl VectorStore for QdrantStore {
         Ok(out)
     }
 
+    async fn vectors(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_CALL) {
+            let points: Vec<String> = chunk.iter().map(|id| wire::point_id(id)).collect();
+            let body = json!({
+                "ids": points,
+                "with_payload": [wire::ID_KEY],
+                "with_vector": true,
+            });
+            let r = self
+                .post::<Vec<PointIn>>(collection, "/points", &body)
+                .await;
+            let Some(found) = self.read_result(collection, r)? else {
+                return Ok(out);
+            };
+            for p in found {
+                if let (Some(id), Some(v)) = (p.cw_id().map(str::to_string), p.vector) {
+                    out.insert(id, v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn all_hashes(&self, collection: &str) -> Result<HashMap<String, String>, StoreError> {
         let points = self
             .scroll(

@@ -247,6 +247,9 @@ impl CollectionInfo {
 pub struct PointIn {
     #[serde(default)]
     pub payload: Option<serde_json::Map<String, Value>>,
+    /// Only when asked for (`with_vector`); cw's collections have one unnamed vector.
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
     /// Only in query answers.
     #[serde(default)]
     pub score: Option<f32>,
