@@ -16,7 +16,7 @@ use anyhow::Context;
 use ingest::embed::Embedder;
 use ingest::server;
 use ingest::store::{StoreError, VectorStore};
-use watcher::{CancellationToken, Metrics, Shared, WatchConfig};
+use watcher::{CancellationToken, ClusterArgs, Metrics, Shared, WatchConfig};
 
 use crate::backend::{IngestArgs, ListenArgs};
 use crate::mcp;
@@ -34,11 +34,14 @@ pub struct Args {
     pub ingest: IngestArgs,
     #[command(flatten)]
     pub watch: WatchConfig,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // The model and the store first: a missing model is the likeliest first-run problem and
     // its message names `cw model fetch`.
+    let cluster = args.cluster.resolve()?;
     let store = args.ingest.store.build()?;
     let embedder = args.ingest.embed.build()?;
     check_model_matches_store(&store, &embedder, &args.ingest.store.instances_collection).await?;
@@ -46,7 +49,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // The in-process sink uses the server's own pipelines (the capability pipeline with the
     // enricher): one store handle, and the metrics the server exposes.
     let sink = Arc::new(
-        PipelineSink::new(state.pipeline().clone()).with_capabilities(state.capabilities().clone()),
+        PipelineSink::new(state.pipeline().clone(), cluster.clone())
+            .with_capabilities(state.capabilities().clone()),
     );
 
     let client = watcher::kube_client()
@@ -71,6 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         store = %args.ingest.store.describe(),
         provider = ?args.ingest.embed.embedding_provider,
         collection = %args.ingest.store.instances_collection,
+        %cluster,
         "cw run listening"
     );
 

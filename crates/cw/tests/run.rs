@@ -138,7 +138,10 @@ async fn cw_run_indexes_the_cluster_follows_changes_and_flushes_on_sigterm() {
     );
 
     let store = EmbeddedStore::open_in_dir(&data_dir).expect("the store file reopens");
-    let stored = store.all_hashes("instances").await.expect("stored hashes");
+    let stored = store
+        .all_hashes("instances", None)
+        .await
+        .expect("stored hashes");
     for (id, hash) in &acknowledged {
         assert_eq!(
             stored.get(id),

@@ -139,7 +139,10 @@ fn open_store(data_dir: &Path) -> EmbeddedStore {
 }
 
 async fn stored_hashes(store: &dyn VectorStore) -> HashMap<String, String> {
-    store.all_hashes(COLLECTION).await.expect("stored hashes")
+    store
+        .all_hashes(COLLECTION, None)
+        .await
+        .expect("stored hashes")
 }
 
 /// Every stored document: id → (text, metadata).

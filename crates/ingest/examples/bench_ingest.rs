@@ -379,6 +379,7 @@ async fn main() {
         .chunks(args.batch)
         .map(|c| {
             serde_json::to_string(&SyncPayload {
+                cluster: None,
                 upserts: c.to_vec(),
                 deletes: vec![],
             })
@@ -389,6 +390,7 @@ async fn main() {
         .chunks(args.batch)
         .map(|c| {
             serde_json::to_string(&SyncPayload {
+                cluster: None,
                 upserts: vec![],
                 deletes: c.iter().map(|i| i.id.clone()).collect(),
             })
@@ -440,7 +442,8 @@ async fn main() {
         .map(|c| {
             c.iter()
                 .map(|i| {
-                    let d = ingest::document::to_document(i);
+                    let d =
+                        ingest::document::to_document(i, &sync_model::ClusterId::default_cluster());
                     Record {
                         embedding: testkit::embed_text(&d.text, 1024),
                         id: d.id,

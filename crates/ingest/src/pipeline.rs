@@ -4,14 +4,16 @@
 //! delete, then upsert. An upsert the provider or the store refuses whatever is retried is
 //! parked (`crate::parked`) and its batch-mates are stored.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sync_model::{FieldError, ParkedInstance, ResourceId, ResourceInstance, SyncPayload};
+use sync_model::{
+    ClusterId, FieldError, ParkedInstance, ResourceId, ResourceInstance, SyncPayload,
+};
 use tracing::Instrument;
 
-use crate::document::{to_document, InstanceDocument};
+use crate::document::{to_document, InstanceDocument, CLUSTER_KEY};
 
 /// Changed documents embedded and written together. Bounds what one request holds: 1,000
 /// vectors of 1,024 dimensions are 4 MiB (docs/ingest.md, "Load bound").
@@ -19,7 +21,7 @@ pub const EMBED_CHUNK: usize = 1_000;
 use crate::embed::{EmbedError, Embedder, InputType, ModelInfo, Refused};
 use crate::metrics::{IngestMetrics, Label};
 use crate::parked::ParkedInstances;
-use crate::store::{Record, StoreError, VectorStore};
+use crate::store::{Filter, Record, StoreError, VectorStore};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
@@ -344,6 +346,10 @@ pub struct Pipeline {
     collection: String,
     metrics: Arc<IngestMetrics>,
     parked: Arc<ParkedInstances>,
+    /// The cluster of payloads that name none (the Go controller's).
+    default_cluster: ClusterId,
+    /// When each cluster's latest sync was applied (RFC 3339), since this process started.
+    last_sync: Arc<Mutex<BTreeMap<ClusterId, String>>>,
 }
 
 impl Pipeline {
@@ -358,7 +364,31 @@ impl Pipeline {
             collection: collection.into(),
             metrics: Arc::new(IngestMetrics::new()),
             parked: Arc::new(ParkedInstances::new()),
+            default_cluster: ClusterId::default_cluster(),
+            last_sync: Arc::new(Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// Payloads without a `cluster` belong to `cluster` (default: `default`).
+    pub fn with_default_cluster(mut self, cluster: ClusterId) -> Self {
+        self.default_cluster = cluster;
+        self
+    }
+
+    pub fn default_cluster(&self) -> &ClusterId {
+        &self.default_cluster
+    }
+
+    /// The cluster `named` by a request (`?cluster=`, a payload's field), or the default
+    /// one; a malformed name is the request's fault.
+    pub fn cluster_of(&self, named: Option<&str>) -> Result<ClusterId, SyncError> {
+        sync_model::cluster_or(named, &self.default_cluster)
+            .map_err(|e| SyncError::Invalid(vec![e]))
+    }
+
+    /// When each cluster's latest sync was applied, since this process started.
+    pub fn last_syncs(&self) -> BTreeMap<ClusterId, String> {
+        self.last_sync.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Shares `metrics` (e.g. with the HTTP server that exposes them).
@@ -389,6 +419,7 @@ impl Pipeline {
         let span = tracing::info_span!(
             "apply_sync",
             collection = %self.collection,
+            cluster = payload.cluster.as_deref().unwrap_or(self.default_cluster.as_str()),
             upserts = payload.upserts.len(),
             deletes = payload.deletes.len(),
             embedded = tracing::field::Empty,
@@ -405,6 +436,11 @@ impl Pipeline {
 
     async fn apply(&self, payload: SyncPayload) -> Result<SyncOutcome, SyncError> {
         payload.check().map_err(SyncError::Invalid)?;
+        let cluster = self.cluster_of(payload.cluster.as_deref())?;
+        if let Ok(mut last) = self.last_sync.lock() {
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            last.insert(cluster.clone(), now);
+        }
         if payload.is_empty() {
             return Ok(SyncOutcome::default());
         }
@@ -416,14 +452,16 @@ impl Pipeline {
         )
         .await?;
         // Only hashes for now: documents (text and metadata) are made a chunk at a time.
-        let ids: Vec<String> = upserts.iter().map(|u| u.id.as_str().to_string()).collect();
+        let ids: Vec<String> = upserts.iter().map(|u| cluster.qualify(&u.id)).collect();
         let stored =
             stored_hashes_of(self.store.as_ref(), &self.collection, &self.metrics, &ids).await?;
-        drop(ids);
         let changed: Vec<&ResourceInstance> = upserts
             .iter()
-            .filter(|u| stored.get(u.id.as_str()) != Some(&u.content_hash()))
+            .zip(&ids)
+            .filter(|(u, id)| stored.get(id.as_str()) != Some(&u.content_hash()))
+            .map(|(u, _)| u)
             .collect();
+        drop(ids);
         drop(stored);
         let unchanged = upserts.len() - changed.len();
 
@@ -433,7 +471,7 @@ impl Pipeline {
         // of one chunk, not of 16 MiB of instances; a failure there leaves earlier chunks
         // written, and the sender's retry completes the rest (they are then unchanged).
         // An input the provider refuses on its own is parked below; the others flow.
-        let delete_ids: Vec<String> = deletes.iter().map(|id| id.as_str().to_string()).collect();
+        let delete_ids: Vec<String> = deletes.iter().map(|id| cluster.qualify(id)).collect();
         let mut deletes_written = false;
         let mut refused: Vec<(String, String, &'static str)> = Vec::new();
         let mut embedded = 0;
@@ -442,7 +480,7 @@ impl Pipeline {
             let mut chunk: Vec<InstanceDocument> = changed
                 .by_ref()
                 .take(EMBED_CHUNK)
-                .map(to_document)
+                .map(|u| to_document(u, &cluster))
                 .collect();
             let texts: Vec<String> = chunk
                 .iter_mut()
@@ -487,15 +525,17 @@ impl Pipeline {
                 break;
             }
         }
-        let parked = self.park(&upserts, refused);
+        let parked = self.park(&upserts, &cluster, refused);
         let parked_ids: HashSet<&ResourceId> = parked.iter().map(|p| &p.id).collect();
         // Stored (or unchanged) upserts and deletes settle whatever was parked of their ids.
-        let settled = upserts
+        let settled: Vec<String> = upserts
             .iter()
             .map(|u| &u.id)
             .filter(|id| !parked_ids.contains(id))
-            .chain(deletes.iter());
-        if self.parked.clear(settled) > 0 || !parked.is_empty() {
+            .map(|id| cluster.qualify(id))
+            .chain(delete_ids)
+            .collect();
+        if self.parked.clear(settled.iter().map(String::as_str)) > 0 || !parked.is_empty() {
             self.metrics.parked.set(self.parked.len() as i64);
         }
         Ok(SyncOutcome {
@@ -512,19 +552,24 @@ impl Pipeline {
     fn park(
         &self,
         upserts: &[ResourceInstance],
+        cluster: &ClusterId,
         refused: Vec<(String, String, &'static str)>,
     ) -> Vec<ParkedInstance> {
         if refused.is_empty() {
             return Vec::new();
         }
-        let by_id: HashMap<&str, &ResourceInstance> =
-            upserts.iter().map(|u| (u.id.as_str(), u)).collect();
+        // `refused` names stored (cluster-qualified) ids.
+        let by_id: HashMap<String, &ResourceInstance> = upserts
+            .iter()
+            .map(|u| (cluster.qualify(&u.id), u))
+            .collect();
         refused
             .into_iter()
             .filter_map(|(id, reason, by)| {
                 let instance = by_id.get(id.as_str())?;
                 tracing::warn!(
                     id = %instance.id,
+                    %cluster,
                     refused_by = by,
                     %reason,
                     "instance parked: refused whatever is retried; its batch-mates were stored; \
@@ -534,7 +579,7 @@ impl Pipeline {
                     .instances_parked
                     .get_or_create(&[("reason", by)])
                     .inc();
-                Some(self.parked.park(instance, &reason))
+                Some(self.parked.park(instance, cluster, &reason))
             })
             .collect()
     }
@@ -544,13 +589,25 @@ impl Pipeline {
         self.parked.list()
     }
 
-    /// Every stored id with the content hash of what is stored: the answer to
-    /// `GET /api/v1/instances/hashes`, which a resync diffs against a fresh listing.
-    pub async fn stored_hashes(&self) -> Result<HashMap<String, String>, SyncError> {
+    /// Every instance id of `cluster` with the content hash of what is stored: the answer
+    /// to `GET /api/v1/instances/hashes?cluster=`, which a resync diffs against a fresh
+    /// listing of that cluster. Other clusters' documents are not in it, so no sender's
+    /// diff can delete them.
+    pub async fn stored_hashes(
+        &self,
+        cluster: &ClusterId,
+    ) -> Result<HashMap<String, String>, SyncError> {
         let t = Instant::now();
-        let hashes = self.store.all_hashes(&self.collection).await?;
+        let filter = Filter::Eq(CLUSTER_KEY.into(), cluster.to_string());
+        let hashes = self
+            .store
+            .all_hashes(&self.collection, Some(&filter))
+            .await?;
         self.observe_store("all_hashes", t);
-        Ok(hashes)
+        Ok(hashes
+            .into_iter()
+            .filter_map(|(id, hash)| Some((cluster.unqualify(&id)?.to_string(), hash)))
+            .collect())
     }
 
     fn observe_store(&self, op: &'static str, since: Instant) {
@@ -570,6 +627,7 @@ mod tests {
     fn an_id_both_deleted_and_upserted_is_only_upserted() {
         let a = instance("a", "x");
         let n = normalise(SyncPayload {
+            cluster: None,
             upserts: vec![a.clone()],
             deletes: vec![a.id.clone(), ResourceId::from_raw("default/v1/Pod/gone")],
         });
@@ -580,6 +638,7 @@ mod tests {
     #[test]
     fn the_last_of_duplicate_upsert_ids_wins_in_first_position() {
         let n = normalise(SyncPayload {
+            cluster: None,
             upserts: vec![
                 instance("a", "old"),
                 instance("b", "x"),
@@ -596,6 +655,7 @@ mod tests {
     fn duplicate_deletes_are_sent_once() {
         let gone = ResourceId::from_raw("default/v1/Pod/gone");
         let n = normalise(SyncPayload {
+            cluster: None,
             upserts: vec![],
             deletes: vec![gone.clone(), gone.clone()],
         });

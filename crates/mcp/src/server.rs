@@ -212,6 +212,7 @@ get_resource, which tells whether it is healthy.",
                 instances: t
                     .instances
                     .iter()
+                    .map(|h| &h.hit)
                     .filter(|h| namespace.as_ref().is_none_or(|ns| &h.namespace == ns))
                     .filter(|h| labels.iter().all(|(k, v)| h.labels.get(k) == Some(v)))
                     .take(limit)

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 mod capability;
+mod cluster;
 mod document;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
@@ -16,7 +17,11 @@ pub mod search;
 
 pub use auth::BearerToken;
 pub use capability::{capability_id, Capability, CapabilitySyncPayload, Enrichment};
+pub use cluster::{
+    split_stored_id, ClusterId, ClusterIdError, CLUSTER_SEPARATOR, DEFAULT_CLUSTER,
+    MAX_CLUSTER_ID_LEN,
+};
 pub use document::is_description_key;
 pub use id::{IdError, ResourceId, CLUSTER_SCOPE};
 pub use instance::{api_group_of, ResourceInstance};
-pub use payload::{ErrorBody, FieldError, ParkedInstance, SyncPayload, SyncResponse};
+pub use payload::{cluster_or, ErrorBody, FieldError, ParkedInstance, SyncPayload, SyncResponse};

@@ -4,12 +4,12 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use sync_model::{CapabilitySyncPayload, ErrorBody, SyncResponse};
 
-use sync_model::api::HashesResponse;
+use sync_model::api::{HashesQuery, HashesResponse};
 
 use super::{json_body, parse_json, ApiError, AppState};
 
@@ -49,13 +49,15 @@ pub(super) async fn sync_capabilities(
     Ok(Json(SyncResponse::ok(outcome.upserted, outcome.deleted)))
 }
 
-/// Every stored type id with the content hash of the capability as it was sent.
+/// Every type one cluster serves, with the content hash of the capability as it sent it.
 #[utoipa::path(
     get,
     path = "/api/v1/capabilities/hashes",
     tag = "capabilities",
+    params(("cluster" = Option<String>, Query, description = "The cluster whose types are listed; the server's default cluster when absent")),
     responses(
         (status = 200, body = super::openapi::HashesResponse),
+        (status = 400, description = "Malformed cluster id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
@@ -63,7 +65,10 @@ pub(super) async fn sync_capabilities(
 )]
 pub(super) async fn capability_hashes(
     State(state): State<AppState>,
+    Query(query): Query<HashesQuery>,
 ) -> Result<Json<HashesResponse>, ApiError> {
-    let hashes = state.capabilities().stored_hashes().await?;
+    let capabilities = state.capabilities();
+    let cluster = capabilities.cluster_of(query.cluster.as_deref())?;
+    let hashes = capabilities.stored_hashes(&cluster).await?;
     Ok(Json(HashesResponse { hashes }))
 }

@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sync_model::api::{self, HashesResponse, ParkedResponse};
+use sync_model::api::{self, HashesQuery, HashesResponse, ParkedResponse};
 use sync_model::{BearerToken, ErrorBody, FieldError, SyncPayload, SyncResponse};
 
 pub use error::ApiError;
@@ -104,7 +104,10 @@ impl AppState {
         capabilities: CapabilityPipeline,
         config: ServerConfig,
     ) -> Self {
-        let capabilities = capabilities.with_metrics(pipeline.metrics().clone());
+        // One default cluster for instances and capabilities: the pipeline's.
+        let capabilities = capabilities
+            .with_metrics(pipeline.metrics().clone())
+            .with_default_cluster(pipeline.default_cluster().clone());
         AppState {
             inner: Arc::new(Inner {
                 capabilities,
@@ -355,20 +358,27 @@ fn json_body(
     Ok(body)
 }
 
-/// Every stored instance id with the content hash of what is stored.
+/// Every instance id of one cluster with the content hash of what is stored.
 #[utoipa::path(
     get,
     path = "/api/v1/instances/hashes",
     tag = "instances",
+    params(("cluster" = Option<String>, Query, description = "The cluster whose instances are listed; the server's default cluster when absent")),
     responses(
         (status = 200, body = openapi::HashesResponse),
+        (status = 400, description = "Malformed cluster id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
     )
 )]
-async fn instance_hashes(State(state): State<AppState>) -> Result<Json<HashesResponse>, ApiError> {
-    let hashes = state.inner.pipeline.stored_hashes().await?;
+async fn instance_hashes(
+    State(state): State<AppState>,
+    Query(query): Query<HashesQuery>,
+) -> Result<Json<HashesResponse>, ApiError> {
+    let pipeline = &state.inner.pipeline;
+    let cluster = pipeline.cluster_of(query.cluster.as_deref())?;
+    let hashes = pipeline.stored_hashes(&cluster).await?;
     Ok(Json(HashesResponse { hashes }))
 }
 

@@ -9,8 +9,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use sync_model::api::ParkedResponse;
 use sync_model::search::{
-    AskAnswer, Collection, CountAnswer, CountBody, GroupBy, GroupCount, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
-    TypeMatch,
+    AskAnswer, Collection, CountAnswer, CountBody, GroupBy, GroupCount, SearchBody, SearchHit,
+    SearchMode, SearchRequest, SearchResults, TypeMatch,
 };
 use sync_model::{
     Capability, CapabilitySyncPayload, Enrichment, ErrorBody, FieldError, ParkedInstance,

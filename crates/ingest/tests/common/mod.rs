@@ -17,7 +17,7 @@ use ingest::pipeline::Pipeline;
 use ingest::server::{self, AppState, ServerConfig};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::qdrant::{QdrantConfig, QdrantStore};
-use ingest::store::{Filter, Hit, Record, StoreError, VectorStore};
+use ingest::store::{Filter, Hit, Metadata, Record, StoreError, VectorStore};
 use serde_json::{json, Value};
 use testkit::{ChromaServer, QdrantServer, VoyageStandin};
 
@@ -62,8 +62,19 @@ impl VectorStore for CountingStore {
     ) -> Result<HashMap<String, String>, StoreError> {
         self.inner.content_hashes(c, ids).await
     }
-    async fn all_hashes(&self, c: &str) -> Result<HashMap<String, String>, StoreError> {
-        self.inner.all_hashes(c).await
+    async fn all_hashes(
+        &self,
+        c: &str,
+        filter: Option<&Filter>,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        self.inner.all_hashes(c, filter).await
+    }
+    async fn merge_metadata(
+        &self,
+        c: &str,
+        updates: &[(String, Metadata)],
+    ) -> Result<(), StoreError> {
+        self.inner.merge_metadata(c, updates).await
     }
     async fn query(
         &self,

@@ -225,7 +225,7 @@ pub async fn upsert_replaces_the_record_with_the_same_id(store: &dyn VectorStore
     let got = store.get(&c, None, 10).await.expect("get");
     assert_eq!(got[0].document, "second");
     assert_eq!(got[0].metadata, meta(&[("kind", "Service")]));
-    let hashes = store.all_hashes(&c).await.expect("all_hashes");
+    let hashes = store.all_hashes(&c, None).await.expect("all_hashes");
     assert_eq!(
         hashes,
         HashMap::from([("a".to_string(), "hash-of-second".to_string())])
@@ -292,12 +292,12 @@ pub async fn content_hashes_answers_only_for_stored_ids(store: &dyn VectorStore)
 pub async fn all_hashes_lists_every_stored_id(store: &dyn VectorStore) {
     let c = fresh(store, "allhashes").await;
     assert!(store
-        .all_hashes(&c)
+        .all_hashes(&c, None)
         .await
         .expect("empty collection")
         .is_empty());
     seed_compass(store, &c).await;
-    let hashes = store.all_hashes(&c).await.expect("all_hashes");
+    let hashes = store.all_hashes(&c, None).await.expect("all_hashes");
     let expected: BTreeMap<_, _> = [
         ("east", "due east"),
         ("north-east", "north east"),
@@ -551,7 +551,10 @@ pub async fn large_batches_are_stored_whole(store: &dyn VectorStore) {
         .collect();
     store.upsert(&c, &records).await.expect("one large upsert");
     assert_eq!(store.count(&c).await.expect("count"), n);
-    assert_eq!(store.all_hashes(&c).await.expect("all_hashes").len(), n);
+    assert_eq!(
+        store.all_hashes(&c, None).await.expect("all_hashes").len(),
+        n
+    );
     let probe = &records[1234];
     let hits = store
         .query(&c, &probe.embedding, None, 3)
