@@ -106,6 +106,9 @@ pub struct Args {
     pub api_group: Option<String>,
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Only this cluster's objects (an id that `cw clusters` lists).
+    #[arg(long)]
+    pub cluster: Option<String>,
     /// `key=value`; repeat for several (all must match).
     #[arg(long = "label")]
     pub labels: Vec<String>,
@@ -124,6 +127,9 @@ pub struct AskArgs {
     /// Answers (running objects), at most.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
+    /// Only this cluster's objects; without it the whole fleet answers, grouped by cluster.
+    #[arg(long)]
+    pub cluster: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -176,6 +182,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             CollectionArg::Instances => Collection::Instances,
             CollectionArg::Capabilities => Collection::Capabilities,
         },
+        cluster: args.cluster.clone(),
         kind: args.kind.clone(),
         api_group: args.api_group.clone(),
         namespace: args.namespace.clone(),
@@ -212,6 +219,7 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         request: SearchRequest {
             query: args.question.clone(),
             limit: Some(args.limit),
+            cluster: args.cluster.clone(),
             ..SearchRequest::default()
         },
         ask: true,
@@ -219,7 +227,9 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
     let (value, answer): (_, AskAnswer) = match args.server.backend().await? {
         Backend::Server(base) => post(&args.server, &base, &body).await?,
         Backend::Local(searcher) => {
-            let answer = searcher.ask(&args.question, Some(args.limit)).await?;
+            let answer = searcher
+                .ask_in(&args.question, Some(args.limit), args.cluster.as_deref())
+                .await?;
             (serde_json::to_value(&answer)?, answer)
         }
     };
@@ -230,19 +240,58 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The distinct clusters of `hits`, sorted.
+fn clusters_of<'a>(hits: impl Iterator<Item = &'a SearchHit>) -> Vec<&'a str> {
+    let set: std::collections::BTreeSet<&str> = hits.map(|h| h.cluster.as_str()).collect();
+    set.into_iter().collect()
+}
+
 /// The answers grouped by type: per answer the object (`namespace/name`), its score and
-/// why it matched; then the types that would answer but have nothing running.
+/// why it matched; then the types that would answer but have nothing running. Answers from
+/// more than one cluster are grouped by cluster first.
 fn print_answer(answer: &AskAnswer) {
     if answer.types.is_empty() {
         println!("Nothing running answers {:?}.", answer.question);
     }
+    let clusters = clusters_of(
+        answer
+            .types
+            .iter()
+            .flat_map(|t| t.instances.iter().map(|i| &i.hit)),
+    );
+    if clusters.len() > 1 {
+        for cluster in clusters {
+            println!("== cluster {cluster} ==");
+            print_types(answer, Some(cluster));
+        }
+    } else {
+        print_types(answer, None);
+    }
+    if !answer.available.is_empty() {
+        println!("Available, not running (the cluster has these types, no objects of them):");
+        for t in &answer.available {
+            println!("  {}  {}", t.id, shorten(&t.reason, 120));
+        }
+    }
+}
+
+/// The types of `answer` with their answers (of `cluster` only, when given).
+fn print_types(answer: &AskAnswer, cluster: Option<&str>) {
     for t in &answer.types {
+        let instances: Vec<&AskHit> = t
+            .instances
+            .iter()
+            .filter(|i| cluster.is_none_or(|c| i.hit.cluster == c))
+            .collect();
+        if instances.is_empty() {
+            continue;
+        }
         let group = if t.group.is_empty() { "core" } else { &t.group };
         println!("{} ({group})", t.kind);
         if !t.reason.is_empty() {
             println!("  type matches: {}", shorten(&t.reason, 140));
         }
-        for i in &t.instances {
+        for i in instances {
             println!(
                 "  - {}  score {:.2}  {}",
                 where_of(&i.hit),
@@ -251,12 +300,6 @@ fn print_answer(answer: &AskAnswer) {
             );
         }
         println!();
-    }
-    if !answer.available.is_empty() {
-        println!("Available, not running (the cluster has these types, no objects of them):");
-        for t in &answer.available {
-            println!("  {}  {}", t.id, shorten(&t.reason, 120));
-        }
     }
 }
 
@@ -316,23 +359,34 @@ fn key_labels(h: &SearchHit) -> String {
     shorten(&out.join(","), 48)
 }
 
+/// One row per hit; a CLUSTER column first when the hits come from more than one cluster.
 fn print_table(hits: &[SearchHit]) {
     if hits.is_empty() {
         println!("No results.");
         return;
     }
+    let fleet = clusters_of(hits.iter()).len() > 1;
     let rows: Vec<[String; 4]> = hits
         .iter()
         .map(|h| {
             [
                 h.kind.clone(),
-                where_of(h),
+                if fleet {
+                    format!("{}: {}", h.cluster, where_of(h))
+                } else {
+                    where_of(h)
+                },
                 key_labels(h),
                 format!("{:.3}", h.score),
             ]
         })
         .collect();
-    let header = ["KIND", "NAME", "LABELS", "SCORE"];
+    let header = [
+        "KIND",
+        if fleet { "CLUSTER: NAME" } else { "NAME" },
+        "LABELS",
+        "SCORE",
+    ];
     let widths: Vec<usize> = (0..4)
         .map(|c| {
             rows.iter()

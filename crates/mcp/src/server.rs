@@ -90,6 +90,7 @@ live details.",
         let request = SearchRequest {
             query: query.clone(),
             collection: Collection::Instances,
+            cluster: non_empty(p.cluster.as_deref()),
             kind: non_empty(p.kind.as_deref()),
             api_group: normalise_group(p.api_group.as_deref()),
             namespace: non_empty(p.namespace.as_deref()),

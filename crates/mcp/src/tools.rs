@@ -55,6 +55,9 @@ pub struct SearchResourcesParams {
     /// Exact namespace.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Only objects of this cluster (an id from list_clusters).
+    #[serde(default)]
+    pub cluster: Option<String>,
     /// Label filters `key=value`; all must hold.
     #[serde(default)]
     pub labels: Vec<String>,

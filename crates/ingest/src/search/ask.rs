@@ -10,8 +10,8 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    boost_for, checked_limit, exact_matches, meta_str, query_terms, to_search_hit, AskAnswer,
-    AskHit, Ranked, SearchError, SearchMode, Searcher, TypeMatch, Why, CANDIDATE_FACTOR,
+    boost_for, build_filter, checked_limit, exact_matches, meta_str, query_terms, to_search_hit,
+    AskAnswer, AskHit, Ranked, SearchError, SearchMode, Searcher, TypeMatch, Why, CANDIDATE_FACTOR,
     MIN_CANDIDATES,
 };
 use crate::store::{Filter, Hit};
@@ -42,7 +42,21 @@ impl Searcher {
         question: &str,
         limit: Option<usize>,
     ) -> Result<AskAnswer, SearchError> {
+        self.ask_in(question, limit, None).await
+    }
+
+    /// [`Searcher::ask`] among the objects of one cluster (all clusters when `None`).
+    pub async fn ask_in(
+        &self,
+        question: &str,
+        limit: Option<usize>,
+        cluster: Option<&str>,
+    ) -> Result<AskAnswer, SearchError> {
         let limit = checked_limit(limit)?;
+        let in_cluster = build_filter(&sync_model::search::SearchRequest {
+            cluster: cluster.map(str::to_string),
+            ..Default::default()
+        })?;
         if question.trim().is_empty() {
             return Err(SearchError::BadRequest("question must not be empty".into()));
         }
@@ -56,7 +70,7 @@ impl Searcher {
                 &self.instances_collection,
                 Some(&vector),
                 &terms,
-                None,
+                in_cluster.as_ref(),
                 candidates,
                 SearchMode::Hybrid,
             )
@@ -84,14 +98,14 @@ impl Searcher {
                 .map(|(t, _)| meta_str(&t.metadata, "kind"))
                 .collect();
             let n = limit.saturating_mul(types.len()).saturating_mul(4);
+            let of_kinds = Filter::In("kind".into(), kinds);
+            let filter = match in_cluster.clone() {
+                Some(c) => Filter::And(vec![c, of_kinds]),
+                None => of_kinds,
+            };
             for hit in self
                 .store
-                .query(
-                    &self.instances_collection,
-                    &vector,
-                    Some(&Filter::In("kind".into(), kinds)),
-                    n,
-                )
+                .query(&self.instances_collection, &vector, Some(&filter), n)
                 .await?
             {
                 let key = (

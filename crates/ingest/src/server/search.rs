@@ -38,7 +38,11 @@ pub async fn search(
     let searcher = state.searcher();
     if body.ask {
         let answer = searcher
-            .ask(&body.request.query, body.request.limit)
+            .ask_in(
+                &body.request.query,
+                body.request.limit,
+                body.request.cluster.as_deref(),
+            )
             .await?;
         return Ok(Json(answer).into_response());
     }
