@@ -329,6 +329,11 @@ pub struct IngestArgs {
     #[arg(long, env = "CW_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS,
           value_parser = at_least_one)]
     pub max_concurrent_requests: usize,
+    /// Per-cluster tokens: one line per token with the clusters it may write
+    /// (`<token> prod-eu,staging`, `<token> *`, or `<token> read-only`); read again when
+    /// the file changes. Beside or instead of the shared token.
+    #[arg(long, env = "CW_INGEST_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
     /// The cluster of payloads that name none (the Go controller's) and of hashes requests
     /// without `?cluster=`.
     #[arg(long, env = "CW_DEFAULT_CLUSTER", default_value = sync_model::DEFAULT_CLUSTER)]
@@ -358,6 +363,13 @@ impl IngestArgs {
             capabilities,
             ServerConfig {
                 auth_token: self.token.required()?.map(str::to_string),
+                tokens_file: match &self.tokens_file {
+                    Some(path) => Some(Arc::new(
+                        ingest::server::credentials::TokensFile::open(path)
+                            .context("CW_INGEST_TOKENS_FILE")?,
+                    )),
+                    None => None,
+                },
                 max_body_bytes: self.max_body_bytes,
                 capabilities_collection: self.store.capabilities_collection.clone(),
                 max_concurrent_requests: self.max_concurrent_requests,

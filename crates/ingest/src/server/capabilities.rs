@@ -23,6 +23,7 @@ use super::{json_body, parse_json, ApiError, AppState};
         (status = 200, body = SyncResponse),
         (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing changed", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "The token may not write this payload's cluster; nothing changed", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
         (status = 500, description = "The collection holds another model's vectors", body = ErrorBody),
@@ -32,12 +33,17 @@ use super::{json_body, parse_json, ApiError, AppState};
 )]
 pub(super) async fn sync_capabilities(
     State(state): State<AppState>,
+    access: Option<axum::Extension<super::credentials::Access>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
     let body = json_body(&state, &headers, body)?;
     let payload: CapabilitySyncPayload = parse_json(&body)?;
     drop(body);
+    let cluster = state
+        .capabilities()
+        .cluster_of(payload.cluster.as_deref())?;
+    super::check_write(access.as_deref(), &cluster)?;
     let outcome = state.capabilities().apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,

@@ -6,6 +6,7 @@
 //! [`router`] returns a plain `Router` so that `cw run` can merge it with others.
 
 mod capabilities;
+pub mod credentials;
 mod error;
 pub mod openapi;
 pub mod search;
@@ -24,6 +25,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sync_model::api::{self, HashesQuery, HashesResponse, ParkedResponse};
 use sync_model::{BearerToken, ErrorBody, FieldError, SyncPayload, SyncResponse};
+
+use self::credentials::{Access, Credentials, TokensFile};
 
 pub use error::ApiError;
 
@@ -48,7 +51,10 @@ pub const SHED_RETRY_AFTER_SECS: u64 = 2;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Bearer token required on everything but the probes and metrics; `None` for no auth.
+    /// It may write every cluster.
     pub auth_token: Option<String>,
+    /// Per-cluster tokens (`CW_INGEST_TOKENS_FILE`), beside or instead of the shared one.
+    pub tokens_file: Option<Arc<TokensFile>>,
     pub max_body_bytes: usize,
     /// The collection of resource types, searched by `ask` before the instances.
     pub capabilities_collection: String,
@@ -60,6 +66,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             auth_token: None,
+            tokens_file: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             capabilities_collection: DEFAULT_CAPABILITIES_COLLECTION.into(),
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -77,7 +84,7 @@ struct Inner {
     pipeline: Pipeline,
     capabilities: CapabilityPipeline,
     searcher: Searcher,
-    auth: Option<BearerToken>,
+    credentials: Credentials,
     max_body_bytes: usize,
     /// One permit per request being served (see [`shed_load`]).
     slots: Arc<tokio::sync::Semaphore>,
@@ -118,7 +125,10 @@ impl AppState {
                     capabilities_collection: config.capabilities_collection.clone(),
                 },
                 pipeline,
-                auth: config.auth_token.as_deref().and_then(BearerToken::new),
+                credentials: Credentials {
+                    shared: config.auth_token.as_deref().and_then(BearerToken::new),
+                    file: config.tokens_file.clone(),
+                },
                 max_body_bytes: config.max_body_bytes,
                 slots: Arc::new(tokio::sync::Semaphore::new(
                     config.max_concurrent_requests.max(1),
@@ -207,17 +217,30 @@ pub async fn serve(
         .await
 }
 
-async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.inner.auth {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !token.authorizes(given) {
-            return ApiError::Unauthorized.into_response();
-        }
-    }
+/// 401 without a known token; else the request goes on with its [`Access`], which the
+/// sync handlers check against the cluster they would write.
+async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(access) = state.inner.credentials.access(given) else {
+        return ApiError::Unauthorized.into_response();
+    };
+    req.extensions_mut().insert(access);
     next.run(req).await
+}
+
+/// 403 unless the request's token may write `cluster` (checked before anything is read
+/// from or written to the store).
+fn check_write(access: Option<&Access>, cluster: &sync_model::ClusterId) -> Result<(), ApiError> {
+    match access {
+        Some(a) if !a.may_write(cluster) => Err(ApiError::Forbidden {
+            cluster: cluster.to_string(),
+            may_write: a.describe(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Serves the request if a slot is free, else answers 503 with `Retry-After` at once,
@@ -300,6 +323,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
         (status = 200, description = "Applied; refused objects listed in `parked`", body = SyncResponse),
         (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing stored", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "The token may not write this payload's cluster; nothing stored", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
         (status = 500, description = "The collection holds another model's vectors", body = ErrorBody),
@@ -309,6 +333,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 )]
 async fn sync_instances(
     State(state): State<AppState>,
+    access: Option<axum::Extension<Access>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
@@ -316,6 +341,11 @@ async fn sync_instances(
     let payload = parse_payload(&body)?;
     // Up to 16 MiB that is not needed once parsed (docs/ingest.md, "Load bound").
     drop(body);
+    let cluster = state
+        .inner
+        .pipeline
+        .cluster_of(payload.cluster.as_deref())?;
+    check_write(access.as_deref(), &cluster)?;
     let outcome = state.inner.pipeline.apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,
