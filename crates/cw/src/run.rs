@@ -65,7 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
         .merge(mcp::route(
             &state,
-            mcp::live_access(client.clone()),
+            mcp::live_access(client.clone(), &cluster),
             stop_mcp.clone(),
             &args.listen.host,
         ));

@@ -134,6 +134,12 @@ pub struct AskArgs {
     pub server: ServerArgs,
 }
 
+#[derive(clap::Args)]
+pub struct ClustersArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum CollectionArg {
     Instances,
@@ -212,6 +218,85 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Output::Table => print_table(&results.results),
     }
     Ok(())
+}
+
+/// `cw clusters`: every cluster of the index with its object count, latest sync and
+/// objects by health (`GET /api/v1/clusters`; from the local index, without last syncs).
+pub async fn clusters(args: ClustersArgs) -> anyhow::Result<()> {
+    let answer: api::ClustersResponse = match args.server.backend().await? {
+        Backend::Server(base) => {
+            let url = api::url(api::base_url(&base), api::CLUSTERS);
+            let mut req = reqwest::Client::new().get(&url);
+            if let Some(t) = args.server.token.get() {
+                req = req.bearer_auth(t);
+            }
+            let resp = req
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the cw server at {url}"))?;
+            let status = resp.status();
+            if !status.is_success() {
+                bail!(
+                    "{url} answered {status}: {}",
+                    resp.text().await.unwrap_or_default()
+                );
+            }
+            resp.json().await.context("unexpected clusters answer")?
+        }
+        Backend::Local(searcher) => api::ClustersResponse {
+            clusters: searcher.clusters(&Default::default()).await?,
+        },
+    };
+    match args.server.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+        Output::Table => print_clusters(&answer),
+    }
+    Ok(())
+}
+
+fn print_clusters(answer: &api::ClustersResponse) {
+    if answer.clusters.is_empty() {
+        println!("No clusters in the index.");
+        return;
+    }
+    let rows: Vec<[String; 4]> = answer
+        .clusters
+        .iter()
+        .map(|c| {
+            let health: Vec<String> = c.health.iter().map(|(h, n)| format!("{h}={n}")).collect();
+            [
+                c.id.to_string(),
+                c.objects.to_string(),
+                c.last_sync.clone().unwrap_or_else(|| "-".into()),
+                if health.is_empty() {
+                    "-".into()
+                } else {
+                    health.join(",")
+                },
+            ]
+        })
+        .collect();
+    let header = ["CLUSTER", "OBJECTS", "LAST SYNC", "HEALTH"];
+    let widths: Vec<usize> = (0..4)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 4]| {
+        let mut s = String::new();
+        for (c, cell) in cells.iter().enumerate() {
+            s.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3]]);
+    }
 }
 
 pub async fn ask(args: AskArgs) -> anyhow::Result<()> {

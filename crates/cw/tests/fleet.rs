@@ -313,6 +313,37 @@ async fn two_clusters_share_one_index_without_touching_each_others_documents() {
     assert_eq!(server.ids(Some("alpha")).await, ids(&["only-alpha"]));
     assert_eq!(server.ids(None).await, ids(&["legacy"]));
 
+    // The fleet as `cw clusters` shows it: each cluster's objects and its latest sync.
+    let resp = server
+        .http
+        .get(format!("{}/api/v1/clusters", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let fleet: Value = resp.json().await.unwrap();
+    let summary: Vec<(String, u64, bool)> = fleet["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["objects"].as_u64().unwrap(),
+                c["lastSync"].is_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("alpha".to_string(), 1, true),
+            ("beta".to_string(), 2, true),
+            ("default".to_string(), 1, true),
+        ],
+        "{fleet}"
+    );
+
     alpha.stop().await;
     beta.stop().await;
 }

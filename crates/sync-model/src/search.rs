@@ -70,6 +70,7 @@ pub struct SearchBody {
 pub enum GroupBy {
     Kind,
     Namespace,
+    Cluster,
 }
 
 /// The body of `POST /api/v1/search/count`: how many stored objects match the filters of a

@@ -75,10 +75,13 @@ async fn kubeconfig_access(path: &std::path::Path) -> anyhow::Result<ClusterAcce
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let kubeconfig = Kubeconfig::read_from(path)
         .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+    // Named as the watcher names it by default: the context's name as a cluster id.
     let name = kubeconfig
         .current_context
-        .clone()
-        .unwrap_or_else(|| "default".into());
+        .as_deref()
+        .and_then(sync_model::ClusterId::from_context_name)
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| sync_model::DEFAULT_CLUSTER.into());
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .with_context(|| format!("loading the kubeconfig {}", path.display()))?;
@@ -90,14 +93,10 @@ async fn kubeconfig_access(path: &std::path::Path) -> anyhow::Result<ClusterAcce
     })
 }
 
-/// `cw run`'s cluster: the client the watcher uses, named by the default kubeconfig's context.
-pub fn live_access(client: kube::Client) -> ClusterAccess {
-    let name = kube::config::Kubeconfig::read()
-        .ok()
-        .and_then(|k| k.current_context)
-        .unwrap_or_else(|| "default".into());
+/// `cw run`'s cluster: the client the watcher uses, under the watcher's cluster id.
+pub fn live_access(client: kube::Client, cluster: &sync_model::ClusterId) -> ClusterAccess {
     ClusterAccess {
-        name,
+        name: cluster.to_string(),
         live: Some(Arc::new(KubeCluster::new(client))),
         no_access_hint: String::new(),
     }

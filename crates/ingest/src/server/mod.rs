@@ -185,6 +185,7 @@ pub fn router(state: AppState) -> Router {
             api::CAPABILITIES_HASHES,
             get(capabilities::capability_hashes),
         )
+        .route(api::CLUSTERS, get(search::clusters))
         .route(api::SEARCH, post(search::search))
         .route(api::SEARCH_COUNT, post(search::count))
         .layer(middleware::from_fn_with_state(state.clone(), shed_load));
