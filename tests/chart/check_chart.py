@@ -45,10 +45,10 @@ AGREED_ENV = {
         "OPENAI_MAX_TOKENS_PER_REQUEST", "CW_INGEST_TOKEN", "CW_MAX_BODY_BYTES",
         "CW_MAX_CONCURRENT_REQUESTS", "LOG_LEVEL", "LOG_JSON",
         "CW_MODEL_DIR", "CW_LLM_URL", "CW_LLM_MODEL", "CW_LLM_API_KEY",
-        "QDRANT_URL", "QDRANT_API_KEY",
+        "QDRANT_URL", "QDRANT_API_KEY", "CW_DEFAULT_CLUSTER", "CW_INGEST_TOKENS_FILE",
     ],
     "watcher": [
-        "REST_ENDPOINT", "CW_INGEST_TOKEN", "DEBOUNCE_WINDOW_MS", "BATCH_FLUSH_INTERVAL_MS",
+        "REST_ENDPOINT", "CW_CLUSTER_ID", "CW_INGEST_TOKEN", "DEBOUNCE_WINDOW_MS", "BATCH_FLUSH_INTERVAL_MS",
         "BATCH_MAX_SIZE", "RESYNC_INTERVAL_MIN", "WATCH_RESOURCE_TYPES", "EXCLUDE_RESOURCE_TYPES",
         "WATCH_NAMESPACES", "EXCLUDE_NAMESPACES", "API_BIND_ADDRESS", "SHUTDOWN_TIMEOUT_SECS",
         "CW_INGEST_TIMEOUT_SECS",
@@ -494,6 +494,43 @@ def ingest_off_points_the_watcher_elsewhere_and_renders_no_server_or_chroma():
     assert not of_kind(objects, "StatefulSet")
     env = env_of(container(objects, "watcher"))
     assert env["REST_ENDPOINT"]["value"] == values["watcher"]["config"]["restEndpoint"]
+
+
+@check
+def a_watcher_only_release_names_its_cluster_and_fails_without_one():
+    values = scenario("ingest-off")
+    objects, _ = render(values)
+    env = env_of(container(objects, "watcher"))
+    assert env["CW_CLUSTER_ID"]["value"] == values["watcher"]["config"]["clusterId"]
+    del values["watcher"]["config"]["clusterId"]
+    try:
+        render(values)
+    except helm.HelmError as exc:
+        assert "watcher.config.clusterId" in str(exc), str(exc)
+    else:
+        raise AssertionError("rendered a watcher-only release without a cluster id")
+
+
+@check
+def with_the_server_in_the_release_the_watcher_is_named_after_the_release():
+    objects, _ = render()
+    assert env_of(container(objects, "watcher"))["CW_CLUSTER_ID"]["value"] == RELEASE
+    assert env_of(container(objects, "ingest"))["CW_DEFAULT_CLUSTER"]["value"] == "default"
+
+
+@check
+def a_tokens_file_secret_is_mounted_read_only_for_the_server_only():
+    objects, _ = render({"ingest": {"tokensFileSecret": "cw-tokens"}})
+    ingest = container(objects, "ingest")
+    assert env_of(ingest)["CW_INGEST_TOKENS_FILE"]["value"] == "/etc/cw/tokens/tokens"
+    mount = next(m for m in ingest["volumeMounts"] if m["name"] == "tokens")
+    assert mount["mountPath"] == "/etc/cw/tokens" and mount["readOnly"] is True
+    spec = named(objects, "Deployment", "-ingest")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "tokens")
+    assert volume["secret"]["secretName"] == "cw-tokens"
+    assert "CW_INGEST_TOKENS_FILE" not in env_of(container(objects, "watcher"))
+    objects, _ = render()
+    assert "CW_INGEST_TOKENS_FILE" not in env_of(container(objects, "ingest"))
 
 
 @check
