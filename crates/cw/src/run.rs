@@ -41,11 +41,11 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // The model and the store first: a missing model is the likeliest first-run problem and
     // its message names `cw model fetch`.
-    let cluster = args.cluster.resolve()?;
     let store = args.ingest.store.build()?;
     let embedder = args.ingest.embed.build()?;
     check_model_matches_store(&store, &embedder, &args.ingest.store.instances_collection).await?;
     let state = args.ingest.state(store, embedder)?;
+    let cluster = args.cluster.resolve()?;
     // The in-process sink uses the server's own pipelines (the capability pipeline with the
     // enricher): one store handle, and the metrics the server exposes.
     let sink = Arc::new(

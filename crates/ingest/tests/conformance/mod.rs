@@ -35,6 +35,8 @@ macro_rules! conformance_suite {
             delete_removes_records_and_ignores_unknown_ids,
             content_hashes_answers_only_for_stored_ids,
             all_hashes_lists_every_stored_id,
+            all_hashes_with_a_filter_lists_one_clusters_ids,
+            merge_metadata_changes_the_given_keys_only_and_skips_unknown_ids,
             query_orders_hits_by_cosine_distance,
             query_limit_caps_the_hits,
             query_with_eq_filter_returns_only_matching_records,
@@ -570,4 +572,106 @@ pub async fn large_batches_are_stored_whole(store: &dyn VectorStore) {
         .await
         .expect("get");
     assert_eq!(ns3.len(), (0..n).filter(|i| i % 7 == 3).count());
+}
+
+/// Two clusters' records: a filtered listing (what a cluster's hashes endpoint reads) holds
+/// that cluster's ids only.
+pub async fn all_hashes_with_a_filter_lists_one_clusters_ids(store: &dyn VectorStore) {
+    let c = fresh(store, "hashes-cluster").await;
+    let records = vec![
+        record(
+            "alpha:a",
+            "a1",
+            meta(&[("cluster", "alpha")]),
+            vec![1.0, 0.0, 0.0, 0.0],
+        ),
+        record(
+            "alpha:b",
+            "b1",
+            meta(&[("cluster", "alpha")]),
+            vec![0.0, 1.0, 0.0, 0.0],
+        ),
+        record(
+            "beta:a",
+            "a2",
+            meta(&[("cluster", "beta")]),
+            vec![0.0, 0.0, 1.0, 0.0],
+        ),
+    ];
+    store.upsert(&c, &records).await.expect("upsert");
+    let alpha = store
+        .all_hashes(&c, Some(&Filter::Eq("cluster".into(), "alpha".into())))
+        .await
+        .expect("all_hashes alpha");
+    assert_eq!(
+        alpha,
+        HashMap::from([
+            ("alpha:a".to_string(), "hash-of-a1".to_string()),
+            ("alpha:b".to_string(), "hash-of-b1".to_string()),
+        ])
+    );
+    let none = store
+        .all_hashes(&c, Some(&Filter::Eq("cluster".into(), "gamma".into())))
+        .await
+        .expect("all_hashes gamma");
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(store.all_hashes(&c, None).await.expect("all").len(), 3);
+}
+
+/// A metadata change alone: the given keys change and filter, the others stay, and the
+/// vector, document and hash are untouched.
+pub async fn merge_metadata_changes_the_given_keys_only_and_skips_unknown_ids(
+    store: &dyn VectorStore,
+) {
+    let c = fresh(store, "merge-metadata").await;
+    store
+        .upsert(
+            &c,
+            &[record(
+                "t",
+                "doc",
+                meta(&[("kind", "Cluster"), ("cw_clusters", "alpha=h")]),
+                vec![1.0, 0.0, 0.0, 0.0],
+            )],
+        )
+        .await
+        .expect("upsert");
+    store
+        .merge_metadata(
+            &c,
+            &[
+                ("t".to_string(), meta(&[("cw_clusters", "alpha=h,beta=h")])),
+                ("unknown".to_string(), meta(&[("cw_clusters", "x=h")])),
+            ],
+        )
+        .await
+        .expect("merge_metadata");
+    let got = store.get(&c, None, 10).await.expect("get");
+    assert_eq!(ids(&got), ["t"], "no record made for an unknown id");
+    assert_eq!(
+        got[0].metadata,
+        meta(&[("kind", "Cluster"), ("cw_clusters", "alpha=h,beta=h")])
+    );
+    assert_eq!(got[0].document, "doc");
+    let filtered = store
+        .get(
+            &c,
+            Some(&Filter::Eq("cw_clusters".into(), "alpha=h,beta=h".into())),
+            10,
+        )
+        .await
+        .expect("get filtered");
+    assert_eq!(ids(&filtered), ["t"]);
+    assert_eq!(
+        store.all_hashes(&c, None).await.expect("hashes")["t"],
+        "hash-of-doc"
+    );
+    let hits = store
+        .query(&c, &[1.0, 0.0, 0.0, 0.0], None, 1)
+        .await
+        .expect("query");
+    assert!(
+        hits[0].distance.abs() < 1e-5,
+        "the vector is kept: {hits:?}"
+    );
 }
