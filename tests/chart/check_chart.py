@@ -295,6 +295,27 @@ def rbac_is_read_only_and_has_no_secrets_or_wildcards_by_default():
         assert "secrets" not in rule["resources"], f"secrets readable by default: {rule}"
     crd = [r for r in role["rules"] if "customresourcedefinitions" in r["resources"]]
     assert crd and crd[0]["apiGroups"] == ["apiextensions.k8s.io"], "CRDs are not readable"
+    # The built-in aggregated view role (no Secrets) covers workloads and the custom resources
+    # of operators that aggregate to it; this role adds what view lacks.
+    binding = named(objects, "ClusterRoleBinding", "-watcher-view")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}
+    assert binding["subjects"][0]["name"] == pod_specs_sa(objects)
+    granted = {(g, res) for r in role["rules"] for g in r["apiGroups"] for res in r["resources"]}
+    assert {("", "nodes"), ("", "persistentvolumes"), ("storage.k8s.io", "storageclasses")} <= granted
+    # Every discovered type is watched (a type view does not grant is refused, 403, and not
+    # indexed); the binary leaves Secrets out.
+    env = env_of(container(objects, "watcher"))
+    assert "WATCH_RESOURCE_TYPES" not in env and "CW_INCLUDE_SECRETS" not in env
+
+
+def pod_specs_sa(objects: list[dict]) -> str:
+    return named(objects, "Deployment", "-watcher")["spec"]["template"]["spec"]["serviceAccountName"]
+
+
+@check
+def without_aggregate_view_the_allow_list_is_exactly_what_the_role_grants():
+    objects, _ = render({"watcher": {"rbac": {"aggregateView": False}}})
+    assert not named(objects, "ClusterRoleBinding", "-watcher-view")
     types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
     assert "secrets" not in types, "the watcher would ask for secrets it may not read"
     assert "customresourcedefinitions.apiextensions.k8s.io" in types
@@ -303,22 +324,28 @@ def rbac_is_read_only_and_has_no_secrets_or_wildcards_by_default():
 
 @check
 def secrets_are_readable_and_watched_only_when_turned_on():
-    objects, _ = render({"watcher": {"rbac": {"secrets": True}}})
-    role = named(objects, "ClusterRole", "-watcher")
-    assert any("secrets" in r["resources"] and r["apiGroups"] == [""] for r in role["rules"])
-    types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
-    assert "secrets" in types
+    for aggregate in (True, False):
+        objects, _ = render({"watcher": {"rbac": {"secrets": True, "aggregateView": aggregate}}})
+        role = named(objects, "ClusterRole", "-watcher")
+        assert any("secrets" in r["resources"] and r["apiGroups"] == [""] for r in role["rules"])
+        env = env_of(container(objects, "watcher"))
+        assert env["CW_INCLUDE_SECRETS"]["value"] == "true"
+        if not aggregate:
+            assert "secrets" in env["WATCH_RESOURCE_TYPES"]["value"].split(",")
 
 
 @check
 def extra_rules_grant_custom_resources_and_join_the_watch_list():
     extra = [{"apiGroups": ["cert-manager.io"], "resources": ["certificates", "issuers"]}]
-    objects, _ = render({"watcher": {"rbac": {"extraRules": extra}}})
-    role = named(objects, "ClusterRole", "-watcher")
-    assert any(r["apiGroups"] == ["cert-manager.io"] and set(r["verbs"]) == READ_VERBS
-               for r in role["rules"])
-    types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
-    assert {"certificates.cert-manager.io", "issuers.cert-manager.io"} <= set(types)
+    for aggregate in (True, False):
+        values = {"watcher": {"rbac": {"extraRules": extra, "aggregateView": aggregate}}}
+        objects, _ = render(values)
+        role = named(objects, "ClusterRole", "-watcher")
+        assert any(r["apiGroups"] == ["cert-manager.io"] and set(r["verbs"]) == READ_VERBS
+                   for r in role["rules"])
+        if not aggregate:
+            types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
+            assert {"certificates.cert-manager.io", "issuers.cert-manager.io"} <= set(types)
 
 
 @check

@@ -293,9 +293,19 @@ impl Harness {
         )
     }
 
-    /// Every stored document, read from the store server directly: id -> (document, metadata).
+    /// Every stored document, read from the store server directly: id -> (document,
+    /// metadata). The default cluster's ids (`default:<id>`, what a payload without
+    /// `cluster` stores) are shown as `<id>`; other clusters' keep their prefix.
     pub async fn stored(&self) -> HashMap<String, (String, Value)> {
-        self.store_server.dump(COLLECTION).await
+        self.store_server
+            .dump(COLLECTION)
+            .await
+            .into_iter()
+            .map(|(id, doc)| match id.strip_prefix("default:") {
+                Some(plain) => (plain.to_string(), doc),
+                None => (id, doc),
+            })
+            .collect()
     }
 }
 
