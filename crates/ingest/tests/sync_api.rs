@@ -59,7 +59,11 @@ async fn labels_are_filterable_by_key_and_value_in_the_store() {
         .await
         .unwrap();
     assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].id, id_of("shop", "StatefulSet", "db"));
+    // Stored under the default cluster: a payload without `cluster` belongs to it.
+    assert_eq!(
+        hits[0].id,
+        format!("default:{}", id_of("shop", "StatefulSet", "db"))
+    );
 }
 
 #[tokio::test]
