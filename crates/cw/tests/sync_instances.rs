@@ -286,12 +286,14 @@ async fn the_same_object_yields_the_same_document_through_sync_instances_and_wat
     // into an ingest server with another store.
     let watched_dir = work.path().join("watched");
     let (base, watched) = start_ingest_server(&watched_dir, &voyage).await;
+    // The cluster `cw sync-instances` takes from the simulator's kubeconfig context.
     let sink = watcher::HttpSink::new(
         &format!("{base}/api/v1/instances/sync"),
         None,
         Duration::from_secs(15),
     )
-    .expect("http sink");
+    .expect("http sink")
+    .with_cluster(sync_model::ClusterId::new("kube-sim").unwrap());
     // `cw watch`'s own flags and defaults (filters included), with short windows.
     let mut settings = WatchFlags::parse_from(["cw"]).config.settings();
     settings.buffer.debounce = Duration::from_millis(100);

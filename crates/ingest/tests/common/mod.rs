@@ -294,18 +294,18 @@ impl Harness {
     }
 
     /// Every stored document, read from the store server directly: id -> (document,
-    /// metadata). The default cluster's ids (`default:<id>`, what a payload without
-    /// `cluster` stores) are shown as `<id>`; other clusters' keep their prefix.
+    /// metadata), ids as [`shown_id`] shows them.
     pub async fn stored(&self) -> HashMap<String, (String, Value)> {
-        self.store_server
-            .dump(COLLECTION)
-            .await
-            .into_iter()
-            .map(|(id, doc)| match id.strip_prefix("default:") {
-                Some(plain) => (plain.to_string(), doc),
-                None => (id, doc),
-            })
-            .collect()
+        self.store_server.dump(COLLECTION).await
+    }
+}
+
+/// A stored id as the dumps show it: the default cluster's (`default:<id>`, what a payload
+/// without `cluster` stores) as `<id>`; other clusters' keep their prefix.
+pub fn shown_id(stored: String) -> String {
+    match stored.strip_prefix("default:") {
+        Some(plain) => plain.to_string(),
+        None => stored,
     }
 }
 
@@ -339,7 +339,7 @@ pub async fn chroma_dump(chroma_url: &str, collection: &str) -> HashMap<String, 
         .enumerate()
         .map(|(i, id)| {
             (
-                id.as_str().unwrap_or_default().to_string(),
+                shown_id(id.as_str().unwrap_or_default().to_string()),
                 (
                     got["documents"][i].as_str().unwrap_or_default().to_string(),
                     got["metadatas"][i].clone(),
@@ -382,7 +382,7 @@ pub async fn qdrant_dump(qdrant_url: &str, collection: &str) -> HashMap<String, 
             let doc = payload.remove("cw_document");
             payload.remove("cw_labels");
             (
-                id.expect("every point has its cw id"),
+                shown_id(id.expect("every point has its cw id")),
                 (
                     doc.and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default(),
