@@ -60,7 +60,7 @@ pub(super) async fn sync_capabilities(
     get,
     path = "/api/v1/capabilities/hashes",
     tag = "capabilities",
-    params(("cluster" = Option<String>, Query, description = "The cluster whose types are listed; the server's default cluster when absent")),
+    params(("cluster" = Option<String>, Query, pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description = "The cluster whose types are listed; the server's default cluster when absent")),
     responses(
         (status = 200, body = super::openapi::HashesResponse),
         (status = 400, description = "Malformed cluster id", body = ErrorBody),

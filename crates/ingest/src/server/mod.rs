@@ -394,7 +394,7 @@ fn json_body(
     get,
     path = "/api/v1/instances/hashes",
     tag = "instances",
-    params(("cluster" = Option<String>, Query, description = "The cluster whose instances are listed; the server's default cluster when absent")),
+    params(("cluster" = Option<String>, Query, pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description = "The cluster whose instances are listed; the server's default cluster when absent")),
     responses(
         (status = 200, body = openapi::HashesResponse),
         (status = 400, description = "Malformed cluster id", body = ErrorBody),
