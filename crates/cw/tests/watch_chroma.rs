@@ -398,6 +398,33 @@ async fn changes_made_while_chroma_is_down_are_in_chroma_once_it_is_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chroma_restarted_on_empty_data_is_filled_again_without_anyone_asking_for_a_resync() {
+    let mut chain = Chain::start(&["deployments"]).await;
+    for i in 0..6 {
+        chain
+            .sim
+            .create(deployment(&format!("d{i}"), json!({"gen": "1"})))
+            .unwrap();
+    }
+    chain
+        .wait_chroma_equals_cluster("apps/v1", "Deployment", "before the restart")
+        .await;
+    tokio::task::block_in_place(|| chain.chroma.restart_empty());
+    assert!(chain.chroma_view("Deployment").await.is_empty());
+    // The next change finds the collection gone; the server creates it anew, and its answer
+    // names a new generation, from which the watcher knows to send everything again.
+    chain
+        .sim
+        .create(deployment("after", json!({"gen": "1"})))
+        .unwrap();
+    chain
+        .wait_chroma_equals_cluster("apps/v1", "Deployment", "after Chroma lost its data")
+        .await;
+    assert_eq!(chain.chroma_view("Deployment").await.len(), 7);
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_deleted_while_the_watcher_was_stopped_leave_chroma_after_it_restarts() {
     let mut chain = Chain::start(&["deployments"]).await;
     for name in ["a", "b", "c"] {

@@ -401,6 +401,12 @@ impl Pipeline {
         &self.store
     }
 
+    /// The store's generation of the instances collection (see
+    /// [`VectorStore::generation`]).
+    pub fn generation(&self) -> Option<String> {
+        self.store.generation(&self.collection)
+    }
+
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
         &self.embedder
     }

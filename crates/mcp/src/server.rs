@@ -213,11 +213,10 @@ get_resource, which tells whether it is healthy.",
                 instances: t
                     .instances
                     .iter()
-                    .map(|h| &h.hit)
-                    .filter(|h| namespace.as_ref().is_none_or(|ns| &h.namespace == ns))
-                    .filter(|h| labels.iter().all(|(k, v)| h.labels.get(k) == Some(v)))
+                    .filter(|h| namespace.as_ref().is_none_or(|ns| &h.hit.namespace == ns))
+                    .filter(|h| labels.iter().all(|(k, v)| h.hit.labels.get(k) == Some(v)))
                     .take(limit)
-                    .map(|h| HitLine::from_hit(h, true))
+                    .map(|h| HitLine::from_hit(&h.hit, true))
                     .collect(),
                 id: t.id,
                 kind: t.kind,

@@ -55,6 +55,16 @@ pub struct SyncResponse {
     /// finds it missing from the stored hashes). The other upserts of the batch are stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parked: Vec<ParkedInstance>,
+    /// The current incarnation of the store's collection (Chroma's collection id). It
+    /// changes when the collection is created anew (the store restarted on empty data, the
+    /// collection deleted): everything stored before is gone, and a sender that sees it
+    /// change resyncs. Absent where the store cannot tell.
+    #[serde(
+        default,
+        rename = "storeGeneration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub store_generation: Option<String>,
 }
 
 impl SyncResponse {
@@ -64,7 +74,14 @@ impl SyncResponse {
             upserted,
             deleted,
             parked: Vec::new(),
+            store_generation: None,
         }
+    }
+
+    /// The same answer, naming the store's generation (see `store_generation`).
+    pub fn with_generation(mut self, generation: Option<String>) -> Self {
+        self.store_generation = generation;
+        self
     }
 
     /// The same answer, reporting `parked` upserts.

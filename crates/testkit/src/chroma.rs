@@ -80,6 +80,29 @@ impl ChromaServer {
         }
     }
 
+    /// Starts the server again on the same port with no data (a lost volume): everything in
+    /// the data directory but the server's log is removed first.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        let entries = std::fs::read_dir(self.data_dir.path())
+            .unwrap_or_else(|e| panic!("cannot read Chroma's data directory: {e}"));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == "chroma.log") {
+                continue;
+            }
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.unwrap_or_else(|e| panic!("cannot remove {}: {e}", path.display()));
+        }
+        if let Err(e) = self.spawn_and_wait() {
+            panic!("Chroma did not restart on port {}: {e}", self.port);
+        }
+    }
+
     /// True while the heartbeat answers 200.
     pub fn is_up(&self) -> bool {
         heartbeat(self.port)

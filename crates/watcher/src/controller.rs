@@ -25,7 +25,9 @@ use crate::discovery::DiscoveryScope;
 use crate::error::WatchError;
 use crate::metrics::Metrics;
 use crate::resync::{resync, ResyncReport, ResyncRequest, ResyncScope, StoredHashes};
-use crate::sender::{retrying, run_sender, Retries, RetryConfig, BATCHES_IN_FLIGHT};
+use crate::sender::{
+    retrying, run_sender, Retries, RetryConfig, StoreGenerations, BATCHES_IN_FLIGHT,
+};
 use crate::sink::SyncSink;
 use crate::source::watch_crds;
 use crate::tracker::{run_tracker, Input, Tracker};
@@ -106,7 +108,7 @@ pub async fn run(
     let resync_inbox = shared.take_resync_inbox()?;
     let metrics = shared.metrics.clone();
     let shutdown_timeout = settings.shutdown_timeout;
-    let (changes, mut stages) = spawn_delivery(&settings, &sink, &metrics);
+    let (changes, mut stages) = spawn_delivery(&settings, &sink, &metrics, &shared);
 
     // Start from what the store holds: unchanged objects then cost nothing, and stored
     // objects that no longer exist (deleted while the watcher was down) are deleted.
@@ -177,7 +179,14 @@ fn spawn_delivery(
     settings: &WatcherSettings,
     sink: &Arc<dyn SyncSink>,
     metrics: &Metrics,
+    shared: &Shared,
 ) -> (mpsc::Sender<Pending>, Vec<Stage>) {
+    let resync_requests = shared.resync_requests.clone();
+    let generations = StoreGenerations::new(move || {
+        // Nobody waits for the report; a full queue already holds a resync.
+        let (reply, _) = oneshot::channel();
+        let _ = resync_requests.try_send((ResyncScope::Instances, reply));
+    });
     let (change_tx, change_rx) = mpsc::channel::<Pending>(4096);
     let (batch_tx, batch_rx) = mpsc::channel::<Vec<Change>>(1);
     let sender_idle = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
@@ -187,6 +196,7 @@ fn spawn_delivery(
         sender_idle.clone(),
         settings.retry,
         metrics.clone(),
+        Some(generations),
     ));
     let buffer = tokio::spawn(run_buffer(
         settings.buffer,

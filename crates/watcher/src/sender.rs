@@ -168,11 +168,13 @@ pub fn on_failure(e: &SinkError, items: usize) -> RetryAction {
 }
 
 /// What became of a delivered payload's items.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delivered {
     pub accepted: usize,
     /// Items refused one by one as invalid: logged with the server's details and skipped.
     pub rejected: usize,
+    /// The store's generation in the last answer, when the server names it.
+    pub generation: Option<String>,
 }
 
 /// A delivery that ended short of success.
@@ -217,6 +219,9 @@ pub async fn deliver_payload(
                     "batch accepted"
                 );
                 delivered.accepted += items;
+                if resp.store_generation.is_some() {
+                    delivered.generation = resp.store_generation;
+                }
                 metrics.batches_sent.inc();
                 let ops = [
                     ("upsert", payload.upserts.len()),
@@ -283,21 +288,63 @@ fn split(mut payload: SyncPayload) -> (SyncPayload, SyncPayload) {
 
 /// The controller's delivery of one batch: retried until the server answers. A batch
 /// refused as a whole (see [`DeliveryError::Refused`]) is logged, counted and dropped: a 4xx
-/// is not retried.
+/// is not retried. Returns the store's generation of the last answer, when named.
 pub async fn deliver(
     sink: &dyn SyncSink,
     batch: Vec<Change>,
     retry: &RetryConfig,
     metrics: &Metrics,
-) {
+) -> Option<String> {
     let payload = to_payload(batch);
-    if let Err(e) = deliver_payload(sink, payload, retry, Retries::Forever, metrics).await {
-        let items = match &e {
-            DeliveryError::Refused { items, .. } => *items,
-            DeliveryError::Unavailable(_) => 0,
-        };
-        error!(error = %e, items, "ingest server refused a batch; dropped");
-        metrics.items_rejected.inc_by(items as u64);
+    match deliver_payload(sink, payload, retry, Retries::Forever, metrics).await {
+        Ok(delivered) => delivered.generation,
+        Err(e) => {
+            let items = match &e {
+                DeliveryError::Refused { items, .. } => *items,
+                DeliveryError::Unavailable(_) => 0,
+            };
+            error!(error = %e, items, "ingest server refused a batch; dropped");
+            metrics.items_rejected.inc_by(items as u64);
+            None
+        }
+    }
+}
+
+/// Follows the store's generation in the ingest server's answers (`storeGeneration`, the
+/// Chroma collection's id). A new generation means the collection was created anew (Chroma
+/// restarted on an empty volume, the collection deleted by hand): what the watcher sent
+/// before is gone, and `on_new` asks for a resync of the instances, which sends it again.
+#[derive(Clone)]
+pub struct StoreGenerations {
+    last: Arc<std::sync::Mutex<Option<String>>>,
+    on_new: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl StoreGenerations {
+    pub fn new(on_new: impl Fn() + Send + Sync + 'static) -> Self {
+        StoreGenerations {
+            last: Arc::default(),
+            on_new: Arc::new(on_new),
+        }
+    }
+
+    /// Records the generation of an answer; true when it replaced another one (and
+    /// `on_new` was called).
+    pub fn observe(&self, generation: &str) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref() == Some(generation) {
+            return false;
+        }
+        let was = last.replace(generation.to_owned());
+        drop(last);
+        let Some(was) = was else { return false };
+        warn!(
+            was,
+            now = generation,
+            "the store's collection was created anew (what it held is gone): resyncing"
+        );
+        (self.on_new)();
+        true
     }
 }
 
@@ -346,6 +393,7 @@ pub async fn run_sender(
     idle: Arc<tokio::sync::Semaphore>,
     retry: RetryConfig,
     metrics: Metrics,
+    generations: Option<StoreGenerations>,
 ) {
     let mut in_flight: JoinSet<()> = JoinSet::new();
     let mut ids_of: HashMap<tokio::task::Id, Vec<sync_model::ResourceId>> = HashMap::new();
@@ -364,10 +412,15 @@ pub async fn run_sender(
                 let ids: Vec<sync_model::ResourceId> = batch.iter().map(|c| change_id(c).clone()).collect();
                 busy.extend(ids.iter().cloned());
                 let span = tracing::info_span!("batch", items = batch.len());
-                let (sink, metrics) = (sink.clone(), metrics.clone());
+                let (sink, metrics, generations) = (sink.clone(), metrics.clone(), generations.clone());
                 let handle = in_flight.spawn(
-                    async move { deliver(sink.as_ref(), batch, &retry, &metrics).await }
-                        .instrument(span),
+                    async move {
+                        let generation = deliver(sink.as_ref(), batch, &retry, &metrics).await;
+                        if let (Some(g), Some(generations)) = (generation, generations) {
+                            generations.observe(&g);
+                        }
+                    }
+                    .instrument(span),
                 );
                 ids_of.insert(handle.id(), ids);
             }
@@ -465,6 +518,7 @@ mod tests {
             idle.clone(),
             RetryConfig::default(),
             Metrics::new(),
+            None,
         )
         .await;
         let log = sink.log.lock().unwrap().clone();
@@ -667,5 +721,22 @@ mod tests {
         assert!(matches!(got, Err(DeliveryError::Unavailable(_))), "{got:?}");
         assert_eq!(sink.attempts.lock().unwrap().len(), 3);
         assert_eq!(metrics.send_retries.get(), 2);
+    }
+
+    #[test]
+    fn only_a_new_store_generation_asks_for_a_resync() {
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asked.clone();
+        let generations = StoreGenerations::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        // The first answer names the generation; repeating it is no news.
+        assert!(!generations.observe("collection-a"));
+        assert!(!generations.observe("collection-a"));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The collection created anew: one resync, then quiet again.
+        assert!(generations.observe("collection-b"));
+        assert!(!generations.observe("collection-b"));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

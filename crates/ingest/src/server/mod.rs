@@ -357,7 +357,9 @@ async fn sync_instances(
         "sync applied"
     );
     Ok(Json(
-        SyncResponse::ok(outcome.upserted, outcome.deleted).with_parked(outcome.parked),
+        SyncResponse::ok(outcome.upserted, outcome.deleted)
+            .with_parked(outcome.parked)
+            .with_generation(state.inner.pipeline.generation()),
     ))
 }
 

@@ -807,6 +807,10 @@ impl VectorStore for ChromaStore {
         .map_err(|e| self.collection_error(collection, e))
     }
 
+    fn generation(&self, collection: &str) -> Option<String> {
+        self.cached(collection).map(|h| h.id)
+    }
+
     async fn ready(&self) -> Result<(), StoreError> {
         self.call(self.http.get(format!("{}/heartbeat", self.api)))
             .await

@@ -127,4 +127,10 @@ pub trait VectorStore: Send + Sync {
     async fn count(&self, collection: &str) -> Result<usize, StoreError>;
     /// Ok while the store answers.
     async fn ready(&self) -> Result<(), StoreError>;
+    /// The identity of the collection's current incarnation, as last seen (no call to the
+    /// store): a new value means it was created anew and lost what it held. `None` where
+    /// the store cannot tell (the embedded store lives in the process that writes it).
+    fn generation(&self, _collection: &str) -> Option<String> {
+        None
+    }
 }
