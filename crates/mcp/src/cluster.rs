@@ -33,6 +33,11 @@ pub trait LiveCluster: Send + Sync {
     async fn get(&self, target: &ObjectRef) -> Result<Value, ClusterError>;
     /// Core v1 Events whose involvedObject is `target`, in any order.
     async fn events(&self, target: &ObjectRef) -> Result<Vec<Value>, ClusterError>;
+    /// The preferred apiVersion of `kind` in the cluster's discovery, for objects the index
+    /// does not hold (Secrets are not indexed by default); `None` when no group serves it.
+    async fn api_version_of(&self, _kind: &str) -> Result<Option<String>, ClusterError> {
+        Ok(None)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

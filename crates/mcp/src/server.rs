@@ -191,7 +191,7 @@ get_resource, which tells whether it is healthy.",
         let question = non_empty(Some(&p.question)).ok_or(
             "question must not be empty: ask in plain words, e.g. \"what databases are running?\"",
         )?;
-        let limit = bounded(p.limit, 5, 20, "limit")?;
+        let limit = bounded(p.limit, ASK_DEFAULT, ASK_MAX, "limit")?;
         let labels = parse_labels(&p.labels)?;
         let namespace = non_empty(p.namespace.as_deref());
         let kind = non_empty(p.kind.as_deref());
@@ -526,16 +526,28 @@ impl CwMcp {
             })
             .await
             .map_err(index_error)?;
-        let hit = hits.iter().find(|h| h.name == name).ok_or_else(|| {
-            format!(
+        let Some(hit) = hits.iter().find(|h| h.name == name) else {
+            // Not indexed (Secrets are left out by default, or it is newer than the index):
+            // the cluster's discovery names the kind's version.
+            if let Some(live) = &self.cluster.live {
+                if let Ok(Some(api_version)) = live.api_version_of(&kind).await {
+                    return Ok(ObjectRef {
+                        api_version,
+                        kind,
+                        namespace,
+                        name,
+                    });
+                }
+            }
+            return Err(format!(
                 "the index has no {kind} named {name}{}: check the spelling with \
                  search_resources, or give apiVersion to read it from the cluster anyway",
                 namespace
                     .as_deref()
                     .map(|ns| format!(" in namespace {ns}"))
                     .unwrap_or_default()
-            )
-        })?;
+            ));
+        };
         let id = ResourceId::from_raw(hit.id.clone());
         let parts = id
             .parts()

@@ -11,6 +11,10 @@ use sync_model::search::{GroupCount, SearchHit};
 
 /// Hits per page unless asked otherwise, and at most.
 pub const DEFAULT_PAGE: usize = 20;
+/// `ask`'s answers in all, by default and at most (the CLI's and the HTTP API's default is
+/// the same 10).
+pub const ASK_DEFAULT: usize = 10;
+pub const ASK_MAX: usize = 50;
 pub const MAX_PAGE: usize = 50;
 /// Serialized answers are cut to this size (hits are dropped from the end of the page and
 /// the cursor moves back to them): about 4,000 tokens.
@@ -263,7 +267,7 @@ pub struct AskParams {
     /// Only instances with all of these labels (`key=value`).
     #[serde(default)]
     pub labels: Vec<String>,
-    /// Instances per type, 1 to 20 (default 5).
+    /// Answers in all (running instances, best first, across types), 1 to 50 (default 10).
     #[serde(default)]
     pub limit: Option<u32>,
 }

@@ -79,6 +79,25 @@ impl LiveCluster for KubeCluster {
             })
             .collect())
     }
+
+    async fn api_version_of(&self, kind: &str) -> Result<Option<String>, ClusterError> {
+        // The core group first (Secrets, ConfigMaps, Pods: the kinds named most), then the
+        // whole discovery.
+        if let Ok(core) = kube::discovery::group(&self.client, "").await {
+            if let Some((resource, _)) = core.recommended_kind(kind) {
+                return Ok(Some(resource.api_version));
+            }
+        }
+        let discovery = kube::Discovery::new(self.client.clone())
+            .run()
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        let found = discovery
+            .groups()
+            .find_map(|g| g.recommended_kind(kind))
+            .map(|(resource, _)| resource.api_version);
+        Ok(found)
+    }
 }
 
 fn from_kube(e: kube::Error, target: &ObjectRef) -> ClusterError {
