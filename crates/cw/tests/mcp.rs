@@ -374,6 +374,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         &[
             ("CW_SERVER_URL", &cw.base),
             ("CW_INGEST_TOKEN", TOKEN),
+            ("CW_CLUSTER_ID", common::DEMO_CLUSTER),
             ("LOG_LEVEL", "warn"),
         ],
     );
