@@ -201,7 +201,7 @@ get_resource, which tells whether it is healthy.",
         let fetch = if filtered { RANKING_WINDOW / 10 } else { limit };
         let answer = self
             .index
-            .ask(&question, fetch)
+            .ask(&question, fetch, non_empty(p.cluster.as_deref()).as_deref())
             .await
             .map_err(index_error)?;
         let types: Vec<AskType> = answer
