@@ -335,8 +335,15 @@ fn clusters_of<'a>(hits: impl Iterator<Item = &'a SearchHit>) -> Vec<&'a str> {
 /// why it matched; then the types that would answer but have nothing running. Answers from
 /// more than one cluster are grouped by cluster first.
 fn print_answer(answer: &AskAnswer) {
+    print!("{}", render_answer(answer));
+}
+
+/// What [`print_answer`] prints.
+fn render_answer(answer: &AskAnswer) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     if answer.types.is_empty() {
-        println!("Nothing running answers {:?}.", answer.question);
+        let _ = writeln!(out, "Nothing running answers {:?}.", answer.question);
     }
     let clusters = clusters_of(
         answer
@@ -346,22 +353,27 @@ fn print_answer(answer: &AskAnswer) {
     );
     if clusters.len() > 1 {
         for cluster in clusters {
-            println!("== cluster {cluster} ==");
-            print_types(answer, Some(cluster));
+            let _ = writeln!(out, "== cluster {cluster} ==");
+            render_types(&mut out, answer, Some(cluster));
         }
     } else {
-        print_types(answer, None);
+        render_types(&mut out, answer, None);
     }
     if !answer.available.is_empty() {
-        println!("Available, not running (the cluster has these types, no objects of them):");
+        let _ = writeln!(
+            out,
+            "Available, not running (the cluster has these types, no objects of them):"
+        );
         for t in &answer.available {
-            println!("  {}  {}", t.id, shorten(&t.reason, 120));
+            let _ = writeln!(out, "  {}  {}", t.id, shorten(&t.reason, 120));
         }
     }
+    out
 }
 
 /// The types of `answer` with their answers (of `cluster` only, when given).
-fn print_types(answer: &AskAnswer, cluster: Option<&str>) {
+fn render_types(out: &mut String, answer: &AskAnswer, cluster: Option<&str>) {
+    use std::fmt::Write;
     for t in &answer.types {
         let instances: Vec<&AskHit> = t
             .instances
@@ -372,19 +384,20 @@ fn print_types(answer: &AskAnswer, cluster: Option<&str>) {
             continue;
         }
         let group = if t.group.is_empty() { "core" } else { &t.group };
-        println!("{} ({group})", t.kind);
+        let _ = writeln!(out, "{} ({group})", t.kind);
         if !t.reason.is_empty() {
-            println!("  type matches: {}", shorten(&t.reason, 140));
+            let _ = writeln!(out, "  type matches: {}", shorten(&t.reason, 140));
         }
         for i in instances {
-            println!(
+            let _ = writeln!(
+                out,
                 "  - {}  score {:.2}  {}",
                 where_of(&i.hit),
                 i.hit.score,
                 why_of(i)
             );
         }
-        println!();
+        let _ = writeln!(out);
     }
 }
 
@@ -491,5 +504,68 @@ fn print_table(hits: &[SearchHit]) {
     line(header);
     for r in &rows {
         line([&r[0], &r[1], &r[2], &r[3]]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_model::search::{TypeMatch, Why};
+
+    fn answer(hits: &[(&str, &str)]) -> AskAnswer {
+        let instances = hits
+            .iter()
+            .map(|(cluster, name)| AskHit {
+                hit: SearchHit {
+                    id: format!("data/apps/v1/StatefulSet/{name}"),
+                    cluster: cluster.to_string(),
+                    kind: "StatefulSet".into(),
+                    namespace: "data".into(),
+                    name: name.to_string(),
+                    labels: Default::default(),
+                    score: 0.5,
+                    matched: vec![],
+                    document: String::new(),
+                },
+                why: Why::default(),
+            })
+            .collect();
+        AskAnswer {
+            question: "what databases are running?".into(),
+            types: vec![TypeMatch {
+                id: "statefulsets.apps".into(),
+                kind: "StatefulSet".into(),
+                group: "apps".into(),
+                score: 0.5,
+                reason: String::new(),
+                instances,
+            }],
+            available: vec![],
+        }
+    }
+
+    #[test]
+    fn an_answer_from_several_clusters_is_grouped_by_cluster() {
+        let text = render_answer(&answer(&[
+            ("prod-eu", "orders-db"),
+            ("staging", "orders-db"),
+            ("prod-eu", "ledger-db"),
+        ]));
+        let prod = text.find("== cluster prod-eu ==").expect(&text);
+        let staging = text.find("== cluster staging ==").expect(&text);
+        assert!(prod < staging, "{text}");
+        let (prod_part, staging_part) = text.split_at(staging);
+        assert!(prod_part.contains("data/ledger-db") && prod_part.contains("data/orders-db"));
+        assert!(staging_part.contains("data/orders-db") && !staging_part.contains("ledger-db"));
+    }
+
+    #[test]
+    fn an_answer_from_one_cluster_has_no_cluster_headings() {
+        let text = render_answer(&answer(&[
+            ("prod-eu", "orders-db"),
+            ("prod-eu", "ledger-db"),
+        ]));
+        assert!(!text.contains("== cluster"), "{text}");
+        assert!(text.starts_with("StatefulSet (apps)"), "{text}");
     }
 }
