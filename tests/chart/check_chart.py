@@ -45,10 +45,10 @@ AGREED_ENV = {
         "OPENAI_MAX_TOKENS_PER_REQUEST", "CW_INGEST_TOKEN", "CW_MAX_BODY_BYTES",
         "CW_MAX_CONCURRENT_REQUESTS", "LOG_LEVEL", "LOG_JSON",
         "CW_MODEL_DIR", "CW_LLM_URL", "CW_LLM_MODEL", "CW_LLM_API_KEY",
-        "QDRANT_URL", "QDRANT_API_KEY",
+        "QDRANT_URL", "QDRANT_API_KEY", "CW_DEFAULT_CLUSTER", "CW_INGEST_TOKENS_FILE",
     ],
     "watcher": [
-        "REST_ENDPOINT", "CW_INGEST_TOKEN", "DEBOUNCE_WINDOW_MS", "BATCH_FLUSH_INTERVAL_MS",
+        "REST_ENDPOINT", "CW_CLUSTER_ID", "CW_INGEST_TOKEN", "DEBOUNCE_WINDOW_MS", "BATCH_FLUSH_INTERVAL_MS",
         "BATCH_MAX_SIZE", "RESYNC_INTERVAL_MIN", "WATCH_RESOURCE_TYPES", "EXCLUDE_RESOURCE_TYPES",
         "WATCH_NAMESPACES", "EXCLUDE_NAMESPACES", "API_BIND_ADDRESS", "SHUTDOWN_TIMEOUT_SECS",
         "CW_INGEST_TIMEOUT_SECS",
@@ -295,6 +295,27 @@ def rbac_is_read_only_and_has_no_secrets_or_wildcards_by_default():
         assert "secrets" not in rule["resources"], f"secrets readable by default: {rule}"
     crd = [r for r in role["rules"] if "customresourcedefinitions" in r["resources"]]
     assert crd and crd[0]["apiGroups"] == ["apiextensions.k8s.io"], "CRDs are not readable"
+    # The built-in aggregated view role (no Secrets) covers workloads and the custom resources
+    # of operators that aggregate to it; this role adds what view lacks.
+    binding = named(objects, "ClusterRoleBinding", "-watcher-view")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}
+    assert binding["subjects"][0]["name"] == pod_specs_sa(objects)
+    granted = {(g, res) for r in role["rules"] for g in r["apiGroups"] for res in r["resources"]}
+    assert {("", "nodes"), ("", "persistentvolumes"), ("storage.k8s.io", "storageclasses")} <= granted
+    # Every discovered type is watched (a type view does not grant is refused, 403, and not
+    # indexed); the binary leaves Secrets out.
+    env = env_of(container(objects, "watcher"))
+    assert "WATCH_RESOURCE_TYPES" not in env and "CW_INCLUDE_SECRETS" not in env
+
+
+def pod_specs_sa(objects: list[dict]) -> str:
+    return named(objects, "Deployment", "-watcher")["spec"]["template"]["spec"]["serviceAccountName"]
+
+
+@check
+def without_aggregate_view_the_allow_list_is_exactly_what_the_role_grants():
+    objects, _ = render({"watcher": {"rbac": {"aggregateView": False}}})
+    assert not named(objects, "ClusterRoleBinding", "-watcher-view")
     types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
     assert "secrets" not in types, "the watcher would ask for secrets it may not read"
     assert "customresourcedefinitions.apiextensions.k8s.io" in types
@@ -303,22 +324,28 @@ def rbac_is_read_only_and_has_no_secrets_or_wildcards_by_default():
 
 @check
 def secrets_are_readable_and_watched_only_when_turned_on():
-    objects, _ = render({"watcher": {"rbac": {"secrets": True}}})
-    role = named(objects, "ClusterRole", "-watcher")
-    assert any("secrets" in r["resources"] and r["apiGroups"] == [""] for r in role["rules"])
-    types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
-    assert "secrets" in types
+    for aggregate in (True, False):
+        objects, _ = render({"watcher": {"rbac": {"secrets": True, "aggregateView": aggregate}}})
+        role = named(objects, "ClusterRole", "-watcher")
+        assert any("secrets" in r["resources"] and r["apiGroups"] == [""] for r in role["rules"])
+        env = env_of(container(objects, "watcher"))
+        assert env["CW_INCLUDE_SECRETS"]["value"] == "true"
+        if not aggregate:
+            assert "secrets" in env["WATCH_RESOURCE_TYPES"]["value"].split(",")
 
 
 @check
 def extra_rules_grant_custom_resources_and_join_the_watch_list():
     extra = [{"apiGroups": ["cert-manager.io"], "resources": ["certificates", "issuers"]}]
-    objects, _ = render({"watcher": {"rbac": {"extraRules": extra}}})
-    role = named(objects, "ClusterRole", "-watcher")
-    assert any(r["apiGroups"] == ["cert-manager.io"] and set(r["verbs"]) == READ_VERBS
-               for r in role["rules"])
-    types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
-    assert {"certificates.cert-manager.io", "issuers.cert-manager.io"} <= set(types)
+    for aggregate in (True, False):
+        values = {"watcher": {"rbac": {"extraRules": extra, "aggregateView": aggregate}}}
+        objects, _ = render(values)
+        role = named(objects, "ClusterRole", "-watcher")
+        assert any(r["apiGroups"] == ["cert-manager.io"] and set(r["verbs"]) == READ_VERBS
+                   for r in role["rules"])
+        if not aggregate:
+            types = env_of(container(objects, "watcher"))["WATCH_RESOURCE_TYPES"]["value"].split(",")
+            assert {"certificates.cert-manager.io", "issuers.cert-manager.io"} <= set(types)
 
 
 @check
@@ -494,6 +521,43 @@ def ingest_off_points_the_watcher_elsewhere_and_renders_no_server_or_chroma():
     assert not of_kind(objects, "StatefulSet")
     env = env_of(container(objects, "watcher"))
     assert env["REST_ENDPOINT"]["value"] == values["watcher"]["config"]["restEndpoint"]
+
+
+@check
+def a_watcher_only_release_names_its_cluster_and_fails_without_one():
+    values = scenario("ingest-off")
+    objects, _ = render(values)
+    env = env_of(container(objects, "watcher"))
+    assert env["CW_CLUSTER_ID"]["value"] == values["watcher"]["config"]["clusterId"]
+    del values["watcher"]["config"]["clusterId"]
+    try:
+        render(values)
+    except helm.HelmError as exc:
+        assert "watcher.config.clusterId" in str(exc), str(exc)
+    else:
+        raise AssertionError("rendered a watcher-only release without a cluster id")
+
+
+@check
+def with_the_server_in_the_release_the_watcher_is_named_after_the_release():
+    objects, _ = render()
+    assert env_of(container(objects, "watcher"))["CW_CLUSTER_ID"]["value"] == RELEASE
+    assert env_of(container(objects, "ingest"))["CW_DEFAULT_CLUSTER"]["value"] == "default"
+
+
+@check
+def a_tokens_file_secret_is_mounted_read_only_for_the_server_only():
+    objects, _ = render({"ingest": {"tokensFileSecret": "cw-tokens"}})
+    ingest = container(objects, "ingest")
+    assert env_of(ingest)["CW_INGEST_TOKENS_FILE"]["value"] == "/etc/cw/tokens/tokens"
+    mount = next(m for m in ingest["volumeMounts"] if m["name"] == "tokens")
+    assert mount["mountPath"] == "/etc/cw/tokens" and mount["readOnly"] is True
+    spec = named(objects, "Deployment", "-ingest")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "tokens")
+    assert volume["secret"]["secretName"] == "cw-tokens"
+    assert "CW_INGEST_TOKENS_FILE" not in env_of(container(objects, "watcher"))
+    objects, _ = render()
+    assert "CW_INGEST_TOKENS_FILE" not in env_of(container(objects, "ingest"))
 
 
 @check

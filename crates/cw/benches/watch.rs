@@ -125,7 +125,7 @@ impl SyncSink for PipelineSink {
     async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
         let h = self
             .0
-            .stored_hashes()
+            .stored_hashes(&sync_model::ClusterId::default_cluster())
             .await
             .map_err(|e| SinkError::unavailable(e.to_string()))?;
         Ok(h.into_iter()
@@ -202,7 +202,7 @@ async fn store_phase(
         let records: Vec<Record> = chunk
             .iter()
             .map(|i| {
-                let d = ingest::document::to_document(i);
+                let d = ingest::document::to_document(i, &sync_model::ClusterId::default_cluster());
                 Record {
                     embedding: testkit::embed_text(&d.text, STANDIN_DIMENSION),
                     id: d.id,

@@ -329,6 +329,15 @@ pub struct IngestArgs {
     #[arg(long, env = "CW_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS,
           value_parser = at_least_one)]
     pub max_concurrent_requests: usize,
+    /// Per-cluster tokens: one line per token with the clusters it may write
+    /// (`<token> prod-eu,staging`, `<token> *`, or `<token> read-only`); read again when
+    /// the file changes. Beside or instead of the shared token.
+    #[arg(long, env = "CW_INGEST_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// The cluster of payloads that name none (the Go controller's) and of hashes requests
+    /// without `?cluster=`.
+    #[arg(long, env = "CW_DEFAULT_CLUSTER", default_value = sync_model::DEFAULT_CLUSTER)]
+    pub default_cluster: sync_model::ClusterId,
 }
 
 /// A count that must be 1 or more (0 would turn every request away).
@@ -350,10 +359,17 @@ impl IngestArgs {
     ) -> anyhow::Result<AppState> {
         let (pipeline, capabilities) = pipelines(store, embedder, &self.store, &self.enrich)?;
         Ok(AppState::with_capabilities(
-            pipeline,
+            pipeline.with_default_cluster(self.default_cluster.clone()),
             capabilities,
             ServerConfig {
                 auth_token: self.token.required()?.map(str::to_string),
+                tokens_file: match &self.tokens_file {
+                    Some(path) => Some(Arc::new(
+                        ingest::server::credentials::TokensFile::open(path)
+                            .context("CW_INGEST_TOKENS_FILE")?,
+                    )),
+                    None => None,
+                },
                 max_body_bytes: self.max_body_bytes,
                 capabilities_collection: self.store.capabilities_collection.clone(),
                 max_concurrent_requests: self.max_concurrent_requests,
@@ -406,6 +422,8 @@ pub struct EndpointArgs {
     pub endpoint: Option<String>,
     #[command(flatten)]
     pub client: IngestClientArgs,
+    #[command(flatten)]
+    pub cluster: watcher::ClusterArgs,
     /// Retries while the destination (or the API server) is unavailable, with exponential
     /// backoff and jitter, before the run fails.
     #[arg(long, env = "CW_SYNC_RETRIES", default_value_t = 5)]
@@ -413,16 +431,27 @@ pub struct EndpointArgs {
 }
 
 impl EndpointArgs {
-    /// The HTTP sink to `--endpoint`, or `None` when the store is written in-process.
-    pub fn http_sink(&self) -> anyhow::Result<Option<watcher::HttpSink>> {
+    /// The cluster the run's objects belong to (`--cluster-id`, else the kubeconfig
+    /// context's name).
+    pub fn cluster(&self) -> anyhow::Result<sync_model::ClusterId> {
+        Ok(self.cluster.resolve()?)
+    }
+
+    /// The HTTP sink to `--endpoint` for `cluster`, or `None` when the store is written
+    /// in-process.
+    pub fn http_sink(
+        &self,
+        cluster: &sync_model::ClusterId,
+    ) -> anyhow::Result<Option<watcher::HttpSink>> {
         let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.trim().is_empty()) else {
             return Ok(None);
         };
         let sink = self
             .client
             .http_sink(endpoint)
-            .context("building the HTTP client for --endpoint")?;
-        tracing::info!(endpoint = %sink.base_url(), "sending to a cw serve");
+            .context("building the HTTP client for --endpoint")?
+            .with_cluster(cluster.clone());
+        tracing::info!(endpoint = %sink.base_url(), %cluster, "sending to a cw serve");
         Ok(Some(sink))
     }
 }

@@ -67,6 +67,8 @@ enum Command {
     Search(search::Args),
     /// Ask a question: finds the resource types that answer it, then their instances.
     Ask(search::AskArgs),
+    /// List the clusters of the index: object counts, latest syncs, objects by health.
+    Clusters(search::ClustersArgs),
     /// Sync the cluster's instances into the index once (new and changed stored, gone removed).
     SyncInstances(Box<sync_instances::Args>),
     /// One run that makes the capabilities collection (one record per resource type, from
@@ -97,6 +99,7 @@ fn main() -> anyhow::Result<()> {
             Command::Resync(args) => resync::run(args).await,
             Command::Search(args) => search::run(args).await,
             Command::Ask(args) => search::ask(args).await,
+            Command::Clusters(args) => search::clusters(args).await,
             Command::SyncInstances(args) => sync_instances::run(*args).await,
             Command::SyncCapabilities(args) => sync_capabilities::run(*args).await,
             Command::Mcp(args) => mcp::run(*args).await,

@@ -8,20 +8,23 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use ingest::capabilities::CapabilityPipeline;
 use ingest::pipeline::{Pipeline, SyncError};
-use sync_model::{CapabilitySyncPayload, ResourceId, SyncPayload, SyncResponse};
+use sync_model::{CapabilitySyncPayload, ClusterId, ResourceId, SyncPayload, SyncResponse};
 use watcher::sink::no_capabilities;
 use watcher::{SinkError, SyncSink};
 
 pub struct PipelineSink {
     pipeline: Pipeline,
     capabilities: Option<CapabilityPipeline>,
+    /// Every payload belongs to this cluster, and the hashes read are its own.
+    cluster: ClusterId,
 }
 
 impl PipelineSink {
-    pub fn new(pipeline: Pipeline) -> Self {
+    pub fn new(pipeline: Pipeline, cluster: ClusterId) -> Self {
         PipelineSink {
             pipeline,
             capabilities: None,
+            cluster,
         }
     }
 
@@ -52,9 +55,13 @@ impl SyncSink for PipelineSink {
     async fn send(&self, payload: &SyncPayload) -> Result<SyncResponse, SinkError> {
         // Upserts the provider or the store refuses on their own are parked by the pipeline
         // (listed, logged, counted) and their batch-mates stored: the batch succeeded.
+        let mut payload = payload.clone();
+        payload
+            .cluster
+            .get_or_insert_with(|| self.cluster.to_string());
         let outcome = self
             .pipeline
-            .apply_sync(payload.clone())
+            .apply_sync(payload)
             .await
             .map_err(sink_error)?;
         Ok(SyncResponse::ok(outcome.upserted, outcome.deleted).with_parked(outcome.parked))
@@ -67,22 +74,30 @@ impl SyncSink for PipelineSink {
         let Some(capabilities) = &self.capabilities else {
             return Err(no_capabilities());
         };
-        let outcome = capabilities
-            .apply_sync(payload.clone())
-            .await
-            .map_err(sink_error)?;
+        let mut payload = payload.clone();
+        payload
+            .cluster
+            .get_or_insert_with(|| self.cluster.to_string());
+        let outcome = capabilities.apply_sync(payload).await.map_err(sink_error)?;
         Ok(SyncResponse::ok(outcome.upserted, outcome.deleted))
     }
 
     async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
         match &self.capabilities {
-            Some(capabilities) => capabilities.stored_hashes().await.map_err(sink_error),
+            Some(capabilities) => capabilities
+                .stored_hashes(&self.cluster)
+                .await
+                .map_err(sink_error),
             None => Err(no_capabilities()),
         }
     }
 
     async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
-        let hashes = self.pipeline.stored_hashes().await.map_err(sink_error)?;
+        let hashes = self
+            .pipeline
+            .stored_hashes(&self.cluster)
+            .await
+            .map_err(sink_error)?;
         Ok(hashes
             .into_iter()
             .map(|(id, hash)| (ResourceId::from_raw(id), hash))

@@ -16,7 +16,7 @@ use anyhow::Context;
 use ingest::embed::Embedder;
 use ingest::server;
 use ingest::store::{StoreError, VectorStore};
-use watcher::{CancellationToken, Metrics, Shared, WatchConfig};
+use watcher::{CancellationToken, ClusterArgs, Metrics, Shared, WatchConfig};
 
 use crate::backend::{IngestArgs, ListenArgs};
 use crate::mcp;
@@ -34,6 +34,8 @@ pub struct Args {
     pub ingest: IngestArgs,
     #[command(flatten)]
     pub watch: WatchConfig,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -43,10 +45,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let embedder = args.ingest.embed.build()?;
     check_model_matches_store(&store, &embedder, &args.ingest.store.instances_collection).await?;
     let state = args.ingest.state(store, embedder)?;
+    let cluster = args.cluster.resolve()?;
     // The in-process sink uses the server's own pipelines (the capability pipeline with the
     // enricher): one store handle, and the metrics the server exposes.
     let sink = Arc::new(
-        PipelineSink::new(state.pipeline().clone()).with_capabilities(state.capabilities().clone()),
+        PipelineSink::new(state.pipeline().clone(), cluster.clone())
+            .with_capabilities(state.capabilities().clone()),
     );
 
     let client = watcher::kube_client()
@@ -61,7 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
         .merge(mcp::route(
             &state,
-            mcp::live_access(client.clone()),
+            mcp::live_access(client.clone(), &cluster),
             stop_mcp.clone(),
             &args.listen.host,
         ));
@@ -71,6 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         store = %args.ingest.store.describe(),
         provider = ?args.ingest.embed.embedding_provider,
         collection = %args.ingest.store.instances_collection,
+        %cluster,
         "cw run listening"
     );
 

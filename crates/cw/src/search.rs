@@ -106,6 +106,9 @@ pub struct Args {
     pub api_group: Option<String>,
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Only this cluster's objects (an id that `cw clusters` lists).
+    #[arg(long)]
+    pub cluster: Option<String>,
     /// `key=value`; repeat for several (all must match).
     #[arg(long = "label")]
     pub labels: Vec<String>,
@@ -131,6 +134,15 @@ pub struct AskArgs {
     /// ("which databases are failing?": `--health failed`).
     #[arg(long)]
     pub health: Option<HealthStatus>,
+    /// Only this cluster's objects; without it the whole fleet answers, grouped by cluster.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ClustersArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -183,6 +195,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             CollectionArg::Instances => Collection::Instances,
             CollectionArg::Capabilities => Collection::Capabilities,
         },
+        cluster: args.cluster.clone(),
         kind: args.kind.clone(),
         api_group: args.api_group.clone(),
         namespace: args.namespace.clone(),
@@ -215,12 +228,92 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cw clusters`: every cluster of the index with its object count, latest sync and
+/// objects by health (`GET /api/v1/clusters`; from the local index, without last syncs).
+pub async fn clusters(args: ClustersArgs) -> anyhow::Result<()> {
+    let answer: api::ClustersResponse = match args.server.backend().await? {
+        Backend::Server(base) => {
+            let url = api::url(api::base_url(&base), api::CLUSTERS);
+            let mut req = reqwest::Client::new().get(&url);
+            if let Some(t) = args.server.token.get() {
+                req = req.bearer_auth(t);
+            }
+            let resp = req
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the cw server at {url}"))?;
+            let status = resp.status();
+            if !status.is_success() {
+                bail!(
+                    "{url} answered {status}: {}",
+                    resp.text().await.unwrap_or_default()
+                );
+            }
+            resp.json().await.context("unexpected clusters answer")?
+        }
+        Backend::Local(searcher) => api::ClustersResponse {
+            clusters: searcher.clusters(&Default::default()).await?,
+        },
+    };
+    match args.server.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+        Output::Table => print_clusters(&answer),
+    }
+    Ok(())
+}
+
+fn print_clusters(answer: &api::ClustersResponse) {
+    if answer.clusters.is_empty() {
+        println!("No clusters in the index.");
+        return;
+    }
+    let rows: Vec<[String; 4]> = answer
+        .clusters
+        .iter()
+        .map(|c| {
+            let health: Vec<String> = c.health.iter().map(|(h, n)| format!("{h}={n}")).collect();
+            [
+                c.id.to_string(),
+                c.objects.to_string(),
+                c.last_sync.clone().unwrap_or_else(|| "-".into()),
+                if health.is_empty() {
+                    "-".into()
+                } else {
+                    health.join(",")
+                },
+            ]
+        })
+        .collect();
+    let header = ["CLUSTER", "OBJECTS", "LAST SYNC", "HEALTH"];
+    let widths: Vec<usize> = (0..4)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 4]| {
+        let mut s = String::new();
+        for (c, cell) in cells.iter().enumerate() {
+            s.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3]]);
+    }
+}
+
 pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
     let body = SearchBody {
         request: SearchRequest {
             query: args.question.clone(),
             limit: Some(args.limit),
             health: args.health,
+            cluster: args.cluster.clone(),
             ..SearchRequest::default()
         },
         ask: true,
@@ -229,7 +322,12 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         Backend::Server(base) => post(&args.server, &base, &body).await?,
         Backend::Local(searcher) => {
             let answer = searcher
-                .ask_with(&args.question, Some(args.limit), args.health)
+                .ask_in(
+                    &args.question,
+                    Some(args.limit),
+                    args.cluster.as_deref(),
+                    args.health,
+                )
                 .await?;
             (serde_json::to_value(&answer)?, answer)
         }
@@ -241,20 +339,72 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The distinct clusters of `hits`, sorted.
+fn clusters_of<'a>(hits: impl Iterator<Item = &'a SearchHit>) -> Vec<&'a str> {
+    let set: std::collections::BTreeSet<&str> = hits.map(|h| h.cluster.as_str()).collect();
+    set.into_iter().collect()
+}
+
 /// The answers grouped by type: per answer the object (`namespace/name`), its score and
-/// why it matched; then the types that would answer but have nothing running.
+/// why it matched; then the types that would answer but have nothing running. Answers from
+/// more than one cluster are grouped by cluster first.
 fn print_answer(answer: &AskAnswer) {
+    print!("{}", render_answer(answer));
+}
+
+/// What [`print_answer`] prints.
+fn render_answer(answer: &AskAnswer) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     if answer.types.is_empty() {
-        println!("Nothing running answers {:?}.", answer.question);
+        let _ = writeln!(out, "Nothing running answers {:?}.", answer.question);
     }
-    for t in &answer.types {
-        let group = if t.group.is_empty() { "core" } else { &t.group };
-        println!("{} ({group})", t.kind);
-        if !t.reason.is_empty() {
-            println!("  type matches: {}", shorten(&t.reason, 140));
+    let clusters = clusters_of(
+        answer
+            .types
+            .iter()
+            .flat_map(|t| t.instances.iter().map(|i| &i.hit)),
+    );
+    if clusters.len() > 1 {
+        for cluster in clusters {
+            let _ = writeln!(out, "== cluster {cluster} ==");
+            render_types(&mut out, answer, Some(cluster));
         }
-        for i in &t.instances {
-            println!(
+    } else {
+        render_types(&mut out, answer, None);
+    }
+    if !answer.available.is_empty() {
+        let _ = writeln!(
+            out,
+            "Available, not running (the cluster has these types, no objects of them):"
+        );
+        for t in &answer.available {
+            let _ = writeln!(out, "  {}  {}", t.id, shorten(&t.reason, 120));
+        }
+    }
+    out
+}
+
+/// The types of `answer` with their answers (of `cluster` only, when given).
+fn render_types(out: &mut String, answer: &AskAnswer, cluster: Option<&str>) {
+    use std::fmt::Write;
+    for t in &answer.types {
+        let instances: Vec<&AskHit> = t
+            .instances
+            .iter()
+            .filter(|i| cluster.is_none_or(|c| i.hit.cluster == c))
+            .collect();
+        if instances.is_empty() {
+            continue;
+        }
+        let group = if t.group.is_empty() { "core" } else { &t.group };
+        let _ = writeln!(out, "{} ({group})", t.kind);
+        if !t.reason.is_empty() {
+            let _ = writeln!(out, "  type matches: {}", shorten(&t.reason, 140));
+        }
+        for i in instances {
+            let _ = writeln!(
+                out,
                 "  - {}{}  score {:.2}  {}",
                 where_of(&i.hit),
                 health_of(&i.hit)
@@ -264,13 +414,7 @@ fn print_answer(answer: &AskAnswer) {
                 why_of(i)
             );
         }
-        println!();
-    }
-    if !answer.available.is_empty() {
-        println!("Available, not running (the cluster has these types, no objects of them):");
-        for t in &answer.available {
-            println!("  {}  {}", t.id, shorten(&t.reason, 120));
-        }
+        let _ = writeln!(out);
     }
 }
 
@@ -340,24 +484,36 @@ fn key_labels(h: &SearchHit) -> String {
     shorten(&out.join(","), 48)
 }
 
+/// One row per hit; a CLUSTER column first when the hits come from more than one cluster.
 fn print_table(hits: &[SearchHit]) {
     if hits.is_empty() {
         println!("No results.");
         return;
     }
+    let fleet = clusters_of(hits.iter()).len() > 1;
     let rows: Vec<[String; 5]> = hits
         .iter()
         .map(|h| {
             [
                 h.kind.clone(),
-                where_of(h),
+                if fleet {
+                    format!("{}: {}", h.cluster, where_of(h))
+                } else {
+                    where_of(h)
+                },
                 health_of(h).unwrap_or_else(|| "-".into()),
                 key_labels(h),
                 format!("{:.3}", h.score),
             ]
         })
         .collect();
-    let header = ["KIND", "NAME", "HEALTH", "LABELS", "SCORE"];
+    let header = [
+        "KIND",
+        if fleet { "CLUSTER: NAME" } else { "NAME" },
+        "HEALTH",
+        "LABELS",
+        "SCORE",
+    ];
     let widths: Vec<usize> = (0..5)
         .map(|c| {
             rows.iter()
@@ -377,5 +533,69 @@ fn print_table(hits: &[SearchHit]) {
     line(header);
     for r in &rows {
         line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_model::search::{TypeMatch, Why};
+
+    fn answer(hits: &[(&str, &str)]) -> AskAnswer {
+        let instances = hits
+            .iter()
+            .map(|(cluster, name)| AskHit {
+                hit: SearchHit {
+                    id: format!("data/apps/v1/StatefulSet/{name}"),
+                    cluster: cluster.to_string(),
+                    kind: "StatefulSet".into(),
+                    health: None,
+                    namespace: "data".into(),
+                    name: name.to_string(),
+                    labels: Default::default(),
+                    score: 0.5,
+                    matched: vec![],
+                    document: String::new(),
+                },
+                why: Why::default(),
+            })
+            .collect();
+        AskAnswer {
+            question: "what databases are running?".into(),
+            types: vec![TypeMatch {
+                id: "statefulsets.apps".into(),
+                kind: "StatefulSet".into(),
+                group: "apps".into(),
+                score: 0.5,
+                reason: String::new(),
+                instances,
+            }],
+            available: vec![],
+        }
+    }
+
+    #[test]
+    fn an_answer_from_several_clusters_is_grouped_by_cluster() {
+        let text = render_answer(&answer(&[
+            ("prod-eu", "orders-db"),
+            ("staging", "orders-db"),
+            ("prod-eu", "ledger-db"),
+        ]));
+        let prod = text.find("== cluster prod-eu ==").expect(&text);
+        let staging = text.find("== cluster staging ==").expect(&text);
+        assert!(prod < staging, "{text}");
+        let (prod_part, staging_part) = text.split_at(staging);
+        assert!(prod_part.contains("data/ledger-db") && prod_part.contains("data/orders-db"));
+        assert!(staging_part.contains("data/orders-db") && !staging_part.contains("ledger-db"));
+    }
+
+    #[test]
+    fn an_answer_from_one_cluster_has_no_cluster_headings() {
+        let text = render_answer(&answer(&[
+            ("prod-eu", "orders-db"),
+            ("prod-eu", "ledger-db"),
+        ]));
+        assert!(!text.contains("== cluster"), "{text}");
+        assert!(text.starts_with("StatefulSet (apps)"), "{text}");
     }
 }

@@ -33,7 +33,8 @@ pub struct Args {
 }
 
 fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
-    if let Some(sink) = args.destination.http_sink()? {
+    let cluster = args.destination.cluster()?;
+    if let Some(sink) = args.destination.http_sink(&cluster)? {
         return Ok(Arc::new(sink));
     }
     // The model first: a missing model is the likeliest first-run problem and its message
@@ -42,7 +43,7 @@ fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
     let store = args.store.build()?;
     let (instances, capabilities) = pipelines(store, embedder, &args.store, &args.enrich)?;
     Ok(Arc::new(
-        PipelineSink::new(instances).with_capabilities(capabilities),
+        PipelineSink::new(instances, cluster).with_capabilities(capabilities),
     ))
 }
 

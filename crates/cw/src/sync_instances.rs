@@ -150,7 +150,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// `--endpoint` → HTTP to `cw serve`; otherwise ingest's pipeline over the chosen store
 /// and model, in this process.
 fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
-    if let Some(sink) = args.destination.http_sink()? {
+    let cluster = args.destination.cluster()?;
+    if let Some(sink) = args.destination.http_sink(&cluster)? {
         return Ok(Arc::new(sink));
     }
     // The model first: a missing model is the likeliest first-run problem and its message
@@ -164,7 +165,7 @@ fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
         "writing the store in-process"
     );
     let pipeline = Pipeline::new(store, embedder, &args.store.instances_collection);
-    Ok(Arc::new(PipelineSink::new(pipeline)))
+    Ok(Arc::new(PipelineSink::new(pipeline, cluster)))
 }
 
 /// A progress bar on a terminal (types done, instances listed, stored); plain log lines,

@@ -18,20 +18,21 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // The same token guards the resync endpoint: a blank one is a start-up error.
     let token = args.standalone.ingest.token.required()?.map(str::to_string);
+    let cluster = args.standalone.cluster.resolve()?;
     let settings = args.config.settings();
     let client = watcher::kube_client()
         .await
         .context("building the Kubernetes client (KUBECONFIG, ~/.kube/config or in-cluster)")?;
     let sink = args
         .standalone
-        .http_sink()
+        .http_sink(cluster.clone())
         .context("building the HTTP client for the ingest server")?;
     let shared = Shared::new(Metrics::new());
     let addr = args.standalone.bind_address();
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding API_BIND_ADDRESS {addr}"))?;
-    tracing::info!(%addr, ingest = %args.standalone.ingest_base_url(), "cw watch starting");
+    tracing::info!(%addr, ingest = %args.standalone.ingest_base_url(), %cluster, "cw watch starting");
 
     let shutdown = CancellationToken::new();
     tokio::spawn({

@@ -281,6 +281,11 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         "{clusters}"
     );
     assert_eq!(clusters["clusters"][0]["liveAccess"], true, "{clusters}");
+    assert_eq!(
+        clusters["clusters"][0]["name"],
+        common::DEMO_CLUSTER,
+        "{clusters}"
+    );
 
     let types = ok(&report, 1);
     assert!(
@@ -307,6 +312,11 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     let hits = ok(&report, 3);
     let first = &hits["results"][0];
     assert_eq!(first["kind"], "StatefulSet", "{hits}");
+    assert_eq!(
+        first["cluster"],
+        common::DEMO_CLUSTER,
+        "every hit names its cluster: {hits}"
+    );
     assert!(
         first["id"].is_string() && first.get("document").is_none(),
         "{hits}"
@@ -374,6 +384,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         &[
             ("CW_SERVER_URL", &cw.base),
             ("CW_INGEST_TOKEN", TOKEN),
+            ("CW_CLUSTER_ID", common::DEMO_CLUSTER),
             ("LOG_LEVEL", "warn"),
         ],
     );

@@ -138,7 +138,13 @@ async fn cw_run_indexes_the_cluster_follows_changes_and_flushes_on_sigterm() {
     );
 
     let store = EmbeddedStore::open_in_dir(&data_dir).expect("the store file reopens");
-    let stored = store.all_hashes("instances").await.expect("stored hashes");
+    let stored: std::collections::HashMap<String, String> = store
+        .all_hashes("instances", None)
+        .await
+        .expect("stored hashes")
+        .into_iter()
+        .map(|(id, hash)| (common::unqualified(&id), hash))
+        .collect();
     for (id, hash) in &acknowledged {
         assert_eq!(
             stored.get(id),

@@ -65,7 +65,10 @@ async fn the_demo_clusters_types_are_stored_once_and_an_unchanged_rerun_sends_no
     );
 
     let store = EmbeddedStore::open_in_dir(&data_dir).expect("the store opens");
-    let stored = store.all_hashes("capabilities").await.expect("hashes");
+    let stored = store
+        .all_hashes("capabilities", None)
+        .await
+        .expect("hashes");
     assert_eq!(stored.len() as u64, types);
     for id in [
         "clusters.postgresql.cnpg.io",

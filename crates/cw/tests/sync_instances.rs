@@ -138,8 +138,15 @@ fn open_store(data_dir: &Path) -> EmbeddedStore {
     EmbeddedStore::open_in_dir(data_dir).expect("opening the store cw wrote")
 }
 
+/// Every stored instance id (without its cluster) with its content hash.
 async fn stored_hashes(store: &dyn VectorStore) -> HashMap<String, String> {
-    store.all_hashes(COLLECTION).await.expect("stored hashes")
+    store
+        .all_hashes(COLLECTION, None)
+        .await
+        .expect("stored hashes")
+        .into_iter()
+        .map(|(id, hash)| (common::unqualified(&id), hash))
+        .collect()
 }
 
 /// Every stored document: id → (text, metadata).
@@ -149,7 +156,7 @@ async fn documents(store: &dyn VectorStore) -> BTreeMap<String, (String, Metadat
         .await
         .expect("stored documents")
         .into_iter()
-        .map(|hit| (hit.id, (hit.document, hit.metadata)))
+        .map(|hit| (common::unqualified(&hit.id), (hit.document, hit.metadata)))
         .collect()
 }
 
@@ -241,7 +248,8 @@ async fn objects_deleted_from_the_cluster_lose_their_documents_through_an_ingest
     assert_eq!(second.count("instances"), listed - 2);
     assert_eq!(voyage.requests(), 0, "removing embeds nothing");
 
-    let hashes: Value = reqwest::get(format!("{base}/api/v1/instances/hashes"))
+    // `cw sync-instances` sends under the kubeconfig context's name.
+    let hashes: Value = reqwest::get(format!("{base}/api/v1/instances/hashes?cluster=kube-sim"))
         .await
         .expect("hashes request")
         .json()
@@ -278,12 +286,14 @@ async fn the_same_object_yields_the_same_document_through_sync_instances_and_wat
     // into an ingest server with another store.
     let watched_dir = work.path().join("watched");
     let (base, watched) = start_ingest_server(&watched_dir, &voyage).await;
+    // The cluster `cw sync-instances` takes from the simulator's kubeconfig context.
     let sink = watcher::HttpSink::new(
         &format!("{base}/api/v1/instances/sync"),
         None,
         Duration::from_secs(15),
     )
-    .expect("http sink");
+    .expect("http sink")
+    .with_cluster(sync_model::ClusterId::new("kube-sim").unwrap());
     // `cw watch`'s own flags and defaults (filters included), with short windows.
     let mut settings = WatchFlags::parse_from(["cw"]).config.settings();
     settings.buffer.debounce = Duration::from_millis(100);

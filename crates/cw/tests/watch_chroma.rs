@@ -233,7 +233,15 @@ impl Chain {
             .get(COLLECTION, Some(&filter), 10_000)
             .await
             .unwrap();
-        let mut ids: Vec<String> = hits.into_iter().map(|h| h.id).collect();
+        // Stored ids are `<cluster>:<id>`; the watcher here names no cluster (the default).
+        let mut ids: Vec<String> = hits
+            .into_iter()
+            .map(|h| {
+                sync_model::split_stored_id(&h.id)
+                    .map(|(_, id)| id.to_string())
+                    .unwrap_or(h.id)
+            })
+            .collect();
         ids.sort();
         ids
     }

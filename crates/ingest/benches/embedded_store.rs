@@ -212,7 +212,10 @@ async fn bench(
     )
     .await;
     let start = Instant::now();
-    let hashes = store.all_hashes(collection).await.expect("all_hashes");
+    let hashes = store
+        .all_hashes(collection, None)
+        .await
+        .expect("all_hashes");
     println!(
         "  all_hashes ({} ids): {:.1} ms",
         hashes.len(),

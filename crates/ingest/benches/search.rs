@@ -180,7 +180,7 @@ fn main() {
 
         let start = Instant::now();
         let distinct: Vec<String> = (0..DISTINCT.min(n))
-            .map(|i| to_document(&instance(i)).text)
+            .map(|i| to_document(&instance(i), &sync_model::ClusterId::default_cluster()).text)
             .collect();
         let vectors = embedder
             .embed(&distinct, InputType::Document)
@@ -195,7 +195,7 @@ fn main() {
         for chunk_start in (0..n).step_by(BATCH) {
             let records: Vec<Record> = (chunk_start..(chunk_start + BATCH).min(n))
                 .map(|i| {
-                    let doc = to_document(&instance(i));
+                    let doc = to_document(&instance(i), &sync_model::ClusterId::default_cluster());
                     Record {
                         id: doc.id,
                         document: doc.text,

@@ -381,6 +381,7 @@ async fn main() {
         .chunks(args.batch)
         .map(|c| {
             serde_json::to_string(&SyncPayload {
+                cluster: None,
                 upserts: c.to_vec(),
                 deletes: vec![],
             })
@@ -391,6 +392,7 @@ async fn main() {
         .chunks(args.batch)
         .map(|c| {
             serde_json::to_string(&SyncPayload {
+                cluster: None,
                 upserts: vec![],
                 deletes: c.iter().map(|i| i.id.clone()).collect(),
             })
@@ -442,7 +444,8 @@ async fn main() {
         .map(|c| {
             c.iter()
                 .map(|i| {
-                    let d = ingest::document::to_document(i);
+                    let d =
+                        ingest::document::to_document(i, &sync_model::ClusterId::default_cluster());
                     Record {
                         embedding: testkit::embed_text(&d.text, 1024),
                         id: d.id,

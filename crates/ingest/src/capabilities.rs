@@ -10,12 +10,20 @@
 //! unchanged type is skipped before the model is asked, so it is never sent twice, even
 //! after a restart. A type whose enrichment failed (or that was stored while enrichment
 //! was off) is stored without it and enriched on its next sync.
+//!
+//! One record per type serves the whole fleet. Its `cw_clusters` metadata lists the
+//! clusters that serve the type, each with the hash of the capability as that cluster sent
+//! it: a cluster's hashes endpoint answers from it, a cluster that starts serving a type
+//! already stored with the same text only joins the list (no embedding: the text is
+//! embedded once however many clusters have it), and a cluster's delete only leaves the
+//! list; the record goes when the last cluster leaves. Of two clusters serving different
+//! versions of one type, the latest one sent is the stored text.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sync_model::{Capability, CapabilitySyncPayload, Enrichment};
+use sync_model::{Capability, CapabilitySyncPayload, ClusterId, Enrichment};
 use tokio::task::JoinSet;
 
 use crate::embed::Embedder;
@@ -26,6 +34,9 @@ use crate::pipeline::{
     stored_hashes_of, write_changes, SyncCounters, SyncError, SyncOutcome,
 };
 use crate::store::{Filter, MetaValue, Metadata, Record, VectorStore};
+
+/// Metadata key of the clusters serving a type: `prod=<hash>,staging=<hash>`, sorted.
+pub const CLUSTERS_KEY: &str = "cw_clusters";
 
 /// Metadata key saying where a capability document's enrichment came from.
 pub const ENRICHMENT_KEY: &str = "cw_enrichment";
@@ -52,6 +63,29 @@ pub struct CapabilityPipeline {
     /// Enrichments received but not yet written (a failed embedding or store write would
     /// otherwise make the retry ask the model again), by schema hash.
     pending: Arc<Mutex<HashMap<String, Enrichment>>>,
+    /// The cluster of payloads that name none.
+    default_cluster: ClusterId,
+    /// One sync at a time: each reads and rewrites the records' cluster lists, which two
+    /// clusters' syncs at once would overwrite.
+    one_sync: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The clusters serving one type, each with the hash of the capability it sent.
+type Members = BTreeMap<String, String>;
+
+fn members_of(metadata: &Metadata) -> Members {
+    let Some(MetaValue::Str(list)) = metadata.get(CLUSTERS_KEY) else {
+        return Members::new();
+    };
+    list.split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(c, h)| (c.to_string(), h.to_string()))
+        .collect()
+}
+
+fn members_value(members: &Members) -> MetaValue {
+    let list: Vec<String> = members.iter().map(|(c, h)| format!("{c}={h}")).collect();
+    MetaValue::Str(list.join(","))
 }
 
 impl CapabilityPipeline {
@@ -67,7 +101,21 @@ impl CapabilityPipeline {
             metrics: Arc::new(IngestMetrics::new()),
             enricher: None,
             pending: Arc::new(Mutex::new(HashMap::new())),
+            default_cluster: ClusterId::default_cluster(),
+            one_sync: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Payloads without a `cluster` belong to `cluster` (default: `default`).
+    pub fn with_default_cluster(mut self, cluster: ClusterId) -> Self {
+        self.default_cluster = cluster;
+        self
+    }
+
+    /// The cluster `named` by a request, or the default one.
+    pub fn cluster_of(&self, named: Option<&str>) -> Result<ClusterId, SyncError> {
+        sync_model::cluster_or(named, &self.default_cluster)
+            .map_err(|e| SyncError::Invalid(vec![e]))
     }
 
     /// Turns enrichment on.
@@ -120,9 +168,11 @@ impl CapabilityPipeline {
 
     async fn apply(&self, payload: CapabilitySyncPayload) -> Result<SyncOutcome, SyncError> {
         payload.check().map_err(SyncError::Invalid)?;
+        let cluster = self.cluster_of(payload.cluster.as_deref())?;
         if payload.is_empty() {
             return Ok(SyncOutcome::default());
         }
+        let _one_sync = self.one_sync.lock().await;
         let (deletes, upserts) =
             last_upsert_wins(payload.upserts, payload.deletes, |c: &Capability| &c.id);
         let model = prepare_collection(
@@ -135,21 +185,47 @@ impl CapabilityPipeline {
         let ids: Vec<String> = upserts.iter().map(|c| c.id.clone()).collect();
         let stored =
             stored_hashes_of(self.store.as_ref(), &self.collection, &self.metrics, &ids).await?;
+        let mut members = self.all_members().await?;
         let awaiting = if self.enricher.is_some() {
             self.awaiting_enrichment().await?
         } else {
             HashSet::new()
         };
         let total = upserts.len();
-        let changed: Vec<(Capability, String)> = upserts
-            .into_iter()
-            .zip(hashes)
-            .filter(|(c, hash)| {
-                stored.get(&c.id) != Some(hash)
-                    || (c.enrichment.is_none() && awaiting.contains(&c.id))
-            })
-            .collect();
+        // Types whose stored text is what this cluster sent, which it did not serve yet:
+        // it joins their cluster list, without an embedding.
+        let mut joined: Vec<(String, Metadata)> = Vec::new();
+        let mut changed: Vec<(Capability, String)> = Vec::new();
+        for (c, hash) in upserts.into_iter().zip(hashes) {
+            let text_current = stored.get(&c.id) == Some(&hash)
+                && !(c.enrichment.is_none() && awaiting.contains(&c.id));
+            let entry = members.entry(c.id.clone()).or_default();
+            if !text_current {
+                changed.push((c, hash));
+            } else if entry.get(cluster.as_str()) != Some(&hash) {
+                entry.insert(cluster.to_string(), hash);
+                joined.push((
+                    c.id.clone(),
+                    Metadata::from([(CLUSTERS_KEY.to_string(), members_value(entry))]),
+                ));
+            }
+        }
         let unchanged = total - changed.len();
+        // A delete takes this cluster off the type's list; the record goes with the last one.
+        let mut left: Vec<(String, Metadata)> = Vec::new();
+        let mut gone: Vec<String> = Vec::new();
+        for id in &deletes {
+            let entry = members.entry(id.clone()).or_default();
+            entry.remove(cluster.as_str());
+            if entry.is_empty() {
+                gone.push(id.clone());
+            } else {
+                left.push((
+                    id.clone(),
+                    Metadata::from([(CLUSTERS_KEY.to_string(), members_value(entry))]),
+                ));
+            }
+        }
 
         // Enrich, then embed, before any write: a failed embedding changes nothing.
         let enriched = self.enrich_all(changed).await;
@@ -160,22 +236,34 @@ impl CapabilityPipeline {
             .iter()
             .zip(texts)
             .zip(vectors)
-            .map(|(((c, hash, source), document), embedding)| Record {
-                id: c.id.clone(),
-                document,
-                embedding,
-                metadata: to_metadata(c, source),
-                content_hash: hash.clone(),
+            .map(|(((c, hash, source), document), embedding)| {
+                let mut metadata = to_metadata(c, source);
+                let entry = members.entry(c.id.clone()).or_default();
+                entry.insert(cluster.to_string(), hash.clone());
+                metadata.insert(CLUSTERS_KEY.to_string(), members_value(entry));
+                Record {
+                    id: c.id.clone(),
+                    document,
+                    embedding,
+                    metadata,
+                    content_hash: hash.clone(),
+                }
             })
             .collect();
         write_changes(
             self.store.as_ref(),
             &self.collection,
             &self.metrics,
-            &deletes,
+            &gone,
             &records,
         )
         .await?;
+        joined.extend(left);
+        if !joined.is_empty() {
+            let t = Instant::now();
+            self.store.merge_metadata(&self.collection, &joined).await?;
+            observe_store(&self.metrics, "merge_metadata", t);
+        }
         if let Ok(mut pending) = self.pending.lock() {
             for (c, _, _) in &enriched {
                 pending.remove(&schema_hash(c));
@@ -278,6 +366,22 @@ impl CapabilityPipeline {
         out.into_iter().flatten().collect()
     }
 
+    /// The clusters serving each stored type. The collection holds one record per type (a
+    /// few hundred), so it is read whole.
+    async fn all_members(&self) -> Result<HashMap<String, Members>, SyncError> {
+        let t = Instant::now();
+        let count = self.store.count(&self.collection).await?;
+        if count == 0 {
+            return Ok(HashMap::new());
+        }
+        let hits = self.store.get(&self.collection, None, count).await?;
+        observe_store(&self.metrics, "get", t);
+        Ok(hits
+            .into_iter()
+            .map(|h| (h.id, members_of(&h.metadata)))
+            .collect())
+    }
+
     /// Ids of stored types that lack enrichment although it is now on.
     async fn awaiting_enrichment(&self) -> Result<HashSet<String>, SyncError> {
         let t = Instant::now();
@@ -297,13 +401,20 @@ impl CapabilityPipeline {
         Ok(hits.into_iter().map(|h| h.id).collect())
     }
 
-    /// Every stored id with the content hash of the capability as it was received: the
-    /// answer to `GET /api/v1/capabilities/hashes`. While enrichment is on, a type stored
-    /// without it answers an empty hash, so that a resync sends it again to be enriched.
-    pub async fn stored_hashes(&self) -> Result<HashMap<String, String>, SyncError> {
-        let t = Instant::now();
-        let mut hashes = self.store.all_hashes(&self.collection).await?;
-        observe_store(&self.metrics, "all_hashes", t);
+    /// Every type `cluster` serves, with the content hash of the capability as that
+    /// cluster sent it: the answer to `GET /api/v1/capabilities/hashes?cluster=`. While
+    /// enrichment is on, a type stored without it answers an empty hash, so that a resync
+    /// sends it again to be enriched.
+    pub async fn stored_hashes(
+        &self,
+        cluster: &ClusterId,
+    ) -> Result<HashMap<String, String>, SyncError> {
+        let mut hashes: HashMap<String, String> = self
+            .all_members()
+            .await?
+            .into_iter()
+            .filter_map(|(id, mut members)| Some((id, members.remove(cluster.as_str())?)))
+            .collect();
         if self.enricher.is_some() && !hashes.is_empty() {
             for id in self.awaiting_enrichment().await? {
                 if let Some(h) = hashes.get_mut(&id) {

@@ -47,6 +47,7 @@ impl Searcher {
                         h if h.is_empty() => "none".to_string(),
                         h => h,
                     },
+                    GroupBy::Cluster => meta_str(&hit.metadata, crate::document::CLUSTER_KEY),
                 };
                 *groups.entry(key).or_default() += 1;
             }
@@ -57,5 +58,48 @@ impl Searcher {
             .collect();
         groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
         Ok(CountAnswer { total, groups })
+    }
+
+    /// Every cluster with objects in the index, with its object count, ordered by id; and
+    /// the clusters of `last_syncs` (synced since the server started) even when they hold
+    /// nothing now. Counts by health are filled where the index records health.
+    pub async fn clusters(
+        &self,
+        last_syncs: &std::collections::BTreeMap<sync_model::ClusterId, String>,
+    ) -> Result<Vec<sync_model::api::ClusterSummary>, SearchError> {
+        let hits = self
+            .store
+            .get(&self.instances_collection, None, MAX_COUNTED)
+            .await?;
+        let mut by_cluster: std::collections::BTreeMap<String, sync_model::api::ClusterSummary> =
+            std::collections::BTreeMap::new();
+        for hit in &hits {
+            let id = meta_str(&hit.metadata, crate::document::CLUSTER_KEY);
+            let Ok(cluster) = sync_model::ClusterId::new(&id) else {
+                continue; // a document stored before clusters: no cluster's
+            };
+            let entry = by_cluster.entry(id).or_insert_with(|| summary(cluster));
+            entry.objects += 1;
+            let health = meta_str(&hit.metadata, "health");
+            if !health.is_empty() {
+                *entry.health.entry(health).or_default() += 1;
+            }
+        }
+        for (cluster, at) in last_syncs {
+            by_cluster
+                .entry(cluster.to_string())
+                .or_insert_with(|| summary(cluster.clone()))
+                .last_sync = Some(at.clone());
+        }
+        Ok(by_cluster.into_values().collect())
+    }
+}
+
+fn summary(id: sync_model::ClusterId) -> sync_model::api::ClusterSummary {
+    sync_model::api::ClusterSummary {
+        id,
+        objects: 0,
+        last_sync: None,
+        health: Default::default(),
     }
 }

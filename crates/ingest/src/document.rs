@@ -2,9 +2,12 @@
 //! (`ResourceInstance::document_text`, shared with senders), the metadata a search filters
 //! on, and the content hash that decides whether it must be embedded again.
 
-use sync_model::ResourceInstance;
+use sync_model::{ClusterId, ResourceInstance};
 
 use crate::store::{MetaValue, Metadata};
+
+/// Metadata key of the cluster an instance belongs to.
+pub const CLUSTER_KEY: &str = "cluster";
 
 /// Prefix of one metadata key per label: `label.app` = `nginx`.
 pub const LABEL_PREFIX: &str = "label.";
@@ -16,6 +19,7 @@ pub const HEALTH_REASON_KEY: &str = "healthReason";
 /// One instance, ready to embed and store (the vector comes later, only if needed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceDocument {
+    /// The stored id: the instance id qualified by its cluster (`prod:default/v1/Pod/web`).
     pub id: String,
     pub text: String,
     pub metadata: Metadata,
@@ -23,14 +27,17 @@ pub struct InstanceDocument {
     pub content_hash: String,
 }
 
-/// The stored form of `instance`: text (images included), filterable metadata (namespace,
-/// name, kind, apiVersion, apiGroup, createdAt, `label.<key>` per label and, when known,
-/// `health` and `healthReason`) and content hash.
-pub fn to_document(instance: &ResourceInstance) -> InstanceDocument {
+/// The stored form of `instance` of `cluster`: text (images included), filterable metadata
+/// (cluster, namespace, name, kind, apiVersion, apiGroup, createdAt, `label.<key>` per label
+/// and, when known, `health` and `healthReason`) and content hash. The text and hash do not
+/// depend on the cluster: a sender computes the same hash without knowing how the server
+/// stores it.
+pub fn to_document(instance: &ResourceInstance, cluster: &ClusterId) -> InstanceDocument {
     let mut metadata = Metadata::new();
     let mut put = |k: &str, v: &str| {
         metadata.insert(k.to_string(), MetaValue::Str(v.to_string()));
     };
+    put(CLUSTER_KEY, cluster.as_str());
     put("namespace", &instance.namespace);
     put("name", &instance.name);
     put("kind", &instance.kind);
@@ -48,7 +55,7 @@ pub fn to_document(instance: &ResourceInstance) -> InstanceDocument {
         );
     }
     InstanceDocument {
-        id: instance.id.as_str().to_string(),
+        id: cluster.qualify(&instance.id),
         text: instance.document_text(),
         metadata,
         content_hash: instance.content_hash(),
@@ -62,7 +69,8 @@ mod tests {
     #[test]
     fn metadata_holds_every_filterable_field_and_one_key_per_label() {
         let instance = sync_model::fixtures::nginx();
-        let doc = to_document(&instance);
+        let doc = to_document(&instance, &ClusterId::new("prod-eu").unwrap());
+        assert_eq!(doc.id, "prod-eu:default/apps/v1/Deployment/nginx");
         assert_eq!(
             doc.text,
             "Deployment nginx | namespace: default | apiVersion: apps/v1 | labels: app=nginx, tier=frontend | Main web server"
@@ -71,6 +79,7 @@ mod tests {
             Some(MetaValue::Str(s)) => s.as_str(),
             other => panic!("{k}: {other:?}"),
         };
+        assert_eq!(s("cluster"), "prod-eu");
         assert_eq!(s("namespace"), "default");
         assert_eq!(s("name"), "nginx");
         assert_eq!(s("kind"), "Deployment");
@@ -91,7 +100,7 @@ mod tests {
             "CrashLoopBackOff: container web",
         ));
         instance.images = vec!["nginx:1.27".into()];
-        let doc = to_document(&instance);
+        let doc = to_document(&instance, &ClusterId::new("prod-eu").unwrap());
         assert_eq!(
             doc.metadata.get(HEALTH_KEY),
             Some(&MetaValue::Str("Failed".into()))

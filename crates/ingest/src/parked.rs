@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use sync_model::{ParkedInstance, ResourceId, ResourceInstance};
+use sync_model::{ClusterId, ParkedInstance, ResourceInstance};
 
 /// Parked entries kept at most; beyond it the oldest is forgotten (it is still missing from
 /// the store, so a resync sends it again).
@@ -17,7 +17,8 @@ const MAX_REASON_BYTES: usize = 500;
 
 #[derive(Default)]
 pub struct ParkedInstances {
-    entries: Mutex<HashMap<ResourceId, ParkedInstance>>,
+    /// By stored id (cluster-qualified): two clusters' objects of one name are two entries.
+    entries: Mutex<HashMap<String, ParkedInstance>>,
 }
 
 impl ParkedInstances {
@@ -25,10 +26,18 @@ impl ParkedInstances {
         Self::default()
     }
 
-    /// Parks `instance`, refused for `reason`; replaces an earlier entry of the same id.
-    pub fn park(&self, instance: &ResourceInstance, reason: &str) -> ParkedInstance {
+    /// Parks `instance` of `cluster`, refused for `reason`; replaces an earlier entry of
+    /// the same object.
+    pub fn park(
+        &self,
+        instance: &ResourceInstance,
+        cluster: &ClusterId,
+        reason: &str,
+    ) -> ParkedInstance {
+        let key = cluster.qualify(&instance.id);
         let entry = ParkedInstance {
             id: instance.id.clone(),
+            cluster: cluster.to_string(),
             kind: instance.kind.clone(),
             namespace: instance.namespace.clone(),
             name: instance.name.clone(),
@@ -37,21 +46,22 @@ impl ParkedInstances {
             content_hash: instance.content_hash(),
         };
         let mut entries = self.lock();
-        if entries.len() >= MAX_PARKED && !entries.contains_key(&entry.id) {
+        if entries.len() >= MAX_PARKED && !entries.contains_key(&key) {
             if let Some(oldest) = entries
-                .values()
-                .min_by(|a, b| a.parked_at.cmp(&b.parked_at))
-                .map(|e| e.id.clone())
+                .iter()
+                .min_by(|a, b| a.1.parked_at.cmp(&b.1.parked_at))
+                .map(|(k, _)| k.clone())
             {
                 entries.remove(&oldest);
             }
         }
-        entries.insert(entry.id.clone(), entry.clone());
+        entries.insert(key, entry.clone());
         entry
     }
 
-    /// Forgets the entries of `ids` (stored or deleted since); returns how many there were.
-    pub fn clear<'a>(&self, ids: impl IntoIterator<Item = &'a ResourceId>) -> usize {
+    /// Forgets the entries of the stored (cluster-qualified) `ids`, stored or deleted
+    /// since; returns how many there were.
+    pub fn clear<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> usize {
         let mut entries = self.lock();
         if entries.is_empty() {
             return 0;
@@ -76,7 +86,7 @@ impl ParkedInstances {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ResourceId, ParkedInstance>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ParkedInstance>> {
         // The map stays consistent whatever panicked while holding it.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -100,18 +110,27 @@ mod tests {
     #[test]
     fn an_entry_lasts_until_its_id_is_cleared_and_a_new_refusal_replaces_it() {
         let parked = ParkedInstances::new();
+        let (prod, dev) = (
+            ClusterId::new("prod").unwrap(),
+            ClusterId::new("dev").unwrap(),
+        );
         let a = sync_model::fixtures::deployment("default", "a", "x");
         let b = sync_model::fixtures::deployment("default", "b", "x");
-        parked.park(&a, "too long");
-        parked.park(&b, &"é".repeat(1_000));
-        parked.park(&a, "still too long");
+        parked.park(&a, &prod, "too long");
+        parked.park(&b, &prod, &"é".repeat(1_000));
+        parked.park(&a, &prod, "still too long");
+        parked.park(&a, &dev, "too long in dev");
         let list = parked.list();
-        assert_eq!(list.len(), 2);
-        let entry_a = list.iter().find(|e| e.id == a.id).unwrap();
+        assert_eq!(list.len(), 3);
+        let entry_a = list
+            .iter()
+            .find(|e| e.id == a.id && e.cluster == "prod")
+            .unwrap();
         assert_eq!(entry_a.reason, "still too long");
         assert_eq!(entry_a.content_hash, a.content_hash());
         assert!(list.iter().all(|e| e.reason.len() <= MAX_REASON_BYTES));
-        assert_eq!(parked.clear([&a.id, &a.id]), 1);
-        assert_eq!(parked.list().len(), 1);
+        let stored_a = prod.qualify(&a.id);
+        assert_eq!(parked.clear([stored_a.as_str(), stored_a.as_str()]), 1);
+        assert_eq!(parked.list().len(), 2, "dev's entry of the same name stays");
     }
 }

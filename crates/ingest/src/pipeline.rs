@@ -6,17 +6,17 @@
 //! upsert the provider or the store refuses whatever is retried is parked (`crate::parked`)
 //! and its batch-mates are stored.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sync_model::{
-    content_unchanged, text_unchanged, FieldError, ParkedInstance, ResourceId, ResourceInstance,
-    SyncPayload,
+    content_unchanged, text_unchanged, ClusterId, FieldError, ParkedInstance, ResourceId,
+    ResourceInstance, SyncPayload,
 };
 use tracing::Instrument;
 
-use crate::document::{to_document, InstanceDocument};
+use crate::document::{to_document, InstanceDocument, CLUSTER_KEY};
 
 /// Changed documents embedded and written together. Bounds what one request holds: 1,000
 /// vectors of 1,024 dimensions are 4 MiB (docs/ingest.md, "Load bound").
@@ -24,7 +24,7 @@ pub const EMBED_CHUNK: usize = 1_000;
 use crate::embed::{EmbedError, Embedder, InputType, ModelInfo, Refused};
 use crate::metrics::{IngestMetrics, Label};
 use crate::parked::ParkedInstances;
-use crate::store::{Record, StoreError, VectorStore};
+use crate::store::{Filter, Record, StoreError, VectorStore};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
@@ -352,6 +352,10 @@ pub struct Pipeline {
     collection: String,
     metrics: Arc<IngestMetrics>,
     parked: Arc<ParkedInstances>,
+    /// The cluster of payloads that name none (the Go controller's).
+    default_cluster: ClusterId,
+    /// When each cluster's latest sync was applied (RFC 3339), since this process started.
+    last_sync: Arc<Mutex<BTreeMap<ClusterId, String>>>,
 }
 
 impl Pipeline {
@@ -366,7 +370,31 @@ impl Pipeline {
             collection: collection.into(),
             metrics: Arc::new(IngestMetrics::new()),
             parked: Arc::new(ParkedInstances::new()),
+            default_cluster: ClusterId::default_cluster(),
+            last_sync: Arc::new(Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// Payloads without a `cluster` belong to `cluster` (default: `default`).
+    pub fn with_default_cluster(mut self, cluster: ClusterId) -> Self {
+        self.default_cluster = cluster;
+        self
+    }
+
+    pub fn default_cluster(&self) -> &ClusterId {
+        &self.default_cluster
+    }
+
+    /// The cluster `named` by a request (`?cluster=`, a payload's field), or the default
+    /// one; a malformed name is the request's fault.
+    pub fn cluster_of(&self, named: Option<&str>) -> Result<ClusterId, SyncError> {
+        sync_model::cluster_or(named, &self.default_cluster)
+            .map_err(|e| SyncError::Invalid(vec![e]))
+    }
+
+    /// When each cluster's latest sync was applied, since this process started.
+    pub fn last_syncs(&self) -> BTreeMap<ClusterId, String> {
+        self.last_sync.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Shares `metrics` (e.g. with the HTTP server that exposes them).
@@ -403,6 +431,7 @@ impl Pipeline {
         let span = tracing::info_span!(
             "apply_sync",
             collection = %self.collection,
+            cluster = payload.cluster.as_deref().unwrap_or(self.default_cluster.as_str()),
             upserts = payload.upserts.len(),
             deletes = payload.deletes.len(),
             embedded = tracing::field::Empty,
@@ -419,6 +448,11 @@ impl Pipeline {
 
     async fn apply(&self, payload: SyncPayload) -> Result<SyncOutcome, SyncError> {
         payload.check().map_err(SyncError::Invalid)?;
+        let cluster = self.cluster_of(payload.cluster.as_deref())?;
+        if let Ok(mut last) = self.last_sync.lock() {
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            last.insert(cluster.clone(), now);
+        }
         if payload.is_empty() {
             return Ok(SyncOutcome::default());
         }
@@ -430,28 +464,28 @@ impl Pipeline {
         )
         .await?;
         // Only hashes for now: documents (text and metadata) are made a chunk at a time.
-        let ids: Vec<String> = upserts.iter().map(|u| u.id.as_str().to_string()).collect();
+        let ids: Vec<String> = upserts.iter().map(|u| cluster.qualify(&u.id)).collect();
         let stored =
             stored_hashes_of(self.store.as_ref(), &self.collection, &self.metrics, &ids).await?;
-        drop(ids);
         let mut changed: Vec<&ResourceInstance> = Vec::new();
         let mut metadata_only: Vec<&ResourceInstance> = Vec::new();
-        for u in &upserts {
+        for (u, id) in upserts.iter().zip(&ids) {
             let current = u.content_hash();
-            match stored.get(u.id.as_str()) {
+            match stored.get(id.as_str()) {
                 Some(s) if content_unchanged(s, &current) => {}
                 Some(s) if text_unchanged(s, &current) => metadata_only.push(u),
                 _ => changed.push(u),
             }
         }
+        drop(ids);
         drop(stored);
         let unchanged = upserts.len() - changed.len() - metadata_only.len();
         // Their vectors, read back to be written again; one the store cannot give back
         // (gone meanwhile) is embedded like any change.
-        let kept = self.kept_vectors(&metadata_only).await?;
+        let kept = self.kept_vectors(&cluster, &metadata_only).await?;
         let (rewrite, lost): (Vec<&ResourceInstance>, Vec<&ResourceInstance>) = metadata_only
             .into_iter()
-            .partition(|u| kept.contains_key(u.id.as_str()));
+            .partition(|u| kept.contains_key(&cluster.qualify(&u.id)));
         changed.extend(lost);
 
         // Embed before any write: a provider failure in the first chunk (every payload of
@@ -460,7 +494,7 @@ impl Pipeline {
         // of one chunk, not of 16 MiB of instances; a failure there leaves earlier chunks
         // written, and the sender's retry completes the rest (they are then unchanged).
         // An input the provider refuses on its own is parked below; the others flow.
-        let delete_ids: Vec<String> = deletes.iter().map(|id| id.as_str().to_string()).collect();
+        let delete_ids: Vec<String> = deletes.iter().map(|id| cluster.qualify(id)).collect();
         let mut deletes_written = false;
         let mut refused: Vec<(String, String, &'static str)> = Vec::new();
         let mut embedded = 0;
@@ -469,7 +503,7 @@ impl Pipeline {
             let mut chunk: Vec<InstanceDocument> = changed
                 .by_ref()
                 .take(EMBED_CHUNK)
-                .map(to_document)
+                .map(|u| to_document(u, &cluster))
                 .collect();
             let texts: Vec<String> = chunk
                 .iter_mut()
@@ -518,7 +552,7 @@ impl Pipeline {
         let rewritten: Vec<Record> = rewrite
             .iter()
             .filter_map(|u| {
-                let d = to_document(u);
+                let d = to_document(u, &cluster);
                 let embedding = kept.remove(&d.id)?;
                 Some(Record {
                     id: d.id,
@@ -540,15 +574,17 @@ impl Pipeline {
         let metadata_only = rewritten.len() - store_refused.len();
         self.metrics.metadata_updates.inc_by(metadata_only as u64);
         refused.extend(store_refused.into_iter().map(|(id, r)| (id, r, "store")));
-        let parked = self.park(&upserts, refused);
+        let parked = self.park(&upserts, &cluster, refused);
         let parked_ids: HashSet<&ResourceId> = parked.iter().map(|p| &p.id).collect();
         // Stored (or unchanged) upserts and deletes settle whatever was parked of their ids.
-        let settled = upserts
+        let settled: Vec<String> = upserts
             .iter()
             .map(|u| &u.id)
             .filter(|id| !parked_ids.contains(id))
-            .chain(deletes.iter());
-        if self.parked.clear(settled) > 0 || !parked.is_empty() {
+            .map(|id| cluster.qualify(id))
+            .chain(delete_ids)
+            .collect();
+        if self.parked.clear(settled.iter().map(String::as_str)) > 0 || !parked.is_empty() {
             self.metrics.parked.set(self.parked.len() as i64);
         }
         Ok(SyncOutcome {
@@ -564,15 +600,13 @@ impl Pipeline {
     /// The stored vectors of `instances` (nothing read when there are none).
     async fn kept_vectors(
         &self,
+        cluster: &ClusterId,
         instances: &[&ResourceInstance],
     ) -> Result<HashMap<String, Vec<f32>>, SyncError> {
         if instances.is_empty() {
             return Ok(HashMap::new());
         }
-        let ids: Vec<String> = instances
-            .iter()
-            .map(|u| u.id.as_str().to_string())
-            .collect();
+        let ids: Vec<String> = instances.iter().map(|u| cluster.qualify(&u.id)).collect();
         let t = Instant::now();
         let vectors = self.store.vectors(&self.collection, &ids).await?;
         observe_store(&self.metrics, "vectors", t);
@@ -584,19 +618,24 @@ impl Pipeline {
     fn park(
         &self,
         upserts: &[ResourceInstance],
+        cluster: &ClusterId,
         refused: Vec<(String, String, &'static str)>,
     ) -> Vec<ParkedInstance> {
         if refused.is_empty() {
             return Vec::new();
         }
-        let by_id: HashMap<&str, &ResourceInstance> =
-            upserts.iter().map(|u| (u.id.as_str(), u)).collect();
+        // `refused` names stored (cluster-qualified) ids.
+        let by_id: HashMap<String, &ResourceInstance> = upserts
+            .iter()
+            .map(|u| (cluster.qualify(&u.id), u))
+            .collect();
         refused
             .into_iter()
             .filter_map(|(id, reason, by)| {
                 let instance = by_id.get(id.as_str())?;
                 tracing::warn!(
                     id = %instance.id,
+                    %cluster,
                     refused_by = by,
                     %reason,
                     "instance parked: refused whatever is retried; its batch-mates were stored; \
@@ -606,7 +645,7 @@ impl Pipeline {
                     .instances_parked
                     .get_or_create(&[("reason", by)])
                     .inc();
-                Some(self.parked.park(instance, &reason))
+                Some(self.parked.park(instance, cluster, &reason))
             })
             .collect()
     }
@@ -616,13 +655,25 @@ impl Pipeline {
         self.parked.list()
     }
 
-    /// Every stored id with the content hash of what is stored: the answer to
-    /// `GET /api/v1/instances/hashes`, which a resync diffs against a fresh listing.
-    pub async fn stored_hashes(&self) -> Result<HashMap<String, String>, SyncError> {
+    /// Every instance id of `cluster` with the content hash of what is stored: the answer
+    /// to `GET /api/v1/instances/hashes?cluster=`, which a resync diffs against a fresh
+    /// listing of that cluster. Other clusters' documents are not in it, so no sender's
+    /// diff can delete them.
+    pub async fn stored_hashes(
+        &self,
+        cluster: &ClusterId,
+    ) -> Result<HashMap<String, String>, SyncError> {
         let t = Instant::now();
-        let hashes = self.store.all_hashes(&self.collection).await?;
+        let filter = Filter::Eq(CLUSTER_KEY.into(), cluster.to_string());
+        let hashes = self
+            .store
+            .all_hashes(&self.collection, Some(&filter))
+            .await?;
         self.observe_store("all_hashes", t);
-        Ok(hashes)
+        Ok(hashes
+            .into_iter()
+            .filter_map(|(id, hash)| Some((cluster.unqualify(&id)?.to_string(), hash)))
+            .collect())
     }
 
     fn observe_store(&self, op: &'static str, since: Instant) {
@@ -642,6 +693,7 @@ mod tests {
     fn an_id_both_deleted_and_upserted_is_only_upserted() {
         let a = instance("a", "x");
         let n = normalise(SyncPayload {
+            cluster: None,
             upserts: vec![a.clone()],
             deletes: vec![a.id.clone(), ResourceId::from_raw("default/v1/Pod/gone")],
         });
@@ -652,6 +704,7 @@ mod tests {
     #[test]
     fn the_last_of_duplicate_upsert_ids_wins_in_first_position() {
         let n = normalise(SyncPayload {
+            cluster: None,
             upserts: vec![
                 instance("a", "old"),
                 instance("b", "x"),
@@ -668,6 +721,7 @@ mod tests {
     fn duplicate_deletes_are_sent_once() {
         let gone = ResourceId::from_raw("default/v1/Pod/gone");
         let n = normalise(SyncPayload {
+            cluster: None,
             upserts: vec![],
             deletes: vec![gone.clone(), gone.clone()],
         });

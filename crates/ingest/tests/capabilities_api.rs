@@ -350,3 +350,73 @@ async fn the_collection_refuses_a_second_embedding_model() {
     );
     assert_eq!(store.count(COLLECTION).await.unwrap(), 1);
 }
+
+impl Harness {
+    /// `GET /api/v1/capabilities/hashes?cluster=`: the type ids `cluster` serves.
+    async fn types_of(&self, cluster: &str) -> Vec<String> {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/api/v1/capabilities/hashes?cluster={cluster}",
+                self.url
+            ))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.expect("json");
+        let hashes: HashMap<String, String> =
+            serde_json::from_value(body["hashes"].clone()).expect("hashes map");
+        let mut ids: Vec<String> = hashes.into_keys().collect();
+        ids.sort();
+        ids
+    }
+}
+
+#[tokio::test]
+async fn one_record_per_type_serves_the_fleet_embedded_once_and_goes_with_its_last_cluster() {
+    let h = Harness::start(ServerConfig::default()).await;
+    let id = "clusters.postgresql.cnpg.io";
+    let (status, body) = h
+        .post(&json!({"cluster": "alpha", "upserts": [postgres(), redis()]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let embedded = h.voyage.inputs();
+    assert_eq!(embedded, 2);
+
+    // Beta serves the same CRD: it joins the record, and its text is not embedded again.
+    let (status, body) = h
+        .post(&json!({"cluster": "beta", "upserts": [postgres()]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        h.voyage.inputs(),
+        embedded,
+        "a type's text is embedded once"
+    );
+    assert_eq!(h.stored().await.len(), 2, "one record per type");
+    assert_eq!(
+        h.types_of("alpha").await,
+        [id, "redis.redis.opstreelabs.in"]
+    );
+    assert_eq!(h.types_of("beta").await, [id]);
+    assert!(h.types_of("default").await.is_empty());
+
+    // The CRD is removed from alpha: beta's bridge stays.
+    let (status, body) = h.post(&json!({"cluster": "alpha", "deletes": [id]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(h.stored().await.contains_key(id), "beta still serves it");
+    assert_eq!(h.types_of("alpha").await, ["redis.redis.opstreelabs.in"]);
+    assert_eq!(h.types_of("beta").await, [id]);
+
+    // And from beta, the last cluster serving it: the record goes.
+    let (status, body) = h.post(&json!({"cluster": "beta", "deletes": [id]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!h.stored().await.contains_key(id));
+    assert!(h.types_of("beta").await.is_empty());
+    assert_eq!(
+        h.voyage.inputs(),
+        embedded,
+        "no embedding for membership changes"
+    );
+}

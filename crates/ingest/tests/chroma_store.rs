@@ -38,7 +38,7 @@ async fn a_2000_row_upsert_of_1024_dim_vectors_is_split_and_fully_stored() {
     store.ensure_collection("big", &m).await.unwrap();
     store.upsert("big", &records(2_000, 1024)).await.unwrap();
     assert_eq!(store.count("big").await.unwrap(), 2_000);
-    let hashes = store.all_hashes("big").await.unwrap();
+    let hashes = store.all_hashes("big", None).await.unwrap();
     assert_eq!(hashes.len(), 2_000);
     assert_eq!(hashes["ns/v1/ConfigMap/cm-1999"], "hash-1999");
 }

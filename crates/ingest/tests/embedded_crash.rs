@@ -131,7 +131,10 @@ async fn acknowledged_writes_survive_sigkill_and_the_file_still_opens() {
 
     {
         let store = EmbeddedStore::open(&path).expect("the store opens after three kills");
-        let hashes = store.all_hashes(COLLECTION).await.expect("all_hashes");
+        let hashes = store
+            .all_hashes(COLLECTION, None)
+            .await
+            .expect("all_hashes");
         for (&round, &last) in &acked {
             for b in 0..=last {
                 for r in batch(round, b).iter().take(BATCH) {

@@ -80,6 +80,7 @@ fn cap(plural: &str, group: &str, kind: &str, description: &str) -> Capability {
 
 fn payload(upserts: Vec<Capability>) -> CapabilitySyncPayload {
     CapabilitySyncPayload {
+        cluster: None,
         upserts,
         deletes: vec![],
     }
@@ -142,7 +143,10 @@ async fn the_model_is_asked_once_per_changed_schema_and_never_for_an_unchanged_o
     assert_eq!(s.llm.requests(), 2);
     assert_eq!(s.voyage.stats().document_inputs, embedded);
     // The hashes a resync diffs against are those of the capabilities as sent.
-    let hashes = p.stored_hashes().await.unwrap();
+    let hashes = p
+        .stored_hashes(&sync_model::ClusterId::default_cluster())
+        .await
+        .unwrap();
     assert_eq!(
         hashes["clusters.postgresql.cnpg.io"],
         postgres().content_hash()
@@ -196,7 +200,9 @@ async fn a_failed_enrichment_stores_the_type_unenriched_and_the_next_sync_enrich
         .contains("cw_ingest_enrichments_failed_total 1"));
     // A resync would send it again: its hash is reported empty.
     assert_eq!(
-        p.stored_hashes().await.unwrap()["clusters.postgresql.cnpg.io"],
+        p.stored_hashes(&sync_model::ClusterId::default_cluster())
+            .await
+            .unwrap()["clusters.postgresql.cnpg.io"],
         ""
     );
 
@@ -208,7 +214,9 @@ async fn a_failed_enrichment_stores_the_type_unenriched_and_the_next_sync_enrich
     assert_eq!(source, "model");
     assert!(doc.contains("capabilities: database, postgresql"), "{doc}");
     assert_eq!(
-        p.stored_hashes().await.unwrap()["clusters.postgresql.cnpg.io"],
+        p.stored_hashes(&sync_model::ClusterId::default_cluster())
+            .await
+            .unwrap()["clusters.postgresql.cnpg.io"],
         postgres().content_hash()
     );
 

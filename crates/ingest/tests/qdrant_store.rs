@@ -276,7 +276,7 @@ async fn a_collection_deleted_under_cw_is_recreated_on_the_next_sync() {
     );
     // Reads find nothing, a write says to retry...
     assert_eq!(s.count("instances").await.unwrap(), 0);
-    assert!(s.all_hashes("instances").await.unwrap().is_empty());
+    assert!(s.all_hashes("instances", None).await.unwrap().is_empty());
     s.ensure_collection("instances", &model(4)).await.unwrap();
     assert_eq!(
         rest(&server, "DELETE", "/collections/instances", None)

@@ -59,7 +59,11 @@ async fn labels_are_filterable_by_key_and_value_in_the_store() {
         .await
         .unwrap();
     assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].id, id_of("shop", "StatefulSet", "db"));
+    // Stored under the default cluster: a payload without `cluster` belongs to it.
+    assert_eq!(
+        hits[0].id,
+        format!("default:{}", id_of("shop", "StatefulSet", "db"))
+    );
 }
 
 #[tokio::test]
@@ -525,4 +529,108 @@ async fn metrics_count_embeddings_requested_and_skipped() {
         text.contains("cw_ingest_sync_requests_total{outcome=\"ok\"} 2"),
         "{text}"
     );
+}
+
+/// `POST /api/v1/instances/sync` with `token`: the status and the JSON answer.
+async fn sync_as(h: &Harness, token: &str, body: &Value) -> (u16, Value) {
+    let resp = h
+        .http
+        .post(format!("{}/api/v1/instances/sync", h.url))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_clusters_token_writes_only_its_cluster_and_the_file_is_reread_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens");
+    std::fs::write(
+        &path,
+        "# token  may write\ntok-alpha alpha\ntok-beta beta\ntok-search read-only\n",
+    )
+    .unwrap();
+    let file = ingest::server::credentials::TokensFile::open(&path).unwrap();
+    let h = Harness::start_with(ServerConfig {
+        tokens_file: Some(std::sync::Arc::new(file)),
+        ..ServerConfig::default()
+    })
+    .await;
+    let nginx = instance("default", "Deployment", "nginx", json!({"app": "nginx"}));
+    let upsert = |cluster: &str| json!({"cluster": cluster, "upserts": [nginx.clone()]});
+    assert_eq!(sync_as(&h, "tok-alpha", &upsert("alpha")).await.0, 200);
+    assert_eq!(sync_as(&h, "tok-beta", &upsert("beta")).await.0, 200);
+    let before = h.stored().await;
+    assert_eq!(before.len(), 2);
+
+    // Alpha's token writing or deleting beta's object: 403, nothing changed.
+    let mut changed = nginx.clone();
+    changed["labels"] = json!({"app": "hijacked"});
+    let (status, body) = sync_as(
+        &h,
+        "tok-alpha",
+        &json!({"cluster": "beta", "upserts": [changed]}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("\"beta\""),
+        "{body}"
+    );
+    let id = id_of("default", "Deployment", "nginx");
+    let (status, _) = sync_as(
+        &h,
+        "tok-alpha",
+        &json!({"cluster": "beta", "deletes": [id]}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Without a cluster the payload is the default cluster's, which alpha may not write.
+    let (status, _) = sync_as(&h, "tok-alpha", &json!({"deletes": [id]})).await;
+    assert_eq!(status, 403);
+    // The read-only token searches but writes nothing; an unknown token is 401.
+    let (status, _) = sync_as(&h, "tok-search", &upsert("alpha")).await;
+    assert_eq!(status, 403);
+    let search = h
+        .http
+        .post(format!("{}/api/v1/search", h.url))
+        .bearer_auth("tok-search")
+        .json(&json!({"query": "nginx", "mode": "keyword"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(search.status().as_u16(), 200);
+    assert_eq!(sync_as(&h, "tok-gamma", &upsert("gamma")).await.0, 401);
+    assert_eq!(
+        h.stored().await,
+        before,
+        "no refused request changed the store"
+    );
+
+    // A token added to the file works at once; a removed one no longer does.
+    std::fs::write(&path, "tok-alpha alpha\ntok-gamma gamma\n").unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    assert_eq!(sync_as(&h, "tok-gamma", &upsert("gamma")).await.0, 200);
+    assert_eq!(sync_as(&h, "tok-beta", &upsert("beta")).await.0, 401);
+    // The owner deletes its own object.
+    let (status, body) = sync_as(
+        &h,
+        "tok-alpha",
+        &json!({"cluster": "alpha", "deletes": [id]}),
+    )
+    .await;
+    assert_eq!((status, body["deleted"].clone()), (200, json!(1)));
+    let after = h.stored().await;
+    assert!(after.contains_key(&format!("beta:{id}")));
+    assert!(!after.contains_key(&format!("alpha:{id}")));
 }

@@ -11,8 +11,13 @@ pub trait Index: Send + Sync {
     /// Ranked hits, as `POST /api/v1/search` answers them.
     async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, IndexError>;
     /// The semantic bridge: the types that answer `question`, then up to `limit` instances
-    /// of each.
-    async fn ask(&self, question: &str, limit: usize) -> Result<AskAnswer, IndexError>;
+    /// of each; among one cluster's objects when `cluster` is given.
+    async fn ask(
+        &self,
+        question: &str,
+        limit: usize,
+        cluster: Option<&str>,
+    ) -> Result<AskAnswer, IndexError>;
     /// How many objects match the filters, grouped if asked.
     async fn count(&self, body: &CountBody) -> Result<CountAnswer, IndexError>;
 }

@@ -92,6 +92,7 @@ live details.",
         let request = SearchRequest {
             query: query.clone(),
             collection: Collection::Instances,
+            cluster: non_empty(p.cluster.as_deref()),
             kind: non_empty(p.kind.as_deref()),
             api_group: normalise_group(p.api_group.as_deref()),
             namespace: non_empty(p.namespace.as_deref()),
@@ -205,7 +206,7 @@ says one, and an id for get_resource for live details.",
         let fetch = if filtered { RANKING_WINDOW / 10 } else { limit };
         let answer = self
             .index
-            .ask(&question, fetch)
+            .ask(&question, fetch, non_empty(p.cluster.as_deref()).as_deref())
             .await
             .map_err(index_error)?;
         let types: Vec<AskType> = answer
@@ -289,15 +290,15 @@ are never returned. Needs cluster access, which cw run and cw mcp --kubeconfig h
 
     #[tool(
         description = "List the clusters this index knows, with how many objects and resource \
-types each holds, its largest kinds, and whether get_resource can read it live. Today an \
-index holds one cluster.",
+types each holds, its largest kinds, and whether get_resource can read it live. An index \
+may hold many clusters; search_resources takes `cluster` to search one.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn list_clusters(&self) -> Result<Json<ClustersAnswer>, String> {
-        let kinds = self
+        let by_cluster = self
             .index
             .count(&CountBody {
-                group_by: Some(sync_model::search::GroupBy::Kind),
+                group_by: Some(sync_model::search::GroupBy::Cluster),
                 ..Default::default()
             })
             .await
@@ -313,16 +314,33 @@ index holds one cluster.",
             })
             .await
             .map_err(index_error)?;
-        Ok(Json(ClustersAnswer {
-            clusters: vec![ClusterLine {
-                name: self.cluster.name.clone(),
-                objects: kinds.total,
+        let mut clusters = Vec::new();
+        for group in by_cluster.groups {
+            let kinds = self
+                .index
+                .count(&CountBody {
+                    request: SearchRequest {
+                        cluster: Some(group.key.clone()),
+                        ..Default::default()
+                    },
+                    group_by: Some(sync_model::search::GroupBy::Kind),
+                })
+                .await
+                .map_err(index_error)?;
+            clusters.push(ClusterLine {
+                live_access: self.cluster.live.is_some() && group.key == self.cluster.name,
+                name: group.key,
+                objects: group.count,
                 types: types.total,
                 kinds: kinds.groups.into_iter().take(10).map(Into::into).collect(),
-                live_access: self.cluster.live.is_some(),
-            }],
-            note: "cw indexes one cluster per index today; the objects are those the watcher \
-                   has synced."
+            });
+        }
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Json(ClustersAnswer {
+            clusters,
+            note: "Each cluster's objects are those its watcher has synced; search_resources \
+                   takes `cluster` to search one. `types` counts the resource types of the \
+                   whole fleet."
                 .into(),
         }))
     }

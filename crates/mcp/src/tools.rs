@@ -82,6 +82,9 @@ pub struct SearchResourcesParams {
     /// Exact namespace.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Only objects of this cluster (an id from list_clusters).
+    #[serde(default)]
+    pub cluster: Option<String>,
     /// Label filters `key=value`; all must hold.
     #[serde(default)]
     pub labels: Vec<String>,
@@ -147,6 +150,9 @@ impl ResultMode {
 pub struct HitLine {
     /// Pass to get_resource for live details.
     pub id: String,
+    /// The cluster the object runs in (an id from list_clusters).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
     pub kind: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub namespace: String,
@@ -167,6 +173,7 @@ impl HitLine {
     pub fn from_hit(hit: &SearchHit, ranked: bool) -> Self {
         HitLine {
             id: hit.id.clone(),
+            cluster: hit.cluster.clone(),
             kind: hit.kind.clone(),
             namespace: if hit.namespace == sync_model::CLUSTER_SCOPE {
                 String::new()
@@ -293,6 +300,9 @@ pub struct TypeLine {
 pub struct AskParams {
     /// A question in plain words: "what databases are running?", "what serves TLS certificates?"
     pub question: String,
+    /// Only this cluster's instances (an id from list_clusters); without it the whole index.
+    #[serde(default)]
+    pub cluster: Option<String>,
     /// Only instances in this namespace.
     #[serde(default)]
     pub namespace: Option<String>,

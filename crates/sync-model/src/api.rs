@@ -15,6 +15,9 @@ pub const INSTANCES_HASHES: &str = "/api/v1/instances/hashes";
 /// `GET`: the instances the server could not store because a downstream service refuses
 /// them whatever is retried ([`ParkedResponse`]); each is retried at its next upsert.
 pub const INSTANCES_PARKED: &str = "/api/v1/instances/parked";
+/// `GET`: every cluster in the index with its object count and last sync
+/// ([`ClustersResponse`]).
+pub const CLUSTERS: &str = "/api/v1/clusters";
 /// `POST`: apply a [`CapabilitySyncPayload`](crate::CapabilitySyncPayload).
 pub const CAPABILITIES_SYNC: &str = "/api/v1/capabilities/sync";
 /// `GET`: every stored capability id with its content hash ([`HashesResponse`]).
@@ -33,6 +36,39 @@ pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
 /// `GET`: the OpenAPI document of the ingest and search API.
 pub const OPENAPI: &str = "/openapi.json";
+
+/// The query of both hashes endpoints: `?cluster=prod-eu` answers for that cluster only;
+/// without it, for the server's default cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashesQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+/// One cluster of the index, as `GET /api/v1/clusters` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSummary {
+    pub id: crate::ClusterId,
+    /// Instances stored for the cluster.
+    pub objects: usize,
+    /// RFC 3339 time of the cluster's latest sync this server applied since it started;
+    /// absent when none has been applied since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<String>,
+    /// Objects by coarse health (`Current`, `Failed`, ...), when the index records health.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub health: std::collections::BTreeMap<String, usize>,
+}
+
+/// The answer of `GET /api/v1/clusters`, ordered by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClustersResponse {
+    #[serde(default)]
+    pub clusters: Vec<ClusterSummary>,
+}
 
 /// The answer of both hashes endpoints: `{"hashes": {id: contentHash}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +100,14 @@ pub fn base_url(endpoint: &str) -> &str {
 /// `base` (as [`base_url`] makes it) joined with one of the paths above.
 pub fn url(base: &str, path: &str) -> String {
     format!("{base}{path}")
+}
+
+/// The URL of a hashes endpoint for `cluster` (cluster ids need no escaping).
+pub fn hashes_url(base: &str, path: &str, cluster: Option<&crate::ClusterId>) -> String {
+    match cluster {
+        Some(c) => format!("{base}{path}?cluster={c}"),
+        None => url(base, path),
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,24 @@ impl BearerToken {
         bool::from(self.0.ct_eq(&digest))
     }
 
+    /// The digest a sent token is compared by (trimmed like a configured one): computed
+    /// once when one token is compared with many ([`BearerToken::matches_digest`]).
+    pub fn digest_of(given: &str) -> [u8; 32] {
+        Sha256::digest(given.trim().as_bytes()).into()
+    }
+
+    /// True when `digest` ([`BearerToken::digest_of`]) is this token's, in constant time.
+    pub fn matches_digest(&self, digest: &[u8; 32]) -> bool {
+        bool::from(self.0.ct_eq(digest))
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header value ("" when none).
+    pub fn bearer_of(authorization: Option<&str>) -> &str {
+        authorization
+            .and_then(|v| v.trim_start().strip_prefix("Bearer "))
+            .unwrap_or("")
+    }
+
     /// True when an `Authorization` header's value is `Bearer <this token>`.
     pub fn authorizes(&self, authorization: Option<&str>) -> bool {
         let given = authorization

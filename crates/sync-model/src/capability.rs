@@ -61,6 +61,10 @@ pub struct Enrichment {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CapabilitySyncPayload {
+    /// The cluster that serves (upserts) or no longer serves (deletes) these types; absent
+    /// for the server's default cluster. A type stays stored while any cluster serves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub upserts: Vec<Capability>,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -189,6 +193,14 @@ impl CapabilitySyncPayload {
     /// Every problem, each naming its item and field.
     pub fn check(&self) -> Result<(), Vec<FieldError>> {
         let mut problems = Vec::new();
+        if let Some(cluster) = &self.cluster {
+            if let Err(e) = crate::ClusterId::new(cluster) {
+                problems.push(FieldError {
+                    field: "cluster".into(),
+                    message: e.to_string(),
+                });
+            }
+        }
         for (i, c) in self.upserts.iter().enumerate() {
             c.check(&format!("upserts[{i}]"), &mut problems);
         }
@@ -260,6 +272,7 @@ mod tests {
     #[test]
     fn ids_must_be_plural_dot_group() {
         let mut p = CapabilitySyncPayload {
+            cluster: None,
             upserts: vec![cnpg()],
             deletes: vec!["deployments.apps".into()],
         };

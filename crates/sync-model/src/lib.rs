@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 mod capability;
+mod cluster;
 mod document;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
@@ -17,8 +18,12 @@ pub mod search;
 
 pub use auth::BearerToken;
 pub use capability::{capability_id, Capability, CapabilitySyncPayload, Enrichment};
+pub use cluster::{
+    split_stored_id, ClusterId, ClusterIdError, CLUSTER_SEPARATOR, DEFAULT_CLUSTER,
+    MAX_CLUSTER_ID_LEN,
+};
 pub use document::{content_unchanged, is_description_key, text_unchanged};
 pub use health::{Health, HealthStatus, MAX_HEALTH_REASON_BYTES};
 pub use id::{IdError, ResourceId, CLUSTER_SCOPE};
 pub use instance::{api_group_of, ResourceInstance, MAX_IMAGES, MAX_IMAGE_BYTES};
-pub use payload::{ErrorBody, FieldError, ParkedInstance, SyncPayload, SyncResponse};
+pub use payload::{cluster_or, ErrorBody, FieldError, ParkedInstance, SyncPayload, SyncResponse};

@@ -4,12 +4,18 @@ use serde::{Deserialize, Serialize};
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use crate::instance::null_as_default;
-use crate::{ResourceId, ResourceInstance};
+use crate::{ClusterId, ResourceId, ResourceInstance};
 
-/// `{upserts:[ResourceInstance], deletes:[id]}`; `null` or missing lists mean empty.
+/// `{cluster?, upserts:[ResourceInstance], deletes:[id]}`; `null` or missing lists mean
+/// empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncPayload {
+    /// The cluster the upserts and deletes belong to (a DNS label such as `prod-eu`); absent
+    /// (the Go controller's payload) for the server's default cluster. Deletes remove only
+    /// this cluster's documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub upserts: Vec<ResourceInstance>,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -93,6 +99,9 @@ impl SyncResponse {
 #[serde(rename_all = "camelCase")]
 pub struct ParkedInstance {
     pub id: ResourceId,
+    /// The cluster the instance belongs to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
     pub kind: String,
     pub namespace: String,
     pub name: String,
@@ -113,10 +122,20 @@ impl SyncPayload {
         self.upserts.len() + self.deletes.len()
     }
 
+    /// The payload's cluster, or `default` when it names none.
+    pub fn cluster_or(&self, default: &ClusterId) -> Result<ClusterId, FieldError> {
+        cluster_or(self.cluster.as_deref(), default)
+    }
+
     /// Checks every item and returns every problem found, each naming its item and field,
     /// so that a sender can fix the whole batch at once.
     pub fn check(&self) -> Result<(), Vec<FieldError>> {
         let mut problems = Vec::new();
+        if let Some(cluster) = &self.cluster {
+            if let Err(e) = ClusterId::new(cluster) {
+                problems.push(cluster_problem(e));
+            }
+        }
         for (i, item) in self.upserts.iter().enumerate() {
             if let Err(errors) = item.validate() {
                 flatten(&format!("upserts[{i}]"), &errors, &mut problems);
@@ -135,6 +154,22 @@ impl SyncPayload {
         } else {
             Err(problems)
         }
+    }
+}
+
+/// The cluster a payload names, or `default` when it names none; a malformed one is the
+/// payload's `cluster` field at fault.
+pub fn cluster_or(named: Option<&str>, default: &ClusterId) -> Result<ClusterId, FieldError> {
+    match named {
+        None => Ok(default.clone()),
+        Some(raw) => ClusterId::new(raw).map_err(cluster_problem),
+    }
+}
+
+fn cluster_problem(e: crate::ClusterIdError) -> FieldError {
+    FieldError {
+        field: "cluster".into(),
+        message: e.to_string(),
     }
 }
 
@@ -252,6 +287,34 @@ mod tests {
         let problems = p.check().unwrap_err();
         assert_eq!(problems[0].field, "upserts[0].id");
         assert!(problems[0].message.contains("does not match"));
+    }
+
+    #[test]
+    fn a_payload_names_its_cluster_or_belongs_to_the_default_one() {
+        let default = ClusterId::new("central").unwrap();
+        let go: SyncPayload = serde_json::from_str(GO_PAYLOAD).unwrap();
+        assert_eq!(go.cluster, None);
+        assert_eq!(go.cluster_or(&default).unwrap(), default);
+        let mut named = go.clone();
+        named.cluster = Some("prod-eu".into());
+        assert!(named.check().is_ok());
+        assert_eq!(named.cluster_or(&default).unwrap().as_str(), "prod-eu");
+        let json = serde_json::to_string(&named).unwrap();
+        assert!(
+            json.starts_with(r#"{"cluster":"prod-eu","upserts":"#),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_cluster_is_reported_on_the_cluster_field() {
+        let mut p: SyncPayload = serde_json::from_str(GO_PAYLOAD).unwrap();
+        p.cluster = Some("Prod_EU".into());
+        let problems = p.check().unwrap_err();
+        assert_eq!(problems[0].field, "cluster");
+        assert!(problems[0].message.contains("DNS label"), "{problems:?}");
+        let default = ClusterId::default_cluster();
+        assert_eq!(p.cluster_or(&default).unwrap_err().field, "cluster");
     }
 
     #[test]

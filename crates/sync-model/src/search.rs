@@ -39,6 +39,9 @@ pub enum SearchMode {
 pub struct SearchRequest {
     pub query: String,
     pub collection: Collection,
+    /// Only this cluster's objects (a cluster id such as `prod-eu`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub kind: Option<String>,
     /// The API group of the kind (`apps`, `postgresql.cnpg.io`; `""` for core types).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,6 +77,7 @@ pub enum GroupBy {
     Namespace,
     /// By health (`Failed`, `Current`, ...; `none` for objects without one).
     Health,
+    Cluster,
 }
 
 /// The body of `POST /api/v1/search/count`: how many stored objects match the filters of a
@@ -111,7 +115,11 @@ pub struct GroupCount {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SearchHit {
+    /// The object's id (`namespace/apiVersion/kind/name`), unique within its cluster.
     pub id: String,
+    /// The cluster the object belongs to (empty for a capability).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
     pub kind: String,
     pub namespace: String,
     pub name: String,

@@ -330,6 +330,20 @@ class Storage:
             c.shard.update(edge.UpdateOperation.upsert_points(points))
         return self.next_operation()
 
+    def set_payload(self, name: str, body: bytes):
+        req: m.SetPayload = parse(m.SetPayload, body)
+        c = self.get(name)
+        if req.filter is not None or req.shard_key is not None or req.key is not None:
+            raise ApiError(501, "the test server implements only set_payload by point ids")
+        ids = [point_id(i) for i in req.points or []]
+        found = {str(r.id) for r in c.shard.retrieve(ids, with_payload=False, with_vector=False)}
+        missing = [i for i in ids if str(i) not in found]
+        if missing:
+            raise ApiError(404, f"Not found: No point with id {missing[0]} found")
+        if ids:
+            c.shard.update(edge.UpdateOperation.set_payload(ids, req.payload))
+        return self.next_operation()
+
     def delete_points(self, name: str, body: bytes):
         req = parse(m.PointsSelector, body)
         c = self.get(name)
@@ -429,6 +443,7 @@ ROUTES = [
     ("PUT", r"/collections/(?P<name>[^/]+)/index", lambda s, body, name: s.create_index(name, body)),
     ("PUT", r"/collections/(?P<name>[^/]+)/points", lambda s, body, name: s.upsert(name, body)),
     ("POST", r"/collections/(?P<name>[^/]+)/points", lambda s, body, name: s.retrieve(name, body)),
+    ("POST", r"/collections/(?P<name>[^/]+)/points/payload", lambda s, body, name: s.set_payload(name, body)),
     ("POST", r"/collections/(?P<name>[^/]+)/points/delete", lambda s, body, name: s.delete_points(name, body)),
     ("POST", r"/collections/(?P<name>[^/]+)/points/scroll", lambda s, body, name: s.scroll(name, body)),
     ("POST", r"/collections/(?P<name>[^/]+)/points/query", lambda s, body, name: s.query(name, body)),

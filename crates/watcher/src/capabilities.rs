@@ -399,6 +399,7 @@ async fn send_changes(
         |e: &SinkError| matches!(e, SinkError::Invalid { .. } | SinkError::TooLarge(_));
     for chunk in deletes.chunks(CAPABILITY_BATCH) {
         let payload = CapabilitySyncPayload {
+            cluster: None,
             upserts: Vec::new(),
             deletes: chunk.to_vec(),
         };
@@ -407,6 +408,7 @@ async fn send_changes(
     }
     for chunk in upserts.chunks(CAPABILITY_BATCH) {
         let payload = CapabilitySyncPayload {
+            cluster: None,
             upserts: chunk.to_vec(),
             deletes: Vec::new(),
         };
@@ -416,6 +418,7 @@ async fn send_changes(
                 warn!(error = %e, records = chunk.len(), "capability batch refused; sending its records one by one");
                 for record in chunk {
                     let one = CapabilitySyncPayload {
+                        cluster: None,
                         upserts: vec![record.clone()],
                         deletes: Vec::new(),
                     };

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sync_model::api;
+use sync_model::{api, ClusterId};
 
 use crate::buffer::BufferConfig;
 use crate::context::WatcherSettings;
@@ -51,6 +51,49 @@ impl TokenArgs {
 #[error("CW_INGEST_TOKEN (--token) is set but blank: set a token, or unset it to run without auth")]
 pub struct BlankToken;
 
+/// Which cluster a sender's objects belong to: `--cluster-id` / `CW_CLUSTER_ID`, by
+/// default the current kubeconfig context's name (made a DNS label). In a Pod there is no
+/// kubeconfig and the id must be given (the chart sets it).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClusterArgs {
+    /// This cluster's id in the index (a DNS label such as prod-eu); the default is the
+    /// current kubeconfig context's name. Every object sent belongs to it, and diffs and
+    /// deletes touch only its documents.
+    #[arg(long, env = "CW_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+}
+
+/// Why no cluster id could be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterIdError {
+    #[error("--cluster-id (CW_CLUSTER_ID): {0}")]
+    Invalid(sync_model::ClusterIdError),
+    #[error(
+        "no cluster id: set --cluster-id (CW_CLUSTER_ID); without it the current kubeconfig \
+         context's name is used, and {0}"
+    )]
+    NoContext(String),
+}
+
+impl ClusterArgs {
+    /// The configured id, else the current kubeconfig context's name as a cluster id.
+    pub fn resolve(&self) -> Result<ClusterId, ClusterIdError> {
+        if let Some(raw) = self.cluster_id.as_deref().filter(|s| !s.trim().is_empty()) {
+            return ClusterId::new(raw).map_err(ClusterIdError::Invalid);
+        }
+        let kubeconfig = kube::config::Kubeconfig::read()
+            .map_err(|e| ClusterIdError::NoContext(format!("no kubeconfig could be read ({e})")))?;
+        let context = kubeconfig.current_context.ok_or_else(|| {
+            ClusterIdError::NoContext("the kubeconfig has no current context".into())
+        })?;
+        ClusterId::from_context_name(&context).ok_or_else(|| {
+            ClusterIdError::NoContext(format!(
+                "the context name {context:?} has no letter or digit"
+            ))
+        })
+    }
+}
+
 /// How a client reaches an ingest server: its token and the timeout of one request.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestClientArgs {
@@ -87,6 +130,8 @@ pub struct StandaloneArgs {
     pub rest_endpoint: String,
     #[command(flatten)]
     pub ingest: IngestClientArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Address of /healthz, /readyz, /metrics and POST /api/v1/resync (`:8082` = all interfaces).
     #[arg(long, env = "API_BIND_ADDRESS", default_value = ":8082")]
     pub api_bind_address: String,
@@ -101,9 +146,12 @@ impl StandaloneArgs {
         bind_address(&self.api_bind_address)
     }
 
-    /// The HTTP sink to `--rest-endpoint`.
-    pub fn http_sink(&self) -> Result<HttpSink, reqwest::Error> {
-        self.ingest.http_sink(&self.rest_endpoint)
+    /// The HTTP sink to `--rest-endpoint`, sending for `cluster`.
+    pub fn http_sink(&self, cluster: ClusterId) -> Result<HttpSink, reqwest::Error> {
+        Ok(self
+            .ingest
+            .http_sink(&self.rest_endpoint)?
+            .with_cluster(cluster))
     }
 
     /// The server's base URL, for logs.
@@ -282,6 +330,21 @@ mod tests {
         assert_eq!(blank.standalone.ingest.token.required(), Err(BlankToken));
         let unset = Cli::parse_from(["cw"]);
         assert_eq!(unset.standalone.ingest.token.required(), Ok(None));
+    }
+
+    #[test]
+    fn an_explicit_cluster_id_is_checked_and_used() {
+        let cli = Cli::parse_from(["cw", "--cluster-id", "prod-eu"]);
+        assert_eq!(
+            cli.standalone.cluster.resolve().unwrap().as_str(),
+            "prod-eu"
+        );
+        let bad = Cli::parse_from(["cw", "--cluster-id", "Prod_EU"]);
+        let err = bad.standalone.cluster.resolve().unwrap_err().to_string();
+        assert!(
+            err.contains("--cluster-id") && err.contains("DNS label"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -101,6 +101,7 @@ mod tests {
     /// The ingest server accepts what extraction builds.
     fn assert_valid(i: &ResourceInstance) {
         let p = sync_model::SyncPayload {
+            cluster: None,
             upserts: vec![i.clone()],
             deletes: vec![],
         };

@@ -32,7 +32,7 @@ pub mod tracker;
 mod watches;
 
 pub use change::{Change, ContentHash};
-pub use config::{IngestClientArgs, StandaloneArgs, TokenArgs, WatchConfig};
+pub use config::{ClusterArgs, IngestClientArgs, StandaloneArgs, TokenArgs, WatchConfig};
 pub use context::WatcherSettings;
 pub use controller::{run, Shared};
 pub use discovery::{discover, Discovered, NamespaceFilter, ResourceType, TypeFilter, TypeKey};

@@ -287,6 +287,7 @@ async fn remove(
     let mut removed = Delivered::default();
     for chunk in ghosts.chunks(options.batch_size) {
         let payload = SyncPayload {
+            cluster: None,
             upserts: Vec::new(),
             deletes: chunk.to_vec(),
         };
@@ -366,6 +367,7 @@ async fn send_changes(
             let (sink, options) = (sink.clone(), options.clone());
             in_flight.spawn(async move {
                 let payload = SyncPayload {
+                    cluster: None,
                     upserts,
                     deletes: Vec::new(),
                 };

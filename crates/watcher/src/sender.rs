@@ -275,7 +275,15 @@ pub async fn deliver_payload(
 fn split(mut payload: SyncPayload) -> (SyncPayload, SyncPayload) {
     let upserts = payload.upserts.split_off(payload.upserts.len() / 2);
     let deletes = payload.deletes.split_off(payload.deletes.len() / 2);
-    (payload, SyncPayload { upserts, deletes })
+    let cluster = payload.cluster.clone();
+    (
+        payload,
+        SyncPayload {
+            cluster,
+            upserts,
+            deletes,
+        },
+    )
 }
 
 /// The controller's delivery of one batch: retried until the server answers. A batch

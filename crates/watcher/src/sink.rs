@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sync_model::api::{self, HashesResponse};
 use sync_model::{
-    CapabilitySyncPayload, ErrorBody, FieldError, ResourceId, SyncPayload, SyncResponse,
+    CapabilitySyncPayload, ClusterId, ErrorBody, FieldError, ResourceId, SyncPayload, SyncResponse,
 };
 
 /// What a failed call means, whatever the sink: the sender's retry-or-split decision
@@ -89,12 +89,23 @@ pub fn no_capabilities() -> SinkError {
 }
 
 /// An ingest server over HTTP: every URL is built from one base URL and the paths of
-/// [`sync_model::api`].
+/// [`sync_model::api`]. With a cluster, every payload names it and the hashes are that
+/// cluster's, so that this sender's diffs can only delete its own cluster's documents.
 #[derive(Debug, Clone)]
 pub struct HttpSink {
     client: reqwest::Client,
     base: String,
     token: Option<String>,
+    cluster: Option<ClusterId>,
+}
+
+/// A payload sent for a cluster: the payload's fields with `"cluster"` beside them, without
+/// copying the payload.
+#[derive(Serialize)]
+struct InCluster<'a, P: Serialize> {
+    cluster: &'a ClusterId,
+    #[serde(flatten)]
+    payload: &'a P,
 }
 
 impl HttpSink {
@@ -113,7 +124,38 @@ impl HttpSink {
             token: token
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty()),
+            cluster: None,
         })
+    }
+
+    /// Sends for `cluster`: payloads name it and the hashes read are its own.
+    pub fn with_cluster(mut self, cluster: ClusterId) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    pub fn cluster(&self) -> Option<&ClusterId> {
+        self.cluster.as_ref()
+    }
+
+    /// POSTs `payload`, naming this sink's cluster unless the payload names one itself.
+    async fn post_for_cluster<P: Serialize>(
+        &self,
+        path: &str,
+        payload: &P,
+        names_cluster: bool,
+    ) -> Result<SyncResponse, SinkError> {
+        match &self.cluster {
+            Some(cluster) if !names_cluster => {
+                self.post(path, &InCluster { cluster, payload }).await
+            }
+            _ => self.post(path, payload).await,
+        }
+    }
+
+    async fn get_hashes<T: DeserializeOwned>(&self, path: &str) -> Result<T, SinkError> {
+        let url = api::hashes_url(&self.base, path, self.cluster.as_ref());
+        self.call(self.client.get(url)).await
     }
 
     /// The server's base URL.
@@ -128,10 +170,6 @@ impl HttpSink {
     ) -> Result<SyncResponse, SinkError> {
         let req = self.client.post(api::url(&self.base, path)).json(body);
         self.call(req).await
-    }
-
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, SinkError> {
-        self.call(self.client.get(api::url(&self.base, path))).await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -194,11 +232,12 @@ fn transport(e: reqwest::Error) -> SinkError {
 #[async_trait]
 impl SyncSink for HttpSink {
     async fn send(&self, payload: &SyncPayload) -> Result<SyncResponse, SinkError> {
-        self.post(api::INSTANCES_SYNC, payload).await
+        self.post_for_cluster(api::INSTANCES_SYNC, payload, payload.cluster.is_some())
+            .await
     }
 
     async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
-        let body: HashesResponse<ResourceId> = self.get(api::INSTANCES_HASHES).await?;
+        let body: HashesResponse<ResourceId> = self.get_hashes(api::INSTANCES_HASHES).await?;
         Ok(body.hashes)
     }
 
@@ -206,11 +245,12 @@ impl SyncSink for HttpSink {
         &self,
         payload: &CapabilitySyncPayload,
     ) -> Result<SyncResponse, SinkError> {
-        self.post(api::CAPABILITIES_SYNC, payload).await
+        self.post_for_cluster(api::CAPABILITIES_SYNC, payload, payload.cluster.is_some())
+            .await
     }
 
     async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
-        let body: HashesResponse = self.get(api::CAPABILITIES_HASHES).await?;
+        let body: HashesResponse = self.get_hashes(api::CAPABILITIES_HASHES).await?;
         Ok(body.hashes)
     }
 }

@@ -15,6 +15,7 @@ async fn a_payload_is_applied_and_the_stored_hashes_come_back() {
     let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(5)).unwrap();
     let web = instance("default", "web", "a");
     sink.send(&SyncPayload {
+        cluster: None,
         upserts: vec![web.clone()],
         deletes: vec![],
     })
@@ -33,6 +34,7 @@ async fn a_bad_payload_is_rejected_with_the_servers_details_and_a_down_server_is
     bad.namespace = "Not_Valid".into();
     let err = sink
         .send(&SyncPayload {
+            cluster: None,
             upserts: vec![bad],
             deletes: vec![],
         })
@@ -67,6 +69,7 @@ async fn the_bearer_token_is_sent_and_a_missing_one_is_a_refusal() {
     store.state.lock().unwrap().token = Some("s3cret".into());
     let without = HttpSink::new(&store.sync_url, None, Duration::from_secs(5)).unwrap();
     let p = SyncPayload {
+        cluster: None,
         upserts: vec![],
         deletes: vec![ResourceId::from_raw("default/v1/Pod/x")],
     };

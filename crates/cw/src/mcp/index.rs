@@ -21,8 +21,16 @@ impl Index for InProcess {
         self.0.search(req).await.map_err(from_search)
     }
 
-    async fn ask(&self, question: &str, limit: usize) -> Result<AskAnswer, IndexError> {
-        self.0.ask(question, Some(limit)).await.map_err(from_search)
+    async fn ask(
+        &self,
+        question: &str,
+        limit: usize,
+        cluster: Option<&str>,
+    ) -> Result<AskAnswer, IndexError> {
+        self.0
+            .ask_in(question, Some(limit), cluster, None)
+            .await
+            .map_err(from_search)
     }
 
     async fn count(&self, body: &CountBody) -> Result<CountAnswer, IndexError> {
@@ -114,11 +122,17 @@ impl Index for OverHttp {
         Ok(results.results)
     }
 
-    async fn ask(&self, question: &str, limit: usize) -> Result<AskAnswer, IndexError> {
+    async fn ask(
+        &self,
+        question: &str,
+        limit: usize,
+        cluster: Option<&str>,
+    ) -> Result<AskAnswer, IndexError> {
         let body = SearchBody {
             request: SearchRequest {
                 query: question.to_string(),
                 limit: Some(limit),
+                cluster: cluster.map(str::to_string),
                 ..Default::default()
             },
             ask: true,

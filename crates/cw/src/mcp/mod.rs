@@ -33,6 +33,10 @@ pub struct Args {
     /// answers that it has no cluster access.
     #[arg(long, env = "CW_MCP_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// The index's id of that kubeconfig's cluster (as its watcher was given it); the
+    /// default is the context's name, as the watcher's default.
+    #[arg(long, env = "CW_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -61,7 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }))
     };
     let cluster = match &args.kubeconfig {
-        Some(path) => kubeconfig_access(path).await?,
+        Some(path) => kubeconfig_access(path, args.cluster_id.as_deref()).await?,
         None => ClusterAccess::none(
             "Start cw mcp with --kubeconfig (CW_MCP_KUBECONFIG) to read the cluster live.",
         ),
@@ -71,14 +75,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("serving MCP on stdio")
 }
 
-async fn kubeconfig_access(path: &std::path::Path) -> anyhow::Result<ClusterAccess> {
+async fn kubeconfig_access(
+    path: &std::path::Path,
+    cluster_id: Option<&str>,
+) -> anyhow::Result<ClusterAccess> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let kubeconfig = Kubeconfig::read_from(path)
         .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
-    let name = kubeconfig
-        .current_context
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    // Named as its watcher names it: the given id, else the context's name as a cluster id.
+    let name = match cluster_id.filter(|c| !c.trim().is_empty()) {
+        Some(id) => sync_model::ClusterId::new(id)
+            .context("--cluster-id (CW_CLUSTER_ID)")?
+            .to_string(),
+        None => kubeconfig
+            .current_context
+            .as_deref()
+            .and_then(sync_model::ClusterId::from_context_name)
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| sync_model::DEFAULT_CLUSTER.into()),
+    };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .with_context(|| format!("loading the kubeconfig {}", path.display()))?;
@@ -90,14 +105,10 @@ async fn kubeconfig_access(path: &std::path::Path) -> anyhow::Result<ClusterAcce
     })
 }
 
-/// `cw run`'s cluster: the client the watcher uses, named by the default kubeconfig's context.
-pub fn live_access(client: kube::Client) -> ClusterAccess {
-    let name = kube::config::Kubeconfig::read()
-        .ok()
-        .and_then(|k| k.current_context)
-        .unwrap_or_else(|| "default".into());
+/// `cw run`'s cluster: the client the watcher uses, under the watcher's cluster id.
+pub fn live_access(client: kube::Client, cluster: &sync_model::ClusterId) -> ClusterAccess {
     ClusterAccess {
-        name,
+        name: cluster.to_string(),
         live: Some(Arc::new(KubeCluster::new(client))),
         no_access_hint: String::new(),
     }

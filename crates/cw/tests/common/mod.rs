@@ -11,6 +11,17 @@ use std::time::{Duration, Instant};
 use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::Value;
 
+/// The cluster id `cw run` is started with in these tests.
+pub const DEMO_CLUSTER: &str = "demo";
+
+/// A stored id without its `<cluster>:` prefix: the object's own id.
+pub fn unqualified(stored: &str) -> String {
+    sync_model::split_stored_id(stored)
+        .map(|(_, id)| id)
+        .unwrap_or(stored)
+        .to_string()
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -77,6 +88,7 @@ impl CwRun {
             .env("CW_DATA_DIR", data_dir)
             .env("CW_HOST", "127.0.0.1")
             .env("CW_PORT", port.to_string())
+            .env("CW_CLUSTER_ID", DEMO_CLUSTER)
             // Each step shows within a few seconds; the window is long enough that a change
             // made just before SIGTERM is still pending when the signal comes.
             .env("DEBOUNCE_WINDOW_MS", "2000")
@@ -190,7 +202,10 @@ impl CwRun {
     pub async fn stored_hashes(&self) -> HashMap<String, String> {
         let resp = self
             .http
-            .get(format!("{}/api/v1/instances/hashes", self.base))
+            .get(format!(
+                "{}/api/v1/instances/hashes?cluster={DEMO_CLUSTER}",
+                self.base
+            ))
             .send()
             .await
             .expect("hashes request");

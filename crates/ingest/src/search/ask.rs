@@ -10,8 +10,8 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    boost_for, checked_limit, exact_matches, meta_str, query_terms, to_search_hit, AskAnswer,
-    AskHit, Ranked, SearchError, SearchMode, Searcher, TypeMatch, Why, CANDIDATE_FACTOR,
+    boost_for, build_filter, checked_limit, exact_matches, meta_str, query_terms, to_search_hit,
+    AskAnswer, AskHit, Ranked, SearchError, SearchMode, Searcher, TypeMatch, Why, CANDIDATE_FACTOR,
     MIN_CANDIDATES,
 };
 use crate::store::{Filter, Hit};
@@ -42,25 +42,26 @@ impl Searcher {
         question: &str,
         limit: Option<usize>,
     ) -> Result<AskAnswer, SearchError> {
-        self.ask_with(question, limit, None).await
+        self.ask_in(question, limit, None, None).await
     }
 
-    /// [`Searcher::ask`] among the objects of one health only (`Failed`: "which databases
-    /// are failing?"). Types are then never listed as available: a type whose objects are
-    /// all healthy does not have "nothing running".
-    pub async fn ask_with(
+    /// [`Searcher::ask`] among the objects of one cluster (all clusters when `None`) and of
+    /// one health (`Failed`: "which databases are failing?"; all when `None`). With a
+    /// health, types are never listed as available: a type whose objects are all healthy
+    /// does not have "nothing running".
+    pub async fn ask_in(
         &self,
         question: &str,
         limit: Option<usize>,
+        cluster: Option<&str>,
         health: Option<sync_model::HealthStatus>,
     ) -> Result<AskAnswer, SearchError> {
         let limit = checked_limit(limit)?;
-        let health_filter =
-            health.map(|h| Filter::Eq(crate::document::HEALTH_KEY.into(), h.as_str().to_string()));
-        let with_health = |f: Filter| match &health_filter {
-            Some(h) => Filter::And(vec![f, h.clone()]),
-            None => f,
-        };
+        let in_scope = build_filter(&sync_model::search::SearchRequest {
+            cluster: cluster.map(str::to_string),
+            health,
+            ..Default::default()
+        })?;
         if question.trim().is_empty() {
             return Err(SearchError::BadRequest("question must not be empty".into()));
         }
@@ -74,7 +75,7 @@ impl Searcher {
                 &self.instances_collection,
                 Some(&vector),
                 &terms,
-                health_filter.as_ref(),
+                in_scope.as_ref(),
                 candidates,
                 SearchMode::Hybrid,
             )
@@ -102,14 +103,14 @@ impl Searcher {
                 .map(|(t, _)| meta_str(&t.metadata, "kind"))
                 .collect();
             let n = limit.saturating_mul(types.len()).saturating_mul(4);
+            let of_kinds = Filter::In("kind".into(), kinds);
+            let filter = match in_scope.clone() {
+                Some(c) => Filter::And(vec![c, of_kinds]),
+                None => of_kinds,
+            };
             for hit in self
                 .store
-                .query(
-                    &self.instances_collection,
-                    &vector,
-                    Some(&with_health(Filter::In("kind".into(), kinds))),
-                    n,
-                )
+                .query(&self.instances_collection, &vector, Some(&filter), n)
                 .await?
             {
                 let key = (

@@ -216,9 +216,17 @@ fn checked_limit(limit: Option<usize>) -> Result<usize, SearchError> {
     }
 }
 
-/// kind, apiGroup, namespace and every `key=value` label, all of which must hold.
+/// cluster, kind, apiGroup, namespace and every `key=value` label, all of which must hold.
 pub fn build_filter(req: &SearchRequest) -> Result<Option<Filter>, SearchError> {
     let mut all = Vec::new();
+    if let Some(cluster) = req.cluster.as_deref().filter(|c| !c.is_empty()) {
+        let cluster = sync_model::ClusterId::new(cluster)
+            .map_err(|e| SearchError::BadRequest(e.to_string()))?;
+        all.push(Filter::Eq(
+            crate::document::CLUSTER_KEY.into(),
+            cluster.to_string(),
+        ));
+    }
     if let Some(kind) = req.kind.as_deref().filter(|k| !k.is_empty()) {
         all.push(Filter::Eq("kind".into(), kind.to_string()));
     }
@@ -393,7 +401,17 @@ pub(crate) fn to_search_hit(hit: Hit, score: f32, matched: Vec<String>) -> Searc
         }),
         _ => None,
     };
+    // A stored instance id is `<cluster>:<id>`: the hit shows the two apart, so that its
+    // id is the object's own (what `kubectl` and the Go controller's ids name).
+    let (cluster, id) = match sync_model::split_stored_id(&hit.id) {
+        Some((cluster, id)) => (cluster.to_string(), id.to_string()),
+        None => (
+            meta_str(&hit.metadata, crate::document::CLUSTER_KEY),
+            hit.id,
+        ),
+    };
     SearchHit {
+        cluster,
         kind: meta_str(&hit.metadata, "kind"),
         health,
         namespace: meta_str(&hit.metadata, "namespace"),
@@ -402,7 +420,7 @@ pub(crate) fn to_search_hit(hit: Hit, score: f32, matched: Vec<String>) -> Searc
         score,
         matched,
         document: hit.document,
-        id: hit.id,
+        id,
     }
 }
 

@@ -4,12 +4,12 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use sync_model::{CapabilitySyncPayload, ErrorBody, SyncResponse};
 
-use sync_model::api::HashesResponse;
+use sync_model::api::{HashesQuery, HashesResponse};
 
 use super::{json_body, parse_json, ApiError, AppState};
 
@@ -23,6 +23,7 @@ use super::{json_body, parse_json, ApiError, AppState};
         (status = 200, body = SyncResponse),
         (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing changed", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "The token may not write this payload's cluster; nothing changed", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
         (status = 500, description = "The collection holds another model's vectors", body = ErrorBody),
@@ -32,12 +33,17 @@ use super::{json_body, parse_json, ApiError, AppState};
 )]
 pub(super) async fn sync_capabilities(
     State(state): State<AppState>,
+    access: Option<axum::Extension<super::credentials::Access>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
     let body = json_body(&state, &headers, body)?;
     let payload: CapabilitySyncPayload = parse_json(&body)?;
     drop(body);
+    let cluster = state
+        .capabilities()
+        .cluster_of(payload.cluster.as_deref())?;
+    super::check_write(access.as_deref(), &cluster)?;
     let outcome = state.capabilities().apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,
@@ -49,13 +55,15 @@ pub(super) async fn sync_capabilities(
     Ok(Json(SyncResponse::ok(outcome.upserted, outcome.deleted)))
 }
 
-/// Every stored type id with the content hash of the capability as it was sent.
+/// Every type one cluster serves, with the content hash of the capability as it sent it.
 #[utoipa::path(
     get,
     path = "/api/v1/capabilities/hashes",
     tag = "capabilities",
+    params(("cluster" = Option<String>, Query, pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description = "The cluster whose types are listed; the server's default cluster when absent")),
     responses(
         (status = 200, body = super::openapi::HashesResponse),
+        (status = 400, description = "Malformed cluster id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
@@ -63,7 +71,10 @@ pub(super) async fn sync_capabilities(
 )]
 pub(super) async fn capability_hashes(
     State(state): State<AppState>,
+    Query(query): Query<HashesQuery>,
 ) -> Result<Json<HashesResponse>, ApiError> {
-    let hashes = state.capabilities().stored_hashes().await?;
+    let capabilities = state.capabilities();
+    let cluster = capabilities.cluster_of(query.cluster.as_deref())?;
+    let hashes = capabilities.stored_hashes(&cluster).await?;
     Ok(Json(HashesResponse { hashes }))
 }

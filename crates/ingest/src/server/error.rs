@@ -17,6 +17,11 @@ pub enum ApiError {
         details: Vec<FieldError>,
     },
     Unauthorized,
+    /// The token is known but may not write this cluster.
+    Forbidden {
+        cluster: String,
+        may_write: String,
+    },
     PayloadTooLarge {
         limit: usize,
     },
@@ -42,6 +47,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) | ApiError::Overloaded { .. } => {
@@ -58,6 +64,13 @@ impl ApiError {
             ApiError::Unauthorized => (
                 "missing or wrong bearer token: send Authorization: Bearer <CW_INGEST_TOKEN>".into(),
                 vec![],
+            ),
+            ApiError::Forbidden { cluster, may_write } => (
+                format!("this token may not write cluster {cluster:?}; it may write: {may_write}. Nothing was changed"),
+                vec![FieldError {
+                    field: "cluster".into(),
+                    message: format!("not a cluster this token may write ({may_write})"),
+                }],
             ),
             ApiError::PayloadTooLarge { limit } => (
                 format!("request body is larger than {limit} bytes: send smaller batches (or raise --max-body-bytes)"),

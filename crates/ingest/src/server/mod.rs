@@ -6,6 +6,7 @@
 //! [`router`] returns a plain `Router` so that `cw run` can merge it with others.
 
 mod capabilities;
+pub mod credentials;
 mod error;
 pub mod openapi;
 pub mod search;
@@ -16,14 +17,16 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sync_model::api::{self, HashesResponse, ParkedResponse};
+use sync_model::api::{self, HashesQuery, HashesResponse, ParkedResponse};
 use sync_model::{BearerToken, ErrorBody, FieldError, SyncPayload, SyncResponse};
+
+use self::credentials::{Access, Credentials, TokensFile};
 
 pub use error::ApiError;
 
@@ -48,7 +51,10 @@ pub const SHED_RETRY_AFTER_SECS: u64 = 2;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Bearer token required on everything but the probes and metrics; `None` for no auth.
+    /// It may write every cluster.
     pub auth_token: Option<String>,
+    /// Per-cluster tokens (`CW_INGEST_TOKENS_FILE`), beside or instead of the shared one.
+    pub tokens_file: Option<Arc<TokensFile>>,
     pub max_body_bytes: usize,
     /// The collection of resource types, searched by `ask` before the instances.
     pub capabilities_collection: String,
@@ -60,6 +66,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             auth_token: None,
+            tokens_file: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             capabilities_collection: DEFAULT_CAPABILITIES_COLLECTION.into(),
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -77,7 +84,7 @@ struct Inner {
     pipeline: Pipeline,
     capabilities: CapabilityPipeline,
     searcher: Searcher,
-    auth: Option<BearerToken>,
+    credentials: Credentials,
     max_body_bytes: usize,
     /// One permit per request being served (see [`shed_load`]).
     slots: Arc<tokio::sync::Semaphore>,
@@ -104,7 +111,10 @@ impl AppState {
         capabilities: CapabilityPipeline,
         config: ServerConfig,
     ) -> Self {
-        let capabilities = capabilities.with_metrics(pipeline.metrics().clone());
+        // One default cluster for instances and capabilities: the pipeline's.
+        let capabilities = capabilities
+            .with_metrics(pipeline.metrics().clone())
+            .with_default_cluster(pipeline.default_cluster().clone());
         AppState {
             inner: Arc::new(Inner {
                 capabilities,
@@ -115,7 +125,10 @@ impl AppState {
                     capabilities_collection: config.capabilities_collection.clone(),
                 },
                 pipeline,
-                auth: config.auth_token.as_deref().and_then(BearerToken::new),
+                credentials: Credentials {
+                    shared: config.auth_token.as_deref().and_then(BearerToken::new),
+                    file: config.tokens_file.clone(),
+                },
                 max_body_bytes: config.max_body_bytes,
                 slots: Arc::new(tokio::sync::Semaphore::new(
                     config.max_concurrent_requests.max(1),
@@ -172,6 +185,7 @@ pub fn router(state: AppState) -> Router {
             api::CAPABILITIES_HASHES,
             get(capabilities::capability_hashes),
         )
+        .route(api::CLUSTERS, get(search::clusters))
         .route(api::SEARCH, post(search::search))
         .route(api::SEARCH_COUNT, post(search::count))
         .layer(middleware::from_fn_with_state(state.clone(), shed_load));
@@ -204,17 +218,30 @@ pub async fn serve(
         .await
 }
 
-async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.inner.auth {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !token.authorizes(given) {
-            return ApiError::Unauthorized.into_response();
-        }
-    }
+/// 401 without a known token; else the request goes on with its [`Access`], which the
+/// sync handlers check against the cluster they would write.
+async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(access) = state.inner.credentials.access(given) else {
+        return ApiError::Unauthorized.into_response();
+    };
+    req.extensions_mut().insert(access);
     next.run(req).await
+}
+
+/// 403 unless the request's token may write `cluster` (checked before anything is read
+/// from or written to the store).
+fn check_write(access: Option<&Access>, cluster: &sync_model::ClusterId) -> Result<(), ApiError> {
+    match access {
+        Some(a) if !a.may_write(cluster) => Err(ApiError::Forbidden {
+            cluster: cluster.to_string(),
+            may_write: a.describe(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Serves the request if a slot is free, else answers 503 with `Retry-After` at once,
@@ -297,6 +324,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
         (status = 200, description = "Applied; refused objects listed in `parked`", body = SyncResponse),
         (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing stored", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "The token may not write this payload's cluster; nothing stored", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
         (status = 500, description = "The collection holds another model's vectors", body = ErrorBody),
@@ -306,6 +334,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 )]
 async fn sync_instances(
     State(state): State<AppState>,
+    access: Option<axum::Extension<Access>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
@@ -313,6 +342,11 @@ async fn sync_instances(
     let payload = parse_payload(&body)?;
     // Up to 16 MiB that is not needed once parsed (docs/ingest.md, "Load bound").
     drop(body);
+    let cluster = state
+        .inner
+        .pipeline
+        .cluster_of(payload.cluster.as_deref())?;
+    check_write(access.as_deref(), &cluster)?;
     let outcome = state.inner.pipeline.apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,
@@ -357,20 +391,27 @@ fn json_body(
     Ok(body)
 }
 
-/// Every stored instance id with the content hash of what is stored.
+/// Every instance id of one cluster with the content hash of what is stored.
 #[utoipa::path(
     get,
     path = "/api/v1/instances/hashes",
     tag = "instances",
+    params(("cluster" = Option<String>, Query, pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description = "The cluster whose instances are listed; the server's default cluster when absent")),
     responses(
         (status = 200, body = openapi::HashesResponse),
+        (status = 400, description = "Malformed cluster id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
     )
 )]
-async fn instance_hashes(State(state): State<AppState>) -> Result<Json<HashesResponse>, ApiError> {
-    let hashes = state.inner.pipeline.stored_hashes().await?;
+async fn instance_hashes(
+    State(state): State<AppState>,
+    Query(query): Query<HashesQuery>,
+) -> Result<Json<HashesResponse>, ApiError> {
+    let pipeline = &state.inner.pipeline;
+    let cluster = pipeline.cluster_of(query.cluster.as_deref())?;
+    let hashes = pipeline.stored_hashes(&cluster).await?;
     Ok(Json(HashesResponse { hashes }))
 }
 

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use sync_model::api::ParkedResponse;
+use sync_model::api::{ClusterSummary, ClustersResponse, ParkedResponse};
 use sync_model::search::{
     AskAnswer, Collection, CountAnswer, CountBody, GroupBy, GroupCount, SearchBody, SearchHit,
     SearchMode, SearchRequest, SearchResults, TypeMatch,
 };
 use sync_model::{
-    Capability, CapabilitySyncPayload, Enrichment, ErrorBody, FieldError, Health, HealthStatus,
-    ParkedInstance, ResourceId, ResourceInstance, SyncPayload, SyncResponse,
+    Capability, CapabilitySyncPayload, ClusterId, Enrichment, ErrorBody, FieldError, Health,
+    HealthStatus, ParkedInstance, ResourceId, ResourceInstance, SyncPayload, SyncResponse,
 };
 
 /// `{"hashes": {id: contentHash}}` (sync_model::api::HashesResponse).
@@ -49,13 +49,14 @@ pub(super) enum SearchAnswer {
         super::capabilities::capability_hashes,
         super::search::search,
         super::search::count,
+        super::search::clusters,
     ),
     components(schemas(
         SyncPayload, ResourceInstance, ResourceId, SyncResponse, ParkedInstance, ErrorBody,
         FieldError, HashesResponse, ParkedResponse, CapabilitySyncPayload, Capability,
         Enrichment, SearchBody, SearchRequest, Collection, SearchMode, SearchHit,
         SearchResults, AskAnswer, TypeMatch, SearchAnswer, CountBody, CountAnswer, GroupCount,
-        GroupBy, Health, HealthStatus,
+        GroupBy, Health, HealthStatus, ClusterId, ClusterSummary, ClustersResponse,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -38,7 +38,12 @@ pub async fn search(
     let searcher = state.searcher();
     if body.ask {
         let answer = searcher
-            .ask_with(&body.request.query, body.request.limit, body.request.health)
+            .ask_in(
+                &body.request.query,
+                body.request.limit,
+                body.request.cluster.as_deref(),
+                body.request.health,
+            )
             .await?;
         return Ok(Json(answer).into_response());
     }
@@ -68,6 +73,27 @@ pub async fn count(
 ) -> Result<Json<CountAnswer>, ApiError> {
     let Json(body) = body.map_err(rejected)?;
     Ok(Json(state.searcher().count(&body).await?))
+}
+
+/// Every cluster in the index: its object count, its latest sync since the server
+/// started, and its objects by health where the index records health.
+#[utoipa::path(
+    get,
+    path = "/api/v1/clusters",
+    tag = "search",
+    responses(
+        (status = 200, body = sync_model::api::ClustersResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 500, body = ErrorBody),
+        (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
+    )
+)]
+pub async fn clusters(
+    State(state): State<AppState>,
+) -> Result<Json<sync_model::api::ClustersResponse>, ApiError> {
+    let last = state.pipeline().last_syncs();
+    let clusters = state.searcher().clusters(&last).await?;
+    Ok(Json(sync_model::api::ClustersResponse { clusters }))
 }
 
 fn rejected(r: JsonRejection) -> ApiError {

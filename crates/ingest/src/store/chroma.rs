@@ -618,6 +618,42 @@ impl VectorStore for ChromaStore {
         Ok(())
     }
 
+    /// Chroma's `update` with metadatas only: it merges the given keys into the stored
+    /// metadata and skips unknown ids.
+    async fn merge_metadata(
+        &self,
+        collection: &str,
+        updates: &[(String, Metadata)],
+    ) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let Some(id) = self.lookup(collection).await? else {
+            return Ok(());
+        };
+        let url = format!("{}/{id}/update", self.collections_url);
+        let _one_write = self.writes.lock().await;
+        for chunk in updates.chunks(IDS_PER_CALL) {
+            let ids: Vec<&String> = chunk.iter().map(|(id, _)| id).collect();
+            let metadatas: Vec<Metadata> = chunk
+                .iter()
+                .map(|(_, m)| {
+                    let mut m = m.clone();
+                    m.remove(CONTENT_HASH_KEY);
+                    m
+                })
+                .collect();
+            self.call(
+                self.http
+                    .post(&url)
+                    .json(&json!({ "ids": ids, "metadatas": metadatas })),
+            )
+            .await
+            .map_err(|e| self.collection_error(collection, e))?;
+        }
+        Ok(())
+    }
+
     async fn content_hashes(
         &self,
         collection: &str,
@@ -674,19 +710,26 @@ impl VectorStore for ChromaStore {
         Ok(out)
     }
 
-    async fn all_hashes(&self, collection: &str) -> Result<HashMap<String, String>, StoreError> {
+    async fn all_hashes(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+    ) -> Result<HashMap<String, String>, StoreError> {
         let mut out = HashMap::new();
         let Some(id) = self.lookup(collection).await? else {
             return Ok(out);
         };
         let url = format!("{}/{id}/get", self.collections_url);
         let mut offset = 0;
+        let filter = filter.and_then(to_where);
         loop {
+            let mut body =
+                json!({ "include": ["metadatas"], "limit": PAGE_SIZE, "offset": offset });
+            if let Some(w) = &filter {
+                body["where"] = w.clone();
+            }
             let resp: GetResponse = self
-                .post(
-                    &url,
-                    &json!({ "include": ["metadatas"], "limit": PAGE_SIZE, "offset": offset }),
-                )
+                .post(&url, &body)
                 .await
                 .map_err(|e| self.collection_error(collection, e))?;
             let n = resp.ids.len();

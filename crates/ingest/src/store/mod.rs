@@ -100,8 +100,22 @@ pub trait VectorStore: Send + Sync {
         collection: &str,
         ids: &[String],
     ) -> Result<HashMap<String, Vec<f32>>, StoreError>;
-    /// Every stored id with its content hash (for resync and pruning).
-    async fn all_hashes(&self, collection: &str) -> Result<HashMap<String, String>, StoreError>;
+    /// Every stored id matching `filter` (all when `None`) with its content hash (for
+    /// resync and pruning; one cluster's ids with a `cluster` filter).
+    async fn all_hashes(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+    ) -> Result<HashMap<String, String>, StoreError>;
+    /// Merges `metadata` into the stored metadata of each existing id (the keys given
+    /// replace the stored ones, the others are kept), without touching its vector,
+    /// document or content hash; unknown ids are skipped. What a change of metadata alone
+    /// costs: no embedding.
+    async fn merge_metadata(
+        &self,
+        collection: &str,
+        updates: &[(String, Metadata)],
+    ) -> Result<(), StoreError>;
     /// Nearest documents to `vector` among those matching `filter`.
     async fn query(
         &self,

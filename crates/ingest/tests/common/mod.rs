@@ -17,7 +17,7 @@ use ingest::pipeline::Pipeline;
 use ingest::server::{self, AppState, ServerConfig};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::qdrant::{QdrantConfig, QdrantStore};
-use ingest::store::{Filter, Hit, Record, StoreError, VectorStore};
+use ingest::store::{Filter, Hit, Metadata, Record, StoreError, VectorStore};
 use serde_json::{json, Value};
 use testkit::{ChromaServer, QdrantServer, VoyageStandin};
 
@@ -69,8 +69,19 @@ impl VectorStore for CountingStore {
     ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
         self.inner.vectors(c, ids).await
     }
-    async fn all_hashes(&self, c: &str) -> Result<HashMap<String, String>, StoreError> {
-        self.inner.all_hashes(c).await
+    async fn all_hashes(
+        &self,
+        c: &str,
+        filter: Option<&Filter>,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        self.inner.all_hashes(c, filter).await
+    }
+    async fn merge_metadata(
+        &self,
+        c: &str,
+        updates: &[(String, Metadata)],
+    ) -> Result<(), StoreError> {
+        self.inner.merge_metadata(c, updates).await
     }
     async fn query(
         &self,
@@ -289,9 +300,19 @@ impl Harness {
         )
     }
 
-    /// Every stored document, read from the store server directly: id -> (document, metadata).
+    /// Every stored document, read from the store server directly: id -> (document,
+    /// metadata), ids as [`shown_id`] shows them.
     pub async fn stored(&self) -> HashMap<String, (String, Value)> {
         self.store_server.dump(COLLECTION).await
+    }
+}
+
+/// A stored id as the dumps show it: the default cluster's (`default:<id>`, what a payload
+/// without `cluster` stores) as `<id>`; other clusters' keep their prefix.
+pub fn shown_id(stored: String) -> String {
+    match stored.strip_prefix("default:") {
+        Some(plain) => plain.to_string(),
+        None => stored,
     }
 }
 
@@ -325,7 +346,7 @@ pub async fn chroma_dump(chroma_url: &str, collection: &str) -> HashMap<String, 
         .enumerate()
         .map(|(i, id)| {
             (
-                id.as_str().unwrap_or_default().to_string(),
+                shown_id(id.as_str().unwrap_or_default().to_string()),
                 (
                     got["documents"][i].as_str().unwrap_or_default().to_string(),
                     got["metadatas"][i].clone(),
@@ -368,7 +389,7 @@ pub async fn qdrant_dump(qdrant_url: &str, collection: &str) -> HashMap<String, 
             let doc = payload.remove("cw_document");
             payload.remove("cw_labels");
             (
-                id.expect("every point has its cw id"),
+                shown_id(id.expect("every point has its cw id")),
                 (
                     doc.and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default(),

@@ -36,6 +36,8 @@ macro_rules! conformance_suite {
             content_hashes_answers_only_for_stored_ids,
             vectors_come_back_for_stored_ids_pointing_the_same_way,
             all_hashes_lists_every_stored_id,
+            all_hashes_with_a_filter_lists_one_clusters_ids,
+            merge_metadata_changes_the_given_keys_only_and_skips_unknown_ids,
             query_orders_hits_by_cosine_distance,
             query_limit_caps_the_hits,
             query_with_eq_filter_returns_only_matching_records,
@@ -226,7 +228,7 @@ pub async fn upsert_replaces_the_record_with_the_same_id(store: &dyn VectorStore
     let got = store.get(&c, None, 10).await.expect("get");
     assert_eq!(got[0].document, "second");
     assert_eq!(got[0].metadata, meta(&[("kind", "Service")]));
-    let hashes = store.all_hashes(&c).await.expect("all_hashes");
+    let hashes = store.all_hashes(&c, None).await.expect("all_hashes");
     assert_eq!(
         hashes,
         HashMap::from([("a".to_string(), "hash-of-second".to_string())])
@@ -317,12 +319,12 @@ pub async fn vectors_come_back_for_stored_ids_pointing_the_same_way(store: &dyn 
 pub async fn all_hashes_lists_every_stored_id(store: &dyn VectorStore) {
     let c = fresh(store, "allhashes").await;
     assert!(store
-        .all_hashes(&c)
+        .all_hashes(&c, None)
         .await
         .expect("empty collection")
         .is_empty());
     seed_compass(store, &c).await;
-    let hashes = store.all_hashes(&c).await.expect("all_hashes");
+    let hashes = store.all_hashes(&c, None).await.expect("all_hashes");
     let expected: BTreeMap<_, _> = [
         ("east", "due east"),
         ("north-east", "north east"),
@@ -576,7 +578,10 @@ pub async fn large_batches_are_stored_whole(store: &dyn VectorStore) {
         .collect();
     store.upsert(&c, &records).await.expect("one large upsert");
     assert_eq!(store.count(&c).await.expect("count"), n);
-    assert_eq!(store.all_hashes(&c).await.expect("all_hashes").len(), n);
+    assert_eq!(
+        store.all_hashes(&c, None).await.expect("all_hashes").len(),
+        n
+    );
     let probe = &records[1234];
     let hits = store
         .query(&c, &probe.embedding, None, 3)
@@ -592,4 +597,106 @@ pub async fn large_batches_are_stored_whole(store: &dyn VectorStore) {
         .await
         .expect("get");
     assert_eq!(ns3.len(), (0..n).filter(|i| i % 7 == 3).count());
+}
+
+/// Two clusters' records: a filtered listing (what a cluster's hashes endpoint reads) holds
+/// that cluster's ids only.
+pub async fn all_hashes_with_a_filter_lists_one_clusters_ids(store: &dyn VectorStore) {
+    let c = fresh(store, "hashes-cluster").await;
+    let records = vec![
+        record(
+            "alpha:a",
+            "a1",
+            meta(&[("cluster", "alpha")]),
+            vec![1.0, 0.0, 0.0, 0.0],
+        ),
+        record(
+            "alpha:b",
+            "b1",
+            meta(&[("cluster", "alpha")]),
+            vec![0.0, 1.0, 0.0, 0.0],
+        ),
+        record(
+            "beta:a",
+            "a2",
+            meta(&[("cluster", "beta")]),
+            vec![0.0, 0.0, 1.0, 0.0],
+        ),
+    ];
+    store.upsert(&c, &records).await.expect("upsert");
+    let alpha = store
+        .all_hashes(&c, Some(&Filter::Eq("cluster".into(), "alpha".into())))
+        .await
+        .expect("all_hashes alpha");
+    assert_eq!(
+        alpha,
+        HashMap::from([
+            ("alpha:a".to_string(), "hash-of-a1".to_string()),
+            ("alpha:b".to_string(), "hash-of-b1".to_string()),
+        ])
+    );
+    let none = store
+        .all_hashes(&c, Some(&Filter::Eq("cluster".into(), "gamma".into())))
+        .await
+        .expect("all_hashes gamma");
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(store.all_hashes(&c, None).await.expect("all").len(), 3);
+}
+
+/// A metadata change alone: the given keys change and filter, the others stay, and the
+/// vector, document and hash are untouched.
+pub async fn merge_metadata_changes_the_given_keys_only_and_skips_unknown_ids(
+    store: &dyn VectorStore,
+) {
+    let c = fresh(store, "merge-metadata").await;
+    store
+        .upsert(
+            &c,
+            &[record(
+                "t",
+                "doc",
+                meta(&[("kind", "Cluster"), ("cw_clusters", "alpha=h")]),
+                vec![1.0, 0.0, 0.0, 0.0],
+            )],
+        )
+        .await
+        .expect("upsert");
+    store
+        .merge_metadata(
+            &c,
+            &[
+                ("t".to_string(), meta(&[("cw_clusters", "alpha=h,beta=h")])),
+                ("unknown".to_string(), meta(&[("cw_clusters", "x=h")])),
+            ],
+        )
+        .await
+        .expect("merge_metadata");
+    let got = store.get(&c, None, 10).await.expect("get");
+    assert_eq!(ids(&got), ["t"], "no record made for an unknown id");
+    assert_eq!(
+        got[0].metadata,
+        meta(&[("kind", "Cluster"), ("cw_clusters", "alpha=h,beta=h")])
+    );
+    assert_eq!(got[0].document, "doc");
+    let filtered = store
+        .get(
+            &c,
+            Some(&Filter::Eq("cw_clusters".into(), "alpha=h,beta=h".into())),
+            10,
+        )
+        .await
+        .expect("get filtered");
+    assert_eq!(ids(&filtered), ["t"]);
+    assert_eq!(
+        store.all_hashes(&c, None).await.expect("hashes")["t"],
+        "hash-of-doc"
+    );
+    let hits = store
+        .query(&c, &[1.0, 0.0, 0.0, 0.0], None, 1)
+        .await
+        .expect("query");
+    assert!(
+        hits[0].distance.abs() < 1e-5,
+        "the vector is kept: {hits:?}"
+    );
 }

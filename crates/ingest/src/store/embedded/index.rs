@@ -114,6 +114,19 @@ pub(super) struct NewEntry<'a> {
     pub embedding: &'a [f32],
 }
 
+/// The interned (key, value) pairs of `metadata`'s string values, sorted by key.
+fn pairs_of(metadata: &Metadata, interner: &mut Interner) -> Box<[(u32, u32)]> {
+    let mut pairs: Vec<(u32, u32)> = metadata
+        .iter()
+        .filter_map(|(k, v)| match v {
+            MetaValue::Str(s) => Some((interner.intern(k), interner.intern(s))),
+            _ => None,
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.into()
+}
+
 impl CollectionIndex {
     pub fn new(model: ModelInfo) -> Self {
         Self {
@@ -140,21 +153,12 @@ impl CollectionIndex {
     }
 
     pub fn upsert(&mut self, new: NewEntry<'_>, interner: &mut Interner) {
-        let mut pairs: Vec<(u32, u32)> = new
-            .metadata
-            .iter()
-            .filter_map(|(k, v)| match v {
-                MetaValue::Str(s) => Some((interner.intern(k), interner.intern(s))),
-                _ => None,
-            })
-            .collect();
-        pairs.sort_unstable();
         let entry = Entry {
             id: Arc::from(new.id),
             document: new.document.into(),
             metadata_json: new.metadata_json.into(),
             content_hash: new.content_hash.into(),
-            pairs: pairs.into(),
+            pairs: pairs_of(new.metadata, interner),
         };
         let slot = match self.by_id.get(new.id) {
             Some(&slot) => slot,
@@ -178,6 +182,24 @@ impl CollectionIndex {
         normalize(target);
         self.by_id.insert(entry.id.clone(), slot);
         self.entries[s] = Some(entry);
+    }
+
+    /// Replaces the metadata of `id`'s entry (its vector, document and hash are kept);
+    /// nothing when there is no such entry.
+    pub fn set_metadata(
+        &mut self,
+        id: &str,
+        metadata: &Metadata,
+        metadata_json: String,
+        interner: &mut Interner,
+    ) {
+        let Some(&slot) = self.by_id.get(id) else {
+            return;
+        };
+        if let Some(entry) = self.entries[slot as usize].as_mut() {
+            entry.pairs = pairs_of(metadata, interner);
+            entry.metadata_json = metadata_json.into();
+        }
     }
 
     pub fn remove(&mut self, id: &str) {

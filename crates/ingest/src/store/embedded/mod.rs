@@ -518,6 +518,66 @@ impl VectorStore for EmbeddedStore {
         .await
     }
 
+    async fn merge_metadata(
+        &self,
+        collection: &str,
+        updates: &[(String, Metadata)],
+    ) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.refuse_if_read_only()?;
+        // The merged metadata of each existing id, from what the index holds.
+        let merged: Vec<(String, Metadata, String)> = self.read(|s| {
+            let Some(index) = s.collections.get(collection) else {
+                return Vec::new();
+            };
+            updates
+                .iter()
+                .filter_map(|(id, changes)| {
+                    let entry = index.entry(id)?;
+                    let mut metadata: Metadata =
+                        serde_json::from_str(&entry.metadata_json).unwrap_or_default();
+                    metadata.extend(changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    let json = serde_json::to_string(&metadata).ok()?;
+                    Some((id.clone(), metadata, json))
+                })
+                .collect()
+        })?;
+        if merged.is_empty() {
+            return Ok(());
+        }
+        let collection = collection.to_string();
+        self.blocking(move |inner| {
+            let mut conn = inner.conn.lock().map_err(|_| poisoned(&inner.path))?;
+            let write = |conn: &mut Connection| -> rusqlite::Result<()> {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut stmt = tx.prepare(
+                        "UPDATE records SET metadata = ?3 WHERE collection = ?1 AND id = ?2",
+                    )?;
+                    for (id, _, json) in &merged {
+                        stmt.execute(params![collection, id, json])?;
+                    }
+                }
+                tx.commit()
+            };
+            write(&mut conn).map_err(|e| unavailable(&inner.path, "update metadata", e))?;
+            let mut state = inner.state.write().map_err(|_| poisoned(&inner.path))?;
+            let State {
+                interner,
+                collections,
+            } = &mut *state;
+            if let Some(index) = collections.get_mut(&collection) {
+                for (id, metadata, json) in merged {
+                    index.set_metadata(&id, &metadata, json, interner);
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn content_hashes(
         &self,
         collection: &str,
@@ -552,17 +612,29 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
-    async fn all_hashes(&self, collection: &str) -> Result<HashMap<String, String>, StoreError> {
+    async fn all_hashes(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+    ) -> Result<HashMap<String, String>, StoreError> {
         self.read(|s| {
-            s.collections
-                .get(collection)
-                .map(|index| {
+            let Some(index) = s.collections.get(collection) else {
+                return HashMap::new();
+            };
+            match filter {
+                None => index
+                    .entries()
+                    .map(|e| (e.id.to_string(), e.content_hash.to_string()))
+                    .collect(),
+                Some(f) => {
+                    let compiled = CompiledFilter::compile(f, &s.interner);
                     index
-                        .entries()
+                        .matching(Some(&compiled), usize::MAX)
+                        .into_iter()
                         .map(|e| (e.id.to_string(), e.content_hash.to_string()))
                         .collect()
-                })
-                .unwrap_or_default()
+                }
+            }
         })
     }
 

@@ -19,7 +19,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::{Filter, Hit, Record, StoreError, VectorStore};
+use super::{Filter, Hit, Metadata, Record, StoreError, VectorStore};
 use crate::embed::retry::{error_chain, RetryPolicy};
 use crate::embed::ModelInfo;
 
@@ -550,6 +550,38 @@ impl VectorStore for QdrantStore {
         Ok(())
     }
 
+    /// One `set_payload` call per distinct change (Qdrant sets one payload on many points),
+    /// on the ids that exist: Qdrant refuses the whole call for an unknown point. Not for
+    /// `label.*` keys, whose `cw_labels` array it would leave stale.
+    async fn merge_metadata(
+        &self,
+        collection: &str,
+        updates: &[(String, Metadata)],
+    ) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = updates.iter().map(|(id, _)| id.clone()).collect();
+        let existing = self.content_hashes(collection, &ids).await?;
+        let mut by_change: Vec<(&Metadata, Vec<String>)> = Vec::new();
+        for (id, changes) in updates.iter().filter(|(id, _)| existing.contains_key(id)) {
+            match by_change.iter_mut().find(|(c, _)| *c == changes) {
+                Some((_, points)) => points.push(wire::point_id(id)),
+                None => by_change.push((changes, vec![wire::point_id(id)])),
+            }
+        }
+        let url = self.collection_url(collection, "/points/payload?wait=true");
+        for (changes, points) in by_change {
+            for chunk in points.chunks(IDS_PER_CALL) {
+                let body = json!({ "payload": changes, "points": chunk });
+                self.call_result::<Value>(Method::POST, &url, Some(&body))
+                    .await
+                    .map_err(|e| self.write_error(collection, e))?;
+            }
+        }
+        Ok(())
+    }
+
     async fn delete(&self, collection: &str, ids: &[String]) -> Result<(), StoreError> {
         let url = self.collection_url(collection, "/points/delete?wait=true");
         for chunk in ids.chunks(IDS_PER_CALL) {
@@ -621,11 +653,15 @@ impl VectorStore for QdrantStore {
         Ok(out)
     }
 
-    async fn all_hashes(&self, collection: &str) -> Result<HashMap<String, String>, StoreError> {
+    async fn all_hashes(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+    ) -> Result<HashMap<String, String>, StoreError> {
         let points = self
             .scroll(
                 collection,
-                None,
+                filter,
                 json!([wire::ID_KEY, wire::CONTENT_HASH_KEY]),
                 usize::MAX,
             )

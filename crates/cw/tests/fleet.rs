@@ -1,0 +1,384 @@
+//! Two clusters into one index: two simulated clusters, a watcher each (as `cw watch`
+//! runs it, with its own `--cluster-id`), one ingest server (as `cw serve` runs it, on the
+//! embedded store). Neither cluster's start-up diff, deletes, restart or resync may touch
+//! the other's documents, nor those of the Go controller's payloads (no cluster: the
+//! server's default cluster).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ingest::embed::retry::RetryPolicy;
+use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
+use ingest::pipeline::Pipeline;
+use ingest::server::{self, AppState, ServerConfig};
+use ingest::store::embedded::EmbeddedStore;
+use kube_sim::{SimConfig, SimHandle, SimServer};
+use serde_json::{json, Value};
+use sync_model::ClusterId;
+use testkit::VoyageStandin;
+use tokio::task::JoinHandle;
+use watcher::buffer::BufferConfig;
+use watcher::sender::RetryConfig;
+use watcher::{
+    CancellationToken, HttpSink, Metrics, NamespaceFilter, Shared, TypeFilter, WatchError,
+    WatcherSettings,
+};
+
+/// Debounce window plus embedding and the store's write, with room for a loaded machine.
+const SOON: Duration = Duration::from_secs(20);
+
+/// The Go controller's payload: no `cluster` field.
+const GO_PAYLOAD: &str = r#"{"upserts":[{"id":"default/apps/v1/Deployment/legacy","namespace":"default","name":"legacy","kind":"Deployment","apiVersion":"apps/v1","apiGroup":"apps","labels":{"app":"legacy"},"annotations":{},"createdAt":"2026-02-20T10:00:00Z"}],"deletes":[]}"#;
+
+fn nginx_id() -> String {
+    "default/apps/v1/Deployment/nginx".into()
+}
+
+fn deployment(name: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+    })
+}
+
+/// One simulated cluster and its watcher.
+struct Member {
+    id: ClusterId,
+    sim: SimHandle,
+    stop: CancellationToken,
+    watcher: JoinHandle<Result<(), WatchError>>,
+    shared: Arc<Shared>,
+}
+
+/// A watcher of Deployments in `sim`, sending to `base` as cluster `id`, once it is ready.
+async fn start_watcher(
+    sim: &SimHandle,
+    base: &str,
+    id: &ClusterId,
+) -> (
+    CancellationToken,
+    JoinHandle<Result<(), WatchError>>,
+    Arc<Shared>,
+) {
+    let settings = WatcherSettings {
+        buffer: BufferConfig {
+            debounce: Duration::from_millis(300),
+            flush_interval: Duration::from_millis(100),
+            max_batch: 50,
+        },
+        retry: RetryConfig {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+        },
+        types: TypeFilter::new(&["deployments".to_string()], &[] as &[String]),
+        namespaces: NamespaceFilter::default(),
+        resync_interval: Duration::from_secs(3600),
+        shutdown_timeout: Duration::from_secs(10),
+        group_discovery_timeout: Duration::from_secs(2),
+        forbidden_grace: Duration::from_secs(600),
+    };
+    let sink = HttpSink::new(base, None, Duration::from_secs(15))
+        .unwrap()
+        .with_cluster(id.clone());
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(watcher::run(
+        settings,
+        sim.client().unwrap(),
+        Arc::new(sink),
+        shared.clone(),
+        stop.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !shared.is_ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watcher of {id} never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (stop, watcher, shared)
+}
+
+impl Member {
+    async fn start(name: &str, base: &str, objects: &[&str]) -> Member {
+        let sim = SimServer::start(SimConfig::default()).await.unwrap();
+        for o in objects {
+            sim.create(deployment(o)).unwrap();
+        }
+        let id = ClusterId::new(name).unwrap();
+        let (stop, watcher, shared) = start_watcher(&sim, base, &id).await;
+        Member {
+            id,
+            sim,
+            stop,
+            watcher,
+            shared,
+        }
+    }
+
+    /// Stops the watcher (pending changes flushed), runs `meanwhile`, starts a new one.
+    async fn restart(&mut self, base: &str, meanwhile: impl FnOnce(&SimHandle)) {
+        self.stop.cancel();
+        (&mut self.watcher).await.unwrap().unwrap();
+        meanwhile(&self.sim);
+        let (stop, watcher, shared) = start_watcher(&self.sim, base, &self.id).await;
+        self.stop = stop;
+        self.watcher = watcher;
+        self.shared = shared;
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.watcher.await.unwrap().unwrap();
+    }
+}
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    _voyage: VoyageStandin,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let voyage = VoyageStandin::start().await;
+        let mut voyage_config = VoyageConfig::new("test-key");
+        voyage_config.base_url = voyage.base_url();
+        voyage_config.retry = RetryPolicy {
+            max_retries: 1,
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(1),
+        };
+        let pipeline = Pipeline::new(
+            Arc::new(EmbeddedStore::open_in_dir(dir.path()).unwrap()),
+            Arc::new(VoyageEmbedder::new(voyage_config).unwrap()),
+            "instances",
+        );
+        let state = AppState::new(pipeline, ServerConfig::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = server::router(state.clone());
+        tokio::spawn(server::serve(
+            listener,
+            app,
+            state,
+            std::future::pending::<()>(),
+        ));
+        Server {
+            base,
+            http: reqwest::Client::new(),
+            _voyage: voyage,
+            _dir: dir,
+        }
+    }
+
+    /// `GET /api/v1/instances/hashes[?cluster=]`: the ids the server answers.
+    async fn ids(&self, cluster: Option<&str>) -> BTreeSet<String> {
+        let url = match cluster {
+            Some(c) => format!("{}/api/v1/instances/hashes?cluster={c}", self.base),
+            None => format!("{}/api/v1/instances/hashes", self.base),
+        };
+        let resp = self.http.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: HashMap<String, HashMap<String, String>> = resp.json().await.unwrap();
+        body["hashes"].keys().cloned().collect()
+    }
+
+    async fn wait_ids(&self, cluster: &str, what: &str, check: impl Fn(&BTreeSet<String>) -> bool) {
+        let deadline = tokio::time::Instant::now() + SOON;
+        loop {
+            let ids = self.ids(Some(cluster)).await;
+            if check(&ids) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: cluster {cluster} still holds {ids:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The `cluster` of each search hit named `name`.
+    async fn clusters_of(&self, name: &str) -> BTreeSet<String> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/search", self.base))
+            .json(&json!({"query": name, "mode": "keyword", "limit": 50}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["name"] == name)
+            .map(|h| h["cluster"].as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+}
+
+fn ids(items: &[&str]) -> BTreeSet<String> {
+    items
+        .iter()
+        .map(|n| format!("default/apps/v1/Deployment/{n}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_share_one_index_without_touching_each_others_documents() {
+    let server = Server::start().await;
+    // The Go controller's payload first: stored under the default cluster.
+    let resp = server
+        .http
+        .post(format!("{}/api/v1/instances/sync", server.base))
+        .header("content-type", "application/json")
+        .body(GO_PAYLOAD)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(server.ids(None).await, ids(&["legacy"]));
+    assert_eq!(server.ids(Some("default")).await, ids(&["legacy"]));
+
+    // Both clusters complete, each with its own nginx: two documents of one name.
+    let mut alpha = Member::start(
+        "alpha",
+        &server.base,
+        &["nginx", "only-alpha", "gone-while-down"],
+    )
+    .await;
+    server
+        .wait_ids("alpha", "alpha's first listing", |i| {
+            *i == ids(&["nginx", "only-alpha", "gone-while-down"])
+        })
+        .await;
+    let beta = Member::start("beta", &server.base, &["nginx", "only-beta"]).await;
+    server
+        .wait_ids("beta", "beta's first listing", |i| {
+            *i == ids(&["nginx", "only-beta"])
+        })
+        .await;
+    // Beta's start-up diff removed none of alpha's documents, nor the Go controller's.
+    assert_eq!(
+        server.ids(Some("alpha")).await,
+        ids(&["nginx", "only-alpha", "gone-while-down"])
+    );
+    assert_eq!(server.ids(None).await, ids(&["legacy"]));
+    assert_eq!(
+        server.clusters_of("nginx").await,
+        BTreeSet::from(["alpha".to_string(), "beta".to_string()]),
+        "every hit shows its cluster"
+    );
+
+    // A delete in alpha removes alpha's nginx only.
+    alpha
+        .sim
+        .delete("apps/v1", "Deployment", Some("default"), "nginx")
+        .unwrap();
+    server
+        .wait_ids("alpha", "alpha's delete", |i| !i.contains(&nginx_id()))
+        .await;
+    assert!(server.ids(Some("beta")).await.contains(&nginx_id()));
+
+    // Alpha restarts after an object was deleted while it was down: its start-up diff
+    // removes that ghost, and nothing of beta's or the default cluster's.
+    alpha
+        .restart(&server.base, |sim| {
+            sim.delete("apps/v1", "Deployment", Some("default"), "gone-while-down")
+                .unwrap();
+        })
+        .await;
+    server
+        .wait_ids("alpha", "alpha's restart", |i| *i == ids(&["only-alpha"]))
+        .await;
+    assert_eq!(server.ids(Some("beta")).await, ids(&["nginx", "only-beta"]));
+    assert_eq!(server.ids(None).await, ids(&["legacy"]));
+
+    // A resync of beta (its whole listing diffed against its hashes) leaves alpha's and
+    // the Go controller's documents alone.
+    let report = beta.shared.request_resync().await.expect("resync report");
+    assert_eq!(report.deleted, 0, "{report:?}");
+    assert_eq!(server.ids(Some("beta")).await, ids(&["nginx", "only-beta"]));
+    assert_eq!(server.ids(Some("alpha")).await, ids(&["only-alpha"]));
+    assert_eq!(server.ids(None).await, ids(&["legacy"]));
+
+    // The fleet as `cw clusters` shows it: each cluster's objects and its latest sync.
+    let resp = server
+        .http
+        .get(format!("{}/api/v1/clusters", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let fleet: Value = resp.json().await.unwrap();
+    let summary: Vec<(String, u64, bool)> = fleet["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["objects"].as_u64().unwrap(),
+                c["lastSync"].is_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("alpha".to_string(), 1, true),
+            ("beta".to_string(), 2, true),
+            ("default".to_string(), 1, true),
+        ],
+        "{fleet}"
+    );
+
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_cluster_is_refused_with_the_field_named_and_nothing_stored() {
+    let server = Server::start().await;
+    let body = GO_PAYLOAD.replacen('{', r#"{"cluster":"Prod_EU","#, 1);
+    let resp = server
+        .http
+        .post(format!("{}/api/v1/instances/sync", server.base))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["details"][0]["field"], "cluster", "{answer}");
+    assert!(
+        answer["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DNS label"),
+        "{answer}"
+    );
+    let resp = server
+        .http
+        .get(format!(
+            "{}/api/v1/instances/hashes?cluster=Prod_EU",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(server.ids(None).await.is_empty());
+}
