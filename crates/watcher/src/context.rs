@@ -12,9 +12,9 @@ use crate::buffer::BufferConfig;
 use crate::capabilities::WatchedTypes;
 use crate::discovery::{NamespaceFilter, TypeFilter};
 use crate::metrics::Metrics;
-use crate::resync::StoredHashes;
+
 use crate::sender::RetryConfig;
-use crate::sink::SyncSink;
+use crate::sink::{StoredHashes, SyncSink};
 use crate::tracker::Input;
 
 /// Everything the watcher needs besides a Kubernetes client and a sink.

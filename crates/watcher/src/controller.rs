@@ -24,10 +24,11 @@ use crate::deadline::sleep_until_some;
 use crate::discovery::DiscoveryScope;
 use crate::error::WatchError;
 use crate::metrics::Metrics;
-use crate::resync::{resync, ResyncReport, ResyncRequest, ResyncScope, StoredHashes};
+use crate::resync::{resync, ResyncReport, ResyncRequest, ResyncScope};
 use crate::sender::{
     retrying, run_sender, Retries, RetryConfig, StoreGenerations, BATCHES_IN_FLIGHT,
 };
+use crate::sink::StoredHashes;
 use crate::sink::SyncSink;
 use crate::source::watch_crds;
 use crate::tracker::{run_tracker, Input, Tracker};

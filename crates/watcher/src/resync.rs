@@ -3,7 +3,7 @@
 //! exist are deleted), and brings the capability records up to date. Periodic or on request.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::capabilities::{sync_capabilities, CapabilityReport};
 use crate::context::Context;
 use crate::discovery::{DiscoveryScope, ResourceType};
-use crate::sink::{SinkError, SyncSink};
+
 use crate::source::list_type;
 use crate::tracker::{Input, ResyncCounts};
 use crate::watches::Watches;
@@ -62,35 +62,6 @@ impl ResyncScope {
 
 /// A request for a resync and where its report goes.
 pub(crate) type ResyncRequest = (ResyncScope, oneshot::Sender<ResyncReport>);
-
-/// Reads the store's content hashes, at start and at each resync. A server without the
-/// hashes endpoint (the TypeScript cluster-whisperer ingest answers 404) is worked around
-/// instead of retried forever: the watcher logs once that ghosts cannot be removed, and
-/// goes on as if the store were empty, so every listed object is sent as an upsert.
-#[derive(Debug, Default)]
-pub(crate) struct StoredHashes {
-    unsupported: AtomicBool,
-}
-
-impl StoredHashes {
-    pub async fn read(
-        &self,
-        sink: &dyn SyncSink,
-    ) -> Result<HashMap<ResourceId, String>, SinkError> {
-        match sink.stored_hashes().await {
-            Err(SinkError::Unsupported(reason)) => {
-                if !self.unsupported.swap(true, Ordering::Relaxed) {
-                    warn!(
-                        reason = %reason,
-                        "the ingest server cannot list its stored hashes: documents of objects deleted while the watcher was down cannot be removed, and every listed object is sent as an upsert"
-                    );
-                }
-                Ok(HashMap::new())
-            }
-            other => other,
-        }
-    }
-}
 
 /// Runs one resync of `scope` over the watches (which it first brings up to date).
 pub(crate) async fn resync(watches: &mut Watches, scope: ResyncScope) -> ResyncReport {

@@ -4,7 +4,9 @@
 //! the ingest pipeline in-process.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tracing::warn;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -252,5 +254,34 @@ impl SyncSink for HttpSink {
     async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
         let body: HashesResponse = self.get_hashes(api::CAPABILITIES_HASHES).await?;
         Ok(body.hashes)
+    }
+}
+
+/// Reads the store's content hashes, at start and at each resync. A server without the
+/// hashes endpoint (the TypeScript cluster-whisperer ingest answers 404) is worked around
+/// instead of retried forever: the watcher logs once that ghosts cannot be removed, and
+/// goes on as if the store were empty, so every listed object is sent as an upsert.
+#[derive(Debug, Default)]
+pub(crate) struct StoredHashes {
+    unsupported: AtomicBool,
+}
+
+impl StoredHashes {
+    pub async fn read(
+        &self,
+        sink: &dyn SyncSink,
+    ) -> Result<HashMap<ResourceId, String>, SinkError> {
+        match sink.stored_hashes().await {
+            Err(SinkError::Unsupported(reason)) => {
+                if !self.unsupported.swap(true, Ordering::Relaxed) {
+                    warn!(
+                        reason = %reason,
+                        "the ingest server cannot list its stored hashes: documents of objects deleted while the watcher was down cannot be removed, and every listed object is sent as an upsert"
+                    );
+                }
+                Ok(HashMap::new())
+            }
+            other => other,
+        }
     }
 }

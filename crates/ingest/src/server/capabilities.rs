@@ -62,7 +62,7 @@ pub(super) async fn sync_capabilities(
     tag = "capabilities",
     params(("cluster" = Option<String>, Query, pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description = "The cluster whose types are listed; the server's default cluster when absent")),
     responses(
-        (status = 200, body = super::openapi::HashesResponse),
+        (status = 200, body = super::schema::HashesResponse),
         (status = 400, description = "Malformed cluster id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 500, body = ErrorBody),

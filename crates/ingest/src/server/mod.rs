@@ -9,6 +9,7 @@ mod capabilities;
 pub mod credentials;
 mod error;
 pub mod openapi;
+mod schema;
 pub mod search;
 
 use std::future::Future;
@@ -398,7 +399,7 @@ fn json_body(
     tag = "instances",
     params(("cluster" = Option<String>, Query, pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description = "The cluster whose instances are listed; the server's default cluster when absent")),
     responses(
-        (status = 200, body = openapi::HashesResponse),
+        (status = 200, body = schema::HashesResponse),
         (status = 400, description = "Malformed cluster id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 500, body = ErrorBody),

@@ -2,10 +2,8 @@
 //! the wire types of sync-model and the handlers' `#[utoipa::path]` annotations, so it
 //! cannot drift from what the server parses and answers.
 
-use std::collections::HashMap;
-
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use sync_model::api::{ClusterSummary, ClustersResponse, ParkedResponse};
 use sync_model::search::{
@@ -17,21 +15,7 @@ use sync_model::{
     HealthStatus, ParkedInstance, ResourceId, ResourceInstance, SyncPayload, SyncResponse,
 };
 
-/// `{"hashes": {id: contentHash}}` (sync_model::api::HashesResponse).
-#[derive(ToSchema)]
-#[allow(dead_code)] // Read by the schema derive only.
-pub(super) struct HashesResponse {
-    hashes: HashMap<String, String>,
-}
-
-/// A plain search answers `results`; `"ask": true` answers the matching types.
-#[derive(ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)] // Read by the schema derive only.
-pub(super) enum SearchAnswer {
-    Results(SearchResults),
-    Ask(AskAnswer),
-}
+use super::schema::{HashesResponse, SearchAnswer};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -21,7 +21,7 @@ use sync_model::search::{CountAnswer, CountBody};
     tag = "search",
     request_body = SearchBody,
     responses(
-        (status = 200, body = super::openapi::SearchAnswer),
+        (status = 200, body = super::schema::SearchAnswer),
         (status = 400, description = "A request the search cannot answer (empty query, bad limit or filter)", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
