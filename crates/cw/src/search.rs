@@ -284,26 +284,30 @@ fn print_clusters(answer: &api::ClustersResponse) {
             ]
         })
         .collect();
-    let header = ["CLUSTER", "OBJECTS", "LAST SYNC", "HEALTH"];
-    let widths: Vec<usize> = (0..4)
+    print_columns(["CLUSTER", "OBJECTS", "LAST SYNC", "HEALTH"], &rows);
+}
+
+/// `rows` under `header`, each column as wide as its widest cell, two spaces apart.
+fn print_columns<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let widths: Vec<usize> = (0..N)
         .map(|c| {
             rows.iter()
                 .map(|r| r[c].chars().count())
-                .chain([header[c].len()])
+                .chain([header[c].chars().count()])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
-    let line = |cells: [&str; 4]| {
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut s = String::new();
-        for (c, cell) in cells.iter().enumerate() {
+        for (c, cell) in cells.enumerate() {
             s.push_str(&format!("{cell:<w$}  ", w = widths[c]));
         }
         println!("{}", s.trim_end());
     };
-    line(header);
-    for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3]]);
+    line(&mut header.iter().copied());
+    for r in rows {
+        line(&mut r.iter().map(String::as_str));
     }
 }
 
@@ -514,26 +518,7 @@ fn print_table(hits: &[SearchHit]) {
         "LABELS",
         "SCORE",
     ];
-    let widths: Vec<usize> = (0..5)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: [&str; 5]| {
-        let mut s = String::new();
-        for (c, cell) in cells.iter().enumerate() {
-            s.push_str(&format!("{cell:<w$}  ", w = widths[c]));
-        }
-        println!("{}", s.trim_end());
-    };
-    line(header);
-    for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
-    }
+    print_columns(header, &rows);
 }
 
 #[cfg(test)]
