@@ -1,6 +1,6 @@
 //! Two clusters into one index: two simulated clusters, a watcher each (as `cw watch`
 //! runs it, with its own `--cluster-id`), one ingest server (as `cw serve` runs it, on the
-//! embedded store). Neither cluster's start-up diff, deletes, restart or resync may touch
+//! embedded store, and again on the Qdrant test server). Neither cluster's start-up diff, deletes, restart or resync may touch
 //! the other's documents, nor those of the Go controller's payloads (no cluster: the
 //! server's default cluster).
 
@@ -13,6 +13,8 @@ use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::pipeline::Pipeline;
 use ingest::server::{self, AppState, ServerConfig};
 use ingest::store::embedded::EmbeddedStore;
+use ingest::store::qdrant::{QdrantConfig, QdrantStore};
+use ingest::store::VectorStore;
 use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::{json, Value};
 use sync_model::ClusterId;
@@ -141,13 +143,35 @@ struct Server {
     base: String,
     http: reqwest::Client,
     _voyage: VoyageStandin,
-    _dir: tempfile::TempDir,
+    /// What keeps the store alive: its directory, or its server.
+    _store: Box<dyn std::any::Any + Send>,
+}
+
+/// The store the server writes to.
+enum Backend {
+    Embedded,
+    /// The Qdrant test server (Qdrant's own engine behind its REST API).
+    Qdrant,
 }
 
 impl Server {
-    async fn start() -> Server {
+    async fn start(backend: Backend) -> Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
+        let (store, keep): (Arc<dyn VectorStore>, Box<dyn std::any::Any + Send>) = match backend {
+            Backend::Embedded => {
+                let dir = tempfile::tempdir().unwrap();
+                let store = EmbeddedStore::open_in_dir(dir.path()).unwrap();
+                (Arc::new(store), Box::new(dir))
+            }
+            Backend::Qdrant => {
+                // Starting the server blocks while it waits for /readyz.
+                let qdrant = tokio::task::spawn_blocking(testkit::QdrantServer::start)
+                    .await
+                    .unwrap();
+                let store = QdrantStore::new(QdrantConfig::new(qdrant.url())).unwrap();
+                (Arc::new(store), Box::new(qdrant))
+            }
+        };
         let voyage = VoyageStandin::start().await;
         let mut voyage_config = VoyageConfig::new("test-key");
         voyage_config.base_url = voyage.base_url();
@@ -158,7 +182,7 @@ impl Server {
             max_retry_after: Duration::from_secs(1),
         };
         let pipeline = Pipeline::new(
-            Arc::new(EmbeddedStore::open_in_dir(dir.path()).unwrap()),
+            store,
             Arc::new(VoyageEmbedder::new(voyage_config).unwrap()),
             "instances",
         );
@@ -176,7 +200,7 @@ impl Server {
             base,
             http: reqwest::Client::new(),
             _voyage: voyage,
-            _dir: dir,
+            _store: keep,
         }
     }
 
@@ -237,7 +261,17 @@ fn ids(items: &[&str]) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clusters_share_one_index_without_touching_each_others_documents() {
-    let server = Server::start().await;
+    two_clusters_share_one_index(Server::start(Backend::Embedded).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_share_one_qdrant_index_without_touching_each_others_documents() {
+    two_clusters_share_one_index(Server::start(Backend::Qdrant).await).await;
+}
+
+/// Two watchers (clusters `first` and `second`) and the Go controller's payload into one
+/// server: deletes, a restart and a resync of one leave the others' documents.
+async fn two_clusters_share_one_index(server: Server) {
     // The Go controller's payload first: stored under the default cluster.
     let resp = server
         .http
@@ -350,7 +384,7 @@ async fn two_clusters_share_one_index_without_touching_each_others_documents() {
 
 #[tokio::test]
 async fn a_malformed_cluster_is_refused_with_the_field_named_and_nothing_stored() {
-    let server = Server::start().await;
+    let server = Server::start(Backend::Embedded).await;
     let body = GO_PAYLOAD.replacen('{', r#"{"cluster":"Prod_EU","#, 1);
     let resp = server
         .http
