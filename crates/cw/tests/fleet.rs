@@ -210,9 +210,22 @@ impl Server {
             Some(c) => format!("{}/api/v1/instances/hashes?cluster={c}", self.base),
             None => format!("{}/api/v1/instances/hashes", self.base),
         };
-        let resp = self.http.get(url).send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        let body: HashMap<String, HashMap<String, String>> = resp.json().await.unwrap();
+        // A 503 is the server's load bound (the watchers' syncs hold its slots, longest
+        // on the Qdrant test server, which serves one request at a time): retry, as a
+        // client should.
+        let deadline = tokio::time::Instant::now() + SOON;
+        let text = loop {
+            let resp = self.http.get(&url).send().await.unwrap();
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            if status == 503 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            assert_eq!(status, 200, "{text}");
+            break text;
+        };
+        let body: HashMap<String, HashMap<String, String>> = serde_json::from_str(&text).unwrap();
         body["hashes"].keys().cloned().collect()
     }
 
@@ -233,13 +246,22 @@ impl Server {
 
     /// The `cluster` of each search hit named `name`.
     async fn clusters_of(&self, name: &str) -> BTreeSet<String> {
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/search", self.base))
-            .json(&json!({"query": name, "mode": "keyword", "limit": 50}))
-            .send()
-            .await
-            .unwrap();
+        let deadline = tokio::time::Instant::now() + SOON;
+        let resp = loop {
+            let resp = self
+                .http
+                .post(format!("{}/api/v1/search", self.base))
+                .json(&json!({"query": name, "mode": "keyword", "limit": 50}))
+                .send()
+                .await
+                .unwrap();
+            // The load bound's 503, as in `ids`.
+            if resp.status() == 503 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            break resp;
+        };
         assert_eq!(resp.status(), 200);
         let body: Value = resp.json().await.unwrap();
         body["results"]
