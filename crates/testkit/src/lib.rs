@@ -11,6 +11,7 @@
 
 pub mod chroma;
 pub mod llm;
+mod python_server;
 pub mod qdrant;
 pub mod voyage;
 
