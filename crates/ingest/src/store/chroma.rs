@@ -226,6 +226,32 @@ impl ChromaStore {
             .map(|_| ())
     }
 
+    /// `POST …/get` of `ids` (those that exist), [`IDS_PER_CALL`] a request, with `include`
+    /// (`metadatas`, `embeddings`); nothing when the collection does not exist.
+    async fn get_by_ids(
+        &self,
+        collection: &str,
+        ids: &[String],
+        include: &str,
+    ) -> Result<Vec<GetResponse>, StoreError> {
+        let mut pages = Vec::new();
+        if ids.is_empty() {
+            return Ok(pages);
+        }
+        let Some(id) = self.lookup(collection).await? else {
+            return Ok(pages);
+        };
+        let url = format!("{}/{id}/get", self.collections_url);
+        for chunk in ids.chunks(IDS_PER_CALL) {
+            let resp: GetResponse = self
+                .post(&url, &json!({ "ids": chunk, "include": [include] }))
+                .await
+                .map_err(|e| self.collection_error(collection, e))?;
+            pages.push(resp);
+        }
+        Ok(pages)
+    }
+
     fn cached(&self, name: &str) -> Option<CollectionHandle> {
         self.collections
             .read()
@@ -660,18 +686,7 @@ impl VectorStore for ChromaStore {
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        let Some(id) = self.lookup(collection).await? else {
-            return Ok(out);
-        };
-        let url = format!("{}/{id}/get", self.collections_url);
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let resp: GetResponse = self
-                .post(&url, &json!({ "ids": chunk, "include": ["metadatas"] }))
-                .await
-                .map_err(|e| self.collection_error(collection, e))?;
+        for resp in self.get_by_ids(collection, ids, "metadatas").await? {
             let metas = resp.metadatas.unwrap_or_default();
             for (id, meta) in resp.ids.into_iter().zip(metas) {
                 if let Some(h) = hash_of(&meta) {
@@ -688,18 +703,7 @@ impl VectorStore for ChromaStore {
         ids: &[String],
     ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        let Some(id) = self.lookup(collection).await? else {
-            return Ok(out);
-        };
-        let url = format!("{}/{id}/get", self.collections_url);
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let resp: GetResponse = self
-                .post(&url, &json!({ "ids": chunk, "include": ["embeddings"] }))
-                .await
-                .map_err(|e| self.collection_error(collection, e))?;
+        for resp in self.get_by_ids(collection, ids, "embeddings").await? {
             let vectors = resp.embeddings.unwrap_or_default();
             for (id, v) in resp.ids.into_iter().zip(vectors) {
                 if let Some(v) = v {
