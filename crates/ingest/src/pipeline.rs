@@ -131,15 +131,25 @@ pub(crate) async fn embed_documents(
     let t = Instant::now();
     let vectors = embedder.embed(texts, InputType::Document).await?;
     metrics.embed_seconds.observe(t.elapsed().as_secs_f64());
-    if vectors.len() != texts.len() {
+    check_answer(model, texts.len(), vectors.len(), vectors.iter())?;
+    Ok(vectors)
+}
+
+/// The provider answered one vector per text, each of the model's dimension; anything else
+/// is a permanent error (a provider that disagrees with itself is not retried into shape).
+fn check_answer<'a>(
+    model: &ModelInfo,
+    asked: usize,
+    answered: usize,
+    mut vectors: impl Iterator<Item = &'a Vec<f32>>,
+) -> Result<(), SyncError> {
+    if answered != asked {
         return Err(EmbedError::Permanent(format!(
-            "the provider returned {} vectors for {} documents",
-            vectors.len(),
-            texts.len()
+            "the provider returned {answered} results for {asked} documents"
         ))
         .into());
     }
-    if let Some(v) = vectors.iter().find(|v| v.len() != model.dimension) {
+    if let Some(v) = vectors.find(|v| v.len() != model.dimension) {
         return Err(EmbedError::Permanent(format!(
             "the provider returned a vector of {} dimensions; {} makes {}",
             v.len(),
@@ -148,7 +158,7 @@ pub(crate) async fn embed_documents(
         ))
         .into());
     }
-    Ok(vectors)
+    Ok(())
 }
 
 /// Like [`embed_documents`], but an input the provider refuses is answered on its own
@@ -166,27 +176,7 @@ pub(crate) async fn embed_each_document(
     let t = Instant::now();
     let results = embedder.embed_each(texts, InputType::Document).await?;
     metrics.embed_seconds.observe(t.elapsed().as_secs_f64());
-    if results.len() != texts.len() {
-        return Err(EmbedError::Permanent(format!(
-            "the provider returned {} results for {} documents",
-            results.len(),
-            texts.len()
-        ))
-        .into());
-    }
-    if let Some(v) = results
-        .iter()
-        .flatten()
-        .find(|v| v.len() != model.dimension)
-    {
-        return Err(EmbedError::Permanent(format!(
-            "the provider returned a vector of {} dimensions; {} makes {}",
-            v.len(),
-            model.id,
-            model.dimension
-        ))
-        .into());
-    }
+    check_answer(model, texts.len(), results.len(), results.iter().flatten())?;
     Ok(results)
 }
 
