@@ -237,6 +237,24 @@ async fn score(
                 "{:?}\n  expected {relevant:?}\n  search {search:?}\n  ask    {ask:?}",
                 q.q
             );
+            // Why each answer came: its score, and the type that bridged it (`via`).
+            for t in &answer.types {
+                for h in &t.instances {
+                    let via = h.why.capability.as_deref().unwrap_or("-");
+                    println!(
+                        "    {:.3} {} (own {:.3}, via {via})",
+                        h.hit.score,
+                        key(&h.hit.kind, &h.hit.namespace, &h.hit.name),
+                        h.why.similarity
+                    );
+                }
+            }
+            let available: Vec<String> = answer
+                .available
+                .iter()
+                .map(|t| format!("{} {:.3}", t.id, t.score))
+                .collect();
+            println!("  available {available:?}");
         }
         out.push(scored);
     }
@@ -357,6 +375,15 @@ async fn the_demo_cluster_answers_at_least_as_well_as_recorded() {
             if g < w - TOLERANCE {
                 regressions.push(format!("{group}: {what} {g:.3} < recorded {w:.3}"));
             }
+        }
+    }
+    // `ask` must answer at least as well as a plain search, class by class.
+    for (group, got) in &figures {
+        if group.starts_with("report") && got.ask.recall5 < got.search.recall5 - TOLERANCE {
+            regressions.push(format!(
+                "{group}: ask recall@5 {:.3} < search's {:.3}",
+                got.ask.recall5, got.search.recall5
+            ));
         }
     }
     assert!(

@@ -1,6 +1,7 @@
 //! Search latency over 100,000 instance documents in the embedded store: the store alone
 //! (a ready query vector) and end to end through `Searcher` (the query embedded by the local
-//! model, then the store, then hybrid re-ranking), with the query embedding alone measured
+//! model, then the store, then hybrid re-ranking; and `ask`, which adds the bridge through
+//! a capabilities collection of 100 types), with the query embedding alone measured
 //! in the same run as the baseline the end-to-end figures are built on.
 //!
 //!     cargo bench -p ingest --bench search
@@ -20,13 +21,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ingest::capabilities::{to_metadata, NOT_ENRICHED};
 use ingest::document::to_document;
 use ingest::embed::local::{default_model_dir, LocalEmbedder};
 use ingest::embed::{Embedder, InputType};
 use ingest::search::{SearchMode, SearchRequest, Searcher};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::{Filter, Record, VectorStore};
-use sync_model::{ResourceId, ResourceInstance};
+use sync_model::{capability_id, Capability, ResourceId, ResourceInstance};
 
 const BATCH: usize = 1_000;
 const DISTINCT: usize = 2_000;
@@ -74,6 +76,32 @@ const SHAPES: [(&str, &str, &str, &str); 10] = [
         "MySQL database for the catalogue",
     ),
 ];
+/// The container image of each shape's objects ("" for kinds without pods).
+const IMAGES: [&str; 10] = [
+    "ghcr.io/acme/shop-web:2.4.1",
+    "postgres:16.2",
+    "",
+    "",
+    "redis:7.2.4",
+    "ghcr.io/acme/reports:1.3.0",
+    "ghcr.io/acme/payments:4.2.0",
+    "",
+    "",
+    "mysql:8.0.36",
+];
+/// The types of the capabilities collection that `ask` bridges through: the shapes' own,
+/// then custom types up to a cluster's usual hundred or so.
+/// (kind, group, plural, description)
+const TYPES: [(&str, &str, &str, &str); 7] = [
+    ("Deployment", "apps", "deployments", "Runs stateless application replicas from a pod template, with rolling updates."),
+    ("StatefulSet", "apps", "statefulsets", "Runs stateful applications such as databases, with stable names and persistent volumes per replica."),
+    ("Service", "", "services", "A stable network endpoint and load balancing for a set of pods."),
+    ("ConfigMap", "", "configmaps", "Configuration data as key-value pairs for pods."),
+    ("CronJob", "batch", "cronjobs", "Runs jobs on a schedule."),
+    ("Cluster", "postgresql.cnpg.io", "clusters", "CloudNativePG Cluster: a PostgreSQL database cluster with a primary and replicas."),
+    ("Ingress", "networking.k8s.io", "ingresses", "HTTP routing from outside the cluster to services."),
+];
+const CUSTOM_TYPES: usize = 100;
 const APPS: [&str; 10] = [
     "shop-web",
     "orders-db",
@@ -110,7 +138,35 @@ fn instance(i: usize) -> ResourceInstance {
         annotations,
         created_at: "2026-02-20T10:00:00Z".into(),
         health: None,
-        images: Vec::new(),
+        images: match IMAGES[i % IMAGES.len()] {
+            "" => Vec::new(),
+            image => vec![image.to_string()],
+        },
+    }
+}
+
+fn capability(i: usize) -> Capability {
+    let (kind, group, plural, description) = match TYPES.get(i) {
+        Some(&(k, g, p, d)) => (k.to_string(), g.to_string(), p.to_string(), d.to_string()),
+        None => (
+            format!("Widget{i}"),
+            format!("example{i}.io"),
+            format!("widget{i}s"),
+            format!("Widget{i} of the example{i} operator: its settings and status."),
+        ),
+    };
+    Capability {
+        id: capability_id(&plural, &group),
+        kind,
+        group,
+        versions: vec!["v1".into()],
+        plural,
+        namespaced: true,
+        short_names: Vec::new(),
+        categories: Vec::new(),
+        description,
+        fields: BTreeMap::new(),
+        enrichment: None,
     }
 }
 
@@ -211,6 +267,33 @@ fn main() {
             "  setup: {n} documents stored in {:.1} s",
             start.elapsed().as_secs_f64()
         );
+        let types: Vec<Capability> = (0..TYPES.len().max(CUSTOM_TYPES)).map(capability).collect();
+        let texts: Vec<String> = types.iter().map(Capability::document_text).collect();
+        let type_vectors = embedder
+            .embed(&texts, InputType::Document)
+            .await
+            .expect("embed types");
+        store
+            .ensure_collection("capabilities", &model)
+            .await
+            .expect("collection");
+        let records: Vec<Record> = types
+            .iter()
+            .zip(texts)
+            .zip(type_vectors)
+            .map(|((c, text), embedding)| Record {
+                id: c.id.clone(),
+                document: text,
+                embedding,
+                metadata: to_metadata(c, NOT_ENRICHED),
+                content_hash: c.content_hash(),
+            })
+            .collect();
+        store
+            .upsert("capabilities", &records)
+            .await
+            .expect("upsert types");
+        println!("  setup: {} types in the capabilities collection", records.len());
 
         // Baseline: the query embedding alone.
         let mut query_vectors = Vec::new();
@@ -281,6 +364,19 @@ fn main() {
             }
             report(label, times, hits);
         }
+        // `ask`: the direct search fused with the bridge (types, then their instances).
+        let mut times = Vec::new();
+        let mut hits = 0;
+        for r in 0..rounds {
+            let t = Instant::now();
+            let answer = searcher
+                .ask(QUERIES[r % QUERIES.len()], Some(10))
+                .await
+                .expect("ask");
+            times.push(t.elapsed());
+            hits += answer.types.iter().map(|t| t.instances.len()).sum::<usize>();
+        }
+        report("end to end: ask (direct search + bridge), no filter", times, hits);
         let top = searcher
             .search(&SearchRequest {
                 query: "what databases are running?".into(),

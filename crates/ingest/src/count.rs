@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sync_model::search::{CountAnswer, CountBody, GroupBy, GroupCount};
 
-use crate::search::{build_filter, exact_matches, meta_str, query_terms, SearchError, Searcher};
+use crate::search::{build_filter, exact_matches, meta_str, QueryTerms, SearchError, Searcher};
 
 /// Objects read per count at most: far above any one cluster's instance count, and a bound
 /// on the memory one request can take.
@@ -19,7 +19,7 @@ impl Searcher {
     pub async fn count(&self, body: &CountBody) -> Result<CountAnswer, SearchError> {
         let req = &body.request;
         let filter = build_filter(req)?;
-        let terms = query_terms(&req.query);
+        let terms = QueryTerms::parse(&req.query);
         let collection = self.collection_name(req.collection);
         if filter.is_none() && terms.is_empty() && body.group_by.is_none() {
             return Ok(CountAnswer {

@@ -11,6 +11,11 @@ pub const CLUSTER_KEY: &str = "cluster";
 
 /// Prefix of one metadata key per label: `label.app` = `nginx`.
 pub const LABEL_PREFIX: &str = "label.";
+/// Metadata key of the well-known software an instance runs or is (`postgresql`): a
+/// [`sync_model::software::Software`] key.
+pub const SOFTWARE_KEY: &str = "software";
+/// Metadata key of that software's category (`database`).
+pub const CATEGORY_KEY: &str = "category";
 /// Metadata key of the coarse health (`Failed`), present when the instance has one.
 pub const HEALTH_KEY: &str = "health";
 /// Metadata key of the health's one-line reason.
@@ -29,7 +34,7 @@ pub struct InstanceDocument {
 
 /// The stored form of `instance` of `cluster`: text (images included), filterable metadata
 /// (cluster, namespace, name, kind, apiVersion, apiGroup, createdAt, `label.<key>` per label
-/// and, when known, `health` and `healthReason`) and content hash. The text and hash do not
+/// and, when known, `software`, `category`, `health` and `healthReason`) and content hash. The text and hash do not
 /// depend on the cluster: a sender computes the same hash without knowing how the server
 /// stores it.
 pub fn to_document(instance: &ResourceInstance, cluster: &ClusterId) -> InstanceDocument {
@@ -44,6 +49,10 @@ pub fn to_document(instance: &ResourceInstance, cluster: &ClusterId) -> Instance
     put("apiVersion", &instance.api_version);
     put("apiGroup", &instance.api_group);
     put("createdAt", &instance.created_at);
+    if let Some(software) = instance.software() {
+        put(SOFTWARE_KEY, software.key());
+        put(CATEGORY_KEY, software.category.as_str());
+    }
     if let Some(health) = &instance.health {
         put(HEALTH_KEY, health.status.as_str());
         put(HEALTH_REASON_KEY, &health.reason);
@@ -111,5 +120,26 @@ mod tests {
         );
         assert!(doc.text.contains("images: nginx:1.27"));
         assert!(!doc.text.contains("CrashLoopBackOff"));
+    }
+
+    #[test]
+    fn well_known_software_is_named_in_the_text_and_kept_as_metadata() {
+        let mut instance = sync_model::fixtures::nginx();
+        instance.images = vec!["docker.io/bitnami/postgresql:16.2.0".into()];
+        let doc = to_document(&instance, &ClusterId::new("prod-eu").unwrap());
+        assert!(
+            doc.text
+                .contains("| software: PostgreSQL, relational SQL database |"),
+            "{}",
+            doc.text
+        );
+        let s = |k: &str| doc.metadata.get(k).cloned();
+        assert_eq!(s(SOFTWARE_KEY), Some(MetaValue::Str("postgresql".into())));
+        assert_eq!(s(CATEGORY_KEY), Some(MetaValue::Str("database".into())));
+        instance.images = vec!["ghcr.io/acme/checkout:1.0".into()];
+        let plain = to_document(&instance, &ClusterId::new("prod-eu").unwrap());
+        assert!(!plain.text.contains("software:"));
+        assert!(!plain.metadata.contains_key(SOFTWARE_KEY));
+        assert_ne!(plain.content_hash, doc.content_hash);
     }
 }

@@ -6,6 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::software::{software_of, Software};
 use crate::{ResourceInstance, CLUSTER_SCOPE};
 
 /// True for annotation keys that describe an object in words: `description` or
@@ -18,7 +19,11 @@ pub fn is_description_key(key: &str) -> bool {
 }
 
 impl ResourceInstance {
-    /// `Deployment nginx | namespace: default | apiVersion: apps/v1 | labels: app=nginx, tier=frontend | images: nginx:1.27 | Main web server`
+    /// `Deployment nginx | namespace: default | apiVersion: apps/v1 | labels: app=nginx, tier=frontend | images: nginx:1.27 | software: NGINX, web server, reverse proxy and load balancer | Main web server`
+    ///
+    /// The software line names what a well-known image or operator's resource is
+    /// ([`crate::software`]), so that "databases" finds a `bitnami/postgresql` StatefulSet
+    /// whose name and description never say so.
     ///
     /// Health is not part of the text: it changes often and is filtered on, not searched
     /// for in words, and a change of it must not cost an embedding.
@@ -45,6 +50,12 @@ impl ResourceInstance {
             text.push_str(" | images: ");
             text.push_str(&self.images.join(", "));
         }
+        if let Some(software) = self.software() {
+            text.push_str(" | software: ");
+            text.push_str(software.name);
+            text.push_str(", ");
+            text.push_str(software.about);
+        }
         for (key, value) in &self.annotations {
             if is_description_key(key) && !value.trim().is_empty() {
                 text.push_str(" | ");
@@ -52,6 +63,11 @@ impl ResourceInstance {
             }
         }
         text
+    }
+
+    /// The well-known software this object runs or is, if any.
+    pub fn software(&self) -> Option<&'static Software> {
+        software_of(&self.api_group, &self.kind, &self.images)
     }
 
     /// 64 hex digits in two halves. The first 32: the first 128 bits of a SHA-256 over the

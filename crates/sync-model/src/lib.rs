@@ -15,6 +15,7 @@ mod instance;
 mod payload;
 pub mod rules;
 pub mod search;
+pub mod software;
 
 pub use auth::BearerToken;
 pub use capability::{capability_id, Capability, CapabilitySyncPayload, Enrichment};

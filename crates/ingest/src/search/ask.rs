@@ -10,9 +10,9 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    boost_for, build_filter, checked_limit, exact_matches, meta_str, query_terms, to_search_hit,
-    AskAnswer, AskHit, Ranked, SearchError, SearchMode, Searcher, TypeMatch, Why, CANDIDATE_FACTOR,
-    MIN_CANDIDATES,
+    boost_for, build_filter, checked_limit, exact_matches, meta_str, to_search_hit, AskAnswer,
+    AskHit, QueryTerms, Ranked, SearchError, SearchMode, Searcher, TypeMatch, Why,
+    CANDIDATE_FACTOR, MIN_CANDIDATES,
 };
 use crate::store::{Filter, Hit};
 
@@ -66,7 +66,7 @@ impl Searcher {
             return Err(SearchError::BadRequest("question must not be empty".into()));
         }
         let vector = self.embed_query(question).await?;
-        let terms = query_terms(question);
+        let terms = QueryTerms::parse(question);
         let candidates = CANDIDATE_FACTOR.saturating_mul(limit).max(MIN_CANDIDATES);
 
         let mut answers: HashMap<String, Answer> = HashMap::new();
@@ -193,7 +193,9 @@ impl Searcher {
                 .then_with(|| a.ranked.hit.id.cmp(&b.ranked.hit.id))
         });
         ranked.truncate(limit);
-        let types = self.group_by_type(ranked, &terms, &capabilities).await?;
+        let types = self
+            .group_by_type(ranked, &terms.words, &capabilities)
+            .await?;
         Ok(AskAnswer {
             question: question.to_string(),
             types,
@@ -370,7 +372,10 @@ mod tests {
             metadata: Metadata::new(),
             distance: 0.5,
         };
-        let terms = query_terms("who handles payments? credit finance card");
-        assert_eq!(words_in(&hit, &terms), ["payments", "credit", "finance"]);
+        let terms = QueryTerms::parse("who handles payments? credit finance card");
+        assert_eq!(
+            words_in(&hit, &terms.words),
+            ["payments", "credit", "finance"]
+        );
     }
 }

@@ -1,15 +1,20 @@
-//! Search over the stored documents: semantic (vector), keyword (exact names, kinds and
-//! label values, no embedding call) or hybrid (both, exact matches winning over vague
+//! Search over the stored documents: semantic (vector), keyword (exact names, kinds, label
+//! values and the well-known software an object runs or its category, no embedding call) or hybrid (both, exact matches winning over vague
 //! similarity), with metadata filters; and `ask` (in [`ask`]), which fuses that search with
 //! the semantic bridge (the resource *types* that answer a question, then their instances).
 
 mod ask;
+mod terms;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::document::{CATEGORY_KEY, SOFTWARE_KEY};
 use crate::embed::{EmbedError, Embedder, InputType};
 use crate::store::{Filter, Hit, MetaValue, Metadata, StoreError, VectorStore};
+
+pub(crate) use terms::exact_matches;
+pub use terms::QueryTerms;
 
 pub use sync_model::search::{
     AskAnswer, AskHit, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
@@ -76,7 +81,7 @@ impl Searcher {
     pub async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, SearchError> {
         let limit = checked_limit(req.limit)?;
         let filter = build_filter(req)?;
-        let terms = query_terms(&req.query);
+        let terms = QueryTerms::parse(&req.query);
         if req.mode != SearchMode::Keyword && req.query.trim().is_empty() {
             return Err(SearchError::BadRequest(
                 "query must not be empty (use mode keyword with filters to list)".into(),
@@ -112,7 +117,7 @@ impl Searcher {
         &self,
         collection: &str,
         vector: Option<&[f32]>,
-        terms: &[String],
+        terms: &QueryTerms,
         filter: Option<&Filter>,
         candidates: usize,
         mode: SearchMode,
@@ -174,11 +179,12 @@ impl Searcher {
             .ok_or_else(|| EmbedError::Permanent("the provider returned no vector".into()).into())
     }
 
-    /// Documents whose name, kind or namespace is exactly one of the terms.
+    /// Documents whose name, kind or namespace is exactly one of the terms, or whose software
+    /// or its category is one they name.
     async fn keyword_candidates(
         &self,
         collection: &str,
-        terms: &[String],
+        terms: &QueryTerms,
         filter: Option<&Filter>,
         limit: usize,
     ) -> Result<Vec<Hit>, SearchError> {
@@ -186,12 +192,18 @@ impl Searcher {
             return Ok(self.store.get(collection, filter, limit).await?);
         }
         let mut out = Vec::new();
-        let kinds: Vec<String> = terms.iter().flat_map(|t| kind_spellings(t)).collect();
+        let kinds: Vec<String> = terms.words.iter().flat_map(|t| kind_spellings(t)).collect();
+        let (software, categories) = terms.software_candidates();
         for (key, values) in [
-            ("name", terms.to_vec()),
+            ("name", terms.words.clone()),
             ("kind", kinds),
-            ("namespace", terms.to_vec()),
+            ("namespace", terms.words.clone()),
+            (SOFTWARE_KEY, software),
+            (CATEGORY_KEY, categories),
         ] {
+            if values.is_empty() {
+                continue;
+            }
             let mut all = vec![Filter::In(key.into(), values)];
             if let Some(f) = filter {
                 all.push(f.clone());
@@ -261,54 +273,6 @@ pub fn build_filter(req: &SearchRequest) -> Result<Option<Filter>, SearchError> 
     })
 }
 
-const STOPWORDS: &[&str] = &[
-    "a", "an", "and", "are", "all", "any", "do", "does", "find", "for", "have", "in", "is", "it",
-    "list", "me", "my", "of", "on", "or", "running", "show", "that", "the", "there", "this", "to",
-    "we", "what", "which", "who", "with",
-];
-
-/// Lowercased words of the query that could be names, kinds or label values, followed by
-/// the singulars of plural words ("databases" also matches the label value `database`).
-pub fn query_terms(query: &str) -> Vec<String> {
-    let mut seen = HashSet::new();
-    let words: Vec<String> = query
-        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '.' || c == '_'))
-        .map(|t| {
-            t.trim_matches(|c: char| c == '.' || c == '-')
-                .to_lowercase()
-        })
-        .filter(|t| t.len() >= 2 && !STOPWORDS.contains(&t.as_str()))
-        .filter(|t| seen.insert(t.clone()))
-        .collect();
-    let singulars: Vec<String> = words
-        .iter()
-        .filter_map(|w| singular(w))
-        .filter(|s| seen.insert(s.clone()))
-        .collect();
-    words.into_iter().chain(singulars).collect()
-}
-
-/// English plural to singular for the common shapes: `policies` → `policy`,
-/// `classes` → `class`, `databases` → `database`; `None` for words that do not look plural (`redis`, `class`).
-fn singular(word: &str) -> Option<String> {
-    if word.len() < 5 || !word.chars().all(|c| c.is_ascii_alphabetic()) {
-        return None;
-    }
-    if let Some(stem) = word.strip_suffix("ies") {
-        return Some(format!("{stem}y"));
-    }
-    if ["sses", "xes", "ches", "shes"]
-        .iter()
-        .any(|e| word.ends_with(e))
-    {
-        return word.strip_suffix("es").map(str::to_string);
-    }
-    if word.ends_with("ss") || word.ends_with("us") || word.ends_with("is") {
-        return None;
-    }
-    word.strip_suffix('s').map(str::to_string)
-}
-
 /// Kinds are CamelCase (`StatefulSet`); a term is tried as written and capitalised.
 fn kind_spellings(term: &str) -> Vec<String> {
     let mut c = term.chars();
@@ -333,35 +297,6 @@ pub(crate) fn meta_str(m: &Metadata, key: &str) -> String {
     }
 }
 
-/// Terms equal (case-insensitively) to the name, the kind, the namespace or a label value,
-/// each tagged with where it matched: `name:postgres`, `kind:statefulset`,
-/// `namespace:data`, `label:app=postgres`.
-pub(crate) fn exact_matches(m: &Metadata, terms: &[String]) -> Vec<String> {
-    let name = meta_str(m, "name").to_lowercase();
-    let kind = meta_str(m, "kind").to_lowercase();
-    let namespace = meta_str(m, "namespace").to_lowercase();
-    let mut out = Vec::new();
-    for t in terms {
-        if *t == name {
-            out.push(format!("name:{t}"));
-        }
-        if *t == kind {
-            out.push(format!("kind:{t}"));
-        }
-        if *t == namespace {
-            out.push(format!("namespace:{t}"));
-        }
-        for (k, v) in m {
-            if let (Some(label), MetaValue::Str(v)) = (k.strip_prefix("label."), v) {
-                if v.to_lowercase() == *t {
-                    out.push(format!("label:{label}={v}"));
-                }
-            }
-        }
-    }
-    out
-}
-
 fn boost_for(_m: &Metadata, matched: &[String]) -> f32 {
     let mut boost = 0.0;
     let (mut name, mut kind, mut label, mut namespace) = (false, false, false, false);
@@ -375,7 +310,13 @@ fn boost_for(_m: &Metadata, matched: &[String]) -> f32 {
         } else if m.starts_with("kind:") && !kind {
             kind = true;
             boost += KIND_BOOST;
-        } else if m.starts_with("label:") && !label {
+        } else if (m.starts_with("label:")
+            || m.starts_with("software:")
+            || m.starts_with("category:"))
+            && !label
+        {
+            // What the object is, said by a label or by the software it runs: one boost,
+            // however many say it.
             label = true;
             boost += LABEL_BOOST;
         }
@@ -429,18 +370,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_terms_drop_stopwords_and_punctuation() {
-        assert_eq!(
-            query_terms("What databases are running? postgres-main, Redis."),
-            ["databases", "postgres-main", "redis", "database"]
-        );
-        assert_eq!(
-            query_terms("network policies and ingress classes"),
-            ["network", "policies", "ingress", "classes", "policy", "class"]
-        );
-    }
-
-    #[test]
     fn filters_combine_kind_namespace_and_labels() {
         let req = SearchRequest {
             kind: Some("Deployment".into()),
@@ -467,20 +396,17 @@ mod tests {
     }
 
     #[test]
-    fn exact_name_and_label_matches_are_found_and_boosted() {
-        let m: Metadata = [
-            ("name", "postgres"),
-            ("kind", "StatefulSet"),
-            ("label.app", "postgres"),
+    fn a_label_and_the_software_saying_what_an_object_is_boost_once() {
+        let m = Metadata::new();
+        let matched: Vec<String> = [
+            "name:postgres",
+            "label:app=postgres",
+            "software:postgresql",
+            "category:database",
+            "kind:statefulset",
         ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), MetaValue::Str(v.to_string())))
-        .collect();
-        let matched = exact_matches(&m, &["postgres".into(), "statefulset".into()]);
-        assert_eq!(
-            matched,
-            ["name:postgres", "label:app=postgres", "kind:statefulset"]
-        );
+        .map(String::from)
+        .to_vec();
         let boost = boost_for(&m, &matched);
         assert!((boost - (NAME_BOOST + KIND_BOOST + LABEL_BOOST)).abs() < 1e-6);
     }

@@ -1,0 +1,260 @@
+//! What a question's words ask for, before anything is searched: the words that could be
+//! names, kinds, namespaces, label values or software names, and the categories of
+//! well-known software it asks about ("databases", "monitoring", "logins"); then which of
+//! them a stored object matches exactly.
+
+use std::collections::HashSet;
+
+use sync_model::software::{Category, Software};
+
+use super::meta_str;
+use crate::document::SOFTWARE_KEY;
+use crate::store::{MetaValue, Metadata};
+
+const STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "all", "any", "do", "does", "find", "for", "have", "in", "is", "it",
+    "list", "me", "my", "of", "on", "or", "running", "show", "that", "the", "there", "this", "to",
+    "we", "what", "which", "who", "with",
+];
+
+/// Nouns that make the category word before them a modifier: "queue length" asks about
+/// what measures a queue, "database migrations" about migrations, not about queues or
+/// databases themselves.
+const ATTRIBUTE_NOUNS: &[&str] = &[
+    "length",
+    "size",
+    "depth",
+    "lag",
+    "level",
+    "latency",
+    "rate",
+    "ratio",
+    "hit",
+    "usage",
+    "count",
+    "migration",
+    "schema",
+    "backup",
+    "client",
+    "credential",
+    "password",
+    "connection",
+    "exporter",
+    "operator",
+    "admin",
+    "administrator",
+    "console",
+    "ui",
+    "version",
+    "port",
+    "config",
+    "configuration",
+    "setting",
+    "driver",
+    "dump",
+    "snapshot",
+    "restore",
+    "replica",
+    "retention",
+    "quota",
+];
+
+/// A question, taken apart for exact matching.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryTerms {
+    /// Lowercased words that could be names, kinds, namespaces, label values or software
+    /// names, followed by the singulars of plural words ("databases" also matches the label
+    /// value `database`).
+    pub words: Vec<String>,
+    /// The categories of software the question asks for.
+    pub categories: Vec<Category>,
+}
+
+impl QueryTerms {
+    pub fn parse(query: &str) -> QueryTerms {
+        let tokens: Vec<String> = query
+            .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '.' || c == '_'))
+            .map(|t| {
+                t.trim_matches(|c: char| c == '.' || c == '-')
+                    .to_lowercase()
+            })
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut seen = HashSet::new();
+        let words: Vec<String> = tokens
+            .iter()
+            .filter(|t| t.len() >= 2 && !STOPWORDS.contains(&t.as_str()))
+            .filter(|t| seen.insert((*t).clone()))
+            .cloned()
+            .collect();
+        let singulars: Vec<String> = words
+            .iter()
+            .filter_map(|w| singular(w))
+            .filter(|s| seen.insert(s.clone()))
+            .collect();
+        let mut categories = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            let modifier = tokens.get(i + 1).is_some_and(|next| {
+                let next_singular = singular(next);
+                ATTRIBUTE_NOUNS
+                    .iter()
+                    .any(|n| *n == next || Some(*n) == next_singular.as_deref())
+            });
+            if modifier {
+                continue;
+            }
+            for c in Category::asked_by(token) {
+                if !categories.contains(&c) {
+                    categories.push(c);
+                }
+            }
+        }
+        QueryTerms {
+            words: words.into_iter().chain(singulars).collect(),
+            categories,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty() && self.categories.is_empty()
+    }
+
+    /// Software keys the words name (`postgres` → `postgresql`) and the categories asked
+    /// for, as stored: keyword candidates whose own names say neither.
+    pub fn software_candidates(&self) -> (Vec<String>, Vec<String>) {
+        let mut software: Vec<String> = self
+            .words
+            .iter()
+            .flat_map(|w| Software::named_by(w).map(|s| s.key().to_string()))
+            .collect();
+        software.sort_unstable();
+        software.dedup();
+        let categories = self
+            .categories
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect();
+        (software, categories)
+    }
+}
+
+/// English plural to singular for the common shapes: `policies` → `policy`,
+/// `classes` → `class`, `databases` → `database`; `None` for words that do not look plural (`redis`, `class`).
+fn singular(word: &str) -> Option<String> {
+    if word.len() < 5 || !word.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    if let Some(stem) = word.strip_suffix("ies") {
+        return Some(format!("{stem}y"));
+    }
+    if ["sses", "xes", "ches", "shes"]
+        .iter()
+        .any(|e| word.ends_with(e))
+    {
+        return word.strip_suffix("es").map(str::to_string);
+    }
+    if word.ends_with("ss") || word.ends_with("us") || word.ends_with("is") {
+        return None;
+    }
+    word.strip_suffix('s').map(str::to_string)
+}
+
+/// The question's words equal (case-insensitively) to the name, the kind, the namespace, a
+/// label value or a name of the software the object runs, and the asked category of that
+/// software, each tagged with where it matched: `name:postgres`, `kind:statefulset`,
+/// `namespace:data`, `label:app=postgres`, `software:postgresql`, `category:database`.
+pub(crate) fn exact_matches(m: &Metadata, terms: &QueryTerms) -> Vec<String> {
+    let name = meta_str(m, "name").to_lowercase();
+    let kind = meta_str(m, "kind").to_lowercase();
+    let namespace = meta_str(m, "namespace").to_lowercase();
+    let software = Software::by_key(&meta_str(m, SOFTWARE_KEY));
+    let mut out = Vec::new();
+    for t in &terms.words {
+        if *t == name {
+            out.push(format!("name:{t}"));
+        }
+        if *t == kind {
+            out.push(format!("kind:{t}"));
+        }
+        if *t == namespace {
+            out.push(format!("namespace:{t}"));
+        }
+        for (k, v) in m {
+            if let (Some(label), MetaValue::Str(v)) = (k.strip_prefix("label."), v) {
+                if v.to_lowercase() == *t {
+                    out.push(format!("label:{label}={v}"));
+                }
+            }
+        }
+        if let Some(s) = software.filter(|s| s.aka.contains(&t.as_str())) {
+            out.push(format!("software:{}", s.key()));
+        }
+    }
+    if let Some(s) = software.filter(|s| terms.categories.contains(&s.category)) {
+        out.push(format!("category:{}", s.category.as_str()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_terms_drop_stopwords_and_punctuation() {
+        assert_eq!(
+            QueryTerms::parse("What databases are running? postgres-main, Redis.").words,
+            ["databases", "postgres-main", "redis", "database"]
+        );
+        assert_eq!(
+            QueryTerms::parse("network policies and ingress classes").words,
+            ["network", "policies", "ingress", "classes", "policy", "class"]
+        );
+    }
+
+    #[test]
+    fn a_category_is_asked_for_unless_it_only_modifies_the_next_noun() {
+        let asked = |q: &str| QueryTerms::parse(q).categories;
+        assert_eq!(asked("what databases are running?"), [Category::Database]);
+        assert_eq!(asked("message queues"), [Category::Queue]);
+        assert_eq!(asked("who handles user logins?"), [Category::Auth]);
+        assert_eq!(asked("monitoring"), [Category::Monitoring]);
+        assert!(asked("what autoscales on queue length?").is_empty());
+        assert!(asked("database migrations").is_empty());
+        assert!(asked("who handles payments?").is_empty());
+    }
+
+    #[test]
+    fn exact_name_label_and_software_matches_are_tagged() {
+        let m: Metadata = [
+            ("name", "postgres"),
+            ("kind", "StatefulSet"),
+            ("label.app", "postgres"),
+            (SOFTWARE_KEY, "postgresql"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), MetaValue::Str(v.to_string())))
+        .collect();
+        let matched = exact_matches(&m, &QueryTerms::parse("postgres statefulset"));
+        assert_eq!(
+            matched,
+            [
+                "name:postgres",
+                "label:app=postgres",
+                "software:postgresql",
+                "kind:statefulset"
+            ]
+        );
+        let matched = exact_matches(&m, &QueryTerms::parse("which databases?"));
+        assert_eq!(matched, ["category:database"]);
+        assert!(exact_matches(&m, &QueryTerms::parse("database migrations")).is_empty());
+    }
+
+    #[test]
+    fn software_candidates_are_stored_keys() {
+        let (software, categories) =
+            QueryTerms::parse("postgres and other databases").software_candidates();
+        assert_eq!(software, ["postgresql"]);
+        assert_eq!(categories, ["database"]);
+    }
+}
