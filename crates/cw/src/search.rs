@@ -360,8 +360,24 @@ fn print_answer(answer: &AskAnswer) {
 fn render_answer(answer: &AskAnswer) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    if answer.types.is_empty() {
+    let healths = answer
+        .health
+        .iter()
+        .map(|h| h.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    if answer.types.is_empty() && healths.is_empty() {
         let _ = writeln!(out, "Nothing running answers {:?}.", answer.question);
+    } else if answer.types.is_empty() {
+        let _ = writeln!(out, "Nothing {healths} answers {:?}.", answer.question);
+    } else if answer.none_with_health {
+        let _ = writeln!(
+            out,
+            "None of the answers to {:?} is {healths}. The answers, of any health:\n",
+            answer.question
+        );
+    } else if !healths.is_empty() {
+        let _ = writeln!(out, "{healths} answers to {:?}:\n", answer.question);
     }
     let clusters = clusters_of(
         answer
@@ -556,6 +572,8 @@ mod tests {
                 instances,
             }],
             available: vec![],
+            health: vec![],
+            none_with_health: false,
         }
     }
 
@@ -582,5 +600,32 @@ mod tests {
         ]));
         assert!(!text.contains("== cluster"), "{text}");
         assert!(text.starts_with("StatefulSet (apps)"), "{text}");
+    }
+
+    #[test]
+    fn a_health_question_says_which_health_it_answers_and_when_none_has_it() {
+        use sync_model::HealthStatus;
+        let mut a = answer(&[("prod-eu", "orders-db")]);
+        a.health = vec![HealthStatus::Failed, HealthStatus::InProgress];
+        let text = render_answer(&a);
+        assert!(
+            text.starts_with("Failed or InProgress answers to \"what databases are running?\":"),
+            "{text}"
+        );
+        a.none_with_health = true;
+        let text = render_answer(&a);
+        assert!(
+            text.starts_with(
+                "None of the answers to \"what databases are running?\" is Failed or InProgress."
+            ),
+            "{text}"
+        );
+        assert!(text.contains("data/orders-db"), "{text}");
+        a.types.clear();
+        a.none_with_health = false;
+        assert_eq!(
+            render_answer(&a),
+            "Nothing Failed or InProgress answers \"what databases are running?\".\n"
+        );
     }
 }

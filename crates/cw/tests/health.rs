@@ -118,6 +118,31 @@ async fn by_health(cw: &CwRun, health: &str) -> Vec<(String, String, String)> {
     hits
 }
 
+/// `cw ask` through the API.
+async fn ask(cw: &CwRun, question: &str) -> Value {
+    cw.post_json(
+        "/api/v1/search",
+        json!({"query": question, "ask": true, "limit": 10}),
+    )
+    .await
+}
+
+/// The names of an answer's objects, best first for one type, sorted across types when
+/// there are several (their order across types is by score, which a stand-in's vectors
+/// make arbitrary).
+fn answer_names(answer: &Value) -> Vec<String> {
+    let types = answer["types"].as_array().cloned().unwrap_or_default();
+    let mut names: Vec<String> = types
+        .iter()
+        .flat_map(|t| t["instances"].as_array().cloned().unwrap_or_default())
+        .filter_map(|i| i["name"].as_str().map(str::to_string))
+        .collect();
+    if types.len() > 1 {
+        names.sort();
+    }
+    names
+}
+
 async fn wait_for(cw: &mut CwRun, what: &str, check: impl AsyncFn(&CwRun) -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -217,6 +242,24 @@ async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding
         "{documents:?}"
     );
 
+    // A question about health is answered by the objects of that health that answer it:
+    // the crashing PostgreSQL Pod is an unhealthy database; the failing Job, the failing
+    // cache and the Deployment rolling out are unhealthy but no databases.
+    let answer = ask(&cw, "are any databases unhealthy?").await;
+    assert_eq!(
+        answer["health"],
+        json!(["Failed", "InProgress"]),
+        "{answer:#}"
+    );
+    assert_eq!(answer_names(&answer), ["orders-0"], "{answer:#}");
+    // A question that names nothing but health: every unhealthy object.
+    let answer = ask(&cw, "is anything failing?").await;
+    assert_eq!(
+        answer_names(&answer),
+        ["migrate", "orders-0", "sessions", "web"],
+        "{answer:#}"
+    );
+
     // Health alone changes: the Deployment becomes available and the cache ready.
     let embedded_before = voyage.inputs();
     let requests_before = voyage.requests();
@@ -246,7 +289,18 @@ async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding
         "both were rewritten with their stored vectors:\n{metrics}"
     );
 
+    // Nothing about nginx is unhealthy any more: the answer says so, with the answers of
+    // any health.
+    let answer = ask(&cw, "is nginx unhealthy?").await;
+    assert_eq!(answer["noneWithHealth"], json!(true), "{answer:#}");
+    assert_eq!(
+        answer_names(&answer).first().map(String::as_str),
+        Some("web"),
+        "{answer:#}"
+    );
+
     // A new image is a real change: it is embedded.
+    let embedded_before = voyage.inputs();
     let mut upgraded = deployment(3);
     upgraded["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
     upgraded.as_object_mut().expect("object").remove("status");

@@ -156,6 +156,16 @@ pub struct AskAnswer {
     /// what the cluster can run, not what runs. Never counted among the answers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub available: Vec<TypeMatch>,
+    /// The healths the answers were restricted to: the request's `health`, or `Failed` and
+    /// `InProgress` when the question itself asks about health ("are any databases
+    /// unhealthy?", "what is failing?"). Empty: answers of any health.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<HealthStatus>,
+    /// True when the question asked about health but no object that answers it has one of
+    /// those healths: `types` then holds the answers of any health ("no database is
+    /// unhealthy; these are the databases").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub none_with_health: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

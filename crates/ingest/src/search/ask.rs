@@ -14,6 +14,7 @@ use super::{
     AskHit, QueryTerms, Ranked, SearchError, SearchMode, Searcher, TypeMatch, Why,
     CANDIDATE_FACTOR, MIN_CANDIDATES,
 };
+use crate::document::HEALTH_KEY;
 use crate::store::{Filter, Hit};
 
 /// Types whose description is within this much of the best type's similarity are bridged.
@@ -28,6 +29,32 @@ const BRIDGE_TYPE_WEIGHT: f32 = 0.8;
 /// Types listed as available (matching, nothing running).
 const MAX_AVAILABLE: usize = 3;
 
+/// An answer scores at least this share of the best answer's score: what the question is
+/// about, not everything near it ("what databases are running?" is not answered by a
+/// Certificate of the database's namespace). A health answer scores at least this share of
+/// the best answer of any health: "are any databases unhealthy?" is not answered by a
+/// failing Job that has nothing to do with databases. (Half costs nothing on the relevance
+/// sets; 0.6 loses expected answers: docs/search.md.)
+const ANSWER_FLOOR: f32 = 0.5;
+
+/// The ranked answers of one pass, before the cut to the limit.
+struct Ranking {
+    answers: Vec<Answer>,
+    /// The bridged types' capability documents, by (kind, group).
+    capabilities: HashMap<(String, String), Hit>,
+    available: Vec<TypeMatch>,
+}
+
+/// What the answer to a question is made of, once ranked.
+struct Finish<'a> {
+    question: &'a str,
+    words: &'a [String],
+    limit: usize,
+    ranking: Ranking,
+    healths: Vec<sync_model::HealthStatus>,
+    none_with_health: bool,
+}
+
 /// One answer being ranked: the candidate, and the type that bridged it, if any.
 struct Answer {
     ranked: Ranked,
@@ -35,8 +62,9 @@ struct Answer {
 }
 
 impl Searcher {
-    /// The running objects that answer `question`, at most `limit`, best first and grouped
-    /// by type; and the matching types that have nothing running.
+    /// The running objects that answer `question`, at most `limit` and none under
+    /// [`ANSWER_FLOOR`] of the best one's score, best first and grouped by type; and the
+    /// matching types that have nothing running.
     pub async fn ask(
         &self,
         question: &str,
@@ -46,9 +74,15 @@ impl Searcher {
     }
 
     /// [`Searcher::ask`] among the objects of one cluster (all clusters when `None`) and of
-    /// one health (`Failed`: "which databases are failing?"; all when `None`). With a
-    /// health, types are never listed as available: a type whose objects are all healthy
-    /// does not have "nothing running".
+    /// one health (`Failed`: "which databases are failing?"). Without a health, a question
+    /// that asks about health ("are any databases unhealthy?", "what is failing?") is
+    /// answered by its `Failed` and `InProgress` objects. Health answers must answer the
+    /// question about as well as its best answer of any health (at least
+    /// [`ANSWER_FLOOR`] of that score), so that a failing Job does not answer a
+    /// question about databases; when the question named something and none of its answers
+    /// has the asked health, the answers of any health come back with
+    /// `none_with_health` set. With a health, types are never listed as available: a type
+    /// whose objects are all healthy does not have "nothing running".
     pub async fn ask_in(
         &self,
         question: &str,
@@ -56,26 +90,108 @@ impl Searcher {
         cluster: Option<&str>,
         health: Option<sync_model::HealthStatus>,
     ) -> Result<AskAnswer, SearchError> {
+        use sync_model::HealthStatus;
         let limit = checked_limit(limit)?;
-        let in_scope = build_filter(&sync_model::search::SearchRequest {
+        let in_cluster = build_filter(&sync_model::search::SearchRequest {
             cluster: cluster.map(str::to_string),
-            health,
             ..Default::default()
         })?;
         if question.trim().is_empty() {
             return Err(SearchError::BadRequest("question must not be empty".into()));
         }
-        let vector = self.embed_query(question).await?;
         let terms = QueryTerms::parse(question);
+        let healths = match health {
+            Some(h) => vec![h],
+            None if terms.asks_health => vec![HealthStatus::Failed, HealthStatus::InProgress],
+            None => vec![],
+        };
+        let vector = self.embed_query(question).await?;
+        let answer = |ranking, healths, none_with_health| Finish {
+            question,
+            words: &terms.words,
+            limit,
+            ranking,
+            healths,
+            none_with_health,
+        };
+        if healths.is_empty() {
+            let mut ranking = self
+                .rank_answers(&vector, &terms, limit, in_cluster.as_ref(), true)
+                .await?;
+            let best = ranking.answers.first().map_or(0.0, |a| a.ranked.score);
+            ranking
+                .answers
+                .retain(|a| a.ranked.score >= ANSWER_FLOOR * best);
+            return self.finish(answer(ranking, healths, false)).await;
+        }
+
+        let of_health = Filter::In(
+            HEALTH_KEY.into(),
+            healths.iter().map(|h| h.as_str().to_string()).collect(),
+        );
+        let in_scope = match in_cluster.clone() {
+            Some(c) => Filter::And(vec![c, of_health]),
+            None => of_health,
+        };
+        let mut ranking = self
+            .rank_answers(&vector, &terms, limit, Some(&in_scope), false)
+            .await?;
+        if !terms.names_something {
+            // "Is anything failing?": every object of that health answers.
+            return self.finish(answer(ranking, healths, false)).await;
+        }
+        let mut any_health = self
+            .rank_answers(&vector, &terms, limit, in_cluster.as_ref(), false)
+            .await?;
+        let best = any_health.answers.first().map_or(0.0, |a| a.ranked.score);
+        let floor = ANSWER_FLOOR * best;
+        ranking.answers.retain(|a| a.ranked.score >= floor);
+        if ranking.answers.is_empty() && health.is_none() {
+            // The same floor: the objects the question is about, not everything near them.
+            any_health.answers.retain(|a| a.ranked.score >= floor);
+            return self.finish(answer(any_health, healths, true)).await;
+        }
+        self.finish(answer(ranking, healths, false)).await
+    }
+
+    /// The best `limit` answers of a ranking, grouped by type.
+    async fn finish(&self, f: Finish<'_>) -> Result<AskAnswer, SearchError> {
+        let Ranking {
+            mut answers,
+            capabilities,
+            available,
+        } = f.ranking;
+        answers.truncate(f.limit);
+        let types = self.group_by_type(answers, f.words, &capabilities).await?;
+        Ok(AskAnswer {
+            question: f.question.to_string(),
+            types,
+            available,
+            health: f.healths,
+            none_with_health: f.none_with_health,
+        })
+    }
+
+    /// The answers to a question among the objects `scope` admits, best first (not yet cut
+    /// to `limit`), the types that bridged them and, when `list_available`, the matching
+    /// types with nothing running.
+    async fn rank_answers(
+        &self,
+        vector: &[f32],
+        terms: &QueryTerms,
+        limit: usize,
+        in_scope: Option<&Filter>,
+        list_available: bool,
+    ) -> Result<Ranking, SearchError> {
         let candidates = CANDIDATE_FACTOR.saturating_mul(limit).max(MIN_CANDIDATES);
 
         let mut answers: HashMap<String, Answer> = HashMap::new();
         for ranked in self
             .ranked(
                 &self.instances_collection,
-                Some(&vector),
-                &terms,
-                in_scope.as_ref(),
+                Some(vector),
+                terms,
+                in_scope,
                 candidates,
                 SearchMode::Hybrid,
             )
@@ -95,7 +211,7 @@ impl Searcher {
         }
 
         // The bridge: the matching types' instances, all read in one pass over the store.
-        let types = self.matching_types(&vector).await?;
+        let types = self.matching_types(vector).await?;
         let mut by_type: HashMap<(String, String), Vec<Hit>> = HashMap::new();
         if !types.is_empty() {
             let kinds: Vec<String> = types
@@ -104,13 +220,13 @@ impl Searcher {
                 .collect();
             let n = limit.saturating_mul(types.len()).saturating_mul(4);
             let of_kinds = Filter::In("kind".into(), kinds);
-            let filter = match in_scope.clone() {
+            let filter = match in_scope.cloned() {
                 Some(c) => Filter::And(vec![c, of_kinds]),
                 None => of_kinds,
             };
             for hit in self
                 .store
-                .query(&self.instances_collection, &vector, Some(&filter), n)
+                .query(&self.instances_collection, vector, Some(&filter), n)
                 .await?
             {
                 let key = (
@@ -131,7 +247,7 @@ impl Searcher {
                 meta_str(&t.metadata, "group"),
             );
             let Some(instances) = by_type.remove(&key) else {
-                if health.is_some() {
+                if !list_available {
                     continue;
                 }
                 available.push(TypeMatch {
@@ -164,7 +280,7 @@ impl Searcher {
                         }
                     }
                     Entry::Vacant(e) if bridges => {
-                        let matched = exact_matches(&hit.metadata, &terms);
+                        let matched = exact_matches(&hit.metadata, terms);
                         let direct = sim + direct_boost(&hit.metadata, &matched);
                         e.insert(Answer {
                             ranked: Ranked {
@@ -185,20 +301,16 @@ impl Searcher {
         }
         available.truncate(MAX_AVAILABLE);
 
-        let mut ranked: Vec<Answer> = answers.into_values().collect();
-        ranked.sort_by(|a, b| {
+        let mut answers: Vec<Answer> = answers.into_values().collect();
+        answers.sort_by(|a, b| {
             b.ranked
                 .score
                 .total_cmp(&a.ranked.score)
                 .then_with(|| a.ranked.hit.id.cmp(&b.ranked.hit.id))
         });
-        ranked.truncate(limit);
-        let types = self
-            .group_by_type(ranked, &terms.words, &capabilities)
-            .await?;
-        Ok(AskAnswer {
-            question: question.to_string(),
-            types,
+        Ok(Ranking {
+            answers,
+            capabilities,
             available,
         })
     }

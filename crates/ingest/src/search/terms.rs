@@ -59,6 +59,43 @@ const ATTRIBUTE_NOUNS: &[&str] = &[
     "quota",
 ];
 
+/// Words that ask about health: "are any databases unhealthy?", "what is failing?".
+const HEALTH_WORDS: &[&str] = &[
+    "unhealthy",
+    "healthy",
+    "health",
+    "failing",
+    "failed",
+    "failure",
+    "failures",
+    "broken",
+    "crashing",
+    "crashed",
+    "crashloop",
+    "crashloopbackoff",
+    "degraded",
+    "erroring",
+];
+
+/// Words that name no object: "is *anything* failing?" asks about every object.
+const ANY_OBJECT_WORDS: &[&str] = &[
+    "anything",
+    "everything",
+    "something",
+    "any",
+    "objects",
+    "object",
+    "resources",
+    "resource",
+    "workloads",
+    "workload",
+    "things",
+    "now",
+    "currently",
+    "right",
+    "cluster",
+];
+
 /// A question, taken apart for exact matching.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryTerms {
@@ -68,6 +105,11 @@ pub struct QueryTerms {
     pub words: Vec<String>,
     /// The categories of software the question asks for.
     pub categories: Vec<Category>,
+    /// The question asks about health ("unhealthy", "failing", "broken").
+    pub asks_health: bool,
+    /// The question names something beyond health: "are any *databases* unhealthy?" does,
+    /// "is anything failing?" does not (every unhealthy object answers it).
+    pub names_something: bool,
 }
 
 impl QueryTerms {
@@ -109,9 +151,20 @@ impl QueryTerms {
                 }
             }
         }
+        let asks_health = tokens.iter().any(|t| HEALTH_WORDS.contains(&t.as_str()))
+            || tokens
+                .windows(2)
+                .any(|w| w[0] == "not" && (w[1] == "ready" || w[1] == "running"));
+        let names_something = words.iter().any(|w| {
+            !HEALTH_WORDS.contains(&w.as_str())
+                && !ANY_OBJECT_WORDS.contains(&w.as_str())
+                && !["not", "ready"].contains(&w.as_str())
+        }) || !categories.is_empty();
         QueryTerms {
             words: words.into_iter().chain(singulars).collect(),
             categories,
+            asks_health,
+            names_something,
         }
     }
 
@@ -222,6 +275,18 @@ mod tests {
         assert!(asked("what autoscales on queue length?").is_empty());
         assert!(asked("database migrations").is_empty());
         assert!(asked("who handles payments?").is_empty());
+    }
+
+    #[test]
+    fn health_words_ask_about_health_and_may_name_nothing_else() {
+        let q = QueryTerms::parse("are any databases unhealthy?");
+        assert!(q.asks_health && q.names_something);
+        let q = QueryTerms::parse("Is anything failing right now?");
+        assert!(q.asks_health && !q.names_something);
+        let q = QueryTerms::parse("which pods are not ready?");
+        assert!(q.asks_health);
+        let q = QueryTerms::parse("what databases are running?");
+        assert!(!q.asks_health && q.names_something);
     }
 
     #[test]
