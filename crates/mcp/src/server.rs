@@ -184,7 +184,8 @@ get the types and their running instances in one call.",
 resource types whose purpose matches the question (e.g. PostgreSQL and MySQL types for \
 'what databases are running?'), then their running instances, best first. Filters narrow the \
 types (kind, apiGroup) and the instances (namespace, labels, health: Failed for \
-'which databases are failing?'). Each instance carries its health with a reason when its status \
+'which databases are failing?'). A question about health ('are any databases unhealthy?') \
+is answered by its Failed and InProgress instances, or says that none is. Each instance carries its health with a reason when its status \
 says one, and an id for get_resource for live details.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -235,11 +236,26 @@ says one, and an id for get_resource for live details.",
                 why: shorten(&t.reason, 160),
             })
             .collect();
-        let note = types.is_empty().then(|| {
-            "no resource type matches: rephrase with what the thing does (\"database\", \
-             \"certificates\"), or use search_resources with a name or kind"
-                .to_string()
-        });
+        let asked_health: Vec<&str> = answer.health.iter().map(|h| h.as_str()).collect();
+        let note = if types.is_empty() && !asked_health.is_empty() {
+            Some(format!(
+                "nothing {} answers the question",
+                asked_health.join(" or ")
+            ))
+        } else if types.is_empty() {
+            Some(
+                "no resource type matches: rephrase with what the thing does (\"database\", \
+                 \"certificates\"), or use search_resources with a name or kind"
+                    .to_string(),
+            )
+        } else if answer.none_with_health {
+            Some(format!(
+                "none of the answers is {}: these are the answers of any health, each with its own",
+                asked_health.join(" or ")
+            ))
+        } else {
+            None
+        };
         Ok(Json(AskAnswerLines {
             question,
             types,
