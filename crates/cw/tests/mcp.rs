@@ -222,6 +222,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         {"tool": "list_clusters"},
         {"tool": "search_capabilities", "args": {"query": "postgresql database"}},
         {"tool": "ask", "args": {"question": "what databases are running?"}},
+        {"tool": "ask", "args": {"question": "are any databases unhealthy?"}},
         {"tool": "search_resources", "args": {"query": "postgres", "kind": "StatefulSet", "limit": 3}},
         {"tool": "search_resources", "args": {"namespace": "data", "mode": "count"}},
         {"tool": "search_resources", "args": {"mode": "group_by", "groupBy": "kind"}},
@@ -309,7 +310,38 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         "ask should find the CloudNativePG cluster: {asked}"
     );
 
-    let hits = ok(&report, 3);
+    // A question about health: the databases that are not healthy, each with its reason.
+    let unhealthy = ok(&report, 3);
+    let names: Vec<(&str, &str)> = unhealthy["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["instances"].as_array().unwrap().iter())
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap_or_default(),
+                i["health"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|(n, h)| *n == "ledger-postgres" && h.starts_with("InProgress")),
+        "{unhealthy}"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|(_, h)| h.starts_with("InProgress") || h.starts_with("Failed")),
+        "only unhealthy answers: {unhealthy}"
+    );
+    assert!(
+        !names.iter().any(|(n, _)| *n == "catalog-mysql"),
+        "a healthy database is no answer: {unhealthy}"
+    );
+
+    let hits = ok(&report, 4);
     let first = &hits["results"][0];
     assert_eq!(first["kind"], "StatefulSet", "{hits}");
     assert_eq!(
@@ -323,10 +355,10 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     );
     assert!(hits["results"].as_array().unwrap().len() <= 3, "{hits}");
 
-    let counted = ok(&report, 4);
+    let counted = ok(&report, 5);
     assert!(counted["total"].as_u64().unwrap_or(0) >= 10, "{counted}");
     assert!(counted.get("results").is_none(), "{counted}");
-    let grouped = ok(&report, 5);
+    let grouped = ok(&report, 6);
     assert!(
         grouped["groups"]
             .as_array()
@@ -336,7 +368,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         "{grouped}"
     );
 
-    let db = ok(&report, 6);
+    let db = ok(&report, 7);
     assert_eq!(db["health"], "unhealthy", "{db}");
     assert_eq!(db["healthReason"], "0/3 ready", "{db}");
     assert!(
@@ -345,7 +377,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
             .is_some_and(|m| m.contains("exceeded quota")),
         "{db}"
     );
-    let pod = ok(&report, 7);
+    let pod = ok(&report, 8);
     assert_eq!(
         pod["owners"][0], "StatefulSet data/ledger-postgres",
         "{pod}"
@@ -357,7 +389,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
             .contains("ContainersNotReady"),
         "{pod}"
     );
-    let secret = ok(&report, 8);
+    let secret = ok(&report, 9);
     let secret_text = secret.to_string();
     assert!(
         !secret_text.contains("aHVudGVyMg") && !secret_text.contains("hunter2"),
@@ -365,9 +397,9 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     );
     assert_eq!(secret["dataKeys"][0], "password", "{secret}");
 
-    assert!(tool_error(&report, 9).contains("\"count\""));
-    assert!(tool_error(&report, 10).contains("key=value"));
-    assert!(tool_error(&report, 11).contains("no-such-db"));
+    assert!(tool_error(&report, 10).contains("\"count\""));
+    assert!(tool_error(&report, 11).contains("key=value"));
+    assert!(tool_error(&report, 12).contains("no-such-db"));
 
     // The same server over stdio: `cw mcp` reading the running server's index, with the
     // kubeconfig for live reads.
