@@ -2,10 +2,7 @@
 //! `.venv`) on a free loopback port with a fresh data directory, and stops it on drop.
 //! Tests never skip when it is missing: they fail saying to run `scripts/setup`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::python_server::{PythonServer, Spec};
 
@@ -93,30 +90,4 @@ pub fn chroma_python() -> PathBuf {
         );
     }
     python
-}
-
-/// A plain HTTP/1.0 GET of `path` on the loopback `port` answers 200, checked without an
-/// HTTP client crate.
-pub(crate) fn answers_200(port: u16, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(500),
-    ) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    let n = stream.read(&mut buf).unwrap_or(0);
-    let head = String::from_utf8_lossy(&buf[..n]);
-    head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200")
-}
-
-pub(crate) fn tail(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let start = bytes.len().saturating_sub(2_000);
-    String::from_utf8_lossy(&bytes[start..]).into_owned()
 }

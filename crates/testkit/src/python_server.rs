@@ -4,11 +4,11 @@
 //! directory, whose tail each start-up error quotes.
 
 use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-use crate::chroma::{answers_200, tail};
 
 /// How long a server may take to answer its health path on a busy 2-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -174,4 +174,30 @@ impl Drop for PythonServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A plain HTTP/1.0 GET of `path` on the loopback `port` answers 200, checked without an
+/// HTTP client crate.
+fn answers_200(port: u16, path: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(500),
+    ) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200")
+}
+
+fn tail(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let start = bytes.len().saturating_sub(2_000);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
 }
