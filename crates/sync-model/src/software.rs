@@ -591,7 +591,6 @@ const IMAGES: &[(&str, &str)] = &[
     ("kube-state-metrics", "kube-state-metrics"),
     ("pushgateway", "pushgateway"),
     ("jaeger", "jaeger"),
-    ("all-in-one", "jaeger"),
     ("jaeger-collector", "jaeger"),
     ("tempo", "tempo"),
     ("opentelemetry-collector", "otel"),
@@ -616,10 +615,8 @@ const IMAGES: &[(&str, &str)] = &[
     ("dex", "dex"),
     ("oauth2-proxy", "oauth2-proxy"),
     ("authelia", "authelia"),
-    ("server", "authentik"),
     ("nginx", "nginx"),
     ("nginx-unprivileged", "nginx"),
-    ("controller", "ingress-nginx"),
     ("traefik", "traefik"),
     ("haproxy", "haproxy"),
     ("httpd", "httpd"),
@@ -627,7 +624,6 @@ const IMAGES: &[(&str, &str)] = &[
     ("envoy", "envoy"),
     ("proxyv2", "istio-proxy"),
     ("linkerd-proxy", "linkerd-proxy"),
-    ("proxy", "linkerd-proxy"),
     ("vault", "vault"),
     ("jenkins", "jenkins"),
     ("argocd", "argocd"),
@@ -635,17 +631,16 @@ const IMAGES: &[(&str, &str)] = &[
     ("coredns", "coredns"),
 ];
 
-/// Images whose name alone says nothing (`controller`, `server`, `proxy`): they count only
-/// under their own organisation.
-const ORGS: &[(&str, &str)] = &[
-    ("controller", "ingress-nginx"),
-    ("server", "goauthentik"),
-    ("proxy", "linkerd"),
-    ("all-in-one", "jaegertracing"),
+/// Images known by organisation and name: their name alone says nothing (`controller`,
+/// `server`, `proxy`, `agent`), so it counts only under that organisation.
+/// (organisation, name, software key)
+const ORG_IMAGES: &[(&str, &str, &str)] = &[
+    ("ingress-nginx", "controller", "ingress-nginx"),
+    ("goauthentik", "server", "authentik"),
+    ("linkerd", "proxy", "linkerd-proxy"),
+    ("jaegertracing", "all-in-one", "jaeger"),
+    ("datadog", "agent", "datadog"),
 ];
-
-/// Images named by organisation and name: (organisation/name, software key).
-const ORG_IMAGES: &[(&str, &str)] = &[("datadog/agent", "datadog")];
 
 /// Custom resource types of well-known operators: (API group, kind, software key).
 const TYPES: &[(&str, &str, &str)] = &[
@@ -716,17 +711,13 @@ pub fn software_of_image(image: &str) -> Option<&'static Software> {
     }
     let key = ORG_IMAGES
         .iter()
-        .find(|(o, _)| o.split_once('/') == Some((org.as_str(), name.as_str())))
-        .map(|&(_, k)| k)
+        .find(|(o, n, _)| *o == org && *n == name)
+        .map(|&(_, _, k)| k)
         .or_else(|| {
-            let org_ok = ORGS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .is_none_or(|&(_, o)| o == org);
+            let generic = ORG_IMAGES.iter().any(|(_, n, _)| *n == name);
             IMAGES
                 .iter()
-                .find(|(n, _)| *n == name)
-                .filter(|_| org_ok)
+                .find(|(n, _)| !generic && *n == name)
                 .map(|&(_, k)| k)
         })
         .or_else(|| {
@@ -837,14 +828,14 @@ mod tests {
 
     #[test]
     fn every_table_names_software_of_the_catalog() {
-        for (image, key) in IMAGES.iter().chain(ORG_IMAGES) {
+        for (image, key) in IMAGES {
             assert!(Software::by_key(key).is_some(), "{image}: {key}");
+        }
+        for (org, name, key) in ORG_IMAGES {
+            assert!(Software::by_key(key).is_some(), "{org}/{name}: {key}");
         }
         for (group, kind, key) in TYPES {
             assert!(Software::by_key(key).is_some(), "{group} {kind}: {key}");
-        }
-        for (name, org) in ORGS {
-            assert!(IMAGES.iter().any(|(n, _)| n == name), "{org}/{name}");
         }
     }
 
