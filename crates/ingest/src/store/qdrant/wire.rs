@@ -35,7 +35,7 @@ pub const DIMENSION_KEY: &str = "cw_embedding_dimension";
 /// Payload fields that get a keyword index when cw creates a collection: every field a search
 /// or a sync filters on. Qdrant filters unindexed fields too, but slowly, and refuses them in
 /// strict mode.
-pub const INDEXED_FIELDS: [&str; 9] = [
+pub const INDEXED_FIELDS: [&str; 11] = [
     "cluster",
     "namespace",
     "name",
@@ -43,6 +43,8 @@ pub const INDEXED_FIELDS: [&str; 9] = [
     "apiGroup",
     "group",
     "health",
+    crate::document::SOFTWARE_KEY,
+    crate::document::CATEGORY_KEY,
     crate::capabilities::ENRICHMENT_KEY,
     LABELS_KEY,
 ];
