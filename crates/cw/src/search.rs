@@ -433,6 +433,9 @@ fn render_types(out: &mut String, answer: &AskAnswer, cluster: Option<&str>) {
                 i.hit.score,
                 why_of(i)
             );
+            if !i.owns.is_empty() {
+                let _ = writeln!(out, "      with {}", i.owns.join(", "));
+            }
         }
         let _ = writeln!(out);
     }
@@ -559,6 +562,7 @@ mod tests {
                     document: String::new(),
                 },
                 why: Why::default(),
+                owns: vec![],
             })
             .collect();
         AskAnswer {

@@ -340,6 +340,26 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         !names.iter().any(|(n, _)| *n == "catalog-mysql"),
         "a healthy database is no answer: {unhealthy}"
     );
+    // Its Pod answers too, folded into the StatefulSet that controls it.
+    let ledger_answer = unhealthy["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["instances"].as_array().unwrap().iter())
+        .find(|i| i["name"] == "ledger-postgres")
+        .expect("ledger-postgres");
+    assert!(
+        ledger_answer["owns"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|p| p
+                .as_str()
+                .is_some_and(|p| p.starts_with("Pod ledger-postgres-0 [InProgress")))),
+        "{unhealthy}"
+    );
+    assert!(
+        !names.iter().any(|(n, _)| *n == "ledger-postgres-0"),
+        "the Pod is folded, not an answer of its own: {unhealthy}"
+    );
 
     let hits = ok(&report, 4);
     let first = &hits["results"][0];

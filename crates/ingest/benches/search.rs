@@ -142,6 +142,7 @@ fn instance(i: usize) -> ResourceInstance {
             "" => Vec::new(),
             image => vec![image.to_string()],
         },
+        owner: None,
     }
 }
 

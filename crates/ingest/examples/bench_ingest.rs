@@ -229,6 +229,7 @@ fn realistic_instance(i: usize) -> ResourceInstance {
         created_at: format!("2026-02-{:02}T{:02}:{:02}:00Z", i % 28 + 1, i % 24, i % 60),
         health: None,
         images: Vec::new(),
+        owner: None,
     }
 }
 

@@ -16,6 +16,9 @@ pub const LABEL_PREFIX: &str = "label.";
 pub const SOFTWARE_KEY: &str = "software";
 /// Metadata key of that software's category (`database`).
 pub const CATEGORY_KEY: &str = "category";
+/// Metadata keys of the controlling owner's kind and name (`ReplicaSet`, `web-7d9f`).
+pub const OWNER_KIND_KEY: &str = "ownerKind";
+pub const OWNER_NAME_KEY: &str = "ownerName";
 /// Metadata key of the coarse health (`Failed`), present when the instance has one.
 pub const HEALTH_KEY: &str = "health";
 /// Metadata key of the health's one-line reason.
@@ -34,7 +37,8 @@ pub struct InstanceDocument {
 
 /// The stored form of `instance` of `cluster`: text (images included), filterable metadata
 /// (cluster, namespace, name, kind, apiVersion, apiGroup, createdAt, `label.<key>` per label
-/// and, when known, `software`, `category`, `health` and `healthReason`) and content hash. The text and hash do not
+/// and, when known, `software`, `category`, `ownerKind`, `ownerName`, `health` and
+/// `healthReason`) and content hash. The text and hash do not
 /// depend on the cluster: a sender computes the same hash without knowing how the server
 /// stores it.
 pub fn to_document(instance: &ResourceInstance, cluster: &ClusterId) -> InstanceDocument {
@@ -52,6 +56,10 @@ pub fn to_document(instance: &ResourceInstance, cluster: &ClusterId) -> Instance
     if let Some(software) = instance.software() {
         put(SOFTWARE_KEY, software.key());
         put(CATEGORY_KEY, software.category.as_str());
+    }
+    if let Some(owner) = &instance.owner {
+        put(OWNER_KIND_KEY, &owner.kind);
+        put(OWNER_NAME_KEY, &owner.name);
     }
     if let Some(health) = &instance.health {
         put(HEALTH_KEY, health.status.as_str());

@@ -227,7 +227,10 @@ says one, and an id for get_resource for live details.",
                         })
                     })
                     .take(limit)
-                    .map(|h| HitLine::from_hit(&h.hit, true))
+                    .map(|h| HitLine {
+                        owns: h.owns.clone(),
+                        ..HitLine::from_hit(&h.hit, true)
+                    })
                     .collect(),
                 id: t.id,
                 kind: t.kind,

@@ -167,6 +167,10 @@ pub struct HitLine {
     /// Relevance, higher is better (similarity plus exact-match boosts); absent when listing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// ask only: objects it controls that answered too (its ReplicaSets, Pods), folded
+    /// into this answer, each with its health when it has one.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub owns: Vec<String>,
 }
 
 impl HitLine {
@@ -190,6 +194,7 @@ impl HitLine {
                 }
             }),
             score: ranked.then(|| round(hit.score)),
+            owns: Vec::new(),
         }
     }
 }

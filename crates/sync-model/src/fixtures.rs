@@ -17,6 +17,7 @@ pub fn deployment(namespace: &str, name: &str, app: &str) -> ResourceInstance {
         created_at: "2026-02-20T10:00:00Z".into(),
         health: None,
         images: Vec::new(),
+        owner: None,
     }
 }
 

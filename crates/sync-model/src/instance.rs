@@ -52,6 +52,20 @@ pub struct ResourceInstance {
     )]
     #[validate(custom(function = "validate_images"))]
     pub images: Vec<String>,
+    /// The object's controlling owner (its `ownerReferences` entry with `controller: true`):
+    /// a Pod's ReplicaSet or StatefulSet, a ReplicaSet's Deployment. Absent for objects
+    /// nothing controls (and from the Go controller). Not part of the document text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(custom(function = "validate_owner"))]
+    pub owner: Option<Owner>,
+}
+
+/// The controlling owner of an object, in its namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Owner {
+    pub kind: String,
+    pub name: String,
 }
 
 /// At most this many images per object: a Pod with more containers is not a real one.
@@ -117,6 +131,15 @@ fn validate_health(h: &Health) -> Result<(), ValidationError> {
         );
     }
     Ok(())
+}
+
+fn validate_owner(owner: &Owner) -> Result<(), ValidationError> {
+    rule_error(
+        "owner",
+        rules::check_kind(&owner.kind)
+            .and_then(|()| rules::check_name(&owner.name))
+            .map_err(|m| format!("owner: {m}")),
+    )
 }
 
 fn validate_images(images: &Vec<String>) -> Result<(), ValidationError> {

@@ -26,5 +26,5 @@ pub use cluster::{
 pub use document::{content_unchanged, is_description_key, text_unchanged};
 pub use health::{Health, HealthStatus, MAX_HEALTH_REASON_BYTES};
 pub use id::{IdError, ResourceId, CLUSTER_SCOPE};
-pub use instance::{api_group_of, ResourceInstance, MAX_IMAGES, MAX_IMAGE_BYTES};
+pub use instance::{api_group_of, Owner, ResourceInstance, MAX_IMAGES, MAX_IMAGE_BYTES};
 pub use payload::{cluster_or, ErrorBody, FieldError, ParkedInstance, SyncPayload, SyncResponse};

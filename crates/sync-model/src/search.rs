@@ -195,6 +195,10 @@ pub struct AskHit {
     pub hit: SearchHit,
     #[serde(default)]
     pub why: Why,
+    /// Objects it controls that answered too, folded into it instead of taking answers of
+    /// their own: `Pod db-0`, `ReplicaSet web-7d9f [InProgress: 1/3 replicas ready]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owns: Vec<String>,
 }
 
 /// Why an object answers: words of the question found in its own text, and the

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
-use sync_model::{is_description_key, ResourceId, ResourceInstance, CLUSTER_SCOPE};
+use sync_model::{is_description_key, Owner, ResourceId, ResourceInstance, CLUSTER_SCOPE};
 
 use crate::discovery::ResourceType;
 
@@ -22,7 +22,8 @@ pub enum ExtractError {
 /// Builds the indexed view of one object: namespace (`_cluster` when cluster-scoped), name,
 /// kind, apiVersion, apiGroup, every label, only the description annotations (`description`
 /// or `<prefix>/description`; never `kubectl.kubernetes.io/last-applied-configuration`,
-/// which can hold a whole spec, secrets included) and createdAt as RFC 3339 `...Z`.
+/// which can hold a whole spec, secrets included), createdAt as RFC 3339 `...Z` and the
+/// controlling owner.
 ///
 /// The type, not the object, decides kind and apiVersion: metadata-only answers may omit
 /// them, and the watcher watches one (preferred) version of each type.
@@ -64,7 +65,22 @@ pub fn extract_instance(
         created_at: rfc3339_z(&created_at),
         health: None,
         images: Vec::new(),
+        owner: controller_of(meta),
     })
+}
+
+/// The owner reference that controls the object (`controller: true`), if any: a Pod's
+/// ReplicaSet, a ReplicaSet's Deployment. Owners are in the object's namespace (or
+/// cluster-scoped), so kind and name name them.
+fn controller_of(meta: &ObjectMeta) -> Option<Owner> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| Owner {
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+        })
 }
 
 /// [`extract_instance`] of a whole object, with its health and container images (see
@@ -150,6 +166,34 @@ mod tests {
         let keys: Vec<&str> = i.annotations.keys().map(String::as_str).collect();
         assert_eq!(keys, ["description", "example.com/description"]);
         assert!(!serde_json::to_string(&i).unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn the_controlling_owner_is_kept_and_other_owners_are_not() {
+        let pods = ResourceType::new("", "v1", "Pod", "pods", true);
+        let m = meta(serde_json::json!({
+            "name": "web-7d9f-x2x4q", "namespace": "shop",
+            "creationTimestamp": "2026-02-20T10:00:00Z",
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "extra", "uid": "u1"},
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f",
+                 "uid": "u2", "controller": true}
+            ]
+        }));
+        let i = extract_instance(&pods, &m).unwrap();
+        assert_eq!(
+            i.owner,
+            Some(Owner {
+                kind: "ReplicaSet".into(),
+                name: "web-7d9f".into()
+            })
+        );
+        assert_valid(&i);
+        let unowned = meta(serde_json::json!({
+            "name": "solo", "namespace": "shop", "creationTimestamp": "2026-02-20T10:00:00Z",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "extra", "uid": "u1"}]
+        }));
+        assert_eq!(extract_instance(&pods, &unowned).unwrap().owner, None);
     }
 
     #[test]

@@ -699,6 +699,7 @@ fn widget_instance(name: &str) -> ResourceInstance {
         created_at: "2026-02-20T10:00:00Z".into(),
         health: None,
         images: Vec::new(),
+        owner: None,
     }
 }
 

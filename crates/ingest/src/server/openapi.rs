@@ -12,7 +12,7 @@ use sync_model::search::{
 };
 use sync_model::{
     Capability, CapabilitySyncPayload, ClusterId, Enrichment, ErrorBody, FieldError, Health,
-    HealthStatus, ParkedInstance, ResourceId, ResourceInstance, SyncPayload, SyncResponse,
+    HealthStatus, Owner, ParkedInstance, ResourceId, ResourceInstance, SyncPayload, SyncResponse,
 };
 
 use super::schema::{HashesResponse, SearchAnswer};
@@ -40,7 +40,7 @@ use super::schema::{HashesResponse, SearchAnswer};
         FieldError, HashesResponse, ParkedResponse, CapabilitySyncPayload, Capability,
         Enrichment, SearchBody, SearchRequest, Collection, SearchMode, SearchHit,
         SearchResults, AskAnswer, TypeMatch, SearchAnswer, CountBody, CountAnswer, GroupCount,
-        GroupBy, Health, HealthStatus, ClusterId, ClusterSummary, ClustersResponse,
+        GroupBy, Health, HealthStatus, ClusterId, ClusterSummary, ClustersResponse, Owner,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
