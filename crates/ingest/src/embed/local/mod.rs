@@ -6,6 +6,7 @@
 mod fetch;
 mod files;
 mod graph;
+mod graph_file;
 mod onnx_proto;
 mod runtime;
 
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use graph::BertConfig;
-use runtime::OrtSession;
+use runtime::{ModelSource, OrtSession};
 
 use super::{EmbedError, Embedder, InputType, ModelInfo};
 
@@ -26,6 +27,7 @@ pub use files::{
     ModelFile, RuntimeFile, MODEL_FILES, RUNTIME_FILE, RUNTIME_LIBRARY, RUNTIME_REQUIREMENT,
     WHEEL_REQUIREMENT,
 };
+pub use graph_file::{has_graph_file, GRAPH_DATA_FILE, GRAPH_FILE};
 
 /// The model id a store records for vectors made here.
 pub const LOCAL_MODEL_ID: &str = "local:all-MiniLM-L6-v2";
@@ -144,6 +146,51 @@ impl LazyModel {
     }
 }
 
+/// The session built from the graph file beside the model (written first if missing), whose
+/// weights ONNX Runtime maps from disk; `None` when the directory cannot take the file or
+/// the file does not load, and the model is to be built in memory instead.
+fn load_from_graph_file(
+    dir: &Path,
+    config: &BertConfig,
+    threads: usize,
+) -> Result<Option<OrtSession>, EmbedError> {
+    let fresh = !graph_file::has_graph_file(dir);
+    let graph = match graph_file::ensure_graph_file(dir, config) {
+        Ok(graph) => graph,
+        Err(graph_file::GraphFileError::Model(e)) => {
+            return Err(unreadable(dir, "model.safetensors", &e))
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "cannot write the model's ONNX graph beside it; building it in memory \
+                 (more memory while loading)"
+            );
+            return Ok(None);
+        }
+    };
+    if fresh {
+        tracing::info!(graph = %graph.display(), "wrote the model's ONNX graph beside it");
+    }
+    match OrtSession::new(
+        &dir.join(RUNTIME_LIBRARY),
+        ModelSource::File(&graph),
+        threads,
+        config.hidden_size,
+    ) {
+        Ok(session) => Ok(Some(session)),
+        Err(e) => {
+            tracing::warn!(
+                graph = %graph.display(),
+                error = %e,
+                "cannot load the model's ONNX graph file; building it in memory \
+                 (`cw model fetch --force` writes the file again)"
+            );
+            Ok(None)
+        }
+    }
+}
+
 impl LocalModel {
     fn load(dir: &Path, config: &BertConfig) -> Result<Self, EmbedError> {
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
@@ -158,21 +205,26 @@ impl LocalModel {
                 ..TruncationParams::default()
             }))
             .map_err(|e| unreadable(dir, "tokenizer.json", &e))?;
-        let model = {
-            // The checkpoint is dropped as soon as the graph holds its weights.
-            let weights = std::fs::read(dir.join("model.safetensors"))
-                .map_err(|e| unreadable(dir, "model.safetensors", &e))?;
-            graph::build_model(&weights, config)
-                .map_err(|e| unreadable(dir, "model.safetensors", &e))?
-        };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let session = OrtSession::new(
-            &dir.join(RUNTIME_LIBRARY),
-            &model,
-            threads,
-            config.hidden_size,
-        )
-        .map_err(|e| unreadable(dir, RUNTIME_LIBRARY, &e))?;
+        let session = match load_from_graph_file(dir, config, threads)? {
+            Some(session) => session,
+            None => {
+                let model = {
+                    // The checkpoint is dropped as soon as the graph holds its weights.
+                    let weights = std::fs::read(dir.join("model.safetensors"))
+                        .map_err(|e| unreadable(dir, "model.safetensors", &e))?;
+                    graph::build_model(&weights, config)
+                        .map_err(|e| unreadable(dir, "model.safetensors", &e))?
+                };
+                OrtSession::new(
+                    &dir.join(RUNTIME_LIBRARY),
+                    ModelSource::Memory(&model),
+                    threads,
+                    config.hidden_size,
+                )
+                .map_err(|e| unreadable(dir, RUNTIME_LIBRARY, &e))?
+            }
+        };
         Ok(LocalModel { session, tokenizer })
     }
 
