@@ -41,6 +41,12 @@ pub const MAX_TOKENS: usize = 256;
 /// activations it keeps grow with the batch: peak RSS 201 / 236 / 310 / 432 MiB for batches
 /// of 8 / 16 / 32 / 64 texts of ~100 word pieces (docs/local-model.md).
 pub const DEFAULT_BATCH_SIZE: usize = 8;
+/// Word pieces in one forward pass at most (inputs times the longest input's length; a
+/// longer input goes alone): long texts go in smaller batches, so the activations ONNX
+/// Runtime keeps in its arena for the largest batch it has run stay small. `cw run` on a
+/// 10,024-object cluster: ONNX Runtime's anonymous memory (arena, packed weights) 84 MiB
+/// with a budget of 1,024, 64 MiB with 512, no slower (docs/local-model.md, "Memory").
+pub const BATCH_TOKENS: usize = 512;
 
 /// all-MiniLM-L6-v2 behind the [`Embedder`] trait. Cheap to clone (the model is shared).
 #[derive(Clone)]
@@ -237,7 +243,19 @@ impl LocalModel {
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(batch_size) {
+        let len = |i: usize| encodings[i].get_ids().len();
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted by length: the last input of a batch is its longest, and sets its width.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < batch_size
+                && (end - start + 1) * len(order[end]) <= BATCH_TOKENS
+            {
+                end += 1;
+            }
+            let chunk = &order[start..end];
+            start = end;
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
             let vectors = self
                 .forward(&batch)
