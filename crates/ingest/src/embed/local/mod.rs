@@ -77,7 +77,8 @@ fn unreadable(dir: &Path, what: &str, e: &dyn std::fmt::Display) -> EmbedError {
 
 impl LocalEmbedder {
     /// Loads the model from `dir` (model.safetensors, tokenizer.json, config.json and ONNX
-    /// Runtime's library), about 90 MB of weights in memory. Blocking: call it at start-up or inside `spawn_blocking`.
+    /// Runtime's library), through the ONNX graph file beside them (written first if it is
+    /// missing and the directory can take it; see [`GRAPH_FILE`]). Blocking: call it at start-up or inside `spawn_blocking`.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
         let embedder = Self::open(dir)?;
         embedder.model.get()?;
