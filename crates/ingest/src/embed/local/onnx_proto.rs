@@ -115,10 +115,13 @@ pub fn len_field_size(payload: usize) -> usize {
 }
 
 /// `TensorProto` (dims = 1, data_type = 2, name = 8, raw_data = 9) without its raw data:
-/// the caller writes `raw_len` bytes of little-endian data after it.
+/// the caller writes `raw_len` bytes of little-endian data after it. Or, made with
+/// [`TensorHeader::external`], a tensor whose data is in an external file
+/// (external_data = 13, data_location = 14), complete as it is.
 pub struct TensorHeader {
     head: Message,
     raw_len: usize,
+    inline: bool,
 }
 
 impl TensorHeader {
@@ -134,12 +137,47 @@ impl TensorHeader {
             ElemType::Int64 => 8,
         };
         let raw_len = dims.iter().product::<usize>() * elem_size;
-        Self { head, raw_len }
+        Self {
+            head,
+            raw_len,
+            inline: true,
+        }
+    }
+
+    /// The tensor's `raw_len` bytes are at `offset` of the file `location` (relative to the
+    /// model file): `external_data` entries (StringStringEntryProto: key = 1, value = 2)
+    /// `location`, `offset`, `length`, and `data_location` = EXTERNAL (1).
+    pub fn external(
+        name: &str,
+        elem: ElemType,
+        dims: &[usize],
+        location: &str,
+        offset: usize,
+    ) -> Self {
+        let mut t = Self::new(name, elem, dims);
+        let length = t.raw_len.to_string();
+        let offset = offset.to_string();
+        for (key, value) in [
+            ("location", location),
+            ("offset", offset.as_str()),
+            ("length", length.as_str()),
+        ] {
+            let mut entry = Message::new();
+            entry.string(1, key).string(2, value);
+            t.head.message(13, &entry);
+        }
+        t.head.int(14, 1);
+        t.inline = false;
+        t
     }
 
     /// The whole TensorProto's encoded size.
     pub fn encoded_len(&self) -> usize {
-        self.head.len() + len_field_size(self.raw_len)
+        if self.inline {
+            self.head.len() + len_field_size(self.raw_len)
+        } else {
+            self.head.len()
+        }
     }
 
     #[cfg(test)]
@@ -148,14 +186,17 @@ impl TensorHeader {
     }
 
     /// Writes the tensor as field `field` of `into`, its data produced by `write_data`,
-    /// which must append exactly [`TensorHeader::raw_len`] bytes.
+    /// which must append exactly [`TensorHeader::raw_len`] bytes (and is not called for an
+    /// external tensor).
     pub fn write(&self, into: &mut Message, field: u64, write_data: impl FnOnce(&mut Message)) {
         into.open(field, self.encoded_len());
         into.raw(self.head.bytes());
-        into.open(9, self.raw_len);
-        let before = into.len();
-        write_data(into);
-        debug_assert_eq!(into.len() - before, self.raw_len, "tensor data size");
+        if self.inline {
+            into.open(9, self.raw_len);
+            let before = into.len();
+            write_data(into);
+            debug_assert_eq!(into.len() - before, self.raw_len, "tensor data size");
+        }
     }
 }
 

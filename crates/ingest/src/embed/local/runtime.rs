@@ -22,15 +22,26 @@ fn load_runtime(lib: &Path) -> Result<(), String> {
         .clone()
 }
 
-fn build_session(model: &[u8], threads: usize) -> ort::Result<Session> {
-    Session::builder()?
+/// Where the session reads the ONNX model from.
+pub(super) enum ModelSource<'a> {
+    /// A model file on disk; its external data is mapped from the file beside it.
+    File(&'a Path),
+    /// Protobuf bytes with the weights inline (ONNX Runtime copies them).
+    Memory(&'a [u8]),
+}
+
+fn build_session(model: ModelSource<'_>, threads: usize) -> ort::Result<Session> {
+    let mut builder = Session::builder()?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(threads)?
         .with_inter_threads(1)?
         // Waiting threads sleep instead of spinning between operators: the pipeline's other
         // work (documents, the store) shares these cores.
-        .with_intra_op_spinning(false)?
-        .commit_from_memory(model)
+        .with_intra_op_spinning(false)?;
+    match model {
+        ModelSource::File(path) => builder.commit_from_file(path),
+        ModelSource::Memory(bytes) => builder.commit_from_memory(bytes),
+    }
 }
 
 /// One ONNX Runtime session of the local model. `run` takes `&mut` in `ort`, so calls are
@@ -41,11 +52,11 @@ pub(super) struct OrtSession {
 }
 
 impl OrtSession {
-    /// Loads the runtime from `lib` (once per process) and compiles `model` (ONNX protobuf
-    /// bytes) with all of ONNX Runtime's graph optimisations, on `threads` cores.
+    /// Loads the runtime from `lib` (once per process) and compiles `model` with all of
+    /// ONNX Runtime's graph optimisations, on `threads` cores.
     pub(super) fn new(
         lib: &Path,
-        model: &[u8],
+        model: ModelSource<'_>,
         threads: usize,
         dimension: usize,
     ) -> Result<Self, String> {
