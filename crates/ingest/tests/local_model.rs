@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use sha2::Digest;
+
 use ingest::embed::local::{
     default_model_dir, has_graph_file, LocalEmbedder, GRAPH_DATA_FILE, GRAPH_FILE,
     LOCAL_MODEL_DIMENSION, LOCAL_MODEL_ID, RUNTIME_LIBRARY,
@@ -228,6 +230,9 @@ async fn open_checks_the_files_at_once_but_reads_the_weights_only_when_embedding
     );
 }
 
+/// SHA-256 of the graph file that this cw writes, under its versioned name.
+const GRAPH_FILE_SHA256: &str = "cb911d765b642ba1bce0742430d1f9ea47940ab6559f1b17c21f478184bd5cce";
+
 /// A model directory made of links to the fetched model's files (no graph file).
 fn linked_model_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -269,6 +274,15 @@ fn the_first_load_writes_the_graph_file_beside_the_model_and_later_loads_use_it(
     );
     assert_reference_vectors(&first);
     drop(first);
+    // The file's name carries a version (`cw1`) so that a file written by an older cw is
+    // not used: a change of the graph must change that version too.
+    let graph = std::fs::read(dir.path().join(GRAPH_FILE)).expect("graph file");
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&graph)),
+        GRAPH_FILE_SHA256,
+        "the graph file changed: bump the version in GRAPH_FILE ({GRAPH_FILE}) and \
+         GRAPH_DATA_FILE, then pin the new hash here"
+    );
     let data = std::fs::metadata(dir.path().join(GRAPH_DATA_FILE)).expect("data file");
     let again = LocalEmbedder::load(dir.path()).expect("load from the graph file");
     assert_reference_vectors(&again);
