@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::CwRun;
 use kube_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
@@ -143,22 +141,6 @@ fn answer_names(answer: &Value) -> Vec<String> {
     names
 }
 
-async fn wait_for(cw: &mut CwRun, what: &str, check: impl AsyncFn(&CwRun) -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        cw.assert_running();
-        if check(cw).await {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not after 60 s; cw run's log:\n{}",
-            cw.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
@@ -210,7 +192,7 @@ async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding
             "Ready=False: NoQuorum: 1 of 3 members reachable".to_string(),
         ),
     ];
-    wait_for(&mut cw, "the three failing objects", async |cw: &CwRun| {
+    cw.wait_until("the three failing objects", async |cw: &CwRun| {
         by_health(cw, "failed").await == failed
     })
     .await;
@@ -265,18 +247,16 @@ async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding
     let requests_before = voyage.requests();
     sim.update_status(deployment(3)).expect("status");
     sim.update_status(cache("True")).expect("status");
-    wait_for(&mut cw, "the Deployment current", async |cw: &CwRun| {
+    cw.wait_until("the Deployment current", async |cw: &CwRun| {
         by_health(cw, "current")
             .await
             .iter()
             .any(|(n, _, r)| n == "web" && r == "3/3 replicas available")
     })
     .await;
-    wait_for(
-        &mut cw,
-        "the cache no longer failing",
-        async |cw: &CwRun| by_health(cw, "failed").await.len() == 2,
-    )
+    cw.wait_until("the cache no longer failing", async |cw: &CwRun| {
+        by_health(cw, "failed").await.len() == 2
+    })
     .await;
     assert_eq!(
         (voyage.requests(), voyage.inputs()),
@@ -305,7 +285,7 @@ async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding
     upgraded["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
     upgraded.as_object_mut().expect("object").remove("status");
     sim.apply(upgraded).expect("apply");
-    wait_for(&mut cw, "the new image embedded", async |_: &CwRun| {
+    cw.wait_until("the new image embedded", async |_: &CwRun| {
         voyage.inputs() > embedded_before
     })
     .await;

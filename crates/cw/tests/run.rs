@@ -172,23 +172,6 @@ fn configmap(name: &str, description: &str) -> Value {
     })
 }
 
-/// Polls until `check` holds, or fails naming `what` with cw run's log.
-async fn wait_until(cw: &mut CwRun, what: &str, check: impl AsyncFn(&CwRun) -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        cw.assert_running();
-        if check(cw).await {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not after 60 s; cw run's log:\n{}",
-            cw.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cw_run_parks_an_object_the_provider_refuses_and_stores_the_20_created_with_it() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -227,11 +210,11 @@ async fn cw_run_parks_an_object_the_provider_refuses_and_stores_the_20_created_w
             .filter(|i| hashes.contains_key(&format!("{DEMO_NAMESPACE}/v1/ConfigMap/settings-{i}")))
             .count()
     };
-    wait_until(&mut cw, "the 20 ConfigMaps stored", async |cw: &CwRun| {
+    cw.wait_until("the 20 ConfigMaps stored", async |cw: &CwRun| {
         settings(&cw.stored_hashes().await) == 20
     })
     .await;
-    wait_until(&mut cw, "the huge ConfigMap parked", async |cw: &CwRun| {
+    cw.wait_until("the huge ConfigMap parked", async |cw: &CwRun| {
         let parked = cw.parked().await;
         parked.iter().any(|p| p["id"] == huge_id.as_str())
     })
@@ -256,13 +239,9 @@ async fn cw_run_parks_an_object_the_provider_refuses_and_stores_the_20_created_w
         json!({"metadata": {"annotations": {"description": "now short"}}}),
     )
     .expect("shorten the description");
-    wait_until(
-        &mut cw,
-        "the shortened ConfigMap stored",
-        async |cw: &CwRun| {
-            cw.stored_hashes().await.contains_key(&huge_id) && cw.parked().await.is_empty()
-        },
-    )
+    cw.wait_until("the shortened ConfigMap stored", async |cw: &CwRun| {
+        cw.stored_hashes().await.contains_key(&huge_id) && cw.parked().await.is_empty()
+    })
     .await;
     assert!(cw.terminate().success());
 }

@@ -214,6 +214,24 @@ impl CwRun {
         serde_json::from_value(body["hashes"].clone()).expect("hashes map")
     }
 
+    /// Polls until `check` holds (for 60 s), or fails naming `what` with cw run's log.
+    #[allow(dead_code)] // not every test binary that includes this module polls
+    pub async fn wait_until(&mut self, what: &str, check: impl AsyncFn(&CwRun) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            self.assert_running();
+            if check(self).await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not after 60 s; cw run's log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Polls a search until `check` holds on its hits, or fails naming `what`.
     pub async fn wait_search(
         &mut self,
