@@ -256,6 +256,34 @@ impl QdrantStore {
     }
 
     /// A read of a collection that does not exist finds nothing rather than failing.
+    /// The points of `ids` that exist, in chunks of [`IDS_PER_CALL`], with the payload keys
+    /// asked for and their vectors if `with_vector`; none when the collection is missing.
+    async fn points_by_ids(
+        &self,
+        collection: &str,
+        ids: &[String],
+        payload: &[&str],
+        with_vector: bool,
+    ) -> Result<Vec<PointIn>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_CALL) {
+            let points: Vec<String> = chunk.iter().map(|id| wire::point_id(id)).collect();
+            let body = json!({
+                "ids": points,
+                "with_payload": payload,
+                "with_vector": with_vector,
+            });
+            let r = self
+                .post::<Vec<PointIn>>(collection, "/points", &body)
+                .await;
+            let Some(found) = self.read_result(collection, r)? else {
+                return Ok(out);
+            };
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
     fn read_result<T>(&self, name: &str, r: Result<T, CallError>) -> Result<Option<T>, StoreError> {
         match r {
             Ok(v) => Ok(Some(v)),
@@ -602,27 +630,18 @@ impl VectorStore for QdrantStore {
         collection: &str,
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let points: Vec<String> = chunk.iter().map(|id| wire::point_id(id)).collect();
-            let body = json!({
-                "ids": points,
-                "with_payload": [wire::ID_KEY, wire::CONTENT_HASH_KEY],
-                "with_vector": false,
-            });
-            let r = self
-                .post::<Vec<PointIn>>(collection, "/points", &body)
-                .await;
-            let Some(found) = self.read_result(collection, r)? else {
-                return Ok(out);
-            };
-            for p in found {
-                if let (Some(id), Some(hash)) = (p.cw_id(), p.content_hash()) {
-                    out.insert(id.to_string(), hash.to_string());
-                }
-            }
-        }
-        Ok(out)
+        let points = self
+            .points_by_ids(
+                collection,
+                ids,
+                &[wire::ID_KEY, wire::CONTENT_HASH_KEY],
+                false,
+            )
+            .await?;
+        Ok(points
+            .iter()
+            .filter_map(|p| Some((p.cw_id()?.to_string(), p.content_hash()?.to_string())))
+            .collect())
     }
 
     async fn vectors(
@@ -630,27 +649,13 @@ impl VectorStore for QdrantStore {
         collection: &str,
         ids: &[String],
     ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let points: Vec<String> = chunk.iter().map(|id| wire::point_id(id)).collect();
-            let body = json!({
-                "ids": points,
-                "with_payload": [wire::ID_KEY],
-                "with_vector": true,
-            });
-            let r = self
-                .post::<Vec<PointIn>>(collection, "/points", &body)
-                .await;
-            let Some(found) = self.read_result(collection, r)? else {
-                return Ok(out);
-            };
-            for p in found {
-                if let (Some(id), Some(v)) = (p.cw_id().map(str::to_string), p.vector) {
-                    out.insert(id, v);
-                }
-            }
-        }
-        Ok(out)
+        let points = self
+            .points_by_ids(collection, ids, &[wire::ID_KEY], true)
+            .await?;
+        Ok(points
+            .into_iter()
+            .filter_map(|p| Some((p.cw_id()?.to_string(), p.vector?)))
+            .collect())
     }
 
     async fn all_hashes(
