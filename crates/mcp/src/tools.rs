@@ -186,13 +186,7 @@ impl HitLine {
             },
             name: hit.name.clone(),
             labels: key_labels(&hit.labels),
-            health: hit.health.as_ref().map(|h| {
-                if h.reason.is_empty() {
-                    h.status.to_string()
-                } else {
-                    format!("{}: {}", h.status, h.reason)
-                }
-            }),
+            health: hit.health.as_ref().map(ToString::to_string),
             score: ranked.then(|| round(hit.score)),
             owns: Vec::new(),
         }

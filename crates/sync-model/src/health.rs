@@ -96,6 +96,17 @@ pub struct Health {
     pub reason: String,
 }
 
+/// `Failed: CrashLoopBackOff: container db`, or just the status when there is no reason.
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.reason.is_empty() {
+            write!(f, "{}", self.status)
+        } else {
+            write!(f, "{}: {}", self.status, self.reason)
+        }
+    }
+}
+
 impl Health {
     /// A health whose reason is cut to one line of at most [`MAX_HEALTH_REASON_BYTES`].
     pub fn new(status: HealthStatus, reason: impl Into<String>) -> Self {

@@ -10,11 +10,11 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    boost_for, build_filter, checked_limit, exact_matches, meta_str, to_search_hit, AskAnswer,
-    AskHit, QueryTerms, Ranked, SearchError, SearchMode, Searcher, TypeMatch, Why,
+    boost_for, build_filter, checked_limit, exact_matches, meta_str, stored_health, to_search_hit,
+    AskAnswer, AskHit, QueryTerms, Ranked, SearchError, SearchMode, Searcher, TypeMatch, Why,
     CANDIDATE_FACTOR, MIN_CANDIDATES,
 };
-use crate::document::{CLUSTER_KEY, HEALTH_KEY, HEALTH_REASON_KEY, OWNER_KIND_KEY, OWNER_NAME_KEY};
+use crate::document::{CLUSTER_KEY, HEALTH_KEY, OWNER_KIND_KEY, OWNER_NAME_KEY};
 use crate::store::{Filter, Hit};
 
 /// Types whose description is within this much of the best type's similarity are bridged.
@@ -491,17 +491,11 @@ fn fold_owned(answers: Vec<Answer>) -> Vec<Answer> {
 
 /// `Pod db-0`, with ` [Failed: CrashLoopBackOff: container db]` when it has a health.
 fn describe(m: &crate::store::Metadata) -> String {
-    let mut s = format!("{} {}", meta_str(m, "kind"), meta_str(m, "name"));
-    let health = meta_str(m, HEALTH_KEY);
-    if !health.is_empty() {
-        let reason = meta_str(m, HEALTH_REASON_KEY);
-        if reason.is_empty() {
-            s.push_str(&format!(" [{health}]"));
-        } else {
-            s.push_str(&format!(" [{health}: {reason}]"));
-        }
+    let name = format!("{} {}", meta_str(m, "kind"), meta_str(m, "name"));
+    match stored_health(m) {
+        Some(h) => format!("{name} [{h}]"),
+        None => name,
     }
-    s
 }
 
 /// The exact-match boost of a direct answer: names, namespaces and label values, not kinds.
@@ -542,6 +536,7 @@ fn words_in(hit: &Hit, terms: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::document::HEALTH_REASON_KEY;
     use crate::store::Metadata;
 
     #[test]

@@ -324,6 +324,16 @@ fn boost_for(_m: &Metadata, matched: &[String]) -> f32 {
     boost
 }
 
+/// The health stored in a document's metadata, if it has one.
+pub(crate) fn stored_health(m: &Metadata) -> Option<sync_model::Health> {
+    match m.get(crate::document::HEALTH_KEY) {
+        Some(MetaValue::Str(s)) => sync_model::HealthStatus::parse_loose(s).map(|status| {
+            sync_model::Health::new(status, meta_str(m, crate::document::HEALTH_REASON_KEY))
+        }),
+        _ => None,
+    }
+}
+
 pub(crate) fn to_search_hit(hit: Hit, score: f32, matched: Vec<String>) -> SearchHit {
     let labels = hit
         .metadata
@@ -333,15 +343,7 @@ pub(crate) fn to_search_hit(hit: Hit, score: f32, matched: Vec<String>) -> Searc
             _ => None,
         })
         .collect();
-    let health = match hit.metadata.get(crate::document::HEALTH_KEY) {
-        Some(MetaValue::Str(s)) => sync_model::HealthStatus::parse_loose(s).map(|status| {
-            sync_model::Health::new(
-                status,
-                meta_str(&hit.metadata, crate::document::HEALTH_REASON_KEY),
-            )
-        }),
-        _ => None,
-    };
+    let health = stored_health(&hit.metadata);
     // A stored instance id is `<cluster>:<id>`: the hit shows the two apart, so that its
     // id is the object's own (what `kubectl` and the Go controller's ids name).
     let (cluster, id) = match sync_model::split_stored_id(&hit.id) {
