@@ -242,6 +242,24 @@ async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding
         "{answer:#}"
     );
 
+    // The fleet's summary counts the same healths, for the one cluster.
+    let fleet: Value =
+        serde_json::from_str(&cw.get_text("/api/v1/clusters").await).expect("clusters JSON");
+    let clusters = fleet["clusters"].as_array().expect("clusters");
+    assert_eq!(clusters.len(), 1, "{fleet:#}");
+    assert_eq!(clusters[0]["health"]["Failed"], 3, "{fleet:#}");
+    assert_eq!(clusters[0]["health"]["InProgress"], 1, "{fleet:#}");
+    let counted: u64 = clusters[0]["health"]
+        .as_object()
+        .expect("health counts")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert!(
+        counted <= clusters[0]["objects"].as_u64().expect("objects"),
+        "{fleet:#}"
+    );
+
     // Health alone changes: the Deployment becomes available and the cache ready.
     let embedded_before = voyage.inputs();
     let requests_before = voyage.requests();

@@ -27,29 +27,34 @@ impl Searcher {
                 groups: vec![],
             });
         }
-        let hits = self
-            .store
-            .get(collection, filter.as_ref(), MAX_COUNTED)
-            .await?;
         let mut total = 0;
         let mut groups: HashMap<String, usize> = HashMap::new();
-        for hit in &hits {
-            if !terms.is_empty() && exact_matches(&hit.metadata, &terms).is_empty() {
-                continue;
+        if terms.is_empty() {
+            // Filters alone: the store counts by the group's key, reading no documents.
+            let keys: Vec<&str> = body.group_by.map(group_key).into_iter().collect();
+            let tally = self.store.tally(collection, filter.as_ref(), &keys).await?;
+            for (values, n) in tally {
+                total += n;
+                if let Some(by) = body.group_by {
+                    let value = values.into_iter().next().flatten().unwrap_or_default();
+                    *groups.entry(group_name(by, value)).or_default() += n;
+                }
             }
-            total += 1;
-            if let Some(by) = body.group_by {
-                let key = match by {
-                    GroupBy::Kind => meta_str(&hit.metadata, "kind"),
-                    GroupBy::Namespace => meta_str(&hit.metadata, "namespace"),
-                    // Objects without a health are counted apart, not dropped.
-                    GroupBy::Health => match meta_str(&hit.metadata, crate::document::HEALTH_KEY) {
-                        h if h.is_empty() => "none".to_string(),
-                        h => h,
-                    },
-                    GroupBy::Cluster => meta_str(&hit.metadata, crate::document::CLUSTER_KEY),
-                };
-                *groups.entry(key).or_default() += 1;
+        } else {
+            // Query words are matched on names, kinds and label values: whole metadata.
+            let hits = self
+                .store
+                .get(collection, filter.as_ref(), MAX_COUNTED)
+                .await?;
+            for hit in &hits {
+                if exact_matches(&hit.metadata, &terms).is_empty() {
+                    continue;
+                }
+                total += 1;
+                if let Some(by) = body.group_by {
+                    let value = meta_str(&hit.metadata, group_key(by));
+                    *groups.entry(group_name(by, value)).or_default() += 1;
+                }
             }
         }
         let mut groups: Vec<GroupCount> = groups
@@ -62,27 +67,38 @@ impl Searcher {
 
     /// Every cluster with objects in the index, with its object count, ordered by id; and
     /// the clusters of `last_syncs` (synced since the server started) even when they hold
-    /// nothing now. Counts by health are filled where the index records health.
+    /// nothing now. Counts by health are filled where the index records health. The store
+    /// counts by cluster and health: no documents are read.
     pub async fn clusters(
         &self,
         last_syncs: &std::collections::BTreeMap<sync_model::ClusterId, String>,
     ) -> Result<Vec<sync_model::api::ClusterSummary>, SearchError> {
-        let hits = self
+        let tally = self
             .store
-            .get(&self.instances_collection, None, MAX_COUNTED)
+            .tally(
+                &self.instances_collection,
+                None,
+                &[crate::document::CLUSTER_KEY, crate::document::HEALTH_KEY],
+            )
             .await?;
         let mut by_cluster: std::collections::BTreeMap<String, sync_model::api::ClusterSummary> =
             std::collections::BTreeMap::new();
-        for hit in &hits {
-            let id = meta_str(&hit.metadata, crate::document::CLUSTER_KEY);
-            let Ok(cluster) = sync_model::ClusterId::new(&id) else {
-                continue; // a document stored before clusters: no cluster's
+        for (values, n) in tally {
+            let mut values = values.into_iter();
+            let (id, health) = (values.next().flatten(), values.next().flatten());
+            // A document stored before clusters: no cluster's.
+            let Some(cluster) = id
+                .as_deref()
+                .and_then(|id| sync_model::ClusterId::new(id).ok())
+            else {
+                continue;
             };
-            let entry = by_cluster.entry(id).or_insert_with(|| summary(cluster));
-            entry.objects += 1;
-            let health = meta_str(&hit.metadata, "health");
-            if !health.is_empty() {
-                *entry.health.entry(health).or_default() += 1;
+            let entry = by_cluster
+                .entry(cluster.to_string())
+                .or_insert_with(|| summary(cluster));
+            entry.objects += n;
+            if let Some(health) = health.filter(|h| !h.is_empty()) {
+                *entry.health.entry(health).or_default() += n;
             }
         }
         for (cluster, at) in last_syncs {
@@ -92,6 +108,25 @@ impl Searcher {
                 .last_sync = Some(at.clone());
         }
         Ok(by_cluster.into_values().collect())
+    }
+}
+
+/// The metadata key a count groups by.
+fn group_key(by: GroupBy) -> &'static str {
+    match by {
+        GroupBy::Kind => "kind",
+        GroupBy::Namespace => "namespace",
+        GroupBy::Health => crate::document::HEALTH_KEY,
+        GroupBy::Cluster => crate::document::CLUSTER_KEY,
+    }
+}
+
+/// A group's name: its value, except that objects without a health are counted apart
+/// (`none`), not dropped.
+fn group_name(by: GroupBy, value: String) -> String {
+    match by {
+        GroupBy::Health if value.is_empty() => "none".to_string(),
+        _ => value,
     }
 }
 

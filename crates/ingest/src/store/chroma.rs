@@ -20,7 +20,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
 
-use super::{Filter, Hit, MetaValue, Metadata, Record, StoreError, VectorStore};
+use super::{Filter, Hit, MetaValue, Metadata, Record, StoreError, Tally, VectorStore};
 use crate::embed::ModelInfo;
 
 /// Metadata key of each document's content hash (`ResourceInstance::content_hash()`).
@@ -250,6 +250,39 @@ impl ChromaStore {
             pages.push(resp);
         }
         Ok(pages)
+    }
+
+    /// Every id matching `filter` with its metadata, a page of [`PAGE_SIZE`] at a time
+    /// handed to `visit`: what listings and tallies read, with no documents or vectors.
+    async fn metadata_pages(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+        mut visit: impl FnMut(Vec<String>, Vec<RawMeta>),
+    ) -> Result<(), StoreError> {
+        let Some(id) = self.lookup(collection).await? else {
+            return Ok(());
+        };
+        let url = format!("{}/{id}/get", self.collections_url);
+        let mut offset = 0;
+        let filter = filter.and_then(to_where);
+        loop {
+            let mut body =
+                json!({ "include": ["metadatas"], "limit": PAGE_SIZE, "offset": offset });
+            if let Some(w) = &filter {
+                body["where"] = w.clone();
+            }
+            let resp: GetResponse = self
+                .post(&url, &body)
+                .await
+                .map_err(|e| self.collection_error(collection, e))?;
+            let n = resp.ids.len();
+            visit(resp.ids, resp.metadatas.unwrap_or_default());
+            if n < PAGE_SIZE {
+                return Ok(());
+            }
+            offset += n;
+        }
     }
 
     fn cached(&self, name: &str) -> Option<CollectionHandle> {
@@ -720,32 +753,13 @@ impl VectorStore for ChromaStore {
         filter: Option<&Filter>,
     ) -> Result<HashMap<String, String>, StoreError> {
         let mut out = HashMap::new();
-        let Some(id) = self.lookup(collection).await? else {
-            return Ok(out);
-        };
-        let url = format!("{}/{id}/get", self.collections_url);
-        let mut offset = 0;
-        let filter = filter.and_then(to_where);
-        loop {
-            let mut body =
-                json!({ "include": ["metadatas"], "limit": PAGE_SIZE, "offset": offset });
-            if let Some(w) = &filter {
-                body["where"] = w.clone();
-            }
-            let resp: GetResponse = self
-                .post(&url, &body)
-                .await
-                .map_err(|e| self.collection_error(collection, e))?;
-            let n = resp.ids.len();
-            let metas = resp.metadatas.unwrap_or_default();
-            for (id, meta) in resp.ids.into_iter().zip(metas) {
+        self.metadata_pages(collection, filter, |ids, metas| {
+            for (id, meta) in ids.into_iter().zip(metas) {
                 out.insert(id, hash_of(&meta).unwrap_or_default());
             }
-            if n < PAGE_SIZE {
-                return Ok(out);
-            }
-            offset += n;
-        }
+        })
+        .await?;
+        Ok(out)
     }
 
     async fn query(
@@ -839,6 +853,29 @@ impl VectorStore for ChromaStore {
         )
         .await
         .map_err(|e| self.collection_error(collection, e))
+    }
+
+    async fn tally(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+        keys: &[&str],
+    ) -> Result<Tally, StoreError> {
+        let mut counts = Tally::new();
+        self.metadata_pages(collection, filter, |_, metas| {
+            for meta in metas {
+                let values = keys
+                    .iter()
+                    .map(|k| match meta.as_ref().and_then(|m| m.get(*k)) {
+                        Some(Value::String(v)) => Some(v.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                *counts.entry(values).or_default() += 1;
+            }
+        })
+        .await?;
+        Ok(counts)
     }
 
     fn generation(&self, collection: &str) -> Option<String> {

@@ -73,6 +73,10 @@ impl StoreError {
     }
 }
 
+/// Documents counted by the values of some metadata keys ([`VectorStore::tally`]): one
+/// entry per combination of values seen, in the order of the keys asked for.
+pub type Tally = HashMap<Vec<Option<String>>, usize>;
+
 /// What the pipeline needs of a store. Collections are created on first use; the store
 /// remembers which embedding model filled a collection and refuses another.
 #[async_trait]
@@ -132,6 +136,16 @@ pub trait VectorStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Hit>, StoreError>;
     async fn count(&self, collection: &str) -> Result<usize, StoreError>;
+    /// How many documents matching `filter` carry each combination of the string values of
+    /// `keys` (`None` where a document has no string value for a key; with no keys, one
+    /// entry with the total). What counts and group-bys read: no documents, vectors or other
+    /// metadata, and memory for the combinations seen, not for the documents counted.
+    async fn tally(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+        keys: &[&str],
+    ) -> Result<Tally, StoreError>;
     /// Ok while the store answers.
     async fn ready(&self) -> Result<(), StoreError>;
     /// The identity of the collection's current incarnation, as last seen (no call to the

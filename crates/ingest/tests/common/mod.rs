@@ -98,6 +98,14 @@ impl VectorStore for CountingStore {
     async fn count(&self, c: &str) -> Result<usize, StoreError> {
         self.inner.count(c).await
     }
+    async fn tally(
+        &self,
+        c: &str,
+        f: Option<&Filter>,
+        keys: &[&str],
+    ) -> Result<ingest::store::Tally, StoreError> {
+        self.inner.tally(c, f, keys).await
+    }
     async fn ready(&self) -> Result<(), StoreError> {
         self.inner.ready().await
     }

@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
             vectors_come_back_for_stored_ids_pointing_the_same_way,
             all_hashes_lists_every_stored_id,
             all_hashes_with_a_filter_lists_one_clusters_ids,
+            tally_counts_documents_by_the_values_of_keys,
             merge_metadata_changes_the_given_keys_only_and_skips_unknown_ids,
             query_orders_hits_by_cosine_distance,
             query_limit_caps_the_hits,
@@ -641,6 +642,80 @@ pub async fn all_hashes_with_a_filter_lists_one_clusters_ids(store: &dyn VectorS
         .expect("all_hashes gamma");
     assert!(none.is_empty(), "{none:?}");
     assert_eq!(store.all_hashes(&c, None).await.expect("all").len(), 3);
+}
+
+/// Counting by metadata values: one entry per combination of the keys' values, `None`
+/// where a document lacks a key (or holds no string there), the filter applied first; no
+/// keys give the total.
+pub async fn tally_counts_documents_by_the_values_of_keys(store: &dyn VectorStore) {
+    let c = fresh(store, "tally").await;
+    let mut records = Vec::new();
+    for (i, (cluster, health)) in [
+        ("alpha", Some("Current")),
+        ("alpha", Some("Current")),
+        ("alpha", Some("Failed")),
+        ("alpha", None),
+        ("beta", Some("Current")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut m = meta(&[("cluster", cluster), ("kind", "Pod")]);
+        if let Some(h) = health {
+            m.insert("health".into(), MetaValue::Str(h.into()));
+        }
+        m.insert("replicas".into(), MetaValue::Int(i as i64));
+        let mut v = vec![0.0; DIM];
+        v[i % DIM] = 1.0;
+        records.push(record(&format!("{cluster}:pod-{i}"), "Pod", m, v));
+    }
+    store.upsert(&c, &records).await.expect("upsert");
+    let s = |v: &str| Some(v.to_string());
+
+    let by_cluster_and_health = store
+        .tally(&c, None, &["cluster", "health"])
+        .await
+        .expect("tally");
+    assert_eq!(
+        by_cluster_and_health,
+        HashMap::from([
+            (vec![s("alpha"), s("Current")], 2),
+            (vec![s("alpha"), s("Failed")], 1),
+            (vec![s("alpha"), None], 1),
+            (vec![s("beta"), s("Current")], 1),
+        ])
+    );
+    let alpha = Filter::Eq("cluster".into(), "alpha".into());
+    assert_eq!(
+        store
+            .tally(&c, Some(&alpha), &["kind"])
+            .await
+            .expect("tally"),
+        HashMap::from([(vec![s("Pod")], 4)])
+    );
+    assert_eq!(
+        store.tally(&c, None, &[]).await.expect("total"),
+        HashMap::from([(vec![], 5)])
+    );
+    // A key nobody has, and one whose values are not strings.
+    assert_eq!(
+        store
+            .tally(&c, None, &["owner", "replicas"])
+            .await
+            .expect("tally"),
+        HashMap::from([(vec![None, None], 5)])
+    );
+    let gamma = Filter::Eq("cluster".into(), "gamma".into());
+    assert!(store
+        .tally(&c, Some(&gamma), &["health"])
+        .await
+        .expect("tally")
+        .is_empty());
+    assert!(store
+        .tally("no-such-collection", None, &["health"])
+        .await
+        .expect("tally of a missing collection")
+        .is_empty());
 }
 
 /// A metadata change alone: the given keys change and filter, the others stay, and the

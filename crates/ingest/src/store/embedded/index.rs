@@ -2,7 +2,7 @@
 //! string metadata pairs that filters look at, so a filtered search is one linear scan.
 //! SQLite stays the source of truth; this is rebuilt from it on open.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::embed::ModelInfo;
@@ -24,8 +24,20 @@ impl Interner {
         sym
     }
 
-    fn lookup(&self, s: &str) -> Option<u32> {
+    pub fn lookup(&self, s: &str) -> Option<u32> {
         self.symbols.get(s).copied()
+    }
+
+    /// The strings of `wanted` (one pass over the interner, which keeps no reverse map).
+    pub fn strings_of(&self, wanted: &HashSet<u32>) -> HashMap<u32, &str> {
+        if wanted.is_empty() {
+            return HashMap::new();
+        }
+        self.symbols
+            .iter()
+            .filter(|(_, sym)| wanted.contains(sym))
+            .map(|(s, &sym)| (sym, &**s))
+            .collect()
     }
 }
 
@@ -89,12 +101,7 @@ impl CompiledFilter {
     }
 
     fn matches(&self, pairs: &[(u32, u32)]) -> bool {
-        let value_of = |key: u32| {
-            pairs
-                .binary_search_by_key(&key, |&(k, _)| k)
-                .ok()
-                .map(|i| pairs[i].1)
-        };
+        let value_of = |key: u32| value_of(pairs, key);
         match self {
             CompiledFilter::Never => false,
             CompiledFilter::Eq(k, v) => value_of(*k) == Some(*v),
@@ -102,6 +109,14 @@ impl CompiledFilter {
             CompiledFilter::And(parts) => parts.iter().all(|p| p.matches(pairs)),
         }
     }
+}
+
+/// The value of `key` among an entry's pairs (sorted by key).
+fn value_of(pairs: &[(u32, u32)], key: u32) -> Option<u32> {
+    pairs
+        .binary_search_by_key(&key, |&(k, _)| k)
+        .ok()
+        .map(|i| pairs[i].1)
 }
 
 /// What an upsert hands to the index once SQLite has committed it.
@@ -264,6 +279,34 @@ impl CollectionIndex {
             .into_iter()
             .filter_map(|(d, slot)| self.entries[slot as usize].as_ref().map(|e| (d, e)))
             .collect()
+    }
+
+    /// How many entries matching `filter` carry each combination of the values of `keys`
+    /// (symbols; `None` for a key never interned), as symbols: nothing allocated per entry.
+    pub fn tally(
+        &self,
+        filter: Option<&CompiledFilter>,
+        keys: &[Option<u32>],
+    ) -> HashMap<Vec<Option<u32>>, usize> {
+        let mut counts: HashMap<Vec<Option<u32>>, usize> = HashMap::new();
+        let mut values: Vec<Option<u32>> = Vec::with_capacity(keys.len());
+        for entry in self.entries() {
+            if filter.is_some_and(|f| !f.matches(&entry.pairs)) {
+                continue;
+            }
+            values.clear();
+            values.extend(
+                keys.iter()
+                    .map(|k| k.and_then(|k| value_of(&entry.pairs, k))),
+            );
+            match counts.get_mut(&values) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(values.clone(), 1);
+                }
+            }
+        }
+        counts
     }
 
     /// Entries matching `filter`, ordered by id, at most `limit`.

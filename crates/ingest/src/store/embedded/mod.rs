@@ -13,7 +13,7 @@
 
 mod index;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use self::index::{CollectionIndex, CompiledFilter, Interner, NewEntry};
-use super::{Filter, Hit, Metadata, Record, StoreError, VectorStore};
+use super::{Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
 use crate::embed::ModelInfo;
 
 /// The store's file name inside a data directory.
@@ -697,6 +697,39 @@ impl VectorStore for EmbeddedStore {
 
     async fn count(&self, collection: &str) -> Result<usize, StoreError> {
         self.read(|s| s.collections.get(collection).map_or(0, |c| c.len()))
+    }
+
+    async fn tally(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+        keys: &[&str],
+    ) -> Result<Tally, StoreError> {
+        let (collection, filter) = (collection.to_string(), filter.cloned());
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        self.blocking(move |inner| {
+            let state = inner.state.read().map_err(|_| poisoned(&inner.path))?;
+            let Some(index) = state.collections.get(&collection) else {
+                return Ok(Tally::new());
+            };
+            let compiled = filter.map(|f| CompiledFilter::compile(&f, &state.interner));
+            let key_symbols: Vec<Option<u32>> =
+                keys.iter().map(|k| state.interner.lookup(k)).collect();
+            let counts = index.tally(compiled.as_ref(), &key_symbols);
+            let seen: HashSet<u32> = counts.keys().flatten().flatten().copied().collect();
+            let strings = state.interner.strings_of(&seen);
+            Ok(counts
+                .into_iter()
+                .map(|(values, n)| {
+                    let values = values
+                        .into_iter()
+                        .map(|v| v.and_then(|v| strings.get(&v)).map(|s| s.to_string()))
+                        .collect();
+                    (values, n)
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -19,7 +19,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::{Filter, Hit, Metadata, Record, StoreError, VectorStore};
+use super::{Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
 use crate::embed::retry::{error_chain, RetryPolicy};
 use crate::embed::ModelInfo;
 
@@ -413,15 +413,32 @@ impl QdrantStore {
         with_payload: Value,
         limit: usize,
     ) -> Result<Vec<PointIn>, StoreError> {
-        let filter = filter.map(wire::to_filter).transpose()?;
         let mut out = Vec::new();
+        self.scroll_pages(collection, filter, with_payload, limit, |page| {
+            out.extend(page)
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// [`Self::scroll`] a page at a time: each page is handed to `visit` and dropped.
+    async fn scroll_pages(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+        with_payload: Value,
+        limit: usize,
+        mut visit: impl FnMut(Vec<PointIn>),
+    ) -> Result<(), StoreError> {
+        let filter = filter.map(wire::to_filter).transpose()?;
+        let mut read = 0;
         if limit == 0 {
             // Qdrant refuses a page of 0 points.
-            return Ok(out);
+            return Ok(());
         }
         let mut offset: Option<Value> = None;
         loop {
-            let page_size = (limit - out.len()).min(PAGE_SIZE);
+            let page_size = (limit - read).min(PAGE_SIZE);
             let mut body = json!({
                 "limit": page_size,
                 "with_payload": with_payload,
@@ -437,12 +454,13 @@ impl QdrantStore {
                 .post::<ScrollPage>(collection, "/points/scroll", &body)
                 .await;
             let Some(page) = self.read_result(collection, r)? else {
-                return Ok(out);
+                return Ok(());
             };
-            out.extend(page.points);
+            read += page.points.len();
+            visit(page.points);
             match page.next_page_offset {
-                Some(next) if !next.is_null() && out.len() < limit => offset = Some(next),
-                _ => return Ok(out),
+                Some(next) if !next.is_null() && read < limit => offset = Some(next),
+                _ => return Ok(()),
             }
         }
     }
@@ -730,6 +748,31 @@ impl VectorStore for QdrantStore {
             .post::<CountAnswer>(collection, "/points/count", &json!({ "exact": true }))
             .await;
         Ok(self.read_result(collection, r)?.map_or(0, |c| c.count))
+    }
+
+    async fn tally(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+        keys: &[&str],
+    ) -> Result<Tally, StoreError> {
+        let mut counts = Tally::new();
+        let payload = if keys.is_empty() {
+            json!(false)
+        } else {
+            json!(keys)
+        };
+        self.scroll_pages(collection, filter, payload, usize::MAX, |points| {
+            for p in points {
+                let values = keys
+                    .iter()
+                    .map(|k| p.str_field(k).map(str::to_string))
+                    .collect();
+                *counts.entry(values).or_default() += 1;
+            }
+        })
+        .await?;
+        Ok(counts)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
