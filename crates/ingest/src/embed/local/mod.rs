@@ -36,11 +36,12 @@ pub const LOCAL_MODEL_DIMENSION: usize = 384;
 /// sentence-transformers embeds at most 256 word pieces with this model
 /// (`sentence_bert_config.json`: `max_seq_length`); longer texts are truncated, as there.
 pub const MAX_TOKENS: usize = 256;
-/// Inputs per forward pass. Batches are made of texts of similar length, so padding stays
-/// small. ONNX Runtime's fused kernels gain nothing measurable past 8 on 2 cores, while the
-/// activations it keeps grow with the batch: peak RSS 201 / 236 / 310 / 432 MiB for batches
-/// of 8 / 16 / 32 / 64 texts of ~100 word pieces (docs/local-model.md).
-pub const DEFAULT_BATCH_SIZE: usize = 8;
+/// Inputs per forward pass at most. Batches are made of texts of similar length, so padding
+/// stays small, and hold at most [`BATCH_TOKENS`] word pieces, which bounds the activations
+/// ONNX Runtime keeps whatever the count: 16 short texts (~30 pieces) embed 6% faster than 8
+/// on 2 cores (394 against 370 docs/s, 4 alternating pairs), 32 no faster than 16
+/// (docs/local-model.md, "The benchmark").
+pub const DEFAULT_BATCH_SIZE: usize = 16;
 /// Word pieces in one forward pass at most (inputs times the longest input's length; a
 /// longer input goes alone): long texts go in smaller batches, so the activations ONNX
 /// Runtime keeps in its arena for the largest batch it has run stay small. `cw run` on a
