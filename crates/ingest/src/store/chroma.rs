@@ -20,7 +20,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
 
-use super::{Filter, Hit, MetaValue, Metadata, Record, StoreError, Tally, VectorStore};
+use super::{tally_json, Filter, Hit, MetaValue, Metadata, Record, StoreError, Tally, VectorStore};
 use crate::embed::ModelInfo;
 
 /// Metadata key of each document's content hash (`ResourceInstance::content_hash()`).
@@ -864,14 +864,7 @@ impl VectorStore for ChromaStore {
         let mut counts = Tally::new();
         self.metadata_pages(collection, filter, |_, metas| {
             for meta in metas {
-                let values = keys
-                    .iter()
-                    .map(|k| match meta.as_ref().and_then(|m| m.get(*k)) {
-                        Some(Value::String(v)) => Some(v.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                *counts.entry(values).or_default() += 1;
+                tally_json(&mut counts, keys, meta.as_ref());
             }
         })
         .await?;

@@ -77,6 +77,23 @@ impl StoreError {
 /// entry per combination of values seen, in the order of the keys asked for.
 pub type Tally = HashMap<Vec<Option<String>>, usize>;
 
+/// Counts one document into `tally` by the string values of `keys` in its metadata, as
+/// stores that answer JSON (Chroma's metadata, Qdrant's payload) return it.
+pub(crate) fn tally_json(
+    tally: &mut Tally,
+    keys: &[&str],
+    metadata: Option<&serde_json::Map<String, serde_json::Value>>,
+) {
+    let values = keys
+        .iter()
+        .map(|k| match metadata.and_then(|m| m.get(*k)) {
+            Some(serde_json::Value::String(v)) => Some(v.clone()),
+            _ => None,
+        })
+        .collect();
+    *tally.entry(values).or_default() += 1;
+}
+
 /// What the pipeline needs of a store. Collections are created on first use; the store
 /// remembers which embedding model filled a collection and refuses another.
 #[async_trait]

@@ -19,7 +19,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::{Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
+use super::{tally_json, Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
 use crate::embed::retry::{error_chain, RetryPolicy};
 use crate::embed::ModelInfo;
 
@@ -764,11 +764,7 @@ impl VectorStore for QdrantStore {
         };
         self.scroll_pages(collection, filter, payload, usize::MAX, |points| {
             for p in points {
-                let values = keys
-                    .iter()
-                    .map(|k| p.str_field(k).map(str::to_string))
-                    .collect();
-                *counts.entry(values).or_default() += 1;
+                tally_json(&mut counts, keys, p.payload.as_ref());
             }
         })
         .await?;

@@ -276,7 +276,7 @@ pub struct CountAnswer {
 }
 
 impl PointIn {
-    pub fn str_field(&self, key: &str) -> Option<&str> {
+    fn str_field(&self, key: &str) -> Option<&str> {
         self.payload.as_ref()?.get(key)?.as_str()
     }
 
