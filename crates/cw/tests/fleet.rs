@@ -2,7 +2,8 @@
 //! runs it, with its own `--cluster-id`), one ingest server (as `cw serve` runs it, on the
 //! embedded store, and again on the Qdrant test server). Neither cluster's start-up diff, deletes, restart or resync may touch
 //! the other's documents, nor those of the Go controller's payloads (no cluster: the
-//! server's default cluster).
+//! server's default cluster). And a Qdrant collection lost under the server is filled
+//! again by the watcher on its own.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -142,6 +143,8 @@ impl Member {
 struct Server {
     base: String,
     http: reqwest::Client,
+    /// The Qdrant test server's URL, on that backend.
+    qdrant_url: Option<String>,
     _voyage: VoyageStandin,
     /// What keeps the store alive: its directory, or its server.
     _store: Box<dyn std::any::Any + Send>,
@@ -157,6 +160,7 @@ enum Backend {
 impl Server {
     async fn start(backend: Backend) -> Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut qdrant_url = None;
         let (store, keep): (Arc<dyn VectorStore>, Box<dyn std::any::Any + Send>) = match backend {
             Backend::Embedded => {
                 let dir = tempfile::tempdir().unwrap();
@@ -168,6 +172,7 @@ impl Server {
                 let qdrant = tokio::task::spawn_blocking(testkit::QdrantServer::start)
                     .await
                     .unwrap();
+                qdrant_url = Some(qdrant.url());
                 let store = QdrantStore::new(QdrantConfig::new(qdrant.url())).unwrap();
                 (Arc::new(store), Box::new(qdrant))
             }
@@ -199,6 +204,7 @@ impl Server {
         Server {
             base,
             http: reqwest::Client::new(),
+            qdrant_url,
             _voyage: voyage,
             _store: keep,
         }
@@ -402,6 +408,39 @@ async fn two_clusters_share_one_index(server: Server) {
 
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// Qdrant loses the collection (deleted, or restarted on empty storage). The next change
+/// finds it gone; the server creates it anew under a new generation (`cw_generation` in the
+/// collection's metadata), its answer names that generation, and the watcher sends the
+/// whole cluster again without anyone asking for a resync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qdrant_collection_lost_under_the_server_is_filled_again_by_the_watcher() {
+    let server = Server::start(Backend::Qdrant).await;
+    let alpha = Member::start("alpha", &server.base, &["a", "b", "c"]).await;
+    server
+        .wait_ids("alpha", "the initial listing", |got| {
+            *got == ids(&["a", "b", "c"])
+        })
+        .await;
+    let qdrant = server.qdrant_url.as_deref().expect("the Qdrant backend");
+    let resp = server
+        .http
+        .delete(format!("{qdrant}/collections/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(server.ids(Some("alpha")).await.is_empty());
+
+    alpha.sim.create(deployment("d")).unwrap();
+    server
+        .wait_ids("alpha", "after Qdrant lost the collection", |got| {
+            *got == ids(&["a", "b", "c", "d"])
+        })
+        .await;
+    // a, b and c came back with no change of theirs: the resync sent them.
+    alpha.stop().await;
 }
 
 #[tokio::test]

@@ -90,10 +90,22 @@ async fn collections_are_made_with_cosine_distance_the_model_and_keyword_indexes
         config["params"]["vectors"],
         json!({"size": 4, "distance": "Cosine"})
     );
-    assert_eq!(
-        config["metadata"],
-        json!({"cw_embedding_model": "test:qdrant-4d", "cw_embedding_dimension": 4})
-    );
+    assert_eq!(config["metadata"]["cw_embedding_model"], "test:qdrant-4d");
+    assert_eq!(config["metadata"]["cw_embedding_dimension"], 4);
+    // A generation of its own, which sync answers name; another cw (a restart) reads the
+    // same one from Qdrant.
+    let generation = config["metadata"]["cw_generation"]
+        .as_str()
+        .expect("a generation is recorded")
+        .to_string();
+    assert_eq!(s.generation("instances").as_deref(), Some(&*generation));
+    let restarted = store(&server, None);
+    assert_eq!(restarted.generation("instances"), None, "nothing read yet");
+    restarted
+        .ensure_collection("instances", &model(4))
+        .await
+        .unwrap();
+    assert_eq!(restarted.generation("instances"), Some(generation));
     let schema = info["result"]["payload_schema"].as_object().unwrap();
     for field in [
         "cluster",
@@ -184,6 +196,12 @@ async fn a_collection_made_by_someone_else_is_adopted_only_while_empty_and_shape
         info["result"]["config"]["metadata"]["cw_embedding_model"],
         "test:qdrant-4d"
     );
+    assert_eq!(
+        info["result"]["config"]["metadata"]["cw_generation"].as_str(),
+        s.generation("empty").as_deref(),
+        "{info}"
+    );
+    assert!(s.generation("empty").is_some());
 
     // Holding points nobody vouches for: refused.
     assert_eq!(
@@ -267,6 +285,7 @@ async fn a_collection_deleted_under_cw_is_recreated_on_the_next_sync() {
     let server = start(None).await;
     let s = store(&server, None);
     s.ensure_collection("instances", &model(4)).await.unwrap();
+    let first = s.generation("instances").expect("a generation");
     s.upsert("instances", &[record("a", &[])]).await.unwrap();
     assert_eq!(
         rest(&server, "DELETE", "/collections/instances", None)
@@ -289,8 +308,11 @@ async fn a_collection_deleted_under_cw_is_recreated_on_the_next_sync() {
         .await
         .unwrap_err();
     assert!(err.is_transient(), "{err}");
-    // ...and the retried sync recreates the collection.
+    // ...and the retried sync recreates the collection, under a new generation: what
+    // tells a watcher that what it sent before is gone.
     s.ensure_collection("instances", &model(4)).await.unwrap();
     s.upsert("instances", &[record("b", &[])]).await.unwrap();
     assert_eq!(s.count("instances").await.unwrap(), 1);
+    let last = s.generation("instances").expect("a generation");
+    assert_ne!(first, last);
 }

@@ -94,7 +94,7 @@ pub struct QdrantStore {
     config: QdrantConfig,
     base: String,
     /// Collections prepared by `ensure_collection`, with the model they hold.
-    collections: RwLock<HashMap<String, ModelInfo>>,
+    collections: RwLock<HashMap<String, Prepared>>,
 }
 
 impl QdrantStore {
@@ -231,7 +231,7 @@ impl QdrantStore {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-            .cloned()
+            .map(|p| p.model.clone())
     }
 
     fn forget(&self, name: &str) {
@@ -305,7 +305,11 @@ impl QdrantStore {
     async fn create(&self, name: &str, model: &ModelInfo) -> Result<(), StoreError> {
         let body = json!({
             "vectors": { "size": model.dimension, "distance": "Cosine" },
-            "metadata": { wire::MODEL_KEY: model.id, wire::DIMENSION_KEY: model.dimension },
+            "metadata": {
+                wire::MODEL_KEY: model.id,
+                wire::DIMENSION_KEY: model.dimension,
+                wire::GENERATION_KEY: new_generation(),
+            },
         });
         match self
             .call_result::<Value>(Method::PUT, &self.collection_url(name, ""), Some(&body))
@@ -524,6 +528,16 @@ fn to_hit(p: PointIn, distance: f32) -> Option<Hit> {
     })
 }
 
+/// A collection `ensure_collection` checked: the model it holds and its generation.
+struct Prepared {
+    model: ModelInfo,
+    generation: String,
+}
+
+fn new_generation() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 #[async_trait]
 impl VectorStore for QdrantStore {
     async fn ensure_collection(
@@ -555,10 +569,32 @@ impl VectorStore for QdrantStore {
         };
         self.check_model(collection, &info, model).await?;
         self.create_indexes(collection, &info).await?;
+        let generation = match info.recorded_generation() {
+            Some(g) => g,
+            // Made by an older cw, or adopted: given a generation now (Qdrant merges
+            // metadata keys), so that a collection made anew later is told apart.
+            None => {
+                let g = new_generation();
+                self.call_result::<Value>(
+                    Method::PATCH,
+                    &self.collection_url(collection, ""),
+                    Some(&json!({ "metadata": { wire::GENERATION_KEY: g } })),
+                )
+                .await
+                .map_err(StoreError::from)?;
+                g
+            }
+        };
         self.collections
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(collection.to_string(), model.clone());
+            .insert(
+                collection.to_string(),
+                Prepared {
+                    model: model.clone(),
+                    generation,
+                },
+            );
         Ok(())
     }
 
@@ -769,6 +805,15 @@ impl VectorStore for QdrantStore {
         })
         .await?;
         Ok(counts)
+    }
+
+    /// The collection's `cw_generation`, as read when it was last prepared.
+    fn generation(&self, collection: &str) -> Option<String> {
+        self.collections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(collection)
+            .map(|p| p.generation.clone())
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -31,6 +31,10 @@ const RESERVED: [&str; 4] = [ID_KEY, DOCUMENT_KEY, CONTENT_HASH_KEY, LABELS_KEY]
 /// Collection metadata keys naming the embedding model that filled it (as with Chroma).
 pub const MODEL_KEY: &str = "cw_embedding_model";
 pub const DIMENSION_KEY: &str = "cw_embedding_dimension";
+/// A random id cw writes into a collection's metadata when it creates (or first adopts) it:
+/// a collection created anew, after Qdrant lost or deleted the old one, has a new one. Sync
+/// answers name it as the store generation, from which a watcher knows to resync.
+pub const GENERATION_KEY: &str = "cw_generation";
 
 /// Payload fields that get a keyword index when cw creates a collection: every field a search
 /// or a sync filters on. Qdrant filters unindexed fields too, but slowly, and refuses them in
@@ -234,6 +238,12 @@ impl CollectionInfo {
             v.get("size")?.as_u64()?,
             v.get("distance")?.as_str()?.to_string(),
         ))
+    }
+
+    /// The generation recorded in the collection's metadata ([`GENERATION_KEY`]).
+    pub fn recorded_generation(&self) -> Option<String> {
+        let meta = self.config.metadata.as_ref()?;
+        Some(meta.get(GENERATION_KEY)?.as_str()?.to_string())
     }
 
     /// The model id and dimension recorded in the collection's metadata.
