@@ -119,6 +119,37 @@ impl Category {
         }
     }
 
+    /// Two-word phrases that name this category (singular forms). Their words stand for
+    /// the category alone: in "full-text search engines" the word `search` is not also a
+    /// namespace or a team called `search`.
+    pub fn phrases(self) -> &'static [[&'static str; 2]] {
+        match self {
+            Category::SearchEngine => &[["search", "engine"], ["full-text", "search"]],
+            Category::Queue => &[
+                ["message", "queue"],
+                ["message", "broker"],
+                ["event", "streaming"],
+            ],
+            Category::Database => &[["key-value", "store"]],
+            Category::Auth => &[["identity", "provider"], ["single", "sign-on"]],
+            Category::Proxy => &[["reverse", "proxy"], ["api", "gateway"]],
+            Category::Storage => &[["object", "storage"], ["object", "store"]],
+            Category::Secrets => &[["secret", "manager"], ["secrets", "manager"]],
+            Category::Delivery => &[["continuous", "delivery"], ["continuous", "deployment"]],
+            _ => &[],
+        }
+    }
+
+    /// The categories a two-word phrase names ([`Category::phrases`]).
+    pub fn asked_by_phrase<'a>(
+        first: &'a str,
+        second: &'a str,
+    ) -> impl Iterator<Item = Category> + 'a {
+        Category::ALL
+            .into_iter()
+            .filter(move |c| c.phrases().contains(&[first, second]))
+    }
+
     /// The categories a question word asks for.
     pub fn asked_by(word: &str) -> impl Iterator<Item = Category> + '_ {
         Category::ALL

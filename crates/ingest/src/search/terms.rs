@@ -122,9 +122,31 @@ impl QueryTerms {
             })
             .filter(|t| !t.is_empty())
             .collect();
+        // Two-word phrases that name a category ("search engines", "message queue"): their
+        // words ask for the category and are not matched as names, namespaces or labels.
+        let mut categories = Vec::new();
+        let mut in_phrase = vec![false; tokens.len()];
+        for (i, pair) in tokens.windows(2).enumerate() {
+            // Each word as written or as its singular: "search engines", "message queues".
+            let forms = |t: &String| [Some(t.clone()), singular(t)];
+            for first in forms(&pair[0]).into_iter().flatten() {
+                for second in forms(&pair[1]).into_iter().flatten() {
+                    for c in Category::asked_by_phrase(&first, &second) {
+                        in_phrase[i] = true;
+                        in_phrase[i + 1] = true;
+                        if !categories.contains(&c) {
+                            categories.push(c);
+                        }
+                    }
+                }
+            }
+        }
         let mut seen = HashSet::new();
         let words: Vec<String> = tokens
             .iter()
+            .zip(&in_phrase)
+            .filter(|(_, phrase)| !**phrase)
+            .map(|(t, _)| t)
             .filter(|t| t.len() >= 2 && !STOPWORDS.contains(&t.as_str()))
             .filter(|t| seen.insert((*t).clone()))
             .cloned()
@@ -134,8 +156,10 @@ impl QueryTerms {
             .filter_map(|w| singular(w))
             .filter(|s| seen.insert(s.clone()))
             .collect();
-        let mut categories = Vec::new();
         for (i, token) in tokens.iter().enumerate() {
+            if in_phrase[i] {
+                continue;
+            }
             let modifier = tokens.get(i + 1).is_some_and(|next| {
                 let next_singular = singular(next);
                 ATTRIBUTE_NOUNS
@@ -275,6 +299,27 @@ mod tests {
         assert!(asked("what autoscales on queue length?").is_empty());
         assert!(asked("database migrations").is_empty());
         assert!(asked("who handles payments?").is_empty());
+    }
+
+    #[test]
+    fn a_phrase_naming_a_category_asks_for_it_and_its_words_match_nothing_else() {
+        let q = QueryTerms::parse("full-text search engines");
+        assert_eq!(q.categories, [Category::SearchEngine]);
+        assert!(q.words.is_empty(), "{:?}", q.words);
+        assert!(q.names_something && !q.is_empty());
+        let q = QueryTerms::parse("which message brokers run in shop?");
+        assert_eq!(q.categories, [Category::Queue]);
+        assert_eq!(q.words, ["run", "shop"]);
+        // The namespace `search` still matches when no phrase takes the word.
+        let m: Metadata = [("name", "orders"), ("namespace", "search")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), MetaValue::Str(v.to_string())))
+            .collect();
+        assert_eq!(
+            exact_matches(&m, &QueryTerms::parse("what runs in search?")),
+            ["namespace:search"]
+        );
+        assert!(exact_matches(&m, &QueryTerms::parse("search engines")).is_empty());
     }
 
     #[test]
