@@ -310,33 +310,45 @@ pub async fn deliver(
     }
 }
 
-/// Follows the store's generation in the ingest server's answers (`storeGeneration`, the
-/// Chroma collection's id). A new generation means the collection was created anew (Chroma
-/// restarted on an empty volume, the collection deleted by hand): what the watcher sent
-/// before is gone, and `on_new` asks for a resync of the instances, which sends it again.
+/// Follows the store's generation in the ingest server's answers (`storeGeneration`: the
+/// Chroma collection's id, or the id cw records in a Qdrant collection). A generation never
+/// seen before means the collection was created anew (the store restarted on an empty
+/// volume, the collection deleted by hand): what the watcher sent before is gone, and
+/// `on_new` asks for a resync of the instances, which sends it again. One seen before is no
+/// news: several ingest replicas behind one Service may name the old and the new generation
+/// in turn until each notices (a replica addressing Qdrant by name learns it only when it
+/// next prepares the collection), and that must not resync at every answer.
 #[derive(Clone)]
 pub struct StoreGenerations {
-    last: Arc<std::sync::Mutex<Option<String>>>,
+    /// The generations seen, oldest first, at most [`SEEN_GENERATIONS`].
+    seen: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     on_new: Arc<dyn Fn() + Send + Sync>,
 }
+
+/// Generations remembered: far more than a store is recreated while one watcher runs.
+const SEEN_GENERATIONS: usize = 16;
 
 impl StoreGenerations {
     pub fn new(on_new: impl Fn() + Send + Sync + 'static) -> Self {
         StoreGenerations {
-            last: Arc::default(),
+            seen: Arc::default(),
             on_new: Arc::new(on_new),
         }
     }
 
-    /// Records the generation of an answer; true when it replaced another one (and
-    /// `on_new` was called).
+    /// Records the generation of an answer; true when it is new and not the first one seen
+    /// (and `on_new` was called).
     pub fn observe(&self, generation: &str) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.as_deref() == Some(generation) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.iter().any(|g| g == generation) {
             return false;
         }
-        let was = last.replace(generation.to_owned());
-        drop(last);
+        let was = seen.back().cloned();
+        if seen.len() == SEEN_GENERATIONS {
+            seen.pop_front();
+        }
+        seen.push_back(generation.to_owned());
+        drop(seen);
         let Some(was) = was else { return false };
         warn!(
             was,
@@ -738,5 +750,12 @@ mod tests {
         assert!(generations.observe("collection-b"));
         assert!(!generations.observe("collection-b"));
         assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A replica that has not noticed yet names the old one: no news either way.
+        assert!(!generations.observe("collection-a"));
+        assert!(!generations.observe("collection-b"));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Created anew once more: a resync.
+        assert!(generations.observe("collection-c"));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }
