@@ -135,16 +135,17 @@ impl Searcher {
             Some(c) => Filter::And(vec![c, of_health]),
             None => of_health,
         };
-        let mut ranking = self
-            .rank_answers(&vector, &terms, limit, Some(&in_scope), false)
-            .await?;
+        let of_that_health = self.rank_answers(&vector, &terms, limit, Some(&in_scope), false);
         if !terms.names_something {
             // "Is anything failing?": every object of that health answers.
+            let ranking = of_that_health.await?;
             return self.finish(answer(ranking, healths, false)).await;
         }
-        let mut any_health = self
-            .rank_answers(&vector, &terms, limit, in_cluster.as_ref(), false)
-            .await?;
+        // Both rankings at once: the one of any health sets the floor.
+        let (mut ranking, mut any_health) = tokio::try_join!(
+            of_that_health,
+            self.rank_answers(&vector, &terms, limit, in_cluster.as_ref(), false)
+        )?;
         let best = any_health.answers.first().map_or(0.0, |a| a.ranked.score);
         let floor = ANSWER_FLOOR * best;
         ranking.answers.retain(|a| a.ranked.score >= floor);
