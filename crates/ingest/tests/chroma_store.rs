@@ -97,3 +97,130 @@ async fn an_unreachable_chroma_is_a_transient_error() {
     assert!(err.is_transient(), "{err:?}");
     assert!(store.ready().await.unwrap_err().is_transient());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_upserts_are_all_stored_and_a_refused_row_fails_only_its_own_caller() {
+    common::install_crypto();
+    let chroma = ChromaServer::start();
+    let store = std::sync::Arc::new(ChromaStore::new(ChromaConfig::new(chroma.url())).unwrap());
+    let m = model("voyage:voyage-3.5", 64);
+    store.ensure_collection("many", &m).await.unwrap();
+    // Twelve callers at once (writes wait for one turn and may go to Chroma together); one
+    // holds a metadata key Chroma refuses ('#...'), two hold the same id.
+    let callers: Vec<Vec<Record>> = (0..12)
+        .map(|c| {
+            let mut rows: Vec<Record> = records(50, 64)
+                .into_iter()
+                .map(|mut r| {
+                    r.id = format!("caller-{c}/{}", r.id);
+                    r
+                })
+                .collect();
+            if c == 7 {
+                rows[20]
+                    .metadata
+                    .insert("#refused".into(), MetaValue::Str("x".into()));
+            }
+            if c < 2 {
+                let mut shared = records(1, 64).remove(0);
+                shared.id = "shared".into();
+                shared.content_hash = format!("shared-by-{c}");
+                rows.push(shared);
+            }
+            rows
+        })
+        .collect();
+    let tasks: Vec<_> = callers
+        .into_iter()
+        .map(|rows| {
+            let store = store.clone();
+            tokio::spawn(async move { store.upsert("many", &rows).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    for (c, result) in results.iter().enumerate() {
+        if c == 7 {
+            assert!(
+                matches!(result, Err(StoreError::Rejected(_))),
+                "caller 7's refused row is its own error: {result:?}"
+            );
+        } else {
+            assert!(result.is_ok(), "caller {c}: {result:?}");
+        }
+    }
+    let hashes = store.all_hashes("many", None).await.unwrap();
+    assert_eq!(
+        hashes.len(),
+        11 * 50 + 1,
+        "every row of the eleven others, the shared id once"
+    );
+    assert!(hashes.contains_key("caller-0/ns/v1/ConfigMap/cm-49"));
+    assert!(hashes.contains_key("caller-11/ns/v1/ConfigMap/cm-0"));
+    assert!(
+        !hashes.keys().any(|id| id.starts_with("caller-7/")),
+        "nothing of caller 7"
+    );
+    assert!(
+        hashes["shared"].starts_with("shared-by-"),
+        "{:?}",
+        hashes["shared"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deletes_and_upserts_each_leave_what_they_asked_for() {
+    common::install_crypto();
+    let chroma = ChromaServer::start();
+    let store = std::sync::Arc::new(ChromaStore::new(ChromaConfig::new(chroma.url())).unwrap());
+    store
+        .ensure_collection("mixed", &model("voyage:voyage-3.5", 64))
+        .await
+        .unwrap();
+    let rows_of = |c: usize| -> Vec<Record> {
+        records(40, 64)
+            .into_iter()
+            .map(|mut r| {
+                r.id = format!("caller-{c}/{}", r.id);
+                r
+            })
+            .collect()
+    };
+    for c in 0..6 {
+        store.upsert("mixed", &rows_of(c)).await.unwrap();
+    }
+    // At once: callers 0-5 delete their rows (and ids never stored), callers 6-11 write theirs.
+    let tasks: Vec<_> = (0..12)
+        .map(|c| {
+            let store = store.clone();
+            let rows = rows_of(c);
+            tokio::spawn(async move {
+                if c < 6 {
+                    let mut ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+                    ids.push(format!("caller-{c}/never-stored"));
+                    store.delete("mixed", &ids).await
+                } else {
+                    store.upsert("mixed", &rows).await
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let hashes = store.all_hashes("mixed", None).await.unwrap();
+    assert_eq!(
+        hashes.len(),
+        6 * 40,
+        "the six writers' rows, none of the deleted"
+    );
+    for c in 0..12 {
+        let held = hashes
+            .keys()
+            .filter(|id| id.starts_with(&format!("caller-{c}/")))
+            .count();
+        assert_eq!(held, if c < 6 { 0 } else { 40 }, "caller {c}");
+    }
+}

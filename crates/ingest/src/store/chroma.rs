@@ -84,6 +84,74 @@ pub struct ChromaStore {
     /// Reads stay concurrent, so one batch's hash lookup overlaps another's write. The lock
     /// covers all collections of this client (measured with one collection being written).
     writes: tokio::sync::Mutex<()>,
+    /// Writes (upserts and deletes) waiting for the write turn. Whoever gets the turn makes
+    /// all of them, in the order they came, each run of one kind on one collection in as few
+    /// requests as the size limits allow: Chroma's CPU per stored document falls with the
+    /// rows per request (`scripts/bench-chroma-writes --batch N`, docs/ingest.md), and the
+    /// watcher's two batches in flight, or several clusters' watchers, otherwise write 50 at
+    /// a time.
+    queued: std::sync::Mutex<Vec<QueuedWrite>>,
+}
+
+/// One caller's write, waiting for a write turn ([`ChromaStore::write_queued`]).
+struct QueuedWrite {
+    collection: String,
+    /// `{collections_url}/{collection id}`.
+    url: String,
+    op: WriteOp,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+enum WriteOp {
+    Upsert(Vec<Record>),
+    Delete(Vec<String>),
+}
+
+impl QueuedWrite {
+    /// Whether `next` can go to Chroma in the same requests as this write.
+    fn joins(&self, next: &QueuedWrite) -> bool {
+        self.url == next.url
+            && matches!(
+                (&self.op, &next.op),
+                (WriteOp::Upsert(_), WriteOp::Upsert(_)) | (WriteOp::Delete(_), WriteOp::Delete(_))
+            )
+    }
+}
+
+/// The rows of several callers' upserts to one collection as one list; where two hold the
+/// same id, the later caller's row replaces the earlier one in its place, as writing them
+/// one after the other would leave it.
+fn merged_rows(run: &[QueuedWrite]) -> Vec<Record> {
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    let mut rows: Vec<Record> = Vec::new();
+    for write in run {
+        let WriteOp::Upsert(records) = &write.op else {
+            continue;
+        };
+        for record in records {
+            match at.get(record.id.as_str()) {
+                Some(&i) => rows[i] = record.clone(),
+                None => {
+                    at.insert(&record.id, rows.len());
+                    rows.push(record.clone());
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// The ids of several callers' deletes from one collection, each once.
+fn merged_ids(run: &[QueuedWrite]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    run.iter()
+        .flat_map(|w| match &w.op {
+            WriteOp::Delete(ids) => ids.as_slice(),
+            WriteOp::Upsert(_) => &[],
+        })
+        .filter(|id| seen.insert(id.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// How one Chroma call went wrong, before it becomes a [`StoreError`].
@@ -125,6 +193,7 @@ impl ChromaStore {
             collections: RwLock::new(HashMap::new()),
             database_ready: tokio::sync::OnceCell::new(),
             writes: tokio::sync::Mutex::new(()),
+            queued: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -361,6 +430,111 @@ impl ChromaStore {
             }
         }
         Ok(())
+    }
+
+    /// Makes one write: rows upserted in requests of at most `rows_per_write` rows, ids
+    /// deleted `IDS_PER_CALL` at a time.
+    async fn write(&self, collection: &str, url: &str, op: &WriteOp) -> Result<(), StoreError> {
+        match op {
+            WriteOp::Upsert(rows) => {
+                let Some(first) = rows.first() else {
+                    return Ok(());
+                };
+                let url = format!("{url}/upsert");
+                for chunk in rows.chunks(self.rows_per_write(first)) {
+                    self.upsert_split(&url, chunk)
+                        .await
+                        .map_err(|e| self.collection_error(collection, e))?;
+                }
+            }
+            WriteOp::Delete(ids) => {
+                let url = format!("{url}/delete");
+                for chunk in ids.chunks(IDS_PER_CALL) {
+                    self.call(self.http.post(&url).json(&json!({ "ids": chunk })))
+                        .await
+                        .map_err(|e| self.collection_error(collection, e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues `op` and waits until it is made: in this caller's write turn, with whatever
+    /// else waits for it, or in an earlier caller's turn (which answers before it ends).
+    async fn queue_write(
+        &self,
+        collection: &str,
+        url: String,
+        op: WriteOp,
+    ) -> Result<(), StoreError> {
+        let (done, mut outcome) = tokio::sync::oneshot::channel();
+        self.queued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(QueuedWrite {
+                collection: collection.to_string(),
+                url,
+                op,
+                done,
+            });
+        let cancelled = |_| {
+            Err(StoreError::Unavailable(
+                "the write holding these changes was cancelled before Chroma answered; retry"
+                    .into(),
+            ))
+        };
+        let turn = tokio::select! {
+            biased;
+            done = &mut outcome => return done.unwrap_or_else(cancelled),
+            turn = self.writes.lock() => turn,
+        };
+        if let Ok(done) = outcome.try_recv() {
+            return done;
+        }
+        self.write_queued().await;
+        drop(turn);
+        outcome.await.unwrap_or_else(cancelled)
+    }
+
+    /// Makes the writes waiting for the write turn (the caller holds it) in the order they
+    /// came, each run of one kind on one collection together, and tells each waiting caller
+    /// how its write went. A run that Chroma refuses is made again caller by caller, so that
+    /// one sync's refused row never fails another's.
+    async fn write_queued(&self) {
+        let waiting = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut runs: Vec<Vec<QueuedWrite>> = Vec::new();
+        for write in waiting {
+            match runs.last_mut() {
+                Some(run) if run[0].joins(&write) => run.push(write),
+                _ => runs.push(vec![write]),
+            }
+        }
+        for run in runs {
+            let (collection, url) = (run[0].collection.clone(), run[0].url.clone());
+            let result = if run.len() == 1 {
+                self.write(&collection, &url, &run[0].op).await
+            } else {
+                let op = match run[0].op {
+                    WriteOp::Upsert(_) => WriteOp::Upsert(merged_rows(&run)),
+                    WriteOp::Delete(_) => WriteOp::Delete(merged_ids(&run)),
+                };
+                tracing::debug!(writes = run.len(), "writes made together");
+                match self.write(&collection, &url, &op).await {
+                    Err(StoreError::Rejected(reason)) => {
+                        tracing::debug!(%reason, "Chroma refused writes made together; making each apart");
+                        for write in run {
+                            let result = self.write(&collection, &url, &write.op).await;
+                            let _ = write.done.send(result);
+                        }
+                        continue;
+                    }
+                    other => other,
+                }
+            };
+            for write in run {
+                let _ = write.done.send(result.clone());
+            }
+        }
     }
 
     fn rows_per_write(&self, sample: &Record) -> usize {
@@ -631,9 +805,9 @@ impl VectorStore for ChromaStore {
     }
 
     async fn upsert(&self, collection: &str, records: &[Record]) -> Result<(), StoreError> {
-        let Some(first) = records.first() else {
+        if records.is_empty() {
             return Ok(());
-        };
+        }
         let Some(handle) = self.cached(collection) else {
             return Err(StoreError::Rejected(format!(
                 "collection {collection:?} was not prepared with ensure_collection"
@@ -650,14 +824,9 @@ impl VectorStore for ChromaStore {
                 handle.model.dimension
             )));
         }
-        let url = format!("{}/{}/upsert", self.collections_url, handle.id);
-        let _one_write = self.writes.lock().await;
-        for chunk in records.chunks(self.rows_per_write(first)) {
-            self.upsert_split(&url, chunk)
-                .await
-                .map_err(|e| self.collection_error(collection, e))?;
-        }
-        Ok(())
+        let url = format!("{}/{}", self.collections_url, handle.id);
+        self.queue_write(collection, url, WriteOp::Upsert(records.to_vec()))
+            .await
     }
 
     async fn delete(&self, collection: &str, ids: &[String]) -> Result<(), StoreError> {
@@ -667,14 +836,9 @@ impl VectorStore for ChromaStore {
         let Some(id) = self.lookup(collection).await? else {
             return Ok(());
         };
-        let url = format!("{}/{id}/delete", self.collections_url);
-        let _one_write = self.writes.lock().await;
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            self.call(self.http.post(&url).json(&json!({ "ids": chunk })))
-                .await
-                .map_err(|e| self.collection_error(collection, e))?;
-        }
-        Ok(())
+        let url = format!("{}/{id}", self.collections_url);
+        self.queue_write(collection, url, WriteOp::Delete(ids.to_vec()))
+            .await
     }
 
     /// Chroma's `update` with metadatas only: it merges the given keys into the stored

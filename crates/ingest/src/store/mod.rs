@@ -57,7 +57,7 @@ pub struct Hit {
     pub distance: f32,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store could not be reached or answered 5xx: retry later.
     #[error("vector store unavailable: {0}")]
