@@ -1,8 +1,9 @@
 //! The capabilities pipeline: one document per resource *type* in its own collection,
 //! behind `POST /api/v1/capabilities/sync` and in-process (`cw run`). Same steps as the
-//! instances [`Pipeline`](crate::pipeline::Pipeline): validate everything, skip unchanged
-//! types by content hash, enrich (optional) and embed what changed before writing
-//! anything, then delete, then upsert.
+//! instances [`Pipeline`](crate::pipeline::Pipeline): validate everything, sort the types
+//! into unchanged, metadata-only (a cluster joins a type's list) and changed by content
+//! hash ([`crate::pipeline::changes`]), enrich (optional) and embed what changed before
+//! writing anything, then delete, then upsert.
 //!
 //! The enrichment cache is the collection itself. A stored document's `cw_content_hash`
 //! is the hash of the capability as received (its schema, without enrichment), and
@@ -26,9 +27,10 @@ use std::time::Instant;
 use sync_model::{Capability, CapabilitySyncPayload, ClusterId, Enrichment};
 use tokio::task::JoinSet;
 
-use crate::embed::Embedder;
+use crate::embed::{Embedder, ModelInfo};
 use crate::enrich::{schema_hash, Enricher};
 use crate::metrics::IngestMetrics;
+use crate::pipeline::changes::{capability_change, classify_upserts, Sorted};
 use crate::pipeline::{
     embed_documents, instrumented, last_upsert_wins, observe_store, prepare_collection,
     stored_hashes_of, write_changes, SyncCounters, SyncError, SyncOutcome,
@@ -86,6 +88,51 @@ fn members_of(metadata: &Metadata) -> Members {
 fn members_value(members: &Members) -> MetaValue {
     let list: Vec<String> = members.iter().map(|(c, h)| format!("{c}={h}")).collect();
     MetaValue::Str(list.join(","))
+}
+
+/// A changed capability, its content hash (as received) and where its enrichment came from.
+type Enriched = (Capability, String, &'static str);
+
+/// `cluster` joins the lists of the `joining` types (stored with the text it sent): the
+/// metadata to merge into each, by id.
+fn join_lists(
+    cluster: &ClusterId,
+    members: &mut HashMap<String, Members>,
+    joining: Vec<(Capability, String)>,
+) -> Vec<(String, Metadata)> {
+    joining
+        .into_iter()
+        .map(|(c, hash)| {
+            let entry = members.entry(c.id.clone()).or_default();
+            entry.insert(cluster.to_string(), hash);
+            let list = members_value(entry);
+            (c.id, Metadata::from([(CLUSTERS_KEY.to_string(), list)]))
+        })
+        .collect()
+}
+
+/// `cluster` leaves the lists of the `deletes` types: a type it leaves to others gets its
+/// new list in `lists`; the ids of those it was the last to serve are returned, to delete.
+fn leave_lists(
+    cluster: &ClusterId,
+    members: &mut HashMap<String, Members>,
+    deletes: &[String],
+    lists: &mut Vec<(String, Metadata)>,
+) -> Vec<String> {
+    let mut gone: Vec<String> = Vec::new();
+    for id in deletes {
+        let entry = members.entry(id.clone()).or_default();
+        entry.remove(cluster.as_str());
+        if entry.is_empty() {
+            gone.push(id.clone());
+        } else {
+            lists.push((
+                id.clone(),
+                Metadata::from([(CLUSTERS_KEY.to_string(), members_value(entry))]),
+            ));
+        }
+    }
+    gone
 }
 
 impl CapabilityPipeline {
@@ -166,6 +213,7 @@ impl CapabilityPipeline {
         instrumented(m, counters, span, self.apply(payload)).await
     }
 
+    /// The steps of one sync: the instances pipeline's, with the clusters' lists.
     async fn apply(&self, payload: CapabilitySyncPayload) -> Result<SyncOutcome, SyncError> {
         payload.check().map_err(SyncError::Invalid)?;
         let cluster = self.cluster_of(payload.cluster.as_deref())?;
@@ -181,57 +229,86 @@ impl CapabilityPipeline {
             &self.collection,
         )
         .await?;
+        let total = upserts.len();
+        let (sorted, mut members) = self.classify(&cluster, upserts).await?;
+        // A type whose cluster list alone changes is not embedded either: both count as
+        // unchanged in the outcome, whose `metadata_only` counts instances rewritten.
+        let unchanged = total - sorted.changed.len();
+        let mut lists = join_lists(&cluster, &mut members, sorted.metadata_only);
+        let gone = leave_lists(&cluster, &mut members, &deletes, &mut lists);
+
+        // Enrich, then embed, before any write: a failed embedding changes nothing.
+        let (records, enriched) = self
+            .embed_changed(&cluster, &model, &mut members, sorted.changed)
+            .await?;
+        write_changes(
+            self.store.as_ref(),
+            &self.collection,
+            &self.metrics,
+            &gone,
+            &records,
+        )
+        .await?;
+        self.write_lists(&lists).await?;
+        if let Ok(mut pending) = self.pending.lock() {
+            for schema in &enriched {
+                pending.remove(schema);
+            }
+        }
+        Ok(SyncOutcome {
+            upserted: total,
+            deleted: deletes.len(),
+            embedded: records.len(),
+            unchanged,
+            metadata_only: 0,
+            parked: Vec::new(),
+        })
+    }
+
+    /// The upserts, each with its content hash, sorted against the stored types
+    /// ([`capability_change`]), and the clusters serving each stored type.
+    async fn classify(
+        &self,
+        cluster: &ClusterId,
+        upserts: Vec<Capability>,
+    ) -> Result<(Sorted<(Capability, String)>, HashMap<String, Members>), SyncError> {
         let hashes: Vec<String> = upserts.iter().map(Capability::content_hash).collect();
         let ids: Vec<String> = upserts.iter().map(|c| c.id.clone()).collect();
         let stored =
             stored_hashes_of(self.store.as_ref(), &self.collection, &self.metrics, &ids).await?;
-        let mut members = self.all_members().await?;
+        let members = self.all_members().await?;
         let awaiting = if self.enricher.is_some() {
             self.awaiting_enrichment().await?
         } else {
             HashSet::new()
         };
-        let total = upserts.len();
-        // Types whose stored text is what this cluster sent, which it did not serve yet:
-        // it joins their cluster list, without an embedding.
-        let mut joined: Vec<(String, Metadata)> = Vec::new();
-        let mut changed: Vec<(Capability, String)> = Vec::new();
-        for (c, hash) in upserts.into_iter().zip(hashes) {
-            let text_current = stored.get(&c.id) == Some(&hash)
-                && !(c.enrichment.is_none() && awaiting.contains(&c.id));
-            let entry = members.entry(c.id.clone()).or_default();
-            if !text_current {
-                changed.push((c, hash));
-            } else if entry.get(cluster.as_str()) != Some(&hash) {
-                entry.insert(cluster.to_string(), hash);
-                joined.push((
-                    c.id.clone(),
-                    Metadata::from([(CLUSTERS_KEY.to_string(), members_value(entry))]),
-                ));
-            }
-        }
-        let unchanged = total - changed.len();
-        // A delete takes this cluster off the type's list; the record goes with the last one.
-        let mut left: Vec<(String, Metadata)> = Vec::new();
-        let mut gone: Vec<String> = Vec::new();
-        for id in &deletes {
-            let entry = members.entry(id.clone()).or_default();
-            entry.remove(cluster.as_str());
-            if entry.is_empty() {
-                gone.push(id.clone());
-            } else {
-                left.push((
-                    id.clone(),
-                    Metadata::from([(CLUSTERS_KEY.to_string(), members_value(entry))]),
-                ));
-            }
-        }
+        let sorted = classify_upserts(upserts.into_iter().zip(hashes), |(c, hash)| {
+            capability_change(
+                stored.get(&c.id).map(String::as_str),
+                hash,
+                c.enrichment.is_none() && awaiting.contains(&c.id),
+                members
+                    .get(&c.id)
+                    .and_then(|m| m.get(cluster.as_str()))
+                    .map(String::as_str),
+            )
+        });
+        Ok((sorted, members))
+    }
 
-        // Enrich, then embed, before any write: a failed embedding changes nothing.
+    /// The records of the `changed` types, enriched and embedded, each listing `cluster`
+    /// among those serving it; and the schema hashes of what was enriched (to forget
+    /// from `pending` once written).
+    async fn embed_changed(
+        &self,
+        cluster: &ClusterId,
+        model: &ModelInfo,
+        members: &mut HashMap<String, Members>,
+        changed: Vec<(Capability, String)>,
+    ) -> Result<(Vec<Record>, Vec<String>), SyncError> {
         let enriched = self.enrich_all(changed).await;
         let texts: Vec<String> = enriched.iter().map(|(c, _, _)| c.document_text()).collect();
-        let vectors =
-            embed_documents(self.embedder.as_ref(), &model, &self.metrics, &texts).await?;
+        let vectors = embed_documents(self.embedder.as_ref(), model, &self.metrics, &texts).await?;
         let records: Vec<Record> = enriched
             .iter()
             .zip(texts)
@@ -250,41 +327,24 @@ impl CapabilityPipeline {
                 }
             })
             .collect();
-        write_changes(
-            self.store.as_ref(),
-            &self.collection,
-            &self.metrics,
-            &gone,
-            &records,
-        )
-        .await?;
-        joined.extend(left);
-        if !joined.is_empty() {
-            let t = Instant::now();
-            self.store.merge_metadata(&self.collection, &joined).await?;
-            observe_store(&self.metrics, "merge_metadata", t);
+        let schemas = enriched.iter().map(|(c, _, _)| schema_hash(c)).collect();
+        Ok((records, schemas))
+    }
+
+    /// Writes the types' new cluster lists (`lists`: by id, the metadata to merge).
+    async fn write_lists(&self, lists: &[(String, Metadata)]) -> Result<(), SyncError> {
+        if lists.is_empty() {
+            return Ok(());
         }
-        if let Ok(mut pending) = self.pending.lock() {
-            for (c, _, _) in &enriched {
-                pending.remove(&schema_hash(c));
-            }
-        }
-        Ok(SyncOutcome {
-            upserted: total,
-            deleted: deletes.len(),
-            embedded: records.len(),
-            unchanged,
-            metadata_only: 0,
-            parked: Vec::new(),
-        })
+        let t = Instant::now();
+        self.store.merge_metadata(&self.collection, lists).await?;
+        observe_store(&self.metrics, "merge_metadata", t);
+        Ok(())
     }
 
     /// Each changed capability with its content hash (as received) and where its
     /// enrichment came from. Model failures are logged and counted, never returned.
-    async fn enrich_all(
-        &self,
-        changed: Vec<(Capability, String)>,
-    ) -> Vec<(Capability, String, &'static str)> {
+    async fn enrich_all(&self, changed: Vec<(Capability, String)>) -> Vec<Enriched> {
         let Some(enricher) = &self.enricher else {
             return changed
                 .into_iter()
@@ -298,7 +358,19 @@ impl CapabilityPipeline {
                 })
                 .collect();
         };
-        let mut out: Vec<Option<(Capability, String, &'static str)>> = Vec::new();
+        let (mut out, to_ask) = self.enrichments_at_hand(changed);
+        self.ask_model(enricher, to_ask, &mut out).await;
+        out.into_iter().flatten().collect()
+    }
+
+    /// Each changed capability in place with the enrichment at hand (the sender's, or the
+    /// model's answer received earlier but not yet written), or `None`; and those to ask
+    /// the model for, with their place.
+    fn enrichments_at_hand(
+        &self,
+        changed: Vec<(Capability, String)>,
+    ) -> (Vec<Option<Enriched>>, Vec<(usize, Capability, String)>) {
+        let mut out: Vec<Option<Enriched>> = Vec::new();
         let mut to_ask: Vec<(usize, Capability, String)> = Vec::new();
         for (c, h) in changed {
             let i = out.len();
@@ -323,6 +395,17 @@ impl CapabilityPipeline {
                 }
             }
         }
+        (out, to_ask)
+    }
+
+    /// Asks the model to enrich each of `to_ask`, [`ENRICH_CONCURRENCY`] at a time, and
+    /// puts it in its place in `out`, enriched or (the model failed) not.
+    async fn ask_model(
+        &self,
+        enricher: &Arc<Enricher>,
+        to_ask: Vec<(usize, Capability, String)>,
+        out: &mut [Option<Enriched>],
+    ) {
         let mut queue = to_ask.into_iter();
         let mut running = JoinSet::new();
         loop {
@@ -363,7 +446,6 @@ impl CapabilityPipeline {
             };
             out[i] = Some((c, h, source));
         }
-        out.into_iter().flatten().collect()
     }
 
     /// The clusters serving each stored type. The collection holds one record per type (a
