@@ -187,8 +187,68 @@ impl Searcher {
         in_scope: Option<&Filter>,
         list_available: bool,
     ) -> Result<Ranking, SearchError> {
-        let candidates = CANDIDATE_FACTOR.saturating_mul(limit).max(MIN_CANDIDATES);
+        let mut answers = self.direct_answers(vector, terms, limit, in_scope).await?;
 
+        // The bridge: the matching types' instances, all read in one pass over the store.
+        let types = self.matching_types(vector).await?;
+        let mut by_type = self
+            .instances_of_types(vector, &types, limit, in_scope)
+            .await?;
+        let mut capabilities: HashMap<(String, String), Hit> = HashMap::new();
+        let mut available = Vec::new();
+        for (t, type_sim) in types {
+            let key = (
+                meta_str(&t.metadata, "kind"),
+                meta_str(&t.metadata, "group"),
+            );
+            let Some(instances) = by_type.remove(&key) else {
+                if list_available {
+                    available.push(TypeMatch {
+                        id: t.id.clone(),
+                        kind: key.0,
+                        group: key.1,
+                        score: type_sim,
+                        reason: t.document.clone(),
+                        instances: vec![],
+                    });
+                }
+                continue;
+            };
+            // A built-in type's description says how its objects run, not what they are (a
+            // Deployment may be a web shop or a database): its objects answer by their own
+            // text, directly (and it is not listed as available: it has them). A custom
+            // type's description says what every instance is.
+            if !is_built_in_group(&key.1) {
+                bridge(&mut answers, instances, &t.id, type_sim, terms);
+                capabilities.insert(key, t);
+            }
+        }
+        available.truncate(MAX_AVAILABLE);
+
+        let mut answers: Vec<Answer> = answers.into_values().collect();
+        answers.sort_by(|a, b| {
+            b.ranked
+                .score
+                .total_cmp(&a.ranked.score)
+                .then_with(|| a.ranked.hit.id.cmp(&b.ranked.hit.id))
+        });
+        Ok(Ranking {
+            answers,
+            capabilities,
+            available,
+        })
+    }
+
+    /// The instances that answer by their own text: the hybrid search's candidates, scored
+    /// by similarity and exact matches, by id.
+    async fn direct_answers(
+        &self,
+        vector: &[f32],
+        terms: &QueryTerms,
+        limit: usize,
+        in_scope: Option<&Filter>,
+    ) -> Result<HashMap<String, Answer>, SearchError> {
+        let candidates = CANDIDATE_FACTOR.saturating_mul(limit).max(MIN_CANDIDATES);
         let mut answers: HashMap<String, Answer> = HashMap::new();
         for ranked in self
             .ranked(
@@ -214,111 +274,47 @@ impl Searcher {
                 },
             );
         }
+        Ok(answers)
+    }
 
-        // The bridge: the matching types' instances, all read in one pass over the store.
-        let types = self.matching_types(vector).await?;
+    /// The instances of the matching `types` nearest to the question, at most `limit` of
+    /// each, by (kind, apiGroup): one query over the store.
+    async fn instances_of_types(
+        &self,
+        vector: &[f32],
+        types: &[(Hit, f32)],
+        limit: usize,
+        in_scope: Option<&Filter>,
+    ) -> Result<HashMap<(String, String), Vec<Hit>>, SearchError> {
         let mut by_type: HashMap<(String, String), Vec<Hit>> = HashMap::new();
-        if !types.is_empty() {
-            let kinds: Vec<String> = types
-                .iter()
-                .map(|(t, _)| meta_str(&t.metadata, "kind"))
-                .collect();
-            let n = limit.saturating_mul(types.len()).saturating_mul(4);
-            let of_kinds = Filter::In("kind".into(), kinds);
-            let filter = match in_scope.cloned() {
-                Some(c) => Filter::And(vec![c, of_kinds]),
-                None => of_kinds,
-            };
-            for hit in self
-                .store
-                .query(&self.instances_collection, vector, Some(&filter), n)
-                .await?
-            {
-                let key = (
-                    meta_str(&hit.metadata, "kind"),
-                    meta_str(&hit.metadata, "apiGroup"),
-                );
-                let of_type = by_type.entry(key).or_default();
-                if of_type.len() < limit {
-                    of_type.push(hit);
-                }
-            }
+        if types.is_empty() {
+            return Ok(by_type);
         }
-        let mut capabilities: HashMap<(String, String), Hit> = HashMap::new();
-        let mut available = Vec::new();
-        for (t, type_sim) in types {
+        let kinds: Vec<String> = types
+            .iter()
+            .map(|(t, _)| meta_str(&t.metadata, "kind"))
+            .collect();
+        let n = limit.saturating_mul(types.len()).saturating_mul(4);
+        let of_kinds = Filter::In("kind".into(), kinds);
+        let filter = match in_scope.cloned() {
+            Some(c) => Filter::And(vec![c, of_kinds]),
+            None => of_kinds,
+        };
+        for hit in self
+            .store
+            .query(&self.instances_collection, vector, Some(&filter), n)
+            .await?
+        {
             let key = (
-                meta_str(&t.metadata, "kind"),
-                meta_str(&t.metadata, "group"),
+                meta_str(&hit.metadata, "kind"),
+                meta_str(&hit.metadata, "apiGroup"),
             );
-            let Some(instances) = by_type.remove(&key) else {
-                if !list_available {
-                    continue;
-                }
-                available.push(TypeMatch {
-                    id: t.id.clone(),
-                    kind: key.0,
-                    group: key.1,
-                    score: type_sim,
-                    reason: t.document.clone(),
-                    instances: vec![],
-                });
-                continue;
-            };
-            // A built-in type's description says how its objects run, not what they are (a
-            // Deployment may be a web shop or a database): its objects answer by their own
-            // text, directly. A custom type's description says what every instance is.
-            let bridges = !is_built_in_group(&key.1);
-            for hit in instances {
-                let sim = 1.0 - hit.distance;
-                let bridged = if bridges {
-                    BRIDGE_TYPE_WEIGHT * type_sim + (1.0 - BRIDGE_TYPE_WEIGHT) * sim
-                } else {
-                    f32::NEG_INFINITY
-                };
-                match answers.entry(hit.id.clone()) {
-                    Entry::Occupied(mut e) => {
-                        let a = e.get_mut();
-                        if bridged > a.ranked.score {
-                            a.ranked.score = bridged;
-                            a.capability = Some(t.id.clone());
-                        }
-                    }
-                    Entry::Vacant(e) if bridges => {
-                        let matched = exact_matches(&hit.metadata, terms);
-                        let direct = sim + direct_boost(&hit.metadata, &matched);
-                        e.insert(Answer {
-                            ranked: Ranked {
-                                hit,
-                                sim: Some(sim),
-                                matched,
-                                score: direct.max(bridged),
-                            },
-                            capability: Some(t.id.clone()),
-                            owns: Vec::new(),
-                        });
-                    }
-                    Entry::Vacant(_) => {}
-                }
-            }
-            if bridges {
-                capabilities.insert(key, t);
+            let of_type = by_type.entry(key).or_default();
+            if of_type.len() < limit {
+                of_type.push(hit);
             }
         }
-        available.truncate(MAX_AVAILABLE);
-
-        let mut answers: Vec<Answer> = answers.into_values().collect();
-        answers.sort_by(|a, b| {
-            b.ranked
-                .score
-                .total_cmp(&a.ranked.score)
-                .then_with(|| a.ranked.hit.id.cmp(&b.ranked.hit.id))
-        });
-        Ok(Ranking {
-            answers,
-            capabilities,
-            available,
-        })
+        Ok(by_type)
     }
 
     /// The capability documents nearest to the question, kept while within
@@ -507,6 +503,46 @@ fn direct_boost(m: &crate::store::Metadata, matched: &[String]) -> f32 {
         .cloned()
         .collect();
     boost_for(m, &not_kinds)
+}
+
+/// The bridge for one custom type that matches the question (similarity `type_sim`):
+/// each of its `instances` scores at least its bridged score (mostly the type's
+/// similarity), naming the type `type_id` as the answer's capability when that is better
+/// than its direct score; an instance not yet an answer becomes one.
+fn bridge(
+    answers: &mut HashMap<String, Answer>,
+    instances: Vec<Hit>,
+    type_id: &str,
+    type_sim: f32,
+    terms: &QueryTerms,
+) {
+    for hit in instances {
+        let sim = 1.0 - hit.distance;
+        let bridged = BRIDGE_TYPE_WEIGHT * type_sim + (1.0 - BRIDGE_TYPE_WEIGHT) * sim;
+        match answers.entry(hit.id.clone()) {
+            Entry::Occupied(mut e) => {
+                let a = e.get_mut();
+                if bridged > a.ranked.score {
+                    a.ranked.score = bridged;
+                    a.capability = Some(type_id.to_string());
+                }
+            }
+            Entry::Vacant(e) => {
+                let matched = exact_matches(&hit.metadata, terms);
+                let direct = sim + direct_boost(&hit.metadata, &matched);
+                e.insert(Answer {
+                    ranked: Ranked {
+                        hit,
+                        sim: Some(sim),
+                        matched,
+                        score: direct.max(bridged),
+                    },
+                    capability: Some(type_id.to_string()),
+                    owns: Vec::new(),
+                });
+            }
+        }
+    }
 }
 
 /// Kubernetes' own API groups: the core group, the unqualified ones (`apps`, `batch`,
