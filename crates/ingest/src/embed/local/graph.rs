@@ -293,10 +293,38 @@ impl<W: std::io::Write> RawOut for WriteOut<'_, W> {
     }
 }
 
+/// The whole graph: the embeddings, each encoder layer, then the pooling.
 fn build_graph<'a>(
     tensors: SafeTensors<'a>,
     config: &BertConfig,
 ) -> Result<Builder<'a>, GraphError> {
+    check_config(config)?;
+    let prefix = if tensors
+        .names()
+        .iter()
+        .any(|n| n.starts_with("bert.embeddings."))
+    {
+        "bert."
+    } else {
+        ""
+    };
+    let ck = Checkpoint { tensors, prefix };
+    let mut b = Builder {
+        nodes: Vec::new(),
+        inits: Vec::new(),
+    };
+    let mut x = add_embeddings(&mut b, &ck, config)?;
+    for i in 0..config.num_hidden_layers {
+        let layer = Layer { ck: &ck, config, i };
+        let h1 = add_attention(&mut b, &layer, &x)?;
+        x = add_feed_forward(&mut b, &layer, &h1)?;
+    }
+    add_pooling(&mut b, &x);
+    Ok(b)
+}
+
+/// The graph is BERT's with exact gelu, and heads that split the hidden width evenly.
+fn check_config(config: &BertConfig) -> Result<(), GraphError> {
     if config.hidden_act != "gelu" {
         return Err(GraphError::Config(format!(
             "hidden_act {:?}: only BERT's exact gelu is supported",
@@ -313,24 +341,22 @@ fn build_graph<'a>(
             config.hidden_size, config.num_attention_heads
         )));
     }
-    let prefix = if tensors
-        .names()
-        .iter()
-        .any(|n| n.starts_with("bert.embeddings."))
-    {
-        "bert."
-    } else {
-        ""
-    };
-    let ck = Checkpoint { tensors, prefix };
-    let h = config.hidden_size;
-    let ff = config.intermediate_size;
-    let eps = || Attribute::Float("epsilon", config.layer_norm_eps as f32);
-    let mut b = Builder {
-        nodes: Vec::new(),
-        inits: Vec::new(),
-    };
+    Ok(())
+}
 
+/// The layer norms' `epsilon` attribute.
+fn epsilon(config: &BertConfig) -> Attribute {
+    Attribute::Float("epsilon", config.layer_norm_eps as f32)
+}
+
+/// Token and position embeddings and their layer norm, in one fused node; returns the name
+/// of its output, the first layer's input.
+fn add_embeddings<'a>(
+    b: &mut Builder<'a>,
+    ck: &Checkpoint<'a>,
+    config: &BertConfig,
+) -> Result<String, GraphError> {
+    let h = config.hidden_size;
     // The vocabulary and type counts are whatever the checkpoint holds; widths are checked.
     let vocab = ck.rows("embeddings.word_embeddings.weight")?;
     let words = ck.get("embeddings.word_embeddings.weight", &[vocab, h])?;
@@ -367,111 +393,146 @@ fn build_graph<'a>(
             "attention_mask",
         ],
         &["x0", "mask_index"],
-        &[eps()],
+        &[epsilon(config)],
     ));
+    Ok("x0".to_string())
+}
 
-    let mut x = "x0".to_string();
-    for i in 0..config.num_hidden_layers {
-        let l = format!("encoder.layer.{i}.");
-        let w = |n: &str, shape: &[usize]| ck.get(&format!("{l}{n}"), shape);
-        let qkv_w = b.init(
-            &format!("l{i}_qkv_w"),
-            Init::QkvTransposed([
-                w("attention.self.query.weight", &[h, h])?,
-                w("attention.self.key.weight", &[h, h])?,
-                w("attention.self.value.weight", &[h, h])?,
-            ]),
-        );
-        let qkv_b = b.init(
-            &format!("l{i}_qkv_b"),
-            Init::Concat(vec![
-                w("attention.self.query.bias", &[h])?,
-                w("attention.self.key.bias", &[h])?,
-                w("attention.self.value.bias", &[h])?,
-            ]),
-        );
-        let ctx = format!("l{i}_ctx");
-        b.node(
-            "Attention",
-            MS,
-            &[&x, &qkv_w, &qkv_b, "mask_index"],
-            &ctx,
-            &[Attribute::Int(
-                "num_heads",
-                config.num_attention_heads as i64,
-            )],
-        );
-        let o_w = b.init(
-            &format!("l{i}_o_w"),
-            Init::Transposed(w("attention.output.dense.weight", &[h, h])?),
-        );
-        let o_b = b.init(
-            &format!("l{i}_o_b"),
-            Init::Copy(w("attention.output.dense.bias", &[h])?),
-        );
-        let ln1_g = b.init(
-            &format!("l{i}_ln1_g"),
-            Init::Copy(w("attention.output.LayerNorm.weight", &[h])?),
-        );
-        let ln1_b = b.init(
-            &format!("l{i}_ln1_b"),
-            Init::Copy(w("attention.output.LayerNorm.bias", &[h])?),
-        );
-        let attn_out = format!("l{i}_attn_out");
-        b.node("MatMul", "", &[&ctx, &o_w], &attn_out, &[]);
-        let h1 = format!("l{i}_h");
-        // LayerNorm(attn_out + bias + x): the residual and the bias in one kernel.
-        b.node(
-            "SkipLayerNormalization",
-            MS,
-            &[&attn_out, &x, &ln1_g, &ln1_b, &o_b],
-            &h1,
-            &[eps()],
-        );
-        let i_w = b.init(
-            &format!("l{i}_ff_in_w"),
-            Init::Transposed(w("intermediate.dense.weight", &[ff, h])?),
-        );
-        let i_b = b.init(
-            &format!("l{i}_ff_in_b"),
-            Init::Copy(w("intermediate.dense.bias", &[ff])?),
-        );
-        let f_w = b.init(
-            &format!("l{i}_ff_out_w"),
-            Init::Transposed(w("output.dense.weight", &[h, ff])?),
-        );
-        let f_b = b.init(
-            &format!("l{i}_ff_out_b"),
-            Init::Copy(w("output.dense.bias", &[h])?),
-        );
-        let ln2_g = b.init(
-            &format!("l{i}_ln2_g"),
-            Init::Copy(w("output.LayerNorm.weight", &[h])?),
-        );
-        let ln2_b = b.init(
-            &format!("l{i}_ln2_b"),
-            Init::Copy(w("output.LayerNorm.bias", &[h])?),
-        );
-        let (ff_in, ff_act, ff_out) = (
-            format!("l{i}_ff_in"),
-            format!("l{i}_ff_act"),
-            format!("l{i}_ff_out"),
-        );
-        b.node("MatMul", "", &[&h1, &i_w], &ff_in, &[]);
-        b.node("BiasGelu", MS, &[&ff_in, &i_b], &ff_act, &[]);
-        b.node("MatMul", "", &[&ff_act, &f_w], &ff_out, &[]);
-        let next = format!("x{}", i + 1);
-        b.node(
-            "SkipLayerNormalization",
-            MS,
-            &[&ff_out, &h1, &ln2_g, &ln2_b, &f_b],
-            &next,
-            &[eps()],
-        );
-        x = next;
+/// Encoder layer `i` of the checkpoint.
+struct Layer<'c, 'a> {
+    ck: &'c Checkpoint<'a>,
+    config: &'c BertConfig,
+    i: usize,
+}
+
+impl<'a> Layer<'_, 'a> {
+    /// The layer's tensor `name` (e.g. `attention.self.query.weight`), of `shape`.
+    fn weight(&self, name: &str, shape: &[usize]) -> Result<Weight<'a>, GraphError> {
+        self.ck
+            .get(&format!("encoder.layer.{}.{name}", self.i), shape)
     }
-    add_pooling(&mut b, &x);
-    Ok(b)
+}
+
+/// The layer's self-attention (fused Q, K, V), its output projection, and the residual
+/// layer norm; returns the name of the result.
+fn add_attention<'a>(
+    b: &mut Builder<'a>,
+    layer: &Layer<'_, 'a>,
+    x: &str,
+) -> Result<String, GraphError> {
+    let (i, h) = (layer.i, layer.config.hidden_size);
+    let w = |n: &str, shape: &[usize]| layer.weight(n, shape);
+    let qkv_w = b.init(
+        &format!("l{i}_qkv_w"),
+        Init::QkvTransposed([
+            w("attention.self.query.weight", &[h, h])?,
+            w("attention.self.key.weight", &[h, h])?,
+            w("attention.self.value.weight", &[h, h])?,
+        ]),
+    );
+    let qkv_b = b.init(
+        &format!("l{i}_qkv_b"),
+        Init::Concat(vec![
+            w("attention.self.query.bias", &[h])?,
+            w("attention.self.key.bias", &[h])?,
+            w("attention.self.value.bias", &[h])?,
+        ]),
+    );
+    let ctx = format!("l{i}_ctx");
+    b.node(
+        "Attention",
+        MS,
+        &[x, &qkv_w, &qkv_b, "mask_index"],
+        &ctx,
+        &[Attribute::Int(
+            "num_heads",
+            layer.config.num_attention_heads as i64,
+        )],
+    );
+    let o_w = b.init(
+        &format!("l{i}_o_w"),
+        Init::Transposed(w("attention.output.dense.weight", &[h, h])?),
+    );
+    let o_b = b.init(
+        &format!("l{i}_o_b"),
+        Init::Copy(w("attention.output.dense.bias", &[h])?),
+    );
+    let ln1_g = b.init(
+        &format!("l{i}_ln1_g"),
+        Init::Copy(w("attention.output.LayerNorm.weight", &[h])?),
+    );
+    let ln1_b = b.init(
+        &format!("l{i}_ln1_b"),
+        Init::Copy(w("attention.output.LayerNorm.bias", &[h])?),
+    );
+    let attn_out = format!("l{i}_attn_out");
+    b.node("MatMul", "", &[&ctx, &o_w], &attn_out, &[]);
+    let h1 = format!("l{i}_h");
+    // LayerNorm(attn_out + bias + x): the residual and the bias in one kernel.
+    b.node(
+        "SkipLayerNormalization",
+        MS,
+        &[&attn_out, x, &ln1_g, &ln1_b, &o_b],
+        &h1,
+        &[epsilon(layer.config)],
+    );
+    Ok(h1)
+}
+
+/// The layer's feed-forward block (in, gelu, out) and the residual layer norm; returns
+/// the name of the layer's output, the next layer's input.
+fn add_feed_forward<'a>(
+    b: &mut Builder<'a>,
+    layer: &Layer<'_, 'a>,
+    h1: &str,
+) -> Result<String, GraphError> {
+    let (i, h, ff) = (
+        layer.i,
+        layer.config.hidden_size,
+        layer.config.intermediate_size,
+    );
+    let w = |n: &str, shape: &[usize]| layer.weight(n, shape);
+    let i_w = b.init(
+        &format!("l{i}_ff_in_w"),
+        Init::Transposed(w("intermediate.dense.weight", &[ff, h])?),
+    );
+    let i_b = b.init(
+        &format!("l{i}_ff_in_b"),
+        Init::Copy(w("intermediate.dense.bias", &[ff])?),
+    );
+    let f_w = b.init(
+        &format!("l{i}_ff_out_w"),
+        Init::Transposed(w("output.dense.weight", &[h, ff])?),
+    );
+    let f_b = b.init(
+        &format!("l{i}_ff_out_b"),
+        Init::Copy(w("output.dense.bias", &[h])?),
+    );
+    let ln2_g = b.init(
+        &format!("l{i}_ln2_g"),
+        Init::Copy(w("output.LayerNorm.weight", &[h])?),
+    );
+    let ln2_b = b.init(
+        &format!("l{i}_ln2_b"),
+        Init::Copy(w("output.LayerNorm.bias", &[h])?),
+    );
+    let (ff_in, ff_act, ff_out) = (
+        format!("l{i}_ff_in"),
+        format!("l{i}_ff_act"),
+        format!("l{i}_ff_out"),
+    );
+    b.node("MatMul", "", &[h1, &i_w], &ff_in, &[]);
+    b.node("BiasGelu", MS, &[&ff_in, &i_b], &ff_act, &[]);
+    b.node("MatMul", "", &[&ff_act, &f_w], &ff_out, &[]);
+    let next = format!("x{}", i + 1);
+    b.node(
+        "SkipLayerNormalization",
+        MS,
+        &[&ff_out, h1, &ln2_g, &ln2_b, &f_b],
+        &next,
+        &[epsilon(layer.config)],
+    );
+    Ok(next)
 }
 
 /// sentence-transformers' Pooling(mean) and Normalize: the mean of the real tokens' states
