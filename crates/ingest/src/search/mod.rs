@@ -250,10 +250,14 @@ pub fn build_filter(req: &SearchRequest) -> Result<Option<Filter>, SearchError> 
         all.push(Filter::Eq("namespace".into(), ns.to_string()));
     }
     if let Some(health) = req.health {
-        all.push(Filter::Eq(
-            crate::document::HEALTH_KEY.into(),
-            health.as_str().to_string(),
-        ));
+        let key = crate::document::HEALTH_KEY;
+        all.push(match health.statuses() {
+            [one] => Filter::Eq(key.into(), one.as_str().to_string()),
+            many => Filter::In(
+                key.into(),
+                many.iter().map(|h| h.as_str().to_string()).collect(),
+            ),
+        });
     }
     for label in &req.labels {
         let (k, v) = label.split_once('=').ok_or_else(|| {
