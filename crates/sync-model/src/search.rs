@@ -297,4 +297,19 @@ mod tests {
             "{err}"
         );
     }
+
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn the_api_schema_documents_the_health_words_as_a_string() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(SearchRequest::schema()).unwrap();
+        let health = &schema["properties"]["health"];
+        assert!(health.to_string().contains("\"string\""), "{health}");
+        assert!(
+            health["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("`unhealthy` (Failed or InProgress)")),
+            "{health}"
+        );
+    }
 }

@@ -402,6 +402,29 @@ mod tests {
     }
 
     #[test]
+    fn a_health_word_filters_on_every_status_it_names() {
+        use sync_model::{HealthFilter, HealthStatus};
+        let of = |health| {
+            build_filter(&SearchRequest {
+                health: Some(health),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            of(HealthFilter::Unhealthy),
+            Some(Filter::In(
+                "health".into(),
+                vec!["Failed".into(), "InProgress".into()]
+            ))
+        );
+        assert_eq!(
+            of(HealthFilter::Is(HealthStatus::Failed)),
+            Some(Filter::Eq("health".into(), "Failed".into()))
+        );
+    }
+
+    #[test]
     fn a_label_and_the_software_saying_what_an_object_is_boost_once() {
         let m = Metadata::new();
         let matched: Vec<String> = [
