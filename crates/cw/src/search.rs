@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use sync_model::search::{
     AskAnswer, AskHit, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
 };
-use sync_model::{api, HealthStatus};
+use sync_model::{api, HealthFilter};
 use watcher::TokenArgs;
 
 use crate::backend::{EmbedArgs, StoreArgs};
@@ -112,9 +112,11 @@ pub struct Args {
     /// `key=value`; repeat for several (all must match).
     #[arg(long = "label")]
     pub labels: Vec<String>,
-    /// Only objects of this health: current, in-progress, failed, terminating, unknown.
+    /// Only objects of this health: current, in-progress, failed, terminating, unknown (any
+    /// case), or unhealthy (failed or in-progress), healthy (current), failing (failed),
+    /// progressing (in-progress).
     #[arg(long)]
-    pub health: Option<HealthStatus>,
+    pub health: Option<HealthFilter>,
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
     #[arg(long, value_enum, default_value = "hybrid")]
@@ -130,10 +132,11 @@ pub struct AskArgs {
     /// Answers (running objects), at most.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
-    /// Only objects of this health: current, in-progress, failed, terminating, unknown
-    /// ("which databases are failing?": `--health failed`).
+    /// Only objects of this health: current, in-progress, failed, terminating, unknown (any
+    /// case), or unhealthy (failed or in-progress), healthy (current), failing (failed),
+    /// progressing (in-progress). "Which databases are failing?": `--health failed`.
     #[arg(long)]
-    pub health: Option<HealthStatus>,
+    pub health: Option<HealthFilter>,
     /// Only this cluster's objects; without it the whole fleet answers, grouped by cluster.
     #[arg(long)]
     pub cluster: Option<String>,

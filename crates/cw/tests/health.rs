@@ -2,10 +2,18 @@
 //! the embedding provider (it counts requests). A Deployment going from 1/3 to 3/3
 //! available replicas, a failing Job, a Pod in CrashLoopBackOff and a custom resource with
 //! Ready=False each show the right health and reason, a search filters on it, and a change
-//! of health alone is stored without any embedding request.
+//! of health alone is stored without any embedding request. And one vocabulary: the same
+//! object reads the same health through `cw search`, `cw ask`, the search API and the MCP
+//! tools `search_resources`, `ask` and `get_resource`, and every surface takes the words
+//! people type (`unhealthy`, `healthy`, `failing`, `progressing`) and refuses others
+//! with the list (the MCP tools need .venv with the Python `mcp` SDK, as tests/mcp.rs).
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use common::mcp_client::{drive, ok, tool_error};
 use common::CwRun;
 use kube_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
@@ -307,5 +315,264 @@ async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding
         voyage.inputs() > embedded_before
     })
     .await;
+    cw.terminate();
+}
+
+fn statefulset(ready: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "ledger", "namespace": NS},
+        "spec": {
+            "replicas": 1, "serviceName": "ledger",
+            "selector": {"matchLabels": {"app": "ledger"}},
+            "template": {"metadata": {"labels": {"app": "ledger"}},
+                         "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}}
+        },
+        "status": {"replicas": 1, "readyReplicas": ready,
+                   "currentRevision": "ledger-1", "updateRevision": "ledger-1"}
+    })
+}
+
+/// Name → (status, reason), as every surface must say it.
+type Healths = BTreeMap<String, (String, String)>;
+
+fn healths(entries: &[(&str, &str, &str)]) -> Healths {
+    entries
+        .iter()
+        .map(|(n, s, r)| (n.to_string(), (s.to_string(), r.to_string())))
+        .collect()
+}
+
+/// The healths of search hits, which carry `{"status", "reason"}` (the API and the CLI).
+fn of_hits<'a>(hits: impl Iterator<Item = &'a Value>) -> Healths {
+    hits.map(|h| {
+        let text = |k: &str| h["health"][k].as_str().unwrap_or_default().to_string();
+        (
+            h["name"].as_str().unwrap_or_default().to_string(),
+            (text("status"), text("reason")),
+        )
+    })
+    .collect()
+}
+
+/// The healths of MCP hit lines, which carry `"Status: reason"`.
+fn of_lines<'a>(hits: impl Iterator<Item = &'a Value>) -> Healths {
+    hits.map(|h| {
+        let line = h["health"].as_str().unwrap_or_default();
+        let (status, reason) = line.split_once(": ").unwrap_or((line, ""));
+        (
+            h["name"].as_str().unwrap_or_default().to_string(),
+            (status.to_string(), reason.to_string()),
+        )
+    })
+    .collect()
+}
+
+/// The instances of an ask answer, across its types.
+fn ask_instances(answer: &Value) -> Vec<&Value> {
+    answer["types"]
+        .as_array()
+        .map(|t| t.iter().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|t| t["instances"].as_array().into_iter().flatten())
+        .collect()
+}
+
+/// `cw ARGS --server BASE --output json`: its JSON answer, or its stderr when it fails.
+fn cw_cli(base: &str, args: &[&str]) -> Result<Value, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_cw"))
+        .args(args)
+        .args(["--server", base, "--output", "json"])
+        .env_remove("CW_INGEST_TOKEN")
+        .env_remove("CW_SEARCH_LOCAL")
+        .env("LOG_LEVEL", "warn")
+        .output()
+        .expect("running the cw binary");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok(serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("cw {args:?} printed {stdout}: {e}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_object_reads_the_same_health_on_every_surface_and_filters_take_peoples_words() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let work = tempfile::tempdir().expect("temp dir");
+    let sim = SimServer::start(SimConfig::default())
+        .await
+        .expect("starting kube-sim");
+    let kubeconfig = work.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    sim.apply(widget_crd()).expect("CRD");
+    create_with_status(&sim, deployment(3));
+    create_with_status(&sim, statefulset(0));
+    create_with_status(&sim, failing_job());
+    create_with_status(&sim, cache("False"));
+
+    let voyage = testkit::VoyageStandin::start().await;
+    let mut cw = CwRun::start_with(
+        &kubeconfig,
+        &work.path().join("data"),
+        work.path(),
+        &[
+            ("CW_EMBEDDING_PROVIDER", "voyage".into()),
+            ("VOYAGE_API_KEY", "test-key".into()),
+            ("VOYAGE_BASE_URL", voyage.base_url()),
+        ],
+    );
+    cw.wait_ready().await;
+
+    let unhealthy = healths(&[
+        ("ledger", "InProgress", "0/1 replicas ready"),
+        (
+            "migrate",
+            "Failed",
+            "BackoffLimitExceeded: Job has reached the specified backoff limit",
+        ),
+        (
+            "sessions",
+            "Failed",
+            "Ready=False: NoQuorum: 1 of 3 members reachable",
+        ),
+    ]);
+    let healthy = healths(&[("web", "Current", "3/3 replicas available")]);
+    let as_tuples = |h: &Healths| -> Vec<(String, String, String)> {
+        h.iter()
+            .map(|(n, (s, r))| (n.clone(), s.clone(), r.clone()))
+            .collect()
+    };
+    cw.wait_until(
+        "every object indexed with its health",
+        async |cw: &CwRun| {
+            by_health(cw, "unhealthy").await == as_tuples(&unhealthy)
+                && by_health(cw, "healthy").await == as_tuples(&healthy)
+        },
+    )
+    .await;
+
+    // The search API: the words people type, each the statuses it names.
+    let only = |names: &[&str]| -> Vec<(String, String, String)> {
+        as_tuples(&unhealthy)
+            .into_iter()
+            .chain(as_tuples(&healthy))
+            .filter(|(n, _, _)| names.contains(&n.as_str()))
+            .collect()
+    };
+    assert_eq!(
+        by_health(&cw, "failing").await,
+        only(&["migrate", "sessions"])
+    );
+    assert_eq!(by_health(&cw, "progressing").await, only(&["ledger"]));
+    assert_eq!(by_health(&cw, "in-progress").await, only(&["ledger"]));
+    assert_eq!(by_health(&cw, "Current").await, only(&["web"]));
+    let refused = cw
+        .http
+        .post(format!("{}/api/v1/search", cw.base))
+        .json(&json!({"query": "", "mode": "keyword", "health": "sick"}))
+        .send()
+        .await
+        .expect("search");
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.expect("error body");
+    assert!(
+        refused
+            .to_string()
+            .contains("unhealthy (Failed or InProgress)"),
+        "the error lists the accepted words: {refused}"
+    );
+
+    // `cw search` and `cw ask` (through the server, as a user runs them).
+    let searched = cw_cli(
+        &cw.base,
+        &[
+            "search",
+            "",
+            "--mode",
+            "keyword",
+            "--namespace",
+            NS,
+            "--health",
+            "unhealthy",
+        ],
+    )
+    .expect("cw search");
+    assert_eq!(
+        of_hits(searched["results"].as_array().unwrap().iter()),
+        unhealthy
+    );
+    let searched = cw_cli(
+        &cw.base,
+        &[
+            "search",
+            "",
+            "--mode",
+            "keyword",
+            "--namespace",
+            NS,
+            "--health",
+            "healthy",
+        ],
+    )
+    .expect("cw search");
+    assert_eq!(
+        of_hits(searched["results"].as_array().unwrap().iter()),
+        healthy
+    );
+    let asked = cw_cli(
+        &cw.base,
+        &["ask", "is anything unhealthy?", "--health", "unhealthy"],
+    )
+    .expect("cw ask");
+    assert_eq!(
+        of_hits(ask_instances(&asked).into_iter()),
+        unhealthy,
+        "{asked:#}"
+    );
+    assert_eq!(
+        asked["health"],
+        json!(["Failed", "InProgress"]),
+        "{asked:#}"
+    );
+    let err = cw_cli(&cw.base, &["search", "x", "--health", "sick"]).expect_err("a bad word");
+    assert!(err.contains("unhealthy (Failed or InProgress)"), "{err}");
+
+    // The MCP tools, over Streamable HTTP at cw run's /mcp.
+    let plan = json!({"calls": [
+        {"tool": "search_resources", "args": {"namespace": NS, "health": "unhealthy"}},
+        {"tool": "search_resources", "args": {"namespace": NS, "health": "healthy"}},
+        {"tool": "ask", "args": {"question": "is anything unhealthy?", "health": "unhealthy"}},
+        {"tool": "get_resource", "args": {"id": format!("{NS}/apps/v1/Deployment/web")}},
+        {"tool": "get_resource", "args": {"id": format!("{NS}/apps/v1/StatefulSet/ledger")}},
+        {"tool": "get_resource", "args": {"id": format!("{NS}/batch/v1/Job/migrate")}},
+        {"tool": "get_resource", "args": {"id": format!("{NS}/example.com/v1/Cache/sessions")}},
+        {"tool": "search_resources", "args": {"namespace": NS, "health": "sick"}},
+        {"tool": "search_resources", "args": {"namespace": NS, "health": "failing", "mode": "count"}}
+    ]});
+    let report = drive(&["http", &format!("{}/mcp", cw.base)], plan, &[]);
+    let lines = |i: usize| of_lines(ok(&report, i)["results"].as_array().unwrap().iter());
+    assert_eq!(lines(0), unhealthy);
+    assert_eq!(lines(1), healthy);
+    let asked = ok(&report, 2);
+    assert_eq!(
+        of_lines(ask_instances(asked).into_iter()),
+        unhealthy,
+        "{asked}"
+    );
+    let live: Healths = (3..=6)
+        .map(|i| {
+            let d = ok(&report, i);
+            let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+            (text("name"), (text("health"), text("healthReason")))
+        })
+        .collect();
+    let mut everything = unhealthy.clone();
+    everything.extend(healthy.clone());
+    assert_eq!(live, everything, "get_resource says what the index holds");
+    let err = tool_error(&report, 7);
+    assert!(err.contains("unhealthy (Failed or InProgress)"), "{err}");
+    assert_eq!(ok(&report, 8)["total"], 2);
     cw.terminate();
 }

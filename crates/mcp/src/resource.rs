@@ -1,6 +1,7 @@
 //! `get_resource`'s answer: one live object summarised for a model, in a few hundred tokens.
 //! Spec and status become short `path: value` lines, conditions and recent events are kept,
-//! and health is read from them. Secrets' data, `last-applied-configuration` and
+//! and health is read by the rules the index's health comes from (`sync_model::health`), so
+//! that both say the same of the same object. Secrets' data, `last-applied-configuration` and
 //! annotations whose names suggest credentials are never returned.
 
 use std::collections::BTreeMap;
@@ -42,8 +43,11 @@ pub struct ResourceDetails {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    /// `healthy`, `unhealthy`, `progressing` or `unknown`, with the evidence in `healthReason`.
+    /// `Current`, `InProgress`, `Failed`, `Terminating` or `Unknown`: the words of the
+    /// index's health (the kstatus rules), read from the live object.
     pub health: String,
+    /// The one-line reason the index holds for the same status (`0/3 replicas ready`);
+    /// the conditions and events are the evidence.
     pub health_reason: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -142,7 +146,7 @@ pub fn summarise(id: &str, object: &Value, events: &[Value]) -> ResourceDetails 
     if is_secret && !data_keys.is_empty() {
         notes.push("Secret values are never returned; only their keys.".into());
     }
-    let (health, health_reason) = health_of(object, &conditions);
+    let (health, health_reason) = health_of(object, &kind);
     ResourceDetails {
         id: id.to_string(),
         kind,
@@ -273,83 +277,19 @@ fn conditions_of(status: &Value) -> Vec<Condition> {
         .unwrap_or_default()
 }
 
-/// Condition types whose `True` means trouble (the others mean readiness).
-const NEGATIVE_CONDITIONS: [&str; 6] = [
-    "ReplicaFailure",
-    "MemoryPressure",
-    "DiskPressure",
-    "PIDPressure",
-    "NetworkUnavailable",
-    "Failed",
-];
-
-/// Health from what the object says about itself: failing conditions, a failed phase,
-/// fewer ready replicas than wanted. `unknown` when it says nothing.
-fn health_of(object: &Value, conditions: &[Condition]) -> (String, String) {
-    let bad: Vec<String> = conditions
-        .iter()
-        .filter(|c| {
-            let negative = NEGATIVE_CONDITIONS.contains(&c.kind.as_str());
-            (negative && c.status == "True") || (!negative && c.status == "False")
-        })
-        .map(|c| {
-            let why = [c.reason.as_str(), c.message.as_str()]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(": ");
-            format!("{}={} {why}", c.kind, c.status).trim().to_string()
-        })
-        .collect();
-    if !bad.is_empty() {
-        return ("unhealthy".into(), bad.join("; "));
+/// The health the index holds for the same object: the same rules
+/// ([`sync_model::health::assess`]) on the live object. `Unknown` when its status says
+/// nothing they read (the index then holds no health).
+fn health_of(object: &Value, kind: &str) -> (String, String) {
+    let group = sync_model::api_group_of(object["apiVersion"].as_str().unwrap_or_default());
+    let facts = sync_model::health::MetaFacts::of_object(object);
+    match sync_model::health::assess(group, kind, facts, object) {
+        Some(h) => (h.status.as_str().to_string(), h.reason),
+        None => (
+            sync_model::HealthStatus::Unknown.as_str().to_string(),
+            "its status says nothing conclusive".to_string(),
+        ),
     }
-    let status = &object["status"];
-    let phase = status["phase"].as_str().unwrap_or_default();
-    let lower = phase.to_lowercase();
-    if ["failed", "crashloopbackoff", "error", "unhealthy", "lost"]
-        .iter()
-        .any(|p| lower.contains(p))
-    {
-        return ("unhealthy".into(), format!("phase {phase}"));
-    }
-    let wanted = object["spec"]["replicas"]
-        .as_u64()
-        .or_else(|| object["spec"]["instances"].as_u64());
-    let ready = status["readyReplicas"]
-        .as_u64()
-        .or_else(|| status["readyInstances"].as_u64());
-    if let Some(wanted) = wanted {
-        let ready_n = ready.unwrap_or(0);
-        if ready_n < wanted && (ready.is_some() || status.is_object()) {
-            let state = if ready_n == 0 {
-                "unhealthy"
-            } else {
-                "progressing"
-            };
-            return (state.into(), format!("{ready_n}/{wanted} ready"));
-        }
-        if ready.is_some() {
-            return ("healthy".into(), format!("{ready_n}/{wanted} ready"));
-        }
-    }
-    if ["pending", "progressing", "creating", "upgrading"]
-        .iter()
-        .any(|p| lower.contains(p))
-    {
-        return ("progressing".into(), format!("phase {phase}"));
-    }
-    if !conditions.is_empty() {
-        let ok: Vec<&str> = conditions.iter().map(|c| c.kind.as_str()).collect();
-        return ("healthy".into(), format!("conditions {}", ok.join(", ")));
-    }
-    if !phase.is_empty() {
-        return ("healthy".into(), format!("phase {phase}"));
-    }
-    (
-        "unknown".into(),
-        "the object reports no status, conditions or phase".into(),
-    )
 }
 
 fn recent_events(events: &[Value]) -> Vec<EventLine> {
@@ -403,38 +343,67 @@ mod tests {
     }
 
     #[test]
-    fn a_false_ready_condition_makes_the_object_unhealthy_with_its_reason() {
+    fn a_deployment_reads_the_index_health_and_keeps_its_conditions_and_spec() {
         let deploy = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": "shop"},
+            "metadata": {"name": "web", "namespace": "shop", "generation": 2},
             "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}},
-            "status": {"readyReplicas": 3, "conditions": [
-                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "0 of 3 available"}
+            "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3,
+                "availableReplicas": 1, "readyReplicas": 1, "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "1 of 3 available"}
             ]}
         });
         let d = summarise("shop/apps/v1/Deployment/web", &deploy, &[]);
-        assert_eq!(d.health, "unhealthy");
-        assert!(
-            d.health_reason.contains("MinimumReplicasUnavailable"),
-            "{}",
-            d.health_reason
+        assert_eq!(
+            (d.health.as_str(), d.health_reason.as_str()),
+            ("InProgress", "1/3 replicas available")
         );
+        assert_eq!(d.conditions[0].reason, "MinimumReplicasUnavailable");
         assert!(d
             .spec
             .contains(&"template.spec.containers[0].image: nginx:1.27".to_string()));
     }
 
     #[test]
-    fn ready_replicas_below_the_wanted_count_is_not_healthy() {
+    fn health_uses_the_index_words_for_every_kind() {
         let sts = |ready: u64| {
-            json!({"kind": "StatefulSet", "metadata": {"name": "pg"},
-                   "spec": {"replicas": 3}, "status": {"readyReplicas": ready}})
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "pg"},
+                   "spec": {"replicas": 1}, "status": {"replicas": 1, "readyReplicas": ready,
+                   "currentRevision": "a", "updateRevision": "a"}})
         };
-        assert_eq!(summarise("x", &sts(0), &[]).health, "unhealthy");
-        assert_eq!(summarise("x", &sts(2), &[]).health, "progressing");
-        assert_eq!(summarise("x", &sts(3), &[]).health, "healthy");
-        let bare = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
-        assert_eq!(summarise("x", &bare, &[]).health, "unknown");
+        let health = |obj: &Value| {
+            let d = summarise("x", obj, &[]);
+            (d.health, d.health_reason)
+        };
+        assert_eq!(
+            health(&sts(0)),
+            ("InProgress".into(), "0/1 replicas ready".into())
+        );
+        assert_eq!(
+            health(&sts(1)),
+            ("Current".into(), "1/1 replicas ready".into())
+        );
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "status": {"conditions": [{"type": "Failed", "status": "True",
+                "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}});
+        assert_eq!(
+            health(&job),
+            (
+                "Failed".into(),
+                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+            )
+        );
+        let cache = json!({"apiVersion": "example.com/v1", "kind": "Cache", "metadata": {"name": "c"},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "NoQuorum"}]}});
+        assert_eq!(
+            health(&cache),
+            ("Failed".into(), "Ready=False: NoQuorum".into())
+        );
+        let deleting = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "deletionTimestamp": "2026-01-01T00:00:00Z"}});
+        assert_eq!(health(&deleting).0, "Terminating");
+        let bare = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+        assert_eq!(health(&bare).0, "Unknown");
     }
 
     #[test]

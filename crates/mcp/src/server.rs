@@ -73,7 +73,8 @@ impl CwMcp {
 
     #[tool(
         description = "Find Kubernetes objects in the index by free text and/or exact filters \
-(kind, apiGroup, namespace, labels k=v, health: Failed, InProgress, Current, Terminating). \
+(kind, apiGroup, namespace, labels k=v, health: Current, InProgress, Failed, Terminating, \
+Unknown, or unhealthy = Failed or InProgress, healthy, failing, progressing). \
 mode=list (default) returns one page of compact hits (id, kind, namespace, name, a few labels, \
 health with its reason, score) and a nextCursor when more exist; mode=count \
 returns only the number of matching objects; mode=group_by returns counts per kind, namespace or health. \
@@ -184,7 +185,7 @@ get the types and their running instances in one call.",
 resource types whose purpose matches the question (e.g. PostgreSQL and MySQL types for \
 'what databases are running?'), then their running instances, best first. Filters narrow the \
 types (kind, apiGroup) and the instances (namespace, labels, health: Failed for \
-'which databases are failing?'). A question about health ('are any databases unhealthy?') \
+'which databases are failing?', unhealthy for Failed or InProgress). A question about health ('are any databases unhealthy?') \
 is answered by its Failed and InProgress instances, or says that none is. Each instance carries its health with a reason when its status \
 says one, and an id for get_resource for live details.",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -223,7 +224,7 @@ says one, and an id for get_resource for live details.",
                     .filter(|h| labels.iter().all(|(k, v)| h.hit.labels.get(k) == Some(v)))
                     .filter(|h| {
                         health.is_none_or(|want| {
-                            h.hit.health.as_ref().map(|x| x.status) == Some(want)
+                            h.hit.health.as_ref().is_some_and(|x| want.admits(x.status))
                         })
                     })
                     .take(limit)
@@ -269,7 +270,8 @@ says one, and an id for get_resource for live details.",
     #[tool(
         description = "Read one object live from the cluster: a spec summary, status, \
 conditions, recent events, its owner chain (ReplicaSet, Deployment, operator resource) and \
-its health (healthy, unhealthy, progressing or unknown, with the evidence). Give the id from \
+its health in the index's words (Current, InProgress, Failed, Terminating or Unknown, with \
+the same reason search hits carry; the conditions and events are the evidence). Give the id from \
 a search hit, or kind, name and namespace. Secrets' values and credential-like annotations \
 are never returned. Needs cluster access, which cw run and cw mcp --kubeconfig have.",
         annotations(read_only_hint = true, open_world_hint = false)

@@ -43,6 +43,8 @@ enum GroupBySchema {
     Health,
 }
 
+/// The health words a model is shown; `parse_health` also reads them in any case and with
+/// a dash (`failed`, `in-progress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[allow(dead_code)] // read only for its schema: values are checked in `parse_health`
 enum HealthSchema {
@@ -51,18 +53,20 @@ enum HealthSchema {
     Failed,
     Terminating,
     Unknown,
+    #[serde(rename = "unhealthy")]
+    Unhealthy,
+    #[serde(rename = "healthy")]
+    Healthy,
+    #[serde(rename = "failing")]
+    Failing,
+    #[serde(rename = "progressing")]
+    Progressing,
 }
 
-/// The health filter as a model may spell it (`failed`, `in-progress`), or what to send.
-pub fn parse_health(health: Option<&str>) -> Result<Option<sync_model::HealthStatus>, String> {
-    match health.map(str::trim).filter(|h| !h.is_empty()) {
-        None => Ok(None),
-        Some(h) => sync_model::HealthStatus::parse_loose(h).map(Some).ok_or_else(|| {
-            format!(
-                "health {h:?} is not supported: use Current, InProgress, Failed, Terminating                  or Unknown"
-            )
-        }),
-    }
+/// The health filter as a model may spell it (`failed`, `in-progress`, `unhealthy`), read
+/// by sync-model's one reading of health words; the error names every accepted word.
+pub fn parse_health(health: Option<&str>) -> Result<Option<sync_model::HealthFilter>, String> {
+    sync_model::HealthFilter::parse_optional(health)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -90,7 +94,9 @@ pub struct SearchResourcesParams {
     pub labels: Vec<String>,
     /// Only objects of this health, read from their status: `Failed` (CrashLoopBackOff, a
     /// failed Job, Ready=False), `InProgress` (rolling out, pending), `Current`,
-    /// `Terminating`. Kinds without a status that says anything have no health.
+    /// `Terminating`, `Unknown`; or `unhealthy` (Failed or InProgress), `healthy` (Current),
+    /// `failing` (Failed), `progressing` (InProgress). Any case; `in-progress` too. Kinds
+    /// without a status that says anything have no health.
     #[serde(default)]
     #[schemars(with = "Option<HealthSchema>")]
     pub health: Option<String>,
@@ -315,7 +321,9 @@ pub struct AskParams {
     #[serde(default)]
     pub labels: Vec<String>,
     /// Only instances of this health: `Failed` ("which databases are failing?"),
-    /// `InProgress`, `Current`, `Terminating`.
+    /// `InProgress`, `Current`, `Terminating`, `Unknown`; or `unhealthy` (Failed or
+    /// InProgress), `healthy` (Current), `failing` (Failed), `progressing` (InProgress).
+    /// Any case; `in-progress` too.
     #[serde(default)]
     #[schemars(with = "Option<HealthSchema>")]
     pub health: Option<String>,
@@ -445,13 +453,19 @@ mod tests {
 
     #[test]
     fn the_health_filter_reads_as_a_model_may_spell_it_and_names_the_choices() {
+        use sync_model::{HealthFilter, HealthStatus};
         assert_eq!(
             parse_health(Some("failed")),
-            Ok(Some(sync_model::HealthStatus::Failed))
+            Ok(Some(HealthFilter::Is(HealthStatus::Failed)))
+        );
+        assert_eq!(
+            parse_health(Some("unhealthy")),
+            Ok(Some(HealthFilter::Unhealthy))
         );
         assert_eq!(parse_health(Some(" ")), Ok(None));
         let err = parse_health(Some("broken")).unwrap_err();
         assert!(err.contains("InProgress"), "{err}");
+        assert!(err.contains("unhealthy"), "{err}");
     }
 
     #[test]

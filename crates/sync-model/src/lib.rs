@@ -9,8 +9,9 @@ mod cluster;
 mod document;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
-mod health;
+pub mod health;
 mod id;
+mod images;
 mod instance;
 mod payload;
 pub mod rules;
@@ -24,7 +25,8 @@ pub use cluster::{
     MAX_CLUSTER_ID_LEN,
 };
 pub use document::{content_unchanged, is_description_key, text_unchanged};
-pub use health::{Health, HealthStatus, MAX_HEALTH_REASON_BYTES};
+pub use health::{Health, HealthFilter, HealthStatus, MAX_HEALTH_REASON_BYTES};
 pub use id::{IdError, ResourceId, CLUSTER_SCOPE};
+pub use images::images_of;
 pub use instance::{api_group_of, Owner, ResourceInstance, MAX_IMAGES, MAX_IMAGE_BYTES};
 pub use payload::{cluster_or, ErrorBody, FieldError, ParkedInstance, SyncPayload, SyncResponse};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Health, HealthStatus};
+use crate::{Health, HealthFilter, HealthStatus};
 
 /// Which collection a search reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,9 +49,13 @@ pub struct SearchRequest {
     pub namespace: Option<String>,
     /// `key=value` pairs; all must hold.
     pub labels: Vec<String>,
-    /// Only objects of this health (`Failed`; read loosely: `failed`, `in-progress`).
+    /// Only objects of this health: `Current`, `InProgress`, `Failed`, `Terminating` or
+    /// `Unknown` (any case, with or without a dash: `failed`, `in-progress`), or
+    /// `unhealthy` (Failed or InProgress), `healthy` (Current), `failing` (Failed),
+    /// `progressing` (InProgress). Kinds without a health never match.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthStatus>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "unhealthy"))]
+    pub health: Option<HealthFilter>,
     pub limit: Option<usize>,
     pub mode: SearchMode,
 }
@@ -156,7 +160,8 @@ pub struct AskAnswer {
     /// what the cluster can run, not what runs. Never counted among the answers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub available: Vec<TypeMatch>,
-    /// The healths the answers were restricted to: the request's `health`, or `Failed` and
+    /// The healths the answers were restricted to: the request's `health` (`unhealthy`:
+    /// `Failed` and `InProgress`), or `Failed` and
     /// `InProgress` when the question itself asks about health ("are any databases
     /// unhealthy?", "what is failing?"). Empty: answers of any health.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -271,5 +276,40 @@ mod tests {
         assert_eq!(body.group_by, Some(GroupBy::Namespace));
         let plain: CountBody = serde_json::from_str("{}").unwrap();
         assert_eq!(plain.group_by, None);
+    }
+
+    #[test]
+    fn a_request_reads_the_health_words_people_type() {
+        let body: SearchBody =
+            serde_json::from_str(r#"{"query":"","health":"unhealthy"}"#).unwrap();
+        assert_eq!(body.request.health, Some(HealthFilter::Unhealthy));
+        let body: SearchBody =
+            serde_json::from_str(r#"{"query":"","health":"in-progress"}"#).unwrap();
+        assert_eq!(
+            body.request.health,
+            Some(HealthFilter::Is(HealthStatus::InProgress))
+        );
+        let err = serde_json::from_str::<SearchBody>(r#"{"query":"","health":"sick"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unhealthy") && err.contains("InProgress"),
+            "{err}"
+        );
+    }
+
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn the_api_schema_documents_the_health_words_as_a_string() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(SearchRequest::schema()).unwrap();
+        let health = &schema["properties"]["health"];
+        assert!(health.to_string().contains("\"string\""), "{health}");
+        assert!(
+            health["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("`unhealthy` (Failed or InProgress)")),
+            "{health}"
+        );
     }
 }

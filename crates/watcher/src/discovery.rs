@@ -81,11 +81,11 @@ impl ResourceType {
     }
 
     /// True when the watch reads whole objects, to extract health and images: the
-    /// built-in kinds of [`crate::health::is_health_kind`] and custom resources with a
+    /// built-in kinds of [`sync_model::health::is_health_kind`] and custom resources with a
     /// status subresource. Every other type is watched as metadata only (a ConfigMap's
     /// data or a Node's status would cost memory and CPU for nothing cw indexes).
     pub fn reads_status(&self) -> bool {
-        crate::health::is_health_kind(&self.group, &self.kind)
+        sync_model::health::is_health_kind(&self.group, &self.kind)
             || (self.has_status && is_custom_group(&self.group))
     }
 

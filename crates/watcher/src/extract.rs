@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
-use sync_model::{is_description_key, Owner, ResourceId, ResourceInstance, CLUSTER_SCOPE};
+use sync_model::{health, is_description_key, Owner, ResourceId, ResourceInstance, CLUSTER_SCOPE};
 
 use crate::discovery::ResourceType;
 
@@ -83,17 +83,25 @@ fn controller_of(meta: &ObjectMeta) -> Option<Owner> {
         })
 }
 
-/// [`extract_instance`] of a whole object, with its health and container images (see
-/// [`crate::health`]). Only these few fields are kept; the object itself is dropped by the
-/// caller.
+/// [`extract_instance`] of a whole object, with its health (the rules of
+/// [`sync_model::health`]) and container images. Only these few fields are kept; the
+/// object itself is dropped by the caller.
 pub fn extract_with_status(
     ty: &ResourceType,
     obj: &DynamicObject,
 ) -> Result<ResourceInstance, ExtractError> {
     let mut instance = extract_instance(ty, &obj.metadata)?;
-    instance.health = crate::health::assess(&ty.group, &ty.kind, &obj.metadata, &obj.data);
-    instance.images = crate::health::images(&ty.group, &ty.kind, &obj.data);
+    instance.health = health::assess(&ty.group, &ty.kind, meta_facts(&obj.metadata), &obj.data);
+    instance.images = sync_model::images_of(&ty.group, &ty.kind, &obj.data);
     Ok(instance)
+}
+
+/// What the health rules read of an object's metadata.
+fn meta_facts(meta: &ObjectMeta) -> health::MetaFacts {
+    health::MetaFacts {
+        deleting: meta.deletion_timestamp.is_some(),
+        generation: meta.generation,
+    }
 }
 
 /// Kubernetes timestamps are whole seconds in UTC; k8s-openapi's `Time` prints them in
@@ -228,6 +236,43 @@ mod tests {
         assert_eq!(i.images, ["shop/api:2.1"]);
         assert!(!serde_json::to_string(&i).unwrap().contains("hunter2"));
         assert_valid(&i);
+    }
+
+    #[test]
+    fn the_health_rules_see_the_deletion_and_generation_of_the_metadata() {
+        let deploy = |metadata: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata,
+                "spec": {"replicas": 1},
+                "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                           "availableReplicas": 1, "readyReplicas": 1}
+            }))
+            .unwrap()
+        };
+        let health = |obj: &DynamicObject| {
+            let h = extract_with_status(&deployments(), obj).unwrap().health;
+            h.map(|h| (h.status, h.reason)).unwrap()
+        };
+        let base = serde_json::json!({"name": "api", "namespace": "shop", "generation": 1});
+        assert_eq!(
+            health(&deploy(base.clone())).0,
+            sync_model::HealthStatus::Current
+        );
+        let mut newer = base.clone();
+        newer["generation"] = serde_json::json!(2);
+        assert_eq!(
+            health(&deploy(newer)),
+            (
+                sync_model::HealthStatus::InProgress,
+                "generation 2 not yet observed (observed 1)".into()
+            )
+        );
+        let mut deleting = base;
+        deleting["deletionTimestamp"] = serde_json::json!("2026-02-20T10:00:00Z");
+        assert_eq!(
+            health(&deploy(deleting)).0,
+            sync_model::HealthStatus::Terminating
+        );
     }
 
     #[test]

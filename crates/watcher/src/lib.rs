@@ -2,7 +2,7 @@
 //!
 //! A pipeline of small stages joined by channels, each testable alone with plain data:
 //! [`discovery`] (which types) → [`source`] (one watch per type: metadata only, or whole
-//! objects for the types whose [`health`] and images cw reads) →
+//! objects for the types whose health and images cw reads, by `sync_model::health`) →
 //! [`extract`] (object → `ResourceInstance`) → [`tracker`] (change detection, relists,
 //! resync diff) → [`buffer`] (debounce and batching) → [`sender`] → a [`sink::SyncSink`].
 //! [`controller`] wires them around one context, keeps the per-type watches in step with
@@ -20,7 +20,6 @@ mod deadline;
 pub mod discovery;
 pub mod error;
 pub mod extract;
-pub mod health;
 pub mod metrics;
 pub mod oneshot;
 pub mod ops;

@@ -3,6 +3,8 @@
 //! Each test binary uses part of it.
 #![allow(dead_code)]
 
+pub mod mcp_client;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

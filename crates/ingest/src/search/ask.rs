@@ -76,7 +76,8 @@ impl Searcher {
     }
 
     /// [`Searcher::ask`] among the objects of one cluster (all clusters when `None`) and of
-    /// one health (`Failed`: "which databases are failing?"). Without a health, a question
+    /// one health (`Failed`: "which databases are failing?"; `unhealthy`: Failed or
+    /// InProgress). Without a health, a question
     /// that asks about health ("are any databases unhealthy?", "what is failing?") is
     /// answered by its `Failed` and `InProgress` objects. Health answers must answer the
     /// question about as well as its best answer of any health (at least
@@ -90,7 +91,7 @@ impl Searcher {
         question: &str,
         limit: Option<usize>,
         cluster: Option<&str>,
-        health: Option<sync_model::HealthStatus>,
+        health: Option<sync_model::HealthFilter>,
     ) -> Result<AskAnswer, SearchError> {
         use sync_model::HealthStatus;
         let limit = checked_limit(limit)?;
@@ -103,7 +104,7 @@ impl Searcher {
         }
         let terms = QueryTerms::parse(question);
         let healths = match health {
-            Some(h) => vec![h],
+            Some(h) => h.statuses().to_vec(),
             None if terms.asks_health => vec![HealthStatus::Failed, HealthStatus::InProgress],
             None => vec![],
         };

@@ -250,10 +250,14 @@ pub fn build_filter(req: &SearchRequest) -> Result<Option<Filter>, SearchError> 
         all.push(Filter::Eq("namespace".into(), ns.to_string()));
     }
     if let Some(health) = req.health {
-        all.push(Filter::Eq(
-            crate::document::HEALTH_KEY.into(),
-            health.as_str().to_string(),
-        ));
+        let key = crate::document::HEALTH_KEY;
+        all.push(match health.statuses() {
+            [one] => Filter::Eq(key.into(), one.as_str().to_string()),
+            many => Filter::In(
+                key.into(),
+                many.iter().map(|h| h.as_str().to_string()).collect(),
+            ),
+        });
     }
     for label in &req.labels {
         let (k, v) = label.split_once('=').ok_or_else(|| {
@@ -395,6 +399,29 @@ mod tests {
             build_filter(&bad),
             Err(SearchError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn a_health_word_filters_on_every_status_it_names() {
+        use sync_model::{HealthFilter, HealthStatus};
+        let of = |health| {
+            build_filter(&SearchRequest {
+                health: Some(health),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            of(HealthFilter::Unhealthy),
+            Some(Filter::In(
+                "health".into(),
+                vec!["Failed".into(), "InProgress".into()]
+            ))
+        );
+        assert_eq!(
+            of(HealthFilter::Is(HealthStatus::Failed)),
+            Some(Filter::Eq("health".into(), "Failed".into()))
+        );
     }
 
     #[test]

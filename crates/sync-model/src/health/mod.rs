@@ -1,6 +1,14 @@
-//! An object's coarse health as the watcher reads it from its status (the kstatus rules of
-//! sigs.k8s.io/cli-utils): a value a search filters on and a one-line reason a person reads.
-//! Metadata, not document text: a change of health alone is never embedded again.
+//! An object's coarse health, one vocabulary everywhere: read from its status by the
+//! kstatus rules ([`assess`]), stored by the watcher, said by `get_resource`, and filtered
+//! on by every search surface ([`HealthFilter`]). A value a search filters on and a one-line
+//! reason a person reads. Metadata, not document text: a change of health alone is never
+//! embedded again.
+
+mod filter;
+mod kstatus;
+
+pub use filter::{HealthFilter, HEALTH_WORDS};
+pub use kstatus::{assess, is_health_kind, MetaFacts};
 
 use serde::{Deserialize, Serialize};
 

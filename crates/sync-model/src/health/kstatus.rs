@@ -1,11 +1,32 @@
-//! Transform: an object's status read as a coarse health with a one-line reason, and the
-//! container images of Pods and workloads. Pure functions of the object's JSON; the rules
-//! are those of kstatus (sigs.k8s.io/cli-utils `pkg/kstatus/status`, as Flux and Config
-//! Sync use them), so that "Failed" here means what it means there.
+//! The health rules: an object's status read as a coarse health with a one-line reason.
+//! Pure functions of the object's JSON and two facts of its metadata; the rules are those of
+//! kstatus (sigs.k8s.io/cli-utils `pkg/kstatus/status`, as Flux and Config Sync use them),
+//! so that "Failed" here means what it means there. The watcher stores what they say in
+//! the index; the MCP server's `get_resource` says the same of the live object.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
-use sync_model::{Health, HealthStatus};
+
+use super::{Health, HealthStatus};
+
+/// What the rules read of an object's metadata besides its JSON body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetaFacts {
+    /// `metadata.deletionTimestamp` is set: the object is being deleted.
+    pub deleting: bool,
+    /// `metadata.generation`: the spec version its controller should have observed.
+    pub generation: Option<i64>,
+}
+
+impl MetaFacts {
+    /// The facts of a whole object as the API server returns it (with `metadata`).
+    pub fn of_object(object: &Value) -> Self {
+        let meta = &object["metadata"];
+        MetaFacts {
+            deleting: meta.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
+            generation: meta.get("generation").and_then(Value::as_i64),
+        }
+    }
+}
 
 /// Waiting reasons of a container that will not resolve without help: the Pod is Failed
 /// with the reason, not InProgress (stricter than kstatus, which calls them InProgress, so
@@ -20,9 +41,9 @@ const FAILED_WAITING_REASONS: &[&str] = &[
     "RunContainerError",
 ];
 
-/// True for the built-in kinds whose health and images cw reads (their watch carries
-/// whole objects). Custom resources with a status subresource are read too (see
-/// [`crate::discovery::ResourceType::reads_status`]).
+/// True for the built-in kinds whose health and images cw reads (the watcher watches
+/// them as whole objects). Custom resources with a status subresource are read too (the
+/// watcher's `ResourceType::reads_status`).
 pub fn is_health_kind(group: &str, kind: &str) -> bool {
     matches!(
         (group, kind),
@@ -34,10 +55,10 @@ pub fn is_health_kind(group: &str, kind: &str) -> bool {
     )
 }
 
-/// The health of an object from its metadata and its `body` (the object's JSON; only
-/// `spec` and `status` are read), or `None` when nothing in it says anything.
-pub fn assess(group: &str, kind: &str, meta: &ObjectMeta, obj: &Value) -> Option<Health> {
-    if meta.deletion_timestamp.is_some() {
+/// The health of an object of `group` and `kind` from its metadata facts and its JSON
+/// (only `spec` and `status` are read), or `None` when nothing in it says anything.
+pub fn assess(group: &str, kind: &str, meta: MetaFacts, obj: &Value) -> Option<Health> {
+    if meta.deleting {
         return Some(Health::new(
             HealthStatus::Terminating,
             "scheduled for deletion",
@@ -117,7 +138,7 @@ fn is_true<'a>(obj: &'a Value, kind: &str) -> Option<Condition<'a>> {
 
 /// kstatus' checkGenericProperties: a generation the controller has not observed yet, then
 /// the standard Reconciling and Stalled conditions.
-fn generic(meta: &ObjectMeta, obj: &Value) -> Option<Health> {
+fn generic(meta: MetaFacts, obj: &Value) -> Option<Health> {
     if let (Some(generation), Some(observed)) =
         (meta.generation, int(obj, "/status/observedGeneration"))
     {
@@ -373,50 +394,13 @@ fn custom(obj: &Value) -> Option<Health> {
     })
 }
 
-/// The container images (init containers included) of a Pod or of a workload's pod
-/// template, sorted and without duplicates; empty for every other kind.
-pub fn images(group: &str, kind: &str, obj: &Value) -> Vec<String> {
-    let pod_spec = match (group, kind) {
-        ("", "Pod") => "/spec",
-        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") | ("batch", "Job") => {
-            "/spec/template/spec"
-        }
-        ("batch", "CronJob") => "/spec/jobTemplate/spec/template/spec",
-        _ => return Vec::new(),
-    };
-    let Some(spec) = obj.pointer(pod_spec) else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = ["initContainers", "containers"]
-        .iter()
-        .filter_map(|list| spec.get(list).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|c| c.get("image").and_then(Value::as_str))
-        .filter(|i| {
-            !i.is_empty()
-                && i.len() <= sync_model::MAX_IMAGE_BYTES
-                && !i.contains(char::is_whitespace)
-        })
-        .map(str::to_string)
-        .collect();
-    out.sort();
-    out.dedup();
-    // An extreme object is cut to the contract's limit, not refused by the server.
-    out.truncate(sync_model::MAX_IMAGES);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn assess_json(group: &str, kind: &str, obj: &Value) -> Option<Health> {
-        let meta: ObjectMeta = obj
-            .get("metadata")
-            .map(|m| serde_json::from_value(m.clone()).unwrap())
-            .unwrap_or_default();
-        assess(group, kind, &meta, obj)
+        assess(group, kind, MetaFacts::of_object(obj), obj)
     }
 
     fn status_of(group: &str, kind: &str, obj: Value) -> (HealthStatus, String) {
@@ -702,18 +686,5 @@ mod tests {
             None
         );
         assert_eq!(assess_json("", "ConfigMap", &json!({"data": {}})), None);
-    }
-
-    #[test]
-    fn images_come_from_pods_and_pod_templates_sorted_once_each() {
-        let pod = json!({"spec": {"initContainers": [{"image": "busybox:1"}],
-            "containers": [{"image": "nginx:1.27"}, {"image": "busybox:1"}]}});
-        assert_eq!(images("", "Pod", &pod), ["busybox:1", "nginx:1.27"]);
-        let deploy = json!({"spec": {"template": {"spec": {"containers": [{"image": "api:2"}]}}}});
-        assert_eq!(images("apps", "Deployment", &deploy), ["api:2"]);
-        let cron = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec":
-            {"containers": [{"image": "backup:3"}]}}}}}});
-        assert_eq!(images("batch", "CronJob", &cron), ["backup:3"]);
-        assert!(images("", "ConfigMap", &pod).is_empty());
     }
 }
