@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use self::index::{CollectionIndex, CompiledFilter, Interner, NewEntry};
+use super::model_check::{check_dimensions, same_model, CollectionPlace};
 use super::{Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
 use crate::embed::ModelInfo;
 
@@ -320,24 +321,8 @@ fn to_hit(entry: &index::Entry, distance: f32) -> Hit {
     }
 }
 
-fn model_mix_message(
-    path: &Path,
-    collection: &str,
-    stored: &ModelInfo,
-    wanted: &ModelInfo,
-) -> String {
-    format!(
-        "collection '{collection}' in {} holds vectors of {} ({} dimensions) but this process \
-         embeds with {} ({} dimensions); vectors of two models cannot be compared. Use the \
-         embedding provider that filled it, or start a fresh index: point --data-dir at a new \
-         directory (or delete {} to re-index from scratch)",
-        path.display(),
-        stored.id,
-        stored.dimension,
-        wanted.id,
-        wanted.dimension,
-        path.display()
-    )
+fn place<'a>(path: &'a Path, collection: &'a str) -> CollectionPlace<'a> {
+    CollectionPlace::File { path, collection }
 }
 
 #[async_trait]
@@ -348,17 +333,8 @@ impl VectorStore for EmbeddedStore {
         model: &ModelInfo,
     ) -> Result<(), StoreError> {
         let known = self.read(|s| s.collections.get(collection).map(|c| c.model.clone()))?;
-        match known {
-            Some(stored) if stored == *model => return Ok(()),
-            Some(stored) => {
-                return Err(StoreError::Rejected(model_mix_message(
-                    &self.inner.path,
-                    collection,
-                    &stored,
-                    model,
-                )))
-            }
-            None => {}
+        if let Some(stored) = known {
+            return same_model(place(&self.inner.path, collection), &stored, model);
         }
         self.refuse_if_read_only()?;
         if model.dimension == 0 {
@@ -384,15 +360,7 @@ impl VectorStore for EmbeddedStore {
                     id,
                     dimension: dimension as usize,
                 };
-                if stored != model {
-                    return Err(StoreError::Rejected(model_mix_message(
-                        &inner.path,
-                        &collection,
-                        &stored,
-                        &model,
-                    )));
-                }
-                return Ok(());
+                return same_model(place(&inner.path, &collection), &stored, &model);
             }
             conn.execute(
                 "INSERT INTO collections (name, model_id, dimension) VALUES (?1, ?2, ?3)",
@@ -420,13 +388,7 @@ impl VectorStore for EmbeddedStore {
                 self.inner.path.display()
             )));
         };
-        if let Some(bad) = records.iter().find(|r| r.embedding.len() != dimension) {
-            return Err(StoreError::Rejected(format!(
-                "record '{}' has a {}-dimensional vector but collection '{collection}' holds {dimension} dimensions",
-                bad.id,
-                bad.embedding.len()
-            )));
-        }
+        check_dimensions(collection, records, dimension)?;
         let collection = collection.to_string();
         let records = records.to_vec();
         self.blocking(move |inner| {

@@ -13,24 +13,22 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use bytes::Bytes;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use super::chunks::{send_in_chunks, write_in_chunks, Limits, IDS_PER_REQUEST, ROWS_PER_PAGE};
+use super::keys::{CONTENT_HASH_KEY, DIMENSION_KEY, GENERATION_KEY, ID_KEY, MODEL_KEY};
+use super::model_check::{check_dimensions, model_mismatch, same_model, CollectionPlace};
 use super::{tally_json, Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
-use crate::embed::retry::{error_chain, RetryPolicy};
 use crate::embed::ModelInfo;
+use crate::retry::{error_chain, RetryPolicy};
 
 pub mod wire;
 
 use wire::{CollectionInfo, CountAnswer, Envelope, PointIn, QueryAnswer, ScrollPage};
-
-/// Ids per retrieve or delete call: keeps bodies and answers small.
-const IDS_PER_CALL: usize = 1_000;
-/// Points per page when listing every stored hash.
-const PAGE_SIZE: usize = 2_000;
 
 #[derive(Debug, Clone)]
 pub struct QdrantConfig {
@@ -75,6 +73,10 @@ enum CallError {
 impl CallError {
     fn is_transient(&self) -> bool {
         matches!(self, CallError::Store(e) if e.is_transient())
+    }
+
+    fn is_too_large(&self) -> bool {
+        matches!(self, CallError::TooLarge)
     }
 }
 
@@ -179,13 +181,7 @@ impl QdrantStore {
     ) -> Result<Bytes, CallError> {
         let policy = self.config.retry;
         (|| self.attempt(&method, url, body.as_ref()))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(policy.min_delay)
-                    .with_max_delay(policy.max_delay)
-                    .with_max_times(policy.max_retries)
-                    .with_jitter(),
-            )
+            .retry(policy.backoff())
             .sleep(tokio::time::sleep)
             .when(CallError::is_transient)
             .notify(|e: &CallError, wait: Duration| {
@@ -255,8 +251,7 @@ impl QdrantStore {
         }
     }
 
-    /// A read of a collection that does not exist finds nothing rather than failing.
-    /// The points of `ids` that exist, in chunks of [`IDS_PER_CALL`], with the payload keys
+    /// The points of `ids` that exist, [`IDS_PER_REQUEST`] a request, with the payload keys
     /// asked for and their vectors if `with_vector`; none when the collection is missing.
     async fn points_by_ids(
         &self,
@@ -265,25 +260,22 @@ impl QdrantStore {
         payload: &[&str],
         with_vector: bool,
     ) -> Result<Vec<PointIn>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(IDS_PER_CALL) {
+        let pages = send_in_chunks(ids, &Limits::items(IDS_PER_REQUEST), |chunk| async move {
             let points: Vec<String> = chunk.iter().map(|id| wire::point_id(id)).collect();
             let body = json!({
                 "ids": points,
                 "with_payload": payload,
                 "with_vector": with_vector,
             });
-            let r = self
-                .post::<Vec<PointIn>>(collection, "/points", &body)
-                .await;
-            let Some(found) = self.read_result(collection, r)? else {
-                return Ok(out);
-            };
-            out.extend(found);
-        }
-        Ok(out)
+            self.post::<Vec<PointIn>>(collection, "/points", &body)
+                .await
+        })
+        .await;
+        let pages = self.read_result(collection, pages)?.unwrap_or_default();
+        Ok(pages.into_iter().flatten().collect())
     }
 
+    /// A read of a collection that does not exist finds nothing rather than failing.
     fn read_result<T>(&self, name: &str, r: Result<T, CallError>) -> Result<Option<T>, StoreError> {
         match r {
             Ok(v) => Ok(Some(v)),
@@ -306,9 +298,9 @@ impl QdrantStore {
         let body = json!({
             "vectors": { "size": model.dimension, "distance": "Cosine" },
             "metadata": {
-                wire::MODEL_KEY: model.id,
-                wire::DIMENSION_KEY: model.dimension,
-                wire::GENERATION_KEY: new_generation(),
+                MODEL_KEY: model.id,
+                DIMENSION_KEY: model.dimension,
+                GENERATION_KEY: new_generation(),
             },
         });
         match self
@@ -349,7 +341,7 @@ impl QdrantStore {
         let shape = info.unnamed_vector();
         match info.recorded_model() {
             Some((id, dim)) if id == model.id && dim == Some(model.dimension as u64) => {}
-            Some((id, dim)) => return Err(model_mismatch(name, &id, dim, model)),
+            Some((id, dim)) => return Err(model_mismatch(place(name), &id, dim, model)),
             None => {
                 let count = info.points_count.unwrap_or(0);
                 if count > 0 {
@@ -362,7 +354,7 @@ impl QdrantStore {
                     Method::PATCH,
                     &self.collection_url(name, ""),
                     Some(&json!({ "metadata": {
-                        wire::MODEL_KEY: model.id, wire::DIMENSION_KEY: model.dimension
+                        MODEL_KEY: model.id, DIMENSION_KEY: model.dimension
                     }})),
                 )
                 .await
@@ -386,26 +378,11 @@ impl QdrantStore {
         }
     }
 
-    /// Upserts `records`, halving a batch that Qdrant answers with 413.
-    async fn upsert_split(&self, url: &str, records: &[Record]) -> Result<(), CallError> {
-        let mut pending = vec![records];
-        while let Some(batch) = pending.pop() {
-            let body = wire::upsert_body(batch).map_err(CallError::Store)?;
-            match self.call(Method::PUT, url, Some(Bytes::from(body))).await {
-                Ok(_) => {}
-                Err(CallError::TooLarge) if batch.len() > 1 => {
-                    tracing::debug!(
-                        points = batch.len(),
-                        "Qdrant answered 413; halving the batch"
-                    );
-                    let (a, b) = batch.split_at(batch.len() / 2);
-                    pending.push(b);
-                    pending.push(a);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    async fn upsert_request(&self, url: &str, records: &[Record]) -> Result<(), CallError> {
+        let body = wire::upsert_body(records).map_err(CallError::Store)?;
+        self.call(Method::PUT, url, Some(Bytes::from(body)))
+            .await
+            .map(|_| ())
     }
 
     /// Pages of a scroll over `collection` (Qdrant's `next_page_offset` cursor, so points
@@ -442,7 +419,7 @@ impl QdrantStore {
         }
         let mut offset: Option<Value> = None;
         loop {
-            let page_size = (limit - read).min(PAGE_SIZE);
+            let page_size = (limit - read).min(ROWS_PER_PAGE);
             let mut body = json!({
                 "limit": page_size,
                 "with_payload": with_payload,
@@ -481,42 +458,20 @@ fn escape_segment(name: &str) -> String {
         .collect()
 }
 
-/// Consecutive runs of `records` within the point and byte limits of one write.
-fn write_batches(records: &[Record], max_points: usize, max_bytes: usize) -> Vec<&[Record]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, r) in records.iter().enumerate() {
-        let b = wire::estimated_point_bytes(r);
-        if i - start >= max_points || (i > start && bytes + b > max_bytes) {
-            out.push(&records[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes += b;
+fn place(collection: &str) -> CollectionPlace<'_> {
+    CollectionPlace::Server {
+        store: "Qdrant",
+        collection,
     }
-    if start < records.len() {
-        out.push(&records[start..]);
-    }
-    out
 }
 
-fn model_mismatch(
-    name: &str,
-    stored: &str,
-    stored_dim: Option<u64>,
-    model: &ModelInfo,
-) -> StoreError {
-    let dim = stored_dim
-        .map(|d| format!(" ({d} dimensions)"))
-        .unwrap_or_default();
-    StoreError::Rejected(format!(
-        "Qdrant collection {name:?} holds vectors of model {stored}{dim}, but this server embeds \
-         with {} ({} dimensions); vectors of different models cannot be compared. Configure \
-         the same embedding provider and model, use another collection name \
-         (--instances-collection / --capabilities-collection), or delete the collection to \
-         re-index with the new model",
-        model.id, model.dimension
-    ))
+/// How much one upsert request may carry.
+fn write_limits(config: &QdrantConfig) -> Limits<Record> {
+    Limits {
+        max_items: config.max_points_per_write,
+        max_bytes: config.max_bytes_per_write,
+        bytes_of: wire::estimated_point_bytes,
+    }
 }
 
 fn to_hit(p: PointIn, distance: f32) -> Option<Hit> {
@@ -546,15 +501,7 @@ impl VectorStore for QdrantStore {
         model: &ModelInfo,
     ) -> Result<(), StoreError> {
         if let Some(cached) = self.cached(collection) {
-            if cached == *model {
-                return Ok(());
-            }
-            return Err(model_mismatch(
-                collection,
-                &cached.id,
-                Some(cached.dimension as u64),
-                model,
-            ));
+            return same_model(place(collection), &cached, model);
         }
         let info = match self.info(collection).await? {
             Some(info) => info,
@@ -578,7 +525,7 @@ impl VectorStore for QdrantStore {
                 self.call_result::<Value>(
                     Method::PATCH,
                     &self.collection_url(collection, ""),
-                    Some(&json!({ "metadata": { wire::GENERATION_KEY: g } })),
+                    Some(&json!({ "metadata": { GENERATION_KEY: g } })),
                 )
                 .await
                 .map_err(StoreError::from)?;
@@ -607,29 +554,16 @@ impl VectorStore for QdrantStore {
                 "collection {collection:?} was not prepared with ensure_collection"
             )));
         };
-        if let Some(bad) = records
-            .iter()
-            .find(|r| r.embedding.len() != model.dimension)
-        {
-            return Err(StoreError::Rejected(format!(
-                "record {} has a vector of {} dimensions; collection {collection:?} holds {}",
-                bad.id,
-                bad.embedding.len(),
-                model.dimension
-            )));
-        }
-        let url = self.collection_url(collection, "/points?wait=true");
-        let batches = write_batches(
+        check_dimensions(collection, records, model.dimension)?;
+        let url = &self.collection_url(collection, "/points?wait=true");
+        write_in_chunks(
             records,
-            self.config.max_points_per_write,
-            self.config.max_bytes_per_write,
-        );
-        for batch in batches {
-            self.upsert_split(&url, batch)
-                .await
-                .map_err(|e| self.write_error(collection, e))?;
-        }
-        Ok(())
+            &write_limits(&self.config),
+            |part| self.upsert_request(url, part),
+            CallError::is_too_large,
+        )
+        .await
+        .map_err(|e| self.write_error(collection, e))
     }
 
     /// One `set_payload` call per distinct change (Qdrant sets one payload on many points),
@@ -652,30 +586,33 @@ impl VectorStore for QdrantStore {
                 None => by_change.push((changes, vec![wire::point_id(id)])),
             }
         }
-        let url = self.collection_url(collection, "/points/payload?wait=true");
+        let url = &self.collection_url(collection, "/points/payload?wait=true");
         for (changes, points) in by_change {
-            for chunk in points.chunks(IDS_PER_CALL) {
-                let body = json!({ "payload": changes, "points": chunk });
-                self.call_result::<Value>(Method::POST, &url, Some(&body))
-                    .await
-                    .map_err(|e| self.write_error(collection, e))?;
-            }
+            send_in_chunks(
+                &points,
+                &Limits::items(IDS_PER_REQUEST),
+                |chunk| async move {
+                    let body = json!({ "payload": changes, "points": chunk });
+                    self.call_result::<Value>(Method::POST, url, Some(&body))
+                        .await
+                },
+            )
+            .await
+            .map_err(|e| self.write_error(collection, e))?;
         }
         Ok(())
     }
 
     async fn delete(&self, collection: &str, ids: &[String]) -> Result<(), StoreError> {
-        let url = self.collection_url(collection, "/points/delete?wait=true");
-        for chunk in ids.chunks(IDS_PER_CALL) {
+        let url = &self.collection_url(collection, "/points/delete?wait=true");
+        let deleted = send_in_chunks(ids, &Limits::items(IDS_PER_REQUEST), |chunk| async move {
             let points: Vec<String> = chunk.iter().map(|id| wire::point_id(id)).collect();
-            let r = self
-                .call_result::<Value>(Method::POST, &url, Some(&json!({ "points": points })))
-                .await;
-            // Nothing to delete from a collection that does not exist.
-            if self.read_result(collection, r)?.is_none() {
-                return Ok(());
-            }
-        }
+            self.call_result::<Value>(Method::POST, url, Some(&json!({ "points": points })))
+                .await
+        })
+        .await;
+        // Nothing to delete from a collection that does not exist.
+        self.read_result(collection, deleted)?;
         Ok(())
     }
 
@@ -685,12 +622,7 @@ impl VectorStore for QdrantStore {
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
         let points = self
-            .points_by_ids(
-                collection,
-                ids,
-                &[wire::ID_KEY, wire::CONTENT_HASH_KEY],
-                false,
-            )
+            .points_by_ids(collection, ids, &[ID_KEY, CONTENT_HASH_KEY], false)
             .await?;
         Ok(points
             .iter()
@@ -703,9 +635,7 @@ impl VectorStore for QdrantStore {
         collection: &str,
         ids: &[String],
     ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
-        let points = self
-            .points_by_ids(collection, ids, &[wire::ID_KEY], true)
-            .await?;
+        let points = self.points_by_ids(collection, ids, &[ID_KEY], true).await?;
         Ok(points
             .into_iter()
             .filter_map(|p| Some((p.cw_id()?.to_string(), p.vector?)))
@@ -721,7 +651,7 @@ impl VectorStore for QdrantStore {
             .scroll(
                 collection,
                 filter,
-                json!([wire::ID_KEY, wire::CONTENT_HASH_KEY]),
+                json!([ID_KEY, CONTENT_HASH_KEY]),
                 usize::MAX,
             )
             .await?;
@@ -846,6 +776,13 @@ mod tests {
 
     fn sizes(batches: Vec<&[Record]>) -> Vec<usize> {
         batches.iter().map(|b| b.len()).collect()
+    }
+
+    fn write_batches(records: &[Record], max_points: usize, max_bytes: usize) -> Vec<&[Record]> {
+        let mut config = QdrantConfig::new("http://localhost:6333");
+        config.max_points_per_write = max_points;
+        config.max_bytes_per_write = max_bytes;
+        write_limits(&config).chunks(records)
     }
 
     #[test]
