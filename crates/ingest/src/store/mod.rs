@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod keys;
 mod model_check;
 pub mod qdrant;
+mod remote;
 
 use crate::embed::ModelInfo;
 

@@ -1,81 +1,35 @@
-//! One HTTP call to Chroma and how it failed: unreachable, 5xx, 429 and 408 are worth
-//! retrying (the sync answers 503 and the sender retries), 404 and 413 are told apart for
-//! the callers that act on them, everything else is a refusal. Chroma's calls are not
-//! retried here: its writes wait for one write turn, and the sender retries the whole sync.
+//! Chroma's calls, made through the shared plumbing of store servers ([`remote`]): none is
+//! retried here, since writes wait for one write turn and the sender retries the whole
+//! sync. And the tenant and database, which Chroma needs before any collection and cw
+//! creates on first use.
+//!
+//! [`remote`]: crate::store::remote
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
-use super::ChromaStore;
-use crate::retry::error_chain;
+use super::{wire, ChromaStore};
+use crate::store::remote::{CallError, Dialect};
 use crate::store::StoreError;
 
-/// How one Chroma call went wrong, before it becomes a [`StoreError`].
-#[derive(Debug)]
-pub(super) enum CallError {
-    Store(StoreError),
-    NotFound(String),
-    TooLarge,
-}
-
-impl CallError {
-    pub(super) fn is_too_large(&self) -> bool {
-        matches!(self, CallError::TooLarge)
-    }
-}
-
-impl From<CallError> for StoreError {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Store(e) => e,
-            CallError::NotFound(m) => StoreError::Rejected(format!("Chroma: not found: {m}")),
-            CallError::TooLarge => StoreError::Rejected("Chroma: request too large (413)".into()),
-        }
-    }
-}
+pub(super) static CHROMA: Dialect = Dialect {
+    name: "Chroma",
+    error_message: wire::error_message,
+    credentials_hint: None,
+};
 
 impl ChromaStore {
     pub(super) async fn call(&self, req: reqwest::RequestBuilder) -> Result<Bytes, CallError> {
-        let resp = req.send().await.map_err(|e| {
-            CallError::Store(StoreError::Unavailable(format!(
-                "cannot reach Chroma at {}: {}",
-                self.config.url,
-                error_chain(&e)
-            )))
-        })?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| {
-            CallError::Store(StoreError::Unavailable(format!(
-                "reading Chroma's answer: {e}"
-            )))
-        })?;
-        if status.is_success() {
-            return Ok(body);
-        }
-        let detail = chroma_message(&body);
-        let message = || format!("Chroma answered {status}: {detail}");
-        Err(match status.as_u16() {
-            404 => CallError::NotFound(detail),
-            413 => CallError::TooLarge,
-            s if s == 408 || s == 429 || s >= 500 => {
-                CallError::Store(StoreError::Unavailable(message()))
-            }
-            _ => CallError::Store(StoreError::Rejected(message())),
-        })
+        self.http.send(req).await
     }
 
     pub(super) async fn call_json<T: DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, CallError> {
-        let body = self.call(req).await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            CallError::Store(StoreError::Rejected(format!(
-                "Chroma answered something unexpected: {e}"
-            )))
-        })
+        self.http.parse(&self.call(req).await?)
     }
 
     pub(super) async fn post<T: DeserializeOwned>(
@@ -83,7 +37,7 @@ impl ChromaStore {
         url: &str,
         body: &impl Serialize,
     ) -> Result<T, CallError> {
-        self.call_json(self.http.post(url).json(body)).await
+        self.call_json(self.http.client.post(url).json(body)).await
     }
 
     /// Creates the tenant and database if they do not exist (Chroma starts with only
@@ -103,11 +57,14 @@ impl ChromaStore {
 
     /// Creates `{list}/{name}` by a `POST {list}` unless it exists.
     async fn ensure_exists(&self, list: &str, name: &str) -> Result<(), StoreError> {
-        match self.call(self.http.get(format!("{list}/{name}"))).await {
+        match self
+            .call(self.http.client.get(format!("{list}/{name}")))
+            .await
+        {
             Ok(_) => Ok(()),
-            Err(CallError::NotFound(_)) => {
+            Err(CallError::NotFound { .. }) => {
                 let created = self
-                    .call(self.http.post(list).json(&json!({ "name": name })))
+                    .call(self.http.client.post(list).json(&json!({ "name": name })))
                     .await;
                 ignore_conflict(created)
             }
@@ -120,37 +77,8 @@ fn ignore_conflict(r: Result<Bytes, CallError>) -> Result<(), StoreError> {
     match r {
         Ok(_) => Ok(()),
         // Created meanwhile by another process: what we wanted.
+        Err(CallError::Conflict { .. }) => Ok(()),
         Err(CallError::Store(StoreError::Rejected(m))) if m.contains("already exists") => Ok(()),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Chroma's errors are `{"error": "...", "message": "..."}`.
-fn chroma_message(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct E {
-        #[serde(default)]
-        error: String,
-        #[serde(default)]
-        message: String,
-    }
-    match serde_json::from_slice::<E>(body) {
-        Ok(e) if !e.message.is_empty() => format!("{}: {}", e.error, e.message),
-        _ => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chromas_error_body_gives_the_message() {
-        let body = br#"{"error":"NotFoundError","message":"Collection [x] does not exist"}"#;
-        assert_eq!(
-            chroma_message(body),
-            "NotFoundError: Collection [x] does not exist"
-        );
-        assert_eq!(chroma_message(b"Bad gateway"), "Bad gateway");
     }
 }

@@ -1,11 +1,12 @@
-//! Which collections this client knows, by name: Chroma addresses a collection by an id
-//! given at creation, so the id and the model it was checked for are kept from the first
-//! `ensure_collection` on. A collection that vanishes under cw (deleted, or Chroma restarted
-//! on empty data) is forgotten, so that the next sync creates it anew.
+//! Chroma's collections: found, or created with cosine space and the embedding model in
+//! their metadata, and checked to hold that model's vectors. Chroma addresses a collection
+//! by an id given at creation, so the id and the model it was checked for are kept from the
+//! first `ensure_collection` on (in [`Prepared`]).
+//!
+//! [`Prepared`]: crate::store::remote::Prepared
 
 use serde_json::{json, Map, Value};
 
-use super::client::CallError;
 use super::wire::CollectionInfo;
 use super::ChromaStore;
 use crate::embed::ModelInfo;
@@ -27,49 +28,17 @@ fn place(collection: &str) -> CollectionPlace<'_> {
 }
 
 impl ChromaStore {
-    pub(super) fn cached(&self, name: &str) -> Option<CollectionHandle> {
-        self.collections
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
-    }
-
-    fn forget(&self, name: &str) {
-        self.collections
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-    }
-
     /// The id of an existing collection, or None (reads of a collection that was never
     /// written find nothing rather than failing).
     pub(super) async fn lookup(&self, name: &str) -> Result<Option<String>, StoreError> {
-        if let Some(h) = self.cached(name) {
+        if let Some(h) = self.collections.get(name) {
             return Ok(Some(h.id));
         }
-        match self
-            .call_json::<CollectionInfo>(self.http.get(format!("{}/{name}", self.collections_url)))
-            .await
-        {
-            Ok(c) => Ok(Some(c.id)),
-            Err(CallError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Maps a failure of a call on collection `name`: a collection that vanished is
-    /// forgotten so the next sync recreates it.
-    pub(super) fn collection_error(&self, name: &str, e: CallError) -> StoreError {
-        match e {
-            CallError::NotFound(m) => {
-                self.forget(name);
-                StoreError::Unavailable(format!(
-                    "Chroma collection {name:?} is gone ({m}); it is recreated on retry"
-                ))
-            }
-            other => other.into(),
-        }
+        let url = format!("{}/{name}", self.collections_url);
+        let found = self
+            .call_json::<CollectionInfo>(self.http.client.get(url))
+            .await;
+        Ok(self.collections.read(name, found)?.map(|c| c.id))
     }
 
     /// `ensure_collection`: gets or creates the collection (cosine space, the model in its
@@ -79,7 +48,7 @@ impl ChromaStore {
         collection: &str,
         model: &ModelInfo,
     ) -> Result<(), StoreError> {
-        if let Some(h) = self.cached(collection) {
+        if let Some(h) = self.collections.get(collection) {
             return same_model(place(collection), &h.model, model);
         }
         self.ensure_database().await?;
@@ -103,16 +72,11 @@ impl ChromaStore {
             Some(m) => return Err(model_mismatch(place(collection), m, stored_dim, model)),
             None => self.adopt(collection, &info.id, meta, model).await?,
         }
-        self.collections
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                collection.to_string(),
-                CollectionHandle {
-                    id: info.id,
-                    model: model.clone(),
-                },
-            );
+        let handle = CollectionHandle {
+            id: info.id,
+            model: model.clone(),
+        };
+        self.collections.insert(collection, handle);
         Ok(())
     }
 
@@ -127,7 +91,7 @@ impl ChromaStore {
     ) -> Result<(), StoreError> {
         let url = format!("{}/{id}", self.collections_url);
         let count: usize = self
-            .call_json(self.http.get(format!("{url}/count")))
+            .call_json(self.http.client.get(format!("{url}/count")))
             .await
             .map_err(StoreError::from)?;
         if count > 0 {
@@ -138,9 +102,14 @@ impl ChromaStore {
         }
         meta.insert(MODEL_KEY.into(), json!(model.id));
         meta.insert(DIMENSION_KEY.into(), json!(model.dimension));
-        self.call(self.http.put(url).json(&json!({ "new_metadata": meta })))
-            .await
-            .map_err(StoreError::from)?;
+        self.call(
+            self.http
+                .client
+                .put(url)
+                .json(&json!({ "new_metadata": meta })),
+        )
+        .await
+        .map_err(StoreError::from)?;
         Ok(())
     }
 }

@@ -3,12 +3,11 @@
 //! `chromadb` crate still calls `/api/v1` for its heartbeat (410 on Chroma 1.5) and the
 //! official `chroma` crate needs `protoc`, so cw speaks the few calls it needs itself.
 //!
-//! The rooms: [`client`] makes one HTTP call and says how it failed, [`collection`] finds or
-//! creates a collection and checks its model, [`writes`] queues the writes made together in
-//! one write turn, [`wire`] holds the bodies and answers.
+//! The rooms: [`client`] makes Chroma's calls and its tenant and database, [`collection`]
+//! finds or creates a collection and checks its model, [`writes`] queues the writes made
+//! together in one write turn, [`wire`] holds the bodies and answers.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,6 +17,7 @@ use serde_json::{json, Value};
 use super::chunks::{send_in_chunks, Limits, IDS_PER_REQUEST, ROWS_PER_PAGE};
 use super::keys::CONTENT_HASH_KEY;
 use super::model_check::check_dimensions;
+use super::remote::{CallError, Http, Prepared};
 use super::{tally_json, Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
 use crate::embed::ModelInfo;
 
@@ -57,13 +57,13 @@ impl ChromaConfig {
 }
 
 pub struct ChromaStore {
-    http: reqwest::Client,
+    http: Http,
     config: ChromaConfig,
     /// `{url}/api/v2`.
     api: String,
     /// `{url}/api/v2/tenants/{tenant}/databases/{database}/collections`.
     collections_url: String,
-    collections: RwLock<HashMap<String, CollectionHandle>>,
+    collections: Prepared<CollectionHandle>,
     database_ready: tokio::sync::OnceCell<()>,
     /// Writes (upserts, deletes and metadata updates) from this client go one at a time.
     /// Chroma applies them one after another anyway, and concurrent ones only wait on each
@@ -82,10 +82,7 @@ impl ChromaStore {
     /// Builds the client; nothing is called until first use. Needs a rustls crypto
     /// provider installed in the process (for https URLs).
     pub fn new(config: ChromaConfig) -> Result<Self, StoreError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| StoreError::Rejected(format!("cannot build an HTTP client: {e}")))?;
+        let http = Http::new(&client::CHROMA, &config.url, config.timeout)?;
         let api = format!("{}/api/v2", config.url.trim_end_matches('/'));
         let collections_url = format!(
             "{api}/tenants/{}/databases/{}/collections",
@@ -96,7 +93,7 @@ impl ChromaStore {
             config,
             api,
             collections_url,
-            collections: RwLock::new(HashMap::new()),
+            collections: Prepared::new(),
             database_ready: tokio::sync::OnceCell::new(),
             writes: tokio::sync::Mutex::new(()),
             queued: std::sync::Mutex::new(Vec::new()),
@@ -127,7 +124,7 @@ impl ChromaStore {
                 .await
         })
         .await
-        .map_err(|e| self.collection_error(collection, e))
+        .map_err(|e| self.collections.failed(collection, e))
     }
 
     /// Every id matching `filter` with its metadata, a page of [`ROWS_PER_PAGE`] at a time
@@ -153,7 +150,7 @@ impl ChromaStore {
             let resp: GetResponse = self
                 .post(&url, &body)
                 .await
-                .map_err(|e| self.collection_error(collection, e))?;
+                .map_err(|e| self.collections.failed(collection, e))?;
             let n = resp.ids.len();
             visit(resp.ids, resp.metadatas.unwrap_or_default());
             if n < ROWS_PER_PAGE {
@@ -181,7 +178,7 @@ impl ChromaStore {
         self.post(&format!("{}/{id}/{action}", self.collections_url), &body)
             .await
             .map(Some)
-            .map_err(|e| self.collection_error(collection, e))
+            .map_err(|e| self.collections.failed(collection, e))
     }
 }
 
@@ -199,11 +196,7 @@ impl VectorStore for ChromaStore {
         if records.is_empty() {
             return Ok(());
         }
-        let Some(handle) = self.cached(collection) else {
-            return Err(StoreError::Rejected(format!(
-                "collection {collection:?} was not prepared with ensure_collection"
-            )));
-        };
+        let handle = self.collections.for_write(collection)?;
         check_dimensions(collection, records, handle.model.dimension)?;
         let url = format!("{}/{}", self.collections_url, handle.id);
         self.queue_write(collection, url, WriteOp::Upsert(records.to_vec()))
@@ -251,11 +244,11 @@ impl VectorStore for ChromaStore {
                     })
                     .collect();
                 let body = json!({ "ids": ids, "metadatas": metadatas });
-                self.call(self.http.post(url).json(&body)).await
+                self.call(self.http.client.post(url).json(&body)).await
             },
         )
         .await
-        .map_err(|e| self.collection_error(collection, e))?;
+        .map_err(|e| self.collections.failed(collection, e))?;
         Ok(())
     }
 
@@ -341,10 +334,11 @@ impl VectorStore for ChromaStore {
         };
         self.call_json(
             self.http
+                .client
                 .get(format!("{}/{id}/count", self.collections_url)),
         )
         .await
-        .map_err(|e| self.collection_error(collection, e))
+        .map_err(|e| self.collections.failed(collection, e))
     }
 
     async fn tally(
@@ -364,16 +358,13 @@ impl VectorStore for ChromaStore {
     }
 
     fn generation(&self, collection: &str) -> Option<String> {
-        self.cached(collection).map(|h| h.id)
+        self.collections.get(collection).map(|h| h.id)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        self.call(self.http.get(format!("{}/heartbeat", self.api)))
+        self.call(self.http.client.get(format!("{}/heartbeat", self.api)))
             .await
             .map(|_| ())
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Rejected(m) => StoreError::Unavailable(m),
-                other => other,
-            })
+            .map_err(CallError::not_ready)
     }
 }

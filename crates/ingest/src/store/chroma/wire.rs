@@ -13,6 +13,21 @@ use serde_json::{json, Value};
 use crate::store::keys::CONTENT_HASH_KEY;
 use crate::store::{Filter, Hit, MetaValue, Metadata, Record};
 
+/// Chroma's errors are `{"error": "...", "message": "..."}`.
+pub(super) fn error_message(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct E {
+        #[serde(default)]
+        error: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<E>(body) {
+        Ok(e) if !e.message.is_empty() => format!("{}: {}", e.error, e.message),
+        _ => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+    }
+}
+
 #[derive(Deserialize)]
 pub(super) struct CollectionInfo {
     pub id: String,
@@ -263,5 +278,15 @@ mod tests {
             .len();
         let estimated: usize = rows.iter().map(estimated_row_bytes).sum();
         assert!(real <= estimated, "{real} > {estimated}");
+    }
+
+    #[test]
+    fn chromas_error_body_gives_the_message() {
+        let body = br#"{"error":"NotFoundError","message":"Collection [x] does not exist"}"#;
+        assert_eq!(
+            error_message(body),
+            "NotFoundError: Collection [x] does not exist"
+        );
+        assert_eq!(error_message(b"Bad gateway"), "Bad gateway");
     }
 }

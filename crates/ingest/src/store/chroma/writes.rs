@@ -13,10 +13,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 
-use super::client::CallError;
 use super::wire::{estimated_row_bytes, UpsertBody};
 use super::ChromaStore;
 use crate::store::chunks::{send_in_chunks, write_in_chunks, Limits, IDS_PER_REQUEST};
+use crate::store::remote::CallError;
 use crate::store::{Record, StoreError};
 
 /// One caller's write, waiting for a write turn ([`ChromaStore::write_queued`]).
@@ -181,14 +181,14 @@ impl ChromaStore {
             WriteOp::Delete(ids) => {
                 let url = &format!("{url}/delete");
                 send_in_chunks(ids, &Limits::items(IDS_PER_REQUEST), |chunk| async move {
-                    self.call(self.http.post(url).json(&json!({ "ids": chunk })))
+                    self.call(self.http.client.post(url).json(&json!({ "ids": chunk })))
                         .await
                 })
                 .await
                 .map(|_| ())
             }
         };
-        made.map_err(|e| self.collection_error(collection, e))
+        made.map_err(|e| self.collections.failed(collection, e))
     }
 
     async fn upsert_request(&self, url: &str, rows: &[Record]) -> Result<(), CallError> {
@@ -197,6 +197,7 @@ impl ChromaStore {
         })?;
         self.call(
             self.http
+                .client
                 .post(url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(bytes),

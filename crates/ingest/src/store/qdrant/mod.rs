@@ -1,34 +1,33 @@
 //! A thin client over Qdrant's REST API (https://api.qdrant.tech/api-reference), implementing
 //! [`VectorStore`]: the official Rust client speaks only gRPC, and cw needs a dozen calls.
 //!
-//! Collections are created on first use with the model's dimension, cosine distance, the
-//! model recorded in the collection's metadata (Qdrant 1.16+) and keyword indexes on the
-//! fields searches filter on. Point ids are UUIDv5 of cw's ids, the id kept in the payload
-//! ([`wire`] has the layout). Every call is retried with backoff on 5xx, 429, 408, timeouts
-//! and connection failures; writes are idempotent (upserts and deletes by id), so a retried
-//! write that had been applied changes nothing.
+//! The rooms: [`client`] makes Qdrant's calls, retried with backoff while they fail
+//! transiently; [`collection`] creates or checks a collection, its model, indexes and
+//! generation; [`wire`] holds the point ids (UUIDv5 of cw's ids), the payload layout,
+//! filters and answers.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::Retryable;
 use bytes::Bytes;
 use reqwest::Method;
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::chunks::{send_in_chunks, write_in_chunks, Limits, IDS_PER_REQUEST, ROWS_PER_PAGE};
-use super::keys::{CONTENT_HASH_KEY, DIMENSION_KEY, GENERATION_KEY, ID_KEY, MODEL_KEY};
-use super::model_check::{check_dimensions, model_mismatch, same_model, CollectionPlace};
+use super::keys::{CONTENT_HASH_KEY, ID_KEY};
+use super::model_check::check_dimensions;
+use super::remote::{CallError, Http, Prepared};
 use super::{tally_json, Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
 use crate::embed::ModelInfo;
-use crate::retry::{error_chain, RetryPolicy};
+use crate::retry::RetryPolicy;
 
+mod client;
+mod collection;
 pub mod wire;
 
-use wire::{CollectionInfo, CountAnswer, Envelope, PointIn, QueryAnswer, ScrollPage};
+use collection::PreparedCollection;
+use wire::{CountAnswer, PointIn, QueryAnswer, ScrollPage};
 
 #[derive(Debug, Clone)]
 pub struct QdrantConfig {
@@ -59,196 +58,28 @@ impl QdrantConfig {
     }
 }
 
-/// How one Qdrant call went wrong, before it becomes a [`StoreError`].
-#[derive(Debug)]
-enum CallError {
-    Store(StoreError),
-    /// 404: the collection does not exist.
-    NotFound(String),
-    /// 409: the collection already exists (a concurrent create).
-    Conflict,
-    TooLarge,
-}
-
-impl CallError {
-    fn is_transient(&self) -> bool {
-        matches!(self, CallError::Store(e) if e.is_transient())
-    }
-
-    fn is_too_large(&self) -> bool {
-        matches!(self, CallError::TooLarge)
-    }
-}
-
-impl From<CallError> for StoreError {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Store(e) => e,
-            CallError::NotFound(m) => StoreError::Rejected(format!("Qdrant: not found: {m}")),
-            CallError::Conflict => StoreError::Rejected("Qdrant: conflict (409)".into()),
-            CallError::TooLarge => StoreError::Rejected("Qdrant: request too large (413)".into()),
-        }
-    }
-}
-
 pub struct QdrantStore {
-    http: reqwest::Client,
+    http: Http,
     config: QdrantConfig,
     base: String,
     /// Collections prepared by `ensure_collection`, with the model they hold.
-    collections: RwLock<HashMap<String, Prepared>>,
+    collections: Prepared<PreparedCollection>,
 }
 
 impl QdrantStore {
     /// Builds the client; nothing is called until first use. Needs a rustls crypto provider
     /// installed in the process (for https URLs).
     pub fn new(config: QdrantConfig) -> Result<Self, StoreError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| StoreError::Rejected(format!("cannot build an HTTP client: {e}")))?;
         Ok(QdrantStore {
-            http,
+            http: Http::new(&client::QDRANT, &config.url, config.timeout)?,
             base: config.url.trim_end_matches('/').to_string(),
             config,
-            collections: RwLock::new(HashMap::new()),
+            collections: Prepared::new(),
         })
     }
 
     pub fn config(&self) -> &QdrantConfig {
         &self.config
-    }
-
-    fn collection_url(&self, name: &str, rest: &str) -> String {
-        format!("{}/collections/{}{rest}", self.base, escape_segment(name))
-    }
-
-    /// One attempt of a call.
-    async fn attempt(
-        &self,
-        method: &Method,
-        url: &str,
-        body: Option<&Bytes>,
-    ) -> Result<Bytes, CallError> {
-        let mut req = self.http.request(method.clone(), url);
-        if let Some(key) = &self.config.api_key {
-            req = req.header("api-key", key);
-        }
-        if let Some(body) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone());
-        }
-        let resp = req.send().await.map_err(|e| {
-            CallError::Store(StoreError::Unavailable(format!(
-                "cannot reach Qdrant at {}: {}",
-                self.config.url,
-                error_chain(&e)
-            )))
-        })?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| {
-            CallError::Store(StoreError::Unavailable(format!(
-                "reading Qdrant's answer: {e}"
-            )))
-        })?;
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        let message = wire::error_message(&bytes);
-        Err(match status.as_u16() {
-            404 => CallError::NotFound(message),
-            409 => CallError::Conflict,
-            413 => CallError::TooLarge,
-            401 | 403 => CallError::Store(StoreError::Rejected(format!(
-                "Qdrant refused the API key ({status}: {message}); set QDRANT_API_KEY"
-            ))),
-            s if s == 408 || s == 429 || s >= 500 => CallError::Store(StoreError::Unavailable(
-                format!("Qdrant answered {status}: {message}"),
-            )),
-            _ => CallError::Store(StoreError::Rejected(format!(
-                "Qdrant answered {status}: {message}"
-            ))),
-        })
-    }
-
-    /// A call, retried with exponential backoff while it fails transiently.
-    async fn call(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<Bytes>,
-    ) -> Result<Bytes, CallError> {
-        let policy = self.config.retry;
-        (|| self.attempt(&method, url, body.as_ref()))
-            .retry(policy.backoff())
-            .sleep(tokio::time::sleep)
-            .when(CallError::is_transient)
-            .notify(|e: &CallError, wait: Duration| {
-                tracing::warn!(error = ?e, ?wait, url, "Qdrant call failed; retrying");
-            })
-            .await
-    }
-
-    /// A call whose answer's `result` is read as `T`.
-    async fn call_result<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<T, CallError> {
-        let body = body.map(|b| Bytes::from(b.to_string()));
-        let bytes = self.call(method, url, body).await?;
-        serde_json::from_slice::<Envelope<T>>(&bytes)
-            .map(|e| e.result)
-            .map_err(|e| {
-                CallError::Store(StoreError::Rejected(format!(
-                    "Qdrant answered something unexpected: {e}"
-                )))
-            })
-    }
-
-    async fn post<T: DeserializeOwned>(
-        &self,
-        collection: &str,
-        rest: &str,
-        body: &Value,
-    ) -> Result<T, CallError> {
-        self.call_result(
-            Method::POST,
-            &self.collection_url(collection, rest),
-            Some(body),
-        )
-        .await
-    }
-
-    fn cached(&self, name: &str) -> Option<ModelInfo> {
-        self.collections
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .map(|p| p.model.clone())
-    }
-
-    fn forget(&self, name: &str) {
-        self.collections
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-    }
-
-    /// A failed write on `name`: a collection that vanished (deleted, or Qdrant restarted
-    /// on empty storage) is forgotten so the retried sync recreates it.
-    fn write_error(&self, name: &str, e: CallError) -> StoreError {
-        match e {
-            CallError::NotFound(m) => {
-                self.forget(name);
-                StoreError::Unavailable(format!(
-                    "Qdrant collection {name:?} is gone ({m}); it is recreated on retry"
-                ))
-            }
-            other => other.into(),
-        }
     }
 
     /// The points of `ids` that exist, [`IDS_PER_REQUEST`] a request, with the payload keys
@@ -271,111 +102,11 @@ impl QdrantStore {
                 .await
         })
         .await;
-        let pages = self.read_result(collection, pages)?.unwrap_or_default();
+        let pages = self
+            .collections
+            .read(collection, pages)?
+            .unwrap_or_default();
         Ok(pages.into_iter().flatten().collect())
-    }
-
-    /// A read of a collection that does not exist finds nothing rather than failing.
-    fn read_result<T>(&self, name: &str, r: Result<T, CallError>) -> Result<Option<T>, StoreError> {
-        match r {
-            Ok(v) => Ok(Some(v)),
-            Err(CallError::NotFound(_)) => {
-                self.forget(name);
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn info(&self, name: &str) -> Result<Option<CollectionInfo>, StoreError> {
-        let r = self
-            .call_result(Method::GET, &self.collection_url(name, ""), None)
-            .await;
-        self.read_result(name, r)
-    }
-
-    async fn create(&self, name: &str, model: &ModelInfo) -> Result<(), StoreError> {
-        let body = json!({
-            "vectors": { "size": model.dimension, "distance": "Cosine" },
-            "metadata": {
-                MODEL_KEY: model.id,
-                DIMENSION_KEY: model.dimension,
-                GENERATION_KEY: new_generation(),
-            },
-        });
-        match self
-            .call_result::<Value>(Method::PUT, &self.collection_url(name, ""), Some(&body))
-            .await
-        {
-            // Created by a concurrent writer: checked like any existing collection.
-            Ok(_) | Err(CallError::Conflict) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Creates the keyword indexes of [`wire::INDEXED_FIELDS`] the collection lacks.
-    async fn create_indexes(&self, name: &str, info: &CollectionInfo) -> Result<(), StoreError> {
-        for field in wire::INDEXED_FIELDS {
-            if info.payload_schema.contains_key(field) {
-                continue;
-            }
-            self.call_result::<Value>(
-                Method::PUT,
-                &self.collection_url(name, "/index?wait=true"),
-                Some(&json!({ "field_name": field, "field_schema": "keyword" })),
-            )
-            .await
-            .map_err(StoreError::from)?;
-        }
-        Ok(())
-    }
-
-    /// Checks an existing collection holds `model`'s vectors; one without a model record is
-    /// adopted only while empty and shaped for the model.
-    async fn check_model(
-        &self,
-        name: &str,
-        info: &CollectionInfo,
-        model: &ModelInfo,
-    ) -> Result<(), StoreError> {
-        let shape = info.unnamed_vector();
-        match info.recorded_model() {
-            Some((id, dim)) if id == model.id && dim == Some(model.dimension as u64) => {}
-            Some((id, dim)) => return Err(model_mismatch(place(name), &id, dim, model)),
-            None => {
-                let count = info.points_count.unwrap_or(0);
-                if count > 0 {
-                    return Err(StoreError::Rejected(format!(
-                        "Qdrant collection {name:?} holds {count} points but does not say which \
-                         embedding model made them; delete it or choose another collection name"
-                    )));
-                }
-                self.call_result::<Value>(
-                    Method::PATCH,
-                    &self.collection_url(name, ""),
-                    Some(&json!({ "metadata": {
-                        MODEL_KEY: model.id, DIMENSION_KEY: model.dimension
-                    }})),
-                )
-                .await
-                .map_err(StoreError::from)?;
-            }
-        }
-        match shape {
-            Some((size, distance)) if size == model.dimension as u64 && distance == "Cosine" => {
-                Ok(())
-            }
-            Some((size, distance)) => Err(StoreError::Rejected(format!(
-                "Qdrant collection {name:?} stores vectors of {size} dimensions with {distance} \
-                 distance; cw needs {} dimensions ({}) with Cosine distance. Delete it or choose \
-                 another collection name",
-                model.dimension, model.id
-            ))),
-            None => Err(StoreError::Rejected(format!(
-                "Qdrant collection {name:?} uses named vectors; cw needs one unnamed vector. \
-                 Choose another collection name"
-            ))),
-        }
     }
 
     async fn upsert_request(&self, url: &str, records: &[Record]) -> Result<(), CallError> {
@@ -434,7 +165,7 @@ impl QdrantStore {
             let r = self
                 .post::<ScrollPage>(collection, "/points/scroll", &body)
                 .await;
-            let Some(page) = self.read_result(collection, r)? else {
+            let Some(page) = self.collections.read(collection, r)? else {
                 return Ok(());
             };
             read += page.points.len();
@@ -444,24 +175,6 @@ impl QdrantStore {
                 _ => return Ok(()),
             }
         }
-    }
-}
-
-/// A collection name as one URL path segment: names are cw's flags, so only the few
-/// characters that would break the URL are escaped.
-fn escape_segment(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            '/' | '?' | '#' | '%' | ' ' => format!("%{:02X}", c as u32),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-fn place(collection: &str) -> CollectionPlace<'_> {
-    CollectionPlace::Server {
-        store: "Qdrant",
-        collection,
     }
 }
 
@@ -483,16 +196,6 @@ fn to_hit(p: PointIn, distance: f32) -> Option<Hit> {
     })
 }
 
-/// A collection `ensure_collection` checked: the model it holds and its generation.
-struct Prepared {
-    model: ModelInfo,
-    generation: String,
-}
-
-fn new_generation() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 #[async_trait]
 impl VectorStore for QdrantStore {
     async fn ensure_collection(
@@ -500,60 +203,14 @@ impl VectorStore for QdrantStore {
         collection: &str,
         model: &ModelInfo,
     ) -> Result<(), StoreError> {
-        if let Some(cached) = self.cached(collection) {
-            return same_model(place(collection), &cached, model);
-        }
-        let info = match self.info(collection).await? {
-            Some(info) => info,
-            None => {
-                self.create(collection, model).await?;
-                self.info(collection).await?.ok_or_else(|| {
-                    StoreError::Unavailable(format!(
-                        "Qdrant collection {collection:?} vanished right after it was created"
-                    ))
-                })?
-            }
-        };
-        self.check_model(collection, &info, model).await?;
-        self.create_indexes(collection, &info).await?;
-        let generation = match info.recorded_generation() {
-            Some(g) => g,
-            // Made by an older cw, or adopted: given a generation now (Qdrant merges
-            // metadata keys), so that a collection made anew later is told apart.
-            None => {
-                let g = new_generation();
-                self.call_result::<Value>(
-                    Method::PATCH,
-                    &self.collection_url(collection, ""),
-                    Some(&json!({ "metadata": { GENERATION_KEY: g } })),
-                )
-                .await
-                .map_err(StoreError::from)?;
-                g
-            }
-        };
-        self.collections
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                collection.to_string(),
-                Prepared {
-                    model: model.clone(),
-                    generation,
-                },
-            );
-        Ok(())
+        self.prepare(collection, model).await
     }
 
     async fn upsert(&self, collection: &str, records: &[Record]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        let Some(model) = self.cached(collection) else {
-            return Err(StoreError::Rejected(format!(
-                "collection {collection:?} was not prepared with ensure_collection"
-            )));
-        };
+        let model = self.collections.for_write(collection)?.model;
         check_dimensions(collection, records, model.dimension)?;
         let url = &self.collection_url(collection, "/points?wait=true");
         write_in_chunks(
@@ -563,7 +220,7 @@ impl VectorStore for QdrantStore {
             CallError::is_too_large,
         )
         .await
-        .map_err(|e| self.write_error(collection, e))
+        .map_err(|e| self.collections.failed(collection, e))
     }
 
     /// One `set_payload` call per distinct change (Qdrant sets one payload on many points),
@@ -598,7 +255,7 @@ impl VectorStore for QdrantStore {
                 },
             )
             .await
-            .map_err(|e| self.write_error(collection, e))?;
+            .map_err(|e| self.collections.failed(collection, e))?;
         }
         Ok(())
     }
@@ -612,7 +269,7 @@ impl VectorStore for QdrantStore {
         })
         .await;
         // Nothing to delete from a collection that does not exist.
-        self.read_result(collection, deleted)?;
+        self.collections.read(collection, deleted)?;
         Ok(())
     }
 
@@ -683,7 +340,7 @@ impl VectorStore for QdrantStore {
         let r = self
             .post::<QueryAnswer>(collection, "/points/query", &body)
             .await;
-        let Some(answer) = self.read_result(collection, r)? else {
+        let Some(answer) = self.collections.read(collection, r)? else {
             return Ok(vec![]);
         };
         Ok(answer
@@ -713,7 +370,7 @@ impl VectorStore for QdrantStore {
         let r = self
             .post::<CountAnswer>(collection, "/points/count", &json!({ "exact": true }))
             .await;
-        Ok(self.read_result(collection, r)?.map_or(0, |c| c.count))
+        Ok(self.collections.read(collection, r)?.map_or(0, |c| c.count))
     }
 
     async fn tally(
@@ -739,11 +396,7 @@ impl VectorStore for QdrantStore {
 
     /// The collection's `cw_generation`, as read when it was last prepared.
     fn generation(&self, collection: &str) -> Option<String> {
-        self.collections
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(collection)
-            .map(|p| p.generation.clone())
+        self.collections.get(collection).map(|p| p.generation)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
@@ -752,10 +405,7 @@ impl VectorStore for QdrantStore {
         self.attempt(&Method::GET, &format!("{}/collections", self.base), None)
             .await
             .map(|_| ())
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Rejected(m) => StoreError::Unavailable(m),
-                other => other,
-            })
+            .map_err(CallError::not_ready)
     }
 }
 
@@ -798,11 +448,5 @@ mod tests {
         // A body's real size stays under the estimate.
         let real = wire::upsert_body(&big[..3]).unwrap().len();
         assert!(real <= 3 * wire::estimated_point_bytes(&big[0]), "{real}");
-    }
-
-    #[test]
-    fn collection_names_are_escaped_in_urls() {
-        assert_eq!(escape_segment("team a/instances"), "team%20a%2Finstances");
-        assert_eq!(escape_segment("instances-prod_1"), "instances-prod_1");
     }
 }
