@@ -62,7 +62,7 @@ pub struct QdrantStore {
     http: Http,
     config: QdrantConfig,
     base: String,
-    /// Collections prepared by `ensure_collection`, with the model they hold.
+    /// Collections prepared by `ensure_collection`: the model they hold, their generation.
     collections: Prepared<PreparedCollection>,
 }
 
