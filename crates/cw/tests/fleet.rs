@@ -9,9 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingest::embed::retry::RetryPolicy;
 use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::pipeline::Pipeline;
+use ingest::retry::RetryPolicy;
 use ingest::server::{self, AppState, ServerConfig};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::qdrant::{QdrantConfig, QdrantStore};

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingest::embed::retry::RetryPolicy;
 use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::pipeline::Pipeline;
+use ingest::retry::RetryPolicy;
 use ingest::server::{self, AppState, ServerConfig};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::{MetaValue, VectorStore};

@@ -37,11 +37,8 @@ use crate::pipeline::{
 };
 use crate::store::{Filter, MetaValue, Metadata, Record, VectorStore};
 
-/// Metadata key of the clusters serving a type: `prod=<hash>,staging=<hash>`, sorted.
-pub const CLUSTERS_KEY: &str = "cw_clusters";
+pub use crate::store::keys::{CLUSTERS_KEY, ENRICHMENT_KEY};
 
-/// Metadata key saying where a capability document's enrichment came from.
-pub const ENRICHMENT_KEY: &str = "cw_enrichment";
 /// Enriched by cw's language model.
 pub const ENRICHED_BY_MODEL: &str = "model";
 /// The sender's payload carried its own enrichment.

@@ -4,25 +4,17 @@
 
 use sync_model::{ClusterId, ResourceInstance};
 
+use crate::store::keys::{
+    API_GROUP_KEY, API_VERSION_KEY, CREATED_AT_KEY, KIND_KEY, NAMESPACE_KEY, NAME_KEY,
+};
 use crate::store::{MetaValue, Metadata};
 
-/// Metadata key of the cluster an instance belongs to.
-pub const CLUSTER_KEY: &str = "cluster";
-
-/// Prefix of one metadata key per label: `label.app` = `nginx`.
-pub const LABEL_PREFIX: &str = "label.";
-/// Metadata key of the well-known software an instance runs or is (`postgresql`): a
-/// [`sync_model::software::Software`] key.
-pub const SOFTWARE_KEY: &str = "software";
-/// Metadata key of that software's category (`database`).
-pub const CATEGORY_KEY: &str = "category";
-/// Metadata keys of the controlling owner's kind and name (`ReplicaSet`, `web-7d9f`).
-pub const OWNER_KIND_KEY: &str = "ownerKind";
-pub const OWNER_NAME_KEY: &str = "ownerName";
-/// Metadata key of the coarse health (`Failed`), present when the instance has one.
-pub const HEALTH_KEY: &str = "health";
-/// Metadata key of the health's one-line reason.
-pub const HEALTH_REASON_KEY: &str = "healthReason";
+// The keys these documents carry live with the stores ([`crate::store::keys`]); the readers
+// that know them as the document's find them here too.
+pub use crate::store::keys::{
+    CATEGORY_KEY, CLUSTER_KEY, HEALTH_KEY, HEALTH_REASON_KEY, LABEL_PREFIX, OWNER_KIND_KEY,
+    OWNER_NAME_KEY, SOFTWARE_KEY,
+};
 
 /// One instance, ready to embed and store (the vector comes later, only if needed).
 #[derive(Debug, Clone, PartialEq)]
@@ -47,12 +39,12 @@ pub fn to_document(instance: &ResourceInstance, cluster: &ClusterId) -> Instance
         metadata.insert(k.to_string(), MetaValue::Str(v.to_string()));
     };
     put(CLUSTER_KEY, cluster.as_str());
-    put("namespace", &instance.namespace);
-    put("name", &instance.name);
-    put("kind", &instance.kind);
-    put("apiVersion", &instance.api_version);
-    put("apiGroup", &instance.api_group);
-    put("createdAt", &instance.created_at);
+    put(NAMESPACE_KEY, &instance.namespace);
+    put(NAME_KEY, &instance.name);
+    put(KIND_KEY, &instance.kind);
+    put(API_VERSION_KEY, &instance.api_version);
+    put(API_GROUP_KEY, &instance.api_group);
+    put(CREATED_AT_KEY, &instance.created_at);
     if let Some(software) = instance.software() {
         put(SOFTWARE_KEY, software.key());
         put(CATEGORY_KEY, software.category.as_str());

@@ -10,8 +10,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sync_model::{Capability, Enrichment};
 
-use crate::embed::retry::{self, RetryPolicy};
+use crate::embed::retry;
 use crate::embed::EmbedError;
+use crate::retry::RetryPolicy;
 
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 

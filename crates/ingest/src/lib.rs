@@ -9,6 +9,7 @@ pub mod enrich;
 pub mod metrics;
 pub mod parked;
 pub mod pipeline;
+pub mod retry;
 pub mod search;
 pub mod server;
 pub mod store;

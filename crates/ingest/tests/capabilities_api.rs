@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ingest::capabilities::CapabilityPipeline;
-use ingest::embed::retry::RetryPolicy;
 use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::pipeline::{Pipeline, SyncError};
+use ingest::retry::RetryPolicy;
 use ingest::server::{self, AppState, ServerConfig};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::{StoreError, VectorStore};

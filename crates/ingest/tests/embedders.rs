@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use ingest::embed::openai::{OpenAiConfig, OpenAiEmbedder};
-use ingest::embed::retry::RetryPolicy;
 use ingest::embed::voyage::VoyageEmbedder;
 use ingest::embed::{EmbedError, Embedder, InputType};
+use ingest::retry::RetryPolicy;
 use testkit::{Failure, VoyageStandin};
 
 #[tokio::test]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ingest::capabilities::{CapabilityPipeline, ENRICHMENT_KEY};
-use ingest::embed::retry::RetryPolicy;
 use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::enrich::{EnrichConfig, Enricher};
+use ingest::retry::RetryPolicy;
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::{MetaValue, VectorStore};
 use serde_json::json;

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use common::{chroma_dump, install_crypto, voyage_config};
 use ingest::embed::openai::{OpenAiConfig, OpenAiEmbedder};
-use ingest::embed::retry::RetryPolicy;
 use ingest::embed::voyage::VoyageEmbedder;
 use ingest::embed::Embedder;
 use ingest::pipeline::Pipeline;
+use ingest::retry::RetryPolicy;
 use ingest::server::{self, AppState, ServerConfig};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use serde_json::{json, Value};

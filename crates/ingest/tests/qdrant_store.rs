@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use ingest::embed::retry::RetryPolicy;
 use ingest::embed::ModelInfo;
+use ingest::retry::RetryPolicy;
 use ingest::store::qdrant::{wire, QdrantConfig, QdrantStore};
 use ingest::store::{MetaValue, Record, StoreError, VectorStore};
 use serde_json::{json, Value};

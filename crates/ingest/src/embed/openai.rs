@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::isolate::{embed_isolating, EmbedCall};
 use super::limits::InputLimits;
-use super::retry::{self, RetryPolicy};
+use super::retry;
 use super::{all_or_refused, EmbedError, Embedder, InputType, ModelInfo, Refused};
+use crate::retry::RetryPolicy;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_MODEL: &str = "text-embedding-3-small";

@@ -1,49 +1,17 @@
-//! One HTTP call to a remote embedding provider, retried with exponential backoff (backon)
-//! on 429, 408 and 5xx and on connection failures, honouring `Retry-After`. Shared by the
-//! Voyage and OpenAI-compatible clients.
+//! One HTTP call to a remote embedding provider, retried with exponential backoff (backon,
+//! as [`RetryPolicy`] says) on 429, 408 and 5xx and on connection failures, honouring
+//! `Retry-After`. Shared by the Voyage and OpenAI-compatible clients and the enricher's
+//! language model.
 
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use super::EmbedError;
-
-/// How persistently a provider call is retried before the sync answers 503 (the sender
-/// then retries the whole batch later, so this need not be long).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub max_retries: usize,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-    /// A provider's `Retry-After` is honoured up to this long; beyond it the call fails
-    /// as transient instead of holding the sender's request open.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 4,
-            min_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// No retries: the first failure is returned (for tests of the error mapping).
-    pub fn none() -> Self {
-        RetryPolicy {
-            max_retries: 0,
-            ..RetryPolicy::default()
-        }
-    }
-}
+use crate::retry::{error_chain, RetryPolicy};
 
 /// One failed attempt.
 #[derive(Debug)]
@@ -95,13 +63,7 @@ pub(crate) async fn post_json(
     };
     let max_retry_after = policy.max_retry_after;
     attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(policy.min_delay)
-                .with_max_delay(policy.max_delay)
-                .with_max_times(policy.max_retries)
-                .with_jitter(),
-        )
+        .retry(policy.backoff())
         .sleep(tokio::time::sleep)
         .when(|e: &AttemptError| e.error.is_transient())
         .adjust(move |e: &AttemptError, next: Option<Duration>| {
@@ -138,18 +100,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let secs: f64 = v.parse().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
-
-/// reqwest's Display hides the cause ("error sending request"); the chain says why.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Little-endian f32s packed in base64, as Voyage and OpenAI send with

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::isolate::{embed_isolating, EmbedCall};
 use super::limits::InputLimits;
-use super::retry::{self, RetryPolicy};
+use super::retry;
 use super::{all_or_refused, EmbedError, Embedder, InputType, ModelInfo, Refused};
+use crate::retry::RetryPolicy;
 
 pub use super::limits::{estimate_tokens, plan_batches};
 

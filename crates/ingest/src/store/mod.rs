@@ -7,8 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 
 pub mod chroma;
+mod chunks;
 pub mod embedded;
+pub mod keys;
+mod model_check;
 pub mod qdrant;
+mod remote;
 
 use crate::embed::ModelInfo;
 

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ingest::embed::retry::RetryPolicy;
 use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::embed::ModelInfo;
 use ingest::pipeline::Pipeline;
+use ingest::retry::RetryPolicy;
 use ingest::server::{self, AppState, ServerConfig};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::qdrant::{QdrantConfig, QdrantStore};

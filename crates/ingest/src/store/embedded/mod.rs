@@ -10,7 +10,11 @@
 //! an index that silently diverges from the file. A reader (`cw search` and `cw ask` without
 //! a server) opens it read-only with [`EmbeddedStore::open_read_only`], which waits briefly
 //! for, then refuses, a file that a writer holds.
+//!
+//! The rooms: [`file`] opens the file, loads the index from it and makes each write one
+//! transaction; [`index`] is the in-memory mirror that searches read.
 
+mod file;
 mod index;
 
 use std::collections::{HashMap, HashSet};
@@ -18,9 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use self::index::{CollectionIndex, CompiledFilter, Interner, NewEntry};
+use super::model_check::{check_dimensions, same_model, CollectionPlace};
 use super::{Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
 use crate::embed::ModelInfo;
 
@@ -61,24 +66,46 @@ struct State {
     collections: HashMap<String, CollectionIndex>,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS collections (
-    name TEXT PRIMARY KEY,
-    model_id TEXT NOT NULL,
-    dimension INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS records (
-    collection TEXT NOT NULL REFERENCES collections(name) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    document TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    -- little-endian f32s, as given (the index normalises its own copy)
-    embedding BLOB NOT NULL,
-    PRIMARY KEY (collection, id)
-);
-PRAGMA user_version = 1;
-";
+impl State {
+    /// Brings the index of `collection` in step with an upsert of `records`, whose metadata
+    /// was stored as `metadata_json`. The collection can only be missing if it was deleted
+    /// meanwhile, in which case the cascade removed these rows from the file too.
+    fn upsert(&mut self, collection: &str, records: &[Record], metadata_json: Vec<String>) {
+        let State {
+            interner,
+            collections,
+        } = self;
+        let Some(index) = collections.get_mut(collection) else {
+            return;
+        };
+        for (r, metadata_json) in records.iter().zip(metadata_json) {
+            index.upsert(
+                NewEntry {
+                    id: &r.id,
+                    document: &r.document,
+                    metadata: &r.metadata,
+                    metadata_json,
+                    content_hash: &r.content_hash,
+                    embedding: &r.embedding,
+                },
+                interner,
+            );
+        }
+    }
+
+    /// Brings the index of `collection` in step with merged metadata (id, metadata, JSON).
+    fn set_metadata(&mut self, collection: &str, merged: Vec<(String, Metadata, String)>) {
+        let State {
+            interner,
+            collections,
+        } = self;
+        if let Some(index) = collections.get_mut(collection) {
+            for (id, metadata, json) in merged {
+                index.set_metadata(&id, &metadata, json, interner);
+            }
+        }
+    }
+}
 
 fn unavailable(path: &Path, what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("embedded store {}: {what}: {e}", path.display()))
@@ -92,107 +119,6 @@ impl EmbeddedStore {
     /// Opens (creating if needed) the store in `dir/cw-index.sqlite3`.
     pub fn open_in_dir(dir: &Path) -> Result<Self, StoreError> {
         Self::open(&dir.join(STORE_FILE_NAME))
-    }
-
-    /// Opens (creating if needed) the store file at `path` and loads its index into memory.
-    /// Blocking (about a second per 100,000 documents): call it at start-up or inside
-    /// `spawn_blocking`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| unavailable(path, "cannot create its directory", e))?;
-        }
-        let conn = Connection::open(path).map_err(|e| unavailable(path, "cannot open", e))?;
-        let busy = |e: rusqlite::Error| {
-            if matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy)
-            ) {
-                StoreError::Unavailable(format!(
-                    "embedded store {} is in use by another cw process; stop it or use another --data-dir",
-                    path.display()
-                ))
-            } else {
-                unavailable(path, "cannot open", e)
-            }
-        };
-        conn.busy_timeout(std::time::Duration::from_secs(2))
-            .map_err(busy)?;
-        // EXCLUSIVE before WAL: SQLite then keeps the WAL index in process memory (no -shm
-        // file) and holds the lock for the connection's life.
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-            .map_err(busy)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(busy)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(unavailable(path, "cannot switch to WAL mode", mode));
-        }
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(busy)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(busy)?;
-        conn.execute_batch(SCHEMA).map_err(busy)?;
-        let state = load_state(&conn).map_err(|e| unavailable(path, "cannot read", e))?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path: path.to_path_buf(),
-                conn: Mutex::new(conn),
-                state: RwLock::new(state),
-                read_only: false,
-            }),
-        })
-    }
-
-    /// Opens an existing store file for reading only (searches; every write is refused) and
-    /// loads its index. Fails with a clear message when the file does not exist or another
-    /// process (`cw run`, `cw serve`, a running `cw sync-instances`) holds it. Blocking, like
-    /// [`EmbeddedStore::open`].
-    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
-        if !path.is_file() {
-            return Err(StoreError::Unavailable(format!(
-                "there is no index at {} yet: run `cw sync-instances` (and `cw sync-capabilities`) \
-                 first, or point --data-dir at it",
-                path.display()
-            )));
-        }
-        // Read-write without create, made read-only by `query_only` below: SQLite cannot read
-        // a WAL-mode file through a read-only connection unless a shared-memory (-shm) file
-        // exists, which the writer's exclusive locking mode never makes ("disk I/O error").
-        let flags =
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| unavailable(path, "cannot open", e))?;
-        let busy = |e: rusqlite::Error| {
-            if matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            ) {
-                StoreError::Unavailable(format!(
-                    "the index {} is in use by another cw process (cw run, cw serve or a sync); \
-                     ask that server with --server, or wait for the sync to finish",
-                    path.display()
-                ))
-            } else {
-                unavailable(path, "cannot read", e)
-            }
-        };
-        conn.busy_timeout(std::time::Duration::from_secs(2))
-            .map_err(busy)?;
-        conn.pragma_update(None, "query_only", "ON").map_err(busy)?;
-        // The writer keeps the WAL index in its own memory (exclusive locking mode, no -shm
-        // file), so the reader does too; it holds the file until it closes.
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-            .map_err(busy)?;
-        let state = load_state(&conn).map_err(busy)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path: path.to_path_buf(),
-                conn: Mutex::new(conn),
-                state: RwLock::new(state),
-                read_only: true,
-            }),
-        })
     }
 
     fn refuse_if_read_only(&self) -> Result<(), StoreError> {
@@ -246,71 +172,6 @@ impl EmbeddedStore {
     }
 }
 
-fn load_state(conn: &Connection) -> rusqlite::Result<State> {
-    let mut state = State::default();
-    let mut stmt = conn.prepare("SELECT name, model_id, dimension FROM collections")?;
-    let rows = stmt.query_map([], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (name, id, dimension) = row?;
-        let model = ModelInfo {
-            id,
-            dimension: dimension as usize,
-        };
-        state.collections.insert(name, CollectionIndex::new(model));
-    }
-    let mut stmt = conn.prepare(
-        "SELECT collection, id, document, metadata, content_hash, embedding FROM records",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut embedding = Vec::new();
-    while let Some(row) = rows.next()? {
-        let collection: String = row.get(0)?;
-        let Some(index) = state.collections.get_mut(&collection) else {
-            continue;
-        };
-        let id: String = row.get(1)?;
-        let document: String = row.get(2)?;
-        let metadata_json: String = row.get(3)?;
-        let content_hash: String = row.get(4)?;
-        let blob = row.get_ref(5)?.as_blob()?;
-        decode_vector(blob, &mut embedding);
-        if embedding.len() != index.dimension() {
-            continue;
-        }
-        let metadata: Metadata = serde_json::from_str(&metadata_json).unwrap_or_default();
-        index.upsert(
-            NewEntry {
-                id: &id,
-                document: &document,
-                metadata: &metadata,
-                metadata_json,
-                content_hash: &content_hash,
-                embedding: &embedding,
-            },
-            &mut state.interner,
-        );
-    }
-    Ok(state)
-}
-
-fn encode_vector(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn decode_vector(blob: &[u8], out: &mut Vec<f32>) {
-    out.clear();
-    out.extend(
-        blob.chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-    );
-}
-
 fn to_hit(entry: &index::Entry, distance: f32) -> Hit {
     Hit {
         id: entry.id.to_string(),
@@ -320,24 +181,8 @@ fn to_hit(entry: &index::Entry, distance: f32) -> Hit {
     }
 }
 
-fn model_mix_message(
-    path: &Path,
-    collection: &str,
-    stored: &ModelInfo,
-    wanted: &ModelInfo,
-) -> String {
-    format!(
-        "collection '{collection}' in {} holds vectors of {} ({} dimensions) but this process \
-         embeds with {} ({} dimensions); vectors of two models cannot be compared. Use the \
-         embedding provider that filled it, or start a fresh index: point --data-dir at a new \
-         directory (or delete {} to re-index from scratch)",
-        path.display(),
-        stored.id,
-        stored.dimension,
-        wanted.id,
-        wanted.dimension,
-        path.display()
-    )
+fn place<'a>(path: &'a Path, collection: &'a str) -> CollectionPlace<'a> {
+    CollectionPlace::File { path, collection }
 }
 
 #[async_trait]
@@ -348,17 +193,8 @@ impl VectorStore for EmbeddedStore {
         model: &ModelInfo,
     ) -> Result<(), StoreError> {
         let known = self.read(|s| s.collections.get(collection).map(|c| c.model.clone()))?;
-        match known {
-            Some(stored) if stored == *model => return Ok(()),
-            Some(stored) => {
-                return Err(StoreError::Rejected(model_mix_message(
-                    &self.inner.path,
-                    collection,
-                    &stored,
-                    model,
-                )))
-            }
-            None => {}
+        if let Some(stored) = known {
+            return same_model(place(&self.inner.path, collection), &stored, model);
         }
         self.refuse_if_read_only()?;
         if model.dimension == 0 {
@@ -384,15 +220,7 @@ impl VectorStore for EmbeddedStore {
                     id,
                     dimension: dimension as usize,
                 };
-                if stored != model {
-                    return Err(StoreError::Rejected(model_mix_message(
-                        &inner.path,
-                        &collection,
-                        &stored,
-                        &model,
-                    )));
-                }
-                return Ok(());
+                return same_model(place(&inner.path, &collection), &stored, &model);
             }
             conn.execute(
                 "INSERT INTO collections (name, model_id, dimension) VALUES (?1, ?2, ?3)",
@@ -420,68 +248,15 @@ impl VectorStore for EmbeddedStore {
                 self.inner.path.display()
             )));
         };
-        if let Some(bad) = records.iter().find(|r| r.embedding.len() != dimension) {
-            return Err(StoreError::Rejected(format!(
-                "record '{}' has a {}-dimensional vector but collection '{collection}' holds {dimension} dimensions",
-                bad.id,
-                bad.embedding.len()
-            )));
-        }
+        check_dimensions(collection, records, dimension)?;
         let collection = collection.to_string();
         let records = records.to_vec();
         self.blocking(move |inner| {
-            let mut conn = inner.conn.lock().map_err(|_| poisoned(&inner.path))?;
-            let mut json = Vec::with_capacity(records.len());
-            let write = |conn: &mut Connection, json: &mut Vec<String>| -> rusqlite::Result<()> {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                {
-                    let mut stmt = tx.prepare(
-                        "INSERT INTO records (collection, id, document, metadata, content_hash, embedding)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                         ON CONFLICT (collection, id) DO UPDATE SET
-                           document = excluded.document, metadata = excluded.metadata,
-                           content_hash = excluded.content_hash, embedding = excluded.embedding",
-                    )?;
-                    for r in &records {
-                        let metadata = serde_json::to_string(&r.metadata)
-                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                        stmt.execute(params![
-                            collection,
-                            r.id,
-                            r.document,
-                            metadata,
-                            r.content_hash,
-                            encode_vector(&r.embedding)
-                        ])?;
-                        json.push(metadata);
-                    }
-                }
-                tx.commit()
-            };
-            write(&mut conn, &mut json).map_err(|e| unavailable(&inner.path, "upsert", e))?;
-            let mut state = inner.state.write().map_err(|_| poisoned(&inner.path))?;
-            let State {
-                interner,
-                collections,
-            } = &mut *state;
-            // The collection was checked above; it can only be missing if deleted meanwhile,
-            // in which case the cascade already removed these rows too.
-            if let Some(index) = collections.get_mut(&collection) {
-                for (r, metadata_json) in records.iter().zip(json) {
-                    index.upsert(
-                        NewEntry {
-                            id: &r.id,
-                            document: &r.document,
-                            metadata: &r.metadata,
-                            metadata_json,
-                            content_hash: &r.content_hash,
-                            embedding: &r.embedding,
-                        },
-                        interner,
-                    );
-                }
-            }
-            Ok(())
+            inner.transaction(
+                "upsert",
+                |tx| file::upsert_rows(tx, &collection, &records),
+                |state, metadata_json| state.upsert(&collection, &records, metadata_json),
+            )
         })
         .await
     }
@@ -494,26 +269,17 @@ impl VectorStore for EmbeddedStore {
         let collection = collection.to_string();
         let ids = ids.to_vec();
         self.blocking(move |inner| {
-            let mut conn = inner.conn.lock().map_err(|_| poisoned(&inner.path))?;
-            let write = |conn: &mut Connection| -> rusqlite::Result<()> {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                {
-                    let mut stmt =
-                        tx.prepare("DELETE FROM records WHERE collection = ?1 AND id = ?2")?;
-                    for id in &ids {
-                        stmt.execute(params![collection, id])?;
+            inner.transaction(
+                "delete",
+                |tx| file::delete_rows(tx, &collection, &ids),
+                |state, ()| {
+                    if let Some(index) = state.collections.get_mut(&collection) {
+                        for id in &ids {
+                            index.remove(id);
+                        }
                     }
-                }
-                tx.commit()
-            };
-            write(&mut conn).map_err(|e| unavailable(&inner.path, "delete", e))?;
-            let mut state = inner.state.write().map_err(|_| poisoned(&inner.path))?;
-            if let Some(index) = state.collections.get_mut(&collection) {
-                for id in &ids {
-                    index.remove(id);
-                }
-            }
-            Ok(())
+                },
+            )
         })
         .await
     }
@@ -549,31 +315,14 @@ impl VectorStore for EmbeddedStore {
         }
         let collection = collection.to_string();
         self.blocking(move |inner| {
-            let mut conn = inner.conn.lock().map_err(|_| poisoned(&inner.path))?;
-            let write = |conn: &mut Connection| -> rusqlite::Result<()> {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                {
-                    let mut stmt = tx.prepare(
-                        "UPDATE records SET metadata = ?3 WHERE collection = ?1 AND id = ?2",
-                    )?;
-                    for (id, _, json) in &merged {
-                        stmt.execute(params![collection, id, json])?;
-                    }
-                }
-                tx.commit()
-            };
-            write(&mut conn).map_err(|e| unavailable(&inner.path, "update metadata", e))?;
-            let mut state = inner.state.write().map_err(|_| poisoned(&inner.path))?;
-            let State {
-                interner,
-                collections,
-            } = &mut *state;
-            if let Some(index) = collections.get_mut(&collection) {
-                for (id, metadata, json) in merged {
-                    index.set_metadata(&id, &metadata, json, interner);
-                }
-            }
-            Ok(())
+            inner.transaction(
+                "update metadata",
+                |tx| {
+                    file::update_metadata_rows(tx, &collection, &merged)?;
+                    Ok(merged)
+                },
+                |state, merged| state.set_metadata(&collection, merged),
+            )
         })
         .await
     }

@@ -1,36 +1,33 @@
 //! A thin client over Qdrant's REST API (https://api.qdrant.tech/api-reference), implementing
 //! [`VectorStore`]: the official Rust client speaks only gRPC, and cw needs a dozen calls.
 //!
-//! Collections are created on first use with the model's dimension, cosine distance, the
-//! model recorded in the collection's metadata (Qdrant 1.16+) and keyword indexes on the
-//! fields searches filter on. Point ids are UUIDv5 of cw's ids, the id kept in the payload
-//! ([`wire`] has the layout). Every call is retried with backoff on 5xx, 429, 408, timeouts
-//! and connection failures; writes are idempotent (upserts and deletes by id), so a retried
-//! write that had been applied changes nothing.
+//! The rooms: [`client`] makes Qdrant's calls, retried with backoff while they fail
+//! transiently; [`collection`] creates or checks a collection, its model, indexes and
+//! generation; [`wire`] holds the point ids (UUIDv5 of cw's ids), the payload layout,
+//! filters and answers.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use reqwest::Method;
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use super::chunks::{send_in_chunks, write_in_chunks, Limits, IDS_PER_REQUEST, ROWS_PER_PAGE};
+use super::keys::{CONTENT_HASH_KEY, ID_KEY};
+use super::model_check::check_dimensions;
+use super::remote::{CallError, Http, Prepared};
 use super::{tally_json, Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
-use crate::embed::retry::{error_chain, RetryPolicy};
 use crate::embed::ModelInfo;
+use crate::retry::RetryPolicy;
 
+mod client;
+mod collection;
 pub mod wire;
 
-use wire::{CollectionInfo, CountAnswer, Envelope, PointIn, QueryAnswer, ScrollPage};
-
-/// Ids per retrieve or delete call: keeps bodies and answers small.
-const IDS_PER_CALL: usize = 1_000;
-/// Points per page when listing every stored hash.
-const PAGE_SIZE: usize = 2_000;
+use collection::PreparedCollection;
+use wire::{CountAnswer, PointIn, QueryAnswer, ScrollPage};
 
 #[derive(Debug, Clone)]
 pub struct QdrantConfig {
@@ -61,55 +58,23 @@ impl QdrantConfig {
     }
 }
 
-/// How one Qdrant call went wrong, before it becomes a [`StoreError`].
-#[derive(Debug)]
-enum CallError {
-    Store(StoreError),
-    /// 404: the collection does not exist.
-    NotFound(String),
-    /// 409: the collection already exists (a concurrent create).
-    Conflict,
-    TooLarge,
-}
-
-impl CallError {
-    fn is_transient(&self) -> bool {
-        matches!(self, CallError::Store(e) if e.is_transient())
-    }
-}
-
-impl From<CallError> for StoreError {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Store(e) => e,
-            CallError::NotFound(m) => StoreError::Rejected(format!("Qdrant: not found: {m}")),
-            CallError::Conflict => StoreError::Rejected("Qdrant: conflict (409)".into()),
-            CallError::TooLarge => StoreError::Rejected("Qdrant: request too large (413)".into()),
-        }
-    }
-}
-
 pub struct QdrantStore {
-    http: reqwest::Client,
+    http: Http,
     config: QdrantConfig,
     base: String,
-    /// Collections prepared by `ensure_collection`, with the model they hold.
-    collections: RwLock<HashMap<String, Prepared>>,
+    /// Collections prepared by `ensure_collection`: the model they hold, their generation.
+    collections: Prepared<PreparedCollection>,
 }
 
 impl QdrantStore {
     /// Builds the client; nothing is called until first use. Needs a rustls crypto provider
     /// installed in the process (for https URLs).
     pub fn new(config: QdrantConfig) -> Result<Self, StoreError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| StoreError::Rejected(format!("cannot build an HTTP client: {e}")))?;
         Ok(QdrantStore {
-            http,
+            http: Http::new(&client::QDRANT, &config.url, config.timeout)?,
             base: config.url.trim_end_matches('/').to_string(),
             config,
-            collections: RwLock::new(HashMap::new()),
+            collections: Prepared::new(),
         })
     }
 
@@ -117,146 +82,7 @@ impl QdrantStore {
         &self.config
     }
 
-    fn collection_url(&self, name: &str, rest: &str) -> String {
-        format!("{}/collections/{}{rest}", self.base, escape_segment(name))
-    }
-
-    /// One attempt of a call.
-    async fn attempt(
-        &self,
-        method: &Method,
-        url: &str,
-        body: Option<&Bytes>,
-    ) -> Result<Bytes, CallError> {
-        let mut req = self.http.request(method.clone(), url);
-        if let Some(key) = &self.config.api_key {
-            req = req.header("api-key", key);
-        }
-        if let Some(body) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone());
-        }
-        let resp = req.send().await.map_err(|e| {
-            CallError::Store(StoreError::Unavailable(format!(
-                "cannot reach Qdrant at {}: {}",
-                self.config.url,
-                error_chain(&e)
-            )))
-        })?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| {
-            CallError::Store(StoreError::Unavailable(format!(
-                "reading Qdrant's answer: {e}"
-            )))
-        })?;
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        let message = wire::error_message(&bytes);
-        Err(match status.as_u16() {
-            404 => CallError::NotFound(message),
-            409 => CallError::Conflict,
-            413 => CallError::TooLarge,
-            401 | 403 => CallError::Store(StoreError::Rejected(format!(
-                "Qdrant refused the API key ({status}: {message}); set QDRANT_API_KEY"
-            ))),
-            s if s == 408 || s == 429 || s >= 500 => CallError::Store(StoreError::Unavailable(
-                format!("Qdrant answered {status}: {message}"),
-            )),
-            _ => CallError::Store(StoreError::Rejected(format!(
-                "Qdrant answered {status}: {message}"
-            ))),
-        })
-    }
-
-    /// A call, retried with exponential backoff while it fails transiently.
-    async fn call(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<Bytes>,
-    ) -> Result<Bytes, CallError> {
-        let policy = self.config.retry;
-        (|| self.attempt(&method, url, body.as_ref()))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(policy.min_delay)
-                    .with_max_delay(policy.max_delay)
-                    .with_max_times(policy.max_retries)
-                    .with_jitter(),
-            )
-            .sleep(tokio::time::sleep)
-            .when(CallError::is_transient)
-            .notify(|e: &CallError, wait: Duration| {
-                tracing::warn!(error = ?e, ?wait, url, "Qdrant call failed; retrying");
-            })
-            .await
-    }
-
-    /// A call whose answer's `result` is read as `T`.
-    async fn call_result<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<T, CallError> {
-        let body = body.map(|b| Bytes::from(b.to_string()));
-        let bytes = self.call(method, url, body).await?;
-        serde_json::from_slice::<Envelope<T>>(&bytes)
-            .map(|e| e.result)
-            .map_err(|e| {
-                CallError::Store(StoreError::Rejected(format!(
-                    "Qdrant answered something unexpected: {e}"
-                )))
-            })
-    }
-
-    async fn post<T: DeserializeOwned>(
-        &self,
-        collection: &str,
-        rest: &str,
-        body: &Value,
-    ) -> Result<T, CallError> {
-        self.call_result(
-            Method::POST,
-            &self.collection_url(collection, rest),
-            Some(body),
-        )
-        .await
-    }
-
-    fn cached(&self, name: &str) -> Option<ModelInfo> {
-        self.collections
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .map(|p| p.model.clone())
-    }
-
-    fn forget(&self, name: &str) {
-        self.collections
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-    }
-
-    /// A failed write on `name`: a collection that vanished (deleted, or Qdrant restarted
-    /// on empty storage) is forgotten so the retried sync recreates it.
-    fn write_error(&self, name: &str, e: CallError) -> StoreError {
-        match e {
-            CallError::NotFound(m) => {
-                self.forget(name);
-                StoreError::Unavailable(format!(
-                    "Qdrant collection {name:?} is gone ({m}); it is recreated on retry"
-                ))
-            }
-            other => other.into(),
-        }
-    }
-
-    /// A read of a collection that does not exist finds nothing rather than failing.
-    /// The points of `ids` that exist, in chunks of [`IDS_PER_CALL`], with the payload keys
+    /// The points of `ids` that exist, [`IDS_PER_REQUEST`] a request, with the payload keys
     /// asked for and their vectors if `with_vector`; none when the collection is missing.
     async fn points_by_ids(
         &self,
@@ -265,147 +91,29 @@ impl QdrantStore {
         payload: &[&str],
         with_vector: bool,
     ) -> Result<Vec<PointIn>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(IDS_PER_CALL) {
+        let pages = send_in_chunks(ids, &Limits::items(IDS_PER_REQUEST), |chunk| async move {
             let points: Vec<String> = chunk.iter().map(|id| wire::point_id(id)).collect();
             let body = json!({
                 "ids": points,
                 "with_payload": payload,
                 "with_vector": with_vector,
             });
-            let r = self
-                .post::<Vec<PointIn>>(collection, "/points", &body)
-                .await;
-            let Some(found) = self.read_result(collection, r)? else {
-                return Ok(out);
-            };
-            out.extend(found);
-        }
-        Ok(out)
-    }
-
-    fn read_result<T>(&self, name: &str, r: Result<T, CallError>) -> Result<Option<T>, StoreError> {
-        match r {
-            Ok(v) => Ok(Some(v)),
-            Err(CallError::NotFound(_)) => {
-                self.forget(name);
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn info(&self, name: &str) -> Result<Option<CollectionInfo>, StoreError> {
-        let r = self
-            .call_result(Method::GET, &self.collection_url(name, ""), None)
-            .await;
-        self.read_result(name, r)
-    }
-
-    async fn create(&self, name: &str, model: &ModelInfo) -> Result<(), StoreError> {
-        let body = json!({
-            "vectors": { "size": model.dimension, "distance": "Cosine" },
-            "metadata": {
-                wire::MODEL_KEY: model.id,
-                wire::DIMENSION_KEY: model.dimension,
-                wire::GENERATION_KEY: new_generation(),
-            },
-        });
-        match self
-            .call_result::<Value>(Method::PUT, &self.collection_url(name, ""), Some(&body))
-            .await
-        {
-            // Created by a concurrent writer: checked like any existing collection.
-            Ok(_) | Err(CallError::Conflict) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Creates the keyword indexes of [`wire::INDEXED_FIELDS`] the collection lacks.
-    async fn create_indexes(&self, name: &str, info: &CollectionInfo) -> Result<(), StoreError> {
-        for field in wire::INDEXED_FIELDS {
-            if info.payload_schema.contains_key(field) {
-                continue;
-            }
-            self.call_result::<Value>(
-                Method::PUT,
-                &self.collection_url(name, "/index?wait=true"),
-                Some(&json!({ "field_name": field, "field_schema": "keyword" })),
-            )
-            .await
-            .map_err(StoreError::from)?;
-        }
-        Ok(())
-    }
-
-    /// Checks an existing collection holds `model`'s vectors; one without a model record is
-    /// adopted only while empty and shaped for the model.
-    async fn check_model(
-        &self,
-        name: &str,
-        info: &CollectionInfo,
-        model: &ModelInfo,
-    ) -> Result<(), StoreError> {
-        let shape = info.unnamed_vector();
-        match info.recorded_model() {
-            Some((id, dim)) if id == model.id && dim == Some(model.dimension as u64) => {}
-            Some((id, dim)) => return Err(model_mismatch(name, &id, dim, model)),
-            None => {
-                let count = info.points_count.unwrap_or(0);
-                if count > 0 {
-                    return Err(StoreError::Rejected(format!(
-                        "Qdrant collection {name:?} holds {count} points but does not say which \
-                         embedding model made them; delete it or choose another collection name"
-                    )));
-                }
-                self.call_result::<Value>(
-                    Method::PATCH,
-                    &self.collection_url(name, ""),
-                    Some(&json!({ "metadata": {
-                        wire::MODEL_KEY: model.id, wire::DIMENSION_KEY: model.dimension
-                    }})),
-                )
+            self.post::<Vec<PointIn>>(collection, "/points", &body)
                 .await
-                .map_err(StoreError::from)?;
-            }
-        }
-        match shape {
-            Some((size, distance)) if size == model.dimension as u64 && distance == "Cosine" => {
-                Ok(())
-            }
-            Some((size, distance)) => Err(StoreError::Rejected(format!(
-                "Qdrant collection {name:?} stores vectors of {size} dimensions with {distance} \
-                 distance; cw needs {} dimensions ({}) with Cosine distance. Delete it or choose \
-                 another collection name",
-                model.dimension, model.id
-            ))),
-            None => Err(StoreError::Rejected(format!(
-                "Qdrant collection {name:?} uses named vectors; cw needs one unnamed vector. \
-                 Choose another collection name"
-            ))),
-        }
+        })
+        .await;
+        let pages = self
+            .collections
+            .read(collection, pages)?
+            .unwrap_or_default();
+        Ok(pages.into_iter().flatten().collect())
     }
 
-    /// Upserts `records`, halving a batch that Qdrant answers with 413.
-    async fn upsert_split(&self, url: &str, records: &[Record]) -> Result<(), CallError> {
-        let mut pending = vec![records];
-        while let Some(batch) = pending.pop() {
-            let body = wire::upsert_body(batch).map_err(CallError::Store)?;
-            match self.call(Method::PUT, url, Some(Bytes::from(body))).await {
-                Ok(_) => {}
-                Err(CallError::TooLarge) if batch.len() > 1 => {
-                    tracing::debug!(
-                        points = batch.len(),
-                        "Qdrant answered 413; halving the batch"
-                    );
-                    let (a, b) = batch.split_at(batch.len() / 2);
-                    pending.push(b);
-                    pending.push(a);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    async fn upsert_request(&self, url: &str, records: &[Record]) -> Result<(), CallError> {
+        let body = wire::upsert_body(records).map_err(CallError::Store)?;
+        self.call(Method::PUT, url, Some(Bytes::from(body)))
+            .await
+            .map(|_| ())
     }
 
     /// Pages of a scroll over `collection` (Qdrant's `next_page_offset` cursor, so points
@@ -442,7 +150,7 @@ impl QdrantStore {
         }
         let mut offset: Option<Value> = None;
         loop {
-            let page_size = (limit - read).min(PAGE_SIZE);
+            let page_size = (limit - read).min(ROWS_PER_PAGE);
             let mut body = json!({
                 "limit": page_size,
                 "with_payload": with_payload,
@@ -457,7 +165,7 @@ impl QdrantStore {
             let r = self
                 .post::<ScrollPage>(collection, "/points/scroll", &body)
                 .await;
-            let Some(page) = self.read_result(collection, r)? else {
+            let Some(page) = self.collections.read(collection, r)? else {
                 return Ok(());
             };
             read += page.points.len();
@@ -470,53 +178,13 @@ impl QdrantStore {
     }
 }
 
-/// A collection name as one URL path segment: names are cw's flags, so only the few
-/// characters that would break the URL are escaped.
-fn escape_segment(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            '/' | '?' | '#' | '%' | ' ' => format!("%{:02X}", c as u32),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-/// Consecutive runs of `records` within the point and byte limits of one write.
-fn write_batches(records: &[Record], max_points: usize, max_bytes: usize) -> Vec<&[Record]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, r) in records.iter().enumerate() {
-        let b = wire::estimated_point_bytes(r);
-        if i - start >= max_points || (i > start && bytes + b > max_bytes) {
-            out.push(&records[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes += b;
+/// How much one upsert request may carry.
+fn write_limits(config: &QdrantConfig) -> Limits<Record> {
+    Limits {
+        max_items: config.max_points_per_write,
+        max_bytes: config.max_bytes_per_write,
+        bytes_of: wire::estimated_point_bytes,
     }
-    if start < records.len() {
-        out.push(&records[start..]);
-    }
-    out
-}
-
-fn model_mismatch(
-    name: &str,
-    stored: &str,
-    stored_dim: Option<u64>,
-    model: &ModelInfo,
-) -> StoreError {
-    let dim = stored_dim
-        .map(|d| format!(" ({d} dimensions)"))
-        .unwrap_or_default();
-    StoreError::Rejected(format!(
-        "Qdrant collection {name:?} holds vectors of model {stored}{dim}, but this server embeds \
-         with {} ({} dimensions); vectors of different models cannot be compared. Configure \
-         the same embedding provider and model, use another collection name \
-         (--instances-collection / --capabilities-collection), or delete the collection to \
-         re-index with the new model",
-        model.id, model.dimension
-    ))
 }
 
 fn to_hit(p: PointIn, distance: f32) -> Option<Hit> {
@@ -528,16 +196,6 @@ fn to_hit(p: PointIn, distance: f32) -> Option<Hit> {
     })
 }
 
-/// A collection `ensure_collection` checked: the model it holds and its generation.
-struct Prepared {
-    model: ModelInfo,
-    generation: String,
-}
-
-fn new_generation() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 #[async_trait]
 impl VectorStore for QdrantStore {
     async fn ensure_collection(
@@ -545,91 +203,24 @@ impl VectorStore for QdrantStore {
         collection: &str,
         model: &ModelInfo,
     ) -> Result<(), StoreError> {
-        if let Some(cached) = self.cached(collection) {
-            if cached == *model {
-                return Ok(());
-            }
-            return Err(model_mismatch(
-                collection,
-                &cached.id,
-                Some(cached.dimension as u64),
-                model,
-            ));
-        }
-        let info = match self.info(collection).await? {
-            Some(info) => info,
-            None => {
-                self.create(collection, model).await?;
-                self.info(collection).await?.ok_or_else(|| {
-                    StoreError::Unavailable(format!(
-                        "Qdrant collection {collection:?} vanished right after it was created"
-                    ))
-                })?
-            }
-        };
-        self.check_model(collection, &info, model).await?;
-        self.create_indexes(collection, &info).await?;
-        let generation = match info.recorded_generation() {
-            Some(g) => g,
-            // Made by an older cw, or adopted: given a generation now (Qdrant merges
-            // metadata keys), so that a collection made anew later is told apart.
-            None => {
-                let g = new_generation();
-                self.call_result::<Value>(
-                    Method::PATCH,
-                    &self.collection_url(collection, ""),
-                    Some(&json!({ "metadata": { wire::GENERATION_KEY: g } })),
-                )
-                .await
-                .map_err(StoreError::from)?;
-                g
-            }
-        };
-        self.collections
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                collection.to_string(),
-                Prepared {
-                    model: model.clone(),
-                    generation,
-                },
-            );
-        Ok(())
+        self.prepare(collection, model).await
     }
 
     async fn upsert(&self, collection: &str, records: &[Record]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        let Some(model) = self.cached(collection) else {
-            return Err(StoreError::Rejected(format!(
-                "collection {collection:?} was not prepared with ensure_collection"
-            )));
-        };
-        if let Some(bad) = records
-            .iter()
-            .find(|r| r.embedding.len() != model.dimension)
-        {
-            return Err(StoreError::Rejected(format!(
-                "record {} has a vector of {} dimensions; collection {collection:?} holds {}",
-                bad.id,
-                bad.embedding.len(),
-                model.dimension
-            )));
-        }
-        let url = self.collection_url(collection, "/points?wait=true");
-        let batches = write_batches(
+        let model = self.collections.for_write(collection)?.model;
+        check_dimensions(collection, records, model.dimension)?;
+        let url = &self.collection_url(collection, "/points?wait=true");
+        write_in_chunks(
             records,
-            self.config.max_points_per_write,
-            self.config.max_bytes_per_write,
-        );
-        for batch in batches {
-            self.upsert_split(&url, batch)
-                .await
-                .map_err(|e| self.write_error(collection, e))?;
-        }
-        Ok(())
+            &write_limits(&self.config),
+            |part| self.upsert_request(url, part),
+            CallError::is_too_large,
+        )
+        .await
+        .map_err(|e| self.collections.failed(collection, e))
     }
 
     /// One `set_payload` call per distinct change (Qdrant sets one payload on many points),
@@ -652,30 +243,33 @@ impl VectorStore for QdrantStore {
                 None => by_change.push((changes, vec![wire::point_id(id)])),
             }
         }
-        let url = self.collection_url(collection, "/points/payload?wait=true");
+        let url = &self.collection_url(collection, "/points/payload?wait=true");
         for (changes, points) in by_change {
-            for chunk in points.chunks(IDS_PER_CALL) {
-                let body = json!({ "payload": changes, "points": chunk });
-                self.call_result::<Value>(Method::POST, &url, Some(&body))
-                    .await
-                    .map_err(|e| self.write_error(collection, e))?;
-            }
+            send_in_chunks(
+                &points,
+                &Limits::items(IDS_PER_REQUEST),
+                |chunk| async move {
+                    let body = json!({ "payload": changes, "points": chunk });
+                    self.call_result::<Value>(Method::POST, url, Some(&body))
+                        .await
+                },
+            )
+            .await
+            .map_err(|e| self.collections.failed(collection, e))?;
         }
         Ok(())
     }
 
     async fn delete(&self, collection: &str, ids: &[String]) -> Result<(), StoreError> {
-        let url = self.collection_url(collection, "/points/delete?wait=true");
-        for chunk in ids.chunks(IDS_PER_CALL) {
+        let url = &self.collection_url(collection, "/points/delete?wait=true");
+        let deleted = send_in_chunks(ids, &Limits::items(IDS_PER_REQUEST), |chunk| async move {
             let points: Vec<String> = chunk.iter().map(|id| wire::point_id(id)).collect();
-            let r = self
-                .call_result::<Value>(Method::POST, &url, Some(&json!({ "points": points })))
-                .await;
-            // Nothing to delete from a collection that does not exist.
-            if self.read_result(collection, r)?.is_none() {
-                return Ok(());
-            }
-        }
+            self.call_result::<Value>(Method::POST, url, Some(&json!({ "points": points })))
+                .await
+        })
+        .await;
+        // Nothing to delete from a collection that does not exist.
+        self.collections.read(collection, deleted)?;
         Ok(())
     }
 
@@ -685,12 +279,7 @@ impl VectorStore for QdrantStore {
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
         let points = self
-            .points_by_ids(
-                collection,
-                ids,
-                &[wire::ID_KEY, wire::CONTENT_HASH_KEY],
-                false,
-            )
+            .points_by_ids(collection, ids, &[ID_KEY, CONTENT_HASH_KEY], false)
             .await?;
         Ok(points
             .iter()
@@ -703,9 +292,7 @@ impl VectorStore for QdrantStore {
         collection: &str,
         ids: &[String],
     ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
-        let points = self
-            .points_by_ids(collection, ids, &[wire::ID_KEY], true)
-            .await?;
+        let points = self.points_by_ids(collection, ids, &[ID_KEY], true).await?;
         Ok(points
             .into_iter()
             .filter_map(|p| Some((p.cw_id()?.to_string(), p.vector?)))
@@ -721,7 +308,7 @@ impl VectorStore for QdrantStore {
             .scroll(
                 collection,
                 filter,
-                json!([wire::ID_KEY, wire::CONTENT_HASH_KEY]),
+                json!([ID_KEY, CONTENT_HASH_KEY]),
                 usize::MAX,
             )
             .await?;
@@ -753,7 +340,7 @@ impl VectorStore for QdrantStore {
         let r = self
             .post::<QueryAnswer>(collection, "/points/query", &body)
             .await;
-        let Some(answer) = self.read_result(collection, r)? else {
+        let Some(answer) = self.collections.read(collection, r)? else {
             return Ok(vec![]);
         };
         Ok(answer
@@ -783,7 +370,7 @@ impl VectorStore for QdrantStore {
         let r = self
             .post::<CountAnswer>(collection, "/points/count", &json!({ "exact": true }))
             .await;
-        Ok(self.read_result(collection, r)?.map_or(0, |c| c.count))
+        Ok(self.collections.read(collection, r)?.map_or(0, |c| c.count))
     }
 
     async fn tally(
@@ -809,11 +396,7 @@ impl VectorStore for QdrantStore {
 
     /// The collection's `cw_generation`, as read when it was last prepared.
     fn generation(&self, collection: &str) -> Option<String> {
-        self.collections
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(collection)
-            .map(|p| p.generation.clone())
+        self.collections.get(collection).map(|p| p.generation)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
@@ -822,10 +405,7 @@ impl VectorStore for QdrantStore {
         self.attempt(&Method::GET, &format!("{}/collections", self.base), None)
             .await
             .map(|_| ())
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Rejected(m) => StoreError::Unavailable(m),
-                other => other,
-            })
+            .map_err(CallError::not_ready)
     }
 }
 
@@ -848,6 +428,13 @@ mod tests {
         batches.iter().map(|b| b.len()).collect()
     }
 
+    fn write_batches(records: &[Record], max_points: usize, max_bytes: usize) -> Vec<&[Record]> {
+        let mut config = QdrantConfig::new("http://localhost:6333");
+        config.max_points_per_write = max_points;
+        config.max_bytes_per_write = max_bytes;
+        write_limits(&config).chunks(records)
+    }
+
     #[test]
     fn writes_are_split_by_points_and_by_bytes() {
         let records: Vec<Record> = (0..7).map(|i| record(i, 4)).collect();
@@ -861,11 +448,5 @@ mod tests {
         // A body's real size stays under the estimate.
         let real = wire::upsert_body(&big[..3]).unwrap().len();
         assert!(real <= 3 * wire::estimated_point_bytes(&big[0]), "{real}");
-    }
-
-    #[test]
-    fn collection_names_are_escaped_in_urls() {
-        assert_eq!(escape_segment("team a/instances"), "team%20a%2Finstances");
-        assert_eq!(escape_segment("instances-prod_1"), "instances-prod_1");
     }
 }

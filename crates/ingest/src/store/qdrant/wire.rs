@@ -15,41 +15,30 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::document::LABEL_PREFIX;
+use crate::store::keys::{
+    API_GROUP_KEY, CATEGORY_KEY, CLUSTER_KEY, CONTENT_HASH_KEY, DIMENSION_KEY, DOCUMENT_KEY,
+    ENRICHMENT_KEY, GENERATION_KEY, GROUP_KEY, HEALTH_KEY, ID_KEY, KIND_KEY, LABELS_KEY,
+    LABEL_PREFIX, MODEL_KEY, NAMESPACE_KEY, NAME_KEY, SOFTWARE_KEY,
+};
 use crate::store::{Filter, MetaValue, Metadata, Record, StoreError};
 
-/// Payload key of the original cw id.
-pub const ID_KEY: &str = "cw_id";
-/// Payload key of the document text.
-pub const DOCUMENT_KEY: &str = "cw_document";
-/// Payload key of the content hash (the same name as in Chroma's metadata).
-pub const CONTENT_HASH_KEY: &str = "cw_content_hash";
-/// Payload key of the `key=value` array of the record's labels.
-pub const LABELS_KEY: &str = "cw_labels";
+/// The payload keys cw writes beside a record's metadata (never taken for metadata).
 const RESERVED: [&str; 4] = [ID_KEY, DOCUMENT_KEY, CONTENT_HASH_KEY, LABELS_KEY];
-
-/// Collection metadata keys naming the embedding model that filled it (as with Chroma).
-pub const MODEL_KEY: &str = "cw_embedding_model";
-pub const DIMENSION_KEY: &str = "cw_embedding_dimension";
-/// A random id cw writes into a collection's metadata when it creates (or first adopts) it:
-/// a collection created anew, after Qdrant lost or deleted the old one, has a new one. Sync
-/// answers name it as the store generation, from which a watcher knows to resync.
-pub const GENERATION_KEY: &str = "cw_generation";
 
 /// Payload fields that get a keyword index when cw creates a collection: every field a search
 /// or a sync filters on. Qdrant filters unindexed fields too, but slowly, and refuses them in
 /// strict mode.
 pub const INDEXED_FIELDS: [&str; 11] = [
-    "cluster",
-    "namespace",
-    "name",
-    "kind",
-    "apiGroup",
-    "group",
-    "health",
-    crate::document::SOFTWARE_KEY,
-    crate::document::CATEGORY_KEY,
-    crate::capabilities::ENRICHMENT_KEY,
+    CLUSTER_KEY,
+    NAMESPACE_KEY,
+    NAME_KEY,
+    KIND_KEY,
+    API_GROUP_KEY,
+    GROUP_KEY,
+    HEALTH_KEY,
+    SOFTWARE_KEY,
+    CATEGORY_KEY,
+    ENRICHMENT_KEY,
     LABELS_KEY,
 ];
 
