@@ -84,19 +84,12 @@ impl CwMcp {
     async fn resolve(&self, p: &GetResourceParams) -> Result<ObjectRef, String> {
         if let Some(id) = non_empty(p.id.as_deref()) {
             let id = ResourceId::from_raw(id);
-            let parts = id.parts().map_err(|e| {
+            return object_of_id(&id).map_err(|e| {
                 format!(
                     "id {:?} is not an index id ({e}): pass the id of a search hit unchanged, \
                      or kind, name and namespace",
                     id.as_str()
                 )
-            })?;
-            return Ok(ObjectRef {
-                api_version: parts.api_version.to_string(),
-                kind: parts.kind.to_string(),
-                namespace: (parts.namespace != sync_model::CLUSTER_SCOPE)
-                    .then(|| parts.namespace.to_string()),
-                name: parts.name.to_string(),
             });
         }
         let (Some(kind), Some(name)) = (non_empty(p.kind.as_deref()), non_empty(p.name.as_deref()))
@@ -108,14 +101,26 @@ impl CwMcp {
             );
         };
         let namespace = non_empty(p.namespace.as_deref());
-        if let Some(api_version) = non_empty(p.api_version.as_deref()) {
-            return Ok(ObjectRef {
+        match non_empty(p.api_version.as_deref()) {
+            Some(api_version) => Ok(ObjectRef {
                 api_version,
                 kind,
                 namespace,
                 name,
-            });
+            }),
+            None => self.look_up(kind, name, namespace).await,
         }
+    }
+
+    /// The object of this kind and name as the index holds it (its apiVersion, and its
+    /// namespace when none is given); else, where the cluster is at hand, as its discovery
+    /// names the kind's version.
+    async fn look_up(
+        &self,
+        kind: String,
+        name: String,
+        namespace: Option<String>,
+    ) -> Result<ObjectRef, String> {
         let hits = self
             .index
             .search(&SearchRequest {
@@ -128,39 +133,35 @@ impl CwMcp {
             })
             .await
             .map_err(index_error)?;
-        let Some(hit) = hits.iter().find(|h| h.name == name) else {
-            // Not indexed (Secrets are left out by default, or it is newer than the index):
-            // the cluster's discovery names the kind's version.
-            if let Some(live) = &self.cluster.live {
-                if let Ok(Some(api_version)) = live.api_version_of(&kind).await {
-                    return Ok(ObjectRef {
-                        api_version,
-                        kind,
-                        namespace,
-                        name,
-                    });
-                }
+        if let Some(hit) = hits.iter().find(|h| h.name == name) {
+            let found = object_of_id(&ResourceId::from_raw(hit.id.clone()))
+                .map_err(|e| format!("the index holds a malformed id {:?}: {e}", hit.id))?;
+            return Ok(ObjectRef {
+                kind,
+                name,
+                ..found
+            });
+        }
+        // Not indexed (Secrets are left out by default, or it is newer than the index):
+        // the cluster's discovery names the kind's version.
+        if let Some(live) = &self.cluster.live {
+            if let Ok(Some(api_version)) = live.api_version_of(&kind).await {
+                return Ok(ObjectRef {
+                    api_version,
+                    kind,
+                    namespace,
+                    name,
+                });
             }
-            return Err(format!(
-                "the index has no {kind} named {name}{}: check the spelling with \
-                 search_resources, or give apiVersion to read it from the cluster anyway",
-                namespace
-                    .as_deref()
-                    .map(|ns| format!(" in namespace {ns}"))
-                    .unwrap_or_default()
-            ));
-        };
-        let id = ResourceId::from_raw(hit.id.clone());
-        let parts = id
-            .parts()
-            .map_err(|e| format!("the index holds a malformed id {:?}: {e}", hit.id))?;
-        Ok(ObjectRef {
-            api_version: parts.api_version.to_string(),
-            kind,
-            namespace: (parts.namespace != sync_model::CLUSTER_SCOPE)
-                .then(|| parts.namespace.to_string()),
-            name,
-        })
+        }
+        Err(format!(
+            "the index has no {kind} named {name}{}: check the spelling with \
+             search_resources, or give apiVersion to read it from the cluster anyway",
+            namespace
+                .as_deref()
+                .map(|ns| format!(" in namespace {ns}"))
+                .unwrap_or_default()
+        ))
     }
 
     /// Owners above `object`, nearest first, as `Kind namespace/name`; an owner that
@@ -214,6 +215,18 @@ impl CwMcp {
     }
 }
 
+/// The object an index id names (`_cluster` as the namespace means cluster-scoped).
+fn object_of_id(id: &ResourceId) -> Result<ObjectRef, sync_model::IdError> {
+    let parts = id.parts()?;
+    Ok(ObjectRef {
+        api_version: parts.api_version.to_string(),
+        kind: parts.kind.to_string(),
+        namespace: (parts.namespace != sync_model::CLUSTER_SCOPE)
+            .then(|| parts.namespace.to_string()),
+        name: parts.name.to_string(),
+    })
+}
+
 fn cluster_error(e: ClusterError, target: &ObjectRef) -> String {
     match e {
         ClusterError::NotFound(_) => format!(
@@ -225,5 +238,27 @@ fn cluster_error(e: ClusterError, target: &ObjectRef) -> String {
             "the cluster serves no kind {k}: check kind and apiVersion (search hits' ids carry both)"
         ),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_id_names_the_object_and_whether_it_is_cluster_scoped() {
+        let db = object_of_id(&ResourceId::from_raw("data/apps/v1/StatefulSet/db")).unwrap();
+        assert_eq!(
+            db,
+            ObjectRef {
+                api_version: "apps/v1".into(),
+                kind: "StatefulSet".into(),
+                namespace: Some("data".into()),
+                name: "db".into(),
+            }
+        );
+        let ns = object_of_id(&ResourceId::from_raw("_cluster/v1/Namespace/data")).unwrap();
+        assert_eq!((ns.namespace, ns.kind.as_str()), (None, "Namespace"));
+        assert!(object_of_id(&ResourceId::from_raw("")).is_err());
     }
 }

@@ -223,35 +223,10 @@ impl CwMcp {
         mut request: SearchRequest,
         p: &SearchResourcesParams,
     ) -> Result<SearchAnswer, String> {
-        if request.query.is_empty()
-            && request.kind.is_none()
-            && request.api_group.is_none()
-            && request.namespace.is_none()
-            && request.labels.is_empty()
-            && request.health.is_none()
-        {
-            return Err(
-                "give a query or at least one filter (kind, apiGroup, namespace, \
-                        labels). To see what the index holds, call search_resources with \
-                        mode=group_by and groupBy=kind."
-                    .into(),
-            );
-        }
+        require_query_or_filter(&request)?;
         parse_labels(&request.labels)?;
         let page = bounded(p.limit, DEFAULT_PAGE, MAX_PAGE, "limit")?;
-        let group = request.api_group.clone().unwrap_or_default();
-        let labels = request.labels.join(",");
-        let mode = format!("{:?}", request.mode);
-        let health = request.health.map(|h| h.as_str()).unwrap_or_default();
-        let print = cursor::fingerprint(&[
-            &request.query,
-            request.kind.as_deref().unwrap_or_default(),
-            &group,
-            request.namespace.as_deref().unwrap_or_default(),
-            &labels,
-            &mode,
-            health,
-        ]);
+        let print = fingerprint(&request);
         let offset = match non_empty(p.cursor.as_deref()) {
             Some(c) => cursor::decode(&c, print)?,
             None => 0,
@@ -267,54 +242,101 @@ impl CwMcp {
         request.limit = Some(want);
         let hits = self.index.search(&request).await.map_err(index_error)?;
         let ranked = !request.query.is_empty();
-        let mut results: Vec<HitLine> = hits
+        let results: Vec<HitLine> = hits
             .iter()
             .skip(offset)
             .take(page)
             .map(|h| HitLine::from_hit(h, ranked))
             .collect();
-        let mut more = hits.len() > offset + results.len();
-        let mut answer = SearchAnswer {
-            mode: "list".into(),
-            ..Default::default()
-        };
-        // Cut to the answer size: hits at the end go to the next page.
-        loop {
-            answer.results = results.clone();
-            answer.next_cursor = more.then(|| cursor::encode(offset + results.len(), print));
-            let size = serde_json::to_string(&answer).map_or(0, |s| s.len());
-            if size <= MAX_ANSWER_BYTES || results.len() <= 1 {
-                break;
-            }
-            results.truncate(results.len() / 2);
-            more = true;
-        }
-        let end = offset + answer.results.len();
-        answer.note = if answer.results.is_empty() {
-            Some(if offset > 0 {
-                "no more hits".to_string()
-            } else {
-                "nothing matches: loosen the filters, or check spellings with \
-                 search_resources mode=group_by"
-                    .to_string()
-            })
-        } else if !more && end >= RANKING_WINDOW {
-            Some(format!(
-                "pages end at the first {RANKING_WINDOW} hits: narrow the filters or use mode=count"
-            ))
-        } else if more {
-            Some(format!(
-                "hits {}-{end} shown; use mode=count for the total",
-                offset + 1
-            ))
-        } else {
-            None
-        };
-        if end >= RANKING_WINDOW {
-            answer.next_cursor = None;
-        }
-        Ok(answer)
+        let more = hits.len() > offset + results.len();
+        Ok(page_answer(results, more, offset, print))
     }
+}
+
+/// A listing needs a query or a filter: the whole index is sized with counts instead.
+fn require_query_or_filter(request: &SearchRequest) -> Result<(), String> {
+    if request.query.is_empty()
+        && request.kind.is_none()
+        && request.api_group.is_none()
+        && request.namespace.is_none()
+        && request.labels.is_empty()
+        && request.health.is_none()
+    {
+        return Err(
+            "give a query or at least one filter (kind, apiGroup, namespace, \
+                    labels). To see what the index holds, call search_resources with \
+                    mode=group_by and groupBy=kind."
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The fingerprint a page cursor is bound to: everything that decides the result list.
+fn fingerprint(request: &SearchRequest) -> u64 {
+    let group = request.api_group.clone().unwrap_or_default();
+    let labels = request.labels.join(",");
+    let mode = format!("{:?}", request.mode);
+    let health = request.health.map(|h| h.as_str()).unwrap_or_default();
+    cursor::fingerprint(&[
+        &request.query,
+        request.kind.as_deref().unwrap_or_default(),
+        &group,
+        request.namespace.as_deref().unwrap_or_default(),
+        &labels,
+        &mode,
+        health,
+    ])
+}
+
+/// The answer of one page: `results` (the hits from `offset` on; `more` when others follow)
+/// cut to the answer size, hits at the end going to the next page, with its cursor and a
+/// note of where the list stands.
+fn page_answer(
+    mut results: Vec<HitLine>,
+    mut more: bool,
+    offset: usize,
+    print: u64,
+) -> SearchAnswer {
+    let mut answer = SearchAnswer {
+        mode: "list".into(),
+        ..Default::default()
+    };
+    loop {
+        answer.results = results.clone();
+        answer.next_cursor = more.then(|| cursor::encode(offset + results.len(), print));
+        let size = serde_json::to_string(&answer).map_or(0, |s| s.len());
+        if size <= MAX_ANSWER_BYTES || results.len() <= 1 {
+            break;
+        }
+        results.truncate(results.len() / 2);
+        more = true;
+    }
+    let end = offset + answer.results.len();
+    answer.note = if answer.results.is_empty() {
+        Some(if offset > 0 {
+            "no more hits".to_string()
+        } else {
+            "nothing matches: loosen the filters, or check spellings with \
+             search_resources mode=group_by"
+                .to_string()
+        })
+    } else if !more && end >= RANKING_WINDOW {
+        Some(format!(
+            "pages end at the first {RANKING_WINDOW} hits: narrow the filters or use mode=count"
+        ))
+    } else if more {
+        Some(format!(
+            "hits {}-{end} shown; use mode=count for the total",
+            offset + 1
+        ))
+    } else {
+        None
+    };
+    if end >= RANKING_WINDOW {
+        answer.next_cursor = None;
+    }
+    answer
 }
 
 #[cfg(test)]
@@ -336,5 +358,49 @@ mod tests {
             ResultMode::parse(Some("group_by"), Some("health")),
             Ok(ResultMode::GroupBy(GroupBy::Health))
         );
+    }
+
+    fn hit(n: usize, name_len: usize) -> HitLine {
+        HitLine {
+            id: format!("data/apps/v1/StatefulSet/db-{n}"),
+            cluster: String::new(),
+            kind: "StatefulSet".into(),
+            namespace: "data".into(),
+            name: format!("db-{n}-{}", "x".repeat(name_len)),
+            labels: Default::default(),
+            health: None,
+            score: Some(0.5),
+            owns: vec![],
+        }
+    }
+
+    #[test]
+    fn a_page_too_large_for_an_answer_is_cut_and_its_cursor_moves_back() {
+        let print = 7;
+        let results: Vec<HitLine> = (0..40).map(|n| hit(n, 1_000)).collect();
+        let answer = page_answer(results, false, 20, print);
+        let size = serde_json::to_string(&answer).unwrap().len();
+        assert!(size <= MAX_ANSWER_BYTES, "{size} bytes");
+        let shown = answer.results.len();
+        assert!((1..40).contains(&shown), "{shown} hits shown");
+        let next = answer
+            .next_cursor
+            .as_deref()
+            .expect("a cursor to the cut hits");
+        assert_eq!(cursor::decode(next, print), Ok(20 + shown));
+        assert_eq!(
+            answer.note.as_deref(),
+            Some(format!("hits 21-{} shown; use mode=count for the total", 20 + shown).as_str())
+        );
+    }
+
+    #[test]
+    fn the_last_page_has_no_cursor_and_an_empty_one_says_why() {
+        let last = page_answer(vec![hit(0, 1)], false, 0, 7);
+        assert_eq!((last.next_cursor, last.note), (None, None));
+        let empty = page_answer(vec![], false, 0, 7);
+        assert!(empty.note.unwrap().starts_with("nothing matches"));
+        let past = page_answer(vec![], false, 40, 7);
+        assert_eq!(past.note.as_deref(), Some("no more hits"));
     }
 }
