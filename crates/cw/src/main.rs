@@ -3,7 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod api_client;
 mod backend;
+#[cfg(test)]
+mod chart_defaults;
 mod mcp;
 mod model;
 mod pipeline_sink;
