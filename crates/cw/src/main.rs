@@ -130,3 +130,14 @@ fn init_tracing(filter: &str, json: bool) {
         builder.init();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_commands_flags_are_declared_once_and_well_formed() {
+        // Panics on a flag declared twice in one command or a conflict naming no flag.
+        super::Cli::command().debug_assert();
+    }
+}
