@@ -23,6 +23,8 @@ use ingest::store::qdrant::{QdrantConfig, QdrantStore};
 use ingest::store::VectorStore;
 use watcher::{IngestClientArgs, TokenArgs};
 
+use crate::model::ModelDirArgs;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Provider {
     /// Voyage AI (VOYAGE_API_KEY).
@@ -170,10 +172,8 @@ pub struct EmbedArgs {
     /// Tokens of all inputs of one request (TEI: its --max-batch-tokens, 16384 by default).
     #[arg(long, env = "OPENAI_MAX_TOKENS_PER_REQUEST", default_value_t = ingest::embed::openai::DEFAULT_MAX_TOKENS_PER_REQUEST)]
     pub openai_max_tokens_per_request: usize,
-    /// Directory of the local model (model.safetensors, tokenizer.json, config.json, libonnxruntime.so)
-    /// [default: the cache directory `cw model fetch` fills].
-    #[arg(long, env = "CW_MODEL_DIR")]
-    pub model_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelDirArgs,
 }
 
 impl EmbedArgs {
@@ -213,12 +213,7 @@ impl EmbedArgs {
                 )
             }
             Provider::Local => {
-                let dir = match &self.model_dir {
-                    Some(dir) => dir.clone(),
-                    None => ingest::embed::local::default_model_dir().context(
-                        "neither XDG_CACHE_HOME nor HOME is set: pass --model-dir or set CW_MODEL_DIR",
-                    )?,
-                };
+                let dir = self.model.resolve()?;
                 let embedder = if lazy {
                     LocalEmbedder::open(&dir)
                 } else {
@@ -293,7 +288,7 @@ pub struct ListenArgs {
     /// Address to listen on.
     #[arg(long, env = "CW_HOST", default_value = "127.0.0.1")]
     pub host: String,
-    #[arg(long, env = "CW_PORT", default_value_t = 3000)]
+    #[arg(long, env = "CW_PORT", default_value_t = sync_model::api::DEFAULT_PORT)]
     pub port: u16,
 }
 
@@ -415,9 +410,9 @@ mod tests {
 /// `cw serve` to send to instead of writing the store in this process.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EndpointArgs {
-    /// A running `cw serve` to send to (`http://127.0.0.1:3000`, or its full
-    /// `…/api/v1/instances/sync` URL). Without it the store is written in this process
-    /// (the store and embedding flags below).
+    /// A running `cw serve` to send to (its base URL, or its full `…/api/v1/instances/sync`
+    /// URL). Without it the store is written in this process (the store and embedding flags
+    /// below).
     #[arg(long, env = "CW_SYNC_ENDPOINT")]
     pub endpoint: Option<String>,
     #[command(flatten)]

@@ -3,7 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod api_client;
 mod backend;
+#[cfg(test)]
+mod chart_defaults;
 mod mcp;
 mod model;
 mod pipeline_sink;
@@ -125,5 +128,16 @@ fn init_tracing(filter: &str, json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_commands_flags_are_declared_once_and_well_formed() {
+        // Panics on a flag declared twice in one command or a conflict naming no flag.
+        super::Cli::command().debug_assert();
     }
 }

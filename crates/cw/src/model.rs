@@ -22,10 +22,12 @@ enum Command {
     Path(ModelDirArgs),
 }
 
-/// Where the local model lives; `cw run` and `cw serve` flatten this too.
+/// Where the local model lives: `cw model` and every command that embeds (in
+/// [`EmbedArgs`](crate::backend::EmbedArgs)) read it from here.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ModelDirArgs {
-    /// Directory holding model.safetensors, tokenizer.json, config.json and libonnxruntime.so
+    /// Directory of the local model (model.safetensors, tokenizer.json, config.json and
+    /// libonnxruntime.so), which `cw model fetch` fills
     /// [default: $XDG_CACHE_HOME/cw/models/all-MiniLM-L6-v2, else ~/.cache/cw/models/all-MiniLM-L6-v2]
     #[arg(long, env = "CW_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,

@@ -7,8 +7,8 @@
 //! `/healthz`, `/readyz`, `/metrics`) and the watcher's operations endpoints under
 //! `/watcher/` (`/watcher/readyz` is 200 once the initial listing is in the store,
 //! `/watcher/metrics`, `POST /watcher/api/v1/resync`, so `cw resync --watcher-url
-//! http://127.0.0.1:3000/watcher` works), and the MCP server at `/mcp`, whose get_resource
-//! reads the cluster with the watcher's client. Wiring only; see docs/run.md.
+//! <server>/watcher` works), and the MCP server at `/mcp`, whose get_resource reads the
+//! cluster with the watcher's client. Wiring only; see docs/run.md.
 
 use std::sync::Arc;
 
@@ -78,9 +78,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         %cluster,
         "cw run listening"
     );
+    let settings = args.watch.settings();
+    serve_while_watching(listener, app, state, stop_mcp, |stop_watcher| {
+        watcher::run(settings, client, sink, shared, stop_watcher)
+    })
+    .await?;
+    tracing::info!("cw run stopped");
+    Ok(())
+}
 
-    // SIGTERM or Ctrl-C: the watcher flushes what is pending into the store while the API
-    // still answers; then the server stops accepting and finishes in-flight requests.
+/// Serves `app` while the watcher `watch` makes runs, until SIGTERM or Ctrl-C: then the
+/// watcher flushes what is pending into the store while the API still answers, and only
+/// then the server stops accepting and finishes in-flight requests (and `stop_mcp` ends
+/// the MCP sessions). The server ending on its own is a failure; the watcher still flushes
+/// first.
+async fn serve_while_watching<W>(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    state: server::AppState,
+    stop_mcp: mcp::CancellationToken,
+    watch: impl FnOnce(CancellationToken) -> W,
+) -> anyhow::Result<()>
+where
+    W: std::future::Future<Output = Result<(), watcher::WatchError>>,
+{
     let stop_watcher = CancellationToken::new();
     let stop_server = CancellationToken::new();
     tokio::spawn({
@@ -100,17 +121,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             stop_mcp.cancel();
         }
     }));
-    let watch = watcher::run(
-        args.watch.settings(),
-        client,
-        sink,
-        shared,
-        stop_watcher.clone(),
-    );
+    let watch = watch(stop_watcher.clone());
     tokio::pin!(watch);
     let (watched, served_early) = tokio::select! {
         result = &mut watch => (result, None),
-        // The server ending on its own is a failure; the watcher still flushes first.
         served = &mut http => {
             tracing::error!("the HTTP server stopped; stopping the watcher");
             stop_watcher.cancel();
@@ -134,7 +148,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("the HTTP server task")?
         .context("serving HTTP")?;
     watched.context("the watcher")?;
-    tracing::info!("cw run stopped");
     Ok(())
 }
 

@@ -1,25 +1,19 @@
-//! `cw search` and `cw ask`: clients of a running server's `POST /api/v1/search`, or, when
-//! no server is named and none answers on the default address, readers of the local index
-//! (the embedded store opened read-only, searched in this process). The ranking lives in
-//! `ingest::search`; this module chooses where to ask and prints.
+//! `cw search`, `cw ask` and `cw clusters`: clients of a running server's search API
+//! ([`ApiClient`]), or, when no server is named and none answers on the default address,
+//! readers of the local index (the embedded store opened read-only, searched in this
+//! process). The ranking lives in `ingest::search`; this module chooses where to ask and
+//! prints.
 
-use std::time::Duration;
-
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ingest::search::Searcher;
 use serde::de::DeserializeOwned;
 use sync_model::search::{
     AskAnswer, AskHit, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
 };
 use sync_model::{api, HealthFilter};
-use watcher::TokenArgs;
 
+use crate::api_client::{self, ApiClient, ApiClientArgs};
 use crate::backend::{EmbedArgs, StoreArgs};
-
-/// Where `cw search` and `cw ask` look for a server when none is named.
-const DEFAULT_SERVER: &str = "http://localhost:3000";
-/// How long the default address may take to answer before the local index is read.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -29,16 +23,12 @@ pub enum Output {
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
-    /// The cw server (`cw serve` or `cw run`) to ask. Without it, a server answering on
-    /// http://localhost:3000 is asked, else the local index is read (see --local).
-    #[arg(long, env = "CW_SERVER_URL")]
-    pub server: Option<String>,
+    // The cw server to ask (see --local) and its token.
+    #[command(flatten)]
+    pub client: ApiClientArgs,
     /// Read the local index (the store and model flags below) without asking any server.
     #[arg(long, env = "CW_SEARCH_LOCAL", conflicts_with = "server")]
     pub local: bool,
-    // The bearer token of the server's API.
-    #[command(flatten)]
-    pub token: TokenArgs,
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
     /// The local index: used with --local, or when no server is named or answers.
@@ -50,7 +40,7 @@ pub struct ServerArgs {
 
 /// Where a search is answered.
 enum Backend {
-    Server(String),
+    Server(ApiClient),
     Local(Box<Searcher>),
 }
 
@@ -59,14 +49,13 @@ impl ServerArgs {
     /// local index.
     async fn backend(&self) -> anyhow::Result<Backend> {
         if !self.local {
-            if let Some(url) = self.server.as_deref().filter(|u| !u.trim().is_empty()) {
-                return Ok(Backend::Server(url.to_string()));
-            }
-            if server_answers(DEFAULT_SERVER).await {
-                return Ok(Backend::Server(DEFAULT_SERVER.to_string()));
+            let client = self.client.client()?;
+            if self.client.named().is_some() || client.answers().await {
+                return Ok(Backend::Server(client));
             }
             tracing::info!(
-                "no cw server answers at {DEFAULT_SERVER}; reading the local index ({})",
+                "no cw server answers at {}; reading the local index ({})",
+                client.base(),
                 self.store.describe()
             );
         }
@@ -81,16 +70,6 @@ impl ServerArgs {
             capabilities_collection: self.store.capabilities_collection.clone(),
         })))
     }
-}
-
-/// True when a cw server's health endpoint answers at `base` within [`PROBE_TIMEOUT`].
-async fn server_answers(base: &str) -> bool {
-    let url = api::url(api::base_url(base), api::HEALTHZ);
-    let client = match reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() {
-        Ok(c) => c,
-        Err(_) => return false,
-    };
-    matches!(client.get(&url).send().await, Ok(r) if r.status().is_success())
 }
 
 #[derive(clap::Args)]
@@ -166,28 +145,11 @@ pub enum ModeArg {
 /// Posts `body` to the server's search endpoint and returns the answer, raw (for
 /// `--output json`) and typed.
 async fn post<T: DeserializeOwned>(
-    server: &ServerArgs,
-    base: &str,
+    client: &ApiClient,
     body: &SearchBody,
 ) -> anyhow::Result<(serde_json::Value, T)> {
-    let url = api::url(api::base_url(base), api::SEARCH);
-    let mut req = reqwest::Client::new().post(&url).json(body);
-    if let Some(t) = server.token.get() {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.with_context(|| {
-        format!("cannot reach the cw server at {url} (is `cw serve` or `cw run` running? --server)")
-    })?;
-    let status = resp.status();
-    let value: serde_json::Value = resp
-        .json()
-        .await
-        .with_context(|| format!("{url} answered {status} without JSON"))?;
-    if !status.is_success() {
-        let error = value.get("error").and_then(|e| e.as_str()).unwrap_or("");
-        bail!("search failed ({status}): {error}");
-    }
-    let typed = serde_json::from_value(value.clone()).context("unexpected search answer")?;
+    let value = client.post_value(api::SEARCH, body).await?;
+    let typed = api_client::read(value.clone(), &api::url(client.base(), api::SEARCH))?;
     Ok((value, typed))
 }
 
@@ -216,7 +178,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ask: false,
     };
     let (value, results): (_, SearchResults) = match args.server.backend().await? {
-        Backend::Server(base) => post(&args.server, &base, &body).await?,
+        Backend::Server(client) => post(&client, &body).await?,
         Backend::Local(searcher) => {
             let results = SearchResults {
                 results: searcher.search(&body.request).await?,
@@ -235,25 +197,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// objects by health (`GET /api/v1/clusters`; from the local index, without last syncs).
 pub async fn clusters(args: ClustersArgs) -> anyhow::Result<()> {
     let answer: api::ClustersResponse = match args.server.backend().await? {
-        Backend::Server(base) => {
-            let url = api::url(api::base_url(&base), api::CLUSTERS);
-            let mut req = reqwest::Client::new().get(&url);
-            if let Some(t) = args.server.token.get() {
-                req = req.bearer_auth(t);
-            }
-            let resp = req
-                .send()
-                .await
-                .with_context(|| format!("cannot reach the cw server at {url}"))?;
-            let status = resp.status();
-            if !status.is_success() {
-                bail!(
-                    "{url} answered {status}: {}",
-                    resp.text().await.unwrap_or_default()
-                );
-            }
-            resp.json().await.context("unexpected clusters answer")?
-        }
+        Backend::Server(client) => client.clusters().await?,
         Backend::Local(searcher) => api::ClustersResponse {
             clusters: searcher.clusters(&Default::default()).await?,
         },
@@ -326,7 +270,7 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         ask: true,
     };
     let (value, answer): (_, AskAnswer) = match args.server.backend().await? {
-        Backend::Server(base) => post(&args.server, &base, &body).await?,
+        Backend::Server(client) => post(&client, &body).await?,
         Backend::Local(searcher) => {
             let answer = searcher
                 .ask_in(

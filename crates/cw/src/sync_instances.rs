@@ -1,5 +1,5 @@
 //! `cw sync-instances`: one full and incremental sync of the cluster into the index, no
-//! controller. The run is `watcher::oneshot` (the watcher's discovery, listing, extraction
+//! controller. The run is `watcher::single_pass` (the watcher's discovery, listing, extraction
 //! and delivery, diffed against the store's hashes); this module wires its destination
 //! (`cw serve` over HTTP with `--endpoint`, or ingest's pipeline in this process), its
 //! progress bar and its summary. See docs/sync-instances.md.
@@ -13,8 +13,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ingest::pipeline::Pipeline;
 use serde_json::json;
 use watcher::config::ResourceFilterArgs;
-use watcher::oneshot::{self, Progress, Summary, SyncOptions};
 use watcher::sender::RetryConfig;
+use watcher::single_pass::{self, Progress, Summary, SyncOptions};
 use watcher::{Metrics, SyncSink};
 
 use crate::backend::{EmbedArgs, EndpointArgs, StoreArgs};
@@ -116,7 +116,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         metrics: Metrics::new(),
     };
     let progress = Arc::new(TerminalProgress::new());
-    let result = oneshot::sync_once(
+    let result = single_pass::sync_once(
         &client,
         sink,
         &args.filters.type_filter(),

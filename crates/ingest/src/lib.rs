@@ -2,7 +2,6 @@
 //! writes it to a vector store.
 
 pub mod capabilities;
-pub mod count;
 pub mod document;
 pub mod embed;
 pub mod enrich;

@@ -7,6 +7,7 @@
 mod cluster;
 mod cursor;
 mod index;
+mod prompt;
 mod resource;
 mod server;
 mod tools;
@@ -20,9 +21,9 @@ use rmcp::ServiceExt;
 pub use cluster::{ClusterError, LiveCluster, ObjectRef};
 pub use index::{Index, IndexError};
 pub use resource::{summarise, ResourceDetails};
-pub use server::{ClusterAccess, CwMcp, RANKING_WINDOW};
+pub use server::{ClusterAccess, CwMcp};
 pub use tokio_util::sync::CancellationToken;
-pub use tools::{DEFAULT_PAGE, MAX_ANSWER_BYTES, MAX_PAGE};
+pub use tools::{DEFAULT_PAGE, MAX_ANSWER_BYTES, MAX_PAGE, RANKING_WINDOW};
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {

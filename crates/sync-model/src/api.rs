@@ -37,6 +37,15 @@ pub const METRICS: &str = "/metrics";
 /// `GET`: the OpenAPI document of the ingest and search API.
 pub const OPENAPI: &str = "/openapi.json";
 
+/// The port `cw serve` and `cw run` listen on unless told otherwise (`--port`, `CW_PORT`),
+/// and so where a client looks for a server when none is named.
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// Where a client looks for a cw server when none is named: this machine, [`DEFAULT_PORT`].
+pub fn default_server_url() -> String {
+    format!("http://localhost:{DEFAULT_PORT}")
+}
+
 /// The query of both hashes endpoints: `?cluster=prod-eu` answers for that cluster only;
 /// without it, for the server's default cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,8 +99,8 @@ pub struct ParkedResponse {
 }
 
 /// The server's base URL from what a sender is configured with: a base URL
-/// (`http://host:3000`) or, as the Go controller's `REST_ENDPOINT` is, the full sync URL
-/// (`http://host:3000/api/v1/instances/sync`). Trailing slashes are ignored.
+/// (`http://host:port`) or, as the Go controller's `REST_ENDPOINT` is, the full sync URL
+/// (`http://host:port/api/v1/instances/sync`). Trailing slashes are ignored.
 pub fn base_url(endpoint: &str) -> &str {
     let trimmed = endpoint.trim().trim_end_matches('/');
     trimmed.strip_suffix(INSTANCES_SYNC).unwrap_or(trimmed)

@@ -51,14 +51,14 @@ impl TokenArgs {
 #[error("CW_INGEST_TOKEN (--token) is set but blank: set a token, or unset it to run without auth")]
 pub struct BlankToken;
 
-/// Which cluster a sender's objects belong to: `--cluster-id` / `CW_CLUSTER_ID`, by
-/// default the current kubeconfig context's name (made a DNS label). In a Pod there is no
-/// kubeconfig and the id must be given (the chart sets it).
+/// Which cluster a sender's objects belong to (and which cluster `cw mcp` reads live):
+/// `--cluster-id` / `CW_CLUSTER_ID`, by default the current kubeconfig context's name (made
+/// a DNS label). In a Pod there is no kubeconfig and the id must be given (the chart sets it).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ClusterArgs {
     /// This cluster's id in the index (a DNS label such as prod-eu); the default is the
     /// current kubeconfig context's name. Every object sent belongs to it, and diffs and
-    /// deletes touch only its documents.
+    /// deletes touch only its documents; `cw mcp` reads the cluster live under this id.
     #[arg(long, env = "CW_CLUSTER_ID")]
     pub cluster_id: Option<String>,
 }
@@ -78,8 +78,8 @@ pub enum ClusterIdError {
 impl ClusterArgs {
     /// The configured id, else the current kubeconfig context's name as a cluster id.
     pub fn resolve(&self) -> Result<ClusterId, ClusterIdError> {
-        if let Some(raw) = self.cluster_id.as_deref().filter(|s| !s.trim().is_empty()) {
-            return ClusterId::new(raw).map_err(ClusterIdError::Invalid);
+        if let Some(id) = self.given()? {
+            return Ok(id);
         }
         let kubeconfig = kube::config::Kubeconfig::read()
             .map_err(|e| ClusterIdError::NoContext(format!("no kubeconfig could be read ({e})")))?;
@@ -91,6 +91,16 @@ impl ClusterArgs {
                 "the context name {context:?} has no letter or digit"
             ))
         })
+    }
+
+    /// The id given by flag or environment, checked; `None` when none is given (or blank).
+    pub fn given(&self) -> Result<Option<ClusterId>, ClusterIdError> {
+        match self.cluster_id.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(raw) => ClusterId::new(raw)
+                .map(Some)
+                .map_err(ClusterIdError::Invalid),
+            None => Ok(None),
+        }
     }
 }
 
@@ -126,7 +136,7 @@ impl IngestClientArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct StandaloneArgs {
     /// The ingest server: its base URL, or its sync URL as the Go controller takes it.
-    #[arg(long, env = "REST_ENDPOINT", default_value = DEFAULT_REST_ENDPOINT)]
+    #[arg(long, env = "REST_ENDPOINT", default_value_t = default_rest_endpoint())]
     pub rest_endpoint: String,
     #[command(flatten)]
     pub ingest: IngestClientArgs,
@@ -137,8 +147,11 @@ pub struct StandaloneArgs {
     pub api_bind_address: String,
 }
 
-/// The Go controller's default, kept as its full sync URL.
-const DEFAULT_REST_ENDPOINT: &str = "http://localhost:3000/api/v1/instances/sync";
+/// The Go controller's default, kept as its full sync URL: the sync endpoint of a server on
+/// this machine at the default port.
+fn default_rest_endpoint() -> String {
+    api::url(&api::default_server_url(), api::INSTANCES_SYNC)
+}
 
 impl StandaloneArgs {
     /// `:8082` means every interface, as in Go's net.Listen.

@@ -111,8 +111,8 @@ struct InCluster<'a, P: Serialize> {
 }
 
 impl HttpSink {
-    /// `endpoint` is the server's base URL (`http://host:3000`) or, as the Go controller's
-    /// REST_ENDPOINT is, its sync URL (`http://host:3000/api/v1/instances/sync`). Requires
+    /// `endpoint` is the server's base URL (`http://host:port`) or, as the Go controller's
+    /// REST_ENDPOINT is, its sync URL (`http://host:port/api/v1/instances/sync`). Requires
     /// a rustls crypto provider to be installed in the process.
     pub fn new(
         endpoint: &str,

@@ -15,14 +15,15 @@ use futures::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams, PartialObjectMeta};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use prometheus_client::metrics::counter::Counter;
 use sync_model::ResourceInstance;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::context::Context;
-use crate::discovery::{NamespaceFilter, ResourceType};
+use crate::discovery::{NamespaceFilter, ResourceType, TypeKey};
 use crate::extract::{extract_instance, extract_with_status};
 use crate::metrics::TypeLabels;
 use crate::tracker::{Input, Observation};
@@ -191,113 +192,183 @@ pub(crate) async fn watch_type(
     ty: ResourceType,
     cancel: CancellationToken,
 ) {
-    let (client, namespaces) = (&ctx.client, &ctx.settings.namespaces);
-    let forbidden_grace = ctx.settings.forbidden_grace;
-    let key = ty.key();
-    let labels = TypeLabels {
-        resource_type: key.to_string(),
-    };
-    let events_seen = ctx.metrics.events_seen.get_or_create(&labels).clone();
-    let errors = ctx.metrics.watch_errors.get_or_create(&labels).clone();
-    let send = |input: Input| {
-        let (out, cancel) = (ctx.inputs.clone(), cancel.clone());
-        // A full inbox must not keep a cancelled watch from ending.
-        async move {
-            cancel
-                .run_until_cancelled(out.send(input))
-                .await
-                .is_some_and(|r| r.is_ok())
+    let mut watch = TypeWatch::new(ctx, list_slots, &ty, cancel);
+    loop {
+        let stream = watch_stream(&watch.ctx.client, &ty, &watch.ctx.settings.namespaces);
+        match watch.follow(stream).await {
+            // Start over: once access returns, the fresh list sends everything.
+            Next::Restart => continue,
+            Next::Go | Next::Stop => return,
         }
-    };
-    let mut refusal = Refusal::default();
-    'stream: loop {
-        let mut stream = watch_stream(client, &ty, namespaces);
-        let mut list_slot = None;
+    }
+}
+
+/// What the watch of a type does after an event.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Go on with the next event.
+    Go,
+    /// Drop the stream and watch the type again from a fresh list.
+    Restart,
+    /// Cancelled, or change detection is gone: stop.
+    Stop,
+}
+
+/// One type's watch: where its observations go, its counters, its refusal and the list
+/// slot it holds while listing.
+struct TypeWatch {
+    ctx: Arc<Context>,
+    key: TypeKey,
+    cancel: CancellationToken,
+    list_slots: Arc<Semaphore>,
+    list_slot: Option<OwnedSemaphorePermit>,
+    refusal: Refusal,
+    events_seen: Counter,
+    errors: Counter,
+}
+
+impl TypeWatch {
+    fn new(
+        ctx: Arc<Context>,
+        list_slots: Arc<Semaphore>,
+        ty: &ResourceType,
+        cancel: CancellationToken,
+    ) -> Self {
+        let key = ty.key();
+        let labels = TypeLabels {
+            resource_type: key.to_string(),
+        };
+        let events_seen = ctx.metrics.events_seen.get_or_create(&labels).clone();
+        let errors = ctx.metrics.watch_errors.get_or_create(&labels).clone();
+        TypeWatch {
+            events_seen,
+            errors,
+            ctx,
+            key,
+            cancel,
+            list_slots,
+            list_slot: None,
+            refusal: Refusal::default(),
+        }
+    }
+
+    /// Follows one stream of the type's watch until it must restart or stop.
+    async fn follow(
+        &mut self,
+        mut stream: BoxStream<'static, Result<Event<Seen>, watcher::Error>>,
+    ) -> Next {
+        self.list_slot = None;
         loop {
             let event = tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = self.cancel.cancelled() => return Next::Stop,
                 event = stream.next() => event,
             };
-            let Some(event) = event else { return };
-            let event = match event {
-                Err(e) => {
-                    errors.inc();
-                    // A failed list is retried from the start: let another type list meanwhile.
-                    drop(list_slot.take());
-                    if !is_forbidden(&e) {
-                        warn!(resource_type = %key, error = %e, "watch failed; retrying with backoff");
-                        continue;
-                    }
-                    match refusal.on_forbidden(Instant::now(), forbidden_grace) {
-                        RefusalStep::Began => {
-                            warn!(
-                                resource_type = %key,
-                                error = %e,
-                                grace_s = forbidden_grace.as_secs(),
-                                "access to this type is refused (403); retrying with backoff, its stored documents are kept for the grace period"
-                            );
-                            if !send(Input::Forbidden(key.clone())).await {
-                                return;
-                            }
-                        }
-                        RefusalStep::Continues => {
-                            debug!(resource_type = %key, "still refused (403)")
-                        }
-                        RefusalStep::Sustained => {
-                            warn!(
-                                resource_type = %key,
-                                grace_s = forbidden_grace.as_secs(),
-                                "access to this type refused for the whole grace period; removing its documents (they return once access does)"
-                            );
-                            if !send(Input::AccessLost(key.clone())).await {
-                                return;
-                            }
-                            // Start over: once access returns, the fresh list sends everything.
-                            continue 'stream;
-                        }
-                    }
-                    continue;
-                }
-                Ok(event) => event,
+            let next = match event {
+                None => Next::Stop,
+                Some(Err(e)) => self.on_error(e).await,
+                Some(Ok(event)) => self.on_event(event).await,
             };
-            if refusal.on_success() {
-                info!(resource_type = %key, "access to this type restored");
-            }
-            let obs = match event {
-                Event::Init => {
-                    if list_slot.is_none() {
-                        list_slot = tokio::select! {
-                            _ = cancel.cancelled() => return,
-                            // Closed: never done, but then there is nothing to bound.
-                            slot = list_slots.clone().acquire_owned() => slot.ok(),
-                        };
-                    }
-                    Observation::RelistStart
-                }
-                Event::InitDone => {
-                    // The list is done: let the next type list.
-                    drop(list_slot.take());
-                    Observation::RelistDone
-                }
-                Event::InitApply(seen) | Event::Apply(seen) => {
-                    events_seen.inc();
-                    match seen {
-                        Some(i) => Observation::Present(i),
-                        None => continue,
-                    }
-                }
-                Event::Delete(seen) => {
-                    events_seen.inc();
-                    match seen {
-                        Some(i) => Observation::Gone(i.id),
-                        None => continue,
-                    }
-                }
-            };
-            if !send(Input::Observed(key.clone(), obs)).await {
-                return;
+            if next != Next::Go {
+                return next;
             }
         }
+    }
+
+    /// Sends `input` to change detection; false when the watch should stop.
+    async fn send(&self, input: Input) -> bool {
+        // A full inbox must not keep a cancelled watch from ending.
+        self.cancel
+            .run_until_cancelled(self.ctx.inputs.send(input))
+            .await
+            .is_some_and(|r| r.is_ok())
+    }
+
+    /// A failed list or watch: kube's watcher retries it; a 403 goes through the refusal.
+    async fn on_error(&mut self, e: watcher::Error) -> Next {
+        let key = &self.key;
+        self.errors.inc();
+        // A failed list is retried from the start: let another type list meanwhile.
+        drop(self.list_slot.take());
+        if !is_forbidden(&e) {
+            warn!(resource_type = %key, error = %e, "watch failed; retrying with backoff");
+            return Next::Go;
+        }
+        let grace = self.ctx.settings.forbidden_grace;
+        match self.refusal.on_forbidden(Instant::now(), grace) {
+            RefusalStep::Began => {
+                warn!(
+                    resource_type = %key,
+                    error = %e,
+                    grace_s = grace.as_secs(),
+                    "access to this type is refused (403); retrying with backoff, its stored documents are kept for the grace period"
+                );
+                go_on(self.send(Input::Forbidden(key.clone())).await)
+            }
+            RefusalStep::Continues => {
+                debug!(resource_type = %key, "still refused (403)");
+                Next::Go
+            }
+            RefusalStep::Sustained => {
+                warn!(
+                    resource_type = %key,
+                    grace_s = grace.as_secs(),
+                    "access to this type refused for the whole grace period; removing its documents (they return once access does)"
+                );
+                if self.send(Input::AccessLost(key.clone())).await {
+                    Next::Restart
+                } else {
+                    Next::Stop
+                }
+            }
+        }
+    }
+
+    /// An event of the watch, as an observation for change detection.
+    async fn on_event(&mut self, event: Event<Seen>) -> Next {
+        if self.refusal.on_success() {
+            info!(resource_type = %self.key, "access to this type restored");
+        }
+        let obs = match event {
+            Event::Init => {
+                if self.list_slot.is_none() {
+                    self.list_slot = tokio::select! {
+                        _ = self.cancel.cancelled() => return Next::Stop,
+                        // Closed: never done, but then there is nothing to bound.
+                        slot = self.list_slots.clone().acquire_owned() => slot.ok(),
+                    };
+                }
+                Observation::RelistStart
+            }
+            Event::InitDone => {
+                // The list is done: let the next type list.
+                drop(self.list_slot.take());
+                Observation::RelistDone
+            }
+            Event::InitApply(seen) | Event::Apply(seen) => {
+                self.events_seen.inc();
+                match seen {
+                    Some(i) => Observation::Present(i),
+                    None => return Next::Go,
+                }
+            }
+            Event::Delete(seen) => {
+                self.events_seen.inc();
+                match seen {
+                    Some(i) => Observation::Gone(i.id),
+                    None => return Next::Go,
+                }
+            }
+        };
+        go_on(self.send(Input::Observed(self.key.clone(), obs)).await)
+    }
+}
+
+/// Go on when the observation was sent; stop when change detection is gone.
+fn go_on(sent: bool) -> Next {
+    if sent {
+        Next::Go
+    } else {
+        Next::Stop
     }
 }
 

@@ -1,16 +1,12 @@
 //! The two ways the MCP server reaches the index: ingest's `Searcher` in this process, or a
-//! running server's search API over HTTP. Both only translate errors.
+//! running server's search API over HTTP ([`ApiClient`]). Both only translate errors.
 
-use anyhow::Context;
 use async_trait::async_trait;
 use ingest::search::{SearchError, Searcher};
 use mcp::{Index, IndexError};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sync_model::api;
-use sync_model::search::{
-    AskAnswer, CountAnswer, CountBody, SearchBody, SearchHit, SearchRequest, SearchResults,
-};
+use sync_model::search::{AskAnswer, CountAnswer, CountBody, SearchHit, SearchRequest};
+
+use crate::api_client::{ApiClient, ApiError};
 
 /// The index of this process's store.
 pub struct InProcess(pub Searcher);
@@ -46,80 +42,21 @@ fn from_search(e: SearchError) -> IndexError {
     }
 }
 
-/// The index of a running `cw serve` or `cw run`.
-pub struct OverHttp {
-    base: String,
-    token: Option<String>,
-    http: reqwest::Client,
-}
+/// The index of a running `cw serve` or `cw run`, through cw's one client of its API.
+pub struct OverHttp(pub ApiClient);
 
-impl OverHttp {
-    pub fn new(server: &str, token: Option<&str>) -> anyhow::Result<Self> {
-        Ok(OverHttp {
-            base: api::base_url(server).to_string(),
-            token: token.map(str::to_string),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .build()
-                .context("building the HTTP client")?,
-        })
-    }
-
-    /// Whether the server answers its liveness probe within two seconds.
-    pub async fn answers(&self) -> bool {
-        let probe = self
-            .http
-            .get(api::url(&self.base, api::HEALTHZ))
-            .timeout(std::time::Duration::from_secs(2))
-            .send()
-            .await;
-        matches!(probe, Ok(r) if r.status().is_success())
-    }
-
-    async fn post<B: Serialize + Sync, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, IndexError> {
-        let url = api::url(&self.base, path);
-        let mut req = self.http.post(&url).json(body);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| IndexError::Unavailable(format!("cannot reach {url}: {e}")))?;
-        let status = resp.status();
-        if status.is_success() {
-            return resp
-                .json()
-                .await
-                .map_err(|e| IndexError::Failed(format!("{url} answered unexpected JSON: {e}")));
-        }
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        let error = body["error"].as_str().unwrap_or("").to_string();
-        Err(match status.as_u16() {
-            400 => IndexError::BadRequest(error),
-            401 | 403 => IndexError::Failed(format!(
-                "{url} refused the token ({status}): set CW_INGEST_TOKEN (or --token) to the \
-                 server's token"
-            )),
-            s if s == 429 || s >= 500 => IndexError::Unavailable(format!("{status}: {error}")),
-            _ => IndexError::Failed(format!("{status}: {error}")),
-        })
+fn from_api(e: ApiError) -> IndexError {
+    match e {
+        ApiError::BadRequest(m) => IndexError::BadRequest(m),
+        e if e.is_transient() => IndexError::Unavailable(e.to_string()),
+        e => IndexError::Failed(e.to_string()),
     }
 }
 
 #[async_trait]
 impl Index for OverHttp {
     async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, IndexError> {
-        let body = SearchBody {
-            request: req.clone(),
-            ask: false,
-        };
-        let results: SearchResults = self.post(api::SEARCH, &body).await?;
-        Ok(results.results)
+        self.0.search(req).await.map_err(from_api)
     }
 
     async fn ask(
@@ -128,19 +65,16 @@ impl Index for OverHttp {
         limit: usize,
         cluster: Option<&str>,
     ) -> Result<AskAnswer, IndexError> {
-        let body = SearchBody {
-            request: SearchRequest {
-                query: question.to_string(),
-                limit: Some(limit),
-                cluster: cluster.map(str::to_string),
-                ..Default::default()
-            },
-            ask: true,
+        let request = SearchRequest {
+            query: question.to_string(),
+            limit: Some(limit),
+            cluster: cluster.map(str::to_string),
+            ..Default::default()
         };
-        self.post(api::SEARCH, &body).await
+        self.0.ask(&request).await.map_err(from_api)
     }
 
     async fn count(&self, body: &CountBody) -> Result<CountAnswer, IndexError> {
-        self.post(api::SEARCH_COUNT, body).await
+        self.0.count(body).await.map_err(from_api)
     }
 }

@@ -12,8 +12,9 @@ use anyhow::Context;
 use ingest::server::AppState;
 use mcp::{ClusterAccess, CwMcp, Index};
 use sync_model::api;
-use watcher::TokenArgs;
+use watcher::ClusterArgs;
 
+use crate::api_client::ApiClientArgs;
 use crate::backend::{EmbedArgs, StoreArgs};
 use cluster::KubeCluster;
 use index::{InProcess, OverHttp};
@@ -22,21 +23,18 @@ pub use mcp::CancellationToken;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The cw server (`cw serve` or `cw run`) whose index the tools read; when none answers
-    /// there, the store of the flags below is read in this process.
-    #[arg(long, env = "CW_SERVER_URL", default_value = "http://localhost:3000")]
-    pub server: String,
-    // The bearer token of the server's API.
+    // The cw server whose index the tools read; when none answers there, the store of the
+    // flags below is read in this process.
     #[command(flatten)]
-    pub token: TokenArgs,
+    pub server: ApiClientArgs,
     /// A kubeconfig whose current context get_resource reads live; without it get_resource
     /// answers that it has no cluster access.
     #[arg(long, env = "CW_MCP_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// The index's id of that kubeconfig's cluster (as its watcher was given it); the
-    /// default is the context's name, as the watcher's default.
-    #[arg(long, env = "CW_CLUSTER_ID")]
-    pub cluster_id: Option<String>,
+    // The index's id of that kubeconfig's cluster (as its watcher was given it); the
+    // default is the context's name, as the watcher's default.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -45,13 +43,13 @@ pub struct Args {
 
 /// `cw mcp`: the MCP server on stdin and stdout (logs go to stderr).
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let remote = OverHttp::new(&args.server, args.token.get())?;
+    let remote = args.server.client()?;
     let index: Arc<dyn Index> = if remote.answers().await {
-        tracing::info!(server = %args.server, "cw mcp: reading the index of a running server");
-        Arc::new(remote)
+        tracing::info!(server = %remote.base(), "cw mcp: reading the index of a running server");
+        Arc::new(OverHttp(remote))
     } else {
         tracing::info!(
-            server = %args.server,
+            server = %remote.base(),
             store = %args.store.describe(),
             "cw mcp: no server answers; reading the store in this process"
         );
@@ -65,7 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }))
     };
     let cluster = match &args.kubeconfig {
-        Some(path) => kubeconfig_access(path, args.cluster_id.as_deref()).await?,
+        Some(path) => kubeconfig_access(path, &args.cluster).await?,
         None => ClusterAccess::none(
             "Start cw mcp with --kubeconfig (CW_MCP_KUBECONFIG) to read the cluster live.",
         ),
@@ -77,16 +75,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn kubeconfig_access(
     path: &std::path::Path,
-    cluster_id: Option<&str>,
+    cluster: &ClusterArgs,
 ) -> anyhow::Result<ClusterAccess> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let kubeconfig = Kubeconfig::read_from(path)
         .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
     // Named as its watcher names it: the given id, else the context's name as a cluster id.
-    let name = match cluster_id.filter(|c| !c.trim().is_empty()) {
-        Some(id) => sync_model::ClusterId::new(id)
-            .context("--cluster-id (CW_CLUSTER_ID)")?
-            .to_string(),
+    let name = match cluster.given()? {
+        Some(id) => id.to_string(),
         None => kubeconfig
             .current_context
             .as_deref()

@@ -1,9 +1,11 @@
 //! Search over the stored documents: semantic (vector), keyword (exact names, kinds, label
 //! values and the well-known software an object runs or its category, no embedding call) or hybrid (both, exact matches winning over vague
 //! similarity), with metadata filters; and `ask` (in [`ask`]), which fuses that search with
-//! the semantic bridge (the resource *types* that answer a question, then their instances).
+//! the semantic bridge (the resource *types* that answer a question, then their instances);
+//! and counting by filters without ranking (in [`count`]).
 
 mod ask;
+mod count;
 mod terms;
 
 use std::collections::HashMap;

@@ -9,14 +9,14 @@ use axum::http::HeaderMap;
 use axum::Json;
 use sync_model::{CapabilitySyncPayload, ErrorBody, SyncResponse};
 
-use sync_model::api::{HashesQuery, HashesResponse};
+use sync_model::api::{self, HashesQuery, HashesResponse};
 
 use super::{json_body, parse_json, ApiError, AppState};
 
 /// Apply a capability sync payload (one record per resource type).
 #[utoipa::path(
     post,
-    path = "/api/v1/capabilities/sync",
+    path = api::CAPABILITIES_SYNC,
     tag = "capabilities",
     request_body = CapabilitySyncPayload,
     responses(
@@ -58,7 +58,7 @@ pub(super) async fn sync_capabilities(
 /// Every type one cluster serves, with the content hash of the capability as it sent it.
 #[utoipa::path(
     get,
-    path = "/api/v1/capabilities/hashes",
+    path = api::CAPABILITIES_HASHES,
     tag = "capabilities",
     params(("cluster" = Option<String>, Query, pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description = "The cluster whose types are listed; the server's default cluster when absent")),
     responses(

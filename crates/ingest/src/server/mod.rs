@@ -318,7 +318,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 /// Apply a sync payload: validate it whole, embed what changed, delete, then upsert.
 #[utoipa::path(
     post,
-    path = "/api/v1/instances/sync",
+    path = api::INSTANCES_SYNC,
     tag = "instances",
     request_body = SyncPayload,
     responses(
@@ -395,7 +395,7 @@ fn json_body(
 /// Every instance id of one cluster with the content hash of what is stored.
 #[utoipa::path(
     get,
-    path = "/api/v1/instances/hashes",
+    path = api::INSTANCES_HASHES,
     tag = "instances",
     params(("cluster" = Option<String>, Query, pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description = "The cluster whose instances are listed; the server's default cluster when absent")),
     responses(
@@ -419,7 +419,7 @@ async fn instance_hashes(
 /// Objects the provider or the store refuses whatever is retried, oldest first.
 #[utoipa::path(
     get,
-    path = "/api/v1/instances/parked",
+    path = api::INSTANCES_PARKED,
     tag = "instances",
     responses(
         (status = 200, body = ParkedResponse),

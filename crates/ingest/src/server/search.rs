@@ -7,7 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sync_model::{ErrorBody, FieldError};
+use sync_model::{api, ErrorBody, FieldError};
 
 use super::{ApiError, AppState};
 use crate::search::{SearchBody, SearchError, SearchResults};
@@ -17,7 +17,7 @@ use sync_model::search::{CountAnswer, CountBody};
 /// resource types that answer a question, then their instances.
 #[utoipa::path(
     post,
-    path = "/api/v1/search",
+    path = api::SEARCH,
     tag = "search",
     request_body = SearchBody,
     responses(
@@ -55,7 +55,7 @@ pub async fn search(
 /// totals without similarity ranking, for "how many" questions.
 #[utoipa::path(
     post,
-    path = "/api/v1/search/count",
+    path = api::SEARCH_COUNT,
     tag = "search",
     request_body = CountBody,
     responses(
@@ -79,10 +79,10 @@ pub async fn count(
 /// started, and its objects by health where the index records health.
 #[utoipa::path(
     get,
-    path = "/api/v1/clusters",
+    path = api::CLUSTERS,
     tag = "search",
     responses(
-        (status = 200, body = sync_model::api::ClustersResponse),
+        (status = 200, body = api::ClustersResponse),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
@@ -90,10 +90,10 @@ pub async fn count(
 )]
 pub async fn clusters(
     State(state): State<AppState>,
-) -> Result<Json<sync_model::api::ClustersResponse>, ApiError> {
+) -> Result<Json<api::ClustersResponse>, ApiError> {
     let last = state.pipeline().last_syncs();
     let clusters = state.searcher().clusters(&last).await?;
-    Ok(Json(sync_model::api::ClustersResponse { clusters }))
+    Ok(Json(api::ClustersResponse { clusters }))
 }
 
 fn rejected(r: JsonRejection) -> ApiError {

@@ -159,25 +159,7 @@ pub async fn sync_once(
     progress: Arc<dyn Progress>,
 ) -> Result<Summary, SyncError> {
     let started = Instant::now();
-    let stored = match sender::with_retries(
-        &options.retry,
-        Retries::AtMost(options.retries),
-        "reading the stored documents' hashes",
-        &options.metrics,
-        || sink.stored_hashes(),
-    )
-    .await
-    {
-        // A server without the hashes endpoint: everything is sent, nothing can be removed.
-        Err(SinkError::Unsupported(reason)) => {
-            tracing::warn!(
-                reason = %reason,
-                "the destination cannot list its stored hashes: every object is sent and no document can be removed"
-            );
-            HashMap::new()
-        }
-        other => other.map_err(SyncError::StoredHashes)?,
-    };
+    let stored = stored_hashes(sink.as_ref(), options).await?;
     progress.log(format!("the store holds {} documents", stored.len()));
 
     let discovered = discover(client, types)
@@ -212,15 +194,6 @@ pub async fn sync_once(
         .await
         .map_err(|e| SyncError::Task(e.to_string()))??;
 
-    let mut summary = Summary {
-        types: resource_types.len(),
-        instances: sent.listed,
-        new: sent.new,
-        changed: sent.changed,
-        unchanged: sent.unchanged,
-        rejected: sent.rejected,
-        ..Summary::default()
-    };
     let unlisted = Unlisted {
         types: failed_types.iter().map(ResourceType::key).collect(),
         groups: discovered.unavailable.keys().cloned().collect(),
@@ -233,16 +206,48 @@ pub async fn sync_once(
         );
     }
     let removed = remove(sink.as_ref(), &ghosts, options, &*progress).await?;
-    summary.rejected += removed.rejected;
-    summary.removed += removed.accepted;
-    summary.kept = kept;
-    summary.failed_types = failed_types
-        .iter()
-        .map(ResourceType::qualified_plural)
-        .collect();
-    summary.unavailable_groups = discovered.unavailable;
-    summary.duration = started.elapsed();
-    Ok(summary)
+    Ok(Summary {
+        types: resource_types.len(),
+        instances: sent.listed,
+        new: sent.new,
+        changed: sent.changed,
+        unchanged: sent.unchanged,
+        removed: removed.accepted,
+        rejected: sent.rejected + removed.rejected,
+        failed_types: failed_types
+            .iter()
+            .map(ResourceType::qualified_plural)
+            .collect(),
+        unavailable_groups: discovered.unavailable,
+        kept,
+        duration: started.elapsed(),
+    })
+}
+
+/// What the store holds, id by content hash, read with the run's retries. A destination
+/// without the hashes endpoint answers nothing: every object is sent, none removed.
+async fn stored_hashes(
+    sink: &dyn SyncSink,
+    options: &SyncOptions,
+) -> Result<HashMap<ResourceId, String>, SyncError> {
+    match sender::with_retries(
+        &options.retry,
+        Retries::AtMost(options.retries),
+        "reading the stored documents' hashes",
+        &options.metrics,
+        || sink.stored_hashes(),
+    )
+    .await
+    {
+        Err(SinkError::Unsupported(reason)) => {
+            tracing::warn!(
+                reason = %reason,
+                "the destination cannot list its stored hashes: every object is sent and no document can be removed"
+            );
+            Ok(HashMap::new())
+        }
+        other => other.map_err(SyncError::StoredHashes),
+    }
 }
 
 /// Lists every type into `pages`, until the sender stops taking them; the types whose

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sync_model::search::{CountAnswer, CountBody, GroupBy, GroupCount};
 
-use crate::search::{build_filter, exact_matches, meta_str, QueryTerms, SearchError, Searcher};
+use super::{build_filter, exact_matches, meta_str, QueryTerms, SearchError, Searcher};
 
 /// Objects read per count at most: far above any one cluster's instance count, and a bound
 /// on the memory one request can take.

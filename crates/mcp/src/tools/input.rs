@@ -1,0 +1,107 @@
+//! Inputs several tools share, read leniently where a model may slip: enumerations are
+//! checked here, so a wrong value is a tool error that says what to send, not a protocol
+//! failure.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[allow(dead_code)] // read only for its schema: values are checked in `parse_health`
+pub(super) enum HealthSchema {
+    Current,
+    InProgress,
+    Failed,
+    Terminating,
+    Unknown,
+    #[serde(rename = "unhealthy")]
+    Unhealthy,
+    #[serde(rename = "healthy")]
+    Healthy,
+    #[serde(rename = "failing")]
+    Failing,
+    #[serde(rename = "progressing")]
+    Progressing,
+}
+
+/// The health filter as a model may spell it (`failed`, `in-progress`, `unhealthy`), read
+/// by sync-model's one reading of health words; the error names every accepted word.
+pub fn parse_health(health: Option<&str>) -> Result<Option<sync_model::HealthFilter>, String> {
+    sync_model::HealthFilter::parse_optional(health)
+}
+
+/// `value` within 1..=max, `default` when absent; an error that names the range otherwise.
+pub(super) fn bounded(
+    value: Option<u32>,
+    default: usize,
+    max: usize,
+    name: &str,
+) -> Result<usize, String> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(format!("{name} must be at least 1")),
+        Some(n) if n as usize > max => Err(format!(
+            "{name} must be at most {max}: page with nextCursor instead"
+        )),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+pub(super) fn parse_labels(labels: &[String]) -> Result<Vec<(String, String)>, String> {
+    labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(format!(
+                "label filter {l:?} must be key=value, e.g. \"app.kubernetes.io/name=postgres\""
+            )),
+        })
+        .collect()
+}
+
+/// `""`, `core` and `v1` name the core group; anything else is the group itself.
+pub fn normalise_group(group: Option<&str>) -> Option<String> {
+    let g = group?.trim();
+    match g {
+        "" => None,
+        "core" | "v1" => Some(String::new()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// `None` for an absent or blank text.
+pub fn non_empty(s: Option<&str>) -> Option<String> {
+    s.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_health_filter_reads_as_a_model_may_spell_it_and_names_the_choices() {
+        use sync_model::{HealthFilter, HealthStatus};
+        assert_eq!(
+            parse_health(Some("failed")),
+            Ok(Some(HealthFilter::Is(HealthStatus::Failed)))
+        );
+        assert_eq!(
+            parse_health(Some("unhealthy")),
+            Ok(Some(HealthFilter::Unhealthy))
+        );
+        assert_eq!(parse_health(Some(" ")), Ok(None));
+        let err = parse_health(Some("broken")).unwrap_err();
+        assert!(err.contains("InProgress"), "{err}");
+        assert!(err.contains("unhealthy"), "{err}");
+    }
+
+    #[test]
+    fn the_core_group_has_several_spellings() {
+        assert_eq!(normalise_group(Some("core")), Some(String::new()));
+        assert_eq!(normalise_group(Some("")), None);
+        assert_eq!(normalise_group(Some("apps")), Some("apps".into()));
+    }
+}
