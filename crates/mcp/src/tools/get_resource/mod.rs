@@ -97,9 +97,11 @@ annotations are never returned.",
                 let cluster = located.cluster.clone();
                 let hit = self.indexed(&asked, located).await?;
                 let why = if cluster.is_empty() {
-                    "the index names no cluster for this object, so this server cannot read it \
-                     live"
-                        .to_string()
+                    format!(
+                        "the index names no cluster for this object (it was written before \
+                         clusters were recorded). {}",
+                        self.cluster.no_access_hint
+                    )
                 } else {
                     format!(
                         "this server has no connection to cluster {cluster}. {}",
