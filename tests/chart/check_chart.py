@@ -584,6 +584,27 @@ def cluster_kubeconfigs_are_a_secret_mounted_read_only_as_a_directory_for_the_se
 
 
 @check
+def the_live_reader_of_a_member_cluster_may_get_objects_and_list_events_only():
+    # deploy/fleet/live-reader.yaml, which docs/fleet.md applies in each member cluster.
+    objects = [o for o in yaml.safe_load_all((ROOT / "deploy" / "fleet" / "live-reader.yaml").read_text()) if o]
+    for o in objects:
+        kubernetes_validate.validate(o, KUBE_VERSION, strict=True)
+    role = next(o for o in objects if o["kind"] == "ClusterRole")
+    for rule in role["rules"]:
+        assert "*" not in rule["resources"] and "*" not in rule["apiGroups"], f"wildcard in {rule}"
+        assert "secrets" not in rule["resources"], f"secrets readable: {rule}"
+        want = {"list"} if rule["resources"] == ["events"] else {"get"}
+        assert set(rule["verbs"]) == want, f"{rule}: get objects, list events, nothing else"
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert {("", "pods"), ("apps", "replicasets"), ("apps", "deployments"), ("", "events")} <= granted
+    binding = next(o for o in objects if o["kind"] == "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    token = next(o for o in objects if o["kind"] == "Secret")
+    assert token["type"] == "kubernetes.io/service-account-token"
+    assert token["metadata"]["annotations"]["kubernetes.io/service-account.name"] == binding["subjects"][0]["name"]
+
+
+@check
 def ingest_off_without_an_endpoint_fails_with_a_message():
     try:
         render({"ingest": {"enabled": False}})

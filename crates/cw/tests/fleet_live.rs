@@ -234,6 +234,11 @@ async fn get_resource_reads_a_connected_cluster_live_and_answers_for_another_fro
     ]});
     let url = format!("{}/mcp", serve.base);
     let report = drive(&["http", &url, TOKEN], plan, &[]);
+    // docs/agents.md shows the answer from the index of this exchange.
+    if let Some(path) = std::env::var_os("CW_FLEET_LIVE_TRANSCRIPT") {
+        let text = serde_json::to_string_pretty(&report).expect("report");
+        std::fs::write(path, text).expect("writing the transcript");
+    }
     let text_of = |i: usize| report["calls"][i]["content"].to_string();
 
     // alpha: read live, so the status changed since indexing shows.

@@ -75,8 +75,8 @@ annotations are never returned.",
                 Ok(details) => details,
                 Err(ClusterError::NotFound(_)) => {
                     return Err(format!(
-                        "{} is not in cluster {} (it may have been deleted since it was \
-                         indexed): search again to find its current name",
+                        "{} is not in cluster {} (where the index holds it, it was deleted \
+                         since the last sync): search again to find its current name",
                         located.object.display(),
                         located.cluster
                     ))
