@@ -30,8 +30,8 @@ pub struct Args {
     // flags below is read in this process.
     #[command(flatten)]
     pub server: ApiClientArgs,
-    /// A kubeconfig whose current context get_resource reads live; without it get_resource
-    /// answers that it has no cluster access.
+    /// A kubeconfig whose current context get_resource reads live; for a cluster without
+    /// one, get_resource answers what the index holds, marked as such.
     #[arg(long, env = "CW_MCP_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     // The index's id of that kubeconfig's cluster (as its watcher was given it); the
