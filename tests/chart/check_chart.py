@@ -46,6 +46,7 @@ AGREED_ENV = {
         "CW_MAX_CONCURRENT_REQUESTS", "LOG_LEVEL", "LOG_JSON",
         "CW_MODEL_DIR", "CW_LLM_URL", "CW_LLM_MODEL", "CW_LLM_API_KEY",
         "QDRANT_URL", "QDRANT_API_KEY", "CW_DEFAULT_CLUSTER", "CW_INGEST_TOKENS_FILE",
+        "CW_CLUSTER_KUBECONFIGS",
     ],
     "watcher": [
         "REST_ENDPOINT", "CW_CLUSTER_ID", "CW_INGEST_TOKEN", "DEBOUNCE_WINDOW_MS", "BATCH_FLUSH_INTERVAL_MS",
@@ -558,6 +559,49 @@ def a_tokens_file_secret_is_mounted_read_only_for_the_server_only():
     assert "CW_INGEST_TOKENS_FILE" not in env_of(container(objects, "watcher"))
     objects, _ = render()
     assert "CW_INGEST_TOKENS_FILE" not in env_of(container(objects, "ingest"))
+
+
+@check
+def cluster_kubeconfigs_are_a_secret_mounted_read_only_as_a_directory_for_the_server_only():
+    objects, _ = render({"ingest": {"clusterKubeconfigs": {"secretName": "cw-clusters"}}})
+    ingest = container(objects, "ingest")
+    assert env_of(ingest)["CW_CLUSTER_KUBECONFIGS"]["value"] == "/etc/cw/clusters"
+    mount = next(m for m in ingest["volumeMounts"] if m["name"] == "cluster-kubeconfigs")
+    assert mount["mountPath"] == "/etc/cw/clusters" and mount["readOnly"] is True
+    # No subPath: kubelet updates the files when the Secret changes, and cw reads them again.
+    assert "subPath" not in mount
+    spec = named(objects, "Deployment", "-ingest")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "cluster-kubeconfigs")
+    # Every key of the Secret is a cluster: no items list picks some.
+    assert volume["secret"] == {"secretName": "cw-clusters", "defaultMode": 0o440}
+    # The server still gets no token for its own cluster's API.
+    assert spec["automountServiceAccountToken"] is False
+    assert "CW_CLUSTER_KUBECONFIGS" not in env_of(container(objects, "watcher"))
+    objects, _ = render()
+    assert "CW_CLUSTER_KUBECONFIGS" not in env_of(container(objects, "ingest"))
+    assert not any(v["name"] == "cluster-kubeconfigs"
+                   for v in named(objects, "Deployment", "-ingest")["spec"]["template"]["spec"]["volumes"])
+
+
+@check
+def the_live_reader_of_a_member_cluster_may_get_objects_and_list_events_only():
+    # deploy/fleet/live-reader.yaml, which docs/fleet.md applies in each member cluster.
+    objects = [o for o in yaml.safe_load_all((ROOT / "deploy" / "fleet" / "live-reader.yaml").read_text()) if o]
+    for o in objects:
+        kubernetes_validate.validate(o, KUBE_VERSION, strict=True)
+    role = next(o for o in objects if o["kind"] == "ClusterRole")
+    for rule in role["rules"]:
+        assert "*" not in rule["resources"] and "*" not in rule["apiGroups"], f"wildcard in {rule}"
+        assert "secrets" not in rule["resources"], f"secrets readable: {rule}"
+        want = {"list"} if rule["resources"] == ["events"] else {"get"}
+        assert set(rule["verbs"]) == want, f"{rule}: get objects, list events, nothing else"
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert {("", "pods"), ("apps", "replicasets"), ("apps", "deployments"), ("", "events")} <= granted
+    binding = next(o for o in objects if o["kind"] == "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    token = next(o for o in objects if o["kind"] == "Secret")
+    assert token["type"] == "kubernetes.io/service-account-token"
+    assert token["metadata"]["annotations"]["kubernetes.io/service-account.name"] == binding["subjects"][0]["name"]
 
 
 @check

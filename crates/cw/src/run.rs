@@ -8,7 +8,7 @@
 //! `/watcher/` (`/watcher/readyz` is 200 once the initial listing is in the store,
 //! `/watcher/metrics`, `POST /watcher/api/v1/resync`, so `cw resync --watcher-url
 //! <server>/watcher` works), and the MCP server at `/mcp`, whose get_resource reads the
-//! cluster with the watcher's client. Wiring only; see docs/run.md.
+//! cluster with the watcher's client (and others from `--cluster-kubeconfigs`). Wiring only; see docs/run.md.
 
 use std::sync::Arc;
 
@@ -36,6 +36,8 @@ pub struct Args {
     pub watch: WatchConfig,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub connections: mcp::ConnectionArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -58,6 +60,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("building the Kubernetes client (KUBECONFIG, ~/.kube/config or in-cluster)")?;
     let shared = Shared::new(Metrics::new());
     let stop_mcp = mcp::CancellationToken::new();
+    let clusters = args
+        .connections
+        .access(
+            mcp::own_cluster(client.clone(), cluster.to_string()),
+            "cw run",
+            stop_mcp.clone(),
+        )
+        .await?;
     let app = server::router(state.clone())
         .nest(
             WATCHER_PREFIX,
@@ -65,7 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
         .merge(mcp::route(
             &state,
-            mcp::live_access(client.clone(), &cluster),
+            clusters,
             stop_mcp.clone(),
             &args.listen.host,
         ));

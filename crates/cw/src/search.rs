@@ -507,6 +507,7 @@ mod tests {
                     score: 0.5,
                     matched: vec![],
                     document: String::new(),
+                    owner: None,
                 },
                 why: Why::default(),
                 owns: vec![],

@@ -1,6 +1,7 @@
 //! `cw serve`: the ingest server. Wiring only: flags become the store (Chroma, or the
 //! embedded one when no URL is given), the embedding provider and the pipeline of the
-//! `ingest` crate, served by its router, with the MCP server for agents at `/mcp`.
+//! `ingest` crate, served by its router, with the MCP server for agents at `/mcp` (reading
+//! live the clusters of `--cluster-kubeconfigs`).
 
 use anyhow::Context;
 use ingest::server;
@@ -15,6 +16,8 @@ pub struct Args {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub connections: mcp::ConnectionArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -31,9 +34,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "cw serve listening"
     );
     let stop_mcp = mcp::CancellationToken::new();
+    // cw serve watches no cluster of its own: it reads live only the clusters it is given.
+    let clusters = args
+        .connections
+        .access(Default::default(), "cw serve", stop_mcp.clone())
+        .await?;
     let app = server::router(state.clone()).merge(mcp::route(
         &state,
-        mcp::no_live_access(),
+        clusters,
         stop_mcp.clone(),
         &args.listen.host,
     ));

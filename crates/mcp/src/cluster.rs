@@ -1,9 +1,75 @@
-//! Live reads from a Kubernetes cluster for `get_resource`: a trait, implemented by cw over
-//! kube (where the process has a kubeconfig). The summary of what is read (and what is
-//! never returned, such as Secrets' data) is this crate's, in `resource`.
+//! Live reads from Kubernetes clusters for `get_resource`: a trait, implemented by cw over
+//! kube, and the set of clusters a server holds a connection to, by cluster id (one for
+//! `cw run`; one per kubeconfig given to `cw serve`). The summary of what is read (and what
+//! is never returned, such as Secrets' data) is this crate's, in `resource`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use serde_json::Value;
+
+/// Connections by cluster id (the index's id of the cluster, as its watcher sends it).
+pub type Connections = BTreeMap<String, Arc<dyn LiveCluster>>;
+
+/// The clusters a server reads live: shared by every session and replaced as a whole when
+/// the connections change (cw re-reads its kubeconfig directory), so that a session sees
+/// either the old set or the new one.
+#[derive(Clone, Default)]
+pub struct LiveClusters(Arc<RwLock<Arc<Connections>>>);
+
+impl LiveClusters {
+    pub fn new(connections: Connections) -> Self {
+        LiveClusters(Arc::new(RwLock::new(Arc::new(connections))))
+    }
+
+    /// Makes `connections` the set every session reads from now on.
+    pub fn replace(&self, connections: Connections) {
+        // A panic while the lock was held cannot leave the map half-written: it is swapped whole.
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(connections);
+    }
+
+    /// The connections as they are now.
+    pub fn current(&self) -> Arc<Connections> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What the server can read live, and what to tell the model about clusters it cannot.
+#[derive(Clone)]
+pub struct ClusterAccess {
+    pub clusters: LiveClusters,
+    /// How to give this server a connection to a cluster it has none for (which flag,
+    /// file or chart value), said to the model with the cluster's name.
+    pub no_access_hint: String,
+}
+
+impl ClusterAccess {
+    pub fn new(clusters: LiveClusters, hint: impl Into<String>) -> Self {
+        ClusterAccess {
+            clusters,
+            no_access_hint: hint.into(),
+        }
+    }
+
+    /// No connection to any cluster: `get_resource` answers from the index, with `hint`.
+    pub fn none(hint: impl Into<String>) -> Self {
+        Self::new(LiveClusters::default(), hint)
+    }
+
+    /// The connection to `cluster`, if the server has one.
+    pub fn connection(&self, cluster: &str) -> Option<Arc<dyn LiveCluster>> {
+        self.clusters.current().get(cluster).cloned()
+    }
+
+    /// The ids of the clusters the server has a connection to, sorted.
+    pub fn connected(&self) -> Vec<String> {
+        self.clusters.current().keys().cloned().collect()
+    }
+}
 
 /// One object, as an owner reference or an index id names it.
 #[derive(Debug, Clone, PartialEq, Eq)]

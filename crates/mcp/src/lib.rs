@@ -1,7 +1,7 @@
 //! cw for agents: a Model Context Protocol server whose tools search the index, count it,
-//! ask it questions and read objects live from the cluster, with answers sized for a
-//! model's context. It reaches the index through the [`Index`] trait and the cluster
-//! through [`LiveCluster`]; the `cw` binary implements both and serves this over stdio
+//! ask it questions and read objects live from their clusters, with answers sized for a
+//! model's context. It reaches the index through the [`Index`] trait and each cluster it
+//! has a connection to through [`LiveCluster`] ([`ClusterAccess`]); the `cw` binary implements both and serves this over stdio
 //! (`cw mcp`) or Streamable HTTP (`/mcp` on `cw serve` and `cw run`). See docs/agents.md.
 
 mod cluster;
@@ -18,10 +18,10 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::ServiceExt;
 
-pub use cluster::{ClusterError, LiveCluster, ObjectRef};
+pub use cluster::{ClusterAccess, ClusterError, Connections, LiveCluster, LiveClusters, ObjectRef};
 pub use index::{Index, IndexError};
 pub use resource::{summarise, ResourceDetails};
-pub use server::{ClusterAccess, CwMcp};
+pub use server::CwMcp;
 pub use tokio_util::sync::CancellationToken;
 pub use tools::{DEFAULT_PAGE, MAX_ANSWER_BYTES, MAX_PAGE, RANKING_WINDOW};
 

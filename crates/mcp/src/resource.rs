@@ -1,14 +1,18 @@
-//! `get_resource`'s answer: one live object summarised for a model, in a few hundred tokens.
-//! Spec and status become short `path: value` lines, conditions and recent events are kept,
-//! and health is read by the rules the index's health comes from (`sync_model::health`), so
-//! that both say the same of the same object. Secrets' data, `last-applied-configuration` and
-//! annotations whose names suggest credentials are never returned.
+//! `get_resource`'s answer: one object summarised for a model, in a few hundred tokens,
+//! read live from its cluster ([`summarise`]) or, without a connection to it, as the index
+//! holds it ([`from_index`], marked `source: index`). Spec and status become short
+//! `path: value` lines, conditions and recent events are kept, and health is read by the
+//! rules the index's health comes from (`sync_model::health`), so that both say the same of
+//! the same object. Secrets' data, `last-applied-configuration` and annotations whose names
+//! suggest credentials are never returned. [`ResourceDetails::fit_within`] keeps an answer
+//! within the tools' size.
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
+use sync_model::search::SearchHit;
 
 /// Lines of spec and of status at most.
 const MAX_SPEC_LINES: usize = 30;
@@ -19,6 +23,10 @@ const MAX_EVENTS: usize = 8;
 const MAX_VALUE_CHARS: usize = 160;
 /// How deep spec and status are walked.
 const MAX_DEPTH: usize = 6;
+/// Labels, annotations and conditions kept at most (their values are cut too).
+const MAX_ENTRIES: usize = 20;
+/// Characters of the indexed text kept in an answer from the index.
+const MAX_TEXT_CHARS: usize = 1_000;
 
 /// Annotation keys whose values are never returned: they copy whole objects (Secrets
 /// included) or, by their name, hold credentials.
@@ -36,6 +44,13 @@ const SENSITIVE_ANNOTATION_WORDS: [&str; 6] = [
 pub struct ResourceDetails {
     /// The index id: `namespace/apiVersion/kind/name` (`_cluster` for cluster-scoped).
     pub id: String,
+    /// The cluster the object belongs to (an id from list_clusters).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// `live`: read from the cluster now. `index`: what the index holds, as of the cluster's
+    /// last sync, because this server has no connection to the cluster (`notes` say how to
+    /// give it one) or could not read it; no spec, status, conditions or events then.
+    pub source: Source,
     pub kind: String,
     pub api_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,9 +86,25 @@ pub struct ResourceDetails {
     /// For Secrets and ConfigMaps: the names of the data keys. Secret values are never returned.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub data_keys: Vec<String>,
+    /// The container images of a Pod or of a workload's pod template.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    /// `source: index` only: the object's text as the index holds it (what search matched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     /// What was left out or could not be read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+/// Where an answer's facts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Read from the cluster for this answer.
+    Live,
+    /// What the index holds, as of the cluster's last sync.
+    Index,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -106,7 +137,8 @@ pub fn summarise(id: &str, object: &Value, events: &[Value]) -> ResourceDetails 
     let meta = &object["metadata"];
     let kind = str_at(object, "kind");
     let is_secret = kind == "Secret";
-    let labels = string_map(&meta["labels"]);
+    let mut notes = Vec::new();
+    let labels = cap_map(string_map(&meta["labels"]), "labels", &mut notes);
     let annotations = string_map(&meta["annotations"])
         .into_iter()
         .map(|(k, v)| {
@@ -118,8 +150,15 @@ pub fn summarise(id: &str, object: &Value, events: &[Value]) -> ResourceDetails 
             }
         })
         .collect();
-    let conditions = conditions_of(&object["status"]);
-    let mut notes = Vec::new();
+    let annotations = cap_map(annotations, "annotations", &mut notes);
+    let mut conditions = conditions_of(&object["status"]);
+    if conditions.len() > MAX_ENTRIES {
+        notes.push(format!(
+            "{} more conditions left out",
+            conditions.len() - MAX_ENTRIES
+        ));
+        conditions.truncate(MAX_ENTRIES);
+    }
     let spec = if is_secret {
         vec![]
     } else {
@@ -147,10 +186,14 @@ pub fn summarise(id: &str, object: &Value, events: &[Value]) -> ResourceDetails 
         notes.push("Secret values are never returned; only their keys.".into());
     }
     let (health, health_reason) = health_of(object, &kind);
+    let api_version = str_at(object, "apiVersion");
+    let images = sync_model::images_of(sync_model::api_group_of(&api_version), &kind, object);
     ResourceDetails {
         id: id.to_string(),
+        cluster: String::new(),
+        source: Source::Live,
         kind,
-        api_version: str_at(object, "apiVersion"),
+        api_version,
         namespace: meta["namespace"].as_str().map(str::to_string),
         name: str_at(meta, "name"),
         created: meta["creationTimestamp"].as_str().map(str::to_string),
@@ -164,7 +207,110 @@ pub fn summarise(id: &str, object: &Value, events: &[Value]) -> ResourceDetails 
         events: recent_events(events),
         owners: vec![],
         data_keys,
+        images,
+        text: None,
         notes,
+    }
+}
+
+/// What the index holds for `hit`'s object: its identity, labels, health with its reason,
+/// images, owner and text, as of its cluster's last sync. Spec, status, conditions and
+/// events need a live read.
+pub fn from_index(hit: &SearchHit) -> ResourceDetails {
+    let id = sync_model::ResourceId::from_raw(hit.id.clone());
+    let api_version = id
+        .parts()
+        .map(|p| p.api_version.to_string())
+        .unwrap_or_default();
+    let namespace = (hit.namespace != sync_model::CLUSTER_SCOPE && !hit.namespace.is_empty())
+        .then(|| hit.namespace.clone());
+    let (health, health_reason) = match &hit.health {
+        Some(h) => (h.status.as_str().to_string(), h.reason.clone()),
+        None => (
+            sync_model::HealthStatus::Unknown.as_str().to_string(),
+            "the index holds no health for it".to_string(),
+        ),
+    };
+    let owners = hit
+        .owner
+        .iter()
+        .map(|o| match &namespace {
+            Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
+            None => format!("{} {}", o.kind, o.name),
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let labels = hit
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), shorten(v)))
+        .collect();
+    ResourceDetails {
+        id: hit.id.clone(),
+        cluster: hit.cluster.clone(),
+        source: Source::Index,
+        kind: hit.kind.clone(),
+        api_version,
+        namespace,
+        name: hit.name.clone(),
+        created: None,
+        health,
+        health_reason,
+        labels: cap_map(labels, "labels", &mut notes),
+        annotations: BTreeMap::new(),
+        spec: vec![],
+        status: vec![],
+        conditions: vec![],
+        events: vec![],
+        owners,
+        data_keys: vec![],
+        images: sync_model::images_of_document(&hit.document),
+        text: Some(cut(&hit.document, MAX_TEXT_CHARS)),
+        notes,
+    }
+}
+
+impl ResourceDetails {
+    /// Cuts the answer until its JSON is at most `max` bytes, the least telling parts first
+    /// (spec lines, annotations, labels, status lines, events, conditions, text), and says
+    /// what was left out.
+    pub fn fit_within(&mut self, max: usize) {
+        let size = |d: &ResourceDetails| serde_json::to_string(d).map_or(0, |s| s.len());
+        // Room for the note that says what was cut.
+        let budget = max.saturating_sub(200);
+        if size(self) <= max {
+            return;
+        }
+        let mut cut_parts: Vec<String> = Vec::new();
+        macro_rules! cut_list {
+            ($field:ident, $pop:ident, $name:literal) => {
+                let mut n = 0;
+                while size(self) > budget && self.$field.$pop().is_some() {
+                    n += 1;
+                }
+                if n > 0 {
+                    cut_parts.push(format!("{n} {}", $name));
+                }
+            };
+        }
+        cut_list!(spec, pop, "spec lines");
+        cut_list!(annotations, pop_last, "annotations");
+        cut_list!(labels, pop_last, "labels");
+        cut_list!(status, pop, "status lines");
+        cut_list!(events, pop, "events");
+        cut_list!(conditions, pop, "conditions");
+        cut_list!(images, pop, "images");
+        cut_list!(data_keys, pop, "data keys");
+        if size(self) > budget && self.text.take().is_some() {
+            cut_parts.push("the indexed text".into());
+        }
+        if size(self) > budget {
+            self.notes.truncate(1);
+        }
+        self.notes.push(format!(
+            "cut to fit an answer of {max} bytes: {} left out",
+            cut_parts.join(", ")
+        ));
     }
 }
 
@@ -187,10 +333,30 @@ fn str_at(v: &Value, key: &str) -> String {
 }
 
 fn shorten(s: &str) -> String {
-    match s.char_indices().nth(MAX_VALUE_CHARS) {
+    cut(s, MAX_VALUE_CHARS)
+}
+
+fn cut(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }
+}
+
+/// The first [`MAX_ENTRIES`] of `map`, with a note of how many more there were.
+fn cap_map(
+    mut map: BTreeMap<String, String>,
+    what: &str,
+    notes: &mut Vec<String>,
+) -> BTreeMap<String, String> {
+    if map.len() > MAX_ENTRIES {
+        let left = map.len() - MAX_ENTRIES;
+        while map.len() > MAX_ENTRIES {
+            map.pop_last();
+        }
+        notes.push(format!("{left} more {what} left out"));
+    }
+    map
 }
 
 fn string_map(v: &Value) -> BTreeMap<String, String> {
@@ -433,5 +599,80 @@ mod tests {
             owner_of(&pod),
             Some(("apps/v1".into(), "ReplicaSet".into(), "web-7d9f".into()))
         );
+    }
+
+    #[test]
+    fn an_object_of_any_size_fits_an_answer_and_says_what_was_cut() {
+        let many = |n: usize| -> serde_json::Map<String, Value> {
+            (0..n)
+                .map(|i| {
+                    (
+                        format!("example.com/{}-{i:03}", "k".repeat(200)),
+                        json!("v".repeat(150)),
+                    )
+                })
+                .collect()
+        };
+        let containers: Vec<Value> = (0..40)
+            .map(|i| json!({"name": format!("c{i}"), "image": format!("registry.example.com/{}:{i}", "i".repeat(100))}))
+            .collect();
+        let huge = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "n", "labels": many(200), "annotations": many(200)},
+            "spec": {"containers": containers},
+            "status": {"conditions": (0..50).map(|i| json!({"type": format!("T{i}"), "status": "False",
+                "message": "m".repeat(300)})).collect::<Vec<_>>()}
+        });
+        let mut d = summarise("n/v1/Pod/p", &huge, &[]);
+        assert!(
+            d.notes.iter().any(|n| n == "180 more labels left out"),
+            "{:?}",
+            d.notes
+        );
+        d.fit_within(16 * 1024);
+        let size = serde_json::to_string(&d).unwrap().len();
+        assert!(size <= 16 * 1024, "{size} bytes");
+        assert!(
+            d.notes
+                .last()
+                .is_some_and(|n| n.starts_with("cut to fit an answer of 16384 bytes")),
+            "{:?}",
+            d.notes
+        );
+        assert_eq!(d.health, "InProgress", "identity and health stay");
+    }
+
+    #[test]
+    fn an_answer_from_the_index_has_its_health_images_owner_and_text() {
+        let hit = SearchHit {
+            id: "shop/v1/Pod/web-1".into(),
+            cluster: "beta".into(),
+            kind: "Pod".into(),
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            labels: [("app".to_string(), "web".to_string())].into(),
+            health: Some(sync_model::Health::new(
+                sync_model::HealthStatus::Failed,
+                "CrashLoopBackOff: container web",
+            )),
+            score: 0.4,
+            matched: vec![],
+            document: "Pod web-1 | namespace: shop | apiVersion: v1 | labels: app=web | images: nginx:1.27 | software: NGINX, web server".into(),
+            owner: Some(sync_model::Owner {
+                kind: "ReplicaSet".into(),
+                name: "web-7d9f".into(),
+            }),
+        };
+        let d = from_index(&hit);
+        assert_eq!(d.source, Source::Index);
+        assert_eq!((d.cluster.as_str(), d.api_version.as_str()), ("beta", "v1"));
+        assert_eq!(
+            (d.health.as_str(), d.health_reason.as_str()),
+            ("Failed", "CrashLoopBackOff: container web")
+        );
+        assert_eq!(d.images, ["nginx:1.27"]);
+        assert_eq!(d.owners, ["ReplicaSet shop/web-7d9f"]);
+        assert_eq!(d.labels["app"], "web");
+        assert_eq!(d.text.as_deref(), Some(hit.document.as_str()));
     }
 }

@@ -1,5 +1,5 @@
 //! The MCP server: five tools (in `tools`, one module each) and one prompt (`prompt`) over an
-//! [`Index`] and, where the process has one, a [`LiveCluster`]. Each tool answers compact
+//! [`Index`] and the clusters it can read live ([`ClusterAccess`]). Each tool answers compact
 //! structured JSON; every failure is a tool error (`isError`) whose message says what to
 //! change or try.
 
@@ -10,30 +10,8 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::{prompt_handler, tool_handler, ServerHandler};
 
-use crate::cluster::LiveCluster;
+use crate::cluster::ClusterAccess;
 use crate::index::Index;
-
-/// What the server knows of the cluster it serves.
-#[derive(Clone)]
-pub struct ClusterAccess {
-    /// The cluster's name (its kubeconfig context), or `default`.
-    pub name: String,
-    /// Live reads for `get_resource`; `None` where the process has no kubeconfig.
-    pub live: Option<Arc<dyn LiveCluster>>,
-    /// Why there is no live access, said to the model (e.g. which flag gives it).
-    pub no_access_hint: String,
-}
-
-impl ClusterAccess {
-    /// No cluster access: `get_resource` answers with `hint`.
-    pub fn none(hint: impl Into<String>) -> Self {
-        ClusterAccess {
-            name: "default".into(),
-            live: None,
-            no_access_hint: hint.into(),
-        }
-    }
-}
 
 /// cw's MCP server. Cheap to clone: the Streamable HTTP service makes one per session.
 #[derive(Clone)]

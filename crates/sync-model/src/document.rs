@@ -47,7 +47,7 @@ impl ResourceInstance {
             text.push_str(&labels.join(", "));
         }
         if !self.images.is_empty() {
-            text.push_str(" | images: ");
+            text.push_str(IMAGES_FIELD);
             text.push_str(&self.images.join(", "));
         }
         if let Some(software) = self.software() {
@@ -95,6 +95,23 @@ const HALF: usize = 32;
 /// existed (a plain SHA-256) still match.
 pub fn content_unchanged(stored: &str, current: &str) -> bool {
     matches!((stored.get(..HALF), current.get(..HALF)), (Some(a), Some(b)) if a == b)
+}
+
+/// How the images part of a document text starts.
+const IMAGES_FIELD: &str = " | images: ";
+
+/// The images a document text names ([`ResourceInstance::document_text`]), for readers
+/// that hold only the stored text (`get_resource` answering from the index). Images hold
+/// no whitespace and labels no `|`, so the part ends at the next ` | `.
+pub fn images_of_document(text: &str) -> Vec<String> {
+    let Some((_, rest)) = text.split_once(IMAGES_FIELD) else {
+        return Vec::new();
+    };
+    let part = rest.split_once(" | ").map_or(rest, |(images, _)| images);
+    part.split(", ")
+        .filter(|i| !i.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// True when a stored content hash says the stored vector is still right for the current
@@ -165,6 +182,19 @@ mod tests {
         b.images = vec!["nginx:1.28".into()];
         assert!(a.document_text().contains("images: nginx:1.27"));
         assert!(!super::text_unchanged(&a.content_hash(), &b.content_hash()));
+    }
+
+    #[test]
+    fn the_images_of_a_document_text_read_back() {
+        let mut i = nginx();
+        assert!(super::images_of_document(&i.document_text()).is_empty());
+        i.images = vec![
+            "nginx:1.27".into(),
+            "registry.example.com/sidecar@sha256:ab".into(),
+        ];
+        assert_eq!(super::images_of_document(&i.document_text()), i.images);
+        i.annotations.clear();
+        assert_eq!(super::images_of_document(&i.document_text()), i.images);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use cluster::{
     split_stored_id, ClusterId, ClusterIdError, CLUSTER_SEPARATOR, DEFAULT_CLUSTER,
     MAX_CLUSTER_ID_LEN,
 };
-pub use document::{content_unchanged, is_description_key, text_unchanged};
+pub use document::{content_unchanged, images_of_document, is_description_key, text_unchanged};
 pub use health::{Health, HealthFilter, HealthStatus, MAX_HEALTH_REASON_BYTES};
 pub use id::{IdError, ResourceId, CLUSTER_SCOPE};
 pub use images::images_of;

@@ -137,6 +137,9 @@ pub struct SearchHit {
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub matched: Vec<String>,
     pub document: String,
+    /// The object's controlling owner, as the index holds it (a Pod's ReplicaSet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::Owner>,
 }
 
 /// The answer to a plain search: `{"results": [...]}`.

@@ -1,8 +1,10 @@
 //! `cw mcp` and the `/mcp` route of `cw serve` and `cw run`: the `mcp` crate's server,
-//! wired to an index (this process's store, or a running server over HTTP) and, where a
-//! kubeconfig is at hand, to the cluster for live reads. Wiring only; see docs/agents.md.
+//! wired to an index (this process's store, or a running server over HTTP) and to the
+//! clusters it reads live: cw run's own, cw mcp's `--kubeconfig`, and one per kubeconfig
+//! of `--cluster-kubeconfigs` (`connections`). Wiring only; see docs/agents.md.
 
 mod cluster;
+mod connections;
 mod index;
 
 use std::path::PathBuf;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use ingest::server::AppState;
-use mcp::{ClusterAccess, CwMcp, Index};
+use mcp::{ClusterAccess, Connections, CwMcp, Index, LiveCluster};
 use sync_model::api;
 use watcher::ClusterArgs;
 
@@ -19,6 +21,7 @@ use crate::backend::{EmbedArgs, StoreArgs};
 use cluster::KubeCluster;
 use index::{InProcess, OverHttp};
 
+pub use connections::ConnectionArgs;
 pub use mcp::CancellationToken;
 
 #[derive(clap::Args)]
@@ -27,14 +30,16 @@ pub struct Args {
     // flags below is read in this process.
     #[command(flatten)]
     pub server: ApiClientArgs,
-    /// A kubeconfig whose current context get_resource reads live; without it get_resource
-    /// answers that it has no cluster access.
+    /// A kubeconfig whose current context get_resource reads live; for a cluster without
+    /// one, get_resource answers what the index holds, marked as such.
     #[arg(long, env = "CW_MCP_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     // The index's id of that kubeconfig's cluster (as its watcher was given it); the
     // default is the context's name, as the watcher's default.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -62,22 +67,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             capabilities_collection: args.store.capabilities_collection.clone(),
         }))
     };
-    let cluster = match &args.kubeconfig {
-        Some(path) => kubeconfig_access(path, &args.cluster).await?,
-        None => ClusterAccess::none(
-            "Start cw mcp with --kubeconfig (CW_MCP_KUBECONFIG) to read the cluster live.",
-        ),
+    let own = match &args.kubeconfig {
+        Some(path) => kubeconfig_cluster(path, &args.cluster).await?,
+        None => Connections::new(),
     };
-    mcp::serve_stdio(CwMcp::new(index, cluster))
+    let stop = CancellationToken::new();
+    let mut cluster = args.connections.access(own, "cw mcp", stop.clone()).await?;
+    if args.connections.cluster_kubeconfigs.is_none() {
+        cluster.no_access_hint = "Start cw mcp with --kubeconfig (CW_MCP_KUBECONFIG) and \
+            --cluster-id for this cluster, or with --cluster-kubeconfigs \
+            (CW_CLUSTER_KUBECONFIGS): a directory of kubeconfigs, each named after its \
+            cluster's id (docs/agents.md)."
+            .into();
+    }
+    let served = mcp::serve_stdio(CwMcp::new(index, cluster))
         .await
-        .context("serving MCP on stdio")
+        .context("serving MCP on stdio");
+    stop.cancel();
+    served
 }
 
-async fn kubeconfig_access(
+/// The cluster of `cw mcp --kubeconfig`: its current context, under the id its watcher
+/// gives it.
+async fn kubeconfig_cluster(
     path: &std::path::Path,
     cluster: &ClusterArgs,
-) -> anyhow::Result<ClusterAccess> {
-    use kube::config::{KubeConfigOptions, Kubeconfig};
+) -> anyhow::Result<Connections> {
+    use kube::config::Kubeconfig;
     let kubeconfig = Kubeconfig::read_from(path)
         .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
     // Named as its watcher names it: the given id, else the context's name as a cluster id.
@@ -90,32 +106,14 @@ async fn kubeconfig_access(
             .map(|c| c.to_string())
             .unwrap_or_else(|| sync_model::DEFAULT_CLUSTER.into()),
     };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .with_context(|| format!("loading the kubeconfig {}", path.display()))?;
-    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
-    Ok(ClusterAccess {
-        name,
-        live: Some(Arc::new(KubeCluster::new(client))),
-        no_access_hint: String::new(),
-    })
+    let client = connections::client_of(path).await?;
+    Ok(own_cluster(client, name))
 }
 
-/// `cw run`'s cluster: the client the watcher uses, under the watcher's cluster id.
-pub fn live_access(client: kube::Client, cluster: &sync_model::ClusterId) -> ClusterAccess {
-    ClusterAccess {
-        name: cluster.to_string(),
-        live: Some(Arc::new(KubeCluster::new(client))),
-        no_access_hint: String::new(),
-    }
-}
-
-/// `cw serve`'s: none (it indexes what watchers send).
-pub fn no_live_access() -> ClusterAccess {
-    ClusterAccess::none(
-        "cw serve indexes what watchers send and has no kubeconfig; cw run, or cw mcp \
-         --kubeconfig, can read the cluster live.",
-    )
+/// One cluster read with `client`, under the id `cluster` (cw run's: the watcher's).
+pub fn own_cluster(client: kube::Client, cluster: impl Into<String>) -> Connections {
+    let live: Arc<dyn LiveCluster> = Arc::new(KubeCluster::new(client));
+    [(cluster.into(), live)].into()
 }
 
 /// The `/mcp` route over the server's own index, behind the API's bearer token. Cancel

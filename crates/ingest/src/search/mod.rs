@@ -359,8 +359,14 @@ pub(crate) fn to_search_hit(hit: Hit, score: f32, matched: Vec<String>) -> Searc
             hit.id,
         ),
     };
+    let owner_kind = meta_str(&hit.metadata, crate::document::OWNER_KIND_KEY);
+    let owner = (!owner_kind.is_empty()).then(|| sync_model::Owner {
+        kind: owner_kind,
+        name: meta_str(&hit.metadata, crate::document::OWNER_NAME_KEY),
+    });
     SearchHit {
         cluster,
+        owner,
         kind: meta_str(&hit.metadata, "kind"),
         health,
         namespace: meta_str(&hit.metadata, "namespace"),

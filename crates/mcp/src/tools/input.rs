@@ -77,6 +77,18 @@ pub fn non_empty(s: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Characters of a caller's input shown back in an error at most.
+const ECHO_CHARS: usize = 60;
+
+/// `s` as an error may show it: quoted, and when long cut with an ellipsis and its size
+/// (`"aaaa…" (102400 bytes)`), so that a 100 KB input is never echoed in full.
+pub(super) fn echo(s: &str) -> String {
+    match s.char_indices().nth(ECHO_CHARS) {
+        Some((i, _)) => format!("{:?} ({} bytes)", format!("{}…", &s[..i]), s.len()),
+        None => format!("{s:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +108,15 @@ mod tests {
         let err = parse_health(Some("broken")).unwrap_err();
         assert!(err.contains("InProgress"), "{err}");
         assert!(err.contains("unhealthy"), "{err}");
+    }
+
+    #[test]
+    fn a_long_input_is_echoed_cut_with_its_size() {
+        assert_eq!(echo("db"), "\"db\"");
+        let long = "é".repeat(50_000);
+        let shown = echo(&long);
+        assert!(shown.len() < 200, "{shown}");
+        assert!(shown.ends_with("…\" (100000 bytes)"), "{shown}");
     }
 
     #[test]

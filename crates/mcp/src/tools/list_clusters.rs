@@ -74,7 +74,7 @@ may hold many clusters; search_resources takes `cluster` to search one.",
                 .await
                 .map_err(index_error)?;
             clusters.push(ClusterLine {
-                live_access: self.cluster.live.is_some() && group.key == self.cluster.name,
+                live_access: self.cluster.connection(&group.key).is_some(),
                 name: group.key,
                 objects: group.count,
                 types: types.total,

@@ -1,0 +1,315 @@
+//! Live details across a fleet: two simulated clusters, a watcher each into one `cw serve`
+//! (the binary, on the embedded store and the Voyage stand-in) that holds a kubeconfig for
+//! one of them only (`--cluster-kubeconfigs`). After indexing, both clusters' databases
+//! become ready, and their watchers are stopped so that the index keeps the old status:
+//! `get_resource` over `/mcp` (the Python `mcp` SDK) reads the connected cluster live (the
+//! new status), answers for the other from the index (the old status) with a note that says
+//! so and how to connect it, and names the known clusters for an unknown one.
+//!
+//! Needs .venv with `mcp` (scripts/setup).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::mcp_client::{drive, ok, tool_error};
+use kube_sim::{SimConfig, SimHandle, SimServer};
+use serde_json::{json, Value};
+use sync_model::ClusterId;
+use testkit::VoyageStandin;
+use tokio::task::JoinHandle;
+use watcher::buffer::BufferConfig;
+use watcher::sender::RetryConfig;
+use watcher::{
+    CancellationToken, HttpSink, Metrics, NamespaceFilter, Shared, TypeFilter, WatchError,
+    WatcherSettings,
+};
+
+const TOKEN: &str = "fleet-live-token";
+const LEDGER: &str = "data/apps/v1/StatefulSet/ledger";
+
+/// A running `cw serve`, killed on drop.
+struct Serve {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn ledger(ready: u64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "ledger", "namespace": "data",
+                     "labels": {"app.kubernetes.io/name": "postgres"}},
+        "spec": {"replicas": 3, "serviceName": "ledger",
+                 "selector": {"matchLabels": {"app": "ledger"}},
+                 "template": {"metadata": {"labels": {"app": "ledger"}},
+                              "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}}},
+        "status": {"replicas": 3, "readyReplicas": ready}
+    })
+}
+
+/// A watcher of StatefulSets in `sim`, sending to `base` as cluster `id`, once it is ready.
+async fn start_watcher(
+    sim: &SimHandle,
+    base: &str,
+    id: &str,
+) -> (CancellationToken, JoinHandle<Result<(), WatchError>>) {
+    let settings = WatcherSettings {
+        buffer: BufferConfig {
+            debounce: Duration::from_millis(200),
+            flush_interval: Duration::from_millis(100),
+            max_batch: 50,
+        },
+        retry: RetryConfig {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+        },
+        types: TypeFilter::new(&["statefulsets".to_string()], &[] as &[String]),
+        namespaces: NamespaceFilter::default(),
+        resync_interval: Duration::from_secs(3600),
+        shutdown_timeout: Duration::from_secs(10),
+        group_discovery_timeout: Duration::from_secs(2),
+        forbidden_grace: Duration::from_secs(600),
+    };
+    let sink = HttpSink::new(base, Some(TOKEN.to_string()), Duration::from_secs(15))
+        .expect("sink")
+        .with_cluster(ClusterId::new(id).expect("cluster id"));
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(watcher::run(
+        settings,
+        sim.client().expect("sim client"),
+        Arc::new(sink),
+        shared.clone(),
+        stop.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !shared.is_ready() {
+        assert!(
+            Instant::now() < deadline,
+            "the watcher of {id} never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (stop, watcher)
+}
+
+fn start_serve(work: &std::path::Path, kubeconfigs: &std::path::Path, voyage: &str) -> Serve {
+    let port = testkit::free_port();
+    let log = work.join("cw-serve.log");
+    let out = std::fs::File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_cw"))
+        .arg("serve")
+        .env("CW_HOST", "127.0.0.1")
+        .env("CW_PORT", port.to_string())
+        .env("CW_DATA_DIR", work.join("data"))
+        .env("CW_EMBEDDING_PROVIDER", "voyage")
+        .env("VOYAGE_API_KEY", "test")
+        .env("VOYAGE_BASE_URL", voyage)
+        .env("CW_INGEST_TOKEN", TOKEN)
+        .env("CW_CLUSTER_KUBECONFIGS", kubeconfigs)
+        .env("LOG_LEVEL", "info")
+        .env_remove("CHROMA_URL")
+        .env_remove("QDRANT_URL")
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .expect("starting cw serve");
+    Serve {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+    }
+}
+
+async fn wait_ready(serve: &mut Serve) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = serve.child.try_wait() {
+            panic!("cw serve exited ({status}); its log:\n{}", serve.log_text());
+        }
+        if let Ok(r) = http.get(format!("{}/readyz", serve.base)).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cw serve never became ready; its log:\n{}",
+            serve.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls the search API until `cluster` holds the ledger with `0/3 replicas ready`.
+async fn wait_indexed(serve: &Serve, cluster: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = http
+            .post(format!("{}/api/v1/search", serve.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({"query": "ledger", "mode": "keyword", "cluster": cluster}))
+            .send()
+            .await
+            .expect("search");
+        let answer: Value = resp.json().await.unwrap_or_default();
+        let indexed = answer["results"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|h| h["id"] == LEDGER && h["health"]["reason"] == "0/3 replicas ready")
+        });
+        if indexed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster {cluster}'s ledger not indexed after 30 s ({answer}); cw serve's log:\n{}",
+            serve.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_resource_reads_a_connected_cluster_live_and_answers_for_another_from_the_index() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let work = tempfile::tempdir().expect("temp dir");
+    let alpha = SimServer::start(SimConfig::default()).await.expect("alpha");
+    let beta = SimServer::start(SimConfig::default()).await.expect("beta");
+    for sim in [&alpha, &beta] {
+        sim.apply(ledger(0)).expect("ledger");
+    }
+    // A kubeconfig for alpha only, named by its cluster id; beside it what a mounted
+    // Secret also holds, which is skipped.
+    let kubeconfigs = work.path().join("clusters");
+    alpha
+        .write_kubeconfig(kubeconfigs.join("alpha"))
+        .expect("alpha's kubeconfig");
+    std::fs::create_dir(kubeconfigs.join("..data")).expect("..data");
+    let voyage = VoyageStandin::start().await;
+    let mut serve = start_serve(work.path(), &kubeconfigs, &voyage.base_url());
+    wait_ready(&mut serve).await;
+
+    let (stop_a, watch_a) = start_watcher(&alpha, &serve.base, "alpha").await;
+    let (stop_b, watch_b) = start_watcher(&beta, &serve.base, "beta").await;
+    wait_indexed(&serve, "alpha").await;
+    wait_indexed(&serve, "beta").await;
+    // The watchers stop, so the index keeps 0/3; then both clusters' ledgers become ready.
+    for (stop, watch) in [(stop_a, watch_a), (stop_b, watch_b)] {
+        stop.cancel();
+        watch.await.expect("watcher task").expect("watcher");
+    }
+    for sim in [&alpha, &beta] {
+        sim.apply(ledger(3)).expect("ready ledger");
+    }
+
+    let long_id = "x".repeat(100_000);
+    let plan = json!({"calls": [
+        {"tool": "get_resource", "args": {"id": LEDGER, "cluster": "alpha"}},
+        {"tool": "get_resource", "args": {"id": format!("beta:{LEDGER}")}},
+        {"tool": "get_resource", "args": {"kind": "StatefulSet", "name": "ledger", "namespace": "data", "cluster": "beta"}},
+        {"tool": "get_resource", "args": {"id": LEDGER, "cluster": "gamma"}},
+        {"tool": "get_resource", "args": {"id": LEDGER}},
+        {"tool": "get_resource", "args": {"id": long_id}},
+        {"tool": "list_clusters"}
+    ]});
+    let url = format!("{}/mcp", serve.base);
+    let report = drive(&["http", &url, TOKEN], plan, &[]);
+    // docs/agents.md shows the answer from the index of this exchange.
+    if let Some(path) = std::env::var_os("CW_FLEET_LIVE_TRANSCRIPT") {
+        let text = serde_json::to_string_pretty(&report).expect("report");
+        std::fs::write(path, text).expect("writing the transcript");
+    }
+    let text_of = |i: usize| report["calls"][i]["content"].to_string();
+
+    // alpha: read live, so the status changed since indexing shows.
+    let live = ok(&report, 0);
+    assert_eq!(live["source"], "live", "{live}");
+    assert_eq!(live["cluster"], "alpha", "{live}");
+    assert!(
+        live["healthReason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("3/3")),
+        "the live status, not the index's: {live}"
+    );
+    assert!(
+        live["status"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|l| l == "readyReplicas: 3")),
+        "{live}"
+    );
+
+    // beta: no connection, so what the index holds, marked as such, with how to connect it.
+    for i in [1, 2] {
+        let indexed = ok(&report, i);
+        assert_eq!(indexed["source"], "index", "{indexed}");
+        assert_eq!(indexed["cluster"], "beta", "{indexed}");
+        assert_eq!(
+            (&indexed["health"], &indexed["healthReason"]),
+            (&json!("InProgress"), &json!("0/3 replicas ready")),
+            "the index's status, as of the last sync: {indexed}"
+        );
+        assert_eq!(indexed["images"], json!(["postgres:16"]), "{indexed}");
+        assert!(
+            indexed["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("StatefulSet ledger")),
+            "{indexed}"
+        );
+        let note = indexed["notes"][0].as_str().unwrap_or_default();
+        assert!(
+            note.starts_with("From the index, as of the cluster's last sync")
+                && note.contains("no connection to cluster beta")
+                && note.contains("--cluster-kubeconfigs"),
+            "{note}"
+        );
+    }
+
+    // An unknown cluster names the known ones; an id in two clusters asks for one.
+    let unknown = tool_error(&report, 3);
+    assert!(
+        unknown.contains("unknown cluster gamma") && unknown.contains("alpha, beta"),
+        "{unknown}"
+    );
+    let ambiguous = tool_error(&report, 4);
+    assert!(
+        ambiguous.contains("several clusters (alpha, beta)"),
+        "{ambiguous}"
+    );
+    // A 100 KB id is refused, cut with its size, not echoed.
+    let refused = tool_error(&report, 5);
+    assert!(refused.contains("(100000 bytes)"), "{refused}");
+    assert!(text_of(5).len() < 1_000, "{} bytes", text_of(5).len());
+
+    let clusters = ok(&report, 6)["clusters"]
+        .as_array()
+        .expect("clusters")
+        .clone();
+    let live_access = |name: &str| {
+        clusters
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["liveAccess"].clone())
+    };
+    assert_eq!(live_access("alpha"), Some(json!(true)), "{clusters:?}");
+    assert_eq!(live_access("beta"), Some(json!(false)), "{clusters:?}");
+}
