@@ -450,7 +450,6 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
     let work = tempfile::tempdir().expect("temp dir");
     let data_dir = work.path().join("data");
     fill_bulk_store(&data_dir).await;
-    let nobody = format!("http://127.0.0.1:{}", testkit::free_port());
     let plan = json!({"calls": [
         {"tool": "search_resources", "args": {"namespace": "bulk"}},
         {"tool": "search_resources", "args": {"query": "postgres settings", "kind": "ConfigMap", "limit": 50}},
@@ -466,12 +465,11 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
     let model = model_dir().to_string_lossy().to_string();
     let cw_bin = env!("CARGO_BIN_EXE_cw");
     let env = [
-        ("CW_SERVER_URL", nobody.as_str()),
         ("CW_DATA_DIR", data.as_str()),
         ("CW_MODEL_DIR", model.as_str()),
         ("LOG_LEVEL", "warn"),
     ];
-    let report = drive(&["stdio", cw_bin, "mcp"], plan, &env);
+    let report = drive(&["stdio", cw_bin, "mcp", "--local"], plan, &env);
 
     let listed = ok(&report, 0);
     assert_eq!(
@@ -521,7 +519,7 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
 
     // The cursor brings the next page: other objects, and another cursor.
     let next = drive(
-        &["stdio", cw_bin, "mcp"],
+        &["stdio", cw_bin, "mcp", "--local"],
         json!({"calls": [
             {"tool": "search_resources", "args": {"namespace": "bulk", "cursor": cursor}},
             {"tool": "search_resources", "args": {"namespace": "other", "cursor": cursor}}
@@ -542,4 +540,67 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
         .all(|h| !first_ids.contains(&&h["id"])));
     assert!(page2["nextCursor"].is_string());
     assert!(tool_error(&next, 1).contains("other parameters"));
+}
+
+/// `cw mcp` in a fresh home with `args`: its exit status, its stderr, and every file left
+/// under the home.
+fn cw_mcp_in_fresh_home(args: &[&str]) -> (std::process::ExitStatus, String, Vec<String>) {
+    let home = tempfile::tempdir().expect("temp home");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cw"))
+        .arg("mcp")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("LOG_LEVEL", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("cw mcp");
+    let files = walkdir(home.path());
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into(),
+        files,
+    )
+}
+
+fn walkdir(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        found.push(path.display().to_string());
+        if path.is_dir() {
+            found.extend(walkdir(&path));
+        }
+    }
+    found
+}
+
+#[test]
+fn cw_mcp_with_a_server_that_does_not_answer_fails_naming_it_and_creates_no_store() {
+    let (status, stderr, files) = cw_mcp_in_fresh_home(&["--server", "http://127.0.0.1:1"]);
+    assert!(!status.success(), "cw mcp should fail: {stderr}");
+    assert!(stderr.contains("http://127.0.0.1:1"), "{stderr}");
+    assert!(files.is_empty(), "cw mcp left files behind: {files:?}");
+
+    // Without a named server, the default address is tried, then the local store: none
+    // exists in this home, so that is an error too (unless a server answers on the default
+    // port of this machine, which makes that half meaningless).
+    let default = sync_model::api::default_server_url();
+    let taken =
+        std::net::TcpStream::connect(default.trim_start_matches("http://").trim_end_matches('/'))
+            .is_ok();
+    if taken {
+        eprintln!("a server answers at {default}: skipping the unnamed half");
+        return;
+    }
+    let (status, stderr, files) = cw_mcp_in_fresh_home(&[]);
+    assert!(!status.success(), "cw mcp should fail: {stderr}");
+    assert!(
+        stderr.contains(&default) && stderr.contains("no local index"),
+        "{stderr}"
+    );
+    assert!(files.is_empty(), "cw mcp left files behind: {files:?}");
 }

@@ -23,10 +23,15 @@ pub use mcp::CancellationToken;
 
 #[derive(clap::Args)]
 pub struct Args {
-    // The cw server whose index the tools read; when none answers there, the store of the
-    // flags below is read in this process.
+    // The cw server whose index the tools read (see --local). A named server that does not
+    // answer is an error, never an empty index.
     #[command(flatten)]
     pub server: ApiClientArgs,
+    /// Serve the index of the store and model flags below in this process, without asking
+    /// any server. Without it, the local embedded store is read only when no server is
+    /// named, none answers at the default address, and the store already holds an index.
+    #[arg(long, env = "CW_MCP_LOCAL", conflicts_with = "server")]
+    pub local: bool,
     /// A kubeconfig whose current context get_resource reads live; without it get_resource
     /// answers that it has no cluster access.
     #[arg(long, env = "CW_MCP_KUBECONFIG")]
@@ -43,25 +48,7 @@ pub struct Args {
 
 /// `cw mcp`: the MCP server on stdin and stdout (logs go to stderr).
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let remote = args.server.client()?;
-    let index: Arc<dyn Index> = if remote.answers().await {
-        tracing::info!(server = %remote.base(), "cw mcp: reading the index of a running server");
-        Arc::new(OverHttp(remote))
-    } else {
-        tracing::info!(
-            server = %remote.base(),
-            store = %args.store.describe(),
-            "cw mcp: no server answers; reading the store in this process"
-        );
-        let store = args.store.build()?;
-        let embedder = args.embed.build_lazy()?;
-        Arc::new(InProcess(ingest::search::Searcher {
-            store,
-            embedder,
-            instances_collection: args.store.instances_collection.clone(),
-            capabilities_collection: args.store.capabilities_collection.clone(),
-        }))
-    };
+    let index = choose_index(&args).await?;
     let cluster = match &args.kubeconfig {
         Some(path) => kubeconfig_access(path, &args.cluster).await?,
         None => ClusterAccess::none(
@@ -71,6 +58,57 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     mcp::serve_stdio(CwMcp::new(index, cluster))
         .await
         .context("serving MCP on stdio")
+}
+
+/// The index the tools read: the named server, else the default address if a cw server
+/// answers there, else the local store when asked for (`--local`, a Chroma or Qdrant URL) or
+/// when its file already holds an index. Anything else is an error that names the URL tried:
+/// an empty store opened because a server did not answer would answer every question with
+/// a confident nothing.
+async fn choose_index(args: &Args) -> anyhow::Result<Arc<dyn Index>> {
+    if !args.local {
+        let remote = args.server.client()?;
+        if remote.answers().await {
+            tracing::info!(server = %remote.base(), "cw mcp: reading the index of a running server");
+            return Ok(Arc::new(OverHttp(remote)));
+        }
+        if args.server.named().is_some() {
+            anyhow::bail!(
+                "no cw server answers at {}: start cw serve or cw run there, or correct \
+                 --server / CW_SERVER_URL (cw mcp --local serves this machine's store instead)",
+                remote.base()
+            );
+        }
+        if let Some(file) = args.store.embedded_file()? {
+            if !holds_index(&file) {
+                anyhow::bail!(
+                    "no cw server answers at {} and there is no local index at {}: start cw \
+                     serve or cw run (or name a server with --server / CW_SERVER_URL), or pass \
+                     --local to serve the local store anyway",
+                    remote.base(),
+                    file.display()
+                );
+            }
+        }
+        tracing::info!(
+            server = %remote.base(),
+            store = %args.store.describe(),
+            "cw mcp: no server answers; reading the local index in this process"
+        );
+    }
+    let store = args.store.build()?;
+    let embedder = args.embed.build_lazy()?;
+    Ok(Arc::new(InProcess(ingest::search::Searcher {
+        store,
+        embedder,
+        instances_collection: args.store.instances_collection.clone(),
+        capabilities_collection: args.store.capabilities_collection.clone(),
+    })))
+}
+
+/// Whether the embedded store's file exists and holds something.
+fn holds_index(file: &std::path::Path) -> bool {
+    std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 async fn kubeconfig_access(
