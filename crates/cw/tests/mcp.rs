@@ -132,7 +132,8 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     )
     .await;
 
-    // /mcp is behind the API's token.
+    // /mcp is behind the API's token, refused as MCP clients understand it: 403 without an
+    // OAuth challenge (a 401 starts OAuth in MCP clients), the message as a JSON-RPC error.
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "probe", "version": "0"}}});
@@ -145,9 +146,35 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let status = req.send().await.expect("POST /mcp").status();
-        assert_eq!(status, 401, "/mcp with token {token:?} answered {status}");
+        let resp = req.send().await.expect("POST /mcp");
+        let status = resp.status();
+        assert_eq!(status, 403, "/mcp with token {token:?} answered {status}");
+        assert!(
+            resp.headers().get("www-authenticate").is_none(),
+            "no OAuth challenge: {:?}",
+            resp.headers()
+        );
+        let body: Value = resp.json().await.expect("a JSON-RPC error");
+        assert_eq!(body["jsonrpc"], "2.0", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("missing or wrong bearer token")),
+            "{body}"
+        );
     }
+    // The Python SDK shows it as the refusal it is.
+    let url = format!("{}/mcp", cw.base);
+    let refused =
+        common::mcp_client::drive_failing(&["http", &url, "wrong"], json!({"calls": []}), &[]);
+    assert_eq!(refused["type"], "MCPError", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing or wrong bearer token")
+                && m.contains("does not offer OAuth")),
+        "{refused}"
+    );
 
     let ledger = "data/apps/v1/StatefulSet/ledger-postgres";
     let plan = json!({"calls": [
@@ -165,7 +192,6 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         {"tool": "search_resources", "args": {"labels": ["novalue"]}},
         {"tool": "get_resource", "args": {"kind": "StatefulSet", "name": "no-such-db", "namespace": "data"}}
     ], "prompt": {"name": "investigate", "args": {"subject": "databases"}}});
-    let url = format!("{}/mcp", cw.base);
     let report = drive(&["http", &url, TOKEN], plan.clone(), &[]);
     // docs/agents.md's transcript is this exchange.
     if let Some(path) = std::env::var_os("CW_MCP_TRANSCRIPT") {

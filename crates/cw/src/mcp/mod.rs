@@ -156,8 +156,9 @@ pub fn no_live_access() -> ClusterAccess {
     )
 }
 
-/// The `/mcp` route over the server's own index, behind the API's bearer token. Cancel
-/// `stop` when the server shuts down, so open event streams end.
+/// The `/mcp` route over the server's own index, behind the API's bearer token (refused as
+/// MCP clients understand it: 403, never an OAuth challenge). Cancel `stop` when the server
+/// shuts down, so open event streams end.
 pub fn route(
     state: &AppState,
     cluster: ClusterAccess,
@@ -167,5 +168,5 @@ pub fn route(
     let index = Arc::new(InProcess(state.searcher().clone()));
     let loopback = matches!(host, "127.0.0.1" | "localhost" | "::1" | "[::1]");
     let service = mcp::http_service(CwMcp::new(index, cluster), stop, loopback);
-    state.auth_layer(axum::Router::new().nest_service(api::MCP, service))
+    state.agent_auth_layer(axum::Router::new().nest_service(api::MCP, service))
 }
