@@ -5,8 +5,8 @@
 
 Reads a plan from stdin, {"calls": [{"tool": NAME, "args": {...}}], "prompt": {"name": N,
 "args": {...}}}, lists the tools and prompts, makes each call in order and prints one JSON
-document with what the server answered, as on the wire: {"tools": [...], "prompts": [...],
-"calls": [...], "prompt": {...}}. The Rust tests assert on that document. A session that fails
+document with what the server answered, as on the wire: {"instructions": ..., "tools": [...],
+"prompts": [...], "calls": [...], "prompt": {...}}. The Rust tests assert on that document. A session that fails
 prints {"failure": {"type", "message", "code"}} (what the SDK raised) and exits with 3.
 """
 
@@ -38,8 +38,9 @@ def wire(model):
 
 
 async def drive(session, plan):
-    await session.initialize()
+    init = await session.initialize()
     out = {
+        "instructions": init.instructions,
         "tools": wire(await session.list_tools())["tools"],
         "prompts": wire(await session.list_prompts())["prompts"],
         "calls": [],

@@ -8,11 +8,13 @@ use serde::Deserialize;
 use sync_model::search::{SearchMode, SearchRequest};
 use sync_model::ResourceId;
 
+use super::answer::MAX_LINE_CHARS;
 use super::index_error;
 use super::input::non_empty;
 use crate::cluster::{ClusterError, LiveCluster, ObjectRef};
 use crate::resource::{owner_of, summarise, ResourceDetails};
 use crate::server::CwMcp;
+use crate::untrusted::{clean, echo};
 
 /// Owners followed above an object at most (Pod → ReplicaSet → Deployment → operator CR).
 const MAX_OWNERS: usize = 5;
@@ -38,12 +40,15 @@ pub struct GetResourceParams {
 #[tool_router(router = get_resource_router, vis = "pub(super)")]
 impl CwMcp {
     #[tool(
-        description = "Read one object live from the cluster: a spec summary, status, \
+        description = concat!(
+            "Read one object live from the cluster: a spec summary, status, \
 conditions, recent events, its owner chain (ReplicaSet, Deployment, operator resource) and \
 its health in the index's words (Current, InProgress, Failed, Terminating or Unknown, with \
 the same reason search hits carry; the conditions and events are the evidence). Give the id from \
 a search hit, or kind, name and namespace. Secrets' values and credential-like annotations \
 are never returned. Needs cluster access, which cw run and cw mcp --kubeconfig have.",
+            crate::untrusted::cluster_text_rule!()
+        ),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn get_resource(
@@ -75,7 +80,13 @@ are never returned. Needs cluster access, which cw run and cw mcp --kubeconfig h
         });
         let mut details = summarise(id.as_str(), &object, &events);
         details.notes.extend(notes);
-        details.owners = self.owner_chain(live.as_ref(), &object, &target).await;
+        details.owners = self
+            .owner_chain(live.as_ref(), &object, &target)
+            .await
+            .iter()
+            .map(|o| clean(o, MAX_LINE_CHARS))
+            .collect();
+        details.fit();
         Ok(Json(details))
     }
 }
@@ -87,9 +98,9 @@ impl CwMcp {
             let id = ResourceId::from_raw(id);
             return object_of_id(&id).map_err(|e| {
                 format!(
-                    "id {:?} is not an index id ({e}): pass the id of a search hit unchanged, \
+                    "id {} is not an index id ({e}): pass the id of a search hit unchanged, \
                      or kind, name and namespace",
-                    id.as_str()
+                    echo(id.as_str())
                 )
             });
         }
@@ -156,11 +167,13 @@ impl CwMcp {
             }
         }
         Err(format!(
-            "the index has no {kind} named {name}{}: check the spelling with \
+            "the index has no {} named {}{}: check the spelling with \
              search_resources, or give apiVersion to read it from the cluster anyway",
+            echo(&kind),
+            echo(&name),
             namespace
                 .as_deref()
-                .map(|ns| format!(" in namespace {ns}"))
+                .map(|ns| format!(" in namespace {}", echo(ns)))
                 .unwrap_or_default()
         ))
     }
@@ -229,7 +242,7 @@ fn object_of_id(id: &ResourceId) -> Result<ObjectRef, sync_model::IdError> {
 }
 
 fn cluster_error(e: ClusterError, target: &ObjectRef) -> String {
-    match e {
+    let message = match e {
         ClusterError::NotFound(_) => format!(
             "{} is not in the cluster (it may have been deleted since it was indexed): search \
              again to find its current name",
@@ -239,8 +252,13 @@ fn cluster_error(e: ClusterError, target: &ObjectRef) -> String {
             "the cluster serves no kind {k}: check kind and apiVersion (search hits' ids carry both)"
         ),
         other => other.to_string(),
-    }
+    };
+    // The object's names come from the caller: never repeated in full.
+    clean(&message, MAX_ERROR_CHARS)
 }
+
+/// Characters of an error message that names an object at most.
+const MAX_ERROR_CHARS: usize = 400;
 
 #[cfg(test)]
 mod tests {

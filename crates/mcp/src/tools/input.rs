@@ -29,19 +29,20 @@ pub fn parse_health(health: Option<&str>) -> Result<Option<sync_model::HealthFil
     sync_model::HealthFilter::parse_optional(health)
 }
 
-/// `value` within 1..=max, `default` when absent; an error that names the range otherwise.
+/// `value` within 1..=max, `default` when absent; an error that names the range otherwise,
+/// and `beyond`: what to do instead of asking for more (each tool says what it offers: only
+/// search_resources has a cursor). The tools' schemas declare the same range.
 pub(super) fn bounded(
     value: Option<u32>,
     default: usize,
     max: usize,
     name: &str,
+    beyond: &str,
 ) -> Result<usize, String> {
     match value {
         None => Ok(default),
-        Some(0) => Err(format!("{name} must be at least 1")),
-        Some(n) if n as usize > max => Err(format!(
-            "{name} must be at most {max}: page with nextCursor instead"
-        )),
+        Some(0) => Err(format!("{name} must be 1 to {max} (default {default})")),
+        Some(n) if n as usize > max => Err(format!("{name} must be at most {max}: {beyond}")),
         Some(n) => Ok(n as usize),
     }
 }
@@ -54,7 +55,8 @@ pub(super) fn parse_labels(labels: &[String]) -> Result<Vec<(String, String)>, S
                 Ok((k.trim().to_string(), v.trim().to_string()))
             }
             _ => Err(format!(
-                "label filter {l:?} must be key=value, e.g. \"app.kubernetes.io/name=postgres\""
+                "label filter {} must be key=value, e.g. \"app.kubernetes.io/name=postgres\"",
+                echo(l)
             )),
         })
         .collect()
@@ -68,6 +70,12 @@ pub fn normalise_group(group: Option<&str>) -> Option<String> {
         "core" | "v1" => Some(String::new()),
         other => Some(other.to_string()),
     }
+}
+
+/// A label filter's text as an error repeats it (cut: the caller's input is never echoed
+/// in full).
+fn echo(s: &str) -> String {
+    crate::untrusted::echo(s)
 }
 
 /// `None` for an absent or blank text.
@@ -96,6 +104,30 @@ mod tests {
         let err = parse_health(Some("broken")).unwrap_err();
         assert!(err.contains("InProgress"), "{err}");
         assert!(err.contains("unhealthy"), "{err}");
+    }
+
+    #[test]
+    fn a_limit_out_of_range_names_the_range_and_what_this_tool_offers_instead() {
+        assert_eq!(bounded(None, 10, 50, "limit", "narrow it"), Ok(10));
+        assert_eq!(bounded(Some(50), 10, 50, "limit", "narrow it"), Ok(50));
+        assert_eq!(
+            bounded(Some(0), 10, 50, "limit", "narrow it"),
+            Err("limit must be 1 to 50 (default 10)".into())
+        );
+        assert_eq!(
+            bounded(Some(51), 10, 50, "limit", "narrow it"),
+            Err("limit must be at most 50: narrow it".into())
+        );
+    }
+
+    #[test]
+    fn a_long_input_is_not_echoed_in_full() {
+        let huge = "x".repeat(100_000);
+        let err = parse_labels(&[huge]).unwrap_err();
+        assert!(err.len() < 300, "{err}");
+        assert!(err.contains("100000 bytes"), "{err}");
+        let err = parse_health(Some(&"y".repeat(100_000))).unwrap_err();
+        assert!(err.len() < 600, "{err}");
     }
 
     #[test]
