@@ -588,7 +588,9 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
         {"tool": "search_resources", "args": {"namespace": "bulk", "health": "failed", "mode": "count"}},
         {"tool": "search_resources", "args": {"namespace": "bulk", "health": "Failed", "limit": 3}},
         {"tool": "search_resources", "args": {"namespace": "bulk", "mode": "group_by", "groupBy": "health"}},
-        {"tool": "search_resources", "args": {"namespace": "bulk", "health": "broken"}}
+        {"tool": "search_resources", "args": {"namespace": "bulk", "health": "broken"}},
+        {"tool": "ask", "args": {"question": format!("which postgres settings exist? {}", "and more ".repeat(11_000)), "limit": 50}},
+        {"tool": "search_resources", "args": {"query": "x".repeat(100_000), "mode": "everything"}}
     ]});
     let data = data_dir.to_string_lossy().to_string();
     let model = model_dir().to_string_lossy().to_string();
@@ -645,6 +647,36 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
         json!([{"key": "none", "count": 9_900}, {"key": "Failed", "count": 100}])
     );
     assert!(tool_error(&report, 8).contains("InProgress"));
+    // A 100 KB question at the largest limit: an answer within the size, the question cut.
+    let asked = ok(&report, 9);
+    eprintln!(
+        "ask with a {} byte question at limit 50: {} bytes, {} answers",
+        report["calls"][9]["args"]["question"]
+            .as_str()
+            .map_or(0, str::len),
+        text_len(&report, 9),
+        asked["types"].as_array().map_or(0, |t| t
+            .iter()
+            .map(|t| t["instances"].as_array().map_or(0, Vec::len))
+            .sum::<usize>())
+    );
+    assert!(
+        text_len(&report, 9) <= mcp::MAX_ANSWER_BYTES,
+        "{}",
+        text_len(&report, 9)
+    );
+    assert!(
+        asked["question"]
+            .as_str()
+            .is_some_and(|q| q.len() < 300 && q.ends_with("bytes in all)")),
+        "{asked}"
+    );
+    let refused = tool_error(&report, 10);
+    assert!(
+        refused.len() < 400,
+        "an input echoed in full: {} bytes",
+        refused.len()
+    );
 
     // The cursor brings the next page: other objects, and another cursor.
     let next = drive(
