@@ -15,6 +15,7 @@ use rmcp::handler::server::router::tool::ToolRouter;
 
 use crate::index::IndexError;
 use crate::server::CwMcp;
+use crate::untrusted::clean;
 
 pub use search_resources::{DEFAULT_PAGE, MAX_PAGE};
 pub use size::MAX_ANSWER_BYTES;
@@ -31,7 +32,16 @@ pub(crate) fn router() -> ToolRouter<CwMcp> {
         + CwMcp::list_clusters_router()
 }
 
+/// Characters of the index's own message a tool error repeats at most: it may name the
+/// caller's input, which is never echoed in full.
+const MAX_INDEX_MESSAGE_CHARS: usize = 600;
+
 pub(super) fn index_error(e: IndexError) -> String {
+    let e = match e {
+        IndexError::BadRequest(m) => IndexError::BadRequest(clean(&m, MAX_INDEX_MESSAGE_CHARS)),
+        IndexError::Unavailable(m) => IndexError::Unavailable(clean(&m, MAX_INDEX_MESSAGE_CHARS)),
+        IndexError::Failed(m) => IndexError::Failed(clean(&m, MAX_INDEX_MESSAGE_CHARS)),
+    };
     match e {
         IndexError::BadRequest(m) => format!("the search was refused: {m}"),
         IndexError::Unavailable(m) => format!(
