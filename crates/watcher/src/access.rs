@@ -26,6 +26,9 @@ pub struct Refusal {
     /// The server's answer: its status and message (`HTTP 403 Forbidden: this token may not
     /// write cluster "b"; it may write: a. Nothing was changed`).
     pub reason: String,
+    /// Refused on a write (a sync), not only on a read (the stored hashes): a token that may
+    /// read but not write passes the reads, which then say nothing of it.
+    pub on_write: bool,
 }
 
 impl std::fmt::Display for Refusal {
@@ -61,11 +64,19 @@ impl IngestAccess {
         self.refusal.borrow().clone()
     }
 
-    /// Takes in one answer of the server: a refusal of the credentials begins (or changes)
-    /// the refused state, any other answer that reached the server's handlers ends it.
-    /// Each change is logged once; a repeat is not.
-    fn observe(&self, cluster: Option<&ClusterId>, denied: Option<&str>, metrics: &Metrics) {
+    /// Takes in one answer of the server to a write (`write`) or a read: a refusal of the
+    /// credentials begins (or changes) the refused state; any other answer that reached the
+    /// server's handlers ends it, except a read's answer to a refused write. Each change is
+    /// logged once; a repeat is not.
+    fn observe(
+        &self,
+        cluster: Option<&ClusterId>,
+        denied: Option<&str>,
+        write: bool,
+        metrics: &Metrics,
+    ) {
         self.refusal.send_if_modified(|current| match (denied, current.as_ref()) {
+            (None, Some(was)) if was.on_write && !write => false,
             (Some(reason), was) => {
                 if was.is_some_and(|w| w.reason == reason) {
                     return false;
@@ -79,6 +90,7 @@ impl IngestAccess {
                 *current = Some(Refusal {
                     cluster: cluster.cloned(),
                     reason: reason.to_string(),
+                    on_write: write,
                 });
                 metrics.ingest_refused.set(1);
                 true
@@ -154,7 +166,7 @@ impl GuardedSink {
         }
     }
 
-    fn observe<T>(&self, answer: Result<T, SinkError>) -> Result<T, SinkError> {
+    fn observe<T>(&self, answer: Result<T, SinkError>, write: bool) -> Result<T, SinkError> {
         let denied = match &answer {
             Err(SinkError::Denied(reason)) => Some(reason.as_str()),
             // The server's handlers answered: the credentials passed.
@@ -166,7 +178,7 @@ impl GuardedSink {
             Err(SinkError::Unavailable { .. }) | Err(SinkError::Refused(_)) => return answer,
         };
         self.access
-            .observe(self.inner.cluster(), denied, &self.metrics);
+            .observe(self.inner.cluster(), denied, write, &self.metrics);
         answer
     }
 }
@@ -174,22 +186,22 @@ impl GuardedSink {
 #[async_trait]
 impl SyncSink for GuardedSink {
     async fn send(&self, payload: &SyncPayload) -> Result<SyncResponse, SinkError> {
-        self.observe(self.inner.send(payload).await)
+        self.observe(self.inner.send(payload).await, true)
     }
 
     async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
-        self.observe(self.inner.stored_hashes().await)
+        self.observe(self.inner.stored_hashes().await, false)
     }
 
     async fn send_capabilities(
         &self,
         payload: &CapabilitySyncPayload,
     ) -> Result<SyncResponse, SinkError> {
-        self.observe(self.inner.send_capabilities(payload).await)
+        self.observe(self.inner.send_capabilities(payload).await, true)
     }
 
     async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
-        self.observe(self.inner.stored_capability_hashes().await)
+        self.observe(self.inner.stored_capability_hashes().await, false)
     }
 
     fn cluster(&self) -> Option<&ClusterId> {
@@ -230,6 +242,7 @@ mod tests {
             denied("HTTP 403 Forbidden: may not write b"),
             Err(SinkError::unavailable("connection refused")),
             Ok(()),
+            Ok(()),
         ];
         let sink = GuardedSink::new(
             Arc::new(Scripted(Mutex::new(script))),
@@ -242,8 +255,10 @@ mod tests {
         assert!(refusal.reason.contains("403"), "{refusal:?}");
         assert_eq!(metrics.ingest_refused.get(), 1);
         assert!(sink.send(&payload).await.is_err());
-        // An unreachable server says nothing of the token: still refused.
+        // An unreachable server says nothing of the token: still refused; nor does a read
+        // that passes (the token may read, not write).
         assert!(sink.stored_hashes().await.is_err());
+        assert!(sink.stored_hashes().await.is_ok());
         assert!(access.refusal().is_some());
         assert!(sink.send(&payload).await.is_ok());
         assert_eq!(access.refusal(), None);
