@@ -97,6 +97,18 @@ impl StoreArgs {
         }
     }
 
+    /// The embedded store's file, when the flags choose the embedded store (no Chroma or
+    /// Qdrant URL).
+    pub fn embedded_file(&self) -> anyhow::Result<Option<PathBuf>> {
+        if self.qdrant_url().is_some() || self.chroma_url().is_some() {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.resolved_data_dir()?
+                .join(ingest::store::embedded::STORE_FILE_NAME),
+        ))
+    }
+
     /// The store the flags choose. The embedded store's directory is created if missing.
     pub fn build(&self) -> anyhow::Result<Arc<dyn VectorStore>> {
         if let Some(url) = self.qdrant_url() {

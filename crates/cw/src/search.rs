@@ -365,7 +365,7 @@ fn render_types(out: &mut String, answer: &AskAnswer, cluster: Option<&str>) {
             continue;
         }
         let group = if t.group.is_empty() { "core" } else { &t.group };
-        let _ = writeln!(out, "{} ({group})", t.kind);
+        let _ = writeln!(out, "{} ({})", shorten(&t.kind, 64), shorten(group, 64));
         if !t.reason.is_empty() {
             let _ = writeln!(out, "  type matches: {}", shorten(&t.reason, 140));
         }
@@ -381,36 +381,24 @@ fn render_types(out: &mut String, answer: &AskAnswer, cluster: Option<&str>) {
                 why_of(i)
             );
             if !i.owns.is_empty() {
-                let _ = writeln!(out, "      with {}", i.owns.join(", "));
+                let _ = writeln!(out, "      with {}", shorten(&i.owns.join(", "), 200));
             }
         }
         let _ = writeln!(out);
     }
 }
 
-/// `words: payments; exact: label:team=finance; type: poolers.postgresql.cnpg.io`.
+/// `why: words: payments; exact: label:team=finance; type: poolers.postgresql.cnpg.io`.
 fn why_of(a: &AskHit) -> String {
-    let mut parts = Vec::new();
-    if !a.why.words.is_empty() {
-        parts.push(format!("words: {}", a.why.words.join(", ")));
-    }
-    if !a.hit.matched.is_empty() {
-        parts.push(format!("exact: {}", a.hit.matched.join(", ")));
-    }
-    if let Some(c) = &a.why.capability {
-        parts.push(format!("type: {c}"));
-    }
-    if parts.is_empty() {
-        parts.push(format!("similar text ({:.2})", a.why.similarity));
-    }
-    format!("why: {}", parts.join("; "))
+    format!("why: {}", shorten(&a.why_line(), 160))
 }
 
 fn where_of(h: &SearchHit) -> String {
+    use sync_model::untrusted::clean_value;
     if h.namespace.is_empty() || h.namespace == sync_model::CLUSTER_SCOPE {
-        h.name.clone()
+        clean_value(&h.name)
     } else {
-        format!("{}/{}", h.namespace, h.name)
+        format!("{}/{}", clean_value(&h.namespace), clean_value(&h.name))
     }
 }
 
@@ -424,11 +412,10 @@ fn health_of(h: &SearchHit) -> Option<String> {
     })
 }
 
+/// Cluster text as the terminal shows it: without control characters (no escape sequence
+/// from an annotation reaches the terminal), invisible or bidi characters, cut to `max`.
 fn shorten(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
+    sync_model::untrusted::clean(s, max)
 }
 
 /// Labels worth a column: the well-known app labels first, then whatever else fits.
@@ -465,7 +452,7 @@ fn print_table(hits: &[SearchHit]) {
         .iter()
         .map(|h| {
             [
-                h.kind.clone(),
+                shorten(&h.kind, 64),
                 if fleet {
                     format!("{}: {}", h.cluster, where_of(h))
                 } else {
@@ -542,6 +529,22 @@ mod tests {
         let (prod_part, staging_part) = text.split_at(staging);
         assert!(prod_part.contains("data/ledger-db") && prod_part.contains("data/orders-db"));
         assert!(staging_part.contains("data/orders-db") && !staging_part.contains("ledger-db"));
+    }
+
+    #[test]
+    fn cluster_text_reaches_the_terminal_without_escape_sequences_or_hidden_characters() {
+        let mut a = answer(&[("prod-eu", "orders\u{1b}]0;pwned\u{7}-db\u{202e}")]);
+        a.types[0].instances[0].hit.health = Some(sync_model::Health::new(
+            sync_model::HealthStatus::Failed,
+            "Ready=False: \u{1b}[2J\u{200b}gone",
+        ));
+        let text = render_answer(&a);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
+        assert!(text.contains("data/orders]0;pwned-db"), "{text}");
+        assert!(text.contains("[Failed: Ready=False: [2Jgone]"), "{text}");
     }
 
     #[test]

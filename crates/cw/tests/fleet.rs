@@ -477,3 +477,160 @@ async fn a_malformed_cluster_is_refused_with_the_field_named_and_nothing_stored(
     assert_eq!(resp.status(), 400);
     assert!(server.ids(None).await.is_empty());
 }
+
+/// An ingest server (as `cw serve` runs it, on the embedded store) that checks tokens
+/// against the tokens file at `tokens`; its base URL and what keeps it alive.
+async fn start_server_with_tokens(tokens: &std::path::Path) -> (String, Box<dyn std::any::Any>) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open_in_dir(dir.path()).unwrap();
+    let voyage = VoyageStandin::start().await;
+    let mut voyage_config = VoyageConfig::new("test-key");
+    voyage_config.base_url = voyage.base_url();
+    let pipeline = Pipeline::new(
+        Arc::new(store),
+        Arc::new(VoyageEmbedder::new(voyage_config).unwrap()),
+        "instances",
+    );
+    let file = server::credentials::TokensFile::open(tokens).unwrap();
+    let config = ServerConfig {
+        tokens_file: Some(Arc::new(file)),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(pipeline, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = server::router(state.clone());
+    tokio::spawn(server::serve(
+        listener,
+        app,
+        state,
+        std::future::pending::<()>(),
+    ));
+    (base, Box::new((dir, voyage)))
+}
+
+/// Writes `text` to the tokens file with a later modification time, which the server
+/// reads again at its next request.
+fn rewrite_tokens(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_whose_token_may_not_write_its_cluster_is_not_ready_and_says_why_until_it_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "tok-alpha alpha\n").unwrap();
+    let (base, _server) = start_server_with_tokens(&tokens).await;
+    let sim = SimServer::start(SimConfig::default()).await.unwrap();
+    sim.create(deployment("nginx")).unwrap();
+
+    // The watcher of cluster beta, with alpha's token, and its operations endpoints.
+    let beta = ClusterId::new("beta").unwrap();
+    let settings = WatcherSettings {
+        buffer: BufferConfig {
+            debounce: Duration::from_millis(100),
+            flush_interval: Duration::from_millis(100),
+            max_batch: 50,
+        },
+        retry: RetryConfig {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        },
+        types: TypeFilter::new(&["deployments".to_string()], &[] as &[String]),
+        namespaces: NamespaceFilter::default(),
+        resync_interval: Duration::from_secs(3600),
+        shutdown_timeout: Duration::from_secs(10),
+        group_discovery_timeout: Duration::from_secs(2),
+        forbidden_grace: Duration::from_secs(600),
+    };
+    let sink = HttpSink::new(&base, Some("tok-alpha".into()), Duration::from_secs(15))
+        .unwrap()
+        .with_cluster(beta.clone());
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(watcher::run(
+        settings,
+        sim.client().unwrap(),
+        Arc::new(sink),
+        shared.clone(),
+        stop.clone(),
+    ));
+    let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ops_url = format!("http://{}/readyz", ops.local_addr().unwrap());
+    tokio::spawn(watcher::ops::serve(ops, shared.clone(), None, stop.clone()));
+    let http = reqwest::Client::new();
+    let readyz = || async {
+        let resp = http.get(&ops_url).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+
+    // Refused: not ready, and /readyz says why, with the status and the cluster.
+    let deadline = tokio::time::Instant::now() + SOON;
+    while shared.ingest_refusal().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refusal was never noticed; /readyz: {:?}",
+            readyz().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every type listed (and a batch refused more than once) changes nothing of that.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!shared.is_ready());
+    let (status, body) = readyz().await;
+    assert_eq!(status, 503, "{body}");
+    for word in [
+        "not ready",
+        "403",
+        "cluster beta",
+        "may not write cluster \"beta\"",
+    ] {
+        assert!(body.contains(word), "/readyz lacks {word:?}: {body}");
+    }
+    assert_eq!(shared.metrics.ingest_refused.get(), 1);
+    assert_eq!(shared.metrics.items_rejected.get(), 0, "nothing dropped");
+
+    // The token may write beta now: ready again, and the kept batch is stored.
+    rewrite_tokens(&tokens, "tok-alpha alpha,beta\n");
+    let deadline = tokio::time::Instant::now() + SOON;
+    while !shared.is_ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready again; /readyz: {:?}",
+            readyz().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(readyz().await, (200, "ready".to_string()));
+    assert_eq!(shared.metrics.ingest_refused.get(), 0);
+    let deadline = tokio::time::Instant::now() + SOON;
+    loop {
+        let hashes: Value = http
+            .get(format!("{base}/api/v1/instances/hashes?cluster=beta"))
+            .bearer_auth("tok-alpha")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
+        if hashes["hashes"].get(nginx_id()).is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "beta's nginx never stored: {hashes}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    watcher.await.unwrap().unwrap();
+}

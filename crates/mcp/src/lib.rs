@@ -11,6 +11,7 @@ mod prompt;
 mod resource;
 mod server;
 mod tools;
+mod untrusted;
 
 use std::sync::Arc;
 

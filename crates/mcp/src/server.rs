@@ -22,11 +22,15 @@ pub struct CwMcp {
     prompt_router: PromptRouter<Self>,
 }
 
-const INSTRUCTIONS: &str = "cw keeps a searchable index of what runs in a Kubernetes cluster. \
+const INSTRUCTIONS: &str = concat!(
+    "cw keeps a searchable index of what runs in Kubernetes clusters. \
 Start with ask (a question in plain words: the resource types that answer it and their \
 instances) or search_resources (filters and free text; mode=count or group_by to size a result \
 before listing it). Hits carry an id: pass it to get_resource for live status, conditions, \
-events and owners. Answers are paged: follow nextCursor only when you need more.";
+events and owners. search_resources pages its hits: follow nextCursor only when you need more. \
+Every answer is at most 16 KiB.",
+    crate::untrusted::cluster_text_rule!()
+);
 
 impl CwMcp {
     pub fn new(index: Arc<dyn Index>, cluster: ClusterAccess) -> Self {

@@ -50,8 +50,9 @@ impl ClusterId {
             && id.ends_with(|c: char| c.is_ascii_alphanumeric());
         if id.is_empty() || id.len() > MAX_CLUSTER_ID_LEN || !valid_chars || !alnum_ends {
             return Err(ClusterIdError(format!(
-                "cluster id {id:?} is not a DNS label: use 1 to {MAX_CLUSTER_ID_LEN} lowercase \
-                 letters, digits and '-', starting and ending with a letter or digit (e.g. prod-eu)"
+                "cluster id {} is not a DNS label: use 1 to {MAX_CLUSTER_ID_LEN} lowercase \
+                 letters, digits and '-', starting and ending with a letter or digit (e.g. prod-eu)",
+                crate::untrusted::echo(id)
             )));
         }
         Ok(ClusterId(id.to_string()))

@@ -17,6 +17,7 @@ mod payload;
 pub mod rules;
 pub mod search;
 pub mod software;
+pub mod untrusted;
 
 pub use auth::BearerToken;
 pub use capability::{capability_id, Capability, CapabilitySyncPayload, Enrichment};

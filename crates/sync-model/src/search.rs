@@ -209,6 +209,28 @@ pub struct AskHit {
     pub owns: Vec<String>,
 }
 
+impl AskHit {
+    /// Why it answers, as every surface says it: `words: payments; exact: label:team=finance;
+    /// type: poolers.postgresql.cnpg.io`, or `similar text (0.42)` when only its text's
+    /// meaning is near the question's.
+    pub fn why_line(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.why.words.is_empty() {
+            parts.push(format!("words: {}", self.why.words.join(", ")));
+        }
+        if !self.hit.matched.is_empty() {
+            parts.push(format!("exact: {}", self.hit.matched.join(", ")));
+        }
+        if let Some(c) = &self.why.capability {
+            parts.push(format!("type: {c}"));
+        }
+        if parts.is_empty() {
+            parts.push(format!("similar text ({:.2})", self.why.similarity));
+        }
+        parts.join("; ")
+    }
+}
+
 /// Why an object answers: words of the question found in its own text, and the
 /// capability (its type's description) that matched the question.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

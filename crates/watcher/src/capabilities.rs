@@ -12,7 +12,7 @@ use serde_json::Value;
 use sync_model::{capability_id, Capability, CapabilitySyncPayload};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::discovery::ResourceType;
 use crate::metrics::Metrics;
@@ -188,6 +188,11 @@ impl CapabilityError {
             CapabilityError::Discovery(_) | CapabilityError::Kube(_) => true,
             CapabilityError::Sink(e) => e.is_retryable(),
         }
+    }
+
+    /// The ingest server refuses the credentials (see `SinkError::Denied`).
+    pub fn is_denied(&self) -> bool {
+        matches!(self, CapabilityError::Sink(e) if e.is_denied())
     }
 }
 
@@ -478,10 +483,17 @@ pub async fn run_capability_sync(
                     }
                     break;
                 }
-                Err(e) if e.is_retryable() => {
+                // A refused token is retried too (quietly: `access` logs the refusal once),
+                // so that capabilities follow as soon as the server accepts it.
+                Err(e) if e.is_retryable() || e.is_denied() => {
                     metrics.capability_sync_failures.inc();
                     let delay = delays.next().unwrap_or(retry.max_delay);
-                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "capability sync failed; will retry");
+                    let retry_in_ms = delay.as_millis() as u64;
+                    if e.is_denied() {
+                        debug!(error = %e, retry_in_ms, "capability sync refused; will retry");
+                    } else {
+                        warn!(error = %e, retry_in_ms, "capability sync failed; will retry");
+                    }
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(delay) => {}

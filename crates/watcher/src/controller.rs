@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::access::{ask_while_refused, GuardedSink, IngestAccess, Refusal};
 use crate::availability::UnavailableGroups;
 use crate::buffer::{run_buffer, Pending};
 use crate::capabilities::{run_capability_sync, WatchedTypes};
@@ -26,10 +27,10 @@ use crate::error::WatchError;
 use crate::metrics::Metrics;
 use crate::resync::{resync, ResyncReport, ResyncRequest, ResyncScope};
 use crate::sender::{
-    retrying, run_sender, Retries, RetryConfig, StoreGenerations, BATCHES_IN_FLIGHT,
+    log_retry, retry_loop, run_sender, Retries, RetryConfig, StoreGenerations, BATCHES_IN_FLIGHT,
 };
-use crate::sink::StoredHashes;
 use crate::sink::SyncSink;
+use crate::sink::{SinkError, StoredHashes};
 use crate::source::watch_crds;
 use crate::tracker::{run_tracker, Input, Tracker};
 use crate::watches::Watches;
@@ -42,6 +43,8 @@ pub struct Shared {
     ready: Arc<AtomicBool>,
     /// API groups whose discovery fails, and why.
     unavailable_groups: UnavailableGroups,
+    /// Whether the ingest server refuses this watcher's credentials.
+    ingest_access: IngestAccess,
     shutting_down: AtomicBool,
     resync_requests: mpsc::Sender<ResyncRequest>,
     resync_inbox: std::sync::Mutex<Option<mpsc::Receiver<ResyncRequest>>>,
@@ -54,15 +57,25 @@ impl Shared {
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
             unavailable_groups: UnavailableGroups::default(),
+            ingest_access: IngestAccess::default(),
             shutting_down: AtomicBool::new(false),
             resync_requests: tx,
             resync_inbox: std::sync::Mutex::new(Some(rx)),
         })
     }
 
-    /// Every watched type has been listed once, and the watcher is not shutting down.
+    /// Every watched type has been listed once, the ingest server takes this watcher's
+    /// calls, and the watcher is not shutting down.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) && !self.shutting_down.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed)
+            && !self.shutting_down.load(Ordering::Relaxed)
+            && self.ingest_refusal().is_none()
+    }
+
+    /// Why the ingest server refuses this watcher (a missing or wrong token, or one that may
+    /// not write its cluster), while it does.
+    pub fn ingest_refusal(&self) -> Option<Refusal> {
+        self.ingest_access.refusal()
     }
 
     /// API groups whose discovery currently fails, with the error: their types are not
@@ -108,6 +121,12 @@ pub async fn run(
 ) -> Result<(), WatchError> {
     let resync_inbox = shared.take_resync_inbox()?;
     let metrics = shared.metrics.clone();
+    // Every stage's calls report whether the server takes this watcher's credentials.
+    let sink: Arc<dyn SyncSink> = Arc::new(GuardedSink::new(
+        sink,
+        shared.ingest_access.clone(),
+        metrics.clone(),
+    ));
     let shutdown_timeout = settings.shutdown_timeout;
     let (changes, mut stages) = spawn_delivery(&settings, &sink, &metrics, &shared);
 
@@ -120,6 +139,11 @@ pub async fn run(
         || hashes.read(sink.as_ref()),
     )
     .await;
+    // Whether the server lets this watcher write, asked now and again while it refuses.
+    let access_check = Background::spawn(&shutdown, |cancel| {
+        let (sink, access) = (sink.clone(), shared.ingest_access.clone());
+        ask_while_refused(sink, access, settings.retry, cancel)
+    });
     let (inputs, input_rx) = mpsc::channel::<Input>(4096);
     let tracker = seeded_tracker(stored.as_ref());
     let ready = shared.ready.clone();
@@ -162,6 +186,7 @@ pub async fn run(
         controller.stop_crd_watch().await;
         // Capabilities are level-triggered: whatever is not synced now is at the next start.
         capability_sync.stop().await;
+        access_check.stop().await;
         controller.stop_watches().await;
     })
     .await;
@@ -482,19 +507,17 @@ impl Background {
     }
 }
 
-/// Retries `f` with backoff until it succeeds (`Some`) or `cancel` fires (`None`).
-async fn until_ok<T, E: std::fmt::Display, F, Fut>(
-    what: &str,
-    cancel: &CancellationToken,
-    f: F,
-) -> Option<T>
+/// Retries a call to the ingest server with backoff until it succeeds (`Some`) or `cancel`
+/// fires (`None`).
+async fn until_ok<T, F, Fut>(what: &str, cancel: &CancellationToken, f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
+    Fut: Future<Output = Result<T, SinkError>>,
 {
-    let every_failure = |_: &E| true;
+    let every_failure = |_: &SinkError| true;
+    let log = |e: &SinkError, delay: Duration| log_retry(what, e, delay);
     let backoff = RetryConfig::default();
-    let retried = retrying(&backoff, Retries::Forever, what, every_failure, f);
+    let retried = retry_loop(&backoff, Retries::Forever, every_failure, log, f);
     cancel.run_until_cancelled(retried).await?.ok()
 }
 

@@ -9,6 +9,7 @@
 //! discovery and runs [`resync`]; [`ops`] serves health, readiness, metrics and resync.
 //! [`capabilities`] keeps the capability records (one per watched type) current beside them.
 
+mod access;
 mod availability;
 pub mod buffer;
 pub mod capabilities;
@@ -30,6 +31,7 @@ pub mod source;
 pub mod tracker;
 mod watches;
 
+pub use access::Refusal;
 pub use change::{Change, ContentHash};
 pub use config::{ClusterArgs, IngestClientArgs, StandaloneArgs, TokenArgs, WatchConfig};
 pub use context::WatcherSettings;

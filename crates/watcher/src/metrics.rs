@@ -38,6 +38,8 @@ pub struct Metrics {
     /// Watched types the API server currently refuses (403); their documents are kept for
     /// the grace period.
     pub forbidden_types: Gauge,
+    /// 1 while the ingest server refuses this watcher's credentials (401/403; see /readyz).
+    pub ingest_refused: Gauge,
     pub resync_seconds: Histogram,
     /// Capability syncs that succeeded, and attempts that failed.
     pub capability_syncs: Counter,
@@ -133,6 +135,12 @@ impl Metrics {
                 r,
                 "forbidden_types",
                 "Watched types the API server currently refuses (403)",
+                Gauge::default(),
+            ),
+            ingest_refused: registered(
+                r,
+                "ingest_refused",
+                "1 while the ingest server refuses this watcher's token (401 or 403; see /readyz)",
                 Gauge::default(),
             ),
             resync_seconds: registered(

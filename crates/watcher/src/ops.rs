@@ -36,14 +36,22 @@ pub fn router(shared: Arc<Shared>, token: Option<String>) -> Router {
         .with_state(state)
 }
 
-/// 200 `ready` once every available type is listed; the unavailable API groups, if any,
-/// follow on their own lines (their types are not watched yet, so the index may lack them).
+/// 200 `ready` once every available type is listed and the ingest server takes this
+/// watcher's token; else 503 `not ready`, with the server's refusal (its status, message and
+/// the cluster) when it refuses the token. The unavailable API groups, if any, follow on
+/// their own lines (their types are not watched yet, so the index may lack them).
 async fn readyz(State(s): State<OpsState>) -> Response {
     let (status, mut body) = if s.shared.is_ready() {
         (StatusCode::OK, String::from("ready"))
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, String::from("not ready"))
     };
+    if let Some(refusal) = s.shared.ingest_refusal() {
+        body.push_str(&format!(
+            "\n{refusal}\n  (batches are kept and retried; set the token this watcher sends, \
+             CW_INGEST_TOKEN, to one the server's tokens file lets write this cluster)"
+        ));
+    }
     let unavailable = s.shared.unavailable_groups();
     if !unavailable.is_empty() {
         body.push_str(

@@ -78,10 +78,29 @@ pub async fn retrying<T, E, F, Fut>(
     retries: Retries,
     what: &str,
     is_retryable: impl Fn(&E) -> bool,
-    mut op: F,
+    op: F,
 ) -> Result<T, E>
 where
     E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let log = |e: &E, delay: Duration| {
+        warn!(reason = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed; will retry");
+    };
+    retry_loop(retry, retries, is_retryable, log, op).await
+}
+
+/// [`retrying`], with `on_retry` told of each failure that is retried and the delay before
+/// the next attempt.
+pub(crate) async fn retry_loop<T, E, F, Fut>(
+    retry: &RetryConfig,
+    retries: Retries,
+    is_retryable: impl Fn(&E) -> bool,
+    on_retry: impl Fn(&E, Duration),
+    mut op: F,
+) -> Result<T, E>
+where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
@@ -95,7 +114,7 @@ where
                 }
                 retried += 1;
                 let delay = delays.next().unwrap_or(retry.max_delay);
-                warn!(reason = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed; will retry");
+                on_retry(&e, delay);
                 tokio::time::sleep(delay).await;
             }
             other => return other,
@@ -103,9 +122,23 @@ where
     }
 }
 
+/// How a retried failure of a call to the ingest server is logged: a refusal of the
+/// credentials is a state that `access` logs once when it begins and ends, not at every
+/// retry of every batch.
+pub(crate) fn log_retry(what: &str, e: &SinkError, delay: Duration) {
+    let retry_in_ms = delay.as_millis() as u64;
+    if e.is_denied() {
+        debug!(reason = %e, retry_in_ms, "{what} refused; will retry");
+    } else {
+        warn!(reason = %e, retry_in_ms, "{what} failed; will retry");
+    }
+}
+
 /// [`retrying`] for calls to the ingest server: a [`SinkError::Unavailable`] is retried
-/// (not before the server's `Retry-After`, when it sent one), and each retry is counted in
-/// `send_retries` as it starts.
+/// (not before the server's `Retry-After`, when it sent one), and so is a
+/// [`SinkError::Denied`] when retrying forever (the controller: the batch waits until the
+/// token is fixed instead of being lost); each retry is counted in `send_retries` as it
+/// starts.
 pub async fn with_retries<T, F, Fut>(
     retry: &RetryConfig,
     retries: Retries,
@@ -125,9 +158,10 @@ where
         {
             *wait = *retry_after;
         }
-        e.is_retryable()
+        e.is_retryable() || (e.is_denied() && retries == Retries::Forever)
     };
-    retrying(retry, retries, what, is_retryable, || {
+    let log = |e: &SinkError, delay: Duration| log_retry(what, e, delay);
+    retry_loop(retry, retries, is_retryable, log, || {
         if !std::mem::take(&mut first) {
             metrics.send_retries.inc();
         }
@@ -163,7 +197,9 @@ pub fn on_failure(e: &SinkError, items: usize) -> RetryAction {
         SinkError::Unavailable { .. } => RetryAction::Retry,
         SinkError::Invalid { .. } | SinkError::TooLarge(_) if items > 1 => RetryAction::Split,
         SinkError::Invalid { .. } | SinkError::TooLarge(_) => RetryAction::Skip,
-        SinkError::Refused(_) | SinkError::Unsupported(_) => RetryAction::GiveUp,
+        SinkError::Denied(_) | SinkError::Refused(_) | SinkError::Unsupported(_) => {
+            RetryAction::GiveUp
+        }
     }
 }
 
@@ -712,6 +748,61 @@ mod tests {
         deliver(&sink, batch, &RetryConfig::default(), &metrics).await;
         assert_eq!(*sink.0.lock().unwrap(), 1, "one attempt, no split");
         assert_eq!(metrics.items_rejected.get(), 8);
+    }
+
+    /// Refuses the credentials of the first `denied` sends, then takes them.
+    struct TokenFixedLater {
+        denied: Mutex<usize>,
+        accepted: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl SyncSink for TokenFixedLater {
+        async fn send(&self, payload: &SyncPayload) -> Result<SyncResponse, SinkError> {
+            let mut denied = self.denied.lock().unwrap();
+            if *denied > 0 {
+                *denied -= 1;
+                return Err(SinkError::Denied(
+                    "HTTP 403 Forbidden: may not write b".into(),
+                ));
+            }
+            *self.accepted.lock().unwrap() += payload.len();
+            Ok(SyncResponse::ok(payload.len(), 0))
+        }
+        async fn stored_hashes(&self) -> Result<HashMap<ResourceId, String>, SinkError> {
+            Ok(HashMap::new())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_refused_for_the_token_waits_until_the_server_takes_it_and_is_not_dropped() {
+        let sink = TokenFixedLater {
+            denied: Mutex::new(20),
+            accepted: Mutex::new(0),
+        };
+        let metrics = Metrics::new();
+        let batch: Vec<Change> = (0..4)
+            .map(|i| Change::Upsert(deployment(&format!("d{i}"), "a")))
+            .collect();
+        deliver(&sink, batch, &RetryConfig::default(), &metrics).await;
+        assert_eq!(*sink.accepted.lock().unwrap(), 4, "every item delivered");
+        assert_eq!(metrics.items_rejected.get(), 0);
+
+        // A one-shot command gives up at once instead.
+        let sink = TokenFixedLater {
+            denied: Mutex::new(1),
+            accepted: Mutex::new(0),
+        };
+        let payload = to_payload(vec![Change::Upsert(deployment("web", "a"))]);
+        let got = deliver_payload(
+            &sink,
+            payload,
+            &RetryConfig::default(),
+            Retries::AtMost(5),
+            &metrics,
+        )
+        .await;
+        assert!(matches!(got, Err(DeliveryError::Refused { .. })), "{got:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -38,8 +38,14 @@ pub enum SinkError {
     /// The payload is larger than the destination takes: smaller ones may pass.
     #[error("ingest rejected the payload as too large: {0}")]
     TooLarge(String),
-    /// Refused for a reason no item explains (credentials, permissions, a store filled by
-    /// another model): neither retrying nor splitting can help.
+    /// The destination refuses this sender's credentials: no token, a wrong one, or one
+    /// that may not write this cluster. Nothing it sends is taken until an operator changes
+    /// the token (or the server's tokens file): the controller keeps its batches, retries
+    /// them slowly and is not ready meanwhile (`access`); one-shot commands give up.
+    #[error("ingest refused this sender's credentials: {0}")]
+    Denied(String),
+    /// Refused for a reason no item explains (a store filled by another model, a conflict):
+    /// neither retrying nor splitting can help.
     #[error("ingest refused the call: {0}")]
     Refused(String),
     /// The destination does not offer this call (a sink without capabilities, a server
@@ -59,6 +65,10 @@ impl SinkError {
 
     pub fn is_retryable(&self) -> bool {
         matches!(self, SinkError::Unavailable { .. })
+    }
+
+    pub fn is_denied(&self) -> bool {
+        matches!(self, SinkError::Denied(_))
     }
 }
 
@@ -82,6 +92,11 @@ pub trait SyncSink: Send + Sync {
     /// Every stored capability id with the `Capability::content_hash()` of what is stored.
     async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
         Err(no_capabilities())
+    }
+
+    /// The cluster this sink writes, when it names one (for what the watcher reports).
+    fn cluster(&self) -> Option<&ClusterId> {
+        None
     }
 }
 
@@ -134,10 +149,6 @@ impl HttpSink {
     pub fn with_cluster(mut self, cluster: ClusterId) -> Self {
         self.cluster = Some(cluster);
         self
-    }
-
-    pub fn cluster(&self) -> Option<&ClusterId> {
-        self.cluster.as_ref()
     }
 
     /// POSTs `payload`, naming this sink's cluster unless the payload names one itself.
@@ -215,6 +226,9 @@ async fn failure(resp: reqwest::Response) -> SinkError {
         StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => {
             SinkError::Unsupported(error)
         }
+        // The credentials, not the batch: a missing or wrong token, or one that may not
+        // write this cluster.
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => SinkError::Denied(error),
         StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => SinkError::Unavailable {
             reason: error,
             retry_after,
@@ -254,6 +268,10 @@ impl SyncSink for HttpSink {
     async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
         let body: HashesResponse = self.get_hashes(api::CAPABILITIES_HASHES).await?;
         Ok(body.hashes)
+    }
+
+    fn cluster(&self) -> Option<&ClusterId> {
+        self.cluster.as_ref()
     }
 }
 

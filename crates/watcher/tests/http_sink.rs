@@ -63,7 +63,7 @@ async fn a_bad_payload_is_rejected_with_the_servers_details_and_a_down_server_is
 }
 
 #[tokio::test]
-async fn the_bearer_token_is_sent_and_a_missing_one_is_a_refusal() {
+async fn the_bearer_token_is_sent_and_a_missing_one_is_a_refusal_of_the_credentials() {
     install_crypto();
     let store = StandIn::start().await;
     store.state.lock().unwrap().token = Some("s3cret".into());
@@ -73,7 +73,7 @@ async fn the_bearer_token_is_sent_and_a_missing_one_is_a_refusal() {
         upserts: vec![],
         deletes: vec![ResourceId::from_raw("default/v1/Pod/x")],
     };
-    assert!(matches!(without.send(&p).await, Err(SinkError::Refused(_))));
+    assert!(matches!(without.send(&p).await, Err(SinkError::Denied(_))));
     let with = HttpSink::new(
         &store.sync_url,
         Some("s3cret".into()),

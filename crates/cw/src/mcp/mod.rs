@@ -26,10 +26,15 @@ pub use mcp::CancellationToken;
 
 #[derive(clap::Args)]
 pub struct Args {
-    // The cw server whose index the tools read; when none answers there, the store of the
-    // flags below is read in this process.
+    // The cw server whose index the tools read (see --local). A named server that does not
+    // answer is an error, never an empty index.
     #[command(flatten)]
     pub server: ApiClientArgs,
+    /// Serve the index of the store and model flags below in this process, without asking
+    /// any server. Without it, the local embedded store is read only when no server is
+    /// named, none answers at the default address, and the store already holds an index.
+    #[arg(long, env = "CW_MCP_LOCAL", conflicts_with = "server")]
+    pub local: bool,
     /// A kubeconfig whose current context get_resource reads live; for a cluster without
     /// one, get_resource answers what the index holds, marked as such.
     #[arg(long, env = "CW_MCP_KUBECONFIG")]
@@ -48,25 +53,7 @@ pub struct Args {
 
 /// `cw mcp`: the MCP server on stdin and stdout (logs go to stderr).
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let remote = args.server.client()?;
-    let index: Arc<dyn Index> = if remote.answers().await {
-        tracing::info!(server = %remote.base(), "cw mcp: reading the index of a running server");
-        Arc::new(OverHttp(remote))
-    } else {
-        tracing::info!(
-            server = %remote.base(),
-            store = %args.store.describe(),
-            "cw mcp: no server answers; reading the store in this process"
-        );
-        let store = args.store.build()?;
-        let embedder = args.embed.build_lazy()?;
-        Arc::new(InProcess(ingest::search::Searcher {
-            store,
-            embedder,
-            instances_collection: args.store.instances_collection.clone(),
-            capabilities_collection: args.store.capabilities_collection.clone(),
-        }))
-    };
+    let index = choose_index(&args).await?;
     let own = match &args.kubeconfig {
         Some(path) => kubeconfig_cluster(path, &args.cluster).await?,
         None => Connections::new(),
@@ -85,6 +72,57 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("serving MCP on stdio");
     stop.cancel();
     served
+}
+
+/// The index the tools read: the named server, else the default address if a cw server
+/// answers there, else the local store when asked for (`--local`, a Chroma or Qdrant URL) or
+/// when its file already holds an index. Anything else is an error that names the URL tried:
+/// an empty store opened because a server did not answer would answer every question with
+/// a confident nothing.
+async fn choose_index(args: &Args) -> anyhow::Result<Arc<dyn Index>> {
+    if !args.local {
+        let remote = args.server.client()?;
+        if remote.answers().await {
+            tracing::info!(server = %remote.base(), "cw mcp: reading the index of a running server");
+            return Ok(Arc::new(OverHttp(remote)));
+        }
+        if args.server.named().is_some() {
+            anyhow::bail!(
+                "no cw server answers at {}: start cw serve or cw run there, or correct \
+                 --server / CW_SERVER_URL (cw mcp --local serves this machine's store instead)",
+                remote.base()
+            );
+        }
+        if let Some(file) = args.store.embedded_file()? {
+            if !holds_index(&file) {
+                anyhow::bail!(
+                    "no cw server answers at {} and there is no local index at {}: start cw \
+                     serve or cw run (or name a server with --server / CW_SERVER_URL), or pass \
+                     --local to serve the local store anyway",
+                    remote.base(),
+                    file.display()
+                );
+            }
+        }
+        tracing::info!(
+            server = %remote.base(),
+            store = %args.store.describe(),
+            "cw mcp: no server answers; reading the local index in this process"
+        );
+    }
+    let store = args.store.build()?;
+    let embedder = args.embed.build_lazy()?;
+    Ok(Arc::new(InProcess(ingest::search::Searcher {
+        store,
+        embedder,
+        instances_collection: args.store.instances_collection.clone(),
+        capabilities_collection: args.store.capabilities_collection.clone(),
+    })))
+}
+
+/// Whether the embedded store's file exists and holds something.
+fn holds_index(file: &std::path::Path) -> bool {
+    std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 /// The cluster of `cw mcp --kubeconfig`: its current context, under the id its watcher
@@ -116,8 +154,9 @@ pub fn own_cluster(client: kube::Client, cluster: impl Into<String>) -> Connecti
     [(cluster.into(), live)].into()
 }
 
-/// The `/mcp` route over the server's own index, behind the API's bearer token. Cancel
-/// `stop` when the server shuts down, so open event streams end.
+/// The `/mcp` route over the server's own index, behind the API's bearer token (refused as
+/// MCP clients understand it: 403, never an OAuth challenge). Cancel `stop` when the server
+/// shuts down, so open event streams end.
 pub fn route(
     state: &AppState,
     cluster: ClusterAccess,
@@ -127,5 +166,5 @@ pub fn route(
     let index = Arc::new(InProcess(state.searcher().clone()));
     let loopback = matches!(host, "127.0.0.1" | "localhost" | "::1" | "[::1]");
     let service = mcp::http_service(CwMcp::new(index, cluster), stop, loopback);
-    state.auth_layer(axum::Router::new().nest_service(api::MCP, service))
+    state.agent_auth_layer(axum::Router::new().nest_service(api::MCP, service))
 }

@@ -21,6 +21,31 @@ fn python() -> PathBuf {
 
 /// Runs the Python MCP client with `transport_args` and `plan`; its JSON report.
 pub fn drive(transport_args: &[&str], plan: Value, env: &[(&str, &str)]) -> Value {
+    let (status, report, stderr) = run_client(transport_args, plan, env);
+    assert!(
+        status.success(),
+        "the MCP client failed ({status}):\n{report}\n{stderr}"
+    );
+    report
+}
+
+/// Runs the Python MCP client for a session that must fail; what the SDK raised
+/// (`{"type", "message", "code"}`).
+pub fn drive_failing(transport_args: &[&str], plan: Value, env: &[(&str, &str)]) -> Value {
+    let (status, report, stderr) = run_client(transport_args, plan, env);
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "the MCP session should fail: {report}\n{stderr}"
+    );
+    report["failure"].clone()
+}
+
+fn run_client(
+    transport_args: &[&str],
+    plan: Value,
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, Value, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client.py");
     let mut command = Command::new(python());
     command
@@ -42,14 +67,14 @@ pub fn drive(transport_args: &[&str], plan: Value, env: &[(&str, &str)]) -> Valu
     }
     let out = child.wait_with_output().expect("the MCP client");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the MCP client failed ({}):\n{}\n{}",
-        out.status,
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("client output {stdout}: {e}"))
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "the MCP client ({}) printed no report ({e}):\n{stdout}\n{stderr}",
+            out.status
+        )
+    });
+    (out.status, report, stderr)
 }
 
 /// The structured answer of call `i`, which must have succeeded.

@@ -5,8 +5,9 @@
 
 Reads a plan from stdin, {"calls": [{"tool": NAME, "args": {...}}], "prompt": {"name": N,
 "args": {...}}}, lists the tools and prompts, makes each call in order and prints one JSON
-document with what the server answered, as on the wire: {"tools": [...], "prompts": [...],
-"calls": [...], "prompt": {...}}. The Rust tests assert on that document.
+document with what the server answered, as on the wire: {"instructions": ..., "tools": [...],
+"prompts": [...], "calls": [...], "prompt": {...}}. The Rust tests assert on that document. A session that fails
+prints {"failure": {"type", "message", "code"}} (what the SDK raised) and exits with 3.
 """
 
 import asyncio
@@ -20,13 +21,26 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 
+def failure(error):
+    """What a user of the SDK is shown of a failed session: the innermost error (anyio's task
+    groups wrap it in ExceptionGroups), with its MCP error code and message when it has one."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    out = {"type": type(error).__name__, "message": str(error)}
+    if hasattr(error, "error") and hasattr(error.error, "code"):
+        out["code"] = error.error.code
+        out["message"] = error.error.message
+    return out
+
+
 def wire(model):
     return model.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
 async def drive(session, plan):
-    await session.initialize()
+    init = await session.initialize()
     out = {
+        "instructions": init.instructions,
         "tools": wire(await session.list_tools())["tools"],
         "prompts": wire(await session.list_prompts())["prompts"],
         "calls": [],
@@ -62,4 +76,10 @@ async def main():
     json.dump(out, sys.stdout)
 
 
-asyncio.run(main())
+try:
+    asyncio.run(main())
+except Exception as error:  # noqa: BLE001 - the failure is the report
+    # A session that failed (a refused token, a server that is gone): what the SDK raised,
+    # as one JSON document, and exit status 3.
+    json.dump({"failure": failure(error)}, sys.stdout)
+    sys.exit(3)

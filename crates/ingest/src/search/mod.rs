@@ -263,11 +263,15 @@ pub fn build_filter(req: &SearchRequest) -> Result<Option<Filter>, SearchError> 
     }
     for label in &req.labels {
         let (k, v) = label.split_once('=').ok_or_else(|| {
-            SearchError::BadRequest(format!("label filter {label:?} must be key=value"))
+            SearchError::BadRequest(format!(
+                "label filter {} must be key=value",
+                sync_model::untrusted::echo(label)
+            ))
         })?;
         if k.is_empty() {
             return Err(SearchError::BadRequest(format!(
-                "label filter {label:?} has an empty key"
+                "label filter {} has an empty key",
+                sync_model::untrusted::echo(label)
             )));
         }
         all.push(Filter::Eq(format!("label.{k}"), v.to_string()));

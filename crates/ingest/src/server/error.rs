@@ -17,6 +17,13 @@ pub enum ApiError {
         details: Vec<FieldError>,
     },
     Unauthorized,
+    /// No known token on the agents' route (`/mcp`): 403 without `WWW-Authenticate`, the
+    /// message as a JSON-RPC error. MCP clients read any 401 as the start of OAuth (the MCP
+    /// authorization spec sends them to discover an authorization server, with or without a
+    /// challenge), which cw does not offer: the MCP inspector then fails with "Interactive
+    /// OAuth requires a TTY". A 403 is shown as the refusal it is, and the JSON-RPC body is
+    /// what the SDKs print (docs/agents.md, "The token").
+    AgentUnauthorized,
     /// The token is known but may not write this cluster.
     Forbidden {
         cluster: String,
@@ -47,7 +54,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::AgentUnauthorized | ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) | ApiError::Overloaded { .. } => {
@@ -63,6 +70,13 @@ impl ApiError {
             ApiError::BadRequest { error, details } => (error, details),
             ApiError::Unauthorized => (
                 "missing or wrong bearer token: send Authorization: Bearer <CW_INGEST_TOKEN>".into(),
+                vec![],
+            ),
+            ApiError::AgentUnauthorized => (
+                "missing or wrong bearer token: configure the MCP client to send the header \
+                 Authorization: Bearer <CW_INGEST_TOKEN> (the token of cw serve or cw run); \
+                 this server does not offer OAuth"
+                    .into(),
                 vec![],
             ),
             ApiError::Forbidden { cluster, may_write } => (
@@ -110,7 +124,13 @@ impl IntoResponse for ApiError {
             } => Some(*retry_after_secs),
             _ => None,
         };
-        let mut resp = (status, Json(self.body())).into_response();
+        let agent = matches!(self, ApiError::AgentUnauthorized);
+        let body = self.body();
+        let mut resp = if agent {
+            (status, Json(json_rpc_error(body))).into_response()
+        } else {
+            (status, Json(body)).into_response()
+        };
         if unauthorized {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -123,6 +143,24 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// JSON-RPC's error code for a request refused for its credentials (the range -32000 to
+/// -32099 is left to servers).
+const JSON_RPC_UNAUTHORIZED: i64 = -32001;
+
+/// `body` as the JSON-RPC error an MCP client reads from a refused request (its id unknown,
+/// hence null), the details under `data`.
+fn json_rpc_error(body: ErrorBody) -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": JSON_RPC_UNAUTHORIZED,
+            "message": body.error,
+            "data": {"details": body.details},
+        },
+    })
 }
 
 impl From<SyncError> for ApiError {

@@ -165,6 +165,18 @@ impl AppState {
     pub fn auth_layer<S: Clone + Send + Sync + 'static>(&self, routes: Router<S>) -> Router<S> {
         routes.layer(middleware::from_fn_with_state(self.clone(), require_bearer))
     }
+
+    /// [`AppState::auth_layer`] for the agents' route (`/mcp`): the same tokens, refused
+    /// as MCP clients understand it ([`ApiError::AgentUnauthorized`]).
+    pub fn agent_auth_layer<S: Clone + Send + Sync + 'static>(
+        &self,
+        routes: Router<S>,
+    ) -> Router<S> {
+        routes.layer(middleware::from_fn_with_state(
+            self.clone(),
+            require_agent_bearer,
+        ))
+    }
 }
 
 /// The whole API: sync and hashes behind the optional bearer token; `/healthz`, `/readyz`
@@ -221,13 +233,23 @@ pub async fn serve(
 
 /// 401 without a known token; else the request goes on with its [`Access`], which the
 /// sync handlers check against the cluster they would write.
-async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    admit(&state, req, next, ApiError::Unauthorized).await
+}
+
+/// [`require_bearer`] for `/mcp`: a missing or wrong token is [`ApiError::AgentUnauthorized`].
+async fn require_agent_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    admit(&state, req, next, ApiError::AgentUnauthorized).await
+}
+
+/// The request with its [`Access`] when its token is known, else `refusal`.
+async fn admit(state: &AppState, mut req: Request, next: Next, refusal: ApiError) -> Response {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(access) = state.inner.credentials.access(given) else {
-        return ApiError::Unauthorized.into_response();
+        return refusal.into_response();
     };
     req.extensions_mut().insert(access);
     next.run(req).await

@@ -1,5 +1,6 @@
 //! Answer lines several tools share, kept compact: one small object per hit, no stored
-//! documents, scores to three decimals.
+//! documents, scores to three decimals. Every value written in the cluster passes through
+//! `untrusted::clean` here.
 
 use std::collections::BTreeMap;
 
@@ -7,9 +8,24 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use sync_model::search::{GroupCount, SearchHit};
 
+use crate::untrusted::{clean, clean_value};
+
 /// Labels shown per hit at most.
 const MAX_LABELS: usize = 4;
+/// Characters of a label's key or value shown at most (Kubernetes allows 63 in a value).
 const MAX_LABEL_CHARS: usize = 64;
+/// Characters of a health reason, an owned object's line or a why at most.
+pub const MAX_LINE_CHARS: usize = 160;
+
+/// The fields of a hit line that hold cluster text, as [`crate::untrusted::ClusterText`]
+/// names them under `prefix` (`results[]`); `asked`: the lines of ask, with `owns` and `why`.
+pub fn hit_fields(prefix: &str, asked: bool) -> Vec<String> {
+    let mut fields = vec!["id", "kind", "namespace", "name", "labels", "health"];
+    if asked {
+        fields.extend(["owns", "why"]);
+    }
+    fields.iter().map(|f| format!("{prefix}.{f}")).collect()
+}
 
 /// One hit in a line's worth of JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -38,24 +54,43 @@ pub struct HitLine {
     /// into this answer, each with its health when it has one.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub owns: Vec<String>,
+    /// ask only: why it answers (`words: postgres; exact: label:app=postgres; type:
+    /// clusters.postgresql.cnpg.io`, or `similar text (0.42)`), as `cw ask` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 impl HitLine {
+    /// The line of `hit`, its cluster text cleaned (the id is kept as it is: it is passed
+    /// back to get_resource).
     pub fn from_hit(hit: &SearchHit, ranked: bool) -> Self {
         HitLine {
             id: hit.id.clone(),
             cluster: hit.cluster.clone(),
-            kind: hit.kind.clone(),
+            kind: clean_value(&hit.kind),
             namespace: if hit.namespace == sync_model::CLUSTER_SCOPE {
                 String::new()
             } else {
-                hit.namespace.clone()
+                clean_value(&hit.namespace)
             },
-            name: hit.name.clone(),
+            name: clean_value(&hit.name),
             labels: key_labels(&hit.labels),
-            health: hit.health.as_ref().map(ToString::to_string),
+            health: hit
+                .health
+                .as_ref()
+                .map(|h| clean(&h.to_string(), MAX_LINE_CHARS)),
             score: ranked.then(|| round(hit.score)),
             owns: Vec::new(),
+            why: None,
+        }
+    }
+
+    /// The line of one `ask` answer: the hit, the objects folded into it, why it answers.
+    pub fn from_ask_hit(hit: &sync_model::search::AskHit) -> Self {
+        HitLine {
+            owns: hit.owns.iter().map(|o| clean(o, MAX_LINE_CHARS)).collect(),
+            why: Some(clean(&hit.why_line(), MAX_LINE_CHARS)),
+            ..HitLine::from_hit(&hit.hit, true)
         }
     }
 }
@@ -81,12 +116,10 @@ fn key_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     keys.into_iter()
         .take(MAX_LABELS)
         .map(|k| {
-            let v = &labels[k];
-            let v = match v.char_indices().nth(MAX_LABEL_CHARS) {
-                Some((i, _)) => format!("{}…", &v[..i]),
-                None => v.clone(),
-            };
-            (k.clone(), v)
+            (
+                clean(k, MAX_LABEL_CHARS),
+                clean(&labels[k], MAX_LABEL_CHARS),
+            )
         })
         .collect()
 }
@@ -100,7 +133,7 @@ pub struct GroupCountLine {
 impl From<GroupCount> for GroupCountLine {
     fn from(g: GroupCount) -> Self {
         GroupCountLine {
-            key: g.key,
+            key: clean_value(&g.key),
             count: g.count,
         }
     }
@@ -109,14 +142,6 @@ impl From<GroupCount> for GroupCountLine {
 /// A score to three decimals (as f64, so JSON shows `0.466`, not `0.4659999907016754`).
 pub fn round(score: f32) -> f64 {
     (f64::from(score) * 1000.0).round() / 1000.0
-}
-
-/// Shortens to `max` characters, marking the cut.
-pub fn shorten(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]

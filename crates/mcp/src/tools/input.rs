@@ -29,19 +29,20 @@ pub fn parse_health(health: Option<&str>) -> Result<Option<sync_model::HealthFil
     sync_model::HealthFilter::parse_optional(health)
 }
 
-/// `value` within 1..=max, `default` when absent; an error that names the range otherwise.
+/// `value` within 1..=max, `default` when absent; an error that names the range otherwise,
+/// and `beyond`: what to do instead of asking for more (each tool says what it offers: only
+/// search_resources has a cursor). The tools' schemas declare the same range.
 pub(super) fn bounded(
     value: Option<u32>,
     default: usize,
     max: usize,
     name: &str,
+    beyond: &str,
 ) -> Result<usize, String> {
     match value {
         None => Ok(default),
-        Some(0) => Err(format!("{name} must be at least 1")),
-        Some(n) if n as usize > max => Err(format!(
-            "{name} must be at most {max}: page with nextCursor instead"
-        )),
+        Some(0) => Err(format!("{name} must be 1 to {max} (default {default})")),
+        Some(n) if n as usize > max => Err(format!("{name} must be at most {max}: {beyond}")),
         Some(n) => Ok(n as usize),
     }
 }
@@ -54,7 +55,8 @@ pub(super) fn parse_labels(labels: &[String]) -> Result<Vec<(String, String)>, S
                 Ok((k.trim().to_string(), v.trim().to_string()))
             }
             _ => Err(format!(
-                "label filter {l:?} must be key=value, e.g. \"app.kubernetes.io/name=postgres\""
+                "label filter {} must be key=value, e.g. \"app.kubernetes.io/name=postgres\"",
+                echo(l)
             )),
         })
         .collect()
@@ -70,23 +72,17 @@ pub fn normalise_group(group: Option<&str>) -> Option<String> {
     }
 }
 
+/// A caller's input as an error repeats it: quoted, cleaned and cut with its size, so that a
+/// 100 KB input is never echoed in full.
+pub(super) fn echo(s: &str) -> String {
+    crate::untrusted::echo(s)
+}
+
 /// `None` for an absent or blank text.
 pub fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
-}
-
-/// Characters of a caller's input shown back in an error at most.
-const ECHO_CHARS: usize = 60;
-
-/// `s` as an error may show it: quoted, and when long cut with an ellipsis and its size
-/// (`"aaaa…" (102400 bytes)`), so that a 100 KB input is never echoed in full.
-pub(super) fn echo(s: &str) -> String {
-    match s.char_indices().nth(ECHO_CHARS) {
-        Some((i, _)) => format!("{:?} ({} bytes)", format!("{}…", &s[..i]), s.len()),
-        None => format!("{s:?}"),
-    }
 }
 
 #[cfg(test)]
@@ -116,7 +112,31 @@ mod tests {
         let long = "é".repeat(50_000);
         let shown = echo(&long);
         assert!(shown.len() < 200, "{shown}");
-        assert!(shown.ends_with("…\" (100000 bytes)"), "{shown}");
+        assert!(shown.contains("100000 bytes"), "{shown}");
+    }
+
+    #[test]
+    fn a_limit_out_of_range_names_the_range_and_what_this_tool_offers_instead() {
+        assert_eq!(bounded(None, 10, 50, "limit", "narrow it"), Ok(10));
+        assert_eq!(bounded(Some(50), 10, 50, "limit", "narrow it"), Ok(50));
+        assert_eq!(
+            bounded(Some(0), 10, 50, "limit", "narrow it"),
+            Err("limit must be 1 to 50 (default 10)".into())
+        );
+        assert_eq!(
+            bounded(Some(51), 10, 50, "limit", "narrow it"),
+            Err("limit must be at most 50: narrow it".into())
+        );
+    }
+
+    #[test]
+    fn a_long_input_is_not_echoed_in_full() {
+        let huge = "x".repeat(100_000);
+        let err = parse_labels(&[huge]).unwrap_err();
+        assert!(err.len() < 300, "{err}");
+        assert!(err.contains("100000 bytes"), "{err}");
+        let err = parse_health(Some(&"y".repeat(100_000))).unwrap_err();
+        assert!(err.len() < 600, "{err}");
     }
 
     #[test]

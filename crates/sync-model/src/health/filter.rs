@@ -76,7 +76,8 @@ impl std::str::FromStr for HealthFilter {
             "failing" => Ok(HealthFilter::Is(HealthStatus::Failed)),
             "progressing" => Ok(HealthFilter::Is(HealthStatus::InProgress)),
             _ => Err(format!(
-                "health {word:?} is not supported: use {HEALTH_WORDS}"
+                "health {} is not supported: use {HEALTH_WORDS}",
+                crate::untrusted::echo(word)
             )),
         }
     }
@@ -111,6 +112,15 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .statuses()
             .to_vec()
+    }
+
+    #[test]
+    fn the_refusal_of_a_health_word_is_one_line_with_single_spaces_and_a_short_echo() {
+        for word in ["sick", "  bad  ", &"x".repeat(5_000)] {
+            let err = word.parse::<HealthFilter>().unwrap_err();
+            assert!(!err.contains("  ") && !err.contains('\n'), "{err:?}");
+            assert!(err.len() < 500, "{err}");
+        }
     }
 
     #[test]

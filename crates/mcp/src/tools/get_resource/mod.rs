@@ -12,10 +12,12 @@ use serde::Deserialize;
 use sync_model::search::SearchHit;
 use sync_model::ResourceId;
 
+use super::answer::MAX_LINE_CHARS;
 use super::MAX_ANSWER_BYTES;
 use crate::cluster::{ClusterError, LiveCluster, ObjectRef};
 use crate::resource::{from_index, owner_of, summarise, ResourceDetails};
 use crate::server::CwMcp;
+use crate::untrusted::clean;
 use target::{Asked, Located};
 
 /// Owners followed above an object at most (Pod → ReplicaSet → Deployment → operator CR).
@@ -53,7 +55,8 @@ pub struct GetResourceParams {
 #[tool_router(router = get_resource_router, vis = "pub(super)")]
 impl CwMcp {
     #[tool(
-        description = "Read one object live from its cluster: a spec summary, status, \
+        description = concat!(
+            "Read one object live from its cluster: a spec summary, status, \
 conditions, recent events, its owner chain (ReplicaSet, Deployment, operator resource) and \
 its health in the index's words (Current, InProgress, Failed, Terminating or Unknown, with \
 the same reason search hits carry; the conditions and events are the evidence). Give the id \
@@ -62,6 +65,8 @@ the name in several). Where this server has no connection to that cluster, the a
 the index holds (labels, health with reason, images, owner, text), marked source=index, as of \
 the cluster's last sync; notes say how to connect it. Secrets' values and credential-like \
 annotations are never returned.",
+            crate::untrusted::cluster_text_rule!()
+        ),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn get_resource(
@@ -152,7 +157,12 @@ impl CwMcp {
         let mut details = summarise(id.as_str(), &object, &events);
         details.cluster = located.cluster.clone();
         details.notes.extend(notes);
-        details.owners = self.owner_chain(live, &object, target).await;
+        details.owners = self
+            .owner_chain(live, &object, target)
+            .await
+            .iter()
+            .map(|o| clean(o, MAX_LINE_CHARS))
+            .collect();
         Ok(details)
     }
 
@@ -233,13 +243,18 @@ impl CwMcp {
 }
 
 fn cluster_error(e: ClusterError) -> String {
-    match e {
+    let message = match e {
         ClusterError::UnknownKind(k) => format!(
             "the cluster serves no kind {k}: check kind and apiVersion (search hits' ids carry both)"
         ),
         other => other.to_string(),
-    }
+    };
+    // The object's names come from the caller: never repeated in full.
+    clean(&message, MAX_ERROR_CHARS)
 }
+
+/// Characters of an error message that names an object at most.
+const MAX_ERROR_CHARS: usize = 400;
 
 #[cfg(test)]
 mod tests {
