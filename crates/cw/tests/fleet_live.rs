@@ -297,7 +297,7 @@ async fn get_resource_reads_a_connected_cluster_live_and_answers_for_another_fro
     );
     // A 100 KB id is refused, cut with its size, not echoed.
     let refused = tool_error(&report, 5);
-    assert!(refused.contains("(100000 bytes)"), "{refused}");
+    assert!(refused.contains("(100000 bytes in all)"), "{refused}");
     assert!(text_of(5).len() < 1_000, "{} bytes", text_of(5).len());
 
     let clusters = ok(&report, 6)["clusters"]

@@ -404,7 +404,7 @@ mod tests {
         ] {
             let err = Asked::read(&p).unwrap_err();
             assert!(err.len() < 400, "{} bytes: {err}", err.len());
-            assert!(err.contains("(100000 bytes)"), "{err}");
+            assert!(err.contains("(100000 bytes in all)"), "{err}");
         }
         let err = Asked::read(&params("not/an/id", Some("Bad Cluster"))).unwrap_err();
         assert!(err.contains("not an index id"), "{err}");
