@@ -18,8 +18,8 @@ use crate::index::Index;
 pub struct CwMcp {
     pub(crate) index: Arc<dyn Index>,
     pub(crate) cluster: ClusterAccess,
-    tool_router: ToolRouter<Self>,
-    prompt_router: PromptRouter<Self>,
+    pub(crate) tool_router: ToolRouter<Self>,
+    pub(crate) prompt_router: PromptRouter<Self>,
 }
 
 const INSTRUCTIONS: &str = concat!(
@@ -31,17 +31,6 @@ events and owners. search_resources pages its hits: follow nextCursor only when 
 Every answer is at most 16 KiB.",
     crate::untrusted::cluster_text_rule!()
 );
-
-impl CwMcp {
-    pub fn new(index: Arc<dyn Index>, cluster: ClusterAccess) -> Self {
-        CwMcp {
-            index,
-            cluster,
-            tool_router: crate::tools::router(),
-            prompt_router: Self::prompt_router(),
-        }
-    }
-}
 
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]

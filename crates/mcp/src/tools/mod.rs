@@ -13,7 +13,10 @@ pub(crate) mod size;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 
-use crate::index::IndexError;
+use std::sync::Arc;
+
+use crate::cluster::ClusterAccess;
+use crate::index::{Index, IndexError};
 use crate::server::CwMcp;
 use crate::untrusted::clean;
 
@@ -22,6 +25,20 @@ pub use size::MAX_ANSWER_BYTES;
 
 /// The ranked search reads at most this many hits; pages stop there.
 pub const RANKING_WINDOW: usize = 1_000;
+
+impl CwMcp {
+    /// The server over `index`, reading live the clusters of `cluster`, with every tool and
+    /// the prompt routed. (Here, beside the routers, so that the server's handler does not
+    /// import the tools that import it.)
+    pub fn new(index: Arc<dyn Index>, cluster: ClusterAccess) -> Self {
+        CwMcp {
+            index,
+            cluster,
+            tool_router: router(),
+            prompt_router: Self::prompt_router(),
+        }
+    }
+}
 
 /// Every tool, as the server routes them.
 pub(crate) fn router() -> ToolRouter<CwMcp> {
