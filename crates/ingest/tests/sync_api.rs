@@ -142,7 +142,7 @@ async fn null_labels_annotations_and_lists_are_accepted() {
 }
 
 #[tokio::test]
-async fn an_empty_payload_answers_200_without_store_or_embedding_calls() {
+async fn an_empty_payload_answers_200_without_embedding_or_instance_writes() {
     let h = Harness::start().await;
     for body in [r#"{}"#, r#"{"upserts":[],"deletes":[]}"#] {
         let (status, resp) = h.post_raw(body, "application/json").await;
@@ -150,11 +150,18 @@ async fn an_empty_payload_answers_200_without_store_or_embedding_calls() {
         assert_eq!(resp, json!({"status": "ok", "upserted": 0, "deleted": 0}));
     }
     assert_eq!(h.voyage.requests(), 0);
+    // An empty payload is a watcher's heartbeat: its one write is the cluster's record (last
+    // contact), once within the record's write interval.
     assert_eq!(
         h.store
             .upsert_calls
             .load(std::sync::atomic::Ordering::SeqCst),
-        0
+        1
+    );
+    let records = h.store_server.dump("instances-clusters").await;
+    assert!(
+        records["default"].1["cw_last_contact"].is_string(),
+        "{records:?}"
     );
     assert_eq!(
         h.store

@@ -55,12 +55,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
         let store = args.store.build()?;
         let embedder = args.embed.build_lazy()?;
-        Arc::new(InProcess(ingest::search::Searcher {
-            store,
-            embedder,
-            instances_collection: args.store.instances_collection.clone(),
-            capabilities_collection: args.store.capabilities_collection.clone(),
-        }))
+        Arc::new(InProcess(
+            ingest::search::Searcher {
+                store,
+                embedder,
+                instances_collection: args.store.instances_collection.clone(),
+                capabilities_collection: args.store.capabilities_collection.clone(),
+            },
+            ingest::clusters::DEFAULT_STALE_AFTER,
+        ))
     };
     let cluster = match &args.kubeconfig {
         Some(path) => kubeconfig_access(path, &args.cluster).await?,
@@ -118,16 +121,18 @@ pub fn no_live_access() -> ClusterAccess {
     )
 }
 
-/// The `/mcp` route over the server's own index, behind the API's bearer token. Cancel
-/// `stop` when the server shuts down, so open event streams end.
+/// The `/mcp` route over the server's own index, behind the API's bearer token and in the
+/// API's read slots (a full write load never turns it away). Cancel `stop` when the server
+/// shuts down, so open event streams end.
 pub fn route(
     state: &AppState,
     cluster: ClusterAccess,
     stop: CancellationToken,
     host: &str,
 ) -> axum::Router {
-    let index = Arc::new(InProcess(state.searcher().clone()));
+    let index = Arc::new(InProcess(state.searcher().clone(), state.stale_after()));
     let loopback = matches!(host, "127.0.0.1" | "localhost" | "::1" | "[::1]");
     let service = mcp::http_service(CwMcp::new(index, cluster), stop, loopback);
-    state.auth_layer(axum::Router::new().nest_service(api::MCP, service))
+    let routes = state.read_admission(axum::Router::new().nest_service(api::MCP, service));
+    state.auth_layer(routes)
 }

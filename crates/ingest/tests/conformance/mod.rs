@@ -20,7 +20,7 @@ use ingest::store::{Filter, Hit, MetaValue, Metadata, Record, StoreError, Vector
 
 /// A store under test and whatever must live as long as it (a temp dir, a server process).
 pub struct Harness {
-    pub store: Box<dyn VectorStore>,
+    pub store: std::sync::Arc<dyn VectorStore>,
     pub guard: Box<dyn std::any::Any + Send>,
 }
 
@@ -51,6 +51,19 @@ macro_rules! conformance_suite {
             ensure_collection_refuses_a_different_model,
             large_batches_are_stored_whole,
         );
+        conformance_suite!(@shared_cases $make;
+            cluster_records_outlive_their_writer_and_are_shared_by_every_replica,
+            a_clusters_record_is_written_at_most_once_per_interval,
+        );
+    };
+    (@shared_cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let harness = $make().await;
+                conformance::$case(harness.store.clone()).await;
+            }
+        )*
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
         $(
@@ -774,4 +787,68 @@ pub async fn merge_metadata_changes_the_given_keys_only_and_skips_unknown_ids(
         hits[0].distance.abs() < 1e-5,
         "the vector is kept: {hits:?}"
     );
+}
+
+// The cluster records (`ingest::clusters`): a collection of their own beside the instances.
+
+use ingest::clusters::{ClusterRegistry, Heard};
+use sync_model::ClusterId;
+
+/// Two registries on one store are two `cw serve` replicas, or one server before and after
+/// a restart: what one wrote the other reads, and a contact one hears never erases the sync
+/// the other recorded.
+pub async fn cluster_records_outlive_their_writer_and_are_shared_by_every_replica(
+    store: std::sync::Arc<dyn VectorStore>,
+) {
+    let instances = collection("records");
+    let alpha = ClusterId::new("alpha").unwrap();
+    let first = ClusterRegistry::new(store.clone(), &instances);
+    assert!(
+        first.records().await.unwrap().is_empty(),
+        "nothing before the first write"
+    );
+    first.heard(&alpha, Heard::Sync).await;
+    let synced = first.records().await.unwrap()[&alpha].clone();
+    assert!(
+        synced.last_sync.is_some() && synced.last_contact.is_some(),
+        "{synced:?}"
+    );
+
+    let second = ClusterRegistry::new(store.clone(), &instances);
+    let beta = ClusterId::new("beta").unwrap();
+    second.heard(&beta, Heard::Contact).await;
+    second.heard(&alpha, Heard::Contact).await;
+    let records = second.records().await.unwrap();
+    assert_eq!(records.keys().collect::<Vec<_>>(), [&alpha, &beta]);
+    assert_eq!(
+        records[&alpha].last_sync, synced.last_sync,
+        "a contact keeps the sync"
+    );
+    assert!(records[&alpha].last_contact >= synced.last_contact);
+    assert_eq!(records[&beta].last_sync, None, "beta was never synced");
+
+    assert!(first.forget(&alpha).await.unwrap());
+    assert!(!second.forget(&alpha).await.unwrap(), "already gone");
+    let left = second.records().await.unwrap();
+    assert_eq!(left.keys().collect::<Vec<_>>(), [&beta]);
+    // The records live apart from the instances they describe.
+    assert_eq!(store.count(&instances).await.unwrap(), 0);
+}
+
+/// A busy watcher costs one write per interval, not one per request: a sync heard within the
+/// interval of the last write waits for the next write.
+pub async fn a_clusters_record_is_written_at_most_once_per_interval(
+    store: std::sync::Arc<dyn VectorStore>,
+) {
+    let instances = collection("throttle");
+    let gamma = ClusterId::new("gamma").unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    let slow = ClusterRegistry::with_write_interval(store.clone(), &instances, hour);
+    slow.heard(&gamma, Heard::Contact).await;
+    slow.heard(&gamma, Heard::Sync).await;
+    assert_eq!(slow.records().await.unwrap()[&gamma].last_sync, None);
+    let eager =
+        ClusterRegistry::with_write_interval(store.clone(), &instances, std::time::Duration::ZERO);
+    eager.heard(&gamma, Heard::Sync).await;
+    assert!(eager.records().await.unwrap()[&gamma].last_sync.is_some());
 }

@@ -1,4 +1,5 @@
-//! `list_clusters`: the clusters the index holds, with their sizes and largest kinds.
+//! `list_clusters`: the clusters the index holds, with their sizes, health, largest kinds,
+//! when each was last synced and heard from, and whether it is stale.
 
 use rmcp::handler::server::wrapper::Json;
 use rmcp::{tool, tool_router};
@@ -20,10 +21,21 @@ pub struct ClustersAnswer {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterLine {
-    /// The cluster's name where the process knows it (its kubeconfig context), else `default`.
+    /// The cluster's id in the index (what `cluster` arguments take).
     pub name: String,
     /// Objects indexed.
     pub objects: usize,
+    /// Objects by health (`Current`, `Failed`, `InProgress`, ...), where the index records it.
+    pub health: std::collections::BTreeMap<String, usize>,
+    /// When a sync last changed its objects (RFC 3339), and how long ago; null if never.
+    pub last_sync: Option<String>,
+    pub last_sync_ago: Option<String>,
+    /// When its watcher was last heard from (RFC 3339), and how long ago; null if never.
+    pub last_contact: Option<String>,
+    pub last_contact_ago: Option<String>,
+    /// Not heard from for longer than the server's threshold (or never): its objects may be
+    /// out of date, and an answer about it may miss recent changes.
+    pub stale: bool,
     /// Resource types indexed (the capabilities collection).
     pub types: usize,
     /// Objects per kind, the ten largest.
@@ -36,19 +48,14 @@ pub struct ClusterLine {
 impl CwMcp {
     #[tool(
         description = "List the clusters this index knows, with how many objects and resource \
-types each holds, its largest kinds, and whether get_resource can read it live. An index \
-may hold many clusters; search_resources takes `cluster` to search one.",
+types each holds, its objects by health, its largest kinds, when it was last synced and \
+heard from, whether it is stale (its watcher silent too long: answers about it may be out \
+of date), and whether get_resource can read it live. An index may hold many clusters; \
+search_resources and ask take `cluster` to search one.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn list_clusters(&self) -> Result<Json<ClustersAnswer>, String> {
-        let by_cluster = self
-            .index
-            .count(&CountBody {
-                group_by: Some(sync_model::search::GroupBy::Cluster),
-                ..Default::default()
-            })
-            .await
-            .map_err(index_error)?;
+        let listed = self.index.clusters().await.map_err(index_error)?;
         let types = self
             .index
             .count(&CountBody {
@@ -61,33 +68,50 @@ may hold many clusters; search_resources takes `cluster` to search one.",
             .await
             .map_err(index_error)?;
         let mut clusters = Vec::new();
-        for group in by_cluster.groups {
-            let kinds = self
-                .index
-                .count(&CountBody {
-                    request: SearchRequest {
-                        cluster: Some(group.key.clone()),
-                        ..Default::default()
-                    },
-                    group_by: Some(sync_model::search::GroupBy::Kind),
-                })
-                .await
-                .map_err(index_error)?;
+        for c in listed.clusters {
+            let name = c.id.to_string();
+            let kinds = if c.objects == 0 {
+                Vec::new()
+            } else {
+                self.index
+                    .count(&CountBody {
+                        request: SearchRequest {
+                            cluster: Some(name.clone()),
+                            ..Default::default()
+                        },
+                        group_by: Some(sync_model::search::GroupBy::Kind),
+                    })
+                    .await
+                    .map_err(index_error)?
+                    .groups
+            };
             clusters.push(ClusterLine {
-                live_access: self.cluster.live.is_some() && group.key == self.cluster.name,
-                name: group.key,
-                objects: group.count,
+                live_access: self.cluster.live.is_some() && name == self.cluster.name,
+                name,
+                objects: c.objects,
+                health: c.health,
+                last_sync: c.last_sync,
+                last_sync_ago: c.last_sync_age_secs.map(sync_model::api::age_text),
+                last_contact: c.last_contact,
+                last_contact_ago: c.last_contact_age_secs.map(sync_model::api::age_text),
+                stale: c.stale,
                 types: types.total,
-                kinds: kinds.groups.into_iter().take(10).map(Into::into).collect(),
+                kinds: kinds.into_iter().take(10).map(Into::into).collect(),
             });
         }
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        let stale_after = listed
+            .stale_after_secs
+            .map(|s| format!(" (no word from its watcher for {s} s)"))
+            .unwrap_or_default();
         Ok(Json(ClustersAnswer {
             clusters,
-            note: "Each cluster's objects are those its watcher has synced; search_resources \
-                   takes `cluster` to search one. `types` counts the resource types of the \
-                   whole fleet."
-                .into(),
+            note: format!(
+                "Each cluster's objects are those its watcher has synced; search_resources \
+                 and ask take `cluster` to search one. A stale cluster{stale_after} may be out \
+                 of date: say so when answering about it. `types` counts the resource types \
+                 of the whole fleet."
+            ),
         }))
     }
 }
