@@ -137,6 +137,7 @@ impl ApiClient {
     }
 
     /// Waits at most `budget` in all for a busy server (tests shorten it).
+    #[cfg(test)]
     pub fn with_retry_budget(mut self, budget: Duration) -> Self {
         self.retry_budget = budget;
         self

@@ -93,3 +93,24 @@ impl Index for OverHttp {
         self.0.clusters().await.map_err(from_api)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_cluster_is_the_callers_to_fix_and_names_the_known_ones() {
+        let e = from_search(SearchError::UnknownCluster {
+            cluster: "nope".into(),
+            known: vec!["gen-a".into(), "gen-b".into()],
+        });
+        assert!(
+            matches!(&e, IndexError::BadRequest(m) if m == "unknown cluster \"nope\": known clusters: gen-a, gen-b"),
+            "{e:?}"
+        );
+        let e = from_api(ApiError::UnknownCluster {
+            message: "unknown cluster \"nope\": known clusters: gen-a".into(),
+        });
+        assert!(matches!(e, IndexError::BadRequest(_)), "{e:?}");
+    }
+}

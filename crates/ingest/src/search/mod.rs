@@ -29,7 +29,7 @@ pub enum SearchError {
     #[error("bad search request: {0}")]
     BadRequest(String),
     /// The request names a cluster the index holds nothing of: the caller fixes the name.
-    #[error("unknown cluster {cluster:?}; {}", known_clusters(.known))]
+    #[error("unknown cluster {cluster:?}: {}", known_clusters(.known))]
     UnknownCluster { cluster: String, known: Vec<String> },
     #[error(transparent)]
     Embed(#[from] EmbedError),

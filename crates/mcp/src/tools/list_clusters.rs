@@ -115,3 +115,73 @@ search_resources and ask take `cluster` to search one.",
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use sync_model::api::{ClusterSummary, ClustersResponse};
+    use sync_model::search::{AskAnswer, CountAnswer, GroupCount, SearchHit};
+
+    use super::*;
+    use crate::{ClusterAccess, Index, IndexError};
+
+    /// Two clusters: one heard from 12 s ago, one silent for two hours (stale).
+    struct Fleet;
+
+    #[async_trait]
+    impl Index for Fleet {
+        async fn search(&self, _: &SearchRequest) -> Result<Vec<SearchHit>, IndexError> {
+            Ok(vec![])
+        }
+        async fn ask(&self, q: &str, _: usize, _: Option<&str>) -> Result<AskAnswer, IndexError> {
+            Err(IndexError::Failed(format!("not asked: {q}")))
+        }
+        async fn count(&self, body: &CountBody) -> Result<CountAnswer, IndexError> {
+            let groups = match body.request.cluster.as_deref() {
+                Some("gen-a") => vec![GroupCount {
+                    key: "StatefulSet".into(),
+                    count: 16,
+                }],
+                _ => vec![],
+            };
+            Ok(CountAnswer { total: 31, groups })
+        }
+        async fn clusters(&self) -> Result<ClustersResponse, IndexError> {
+            let summary = |id: &str, objects, age: u64, stale| ClusterSummary {
+                id: sync_model::ClusterId::new(id).unwrap(),
+                objects,
+                last_sync: Some("2026-02-20T10:00:00Z".into()),
+                last_sync_age_secs: Some(age),
+                last_contact: Some("2026-02-20T10:00:00Z".into()),
+                last_contact_age_secs: Some(age),
+                stale,
+                health: [("Failed".to_string(), 3)].into(),
+            };
+            Ok(ClustersResponse {
+                clusters: vec![
+                    summary("gen-a", 430, 12, false),
+                    summary("gen-b", 0, 7_200, true),
+                ],
+                stale_after_secs: Some(900),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn each_cluster_says_when_it_was_last_heard_from_and_whether_it_is_stale() {
+        let server = CwMcp::new(Arc::new(Fleet), ClusterAccess::none("none"));
+        let Json(answer) = server.list_clusters().await.unwrap();
+        let a = &answer.clusters[0];
+        assert_eq!((a.name.as_str(), a.objects, a.stale), ("gen-a", 430, false));
+        assert_eq!(a.last_contact_ago.as_deref(), Some("12s ago"));
+        assert_eq!(a.health["Failed"], 3);
+        assert_eq!(a.kinds.len(), 1);
+        let b = &answer.clusters[1];
+        assert_eq!((b.name.as_str(), b.stale), ("gen-b", true));
+        assert_eq!(b.last_sync_ago.as_deref(), Some("2h ago"));
+        assert!(b.kinds.is_empty(), "no objects, no count asked");
+        assert!(answer.note.contains("900 s"), "{}", answer.note);
+    }
+}
