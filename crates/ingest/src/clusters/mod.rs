@@ -11,13 +11,15 @@
 //! one-dimensional unit vector ([`RECORD_VECTOR`], model [`RECORD_MODEL_ID`]); nothing ever
 //! searches it by similarity. Times are RFC 3339 strings in UTC.
 //!
-//! Writes are throttled: one process writes a cluster's record at most once per
-//! [`WRITE_INTERVAL`] (a watcher's busy minute costs a dozen small writes, not one per
-//! batch), so a stored time may lag the true one by that much.
+//! Writes are throttled: one process writes a cluster's contact at most once per
+//! [`WRITE_INTERVAL`], and its sync too (a watcher's busy minute costs a couple of dozen
+//! small writes, not one per batch); what is held back is written at the end of the
+//! interval, so a stored time lags the true one by that much at most.
 
 pub mod retire;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -140,8 +142,9 @@ pub struct ClusterRegistry {
 struct Inner {
     store: Arc<dyn VectorStore>,
     collection: String,
-    /// Set once the collection is prepared in this process (a store writes only to those).
-    prepared: tokio::sync::OnceCell<()>,
+    /// Whether the collection is prepared in this process (a store writes only to those);
+    /// cleared by a failed write, so that a collection lost meanwhile is made again.
+    prepared: AtomicBool,
     noted: Mutex<HashMap<ClusterId, Noted>>,
     write_interval: Duration,
 }
@@ -149,15 +152,56 @@ struct Inner {
 /// What this process last wrote of a cluster, and what it has heard since.
 #[derive(Debug, Default)]
 struct Noted {
-    written: Option<Instant>,
-    /// A sync heard since the last write, not yet written.
+    /// When a record write (of the contact, and of a sync if one was heard) last went out.
+    contact_written: Option<Instant>,
+    /// When a write with a sync last went out.
+    sync_written: Option<Instant>,
+    /// The latest contact heard and not yet written.
+    contact: Option<DateTime<Utc>>,
+    /// The latest sync heard and not yet written.
+    sync: Option<DateTime<Utc>>,
+    /// A write of what is pending is scheduled for the end of the interval.
+    flush_scheduled: bool,
+}
+
+/// One write of a record: the latest contact and, if one was heard since the last write,
+/// the latest sync.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    contact: Option<DateTime<Utc>>,
     sync: Option<DateTime<Utc>>,
 }
 
-/// One write of a record: the contact, and the sync if one was heard since the last.
-struct Due {
-    contact: DateTime<Utc>,
-    sync: Option<DateTime<Utc>>,
+/// What to do with what was just heard.
+enum Next {
+    Write(Due),
+    /// Write what is pending then (nothing is scheduled yet).
+    FlushAt(Instant),
+    /// A flush is scheduled already.
+    Wait,
+}
+
+impl Noted {
+    /// Takes what is pending for a write going out `at`.
+    fn take(&mut self, at: Instant) -> Due {
+        let due = Due {
+            contact: self.contact.take(),
+            sync: self.sync.take(),
+        };
+        self.contact_written = Some(at);
+        if due.sync.is_some() {
+            self.sync_written = Some(at);
+        }
+        due
+    }
+
+    /// After a failed write: `due` is pending again, and the next request writes at once.
+    fn restore(&mut self, due: Due) {
+        self.contact = self.contact.max(due.contact);
+        self.sync = self.sync.max(due.sync);
+        self.contact_written = None;
+        self.sync_written = None;
+    }
 }
 
 fn rfc3339(t: DateTime<Utc>) -> MetaValue {
@@ -180,7 +224,7 @@ impl ClusterRegistry {
             inner: Arc::new(Inner {
                 store,
                 collection: records_collection(instances),
-                prepared: tokio::sync::OnceCell::new(),
+                prepared: AtomicBool::new(false),
                 noted: Mutex::new(HashMap::new()),
                 write_interval: interval,
             }),
@@ -196,50 +240,87 @@ impl ClusterRegistry {
         read_records(self.inner.store.as_ref(), &self.inner.collection).await
     }
 
-    /// Notes what was heard from `cluster` now, writing its record unless this process
-    /// wrote it less than the write interval ago. A failed write is logged, not returned:
-    /// the request that was heard succeeded, and the next one writes again.
+    /// Notes what was heard from `cluster` now. Its record is written at once unless this
+    /// process wrote it less than the write interval ago; a sync is written at once unless
+    /// one was written less than the interval ago. What is held back is written at the end
+    /// of the interval (a task of its own), so a burst ends recorded without waiting for the
+    /// next request. A failed write is logged, not returned: the request that was heard
+    /// succeeded, and the next one writes again.
     pub async fn heard(&self, cluster: &ClusterId, what: Heard) {
-        let Some(due) = self.take_due(cluster, what) else {
-            return;
-        };
-        let sync = due.sync;
-        if let Err(e) = self.write(cluster, due).await {
-            tracing::warn!(%cluster, error = %e, "could not record the cluster's last contact; the next request tries again");
-            if let Ok(mut noted) = self.inner.noted.lock() {
-                let n = noted.entry(cluster.clone()).or_default();
-                n.written = None;
-                n.sync = n.sync.or(sync);
+        match self.next(cluster, what) {
+            Next::Write(due) => self.write_logged(cluster, due).await,
+            Next::FlushAt(at) => {
+                let (registry, cluster) = (self.clone(), cluster.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(at.into()).await;
+                    registry.flush(&cluster).await;
+                });
             }
+            Next::Wait => {}
         }
     }
 
-    /// What to write now of `cluster`, or `None` while it was written recently.
-    fn take_due(&self, cluster: &ClusterId, what: Heard) -> Option<Due> {
+    /// What to do now that `what` was heard from `cluster`.
+    fn next(&self, cluster: &ClusterId, what: Heard) -> Next {
         let now = Utc::now();
+        let at = Instant::now();
+        let interval = self.inner.write_interval;
+        let recent = |t: Option<Instant>| t.is_some_and(|t| at.duration_since(t) < interval);
         let mut noted = self.inner.noted.lock().unwrap_or_else(|p| p.into_inner());
         let n = noted.entry(cluster.clone()).or_default();
+        n.contact = Some(now);
         if what == Heard::Sync {
             n.sync = Some(now);
         }
-        let at = Instant::now();
-        if n.written
-            .is_some_and(|t| at.duration_since(t) < self.inner.write_interval)
-        {
-            return None;
+        if !recent(n.contact_written) || (n.sync.is_some() && !recent(n.sync_written)) {
+            return Next::Write(n.take(at));
         }
-        n.written = Some(at);
-        Some(Due {
-            contact: now,
-            sync: n.sync.take(),
-        })
+        if n.flush_scheduled {
+            return Next::Wait;
+        }
+        n.flush_scheduled = true;
+        // Every write sets `contact_written`, so a pending sync is due first.
+        let since = if n.sync.is_some() {
+            n.sync_written
+        } else {
+            n.contact_written
+        };
+        Next::FlushAt(since.unwrap_or(at) + interval)
+    }
+
+    /// Writes what was held back of `cluster`, if anything still is.
+    async fn flush(&self, cluster: &ClusterId) {
+        let due = {
+            let mut noted = self.inner.noted.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(n) = noted.get_mut(cluster) else {
+                return; // forgotten meanwhile (the cluster was retired)
+            };
+            n.flush_scheduled = false;
+            if n.contact.is_none() && n.sync.is_none() {
+                return;
+            }
+            n.take(Instant::now())
+        };
+        self.write_logged(cluster, due).await;
+    }
+
+    async fn write_logged(&self, cluster: &ClusterId, due: Due) {
+        if let Err(e) = self.write(cluster, due).await {
+            self.inner.prepared.store(false, Ordering::Relaxed);
+            tracing::warn!(%cluster, error = %e, "could not record the cluster's last contact; the next request tries again");
+            let mut noted = self.inner.noted.lock().unwrap_or_else(|p| p.into_inner());
+            noted.entry(cluster.clone()).or_default().restore(due);
+        }
     }
 
     /// Merges the times into the stored record, or creates it.
     async fn write(&self, cluster: &ClusterId, due: Due) -> Result<(), StoreError> {
         let store = self.inner.store.as_ref();
         let collection = &self.inner.collection;
-        let mut metadata = Metadata::from([(LAST_CONTACT_KEY.to_string(), rfc3339(due.contact))]);
+        let mut metadata = Metadata::new();
+        if let Some(contact) = due.contact {
+            metadata.insert(LAST_CONTACT_KEY.into(), rfc3339(contact));
+        }
         if let Some(sync) = due.sync {
             metadata.insert(LAST_SYNC_KEY.into(), rfc3339(sync));
         }
@@ -250,12 +331,10 @@ impl ClusterRegistry {
                 .merge_metadata(collection, &[(cluster.to_string(), metadata)])
                 .await;
         }
-        self.inner
-            .prepared
-            .get_or_try_init(|| async {
-                store.ensure_collection(collection, &record_model()).await
-            })
-            .await?;
+        if !self.inner.prepared.load(Ordering::Relaxed) {
+            store.ensure_collection(collection, &record_model()).await?;
+            self.inner.prepared.store(true, Ordering::Relaxed);
+        }
         metadata.insert(CLUSTER_KEY.into(), MetaValue::Str(cluster.to_string()));
         let record = Record {
             id: cluster.to_string(),
