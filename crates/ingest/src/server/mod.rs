@@ -470,11 +470,15 @@ async fn remove_cluster(
             message: "not a cluster id".into(),
         }],
     })?;
-    if let Some(a) = access.as_deref().filter(|a| **a != Access::All) {
-        return Err(ApiError::NeedsEveryCluster {
-            action: format!("remove cluster {cluster:?}"),
-            may_write: a.describe(),
-        });
+    // Fails closed: a request that reached here without the bearer check's answer may not.
+    match access.as_deref() {
+        Some(Access::All) => {}
+        other => {
+            return Err(ApiError::NeedsEveryCluster {
+                action: format!("remove cluster {cluster:?}"),
+                may_write: other.map_or_else(|| "nothing".into(), Access::describe),
+            })
+        }
     }
     let removed =
         crate::clusters::retire::retire(&state.inner.pipeline, &state.inner.capabilities, &cluster)
