@@ -408,6 +408,7 @@ async fn main() {
         shutdown_timeout: Duration::from_secs(20),
         group_discovery_timeout: watcher::discovery::GROUP_DISCOVERY_TIMEOUT,
         forbidden_grace: Duration::from_secs(600),
+        heartbeat_interval: Duration::ZERO,
     };
     println!(
         "this process before the watcher starts (runtime, client, the count above): RSS {:.0} MiB",

@@ -15,7 +15,8 @@ use ingest::enrich::{EnrichConfig, Enricher};
 use ingest::pipeline::Pipeline;
 use ingest::server::{
     AppState, ServerConfig, DEFAULT_CAPABILITIES_COLLECTION, DEFAULT_INSTANCES_COLLECTION,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_READS, DEFAULT_MAX_CONCURRENT_WRITES,
+    READ_QUEUE_WAIT,
 };
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::embedded::EmbeddedStore;
@@ -255,6 +256,15 @@ pub struct EnrichArgs {
 }
 
 impl EnrichArgs {
+    /// Enrichment off (for commands that write no capability text, e.g. a removal).
+    pub fn off() -> Self {
+        EnrichArgs {
+            llm_url: None,
+            llm_model: ingest::enrich::DEFAULT_MODEL.into(),
+            llm_api_key: None,
+        }
+    }
+
     /// The enricher the flags choose, `None` when no URL is given (or it is empty).
     pub fn build(&self) -> anyhow::Result<Option<Arc<Enricher>>> {
         let Some(url) = self.llm_url.as_deref().filter(|u| !u.is_empty()) else {
@@ -284,12 +294,16 @@ pub fn pipelines(
     collections: &StoreArgs,
     enrich: &EnrichArgs,
 ) -> anyhow::Result<(Pipeline, CapabilityPipeline)> {
-    let capabilities = enrich.apply(CapabilityPipeline::new(
+    let instances = Pipeline::new(
         store.clone(),
         embedder.clone(),
-        &collections.capabilities_collection,
-    ))?;
-    let instances = Pipeline::new(store, embedder, &collections.instances_collection);
+        &collections.instances_collection,
+    );
+    // A capability sync is its cluster's sync too: one record per cluster.
+    let capabilities = enrich.apply(
+        CapabilityPipeline::new(store, embedder, &collections.capabilities_collection)
+            .with_registry(instances.registry().clone()),
+    )?;
     Ok((instances, capabilities))
 }
 
@@ -331,11 +345,25 @@ pub struct IngestArgs {
     /// Largest accepted request body (the default fits 5,000 instances).
     #[arg(long, env = "CW_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
-    /// API requests served at once; beyond it the server answers 503 with Retry-After
-    /// (the default keeps four maximum-size syncs within the chart's 256Mi).
-    #[arg(long, env = "CW_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS,
+    /// Writes (syncs, hashes reads, cluster removal) served at once; beyond it the server
+    /// answers 503 with Retry-After and the watcher retries. Size by memory: each may hold
+    /// a --max-body-bytes body and its copies (the default keeps four maximum-size syncs
+    /// within the chart's 256Mi).
+    #[arg(long, env = "CW_MAX_CONCURRENT_WRITES", default_value_t = DEFAULT_MAX_CONCURRENT_WRITES,
           value_parser = at_least_one)]
-    pub max_concurrent_requests: usize,
+    pub max_concurrent_writes: usize,
+    /// Reads (search, ask, count, clusters, MCP) served at once, apart from the writes: a
+    /// full write load never turns a read away. More wait for a slot (up to 10 s, then 503
+    /// with Retry-After). Size by cores: a question is embedded on the CPU.
+    #[arg(long, env = "CW_MAX_CONCURRENT_READS", default_value_t = DEFAULT_MAX_CONCURRENT_READS,
+          value_parser = at_least_one)]
+    pub max_concurrent_reads: usize,
+    /// Seconds without a word from a cluster's watcher (a sync, a heartbeat, a hashes read)
+    /// after which `cw clusters` marks it STALE; keep it a few of the watchers'
+    /// HEARTBEAT_INTERVAL_SECS.
+    #[arg(long, env = "CW_STALE_AFTER_SECS", default_value_t = ingest::clusters::DEFAULT_STALE_AFTER.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stale_after_secs: u64,
     /// Per-cluster tokens: one line per token with the clusters it may write
     /// (`<token> prod-eu,staging`, `<token> *`, or `<token> read-only`); read again when
     /// the file changes. Beside or instead of the shared token.
@@ -379,7 +407,10 @@ impl IngestArgs {
                 },
                 max_body_bytes: self.max_body_bytes,
                 capabilities_collection: self.store.capabilities_collection.clone(),
-                max_concurrent_requests: self.max_concurrent_requests,
+                max_concurrent_writes: self.max_concurrent_writes,
+                max_concurrent_reads: self.max_concurrent_reads,
+                read_queue_wait: READ_QUEUE_WAIT,
+                stale_after: std::time::Duration::from_secs(self.stale_after_secs),
             },
         ))
     }

@@ -48,6 +48,11 @@ impl ServerArgs {
     /// The named server; else the default address if a cw server answers there; else the
     /// local index.
     async fn backend(&self) -> anyhow::Result<Backend> {
+        self.backend_for(false).await
+    }
+
+    /// Like [`ServerArgs::backend`]; `write`: the local store is opened for writing.
+    async fn backend_for(&self, write: bool) -> anyhow::Result<Backend> {
         if !self.local {
             let client = self.client.client()?;
             if self.client.named().is_some() || client.answers().await {
@@ -59,8 +64,13 @@ impl ServerArgs {
                 self.store.describe()
             );
         }
-        let store = self.store.build_reader().context(
-            "reading the local index (or ask a running server with --server / CW_SERVER_URL)",
+        let store = if write {
+            self.store.build()
+        } else {
+            self.store.build_reader()
+        }
+        .context(
+            "opening the local index (or ask a running server with --server / CW_SERVER_URL)",
         )?;
         let embedder = self.embed.build_lazy()?;
         Ok(Backend::Local(Box::new(Searcher {
@@ -124,7 +134,27 @@ pub struct AskArgs {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ClustersArgs {
+    #[command(subcommand)]
+    pub action: Option<ClustersAction>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ClustersAction {
+    /// Retire a cluster: its objects, its place on the resource types' lists and its record
+    /// leave the index in one call (DELETE /api/v1/clusters/NAME; the server's token must
+    /// may write every cluster). Stop its watcher first, or its next sync brings it back.
+    /// Removing a cluster the index does not hold removes nothing and succeeds.
+    Remove(RemoveArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RemoveArgs {
+    /// The cluster, as `cw clusters` lists it.
+    pub name: sync_model::ClusterId,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -193,28 +223,73 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `cw clusters`: every cluster of the index with its object count, latest sync and
-/// objects by health (`GET /api/v1/clusters`; from the local index, without last syncs).
+/// `cw clusters`: every cluster of the index with its object count, last sync, last
+/// contact, whether it is stale and its objects by health (`GET /api/v1/clusters`, or the
+/// local index); `cw clusters remove NAME` retires one.
 pub async fn clusters(args: ClustersArgs) -> anyhow::Result<()> {
+    if let Some(ClustersAction::Remove(remove)) = args.action {
+        return remove_cluster(remove).await;
+    }
     let answer: api::ClustersResponse = match args.server.backend().await? {
         Backend::Server(client) => client.clusters().await?,
-        Backend::Local(searcher) => api::ClustersResponse {
-            clusters: searcher.clusters(&Default::default()).await?,
-        },
+        Backend::Local(searcher) => {
+            searcher
+                .clusters(ingest::clusters::DEFAULT_STALE_AFTER)
+                .await?
+        }
     };
     match args.server.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
-        Output::Table => print_clusters(&answer),
+        Output::Table => print!("{}", render_clusters(&answer)),
     }
     Ok(())
 }
 
-fn print_clusters(answer: &api::ClustersResponse) {
-    if answer.clusters.is_empty() {
-        println!("No clusters in the index.");
-        return;
+/// `cw clusters remove NAME`: through the server, or on the local index when none answers.
+async fn remove_cluster(args: RemoveArgs) -> anyhow::Result<()> {
+    let removed = match args.server.backend_for(true).await? {
+        Backend::Server(client) => client.remove_cluster(&args.name).await?,
+        Backend::Local(searcher) => {
+            let store = &args.server.store;
+            let (instances, capabilities) = crate::backend::pipelines(
+                searcher.store.clone(),
+                searcher.embedder.clone(),
+                store,
+                &crate::backend::EnrichArgs::off(),
+            )?;
+            ingest::clusters::retire::retire(&instances, &capabilities, &args.name).await?
+        }
+    };
+    match args.server.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&removed)?),
+        Output::Table => println!("{}", render_removed(&removed)),
     }
-    let rows: Vec<[String; 4]> = answer
+    Ok(())
+}
+
+/// What `cw clusters remove` says it did.
+fn render_removed(r: &api::ClusterRemoved) -> String {
+    if r.instances == 0 && r.types_left == 0 && r.types_deleted == 0 && !r.record {
+        return format!(
+            "The index holds nothing of cluster {}: nothing to remove.",
+            r.cluster
+        );
+    }
+    format!(
+        "Removed cluster {}: {} objects deleted, {} resource types left to other clusters, {} \
+         resource types only it served deleted.",
+        r.cluster, r.instances, r.types_left, r.types_deleted
+    )
+}
+
+/// The clusters as a table: how long ago each was synced and heard from, STALE past the
+/// server's threshold, objects by health.
+fn render_clusters(answer: &api::ClustersResponse) -> String {
+    if answer.clusters.is_empty() {
+        return "No clusters in the index.\n".into();
+    }
+    let ago = |secs: Option<u64>| secs.map(api::age_text).unwrap_or_else(|| "-".into());
+    let rows: Vec<[String; 6]> = answer
         .clusters
         .iter()
         .map(|c| {
@@ -222,7 +297,9 @@ fn print_clusters(answer: &api::ClustersResponse) {
             [
                 c.id.to_string(),
                 c.objects.to_string(),
-                c.last_sync.clone().unwrap_or_else(|| "-".into()),
+                ago(c.last_sync_age_secs),
+                ago(c.last_contact_age_secs),
+                if c.stale { "STALE" } else { "ok" }.to_string(),
                 if health.is_empty() {
                     "-".into()
                 } else {
@@ -231,11 +308,37 @@ fn print_clusters(answer: &api::ClustersResponse) {
             ]
         })
         .collect();
-    print_columns(["CLUSTER", "OBJECTS", "LAST SYNC", "HEALTH"], &rows);
+    let mut out = columns(
+        [
+            "CLUSTER",
+            "OBJECTS",
+            "LAST SYNC",
+            "LAST CONTACT",
+            "STATE",
+            "HEALTH",
+        ],
+        &rows,
+    );
+    if let (true, Some(secs)) = (
+        answer.clusters.iter().any(|c| c.stale),
+        answer.stale_after_secs,
+    ) {
+        out.push_str(&format!(
+            "\nSTALE: no word from its watcher for over {} (or never): its objects may be out of \
+             date. Check the watcher, or retire the cluster with `cw clusters remove NAME`.\n",
+            api::age_text(secs).trim_end_matches(" ago")
+        ));
+    }
+    out
 }
 
 /// `rows` under `header`, each column as wide as its widest cell, two spaces apart.
 fn print_columns<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    print!("{}", columns(header, rows));
+}
+
+/// What [`print_columns`] prints.
+fn columns<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N)
         .map(|c| {
             rows.iter()
@@ -250,12 +353,13 @@ fn print_columns<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
         for (c, cell) in cells.enumerate() {
             s.push_str(&format!("{cell:<w$}  ", w = widths[c]));
         }
-        println!("{}", s.trim_end());
+        format!("{}\n", s.trim_end())
     };
-    line(&mut header.iter().copied());
+    let mut out = line(&mut header.iter().copied());
     for r in rows {
-        line(&mut r.iter().map(String::as_str));
+        out.push_str(&line(&mut r.iter().map(String::as_str)));
     }
+    out
 }
 
 pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
@@ -514,6 +618,86 @@ mod tests {
             health: vec![],
             none_with_health: false,
         }
+    }
+
+    fn cluster(
+        id: &str,
+        objects: usize,
+        contact_age: Option<u64>,
+        stale: bool,
+    ) -> api::ClusterSummary {
+        api::ClusterSummary {
+            id: sync_model::ClusterId::new(id).unwrap(),
+            objects,
+            last_sync: contact_age.map(|_| "2026-02-20T10:00:00Z".into()),
+            last_sync_age_secs: contact_age.map(|a| a + 3 * 3_600),
+            last_contact: contact_age.map(|_| "2026-02-20T13:00:00Z".into()),
+            last_contact_age_secs: contact_age,
+            stale,
+            health: [("Current".to_string(), objects)].into(),
+        }
+    }
+
+    #[test]
+    fn the_clusters_say_how_long_ago_and_mark_the_stale() {
+        let answer = api::ClustersResponse {
+            clusters: vec![
+                cluster("gen-a", 430, Some(12), false),
+                cluster("gen-b", 1524, Some(7_200), true),
+                cluster("new", 0, None, true),
+            ],
+            stale_after_secs: Some(900),
+        };
+        let text = render_clusters(&answer);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0], "CLUSTER  OBJECTS  LAST SYNC  LAST CONTACT  STATE  HEALTH",
+            "{text}"
+        );
+        assert_eq!(
+            lines[1],
+            "gen-a    430      3h ago     12s ago       ok     Current=430"
+        );
+        assert_eq!(
+            lines[2],
+            "gen-b    1524     5h ago     2h ago        STALE  Current=1524"
+        );
+        assert_eq!(
+            lines[3],
+            "new      0        -          -             STALE  Current=0"
+        );
+        assert!(
+            text.contains("no word from its watcher for over 15m"),
+            "{text}"
+        );
+        let fresh = api::ClustersResponse {
+            clusters: vec![cluster("gen-a", 430, Some(12), false)],
+            stale_after_secs: Some(900),
+        };
+        assert!(!render_clusters(&fresh).contains("STALE"));
+    }
+
+    #[test]
+    fn a_removal_says_what_went_or_that_nothing_was_there() {
+        let mut r = api::ClusterRemoved {
+            cluster: sync_model::ClusterId::new("gen-b").unwrap(),
+            instances: 1524,
+            types_left: 30,
+            types_deleted: 1,
+            record: true,
+        };
+        assert!(render_removed(&r).starts_with("Removed cluster gen-b: 1524 objects deleted"));
+        r = api::ClusterRemoved {
+            instances: 0,
+            types_left: 0,
+            types_deleted: 0,
+            record: false,
+            ..r
+        };
+        assert_eq!(
+            render_removed(&r),
+            "The index holds nothing of cluster gen-b: nothing to remove."
+        );
     }
 
     #[test]

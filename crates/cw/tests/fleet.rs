@@ -82,6 +82,7 @@ async fn start_watcher(
         shutdown_timeout: Duration::from_secs(10),
         group_discovery_timeout: Duration::from_secs(2),
         forbidden_grace: Duration::from_secs(600),
+        heartbeat_interval: Duration::ZERO,
     };
     let sink = HttpSink::new(base, None, Duration::from_secs(15))
         .unwrap()
@@ -550,6 +551,7 @@ async fn a_watcher_whose_token_may_not_write_its_cluster_is_not_ready_and_says_w
         shutdown_timeout: Duration::from_secs(10),
         group_discovery_timeout: Duration::from_secs(2),
         forbidden_grace: Duration::from_secs(600),
+        heartbeat_interval: Duration::ZERO,
     };
     let sink = HttpSink::new(&base, Some("tok-alpha".into()), Duration::from_secs(15))
         .unwrap()

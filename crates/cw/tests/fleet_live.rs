@@ -85,6 +85,7 @@ async fn start_watcher(
         shutdown_timeout: Duration::from_secs(10),
         group_discovery_timeout: Duration::from_secs(2),
         forbidden_grace: Duration::from_secs(600),
+        heartbeat_interval: Duration::ZERO,
     };
     let sink = HttpSink::new(base, Some(TOKEN.to_string()), Duration::from_secs(15))
         .expect("sink")

@@ -66,6 +66,7 @@ async fn start_watcher(
         shutdown_timeout: Duration::from_secs(10),
         group_discovery_timeout: Duration::from_secs(2),
         forbidden_grace: Duration::from_secs(600),
+        heartbeat_interval: Duration::ZERO,
     };
     let sink = HttpSink::new(url, None, Duration::from_secs(15)).unwrap();
     let shared = Shared::new(Metrics::new());

@@ -27,6 +27,7 @@ use std::time::Instant;
 use sync_model::{Capability, CapabilitySyncPayload, ClusterId, Enrichment};
 use tokio::task::JoinSet;
 
+use crate::clusters::{ClusterRegistry, Heard};
 use crate::embed::{Embedder, ModelInfo};
 use crate::enrich::{schema_hash, Enricher};
 use crate::metrics::IngestMetrics;
@@ -67,6 +68,8 @@ pub struct CapabilityPipeline {
     /// One sync at a time: each reads and rewrites the records' cluster lists, which two
     /// clusters' syncs at once would overwrite.
     one_sync: Arc<tokio::sync::Mutex<()>>,
+    /// Where an applied sync is recorded as its cluster's (the instances pipeline's).
+    registry: Option<ClusterRegistry>,
 }
 
 /// The clusters serving one type, each with the hash of the capability it sent.
@@ -147,7 +150,14 @@ impl CapabilityPipeline {
             pending: Arc::new(Mutex::new(HashMap::new())),
             default_cluster: ClusterId::default_cluster(),
             one_sync: Arc::new(tokio::sync::Mutex::new(())),
+            registry: None,
         }
+    }
+
+    /// Records each applied sync as its cluster's sync in `registry`.
+    pub fn with_registry(mut self, registry: ClusterRegistry) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// Payloads without a `cluster` belong to `cluster` (default: `default`).
@@ -207,7 +217,42 @@ impl CapabilityPipeline {
             upserted: &m.capabilities_upserted,
             deleted: &m.capabilities_deleted,
         };
-        instrumented(m, counters, span, self.apply(payload)).await
+        let cluster = self.cluster_of(payload.cluster.as_deref()).ok();
+        let heard = if payload.is_empty() {
+            Heard::Contact
+        } else {
+            Heard::Sync
+        };
+        let outcome = instrumented(m, counters, span, self.apply(payload)).await?;
+        if let (Some(registry), Some(cluster)) = (&self.registry, cluster) {
+            registry.heard(&cluster, heard).await;
+        }
+        Ok(outcome)
+    }
+
+    /// `cluster` leaves the list of every type it serves, as if it had sent a delete of
+    /// each: a type other clusters serve keeps its record, a type only it served is
+    /// deleted. Returns how many types it left and how many were deleted.
+    pub async fn remove_cluster(&self, cluster: &ClusterId) -> Result<(usize, usize), SyncError> {
+        let _one_sync = self.one_sync.lock().await;
+        let mut members = self.all_members().await?;
+        let served: Vec<String> = members
+            .iter()
+            .filter(|(_, m)| m.contains_key(cluster.as_str()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut lists = Vec::new();
+        let gone = leave_lists(cluster, &mut members, &served, &mut lists);
+        write_changes(
+            self.store.as_ref(),
+            &self.collection,
+            &self.metrics,
+            &gone,
+            &[],
+        )
+        .await?;
+        self.write_lists(&lists).await?;
+        Ok((lists.len(), gone.len()))
     }
 
     /// The steps of one sync: the instances pipeline's, with the clusters' lists.

@@ -2,6 +2,7 @@
 //! writes it to a vector store.
 
 pub mod capabilities;
+pub mod clusters;
 pub mod document;
 pub mod embed;
 pub mod enrich;

@@ -14,7 +14,7 @@ async fn chroma() -> conformance::Harness {
         .expect("start Chroma");
     let store = ChromaStore::new(ChromaConfig::new(server.url())).expect("Chroma client");
     conformance::Harness {
-        store: Box::new(store),
+        store: std::sync::Arc::new(store),
         guard: Box::new(server),
     }
 }

@@ -9,7 +9,7 @@ async fn embedded() -> conformance::Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = EmbeddedStore::open_in_dir(dir.path()).expect("open the embedded store");
     conformance::Harness {
-        store: Box::new(store),
+        store: std::sync::Arc::new(store),
         guard: Box::new(dir),
     }
 }

@@ -14,7 +14,7 @@ async fn qdrant() -> conformance::Harness {
         .expect("start the Qdrant test server");
     let store = QdrantStore::new(QdrantConfig::new(server.url())).expect("Qdrant client");
     conformance::Harness {
-        store: Box::new(store),
+        store: std::sync::Arc::new(store),
         guard: Box::new(server),
     }
 }

@@ -267,7 +267,7 @@ async fn at_the_concurrency_limit_a_request_is_shed_with_503_and_retry_after() {
     let chroma = ChromaServer::start();
     let standin = VoyageStandin::start().await;
     let config = ServerConfig {
-        max_concurrent_requests: 1,
+        max_concurrent_writes: 1,
         ..ServerConfig::default()
     };
     let server =
@@ -296,7 +296,7 @@ async fn at_the_concurrency_limit_a_request_is_shed_with_503_and_retry_after() {
         body["error"]
             .as_str()
             .unwrap_or("")
-            .contains("CW_MAX_CONCURRENT_REQUESTS"),
+            .contains("CW_MAX_CONCURRENT_WRITES"),
         "{body}"
     );
     // The probes are never shed: the pod stays live and ready while it is busy.

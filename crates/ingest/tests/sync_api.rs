@@ -142,7 +142,7 @@ async fn null_labels_annotations_and_lists_are_accepted() {
 }
 
 #[tokio::test]
-async fn an_empty_payload_answers_200_without_store_or_embedding_calls() {
+async fn an_empty_payload_answers_200_without_embedding_or_instance_writes() {
     let h = Harness::start().await;
     for body in [r#"{}"#, r#"{"upserts":[],"deletes":[]}"#] {
         let (status, resp) = h.post_raw(body, "application/json").await;
@@ -155,6 +155,12 @@ async fn an_empty_payload_answers_200_without_store_or_embedding_calls() {
             .upsert_calls
             .load(std::sync::atomic::Ordering::SeqCst),
         0
+    );
+    // An empty payload is a watcher's heartbeat: it records the cluster's last contact.
+    let records = h.store_server.dump("instances-clusters").await;
+    assert!(
+        records["default"].1["cw_last_contact"].is_string(),
+        "{records:?}"
     );
     assert_eq!(
         h.store

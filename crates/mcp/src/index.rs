@@ -3,6 +3,7 @@
 //! from a running server's search API over HTTP (`cw mcp --server`).
 
 use async_trait::async_trait;
+use sync_model::api::ClustersResponse;
 use sync_model::search::{AskAnswer, CountAnswer, CountBody, SearchHit, SearchRequest};
 
 /// The search API as the tools use it.
@@ -20,12 +21,16 @@ pub trait Index: Send + Sync {
     ) -> Result<AskAnswer, IndexError>;
     /// How many objects match the filters, grouped if asked.
     async fn count(&self, body: &CountBody) -> Result<CountAnswer, IndexError>;
+    /// Every cluster of the index: objects by health, last sync, last contact and whether
+    /// it is stale, as `GET /api/v1/clusters` answers.
+    async fn clusters(&self) -> Result<ClustersResponse, IndexError>;
 }
 
 /// Why the index did not answer. Each becomes a tool error whose message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    /// The request itself is wrong (a bad filter, an empty query): the caller fixes it.
+    /// The request itself is wrong (a bad filter, an empty query, a cluster the index does
+    /// not know): the caller fixes it.
     #[error("{0}")]
     BadRequest(String),
     /// The index (server, store or embedding provider) cannot be reached now: try later.

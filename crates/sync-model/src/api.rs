@@ -15,9 +15,12 @@ pub const INSTANCES_HASHES: &str = "/api/v1/instances/hashes";
 /// `GET`: the instances the server could not store because a downstream service refuses
 /// them whatever is retried ([`ParkedResponse`]); each is retried at its next upsert.
 pub const INSTANCES_PARKED: &str = "/api/v1/instances/parked";
-/// `GET`: every cluster in the index with its object count and last sync
+/// `GET`: every cluster in the index with its object count, last sync and last contact
 /// ([`ClustersResponse`]).
 pub const CLUSTERS: &str = "/api/v1/clusters";
+/// `DELETE`: retire one cluster: its instances, its place on the capability types' lists
+/// and its record ([`ClusterRemoved`]). [`cluster_url`] fills in the name.
+pub const CLUSTER: &str = "/api/v1/clusters/{name}";
 /// `POST`: apply a [`CapabilitySyncPayload`](crate::CapabilitySyncPayload).
 pub const CAPABILITIES_SYNC: &str = "/api/v1/capabilities/sync";
 /// `GET`: every stored capability id with its content hash ([`HashesResponse`]).
@@ -54,7 +57,9 @@ pub struct HashesQuery {
     pub cluster: Option<String>,
 }
 
-/// One cluster of the index, as `GET /api/v1/clusters` lists it.
+/// One cluster of the index, as `GET /api/v1/clusters` lists it. The times are kept in the
+/// store (they survive restarts and are the same on every server of one store); the ages
+/// are the server's, so that a client's clock does not matter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -62,21 +67,72 @@ pub struct ClusterSummary {
     pub id: crate::ClusterId,
     /// Instances stored for the cluster.
     pub objects: usize,
-    /// RFC 3339 time of the cluster's latest sync this server applied since it started;
-    /// absent when none has been applied since.
+    /// RFC 3339 time of the latest sync that carried changes of the cluster; absent when
+    /// none is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync: Option<String>,
+    /// Seconds from `last_sync` to the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_age_secs: Option<u64>,
+    /// RFC 3339 time the cluster's watcher was last heard from (a sync, a heartbeat, a
+    /// hashes read); absent when never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_contact: Option<String>,
+    /// Seconds from `last_contact` to the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_contact_age_secs: Option<u64>,
+    /// Not heard from for longer than the server's threshold
+    /// ([`ClustersResponse::stale_after_secs`]), or never: its objects may be out of date.
+    #[serde(default)]
+    pub stale: bool,
     /// Objects by coarse health (`Current`, `Failed`, ...), when the index records health.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub health: std::collections::BTreeMap<String, usize>,
 }
 
+/// How long ago an age in seconds was, as `cw clusters` and MCP `list_clusters` say it:
+/// `12s ago`, `4m ago`, `3h ago`, `2d ago` (whole units, rounded down).
+pub fn age_text(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s ago"),
+        60..=3_599 => format!("{}m ago", secs / 60),
+        3_600..=86_399 => format!("{}h ago", secs / 3_600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
 /// The answer of `GET /api/v1/clusters`, ordered by id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
 pub struct ClustersResponse {
     #[serde(default)]
     pub clusters: Vec<ClusterSummary>,
+    /// A cluster not heard from for longer than this is stale (`CW_STALE_AFTER_SECS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after_secs: Option<u64>,
+}
+
+/// The answer of `DELETE /api/v1/clusters/{name}`: what went with the cluster. Removing a
+/// cluster the index does not hold (or no longer holds) answers the same, with zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRemoved {
+    pub cluster: crate::ClusterId,
+    /// Its instances deleted.
+    pub instances: usize,
+    /// Resource types other clusters still serve, which it left.
+    pub types_left: usize,
+    /// Resource types only it served, deleted.
+    pub types_deleted: usize,
+    /// Whether its record (last sync, last contact) was there to delete.
+    pub record: bool,
+}
+
+/// The URL of [`CLUSTER`] for `cluster` (cluster ids need no escaping).
+pub fn cluster_url(base: &str, cluster: &crate::ClusterId) -> String {
+    url(base, &CLUSTER.replace("{name}", cluster.as_str()))
 }
 
 /// The answer of both hashes endpoints: `{"hashes": {id: contentHash}}`.
@@ -136,6 +192,24 @@ mod tests {
         assert_eq!(
             url(base_url("http://h/prefix/"), INSTANCES_HASHES),
             "http://h/prefix/api/v1/instances/hashes"
+        );
+    }
+
+    #[test]
+    fn ages_are_said_in_their_largest_whole_unit() {
+        assert_eq!(age_text(0), "0s ago");
+        assert_eq!(age_text(59), "59s ago");
+        assert_eq!(age_text(60), "1m ago");
+        assert_eq!(age_text(3 * 3_600 + 59), "3h ago");
+        assert_eq!(age_text(2 * 86_400 + 5), "2d ago");
+    }
+
+    #[test]
+    fn a_clusters_url_names_it() {
+        let c = crate::ClusterId::new("gen-a").unwrap();
+        assert_eq!(
+            cluster_url("http://cw:3000", &c),
+            "http://cw:3000/api/v1/clusters/gen-a"
         );
     }
 

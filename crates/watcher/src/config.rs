@@ -199,6 +199,11 @@ pub struct WatchConfig {
     /// retried with backoff and removes nothing.
     #[arg(long, env = "FORBIDDEN_GRACE_SECS", default_value_t = 600)]
     pub forbidden_grace_secs: u64,
+    /// Seconds between empty syncs sent while nothing else is, so that the ingest server
+    /// hears from this watcher (`cw clusters`' LAST CONTACT; it marks a cluster STALE after
+    /// CW_STALE_AFTER_SECS, 15 min by default, without a word); 0 sends none.
+    #[arg(long, env = "HEARTBEAT_INTERVAL_SECS", default_value_t = 60)]
+    pub heartbeat_interval_secs: u64,
 }
 
 /// `WATCH_RESOURCE_TYPES`, `EXCLUDE_RESOURCE_TYPES`, `WATCH_NAMESPACES`, `EXCLUDE_NAMESPACES`:
@@ -292,6 +297,7 @@ impl WatchConfig {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             group_discovery_timeout: GROUP_DISCOVERY_TIMEOUT,
             forbidden_grace: Duration::from_secs(self.forbidden_grace_secs),
+            heartbeat_interval: Duration::from_secs(self.heartbeat_interval_secs),
         }
     }
 }

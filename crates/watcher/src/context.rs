@@ -32,6 +32,9 @@ pub struct WatcherSettings {
     /// How long the API server may refuse a watched type (403) before its documents are
     /// removed: a 403 while RBAC propagates must not empty the index.
     pub forbidden_grace: Duration,
+    /// An empty sync this often while nothing else is sent, so the ingest server hears
+    /// from a quiet cluster's watcher ([`crate::heartbeat`]); zero: none.
+    pub heartbeat_interval: Duration,
 }
 
 /// Shared by the watches, the control loop and resync.

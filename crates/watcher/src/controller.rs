@@ -24,6 +24,7 @@ use crate::context::{Context, WatcherSettings};
 use crate::deadline::sleep_until_some;
 use crate::discovery::DiscoveryScope;
 use crate::error::WatchError;
+use crate::heartbeat::run_heartbeat;
 use crate::metrics::Metrics;
 use crate::resync::{resync, ResyncReport, ResyncRequest, ResyncScope};
 use crate::sender::{
@@ -156,6 +157,14 @@ pub async fn run(
         let (client, sink, retry) = (client.clone(), sink.clone(), settings.retry);
         run_capability_sync(client, sink, published, retry, metrics.clone(), cancel)
     });
+    let heartbeat = Background::spawn(&shutdown, |cancel| {
+        run_heartbeat(
+            sink.clone(),
+            settings.heartbeat_interval,
+            metrics.clone(),
+            cancel,
+        )
+    });
     let ctx = Context {
         client,
         settings,
@@ -187,6 +196,7 @@ pub async fn run(
         // Capabilities are level-triggered: whatever is not synced now is at the next start.
         capability_sync.stop().await;
         access_check.stop().await;
+        heartbeat.stop().await;
         controller.stop_watches().await;
     })
     .await;

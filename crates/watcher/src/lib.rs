@@ -7,7 +7,8 @@
 //! resync diff) → [`buffer`] (debounce and batching) → [`sender`] → a [`sink::SyncSink`].
 //! [`controller`] wires them around one context, keeps the per-type watches in step with
 //! discovery and runs [`resync`]; [`ops`] serves health, readiness, metrics and resync.
-//! [`capabilities`] keeps the capability records (one per watched type) current beside them.
+//! [`capabilities`] keeps the capability records (one per watched type) current beside them;
+//! [`heartbeat`] sends an empty sync while the cluster is quiet, so the server hears from it.
 
 mod access;
 mod availability;
@@ -21,6 +22,7 @@ mod deadline;
 pub mod discovery;
 pub mod error;
 pub mod extract;
+pub mod heartbeat;
 pub mod metrics;
 pub mod ops;
 pub mod resync;

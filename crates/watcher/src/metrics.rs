@@ -27,6 +27,8 @@ pub struct Metrics {
     pub events_seen: Family<TypeLabels, Counter>,
     pub items_sent: Family<OpLabels, Counter>,
     pub batches_sent: Counter,
+    /// Empty syncs sent while nothing else was (`heartbeat`).
+    pub heartbeats_sent: Counter,
     pub send_retries: Counter,
     /// Items the ingest server rejected (4xx) and that were dropped.
     pub items_rejected: Counter,
@@ -93,6 +95,12 @@ impl Metrics {
                 r,
                 "batches_sent",
                 "Batches accepted by the ingest server",
+                Counter::default(),
+            ),
+            heartbeats_sent: registered(
+                r,
+                "heartbeats_sent",
+                "Empty syncs sent so that the ingest server hears from a quiet watcher",
                 Counter::default(),
             ),
             send_retries: registered(

@@ -41,6 +41,7 @@ fn settings(types: &[&str]) -> WatcherSettings {
         shutdown_timeout: Duration::from_secs(10),
         group_discovery_timeout: Duration::from_secs(2),
         forbidden_grace: Duration::from_secs(600),
+        heartbeat_interval: Duration::ZERO,
     }
 }
 

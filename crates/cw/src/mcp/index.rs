@@ -1,15 +1,19 @@
 //! The two ways the MCP server reaches the index: ingest's `Searcher` in this process, or a
 //! running server's search API over HTTP ([`ApiClient`]). Both only translate errors.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use ingest::search::{SearchError, Searcher};
 use mcp::{Index, IndexError};
+use sync_model::api::ClustersResponse;
 use sync_model::search::{AskAnswer, CountAnswer, CountBody, SearchHit, SearchRequest};
 
 use crate::api_client::{ApiClient, ApiError};
 
-/// The index of this process's store.
-pub struct InProcess(pub Searcher);
+/// The index of this process's store, and when its clusters count as stale (the server's
+/// setting, or the default).
+pub struct InProcess(pub Searcher, pub Duration);
 
 #[async_trait]
 impl Index for InProcess {
@@ -32,11 +36,16 @@ impl Index for InProcess {
     async fn count(&self, body: &CountBody) -> Result<CountAnswer, IndexError> {
         self.0.count(body).await.map_err(from_search)
     }
+
+    async fn clusters(&self) -> Result<ClustersResponse, IndexError> {
+        self.0.clusters(self.1).await.map_err(from_search)
+    }
 }
 
 fn from_search(e: SearchError) -> IndexError {
     match e {
         SearchError::BadRequest(m) => IndexError::BadRequest(m),
+        e @ SearchError::UnknownCluster { .. } => IndexError::BadRequest(e.to_string()),
         e if e.is_transient() => IndexError::Unavailable(e.to_string()),
         e => IndexError::Failed(e.to_string()),
     }
@@ -47,7 +56,9 @@ pub struct OverHttp(pub ApiClient);
 
 fn from_api(e: ApiError) -> IndexError {
     match e {
-        ApiError::BadRequest(m) => IndexError::BadRequest(m),
+        ApiError::BadRequest(m) | ApiError::UnknownCluster { message: m } => {
+            IndexError::BadRequest(m)
+        }
         e if e.is_transient() => IndexError::Unavailable(e.to_string()),
         e => IndexError::Failed(e.to_string()),
     }
@@ -76,5 +87,30 @@ impl Index for OverHttp {
 
     async fn count(&self, body: &CountBody) -> Result<CountAnswer, IndexError> {
         self.0.count(body).await.map_err(from_api)
+    }
+
+    async fn clusters(&self) -> Result<ClustersResponse, IndexError> {
+        self.0.clusters().await.map_err(from_api)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_cluster_is_the_callers_to_fix_and_names_the_known_ones() {
+        let e = from_search(SearchError::UnknownCluster {
+            cluster: "nope".into(),
+            known: vec!["gen-a".into(), "gen-b".into()],
+        });
+        assert!(
+            matches!(&e, IndexError::BadRequest(m) if m == "unknown cluster \"nope\": known clusters: gen-a, gen-b"),
+            "{e:?}"
+        );
+        let e = from_api(ApiError::UnknownCluster {
+            message: "unknown cluster \"nope\": known clusters: gen-a".into(),
+        });
+        assert!(matches!(e, IndexError::BadRequest(_)), "{e:?}");
     }
 }

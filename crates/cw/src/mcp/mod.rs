@@ -112,12 +112,15 @@ async fn choose_index(args: &Args) -> anyhow::Result<Arc<dyn Index>> {
     }
     let store = args.store.build()?;
     let embedder = args.embed.build_lazy()?;
-    Ok(Arc::new(InProcess(ingest::search::Searcher {
-        store,
-        embedder,
-        instances_collection: args.store.instances_collection.clone(),
-        capabilities_collection: args.store.capabilities_collection.clone(),
-    })))
+    Ok(Arc::new(InProcess(
+        ingest::search::Searcher {
+            store,
+            embedder,
+            instances_collection: args.store.instances_collection.clone(),
+            capabilities_collection: args.store.capabilities_collection.clone(),
+        },
+        ingest::clusters::DEFAULT_STALE_AFTER,
+    )))
 }
 
 /// Whether the embedded store's file exists and holds something.
@@ -155,7 +158,8 @@ pub fn own_cluster(client: kube::Client, cluster: impl Into<String>) -> Connecti
 }
 
 /// The `/mcp` route over the server's own index, behind the API's bearer token (refused as
-/// MCP clients understand it: 403, never an OAuth challenge). Cancel `stop` when the server
+/// MCP clients understand it: 403, never an OAuth challenge) and in the API's read slots (a
+/// full write load never turns it away). Cancel `stop` when the server
 /// shuts down, so open event streams end.
 pub fn route(
     state: &AppState,
@@ -163,8 +167,9 @@ pub fn route(
     stop: CancellationToken,
     host: &str,
 ) -> axum::Router {
-    let index = Arc::new(InProcess(state.searcher().clone()));
+    let index = Arc::new(InProcess(state.searcher().clone(), state.stale_after()));
     let loopback = matches!(host, "127.0.0.1" | "localhost" | "::1" | "[::1]");
     let service = mcp::http_service(CwMcp::new(index, cluster), stop, loopback);
-    state.agent_auth_layer(axum::Router::new().nest_service(api::MCP, service))
+    let routes = state.read_admission(axum::Router::new().nest_service(api::MCP, service));
+    state.agent_auth_layer(routes)
 }

@@ -20,8 +20,8 @@ mod normalise;
 mod outcome;
 mod store_calls;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use sync_model::{ClusterId, ParkedInstance, ResourceId, ResourceInstance, SyncPayload};
@@ -37,6 +37,7 @@ pub(crate) use store_calls::{
     observe_store, prepare_collection, stored_hashes_of, upsert_isolating, write_changes,
 };
 
+use crate::clusters::{ClusterRegistry, Heard};
 use crate::document::{to_document, InstanceDocument, CLUSTER_KEY};
 use crate::embed::{Embedder, ModelInfo, Refused};
 use crate::metrics::IngestMetrics;
@@ -53,8 +54,8 @@ pub struct Pipeline {
     parked: Arc<ParkedInstances>,
     /// The cluster of payloads that name none (the Go controller's).
     default_cluster: ClusterId,
-    /// When each cluster's latest sync was applied (RFC 3339), since this process started.
-    last_sync: Arc<Mutex<BTreeMap<ClusterId, String>>>,
+    /// Each cluster's last sync and last contact, recorded in the store.
+    registry: ClusterRegistry,
 }
 
 /// An upsert refused whatever is retried, to be parked.
@@ -75,15 +76,28 @@ impl Pipeline {
         embedder: Arc<dyn Embedder>,
         collection: impl Into<String>,
     ) -> Self {
+        let collection = collection.into();
         Pipeline {
+            registry: ClusterRegistry::new(store.clone(), &collection),
             store,
             embedder,
-            collection: collection.into(),
+            collection,
             metrics: Arc::new(IngestMetrics::new()),
             parked: Arc::new(ParkedInstances::new()),
             default_cluster: ClusterId::default_cluster(),
-            last_sync: Arc::new(Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// Records the clusters' syncs and contacts with `registry` (e.g. one that writes more
+    /// often, in tests).
+    pub fn with_registry(mut self, registry: ClusterRegistry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Where the clusters' last sync and last contact are recorded.
+    pub fn registry(&self) -> &ClusterRegistry {
+        &self.registry
     }
 
     /// Payloads without a `cluster` belong to `cluster` (default: `default`).
@@ -101,11 +115,6 @@ impl Pipeline {
     pub fn cluster_of(&self, named: Option<&str>) -> Result<ClusterId, SyncError> {
         sync_model::cluster_or(named, &self.default_cluster)
             .map_err(|e| SyncError::Invalid(vec![e]))
-    }
-
-    /// When each cluster's latest sync was applied, since this process started.
-    pub fn last_syncs(&self) -> BTreeMap<ClusterId, String> {
-        self.last_sync.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Shares `metrics` (e.g. with the HTTP server that exposes them).
@@ -137,7 +146,8 @@ impl Pipeline {
     }
 
     /// Applies one payload. On `Err` nothing was written, except after a store failure
-    /// between delete and upsert; a retry of the same payload then completes it.
+    /// between delete and upsert; a retry of the same payload then completes it. An applied
+    /// payload is recorded as its cluster's sync (an empty one, a heartbeat, as a contact).
     pub async fn apply_sync(&self, payload: SyncPayload) -> Result<SyncOutcome, SyncError> {
         let span = tracing::info_span!(
             "apply_sync",
@@ -154,14 +164,24 @@ impl Pipeline {
             upserted: &m.instances_upserted,
             deleted: &m.instances_deleted,
         };
-        instrumented(m, counters, span, self.apply(payload)).await
+        // A malformed cluster is refused inside, counted as an invalid request.
+        let cluster = self.cluster_of(payload.cluster.as_deref()).ok();
+        let heard = if payload.is_empty() {
+            Heard::Contact
+        } else {
+            Heard::Sync
+        };
+        let outcome = instrumented(m, counters, span, self.apply(payload)).await?;
+        if let Some(cluster) = cluster {
+            self.registry.heard(&cluster, heard).await;
+        }
+        Ok(outcome)
     }
 
     /// The steps of one sync (see the module's documentation).
     async fn apply(&self, payload: SyncPayload) -> Result<SyncOutcome, SyncError> {
         payload.check().map_err(SyncError::Invalid)?;
         let cluster = self.cluster_of(payload.cluster.as_deref())?;
-        self.note_sync_of(&cluster);
         if payload.is_empty() {
             return Ok(SyncOutcome::default());
         }
@@ -192,14 +212,6 @@ impl Pipeline {
             metadata_only,
             parked,
         })
-    }
-
-    /// Notes that a sync of `cluster` arrived now (`last_syncs`).
-    fn note_sync_of(&self, cluster: &ClusterId) {
-        if let Ok(mut last) = self.last_sync.lock() {
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            last.insert(cluster.clone(), now);
-        }
     }
 
     /// Step 2: `upserts` sorted against the content hashes stored for them
@@ -468,6 +480,32 @@ impl Pipeline {
             .into_iter()
             .filter_map(|(id, hash)| Some((cluster.unqualify(&id)?.to_string(), hash)))
             .collect())
+    }
+
+    /// Deletes every instance of `cluster` (and forgets what was parked of them); returns
+    /// how many there were. Other clusters' documents are not touched.
+    pub async fn remove_cluster(&self, cluster: &ClusterId) -> Result<usize, SyncError> {
+        let t = Instant::now();
+        let filter = Filter::Eq(CLUSTER_KEY.into(), cluster.to_string());
+        let ids: Vec<String> = self
+            .store
+            .all_hashes(&self.collection, Some(&filter))
+            .await?
+            .into_keys()
+            .collect();
+        self.observe_store("all_hashes", t);
+        write_changes(
+            self.store.as_ref(),
+            &self.collection,
+            &self.metrics,
+            &ids,
+            &[],
+        )
+        .await?;
+        if self.parked.clear(ids.iter().map(String::as_str)) > 0 {
+            self.metrics.parked.set(self.parked.len() as i64);
+        }
+        Ok(ids.len())
     }
 
     fn observe_store(&self, op: &'static str, since: Instant) {

@@ -95,6 +95,7 @@ impl Searcher {
     ) -> Result<AskAnswer, SearchError> {
         use sync_model::HealthStatus;
         let limit = checked_limit(limit)?;
+        self.check_cluster(cluster).await?;
         let in_cluster = build_filter(&sync_model::search::SearchRequest {
             cluster: cluster.map(str::to_string),
             ..Default::default()

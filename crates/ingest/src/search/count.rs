@@ -18,6 +18,7 @@ impl Searcher {
     /// grouped if asked.
     pub async fn count(&self, body: &CountBody) -> Result<CountAnswer, SearchError> {
         let req = &body.request;
+        self.check_cluster(req.cluster.as_deref()).await?;
         let filter = build_filter(req)?;
         let terms = QueryTerms::parse(&req.query);
         let collection = self.collection_name(req.collection);
@@ -64,51 +65,6 @@ impl Searcher {
         groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
         Ok(CountAnswer { total, groups })
     }
-
-    /// Every cluster with objects in the index, with its object count, ordered by id; and
-    /// the clusters of `last_syncs` (synced since the server started) even when they hold
-    /// nothing now. Counts by health are filled where the index records health. The store
-    /// counts by cluster and health: no documents are read.
-    pub async fn clusters(
-        &self,
-        last_syncs: &std::collections::BTreeMap<sync_model::ClusterId, String>,
-    ) -> Result<Vec<sync_model::api::ClusterSummary>, SearchError> {
-        let tally = self
-            .store
-            .tally(
-                &self.instances_collection,
-                None,
-                &[crate::document::CLUSTER_KEY, crate::document::HEALTH_KEY],
-            )
-            .await?;
-        let mut by_cluster: std::collections::BTreeMap<String, sync_model::api::ClusterSummary> =
-            std::collections::BTreeMap::new();
-        for (values, n) in tally {
-            let mut values = values.into_iter();
-            let (id, health) = (values.next().flatten(), values.next().flatten());
-            // A document stored before clusters: no cluster's.
-            let Some(cluster) = id
-                .as_deref()
-                .and_then(|id| sync_model::ClusterId::new(id).ok())
-            else {
-                continue;
-            };
-            let entry = by_cluster
-                .entry(cluster.to_string())
-                .or_insert_with(|| summary(cluster));
-            entry.objects += n;
-            if let Some(health) = health.filter(|h| !h.is_empty()) {
-                *entry.health.entry(health).or_default() += n;
-            }
-        }
-        for (cluster, at) in last_syncs {
-            by_cluster
-                .entry(cluster.to_string())
-                .or_insert_with(|| summary(cluster.clone()))
-                .last_sync = Some(at.clone());
-        }
-        Ok(by_cluster.into_values().collect())
-    }
 }
 
 /// The metadata key a count groups by.
@@ -127,14 +83,5 @@ fn group_name(by: GroupBy, value: String) -> String {
     match by {
         GroupBy::Health if value.is_empty() => "none".to_string(),
         _ => value,
-    }
-}
-
-fn summary(id: sync_model::ClusterId) -> sync_model::api::ClusterSummary {
-    sync_model::api::ClusterSummary {
-        id,
-        objects: 0,
-        last_sync: None,
-        health: Default::default(),
     }
 }

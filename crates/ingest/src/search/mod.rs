@@ -5,6 +5,7 @@
 //! and counting by filters without ranking (in [`count`]).
 
 mod ask;
+mod clusters;
 mod count;
 mod terms;
 
@@ -27,6 +28,9 @@ pub use sync_model::search::{
 pub enum SearchError {
     #[error("bad search request: {0}")]
     BadRequest(String),
+    /// The request names a cluster the index holds nothing of: the caller fixes the name.
+    #[error("unknown cluster {cluster:?}: {}", known_clusters(.known))]
+    UnknownCluster { cluster: String, known: Vec<String> },
     #[error(transparent)]
     Embed(#[from] EmbedError),
     #[error(transparent)]
@@ -36,10 +40,19 @@ pub enum SearchError {
 impl SearchError {
     pub fn is_transient(&self) -> bool {
         match self {
-            SearchError::BadRequest(_) => false,
+            SearchError::BadRequest(_) | SearchError::UnknownCluster { .. } => false,
             SearchError::Embed(e) => e.is_transient(),
             SearchError::Store(e) => e.is_transient(),
         }
+    }
+}
+
+/// `known clusters: a, b`, or that there are none: what an unknown cluster's error adds.
+pub fn known_clusters(known: &[String]) -> String {
+    if known.is_empty() {
+        "the index holds no clusters yet".into()
+    } else {
+        format!("known clusters: {}", known.join(", "))
     }
 }
 
@@ -82,6 +95,7 @@ impl Searcher {
 
     pub async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, SearchError> {
         let limit = checked_limit(req.limit)?;
+        self.check_cluster(req.cluster.as_deref()).await?;
         let filter = build_filter(req)?;
         let terms = QueryTerms::parse(&req.query);
         if req.mode != SearchMode::Keyword && req.query.trim().is_empty() {

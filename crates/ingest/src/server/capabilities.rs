@@ -71,10 +71,12 @@ pub(super) async fn sync_capabilities(
 )]
 pub(super) async fn capability_hashes(
     State(state): State<AppState>,
+    access: Option<axum::Extension<super::credentials::Access>>,
     Query(query): Query<HashesQuery>,
 ) -> Result<Json<HashesResponse>, ApiError> {
     let capabilities = state.capabilities();
     let cluster = capabilities.cluster_of(query.cluster.as_deref())?;
     let hashes = capabilities.stored_hashes(&cluster).await?;
+    super::heard_from(&state, access.as_deref(), &cluster).await;
     Ok(Json(HashesResponse { hashes }))
 }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sync_model::{ErrorBody, FieldError};
 
+use super::admission::Class;
 use crate::pipeline::SyncError;
 use crate::store::StoreError;
 
@@ -29,6 +30,16 @@ pub enum ApiError {
         cluster: String,
         may_write: String,
     },
+    /// The token is known but `action` needs one that may write every cluster.
+    NeedsEveryCluster {
+        action: String,
+        may_write: String,
+    },
+    /// The request names a cluster the index holds nothing of.
+    UnknownCluster {
+        cluster: String,
+        known: Vec<String>,
+    },
     PayloadTooLarge {
         limit: usize,
     },
@@ -37,9 +48,10 @@ pub enum ApiError {
     },
     /// The store or the embedding provider is unavailable: retry later.
     Unavailable(String),
-    /// The server is serving as many requests as it may hold in memory: retry after
+    /// The server is serving as many requests of `class` as it may: retry after
     /// `retry_after_secs` (load shedding; nothing was read of the request).
     Overloaded {
+        class: Class,
         limit: usize,
         retry_after_secs: u64,
     },
@@ -54,7 +66,10 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::AgentUnauthorized | ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::AgentUnauthorized
+            | ApiError::Forbidden { .. }
+            | ApiError::NeedsEveryCluster { .. } => StatusCode::FORBIDDEN,
+            ApiError::UnknownCluster { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) | ApiError::Overloaded { .. } => {
@@ -86,6 +101,17 @@ impl ApiError {
                     message: format!("not a cluster this token may write ({may_write})"),
                 }],
             ),
+            ApiError::NeedsEveryCluster { action, may_write } => (
+                format!("this token may not {action}: that needs the shared token (CW_INGEST_TOKEN) or a `*` line in the tokens file; it may write: {may_write}. Nothing was changed"),
+                vec![],
+            ),
+            ApiError::UnknownCluster { cluster, known } => (
+                format!("unknown cluster {cluster:?}"),
+                vec![FieldError {
+                    field: "cluster".into(),
+                    message: crate::search::known_clusters(&known),
+                }],
+            ),
             ApiError::PayloadTooLarge { limit } => (
                 format!("request body is larger than {limit} bytes: send smaller batches (or raise --max-body-bytes)"),
                 vec![],
@@ -98,8 +124,12 @@ impl ApiError {
                 vec![],
             ),
             ApiError::Unavailable(m) => (format!("temporarily unavailable, retry later: {m}"), vec![]),
-            ApiError::Overloaded { limit, retry_after_secs } => (
-                format!("the server is serving {limit} requests, its limit (CW_MAX_CONCURRENT_REQUESTS): retry in {retry_after_secs} s"),
+            ApiError::Overloaded { class, limit, retry_after_secs } => (
+                format!(
+                    "the server is serving {limit} {}, its limit ({}): retry in {retry_after_secs} s",
+                    class.plural(),
+                    class.setting()
+                ),
                 vec![],
             ),
             ApiError::BadGateway(m) => (m, vec![]),

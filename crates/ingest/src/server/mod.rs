@@ -1,10 +1,11 @@
 //! The ingest HTTP server: `POST /api/v1/instances/sync`, `GET /api/v1/instances/hashes`,
-//! `GET /api/v1/instances/parked`, probes and metrics. Handlers are thin: parse, call the
-//! [`Pipeline`], map the error. The API serves at most `max_concurrent_requests` at once
-//! and answers 503 with `Retry-After` beyond (load shedding: each request may hold a
-//! 16 MiB body and its copies, so queueing them would only move the memory problem).
+//! `GET /api/v1/instances/parked`, `DELETE /api/v1/clusters/{name}`, probes and metrics.
+//! Handlers are thin: parse, call the [`Pipeline`], map the error. Reads and writes are
+//! admitted apart ([`admission`]): writes beyond their limit are shed with 503 and
+//! `Retry-After`, reads wait for a slot, and neither takes the other's slots.
 //! [`router`] returns a plain `Router` so that `cw run` can merge it with others.
 
+pub mod admission;
 mod capabilities;
 pub mod credentials;
 mod error;
@@ -18,20 +19,23 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use sync_model::api::{self, HashesQuery, HashesResponse, ParkedResponse};
-use sync_model::{BearerToken, ErrorBody, FieldError, SyncPayload, SyncResponse};
+use sync_model::api::{self, ClusterRemoved, HashesQuery, HashesResponse, ParkedResponse};
+use sync_model::{BearerToken, ClusterId, ErrorBody, FieldError, SyncPayload, SyncResponse};
 
 use self::credentials::{Access, Credentials, TokensFile};
 
+pub use admission::{DEFAULT_MAX_CONCURRENT_READS, DEFAULT_MAX_CONCURRENT_WRITES, READ_QUEUE_WAIT};
 pub use error::ApiError;
 
+use self::admission::Admission;
 use crate::capabilities::CapabilityPipeline;
+use crate::clusters::{Heard, DEFAULT_STALE_AFTER};
 use crate::pipeline::Pipeline;
 use crate::search::Searcher;
 
@@ -41,13 +45,6 @@ pub const DEFAULT_CAPABILITIES_COLLECTION: &str = "capabilities";
 
 /// Fits 5,000 instances of about 3 KB of JSON each (labels and a few annotations).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
-/// Four maximum-size syncs at once stay within the chart's 256Mi memory limit (measured in
-/// docs/ingest.md, "Load bound").
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 4;
-
-/// What a shed request is told to wait: about one sync's time.
-pub const SHED_RETRY_AFTER_SECS: u64 = 2;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -59,8 +56,15 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The collection of resource types, searched by `ask` before the instances.
     pub capabilities_collection: String,
-    /// API requests served at once; more are answered 503 with `Retry-After`.
-    pub max_concurrent_requests: usize,
+    /// Writes (syncs, hashes, cluster removal) served at once; more are answered 503 with
+    /// `Retry-After` ([`admission`]).
+    pub max_concurrent_writes: usize,
+    /// Reads (search, ask, count, clusters, MCP) served at once; more wait for a slot.
+    pub max_concurrent_reads: usize,
+    /// How long a read waits for a slot before it is answered 503.
+    pub read_queue_wait: std::time::Duration,
+    /// A cluster not heard from for longer than this is listed as stale.
+    pub stale_after: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -70,7 +74,10 @@ impl Default for ServerConfig {
             tokens_file: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             capabilities_collection: DEFAULT_CAPABILITIES_COLLECTION.into(),
-            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
+            max_concurrent_reads: DEFAULT_MAX_CONCURRENT_READS,
+            read_queue_wait: READ_QUEUE_WAIT,
+            stale_after: DEFAULT_STALE_AFTER,
         }
     }
 }
@@ -87,9 +94,10 @@ struct Inner {
     searcher: Searcher,
     credentials: Credentials,
     max_body_bytes: usize,
-    /// One permit per request being served (see [`shed_load`]).
-    slots: Arc<tokio::sync::Semaphore>,
-    max_concurrent_requests: usize,
+    /// The read and write slots ([`admission`]).
+    admission: Admission,
+    read_queue_wait: std::time::Duration,
+    stale_after: std::time::Duration,
     shutting_down: AtomicBool,
 }
 
@@ -112,10 +120,12 @@ impl AppState {
         capabilities: CapabilityPipeline,
         config: ServerConfig,
     ) -> Self {
-        // One default cluster for instances and capabilities: the pipeline's.
+        // One default cluster and one record per cluster for instances and capabilities:
+        // the pipeline's.
         let capabilities = capabilities
             .with_metrics(pipeline.metrics().clone())
-            .with_default_cluster(pipeline.default_cluster().clone());
+            .with_default_cluster(pipeline.default_cluster().clone())
+            .with_registry(pipeline.registry().clone());
         AppState {
             inner: Arc::new(Inner {
                 capabilities,
@@ -131,10 +141,12 @@ impl AppState {
                     file: config.tokens_file.clone(),
                 },
                 max_body_bytes: config.max_body_bytes,
-                slots: Arc::new(tokio::sync::Semaphore::new(
-                    config.max_concurrent_requests.max(1),
-                )),
-                max_concurrent_requests: config.max_concurrent_requests.max(1),
+                admission: Admission::new(
+                    config.max_concurrent_reads,
+                    config.max_concurrent_writes,
+                ),
+                read_queue_wait: config.read_queue_wait,
+                stale_after: config.stale_after,
                 shutting_down: AtomicBool::new(false),
             }),
         }
@@ -150,6 +162,11 @@ impl AppState {
 
     pub fn searcher(&self) -> &Searcher {
         &self.inner.searcher
+    }
+
+    /// A cluster not heard from for longer than this is listed as stale.
+    pub fn stale_after(&self) -> std::time::Duration {
+        self.inner.stale_after
     }
 
     /// From now on `/readyz` answers 503, so load balancers stop sending new work.
@@ -177,18 +194,27 @@ impl AppState {
             require_agent_bearer,
         ))
     }
+
+    /// The read admission as a layer, for read routes served beside these (`/mcp`): they
+    /// share the read slots and never take a write's.
+    pub fn read_admission<S: Clone + Send + Sync + 'static>(&self, routes: Router<S>) -> Router<S> {
+        routes.layer(middleware::from_fn_with_state(
+            self.clone(),
+            admission::admit_read,
+        ))
+    }
 }
 
-/// The whole API: sync and hashes behind the optional bearer token; `/healthz`, `/readyz`
-/// and `/metrics` open.
+/// The whole API: writes (sync, hashes, cluster removal) and reads (search, count,
+/// clusters, parked), each behind its own admission ([`admission`]), all behind the
+/// optional bearer token; `/healthz`, `/readyz` and `/metrics` open.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let writes = Router::new()
         .route(
             api::INSTANCES_SYNC,
             post(sync_instances).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
         )
         .route(api::INSTANCES_HASHES, get(instance_hashes))
-        .route(api::INSTANCES_PARKED, get(parked_instances))
         .route(
             api::CAPABILITIES_SYNC,
             post(capabilities::sync_capabilities)
@@ -198,10 +224,17 @@ pub fn router(state: AppState) -> Router {
             api::CAPABILITIES_HASHES,
             get(capabilities::capability_hashes),
         )
+        .route(api::CLUSTER, delete(remove_cluster))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            admission::admit_write,
+        ));
+    let reads = Router::new()
+        .route(api::INSTANCES_PARKED, get(parked_instances))
         .route(api::CLUSTERS, get(search::clusters))
         .route(api::SEARCH, post(search::search))
-        .route(api::SEARCH_COUNT, post(search::count))
-        .layer(middleware::from_fn_with_state(state.clone(), shed_load));
+        .route(api::SEARCH_COUNT, post(search::count));
+    let api = writes.merge(state.read_admission(reads));
     // Auth is outside the load bound: a request without the token never takes a slot.
     let api = state.auth_layer(api);
     Router::new()
@@ -267,28 +300,17 @@ fn check_write(access: Option<&Access>, cluster: &sync_model::ClusterId) -> Resu
     }
 }
 
-/// Serves the request if a slot is free, else answers 503 with `Retry-After` at once,
-/// before its body is read. The slot is held until the answer is produced.
-async fn shed_load(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let inner = &state.inner;
-    let Ok(_slot) = inner.slots.clone().try_acquire_owned() else {
-        inner.pipeline.metrics().requests_shed.inc();
-        tracing::warn!(
-            limit = inner.max_concurrent_requests,
-            path = %req.uri().path(),
-            "at the concurrency limit: request shed with 503"
-        );
-        return ApiError::Overloaded {
-            limit: inner.max_concurrent_requests,
-            retry_after_secs: SHED_RETRY_AFTER_SECS,
-        }
-        .into_response();
-    };
-    let in_flight = &inner.pipeline.metrics().requests_in_flight;
-    in_flight.inc();
-    let resp = next.run(req).await;
-    in_flight.dec();
-    resp
+/// Records a request of `cluster`'s watcher as its contact, when the token may write it
+/// (a read-only token's hashes read is nobody's contact).
+async fn heard_from(state: &AppState, access: Option<&Access>, cluster: &ClusterId) {
+    if access.is_none_or(|a| a.may_write(cluster)) {
+        state
+            .inner
+            .pipeline
+            .registry()
+            .heard(cluster, Heard::Contact)
+            .await;
+    }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -430,12 +452,60 @@ fn json_body(
 )]
 async fn instance_hashes(
     State(state): State<AppState>,
+    access: Option<axum::Extension<Access>>,
     Query(query): Query<HashesQuery>,
 ) -> Result<Json<HashesResponse>, ApiError> {
     let pipeline = &state.inner.pipeline;
     let cluster = pipeline.cluster_of(query.cluster.as_deref())?;
     let hashes = pipeline.stored_hashes(&cluster).await?;
+    heard_from(&state, access.as_deref(), &cluster).await;
     Ok(Json(HashesResponse { hashes }))
+}
+
+/// Retire a cluster: its instances, its place on the lists of the resource types it
+/// served (a type only it served is deleted) and its record, in one call. Idempotent: a
+/// cluster the index does not hold answers 200 with zeros. Stop its watcher first, or its
+/// next sync puts it back.
+#[utoipa::path(
+    delete,
+    path = api::CLUSTER,
+    tag = "clusters",
+    params(("name" = String, Path, pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description = "The cluster to remove, as `GET /api/v1/clusters` lists it")),
+    responses(
+        (status = 200, description = "Removed, with what went; zeros when the index held nothing of it", body = ClusterRemoved),
+        (status = 400, description = "Malformed cluster id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "The token may not write every cluster (only the shared token or a `*` token may remove one); nothing changed", body = ErrorBody),
+        (status = 500, body = ErrorBody),
+        (status = 503, description = "Store unavailable, or at the write limit: retry (what was removed stays removed)", body = ErrorBody),
+    )
+)]
+async fn remove_cluster(
+    State(state): State<AppState>,
+    access: Option<axum::Extension<Access>>,
+    Path(name): Path<String>,
+) -> Result<Json<ClusterRemoved>, ApiError> {
+    let cluster = ClusterId::new(&name).map_err(|e| ApiError::BadRequest {
+        error: e.to_string(),
+        details: vec![FieldError {
+            field: "name".into(),
+            message: "not a cluster id".into(),
+        }],
+    })?;
+    // Fails closed: a request that reached here without the bearer check's answer may not.
+    match access.as_deref() {
+        Some(Access::All) => {}
+        other => {
+            return Err(ApiError::NeedsEveryCluster {
+                action: format!("remove cluster {cluster:?}"),
+                may_write: other.map_or_else(|| "nothing".into(), Access::describe),
+            })
+        }
+    }
+    let removed =
+        crate::clusters::retire::retire(&state.inner.pipeline, &state.inner.capabilities, &cluster)
+            .await?;
+    Ok(Json(removed))
 }
 
 /// Objects the provider or the store refuses whatever is retried, oldest first.

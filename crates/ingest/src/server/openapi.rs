@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use sync_model::api::{ClusterSummary, ClustersResponse, ParkedResponse};
+use sync_model::api::{ClusterRemoved, ClusterSummary, ClustersResponse, ParkedResponse};
 use sync_model::search::{
     AskAnswer, Collection, CountAnswer, CountBody, GroupBy, GroupCount, SearchBody, SearchHit,
     SearchMode, SearchRequest, SearchResults, TypeMatch,
@@ -34,6 +34,7 @@ use super::schema::{HashesResponse, SearchAnswer};
         super::search::search,
         super::search::count,
         super::search::clusters,
+        super::remove_cluster,
     ),
     components(schemas(
         SyncPayload, ResourceInstance, ResourceId, SyncResponse, ParkedInstance, ErrorBody,
@@ -41,6 +42,7 @@ use super::schema::{HashesResponse, SearchAnswer};
         Enrichment, SearchBody, SearchRequest, Collection, SearchMode, SearchHit,
         SearchResults, AskAnswer, TypeMatch, SearchAnswer, CountBody, CountAnswer, GroupCount,
         GroupBy, Health, HealthStatus, ClusterId, ClusterSummary, ClustersResponse, Owner,
+        ClusterRemoved,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -79,6 +81,8 @@ mod tests {
             sync_model::api::CAPABILITIES_SYNC,
             sync_model::api::CAPABILITIES_HASHES,
             sync_model::api::SEARCH,
+            sync_model::api::CLUSTERS,
+            sync_model::api::CLUSTER,
         ] {
             let ops = &doc["paths"][path];
             assert!(ops.is_object(), "{path} is not documented");

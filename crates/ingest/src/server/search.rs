@@ -24,10 +24,11 @@ use sync_model::search::{CountAnswer, CountBody};
         (status = 200, body = super::schema::SearchAnswer),
         (status = 400, description = "A request the search cannot answer (empty query, bad limit or filter)", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "`cluster` names a cluster the index holds nothing of; `details` names the known ones", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 502, description = "The embedding provider refuses every call (key, model)", body = ErrorBody),
-        (status = 503, description = "Store or provider unavailable, or at the concurrency limit: retry", body = ErrorBody),
+        (status = 503, description = "Store or provider unavailable, or no read slot freed in time: retry", body = ErrorBody),
     )
 )]
 pub async fn search(
@@ -62,9 +63,10 @@ pub async fn search(
         (status = 200, body = CountAnswer),
         (status = 400, description = "A filter the count cannot apply", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "`cluster` names a cluster the index holds nothing of; `details` names the known ones", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
         (status = 500, body = ErrorBody),
-        (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
+        (status = 503, description = "Store unavailable, or no read slot freed in time: retry", body = ErrorBody),
     )
 )]
 pub async fn count(
@@ -75,8 +77,9 @@ pub async fn count(
     Ok(Json(state.searcher().count(&body).await?))
 }
 
-/// Every cluster in the index: its object count, its latest sync since the server
-/// started, and its objects by health where the index records health.
+/// Every cluster in the index: its object count, its objects by health where the index
+/// records health, its last sync and last contact (kept in the store) and whether it is
+/// stale (not heard from for longer than `CW_STALE_AFTER_SECS`).
 #[utoipa::path(
     get,
     path = api::CLUSTERS,
@@ -85,15 +88,13 @@ pub async fn count(
         (status = 200, body = api::ClustersResponse),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 500, body = ErrorBody),
-        (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
+        (status = 503, description = "Store unavailable, or no read slot freed in time: retry", body = ErrorBody),
     )
 )]
 pub async fn clusters(
     State(state): State<AppState>,
 ) -> Result<Json<api::ClustersResponse>, ApiError> {
-    let last = state.pipeline().last_syncs();
-    let clusters = state.searcher().clusters(&last).await?;
-    Ok(Json(api::ClustersResponse { clusters }))
+    Ok(Json(state.searcher().clusters(state.stale_after()).await?))
 }
 
 fn rejected(r: JsonRejection) -> ApiError {
@@ -117,6 +118,9 @@ impl From<SearchError> for ApiError {
                 error: m,
                 details: vec![],
             },
+            SearchError::UnknownCluster { cluster, known } => {
+                ApiError::UnknownCluster { cluster, known }
+            }
             // The provider refuses this query's text (e.g. too long): the caller's to fix.
             SearchError::Embed(crate::embed::EmbedError::Rejected(m)) => ApiError::BadRequest {
                 error: format!("the embedding provider refuses this query: {m}"),

@@ -27,7 +27,8 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Counts the rows written and deleted through the real store client.
+/// Counts the rows written and deleted through the real store client, in the instances
+/// collection ([`COLLECTION`]; not the cluster records beside it).
 pub struct CountingStore {
     pub inner: Box<dyn VectorStore>,
     pub upserted_rows: AtomicUsize,
@@ -47,12 +48,16 @@ impl VectorStore for CountingStore {
         self.inner.ensure_collection(c, m).await
     }
     async fn upsert(&self, c: &str, r: &[Record]) -> Result<(), StoreError> {
-        self.upsert_calls.fetch_add(1, Ordering::SeqCst);
-        self.upserted_rows.fetch_add(r.len(), Ordering::SeqCst);
+        if c == COLLECTION {
+            self.upsert_calls.fetch_add(1, Ordering::SeqCst);
+            self.upserted_rows.fetch_add(r.len(), Ordering::SeqCst);
+        }
         self.inner.upsert(c, r).await
     }
     async fn delete(&self, c: &str, ids: &[String]) -> Result<(), StoreError> {
-        self.delete_calls.fetch_add(1, Ordering::SeqCst);
+        if c == COLLECTION {
+            self.delete_calls.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.delete(c, ids).await
     }
     async fn content_hashes(

@@ -20,7 +20,7 @@ use ingest::store::{Filter, Hit, MetaValue, Metadata, Record, StoreError, Vector
 
 /// A store under test and whatever must live as long as it (a temp dir, a server process).
 pub struct Harness {
-    pub store: Box<dyn VectorStore>,
+    pub store: std::sync::Arc<dyn VectorStore>,
     pub guard: Box<dyn std::any::Any + Send>,
 }
 
@@ -51,6 +51,19 @@ macro_rules! conformance_suite {
             ensure_collection_refuses_a_different_model,
             large_batches_are_stored_whole,
         );
+        conformance_suite!(@shared_cases $make;
+            cluster_records_outlive_their_writer_and_are_shared_by_every_replica,
+            a_clusters_record_is_written_at_most_once_per_interval,
+        );
+    };
+    (@shared_cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let harness = $make().await;
+                conformance::$case(harness.store.clone()).await;
+            }
+        )*
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
         $(
@@ -773,5 +786,83 @@ pub async fn merge_metadata_changes_the_given_keys_only_and_skips_unknown_ids(
     assert!(
         hits[0].distance.abs() < 1e-5,
         "the vector is kept: {hits:?}"
+    );
+}
+
+// The cluster records (`ingest::clusters`): a collection of their own beside the instances.
+
+use ingest::clusters::{ClusterRegistry, Heard};
+use sync_model::ClusterId;
+
+/// Two registries on one store are two `cw serve` replicas, or one server before and after
+/// a restart: what one wrote the other reads, and a contact one hears never erases the sync
+/// the other recorded.
+pub async fn cluster_records_outlive_their_writer_and_are_shared_by_every_replica(
+    store: std::sync::Arc<dyn VectorStore>,
+) {
+    let instances = collection("records");
+    let alpha = ClusterId::new("alpha").unwrap();
+    let first = ClusterRegistry::new(store.clone(), &instances);
+    assert!(
+        first.records().await.unwrap().is_empty(),
+        "nothing before the first write"
+    );
+    first.heard(&alpha, Heard::Sync).await;
+    let synced = first.records().await.unwrap()[&alpha].clone();
+    assert!(
+        synced.last_sync.is_some() && synced.last_contact.is_some(),
+        "{synced:?}"
+    );
+
+    let second = ClusterRegistry::new(store.clone(), &instances);
+    let beta = ClusterId::new("beta").unwrap();
+    second.heard(&beta, Heard::Contact).await;
+    second.heard(&alpha, Heard::Contact).await;
+    let records = second.records().await.unwrap();
+    assert_eq!(records.keys().collect::<Vec<_>>(), [&alpha, &beta]);
+    assert_eq!(
+        records[&alpha].last_sync, synced.last_sync,
+        "a contact keeps the sync"
+    );
+    assert!(records[&alpha].last_contact >= synced.last_contact);
+    assert_eq!(records[&beta].last_sync, None, "beta was never synced");
+
+    assert!(first.forget(&alpha).await.unwrap());
+    assert!(!second.forget(&alpha).await.unwrap(), "already gone");
+    let left = second.records().await.unwrap();
+    assert_eq!(left.keys().collect::<Vec<_>>(), [&beta]);
+    // The records live apart from the instances they describe.
+    assert_eq!(store.count(&instances).await.unwrap(), 0);
+}
+
+/// A busy watcher costs a write or two per interval, not one per request: the first sync
+/// after a contact is written at once, the next within the interval at its end.
+pub async fn a_clusters_record_is_written_at_most_once_per_interval(
+    store: std::sync::Arc<dyn VectorStore>,
+) {
+    let instances = collection("throttle");
+    let gamma = ClusterId::new("gamma").unwrap();
+    let interval = std::time::Duration::from_millis(1_500);
+    let registry = ClusterRegistry::with_write_interval(store.clone(), &instances, interval);
+    registry.heard(&gamma, Heard::Contact).await;
+    registry.heard(&gamma, Heard::Sync).await;
+    let first = registry.records().await.unwrap()[&gamma].clone();
+    assert!(
+        first.last_sync.is_some(),
+        "the first sync is written at once"
+    );
+    // Wait for the next whole second: RFC 3339 times here have whole seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(1_050)).await;
+    registry.heard(&gamma, Heard::Sync).await;
+    assert_eq!(
+        registry.records().await.unwrap()[&gamma],
+        first,
+        "a second sync within the interval is held back"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let later = registry.records().await.unwrap()[&gamma].clone();
+    assert!(
+        later.last_sync > first.last_sync,
+        "and written at its end: {later:?}"
     );
 }

@@ -306,6 +306,11 @@ mod tests {
 
     #[async_trait]
     impl Index for Answers {
+        async fn clusters(&self) -> Result<sync_model::api::ClustersResponse, crate::IndexError> {
+            Err(crate::IndexError::Failed(
+                "clusters are not listed here".into(),
+            ))
+        }
         async fn search(&self, _: &SearchRequest) -> Result<Vec<SearchHit>, IndexError> {
             Ok(vec![])
         }

@@ -277,6 +277,11 @@ mod tests {
 
     #[async_trait]
     impl Index for FakeIndex {
+        async fn clusters(&self) -> Result<sync_model::api::ClustersResponse, crate::IndexError> {
+            Err(crate::IndexError::Failed(
+                "clusters are not listed here".into(),
+            ))
+        }
         async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, IndexError> {
             Ok(self
                 .0
