@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use ingest::search::{SearchError, Searcher};
 use mcp::{Index, IndexError};
-use sync_model::search::{AskAnswer, CountAnswer, CountBody, SearchHit, SearchRequest};
+use sync_model::search::{
+    AskAnswer, CountAnswer, CountBody, SearchHit, SearchRequest, SearchResults,
+};
 
 use crate::api_client::{ApiClient, ApiError};
 
@@ -15,6 +17,10 @@ pub struct InProcess(pub Searcher);
 impl Index for InProcess {
     async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, IndexError> {
         self.0.search(req).await.map_err(from_search)
+    }
+
+    async fn search_page(&self, req: &SearchRequest) -> Result<SearchResults, IndexError> {
+        self.0.search_page(req).await.map_err(from_search)
     }
 
     async fn ask(
@@ -57,6 +63,10 @@ fn from_api(e: ApiError) -> IndexError {
 impl Index for OverHttp {
     async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, IndexError> {
         self.0.search(req).await.map_err(from_api)
+    }
+
+    async fn search_page(&self, req: &SearchRequest) -> Result<SearchResults, IndexError> {
+        self.0.search_page(req).await.map_err(from_api)
     }
 
     async fn ask(

@@ -55,12 +55,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
         let store = args.store.build()?;
         let embedder = args.embed.build_lazy()?;
-        Arc::new(InProcess(ingest::search::Searcher {
+        Arc::new(InProcess(ingest::search::Searcher::new(
             store,
             embedder,
-            instances_collection: args.store.instances_collection.clone(),
-            capabilities_collection: args.store.capabilities_collection.clone(),
-        }))
+            args.store.instances_collection.clone(),
+            args.store.capabilities_collection.clone(),
+        )))
     };
     let cluster = match &args.kubeconfig {
         Some(path) => kubeconfig_access(path, &args.cluster).await?,

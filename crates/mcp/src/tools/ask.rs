@@ -6,7 +6,7 @@ use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::answer::{round, shorten, HitLine};
+use super::answer::{round, shorten, ClusterLine, HitLine};
 use super::input::{bounded, non_empty, normalise_group, parse_health, parse_labels, HealthSchema};
 use super::{index_error, RANKING_WINDOW};
 use crate::server::CwMcp;
@@ -54,6 +54,11 @@ pub struct AskAnswerLines {
     pub question: String,
     /// The matching types, best first, each with its running instances.
     pub types: Vec<AskType>,
+    /// Per cluster asked (every cluster of the index without a cluster filter): its
+    /// answers here and how many objects answer in all (for a question about health, how
+    /// many of them are unhealthy: 0 means none is).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterLine>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -152,9 +157,17 @@ says one, and an id for get_resource for live details.",
         } else {
             None
         };
+        let clusters = ClusterLine::of(&answer.clusters, |c| {
+            types
+                .iter()
+                .flat_map(|t| t.instances.iter())
+                .filter(|h| h.cluster == c)
+                .count()
+        });
         Ok(Json(AskAnswerLines {
             question,
             types,
+            clusters,
             note,
         }))
     }
