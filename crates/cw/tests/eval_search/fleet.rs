@@ -391,6 +391,12 @@ pub async fn check_fleet_pages(fleet: &Fleet, set: &FleetSet) -> Vec<String> {
                 .collect::<Vec<_>>()
         );
         for e in &q.expect {
+            if let Some(rank) = rank_in_one_query(fleet, &q.q, e).await {
+                println!(
+                    "  {e}: {rank} objects of the whole index are nearer to {:?}",
+                    q.q
+                );
+            }
             if !on_page.contains(e) {
                 failures.push(format!(
                     "{:?} fleet-wide: {e} not in the first {limit}",
@@ -408,6 +414,42 @@ pub async fn check_fleet_pages(fleet: &Fleet, set: &FleetSet) -> Vec<String> {
         }
     }
     failures
+}
+
+/// How many objects of the whole index are nearer to `query` than `expected` ("cluster
+/// Kind namespace/name"): where one query over the fleet, without a share per cluster, would
+/// rank it.
+async fn rank_in_one_query(fleet: &Fleet, query: &str, expected: &str) -> Option<usize> {
+    use ingest::embed::InputType;
+    let vector = fleet
+        .searcher
+        .embedder
+        .embed(&[query.to_string()], InputType::Query)
+        .await
+        .ok()?
+        .pop()?;
+    let all = fleet
+        .searcher
+        .store
+        .query(
+            &fleet.searcher.instances_collection,
+            &vector,
+            None,
+            fleet.objects.len(),
+        )
+        .await
+        .ok()?;
+    all.iter().position(|h| {
+        let m = |k: &str| match h.metadata.get(k) {
+            Some(ingest::store::MetaValue::Str(v)) => v.clone(),
+            _ => String::new(),
+        };
+        format!(
+            "{} {}",
+            m("cluster"),
+            super::key(&m("kind"), &m("namespace"), &m("name"))
+        ) == expected
+    })
 }
 
 /// The table of recall per question and scope: `counted` is what the answer says answers
