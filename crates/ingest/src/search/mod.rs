@@ -151,7 +151,7 @@ impl Searcher {
         if terms.is_empty() {
             // A listing by filters, by id: one read, and the store counts each cluster's.
             let hits = self.store.get(collection, filter.as_ref(), limit).await?;
-            let totals = self.count_uncontrolled_or_all(filter.as_ref()).await?;
+            let totals = self.count_by_cluster(filter.as_ref()).await?;
             let results: Vec<SearchHit> = hits
                 .into_iter()
                 .map(|h| to_search_hit(h, 0.0, vec![]))
@@ -204,7 +204,7 @@ impl Searcher {
 
     /// How many objects `filter` admits in each cluster (every object: a listing shows
     /// owned objects too).
-    async fn count_uncontrolled_or_all(
+    async fn count_by_cluster(
         &self,
         filter: Option<&Filter>,
     ) -> Result<HashMap<String, usize>, SearchError> {
