@@ -188,7 +188,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
         Output::Table => {
             print_table(&results.results);
-            print!("{}", render_clusters(&results.clusters, &[]));
+            let per_cluster = render_clusters(&results.clusters, &[]);
+            if !per_cluster.is_empty() {
+                print!("\n{per_cluster}");
+            }
         }
     }
     Ok(())
@@ -376,7 +379,12 @@ fn render_clusters(
         .map(|c| c.cluster.chars().count())
         .max()
         .unwrap_or(0);
-    let _ = writeln!(out, "Per cluster (shown of all that answer):");
+    let header = if clusters.iter().any(|c| c.total.is_some()) {
+        "Per cluster (shown of all that answer):"
+    } else {
+        "Per cluster:"
+    };
+    let _ = writeln!(out, "{header}");
     for c in clusters {
         let line = match c.total {
             Some(0) if what.is_empty() => "none".to_string(),
