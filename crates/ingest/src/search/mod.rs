@@ -149,24 +149,9 @@ impl Searcher {
             });
         };
         if terms.is_empty() {
-            // A listing by filters, by id: one read, and the store counts each cluster's.
-            let hits = self.store.get(collection, filter.as_ref(), limit).await?;
-            let totals = self.count_by_cluster(filter.as_ref()).await?;
-            let results: Vec<SearchHit> = hits
-                .into_iter()
-                .map(|h| to_search_hit(h, 0.0, vec![]))
-                .collect();
-            let counts = clusters
-                .iter()
-                .map(|c| {
-                    let shown = results.iter().filter(|h| &h.cluster == c).count();
-                    fleet::cluster_count(c, shown, Some(totals.get(c).copied().unwrap_or(0)))
-                })
-                .collect();
-            return Ok(SearchResults {
-                results,
-                clusters: counts,
-            });
+            return self
+                .fleet_listing(collection, filter.as_ref(), limit, &clusters)
+                .await;
         }
         let scopes = self.scopes(None, filter.as_ref()).await?;
         let lists = futures::future::try_join_all(scopes.iter().map(|scope| {
@@ -194,6 +179,34 @@ impl Searcher {
                 let c = scope.cluster.as_deref()?;
                 let shown = results.iter().filter(|h| h.cluster == c).count();
                 Some(fleet::cluster_count(c, shown, total))
+            })
+            .collect();
+        Ok(SearchResults {
+            results,
+            clusters: counts,
+        })
+    }
+
+    /// A listing by filters across `clusters`, by id: one read, and the store counts each
+    /// cluster's.
+    async fn fleet_listing(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+        limit: usize,
+        clusters: &[String],
+    ) -> Result<SearchResults, SearchError> {
+        let hits = self.store.get(collection, filter, limit).await?;
+        let totals = self.count_by_cluster(filter).await?;
+        let results: Vec<SearchHit> = hits
+            .into_iter()
+            .map(|h| to_search_hit(h, 0.0, vec![]))
+            .collect();
+        let counts = clusters
+            .iter()
+            .map(|c| {
+                let shown = results.iter().filter(|h| &h.cluster == c).count();
+                fleet::cluster_count(c, shown, Some(totals.get(c).copied().unwrap_or(0)))
             })
             .collect();
         Ok(SearchResults {

@@ -125,55 +125,7 @@ impl Searcher {
                     .filter(|h| answering.contains(&type_key(h))),
             );
         }
-        let mut at: HashMap<String, usize> = ranking
-            .answers
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.ranked.hit.id.clone(), i))
-            .collect();
-        for hit in found {
-            let sim = 1.0 - hit.distance;
-            let matched = exact_matches(&hit.metadata, asked.terms);
-            let direct = sim + direct_boost(&hit.metadata, &matched);
-            let bridged = asked
-                .types
-                .iter()
-                .find(|(t, _)| type_of_capability(t) == type_key(&hit))
-                .filter(|_| answering.contains(&type_key(&hit)))
-                .map(|(t, type_sim)| (t.id.clone(), bridge_score(*type_sim, sim)));
-            let score = bridged.as_ref().map_or(direct, |(_, b)| direct.max(*b));
-            let capability = bridged.filter(|(_, b)| *b > direct).map(|(id, _)| id);
-            match at.get(&hit.id) {
-                Some(&i) => {
-                    // Found before only as an exact match, without its similarity.
-                    let a = &mut ranking.answers[i];
-                    if a.ranked.sim.is_none() || score > a.ranked.score {
-                        a.ranked.sim = Some(sim);
-                        a.ranked.score = a.ranked.score.max(score);
-                        a.capability = a.capability.take().or(capability);
-                    }
-                }
-                None => {
-                    at.insert(hit.id.clone(), ranking.answers.len());
-                    ranking.answers.push(Answer {
-                        ranked: Ranked {
-                            hit,
-                            sim: Some(sim),
-                            matched,
-                            score,
-                        },
-                        capability,
-                        owns: Vec::new(),
-                    });
-                }
-            }
-        }
-        ranking.answers.sort_by(|a, b| {
-            b.ranked
-                .score
-                .total_cmp(&a.ranked.score)
-                .then_with(|| a.ranked.hit.id.cmp(&b.ranked.hit.id))
-        });
+        merge_exact(asked, answering, found, ranking);
         Ok(())
     }
 
@@ -202,6 +154,65 @@ impl Searcher {
         }
         Ok(self.count_uncontrolled(filter, &ways).await?.values().sum())
     }
+}
+
+/// Merges the exact answers `found` into `ranking` (scored as the ranking scores them: by
+/// their own text, or through their answering type when that is better), best first again.
+fn merge_exact(
+    asked: &Asked<'_>,
+    answering: &HashSet<TypeKey>,
+    found: Vec<Hit>,
+    ranking: &mut Ranking,
+) {
+    let mut at: HashMap<String, usize> = ranking
+        .answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.ranked.hit.id.clone(), i))
+        .collect();
+    for hit in found {
+        let sim = 1.0 - hit.distance;
+        let matched = exact_matches(&hit.metadata, asked.terms);
+        let direct = sim + direct_boost(&hit.metadata, &matched);
+        let bridged = asked
+            .types
+            .iter()
+            .find(|(t, _)| type_of_capability(t) == type_key(&hit))
+            .filter(|_| answering.contains(&type_key(&hit)))
+            .map(|(t, type_sim)| (t.id.clone(), bridge_score(*type_sim, sim)));
+        let score = bridged.as_ref().map_or(direct, |(_, b)| direct.max(*b));
+        let capability = bridged.filter(|(_, b)| *b > direct).map(|(id, _)| id);
+        match at.get(&hit.id) {
+            Some(&i) => {
+                // Found before only as an exact match, without its similarity.
+                let a = &mut ranking.answers[i];
+                if a.ranked.sim.is_none() || score > a.ranked.score {
+                    a.ranked.sim = Some(sim);
+                    a.ranked.score = a.ranked.score.max(score);
+                    a.capability = a.capability.take().or(capability);
+                }
+            }
+            None => {
+                at.insert(hit.id.clone(), ranking.answers.len());
+                ranking.answers.push(Answer {
+                    ranked: Ranked {
+                        hit,
+                        sim: Some(sim),
+                        matched,
+                        score,
+                    },
+                    capability,
+                    owns: Vec::new(),
+                });
+            }
+        }
+    }
+    ranking.answers.sort_by(|a, b| {
+        b.ranked
+            .score
+            .total_cmp(&a.ranked.score)
+            .then_with(|| a.ranked.hit.id.cmp(&b.ranked.hit.id))
+    });
 }
 
 /// The scope's answers of `ranking`, folded, cut to `limit`; `counted` in the store, or
