@@ -161,12 +161,16 @@ impl ApiClient {
 
     /// Ranked hits (`POST /api/v1/search`).
     pub async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>, ApiError> {
+        Ok(self.search_page(request).await?.results)
+    }
+
+    /// Ranked hits and, across a fleet, each cluster's share of them (`POST /api/v1/search`).
+    pub async fn search_page(&self, request: &SearchRequest) -> Result<SearchResults, ApiError> {
         let body = SearchBody {
             request: request.clone(),
             ask: false,
         };
-        let results: SearchResults = self.post(api::SEARCH, &body).await?;
-        Ok(results.results)
+        self.post(api::SEARCH, &body).await
     }
 
     /// The types that answer `request.query`, then their instances (`"ask": true`).

@@ -73,12 +73,12 @@ impl ServerArgs {
             "opening the local index (or ask a running server with --server / CW_SERVER_URL)",
         )?;
         let embedder = self.embed.build_lazy()?;
-        Ok(Backend::Local(Box::new(Searcher {
+        Ok(Backend::Local(Box::new(Searcher::new(
             store,
             embedder,
-            instances_collection: self.store.instances_collection.clone(),
-            capabilities_collection: self.store.capabilities_collection.clone(),
-        })))
+            self.store.instances_collection.clone(),
+            self.store.capabilities_collection.clone(),
+        ))))
     }
 }
 
@@ -210,15 +210,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (value, results): (_, SearchResults) = match args.server.backend().await? {
         Backend::Server(client) => post(&client, &body).await?,
         Backend::Local(searcher) => {
-            let results = SearchResults {
-                results: searcher.search(&body.request).await?,
-            };
+            let results = searcher.search_page(&body.request).await?;
             (serde_json::to_value(&results)?, results)
         }
     };
     match args.server.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
-        Output::Table => print_table(&results.results),
+        Output::Table => {
+            print_table(&results.results);
+            let per_cluster = render_clusters(&results.clusters, &[]);
+            if !per_cluster.is_empty() {
+                print!("\n{per_cluster}");
+            }
+        }
     }
     Ok(())
 }
@@ -444,6 +448,7 @@ fn render_answer(answer: &AskAnswer) -> String {
     } else {
         render_types(&mut out, answer, None);
     }
+    out.push_str(&render_clusters(&answer.clusters, &answer.health));
     if !answer.available.is_empty() {
         let _ = writeln!(
             out,
@@ -452,6 +457,52 @@ fn render_answer(answer: &AskAnswer) -> String {
         for t in &answer.available {
             let _ = writeln!(out, "  {}  {}", t.id, shorten(&t.reason, 120));
         }
+    }
+    out
+}
+
+/// How many answers each cluster has on the page and in all (`healths`: what they are):
+/// `gen-a  5 of 8 (3 more: --cluster gen-a --limit 8)`, `gen-b  none Failed or
+/// InProgress`. Nothing for an answer without per-cluster counts.
+fn render_clusters(
+    clusters: &[sync_model::search::ClusterCount],
+    healths: &[sync_model::HealthStatus],
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if clusters.is_empty() {
+        return out;
+    }
+    let what = healths
+        .iter()
+        .map(|h| h.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let width = clusters
+        .iter()
+        .map(|c| c.cluster.chars().count())
+        .max()
+        .unwrap_or(0);
+    let header = if clusters.iter().any(|c| c.total.is_some()) {
+        "Per cluster (shown of all that answer):"
+    } else {
+        "Per cluster:"
+    };
+    let _ = writeln!(out, "{header}");
+    for c in clusters {
+        let line = match c.total {
+            Some(0) if what.is_empty() => "none".to_string(),
+            Some(0) => format!("none {what}"),
+            Some(total) if total > c.shown => format!(
+                "{} of {total} ({} more: --cluster {} --limit {total})",
+                c.shown,
+                total - c.shown,
+                c.cluster
+            ),
+            Some(total) => format!("{} of {total}", c.shown),
+            None => format!("{} shown", c.shown),
+        };
+        let _ = writeln!(out, "  {:<width$}  {line}", c.cluster);
     }
     out
 }
@@ -617,6 +668,7 @@ mod tests {
             available: vec![],
             health: vec![],
             none_with_health: false,
+            clusters: vec![],
         }
     }
 
@@ -739,6 +791,57 @@ mod tests {
         ]));
         assert!(!text.contains("== cluster"), "{text}");
         assert!(text.starts_with("StatefulSet (apps)"), "{text}");
+    }
+
+    #[test]
+    fn an_answer_says_per_cluster_how_many_more_it_has_and_where_none_is_unhealthy() {
+        use sync_model::search::ClusterCount;
+        use sync_model::HealthStatus;
+        let mut a = answer(&[("gen-a", "orders-db"), ("demo", "ledger-db")]);
+        a.health = vec![HealthStatus::Failed, HealthStatus::InProgress];
+        a.clusters = vec![
+            ClusterCount {
+                cluster: "demo".into(),
+                shown: 1,
+                total: Some(1),
+            },
+            ClusterCount {
+                cluster: "gen-a".into(),
+                shown: 1,
+                total: Some(4),
+            },
+            ClusterCount {
+                cluster: "gen-b".into(),
+                shown: 0,
+                total: Some(0),
+            },
+        ];
+        let text = render_answer(&a);
+        assert!(
+            text.contains("Per cluster (shown of all that answer):\n"),
+            "{text}"
+        );
+        assert!(text.contains("  demo   1 of 1\n"), "{text}");
+        assert!(
+            text.contains("  gen-a  1 of 4 (3 more: --cluster gen-a --limit 4)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  gen-b  none Failed or InProgress\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn why_says_which_category_the_software_answers() {
+        let mut a = answer(&[("demo", "sessions-redis")]);
+        let hit = &mut a.types[0].instances[0];
+        hit.why.category = Some("database (key-value store)".into());
+        hit.hit.matched = vec!["category:database".into()];
+        assert_eq!(
+            why_of(hit),
+            "why: exact: category:database; category database (key-value store)"
+        );
     }
 
     #[test]

@@ -6,9 +6,14 @@
 //!
 //! The demo form runs in CI and fails below the figures recorded in
 //! tests/relevance/recorded.json; the generated form is `#[ignore]`d (scripts/eval-search
-//! runs both). Needs the local model: `cw model fetch` (or scripts/setup), or CW_MODEL_DIR.
+//! runs both). The fleet forms ([`fleet`], tests/relevance/fleet.yaml) index several clusters
+//! into one store and print the recall of health questions per cluster and fleet-wide; the
+//! small fleet runs in CI and fails below each question's goal or on a false "none".
+//! Needs the local model: `cw model fetch` (or scripts/setup), or CW_MODEL_DIR.
 
 mod common;
+#[path = "eval_search/fleet.rs"]
+mod fleet;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -151,14 +156,19 @@ async fn index(sim: &SimHandle, work: &Path) -> Searcher {
     let data = work.join("data");
     run_cw(&["sync-capabilities"], &kubeconfig, &data);
     run_cw(&["sync-instances"], &kubeconfig, &data);
-    let store = EmbeddedStore::open_in_dir(&data).expect("opening the store cw wrote");
+    open_searcher(&data)
+}
+
+/// The store the `cw` commands wrote in `data`, opened as `cw ask` does without a server.
+fn open_searcher(data: &Path) -> Searcher {
+    let store = EmbeddedStore::open_in_dir(data).expect("opening the store cw wrote");
     let embedder = LocalEmbedder::load(&model_dir()).expect("local model");
-    Searcher {
-        store: Arc::new(store),
-        embedder: Arc::new(embedder),
-        instances_collection: DEFAULT_INSTANCES_COLLECTION.into(),
-        capabilities_collection: DEFAULT_CAPABILITIES_COLLECTION.into(),
-    }
+    Searcher::new(
+        Arc::new(store),
+        Arc::new(embedder),
+        DEFAULT_INSTANCES_COLLECTION,
+        DEFAULT_CAPABILITIES_COLLECTION,
+    )
 }
 
 fn key(kind: &str, namespace: &str, name: &str) -> String {
@@ -412,4 +422,60 @@ async fn the_generated_cluster_answers() {
     let scored = score(&searcher, &set, &topics).await;
     let figures = report("generated cluster", &scored);
     save("generated", &figures);
+}
+
+/// Runs the fleet set on `fleet` (small or full): prints recall per question and scope, and
+/// returns what falls short of the set's goals (a scope below a question's goal, a false
+/// "none", an expected object missing from a fleet-wide page).
+async fn run_fleet(fleet_name: &str) -> Vec<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let work = tempfile::tempdir().expect("temp dir");
+    let set = fleet::load("fleet.yaml");
+    let started = Instant::now();
+    let fleet = fleet::start(&set, fleet_name, work.path()).await;
+    println!(
+        "fleet {fleet_name}: {} clusters indexed in {:.0} s",
+        fleet.clusters.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let figures = fleet::score_health(&fleet, &set).await;
+    fleet::report(&format!("{fleet_name} fleet"), &figures);
+    let mut failures = fleet::check_fleet_pages(&fleet, &set).await;
+    for f in &figures {
+        let scope = f.scope.as_deref().unwrap_or("the fleet");
+        if f.false_none() {
+            failures.push(format!(
+                "{:?} in {scope}: said none while {} are unhealthy",
+                f.question, f.truth
+            ));
+        }
+        let goal = set
+            .questions
+            .iter()
+            .find(|q| q.q == f.question)
+            .and_then(|q| q.goal);
+        if let Some(goal) = goal.filter(|g| f.recall() < *g) {
+            failures.push(format!(
+                "{:?} in {scope}: recall {:.2} < {goal} ({} of {})",
+                f.question,
+                f.recall(),
+                f.found,
+                f.truth
+            ));
+        }
+    }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_fleet_answers_health_questions_in_every_cluster_and_fleet_wide() {
+    let failures = run_fleet("small").await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the full form: scripts/eval-search fleet"]
+async fn the_full_fleet_answers_health_questions_in_every_cluster_and_fleet_wide() {
+    let failures = run_fleet("full").await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -332,12 +332,12 @@ fn main() {
         }
 
         // End to end: Searcher (embedding, store, keyword candidates, re-ranking).
-        let searcher = Searcher {
-            store: store.clone(),
-            embedder: embedder.clone(),
-            instances_collection: "instances".into(),
-            capabilities_collection: "capabilities".into(),
-        };
+        let searcher = Searcher::new(
+            store.clone(),
+            embedder.clone(),
+            "instances",
+            "capabilities",
+        );
         for (label, mode, kind, namespace) in [
             ("end to end: hybrid, no filter", SearchMode::Hybrid, None, None),
             ("end to end: semantic, no filter", SearchMode::Semantic, None, None),

@@ -5,6 +5,11 @@
 //! PostgreSQL exporter, a Kafka web console, a migrations Job), and custom types whose
 //! instances say nothing of what they are (only their type does).
 //!
+//! Workloads carry the status their controller would have written, a third of them short of a
+//! ready replica (and a third of the migration Jobs failed), and CloudNativePG `Cluster`s
+//! (a database operator's custom resources) come with a Ready condition, every other one
+//! `Ready=False`: questions about health have answers and distractors in every cluster.
+//!
 //! Every object carries the annotation [`TOPICS_ANNOTATION`]: the questions it answers, as
 //! words ("database postgres team:finance"). cw never indexes it (only description
 //! annotations reach the index), so a relevance harness can read the expected answers from the
@@ -104,7 +109,8 @@ const PRODUCTS: &[Product] = &[
         image: "redis:7.2.4",
         component: "cache",
         description: "Redis cache of hot {domain} lookups; losing it only slows requests.",
-        topics: "cache redis",
+        // A key-value store is a database too, whatever it is used for here.
+        topics: "cache database redis",
         service: true,
     },
     Product {
@@ -358,7 +364,42 @@ fn opaque_crd(group: &str, kind: &str, plural: &str, what: &str) -> Value {
     })
 }
 
-fn workload(p: &Product, name: &str, ns: &str, domain: &str, team: &str) -> Value {
+/// Every how many workloads one is short of a ready replica (or, for a Job, failed).
+const UNHEALTHY_EVERY: usize = 3;
+
+/// The status the workload's controller would have written: all replicas ready, or one
+/// short when `short` (a Job: complete, or failed after its retries).
+fn workload_status(kind: &str, name: &str, replicas: i64, short: bool) -> Option<Value> {
+    let ready = if short { replicas - 1 } else { replicas };
+    match kind {
+        "Deployment" => Some(json!({"observedGeneration": 1, "replicas": replicas,
+            "updatedReplicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
+            "conditions": [
+                {"type": "Available", "status": if short { "False" } else { "True" },
+                 "reason": if short { "MinimumReplicasUnavailable" } else { "MinimumReplicasAvailable" },
+                 "lastTransitionTime": "2026-02-20T10:00:00Z"},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+                 "lastTransitionTime": "2026-02-20T10:00:00Z"}]})),
+        "StatefulSet" => Some(json!({"observedGeneration": 1, "replicas": replicas,
+            "readyReplicas": ready, "currentReplicas": replicas, "updatedReplicas": replicas,
+            "currentRevision": format!("{name}-7d9f"), "updateRevision": format!("{name}-7d9f")})),
+        "DaemonSet" => Some(
+            json!({"observedGeneration": 1, "desiredNumberScheduled": replicas,
+            "currentNumberScheduled": replicas, "updatedNumberScheduled": replicas,
+            "numberAvailable": ready, "numberReady": ready}),
+        ),
+        "Job" if short => Some(
+            json!({"failed": 6, "conditions": [{"type": "Failed", "status": "True",
+            "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}),
+        ),
+        "Job" => {
+            Some(json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}))
+        }
+        _ => None,
+    }
+}
+
+fn workload(p: &Product, name: &str, ns: &str, domain: &str, team: &str, short: bool) -> Value {
     let labels = json!({
         "app.kubernetes.io/name": p.slug,
         "app.kubernetes.io/instance": name,
@@ -373,16 +414,21 @@ fn workload(p: &Product, name: &str, ns: &str, domain: &str, team: &str) -> Valu
     let template = json!({"metadata": {"labels": {"app.kubernetes.io/instance": name}},
         "spec": {"containers": [container], "restartPolicy": if p.kind == "Job" { "OnFailure" } else { "Always" }}});
     let selector = json!({"matchLabels": {"app.kubernetes.io/instance": name}});
+    let replicas = match p.kind {
+        "StatefulSet" | "DaemonSet" => 3,
+        "Deployment" => 2,
+        _ => 1,
+    };
     let (api_version, field, body) = match p.kind {
         "Deployment" => (
             "apps/v1",
             "spec",
-            json!({"replicas": 2, "selector": selector, "template": template}),
+            json!({"replicas": replicas, "selector": selector, "template": template}),
         ),
         "StatefulSet" => (
             "apps/v1",
             "spec",
-            json!({"replicas": 3, "serviceName": name, "selector": selector, "template": template}),
+            json!({"replicas": replicas, "serviceName": name, "selector": selector, "template": template}),
         ),
         "DaemonSet" => (
             "apps/v1",
@@ -394,6 +440,9 @@ fn workload(p: &Product, name: &str, ns: &str, domain: &str, team: &str) -> Valu
     };
     let mut obj = json!({"apiVersion": api_version, "kind": p.kind, "metadata": metadata});
     obj[field] = body;
+    if let Some(status) = workload_status(p.kind, name, replicas, short) {
+        obj["status"] = status;
+    }
     obj
 }
 
@@ -428,7 +477,8 @@ fn service(p: &Product, name: &str, ns: &str, team: &str) -> Value {
 }
 
 /// The objects of a cluster of about `workloads` workloads (plus their Services, the teams'
-/// namespaces and the opaque custom types with their instances), CRDs first.
+/// namespaces, the opaque custom types with their instances and one CloudNativePG `Cluster`
+/// per [`DATABASE_CLUSTER_EVERY`] workloads), CRDs first.
 pub fn workload_objects(seed: u64, workloads: usize) -> Vec<Value> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::new();
@@ -464,7 +514,8 @@ pub fn workload_objects(seed: u64, workloads: usize) -> Vec<Value> {
             let p = &PRODUCTS[j % PRODUCTS.len()];
             let name = format!("{domain}-{}", p.slug);
             if taken.insert((team, p.kind, name.clone())) {
-                out.push(workload(p, &name, team, domain, team));
+                let short = made % UNHEALTHY_EVERY == 0;
+                out.push(workload(p, &name, team, domain, team, short));
                 if p.service {
                     out.push(service(p, &name, team, team));
                 }
@@ -476,7 +527,64 @@ pub fn workload_objects(seed: u64, workloads: usize) -> Vec<Value> {
             break; // every name taken: fewer workloads than asked
         }
     }
+    // Drawn after every workload, so that the workloads are what they were before these.
+    out.splice(0..0, [database_cluster_crd()]);
+    for i in 0..workloads / DATABASE_CLUSTER_EVERY {
+        let (team, _) = TEAMS[rng.random_range(0..TEAMS.len())];
+        let domain = DOMAINS[rng.random_range(0..DOMAINS.len())];
+        out.push(database_cluster(&format!("{domain}-pg"), team, i % 2 == 1));
+    }
     out
+}
+
+/// One CloudNativePG `Cluster` (a database operator's custom resource) per this many workloads.
+const DATABASE_CLUSTER_EVERY: usize = 12;
+
+/// CloudNativePG's `Cluster` type, with a status subresource (so that a watcher reads health).
+fn database_cluster_crd() -> Value {
+    let what = "Cluster is the Schema for the PostgreSQL API of CloudNativePG: a PostgreSQL \
+                database cluster of a primary and its streaming replicas.";
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "clusters.postgresql.cnpg.io"},
+        "spec": {
+            "group": "postgresql.cnpg.io",
+            "scope": "Namespaced",
+            "names": {"kind": "Cluster", "plural": "clusters", "singular": "cluster", "listKind": "ClusterList"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": what,
+                    "properties": {
+                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    },
+                }},
+            }],
+        },
+    })
+}
+
+/// A CloudNativePG `Cluster` of three instances, ready or (`failed`) `Ready=False` because
+/// its instances cannot be reached.
+fn database_cluster(name: &str, team: &str, failed: bool) -> Value {
+    let condition = if failed {
+        json!({"type": "Ready", "status": "False", "reason": "BackendUnreachable",
+            "message": "2 of 3 instances unreachable", "lastTransitionTime": "2026-02-20T10:00:00Z"})
+    } else {
+        json!({"type": "Ready", "status": "True", "reason": "ClusterIsReady",
+            "message": "Cluster is Ready", "lastTransitionTime": "2026-02-20T10:00:00Z"})
+    };
+    json!({"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+        "metadata": {"name": name, "namespace": team, "labels": {"team": team},
+            "annotations": {TOPICS_ANNOTATION: topics("database postgres", team)}},
+        "spec": {"instances": 3, "imageName": "ghcr.io/cloudnative-pg/postgresql:16.2", "storage": {"size": "20Gi"}},
+        "status": {"observedGeneration": 1, "instances": 3, "readyInstances": if failed { 1 } else { 3 },
+            "phase": if failed { "Failed" } else { "Cluster in healthy state" },
+            "conditions": [condition]}})
 }
 
 #[cfg(test)]
@@ -494,7 +602,8 @@ mod tests {
                     .contains(&o["kind"].as_str().unwrap_or(""))
             })
             .count();
-        assert_eq!(workloads, 200);
+        // The workloads asked for, and the database operator's clusters drawn after them.
+        assert_eq!(workloads, 200 + 200 / DATABASE_CLUSTER_EVERY);
         for o in a.iter().filter(|o| o["kind"] != "CustomResourceDefinition") {
             let t = o["metadata"]["annotations"][TOPICS_ANNOTATION]
                 .as_str()
@@ -503,5 +612,32 @@ mod tests {
         }
         let opaque = a.iter().filter(|o| o["kind"] == "Kafka").count();
         assert!(opaque >= 3, "{opaque} Strimzi Kafka instances");
+    }
+
+    #[test]
+    fn a_third_of_the_workloads_are_short_of_a_ready_replica_and_every_other_database_cluster_failed(
+    ) {
+        let a = workload_objects(3, 240);
+        let replicas = |o: &Value, p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+        let sets: Vec<&Value> = a
+            .iter()
+            .filter(|o| ["Deployment", "StatefulSet"].contains(&o["kind"].as_str().unwrap_or("")))
+            .collect();
+        let short = sets
+            .iter()
+            .filter(|o| replicas(o, "/status/readyReplicas") < replicas(o, "/spec/replicas"))
+            .count();
+        assert!(
+            (sets.len() / 4..sets.len() / 2).contains(&short),
+            "{short} of {} short",
+            sets.len()
+        );
+        let clusters: Vec<&Value> = a.iter().filter(|o| o["kind"] == "Cluster").collect();
+        assert_eq!(clusters.len(), 240 / DATABASE_CLUSTER_EVERY);
+        let failed = clusters
+            .iter()
+            .filter(|o| o.pointer("/status/conditions/0/status") == Some(&json!("False")))
+            .count();
+        assert_eq!(failed, clusters.len() / 2);
     }
 }

@@ -4,13 +4,22 @@
 
 use async_trait::async_trait;
 use sync_model::api::ClustersResponse;
-use sync_model::search::{AskAnswer, CountAnswer, CountBody, SearchHit, SearchRequest};
+use sync_model::search::{
+    AskAnswer, CountAnswer, CountBody, SearchHit, SearchRequest, SearchResults,
+};
 
 /// The search API as the tools use it.
 #[async_trait]
 pub trait Index: Send + Sync {
     /// Ranked hits, as `POST /api/v1/search` answers them.
     async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, IndexError>;
+    /// Ranked hits and, across a fleet, each cluster's share of them and its total.
+    async fn search_page(&self, req: &SearchRequest) -> Result<SearchResults, IndexError> {
+        Ok(SearchResults {
+            results: self.search(req).await?,
+            clusters: vec![],
+        })
+    }
     /// The semantic bridge: the types that answer `question`, then up to `limit` instances
     /// of each; among one cluster's objects when `cluster` is given.
     async fn ask(

@@ -142,11 +142,32 @@ pub struct SearchHit {
     pub owner: Option<crate::Owner>,
 }
 
-/// The answer to a plain search: `{"results": [...]}`.
+/// The answer to a plain search: `{"results": [...]}`, and across a fleet how the page is
+/// shared among the clusters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchResults {
     pub results: Vec<SearchHit>,
+    /// Without a cluster filter on an index of several clusters: each cluster's share of the
+    /// page (every cluster with results gets one, best first in turn) and, where the list is
+    /// complete (a listing by filters, a keyword search), how many it holds in all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterCount>,
+}
+
+/// How many answers of one cluster the page shows, and how many there are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterCount {
+    pub cluster: String,
+    /// Its answers on this page.
+    pub shown: usize,
+    /// Its answers in all, counted in the store (at least `shown`): `total - shown` more
+    /// than the page shows. Absent where a ranking by meaning has no end (a semantic
+    /// search).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
 }
 
 /// `ask`'s answer: the running objects that answer the question, best first and grouped
@@ -174,6 +195,13 @@ pub struct AskAnswer {
     /// unhealthy; these are the databases").
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub none_with_health: bool,
+    /// Per cluster asked (each cluster of the fleet without a cluster filter): its answers
+    /// on the page and how many objects answer in all, counted in the store (those of the
+    /// software, category or custom type the question names, and those the ranking found),
+    /// so that the page says how many more each cluster has. A health question's counts are
+    /// of its unhealthy answers; 0 means the store holds none there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterCount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +249,9 @@ impl AskHit {
         if !self.hit.matched.is_empty() {
             parts.push(format!("exact: {}", self.hit.matched.join(", ")));
         }
+        if let Some(c) = &self.why.category {
+            parts.push(format!("category {c}"));
+        }
         if let Some(c) = &self.why.capability {
             parts.push(format!("type: {c}"));
         }
@@ -244,6 +275,11 @@ pub struct Why {
     /// `plural.group` of the type whose description matched, when the bridge brought it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capability: Option<String>,
+    /// What the object's well-known software is, when that is what the question asks for:
+    /// `database (key-value store)` for Redis asked about databases, `key-value store`,
+    /// `monitoring`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     /// Similarity of the object's own text to the question (0 when only exact matches
     /// found it).
     pub similarity: f32,
@@ -286,6 +322,33 @@ mod tests {
         let hit: SearchHit =
             serde_json::from_value(new["types"][0]["instances"][0].clone()).unwrap();
         assert_eq!(hit.namespace, "data");
+    }
+
+    #[test]
+    fn answers_without_per_cluster_counts_read_as_before_and_new_ones_carry_them() {
+        let old: SearchResults = serde_json::from_str(r#"{"results":[]}"#).unwrap();
+        assert!(old.clusters.is_empty());
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"results":[]}"#,
+            "nothing new on the wire when there is nothing to say"
+        );
+        let answer: AskAnswer = serde_json::from_str(r#"{"question":"q","types":[]}"#).unwrap();
+        assert!(answer.clusters.is_empty());
+        let new = AskAnswer {
+            clusters: vec![ClusterCount {
+                cluster: "gen-a".into(),
+                shown: 3,
+                total: Some(8),
+            }],
+            ..answer
+        };
+        let json = serde_json::to_value(&new).unwrap();
+        assert_eq!(
+            json["clusters"],
+            serde_json::json!([{"cluster": "gen-a", "shown": 3, "total": 8}])
+        );
+        assert_eq!(serde_json::from_value::<AskAnswer>(json).unwrap(), new);
     }
 
     #[test]

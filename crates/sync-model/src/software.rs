@@ -3,7 +3,18 @@
 //! not: a StatefulSet `db-0` running `bitnami/postgresql` is a PostgreSQL database, a
 //! CloudNativePG `Cluster` is one too. The document text names the software and what it is,
 //! and search matches a question's words against its category exactly ("databases",
-//! "monitoring", "logins"). Part of the text rules, so shared by every sender.
+//! "monitoring", "logins") and against the kind of store it is ("key-value stores"). Part of
+//! the text rules, so shared by every sender.
+//!
+//! What a question's category covers is decided here, in the catalogue, and nowhere else:
+//! each product has its own category and, where people call it something more, the others
+//! it answers too ([`Software::also`]). A **database** is what applications keep their data
+//! in, whatever its data model ([`DataModel`]): relational, document, key-value, time-series,
+//! graph, wide-column or column stores. So Redis and Valkey (key-value stores most people
+//! call databases, run with persistence and replicas) are databases as well as caches, while
+//! Memcached (no persistence) is a cache only. Monitoring's metrics stores (Prometheus,
+//! VictoriaMetrics, Thanos, Mimir) keep time series but are monitoring: they answer "time-series
+//! databases", not "databases". Search engines (Elasticsearch, OpenSearch) are search engines.
 
 /// What a piece of software is, as a question names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,7 +78,17 @@ impl Category {
     /// search side also tries a plural's singular).
     pub fn words(self) -> &'static [&'static str] {
         match self {
-            Category::Database => &["database", "databases", "db", "rdbms", "sql", "nosql"],
+            Category::Database => &[
+                "database",
+                "databases",
+                "db",
+                "dbs",
+                "rdbms",
+                "sql",
+                "nosql",
+                "datastore",
+                "datastores",
+            ],
             Category::Cache => &["cache", "caches", "caching"],
             Category::Queue => &[
                 "queue",
@@ -130,7 +151,7 @@ impl Category {
                 ["message", "broker"],
                 ["event", "streaming"],
             ],
-            Category::Database => &[["key-value", "store"]],
+            Category::Database => &[["data", "store"]],
             Category::Auth => &[["identity", "provider"], ["single", "sign-on"]],
             Category::Proxy => &[["reverse", "proxy"], ["api", "gateway"]],
             Category::Storage => &[["object", "storage"], ["object", "store"]],
@@ -158,6 +179,124 @@ impl Category {
     }
 }
 
+/// How a store keeps its data, as people name kinds of databases: "a key-value store", "a
+/// document store", "a time-series database".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataModel {
+    Relational,
+    Document,
+    KeyValue,
+    TimeSeries,
+    Graph,
+    WideColumn,
+    Columnar,
+}
+
+impl DataModel {
+    const ALL: [DataModel; 7] = [
+        DataModel::Relational,
+        DataModel::Document,
+        DataModel::KeyValue,
+        DataModel::TimeSeries,
+        DataModel::Graph,
+        DataModel::WideColumn,
+        DataModel::Columnar,
+    ];
+
+    /// Its name in a match tag (`model:key-value`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataModel::Relational => "relational",
+            DataModel::Document => "document",
+            DataModel::KeyValue => "key-value",
+            DataModel::TimeSeries => "time-series",
+            DataModel::Graph => "graph",
+            DataModel::WideColumn => "wide-column",
+            DataModel::Columnar => "columnar",
+        }
+    }
+
+    /// What such a store is called: `key-value store`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DataModel::Relational => "relational",
+            DataModel::Document => "document store",
+            DataModel::KeyValue => "key-value store",
+            DataModel::TimeSeries => "time-series store",
+            DataModel::Graph => "graph database",
+            DataModel::WideColumn => "wide-column store",
+            DataModel::Columnar => "column store",
+        }
+    }
+
+    /// Question words that ask for this kind of store alone.
+    pub fn words(self) -> &'static [&'static str] {
+        match self {
+            DataModel::Relational => &["relational"],
+            DataModel::KeyValue => &["key-value"],
+            DataModel::TimeSeries => &["tsdb", "time-series", "timeseries"],
+            DataModel::WideColumn => &["wide-column"],
+            DataModel::Columnar => &["columnar", "olap"],
+            DataModel::Document | DataModel::Graph => &[],
+        }
+    }
+
+    /// Two-word phrases that name this kind of store (singular forms): their words stand
+    /// for it alone, as a category's phrases do.
+    pub fn phrases(self) -> &'static [[&'static str; 2]] {
+        match self {
+            DataModel::Relational => &[["relational", "database"], ["sql", "database"]],
+            DataModel::Document => &[
+                ["document", "store"],
+                ["document", "database"],
+                ["document", "db"],
+            ],
+            DataModel::KeyValue => &[
+                ["key-value", "store"],
+                ["key-value", "database"],
+                ["key-value", "db"],
+                ["kv", "store"],
+            ],
+            DataModel::TimeSeries => &[
+                ["time-series", "database"],
+                ["time-series", "store"],
+                ["time-series", "db"],
+                ["timeseries", "database"],
+                ["time", "series"],
+            ],
+            DataModel::Graph => &[["graph", "database"], ["graph", "db"], ["graph", "store"]],
+            DataModel::WideColumn => &[
+                ["wide-column", "store"],
+                ["wide-column", "database"],
+                ["column-family", "store"],
+            ],
+            DataModel::Columnar => &[
+                ["column", "store"],
+                ["columnar", "database"],
+                ["column-oriented", "database"],
+                ["analytical", "database"],
+            ],
+        }
+    }
+
+    /// The kinds of store a two-word phrase names ([`DataModel::phrases`]).
+    pub fn asked_by_phrase<'a>(
+        first: &'a str,
+        second: &'a str,
+    ) -> impl Iterator<Item = DataModel> + 'a {
+        DataModel::ALL
+            .into_iter()
+            .filter(move |m| m.phrases().contains(&[first, second]))
+    }
+
+    /// The kinds of store a question word asks for.
+    pub fn asked_by(word: &str) -> impl Iterator<Item = DataModel> + '_ {
+        DataModel::ALL
+            .into_iter()
+            .filter(move |m| m.words().contains(&word))
+    }
+}
+
 /// One piece of well-known software.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Software {
@@ -166,6 +305,12 @@ pub struct Software {
     /// What it is, in plain words for the embedding model: `relational SQL database`.
     pub about: &'static str,
     pub category: Category,
+    /// The other categories it answers, where people call it more than its own (Redis: a
+    /// cache, and a database too). The rules of what counts as what are the module's.
+    pub also: &'static [Category],
+    /// How it keeps data, when it is a store: questions for that kind of store ("key-value
+    /// stores", "time-series databases") find it, and a database answer says it.
+    pub model: Option<DataModel>,
     /// Lowercase names a question uses for it (`postgres`, `pg`), its own included.
     pub aka: &'static [&'static str],
     /// Usually runs beside the main container (an exporter, a mesh proxy): another image
@@ -188,6 +333,35 @@ impl Software {
     pub fn named_by(word: &str) -> impl Iterator<Item = &'static Software> + '_ {
         CATALOG.iter().filter(move |s| s.aka.contains(&word))
     }
+
+    /// Every category it answers: its own, then [`Software::also`].
+    pub fn categories(&self) -> impl Iterator<Item = Category> + '_ {
+        std::iter::once(self.category).chain(self.also.iter().copied())
+    }
+
+    /// Whether it answers a question that asks for `category`, said as an answer's reason:
+    /// `database (key-value store)`, `database (relational)`, `cache`.
+    pub fn answers(&self, category: Category) -> Option<String> {
+        if !self.categories().any(|c| c == category) {
+            return None;
+        }
+        Some(match (category, self.model) {
+            (Category::Database, Some(m)) => format!("database ({})", m.describe()),
+            _ => category.as_str().to_string(),
+        })
+    }
+
+    /// The software of the catalogue that answers `category`.
+    pub fn answering(category: Category) -> impl Iterator<Item = &'static Software> {
+        CATALOG
+            .iter()
+            .filter(move |s| s.categories().any(|c| c == category))
+    }
+
+    /// The software of the catalogue that keeps its data as `model`.
+    pub fn storing(model: DataModel) -> impl Iterator<Item = &'static Software> {
+        CATALOG.iter().filter(move |s| s.model == Some(model))
+    }
 }
 
 const fn sw(
@@ -200,6 +374,8 @@ const fn sw(
         name,
         about,
         category,
+        also: &[],
+        model: None,
         aka,
         sidecar: false,
     }
@@ -210,32 +386,61 @@ const fn sidecar(mut s: Software) -> Software {
     s
 }
 
+/// `s`, a store of `model`.
+const fn stores(model: DataModel, mut s: Software) -> Software {
+    s.model = Some(model);
+    s
+}
+
+/// `s`, answering the `also` categories besides its own.
+const fn also(also: &'static [Category], mut s: Software) -> Software {
+    s.also = also;
+    s
+}
+
 use Category as C;
+use DataModel as M;
 
 static CATALOG: &[Software] = &[
-    sw(
-        "PostgreSQL",
-        "relational SQL database",
-        C::Database,
-        &["postgresql", "postgres", "pg"],
+    stores(
+        M::Relational,
+        sw(
+            "PostgreSQL",
+            "relational SQL database",
+            C::Database,
+            &["postgresql", "postgres", "pg"],
+        ),
     ),
-    sw(
-        "MySQL",
-        "relational SQL database",
-        C::Database,
-        &["mysql", "mariadb", "percona"],
+    stores(
+        M::Relational,
+        sw(
+            "MySQL",
+            "relational SQL database",
+            C::Database,
+            &["mysql", "mariadb", "percona"],
+        ),
     ),
-    sw(
-        "MongoDB",
-        "NoSQL document database",
-        C::Database,
-        &["mongodb", "mongo"],
+    stores(
+        M::Document,
+        sw(
+            "MongoDB",
+            "NoSQL document database",
+            C::Database,
+            &["mongodb", "mongo"],
+        ),
     ),
-    sw(
-        "Redis",
-        "in-memory cache and key-value store",
-        C::Cache,
-        &["redis", "valkey"],
+    // A cache here, and the key-value database most people name first.
+    also(
+        &[C::Database],
+        stores(
+            M::KeyValue,
+            sw(
+                "Redis",
+                "in-memory cache and key-value store",
+                C::Cache,
+                &["redis", "valkey", "keydb"],
+            ),
+        ),
     ),
     sw(
         "Apache Kafka",
@@ -261,11 +466,14 @@ static CATALOG: &[Software] = &[
         C::SearchEngine,
         &["opensearch"],
     ),
-    sw(
-        "Prometheus",
-        "monitoring system and time-series database of metrics",
-        C::Monitoring,
-        &["prometheus"],
+    stores(
+        M::TimeSeries,
+        sw(
+            "Prometheus",
+            "monitoring system and time-series database of metrics",
+            C::Monitoring,
+            &["prometheus"],
+        ),
     ),
     sw(
         "Alertmanager",
@@ -273,23 +481,32 @@ static CATALOG: &[Software] = &[
         C::Monitoring,
         &["alertmanager"],
     ),
-    sw(
-        "ClickHouse",
-        "column-oriented analytical SQL database",
-        C::Database,
-        &["clickhouse"],
+    stores(
+        M::Columnar,
+        sw(
+            "ClickHouse",
+            "column-oriented analytical SQL database",
+            C::Database,
+            &["clickhouse"],
+        ),
     ),
-    sw(
-        "Apache Cassandra",
-        "wide-column NoSQL database",
-        C::Database,
-        &["cassandra", "scylla", "scylladb"],
+    stores(
+        M::WideColumn,
+        sw(
+            "Apache Cassandra",
+            "wide-column NoSQL database",
+            C::Database,
+            &["cassandra", "scylla", "scylladb"],
+        ),
     ),
-    sw(
-        "CockroachDB",
-        "distributed SQL database",
-        C::Database,
-        &["cockroachdb", "cockroach"],
+    stores(
+        M::Relational,
+        sw(
+            "CockroachDB",
+            "distributed SQL database",
+            C::Database,
+            &["cockroachdb", "cockroach"],
+        ),
     ),
     sw(
         "MinIO",
@@ -315,7 +532,11 @@ static CATALOG: &[Software] = &[
         C::Monitoring,
         &["grafana"],
     ),
-    sw("Memcached", "in-memory cache", C::Cache, &["memcached"]),
+    // A cache only: it keeps nothing across a restart.
+    stores(
+        M::KeyValue,
+        sw("Memcached", "in-memory cache", C::Cache, &["memcached"]),
+    ),
     sw(
         "NATS",
         "message broker for publish/subscribe and queues",
@@ -346,23 +567,32 @@ static CATALOG: &[Software] = &[
         C::Queue,
         &["mqtt", "mosquitto", "emqx"],
     ),
-    sw(
-        "Thanos",
-        "long-term storage and global query of Prometheus monitoring metrics",
-        C::Monitoring,
-        &["thanos"],
+    stores(
+        M::TimeSeries,
+        sw(
+            "Thanos",
+            "long-term storage and global query of Prometheus monitoring metrics",
+            C::Monitoring,
+            &["thanos"],
+        ),
     ),
-    sw(
-        "VictoriaMetrics",
-        "monitoring metrics time-series database",
-        C::Monitoring,
-        &["victoriametrics", "victoria-metrics"],
+    stores(
+        M::TimeSeries,
+        sw(
+            "VictoriaMetrics",
+            "monitoring metrics time-series database",
+            C::Monitoring,
+            &["victoriametrics", "victoria-metrics"],
+        ),
     ),
-    sw(
-        "Grafana Mimir",
-        "long-term storage of Prometheus monitoring metrics",
-        C::Monitoring,
-        &["mimir"],
+    stores(
+        M::TimeSeries,
+        sw(
+            "Grafana Mimir",
+            "long-term storage of Prometheus monitoring metrics",
+            C::Monitoring,
+            &["mimir"],
+        ),
     ),
     sw(
         "kube-state-metrics",
@@ -547,24 +777,120 @@ static CATALOG: &[Software] = &[
         &["gitlab-runner"],
     ),
     sw("CoreDNS", "cluster DNS server", C::Dns, &["coredns"]),
-    sw(
-        "etcd",
-        "distributed key-value store",
-        C::Database,
-        &["etcd"],
+    stores(
+        M::KeyValue,
+        sw(
+            "etcd",
+            "distributed key-value store",
+            C::Database,
+            &["etcd"],
+        ),
     ),
-    sw(
-        "InfluxDB",
-        "time-series database",
-        C::Database,
-        &["influxdb"],
+    stores(
+        M::TimeSeries,
+        sw(
+            "InfluxDB",
+            "time-series database",
+            C::Database,
+            &["influxdb"],
+        ),
     ),
-    sw("Neo4j", "graph database", C::Database, &["neo4j"]),
-    sw(
-        "CouchDB",
-        "NoSQL document database",
-        C::Database,
-        &["couchdb", "couchbase"],
+    stores(
+        M::Graph,
+        sw("Neo4j", "graph database", C::Database, &["neo4j"]),
+    ),
+    stores(
+        M::Document,
+        sw(
+            "CouchDB",
+            "NoSQL document database",
+            C::Database,
+            &["couchdb", "couchbase"],
+        ),
+    ),
+    stores(
+        M::Relational,
+        sw(
+            "Microsoft SQL Server",
+            "relational SQL database",
+            C::Database,
+            &["mssql", "sqlserver", "sql-server"],
+        ),
+    ),
+    stores(
+        M::Relational,
+        sw("TiDB", "distributed SQL database", C::Database, &["tidb"]),
+    ),
+    stores(
+        M::KeyValue,
+        sw(
+            "TiKV",
+            "distributed key-value database",
+            C::Database,
+            &["tikv"],
+        ),
+    ),
+    stores(
+        M::KeyValue,
+        sw(
+            "FoundationDB",
+            "distributed key-value database",
+            C::Database,
+            &["foundationdb", "fdb"],
+        ),
+    ),
+    stores(
+        M::KeyValue,
+        sw(
+            "Aerospike",
+            "key-value NoSQL database",
+            C::Database,
+            &["aerospike"],
+        ),
+    ),
+    // Redis-compatible, and as much a database as Redis.
+    also(
+        &[C::Database],
+        stores(
+            M::KeyValue,
+            sw(
+                "Dragonfly",
+                "in-memory cache and key-value store (Redis-compatible)",
+                C::Cache,
+                &["dragonfly", "dragonflydb"],
+            ),
+        ),
+    ),
+    stores(
+        M::Document,
+        sw(
+            "ArangoDB",
+            "multi-model database of documents and graphs",
+            C::Database,
+            &["arangodb", "arango"],
+        ),
+    ),
+    stores(
+        M::Graph,
+        sw("Dgraph", "graph database", C::Database, &["dgraph"]),
+    ),
+    stores(
+        M::TimeSeries,
+        sw(
+            "QuestDB",
+            "time-series SQL database",
+            C::Database,
+            &["questdb"],
+        ),
+    ),
+    stores(
+        M::WideColumn,
+        sw(
+            "Apache HBase",
+            "wide-column NoSQL database",
+            C::Database,
+            &["hbase"],
+        ),
     ),
 ];
 
@@ -641,6 +967,16 @@ const IMAGES: &[(&str, &str)] = &[
     ("neo4j", "neo4j"),
     ("couchdb", "couchdb"),
     ("etcd", "etcd"),
+    ("tidb", "tidb"),
+    ("tikv", "tikv"),
+    ("foundationdb", "foundationdb"),
+    ("aerospike", "aerospike"),
+    ("aerospike-server", "aerospike"),
+    ("dragonfly", "dragonfly"),
+    ("arangodb", "arangodb"),
+    ("dgraph", "dgraph"),
+    ("questdb", "questdb"),
+    ("hbase", "hbase"),
     ("minio", "minio"),
     ("keycloak", "keycloak"),
     ("dex", "dex"),
@@ -671,6 +1007,8 @@ const ORG_IMAGES: &[(&str, &str, &str)] = &[
     ("linkerd", "proxy", "linkerd-proxy"),
     ("jaegertracing", "all-in-one", "jaeger"),
     ("datadog", "agent", "datadog"),
+    ("mssql", "server", "mssql"),
+    ("mssql", "mssql-server", "mssql"),
 ];
 
 /// Custom resource types of well-known operators: (API group, kind, software key).
@@ -720,6 +1058,13 @@ const TYPES: &[(&str, &str, &str)] = &[
     ("minio.min.io", "Tenant", "minio"),
     ("k8s.keycloak.org", "Keycloak", "keycloak"),
     ("grafana.integreatly.org", "Grafana", "grafana"),
+    ("pingcap.com", "TidbCluster", "tidb"),
+    ("dragonflydb.io", "Dragonfly", "dragonfly"),
+    (
+        "apps.foundationdb.org",
+        "FoundationDBCluster",
+        "foundationdb",
+    ),
 ];
 
 /// The repository of an image reference, lowercase: `quay.io/org/name:tag@sha256:…` →
@@ -757,12 +1102,53 @@ pub fn software_of_image(image: &str) -> Option<&'static Software> {
     Software::by_key(key)
 }
 
-/// The software of a custom resource type, if it is a well-known operator's.
+/// The software of a custom resource type, if it is a well-known operator's ([`TYPES`]) or
+/// named after its software ([`software_named_by_kind`]).
 pub fn software_of_type(api_group: &str, kind: &str) -> Option<&'static Software> {
     TYPES
         .iter()
         .find(|(g, k, _)| *g == api_group && *k == kind)
         .and_then(|&(_, _, key)| Software::by_key(key))
+        .or_else(|| software_named_by_kind(api_group, kind))
+}
+
+/// What may follow the software's name in the kind of a custom resource that is the
+/// software itself (`PostgresCluster`, `RedisFailover`, `MongoDBCommunity`, `EtcdCluster`),
+/// not one of its parts or helpers (`KafkaTopic`, `PostgresBackup`, `PrometheusRule`).
+const KIND_OF_THE_THING_ITSELF: &[&str] = &[
+    "",
+    "cluster",
+    "instance",
+    "server",
+    "database",
+    "db",
+    "failover",
+    "replicaset",
+    "sentinel",
+    "standalone",
+    "community",
+    "enterprise",
+    "stack",
+    "agent",
+];
+
+/// The software a custom type is named after, whoever its operator: the kind is a name of
+/// the software (four letters at least: `pg` in `PgBouncer` is not PostgreSQL), alone or
+/// followed by a word of [`KIND_OF_THE_THING_ITSELF`]. Kubernetes' own types never are.
+fn software_named_by_kind(api_group: &str, kind: &str) -> Option<&'static Software> {
+    let built_in = !api_group.contains('.') || api_group.ends_with(".k8s.io");
+    if built_in {
+        return None;
+    }
+    let kind = kind.to_lowercase();
+    CATALOG.iter().filter(|s| !s.sidecar).find(|s| {
+        s.aka.iter().any(|name| {
+            name.len() >= 4
+                && kind
+                    .strip_prefix(name)
+                    .is_some_and(|rest| KIND_OF_THE_THING_ITSELF.contains(&rest))
+        })
+    })
 }
 
 /// What an object runs: its type's software for an operator's resource, otherwise the first
@@ -845,6 +1231,26 @@ mod tests {
     }
 
     #[test]
+    fn custom_types_named_after_their_software_are_that_software() {
+        let key = |g, k| software_of_type(g, k).map(|s| s.key());
+        assert_eq!(
+            key("databases.acme.io", "PostgresCluster"),
+            Some("postgresql")
+        );
+        assert_eq!(key("databases.acme.io", "MySQLCluster"), Some("mysql"));
+        assert_eq!(key("cache.acme.io", "RedisFailover"), Some("redis"));
+        assert_eq!(key("etcd.database.coreos.com", "EtcdCluster"), Some("etcd"));
+        assert_eq!(key("messaging.acme.io", "KafkaCluster"), Some("kafka"));
+        // Parts and helpers of the software are not the software.
+        assert_eq!(key("messaging.acme.io", "KafkaTopic"), None);
+        assert_eq!(key("monitoring.coreos.com", "PrometheusRule"), None);
+        assert_eq!(key("pgbouncer.acme.io", "PgBouncer"), None);
+        assert_eq!(key("search.acme.io", "SearchCluster"), None);
+        // Kubernetes' own kinds are never named after software.
+        assert_eq!(key("apps", "Deployment"), None);
+    }
+
+    #[test]
     fn question_words_find_categories_and_software() {
         let cats: Vec<Category> = Category::asked_by("login").collect();
         assert_eq!(cats, [Category::Auth]);
@@ -882,6 +1288,59 @@ mod tests {
             Some("authentik")
         );
         assert_eq!(name_of("ghcr.io/acme/server:1"), None);
+    }
+
+    #[test]
+    fn a_key_value_store_is_a_database_and_a_cache_only_a_cache() {
+        let redis = software_of_image("valkey/valkey:8").unwrap();
+        assert_eq!(
+            redis.answers(Category::Database).as_deref(),
+            Some("database (key-value store)")
+        );
+        assert_eq!(redis.answers(Category::Cache).as_deref(), Some("cache"));
+        let memcached = software_of_image("memcached:1.6").unwrap();
+        assert_eq!(memcached.answers(Category::Database), None);
+        let mongo = software_of_image("mongo:7").unwrap();
+        assert_eq!(
+            mongo.answers(Category::Database).as_deref(),
+            Some("database (document store)")
+        );
+        // Monitoring keeps time series, but is not what "databases" asks for.
+        let prometheus = software_of_image("prom/prometheus:v2").unwrap();
+        assert_eq!(prometheus.answers(Category::Database), None);
+        assert!(Software::storing(DataModel::TimeSeries).any(|s| s.key() == "prometheus"));
+        let databases: Vec<&str> = Software::answering(Category::Database)
+            .map(|s| s.key())
+            .collect();
+        for key in [
+            "postgresql",
+            "mongodb",
+            "redis",
+            "etcd",
+            "influxdb",
+            "neo4j",
+            "cassandra",
+        ] {
+            assert!(databases.contains(&key), "{key} is a database");
+        }
+        for key in ["memcached", "prometheus", "elasticsearch", "loki"] {
+            assert!(!databases.contains(&key), "{key} is not a database");
+        }
+    }
+
+    #[test]
+    fn kinds_of_store_are_asked_by_their_phrases() {
+        let asked = |a, b| DataModel::asked_by_phrase(a, b).collect::<Vec<_>>();
+        assert_eq!(asked("key-value", "store"), [DataModel::KeyValue]);
+        assert_eq!(asked("document", "database"), [DataModel::Document]);
+        assert_eq!(asked("time", "series"), [DataModel::TimeSeries]);
+        assert_eq!(asked("graph", "database"), [DataModel::Graph]);
+        assert_eq!(asked("wide-column", "store"), [DataModel::WideColumn]);
+        assert!(asked("message", "queue").is_empty());
+        assert_eq!(
+            DataModel::asked_by("tsdb").collect::<Vec<_>>(),
+            [DataModel::TimeSeries]
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use ingest::search::{SearchError, Searcher};
 use mcp::{Index, IndexError};
 use sync_model::api::ClustersResponse;
-use sync_model::search::{AskAnswer, CountAnswer, CountBody, SearchHit, SearchRequest};
+use sync_model::search::{
+    AskAnswer, CountAnswer, CountBody, SearchHit, SearchRequest, SearchResults,
+};
 
 use crate::api_client::{ApiClient, ApiError};
 
@@ -19,6 +21,10 @@ pub struct InProcess(pub Searcher, pub Duration);
 impl Index for InProcess {
     async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, IndexError> {
         self.0.search(req).await.map_err(from_search)
+    }
+
+    async fn search_page(&self, req: &SearchRequest) -> Result<SearchResults, IndexError> {
+        self.0.search_page(req).await.map_err(from_search)
     }
 
     async fn ask(
@@ -68,6 +74,10 @@ fn from_api(e: ApiError) -> IndexError {
 impl Index for OverHttp {
     async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, IndexError> {
         self.0.search(req).await.map_err(from_api)
+    }
+
+    async fn search_page(&self, req: &SearchRequest) -> Result<SearchResults, IndexError> {
+        self.0.search_page(req).await.map_err(from_api)
     }
 
     async fn ask(

@@ -113,12 +113,12 @@ async fn choose_index(args: &Args) -> anyhow::Result<Arc<dyn Index>> {
     let store = args.store.build()?;
     let embedder = args.embed.build_lazy()?;
     Ok(Arc::new(InProcess(
-        ingest::search::Searcher {
+        ingest::search::Searcher::new(
             store,
             embedder,
-            instances_collection: args.store.instances_collection.clone(),
-            capabilities_collection: args.store.capabilities_collection.clone(),
-        },
+            args.store.instances_collection.clone(),
+            args.store.capabilities_collection.clone(),
+        ),
         ingest::clusters::DEFAULT_STALE_AFTER,
     )))
 }

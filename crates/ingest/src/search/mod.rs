@@ -2,26 +2,29 @@
 //! values and the well-known software an object runs or its category, no embedding call) or hybrid (both, exact matches winning over vague
 //! similarity), with metadata filters; and `ask` (in [`ask`]), which fuses that search with
 //! the semantic bridge (the resource *types* that answer a question, then their instances);
-//! and counting by filters without ranking (in [`count`]).
+//! and counting by filters without ranking (in [`count`]). Across a fleet both answer each
+//! cluster apart and share the page among them ([`fleet`]).
 
 mod ask;
 mod clusters;
 mod count;
+mod fleet;
 mod terms;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::document::{CATEGORY_KEY, SOFTWARE_KEY};
+use crate::document::SOFTWARE_KEY;
 use crate::embed::{EmbedError, Embedder, InputType};
 use crate::store::{Filter, Hit, MetaValue, Metadata, StoreError, VectorStore};
 
-pub(crate) use terms::exact_matches;
+pub use fleet::ClusterList;
 pub use terms::QueryTerms;
+pub(crate) use terms::{exact_matches, software_answers};
 
 pub use sync_model::search::{
-    AskAnswer, AskHit, Collection, SearchBody, SearchHit, SearchMode, SearchRequest, SearchResults,
-    TypeMatch, Why,
+    AskAnswer, AskHit, ClusterCount, Collection, SearchBody, SearchHit, SearchMode, SearchRequest,
+    SearchResults, TypeMatch, Why,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -76,16 +79,33 @@ pub(crate) struct Ranked {
     pub score: f32,
 }
 
-/// Everything `search` and `ask` need: a store, an embedder and collection names.
+/// Everything `search` and `ask` need: a store, an embedder and collection names (and the
+/// clusters of the index, as last read).
 #[derive(Clone)]
 pub struct Searcher {
     pub store: Arc<dyn VectorStore>,
     pub embedder: Arc<dyn Embedder>,
     pub instances_collection: String,
     pub capabilities_collection: String,
+    pub cluster_list: ClusterList,
 }
 
 impl Searcher {
+    pub fn new(
+        store: Arc<dyn VectorStore>,
+        embedder: Arc<dyn Embedder>,
+        instances_collection: impl Into<String>,
+        capabilities_collection: impl Into<String>,
+    ) -> Self {
+        Searcher {
+            store,
+            embedder,
+            instances_collection: instances_collection.into(),
+            capabilities_collection: capabilities_collection.into(),
+            cluster_list: ClusterList::default(),
+        }
+    }
+
     pub(crate) fn collection_name(&self, c: Collection) -> &str {
         match c {
             Collection::Instances => &self.instances_collection,
@@ -93,7 +113,16 @@ impl Searcher {
         }
     }
 
+    /// The best `limit` hits of `req`, best first (see [`Searcher::search_page`]).
     pub async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, SearchError> {
+        Ok(self.search_page(req).await?.results)
+    }
+
+    /// The best `limit` hits of `req`. Without a cluster filter on an index of several
+    /// clusters, each cluster is ranked apart and the page shared among them
+    /// ([`fleet::fair_share`]), with each cluster's share and, where the list is complete,
+    /// its total.
+    pub async fn search_page(&self, req: &SearchRequest) -> Result<SearchResults, SearchError> {
         let limit = checked_limit(req.limit)?;
         self.check_cluster(req.cluster.as_deref()).await?;
         let filter = build_filter(req)?;
@@ -109,21 +138,117 @@ impl Searcher {
         };
         let collection = self.collection_name(req.collection);
         let candidates = CANDIDATE_FACTOR.saturating_mul(limit).max(MIN_CANDIDATES);
-        let mut ranked = self
-            .ranked(
+        let fleet = match (
+            req.collection,
+            req.cluster.as_deref().filter(|c| !c.is_empty()),
+        ) {
+            (Collection::Instances, None) => self.fleet_clusters().await?,
+            _ => None,
+        };
+        let Some(clusters) = fleet else {
+            let mut ranked = self
+                .ranked(
+                    collection,
+                    vector.as_deref(),
+                    &terms,
+                    filter.as_ref(),
+                    candidates,
+                    req.mode,
+                )
+                .await?;
+            ranked.truncate(limit);
+            return Ok(SearchResults {
+                results: ranked.into_iter().map(Ranked::into_hit).collect(),
+                clusters: vec![],
+            });
+        };
+        if terms.is_empty() {
+            return self
+                .fleet_listing(collection, filter.as_ref(), limit, &clusters)
+                .await;
+        }
+        let scopes = self.scopes(None, filter.as_ref()).await?;
+        let lists = futures::future::try_join_all(scopes.iter().map(|scope| {
+            self.ranked(
                 collection,
                 vector.as_deref(),
                 &terms,
-                filter.as_ref(),
+                scope.filter.as_ref(),
                 candidates,
                 req.mode,
             )
-            .await?;
-        ranked.truncate(limit);
-        Ok(ranked
+        }))
+        .await?;
+        // A keyword search's list is complete when it holds fewer than were read.
+        let totals: Vec<Option<usize>> = lists
+            .iter()
+            .map(|l| (req.mode == SearchMode::Keyword && l.len() < candidates).then_some(l.len()))
+            .collect();
+        let page = fleet::fair_share(lists, limit, |r: &Ranked| r.score);
+        let results: Vec<SearchHit> = page.into_iter().map(Ranked::into_hit).collect();
+        let counts = scopes
+            .iter()
+            .zip(totals)
+            .filter_map(|(scope, total)| {
+                let c = scope.cluster.as_deref()?;
+                let shown = results.iter().filter(|h| h.cluster == c).count();
+                Some(fleet::cluster_count(c, shown, total))
+            })
+            .collect();
+        Ok(SearchResults {
+            results,
+            clusters: counts,
+        })
+    }
+
+    /// A listing by filters across `clusters`, by id: one read, and the store counts each
+    /// cluster's.
+    async fn fleet_listing(
+        &self,
+        collection: &str,
+        filter: Option<&Filter>,
+        limit: usize,
+        clusters: &[String],
+    ) -> Result<SearchResults, SearchError> {
+        let hits = self.store.get(collection, filter, limit).await?;
+        let totals = self.count_by_cluster(filter).await?;
+        let results: Vec<SearchHit> = hits
             .into_iter()
-            .map(|r| to_search_hit(r.hit, r.score, r.matched))
-            .collect())
+            .map(|h| to_search_hit(h, 0.0, vec![]))
+            .collect();
+        let counts = clusters
+            .iter()
+            .map(|c| {
+                let shown = results.iter().filter(|h| &h.cluster == c).count();
+                fleet::cluster_count(c, shown, Some(totals.get(c).copied().unwrap_or(0)))
+            })
+            .collect();
+        Ok(SearchResults {
+            results,
+            clusters: counts,
+        })
+    }
+
+    /// How many objects `filter` admits in each cluster (every object: a listing shows
+    /// owned objects too).
+    async fn count_by_cluster(
+        &self,
+        filter: Option<&Filter>,
+    ) -> Result<HashMap<String, usize>, SearchError> {
+        let tally = self
+            .store
+            .tally(
+                &self.instances_collection,
+                filter,
+                &[crate::document::CLUSTER_KEY],
+            )
+            .await?;
+        let mut out = HashMap::new();
+        for (values, n) in tally {
+            let cluster = values.into_iter().next().flatten().unwrap_or_default();
+            *out.entry(cluster).or_default() += n;
+        }
+        Ok(out)
     }
 
     /// Candidates of `collection` ranked best first: the nearest `candidates` to `vector`
@@ -209,13 +334,13 @@ impl Searcher {
         }
         let mut out = Vec::new();
         let kinds: Vec<String> = terms.words.iter().flat_map(|t| kind_spellings(t)).collect();
-        let (software, categories) = terms.software_candidates();
+        // The software named or of the asked categories, by key: the catalogue decides what
+        // a category covers (Redis is a database too), not the stored category.
         for (key, values) in [
             ("name", terms.words.clone()),
             ("kind", kinds),
             ("namespace", terms.words.clone()),
-            (SOFTWARE_KEY, software),
-            (CATEGORY_KEY, categories),
+            (SOFTWARE_KEY, terms.software_candidates()),
         ] {
             if values.is_empty() {
                 continue;
@@ -336,7 +461,8 @@ fn boost_for(_m: &Metadata, matched: &[String]) -> f32 {
             boost += KIND_BOOST;
         } else if (m.starts_with("label:")
             || m.starts_with("software:")
-            || m.starts_with("category:"))
+            || m.starts_with("category:")
+            || m.starts_with("model:"))
             && !label
         {
             // What the object is, said by a label or by the software it runs: one boost,
@@ -355,6 +481,12 @@ pub(crate) fn stored_health(m: &Metadata) -> Option<sync_model::Health> {
             sync_model::Health::new(status, meta_str(m, crate::document::HEALTH_REASON_KEY))
         }),
         _ => None,
+    }
+}
+
+impl Ranked {
+    fn into_hit(self) -> SearchHit {
+        to_search_hit(self.hit, self.score, self.matched)
     }
 }
 

@@ -1,11 +1,12 @@
 //! What a question's words ask for, before anything is searched: the words that could be
-//! names, kinds, namespaces, label values or software names, and the categories of
-//! well-known software it asks about ("databases", "monitoring", "logins"); then which of
-//! them a stored object matches exactly.
+//! names, kinds, namespaces, label values or software names, and the categories and kinds of
+//! store of well-known software it asks about ("databases", "monitoring", "logins",
+//! "key-value stores"); then which of them a stored object matches exactly. What a category
+//! covers is the software catalogue's (`sync_model::software`).
 
 use std::collections::HashSet;
 
-use sync_model::software::{Category, Software};
+use sync_model::software::{Category, DataModel, Software};
 
 use super::meta_str;
 use crate::document::SOFTWARE_KEY;
@@ -105,6 +106,8 @@ pub struct QueryTerms {
     pub words: Vec<String>,
     /// The categories of software the question asks for.
     pub categories: Vec<Category>,
+    /// The kinds of store the question asks for ("key-value stores", "time-series databases").
+    pub models: Vec<DataModel>,
     /// The question asks about health ("unhealthy", "failing", "broken").
     pub asks_health: bool,
     /// The question names something beyond health: "are any *databases* unhealthy?" does,
@@ -125,6 +128,7 @@ impl QueryTerms {
         // Two-word phrases that name a category ("search engines", "message queue"): their
         // words ask for the category and are not matched as names, namespaces or labels.
         let mut categories = Vec::new();
+        let mut models = Vec::new();
         let mut in_phrase = vec![false; tokens.len()];
         for (i, pair) in tokens.windows(2).enumerate() {
             // Each word as written or as its singular: "search engines", "message queues".
@@ -136,6 +140,13 @@ impl QueryTerms {
                         in_phrase[i + 1] = true;
                         if !categories.contains(&c) {
                             categories.push(c);
+                        }
+                    }
+                    for m in DataModel::asked_by_phrase(&first, &second) {
+                        in_phrase[i] = true;
+                        in_phrase[i + 1] = true;
+                        if !models.contains(&m) {
+                            models.push(m);
                         }
                     }
                 }
@@ -174,6 +185,11 @@ impl QueryTerms {
                     categories.push(c);
                 }
             }
+            for m in DataModel::asked_by(token) {
+                if !models.contains(&m) {
+                    models.push(m);
+                }
+            }
         }
         let asks_health = tokens.iter().any(|t| HEALTH_WORDS.contains(&t.as_str()))
             || tokens
@@ -183,36 +199,79 @@ impl QueryTerms {
             !HEALTH_WORDS.contains(&w.as_str())
                 && !ANY_OBJECT_WORDS.contains(&w.as_str())
                 && !["not", "ready"].contains(&w.as_str())
-        }) || !categories.is_empty();
+        }) || !categories.is_empty()
+            || !models.is_empty();
         QueryTerms {
             words: words.into_iter().chain(singulars).collect(),
             categories,
+            models,
             asks_health,
             names_something,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.words.is_empty() && self.categories.is_empty()
+        self.words.is_empty() && self.categories.is_empty() && self.models.is_empty()
     }
 
-    /// Software keys the words name (`postgres` → `postgresql`) and the categories asked
-    /// for, as stored: keyword candidates whose own names say neither.
-    pub fn software_candidates(&self) -> (Vec<String>, Vec<String>) {
-        let mut software: Vec<String> = self
-            .words
-            .iter()
-            .flat_map(|w| Software::named_by(w).map(|s| s.key().to_string()))
+    /// The stored software keys of what the question names or asks for: the software its
+    /// words name (`postgres` → `postgresql`), and every software of the categories and kinds
+    /// of store it asks for (the catalogue says which: "databases" includes Redis). Keyword
+    /// candidates whose own names say neither, and the objects counted as answering.
+    pub fn software_candidates(&self) -> Vec<String> {
+        let named = self.words.iter().flat_map(|w| Software::named_by(w));
+        let of_categories = self.categories.iter().flat_map(|c| Software::answering(*c));
+        let of_models = self.models.iter().flat_map(|m| Software::storing(*m));
+        let mut software: Vec<String> = named
+            .chain(of_categories)
+            .chain(of_models)
+            .map(|s| s.key().to_string())
             .collect();
         software.sort_unstable();
         software.dedup();
-        let categories = self
-            .categories
-            .iter()
-            .map(|c| c.as_str().to_string())
-            .collect();
-        (software, categories)
+        software
     }
+
+    /// How an object's software answers the categories or kinds of store the question asks
+    /// for: `database (key-value store)`, `key-value store`; `None` when it does not.
+    pub fn software_answers(&self, software: &Software) -> Option<String> {
+        self.categories
+            .iter()
+            .find_map(|c| software.answers(*c))
+            .or_else(|| {
+                self.models
+                    .iter()
+                    .find(|m| software.model == Some(**m))
+                    .map(|m| m.describe().to_string())
+            })
+    }
+}
+
+/// `question` without its words of health ("unhealthy", "failing", "not ready"), as an
+/// embedding model should read it: `None` when it has none, or nothing else.
+pub fn without_health_words(question: &str) -> Option<String> {
+    let bare = |w: &str| {
+        w.trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase()
+    };
+    let words: Vec<&str> = question.split_whitespace().collect();
+    let mut kept: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = bare(words[i]);
+        let next = words.get(i + 1).map(|n| bare(n));
+        if w == "not" && matches!(next.as_deref(), Some("ready" | "running")) {
+            i += 2;
+            continue;
+        }
+        if !HEALTH_WORDS.contains(&w.as_str()) {
+            kept.push(words[i]);
+        }
+        i += 1;
+    }
+    let left = kept.join(" ");
+    let removed = kept.len() < words.len();
+    (removed && left.chars().any(char::is_alphanumeric)).then_some(left)
 }
 
 /// English plural to singular for the common shapes: `policies` → `policy`,
@@ -237,9 +296,10 @@ fn singular(word: &str) -> Option<String> {
 }
 
 /// The question's words equal (case-insensitively) to the name, the kind, the namespace, a
-/// label value or a name of the software the object runs, and the asked category of that
-/// software, each tagged with where it matched: `name:postgres`, `kind:statefulset`,
-/// `namespace:data`, `label:app=postgres`, `software:postgresql`, `category:database`.
+/// label value or a name of the software the object runs, and the asked categories and kinds
+/// of store that software answers, each tagged with where it matched: `name:postgres`,
+/// `kind:statefulset`, `namespace:data`, `label:app=postgres`, `software:postgresql`,
+/// `category:database`, `model:key-value`.
 pub(crate) fn exact_matches(m: &Metadata, terms: &QueryTerms) -> Vec<String> {
     let name = meta_str(m, "name").to_lowercase();
     let kind = meta_str(m, "kind").to_lowercase();
@@ -267,10 +327,20 @@ pub(crate) fn exact_matches(m: &Metadata, terms: &QueryTerms) -> Vec<String> {
             out.push(format!("software:{}", s.key()));
         }
     }
-    if let Some(s) = software.filter(|s| terms.categories.contains(&s.category)) {
-        out.push(format!("category:{}", s.category.as_str()));
+    if let Some(s) = software {
+        for c in terms.categories.iter().filter(|c| s.answers(**c).is_some()) {
+            out.push(format!("category:{}", c.as_str()));
+        }
+        for m in terms.models.iter().filter(|m| s.model == Some(**m)) {
+            out.push(format!("model:{}", m.as_str()));
+        }
     }
     out
+}
+
+/// How the object's software answers what the question asks for ([`QueryTerms::software_answers`]).
+pub(crate) fn software_answers(m: &Metadata, terms: &QueryTerms) -> Option<String> {
+    Software::by_key(&meta_str(m, SOFTWARE_KEY)).and_then(|s| terms.software_answers(s))
 }
 
 #[cfg(test)]
@@ -335,6 +405,20 @@ mod tests {
     }
 
     #[test]
+    fn a_question_is_embedded_without_its_words_of_health() {
+        assert_eq!(
+            without_health_words("are any databases unhealthy?").as_deref(),
+            Some("are any databases")
+        );
+        assert_eq!(
+            without_health_words("Which pods are not ready?").as_deref(),
+            Some("Which pods are")
+        );
+        assert_eq!(without_health_words("what databases are running?"), None);
+        assert_eq!(without_health_words("failing?"), None);
+    }
+
+    #[test]
     fn exact_name_label_and_software_matches_are_tagged() {
         let m: Metadata = [
             ("name", "postgres"),
@@ -361,10 +445,48 @@ mod tests {
     }
 
     #[test]
-    fn software_candidates_are_stored_keys() {
-        let (software, categories) =
-            QueryTerms::parse("postgres and other databases").software_candidates();
+    fn software_candidates_are_the_stored_keys_of_what_is_named_or_asked_for() {
+        let software = QueryTerms::parse("postgres").software_candidates();
         assert_eq!(software, ["postgresql"]);
-        assert_eq!(categories, ["database"]);
+        let software = QueryTerms::parse("which databases?").software_candidates();
+        for key in ["postgresql", "mongodb", "redis", "etcd"] {
+            assert!(software.contains(&key.to_string()), "{key}: {software:?}");
+        }
+        assert!(!software.contains(&"memcached".to_string()), "{software:?}");
+        let software = QueryTerms::parse("key-value stores").software_candidates();
+        assert!(
+            software.contains(&"memcached".to_string()) && software.contains(&"etcd".to_string())
+        );
+        assert!(
+            !software.contains(&"postgresql".to_string()),
+            "{software:?}"
+        );
+    }
+
+    #[test]
+    fn a_key_value_store_answers_a_question_for_databases_and_says_so() {
+        let m: Metadata = [("name", "sessions"), (SOFTWARE_KEY, "redis")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), MetaValue::Str(v.to_string())))
+            .collect();
+        let terms = QueryTerms::parse("are any databases unhealthy?");
+        assert_eq!(exact_matches(&m, &terms), ["category:database"]);
+        assert_eq!(
+            software_answers(&m, &terms).as_deref(),
+            Some("database (key-value store)")
+        );
+        let terms = QueryTerms::parse("key-value stores");
+        assert_eq!(terms.models, [DataModel::KeyValue]);
+        assert!(terms.categories.is_empty() && terms.words.is_empty());
+        assert_eq!(exact_matches(&m, &terms), ["model:key-value"]);
+        assert_eq!(
+            software_answers(&m, &terms).as_deref(),
+            Some("key-value store")
+        );
+        let memcached: Metadata = [(SOFTWARE_KEY, "memcached")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), MetaValue::Str(v.to_string())))
+            .collect();
+        assert!(exact_matches(&memcached, &QueryTerms::parse("databases")).is_empty());
     }
 }

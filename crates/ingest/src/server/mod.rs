@@ -129,12 +129,12 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 capabilities,
-                searcher: Searcher {
-                    store: pipeline.store().clone(),
-                    embedder: pipeline.embedder().clone(),
-                    instances_collection: pipeline.collection().to_string(),
-                    capabilities_collection: config.capabilities_collection.clone(),
-                },
+                searcher: Searcher::new(
+                    pipeline.store().clone(),
+                    pipeline.embedder().clone(),
+                    pipeline.collection(),
+                    config.capabilities_collection.clone(),
+                ),
                 pipeline,
                 credentials: Credentials {
                     shared: config.auth_token.as_deref().and_then(BearerToken::new),

@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 
 use sync_model::api::{ClusterRemoved, ClusterSummary, ClustersResponse, ParkedResponse};
 use sync_model::search::{
-    AskAnswer, Collection, CountAnswer, CountBody, GroupBy, GroupCount, SearchBody, SearchHit,
-    SearchMode, SearchRequest, SearchResults, TypeMatch,
+    AskAnswer, ClusterCount, Collection, CountAnswer, CountBody, GroupBy, GroupCount, SearchBody,
+    SearchHit, SearchMode, SearchRequest, SearchResults, TypeMatch,
 };
 use sync_model::{
     Capability, CapabilitySyncPayload, ClusterId, Enrichment, ErrorBody, FieldError, Health,
@@ -40,7 +40,7 @@ use super::schema::{HashesResponse, SearchAnswer};
         SyncPayload, ResourceInstance, ResourceId, SyncResponse, ParkedInstance, ErrorBody,
         FieldError, HashesResponse, ParkedResponse, CapabilitySyncPayload, Capability,
         Enrichment, SearchBody, SearchRequest, Collection, SearchMode, SearchHit,
-        SearchResults, AskAnswer, TypeMatch, SearchAnswer, CountBody, CountAnswer, GroupCount,
+        SearchResults, ClusterCount, AskAnswer, TypeMatch, SearchAnswer, CountBody, CountAnswer, GroupCount,
         GroupBy, Health, HealthStatus, ClusterId, ClusterSummary, ClustersResponse, Owner,
         ClusterRemoved,
     )),

@@ -48,8 +48,8 @@ pub async fn search(
             .await?;
         return Ok(Json(answer).into_response());
     }
-    let results = searcher.search(&body.request).await?;
-    Ok(Json(SearchResults { results }).into_response())
+    let results: SearchResults = searcher.search_page(&body.request).await?;
+    Ok(Json(results).into_response())
 }
 
 /// Count the objects that match the filters, optionally grouped by kind or namespace:

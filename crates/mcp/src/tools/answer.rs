@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use sync_model::search::{GroupCount, SearchHit};
+use sync_model::search::{ClusterCount, GroupCount, SearchHit};
 
 use crate::untrusted::{clean, clean_value};
 
@@ -136,6 +136,33 @@ impl From<GroupCount> for GroupCountLine {
             key: clean_value(&g.key),
             count: g.count,
         }
+    }
+}
+
+/// One cluster's answers on the page and in all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterLine {
+    pub cluster: String,
+    /// Its answers on this page.
+    pub shown: usize,
+    /// Its answers in all, counted in the index (more than shown: ask again with this
+    /// cluster, or page on); absent where a ranking by meaning has no end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
+}
+
+impl ClusterLine {
+    /// The lines of `clusters`, with `shown` counted on the answer as the tool cut it.
+    pub fn of(clusters: &[ClusterCount], shown: impl Fn(&str) -> usize) -> Vec<ClusterLine> {
+        clusters
+            .iter()
+            .map(|c| ClusterLine {
+                shown: shown(&c.cluster),
+                cluster: c.cluster.clone(),
+                total: c.total,
+            })
+            .collect()
     }
 }
 

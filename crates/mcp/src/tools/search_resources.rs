@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sync_model::search::{Collection, CountBody, SearchMode, SearchRequest};
 
-use super::answer::{hit_fields, GroupCountLine, HitLine};
+use super::answer::{hit_fields, ClusterLine, GroupCountLine, HitLine};
 use super::input::{bounded, non_empty, normalise_group, parse_health, parse_labels, HealthSchema};
 use super::size::{fit, json_len, MAX_ANSWER_BYTES};
 use super::{index_error, RANKING_WINDOW};
@@ -144,6 +144,11 @@ pub struct SearchAnswer {
     /// group_by: objects in groups left out of `groups`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub other_groups: Option<usize>,
+    /// list, without a cluster filter on an index of several clusters: each cluster's hits
+    /// on this page (every cluster gets its share of a page) and, where the list is complete
+    /// (a listing by filters), how many it holds in all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterLine>,
     /// What a caller should know: why the list ended, what to try next.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -268,7 +273,12 @@ impl CwMcp {
         // One hit more than the page tells whether another page exists.
         let want = (offset + page + 1).min(RANKING_WINDOW);
         request.limit = Some(want);
-        let hits = self.index.search(&request).await.map_err(index_error)?;
+        let found = self
+            .index
+            .search_page(&request)
+            .await
+            .map_err(index_error)?;
+        let hits = found.results;
         let ranked = !request.query.is_empty();
         let results: Vec<HitLine> = hits
             .iter()
@@ -277,7 +287,11 @@ impl CwMcp {
             .map(|h| HitLine::from_hit(h, ranked))
             .collect();
         let more = hits.len() > offset + results.len();
-        Ok(page_answer(results, more, offset, print))
+        let mut answer = page_answer(results, more, offset, print);
+        answer.clusters = ClusterLine::of(&found.clusters, |c| {
+            answer.results.iter().filter(|h| h.cluster == c).count()
+        });
+        Ok(answer)
     }
 }
 

@@ -1,0 +1,244 @@
+//! Answers that cover the fleet: a question without a cluster is asked of each cluster of
+//! the index apart (its own query, its own candidates), and the pages are merged so that
+//! every cluster with answers gets its share ([`fair_share`]) instead of the largest
+//! cluster's top-k; and how many objects answer, counted in the store by cluster (not read
+//! from the page), so that an answer can say how many more each cluster has and say "none"
+//! only when the store holds none.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sync_model::search::ClusterCount;
+
+use super::{SearchError, Searcher};
+use crate::document::{CLUSTER_KEY, OWNER_KIND_KEY};
+use crate::store::keys::{API_GROUP_KEY, KIND_KEY, NAMESPACE_KEY, NAME_KEY};
+use crate::store::Filter;
+
+/// How long the list of the index's clusters is reused: listing them reads every
+/// document's metadata on a remote store (Chroma, Qdrant), too much for every question. A
+/// cluster that joins is asked apart within this time; until then the one query over the
+/// whole index that a single cluster gets answers for it.
+const CLUSTER_LIST_TTL: Duration = Duration::from_secs(10);
+
+/// The clusters of the index, as last read ([`Searcher::fleet_clusters`]).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterList(Arc<Mutex<Option<ClustersRead>>>);
+
+/// When the clusters were read, and what: `None` when the index is one scope.
+type ClustersRead = (Instant, Option<Vec<String>>);
+
+/// Where one question is answered: a cluster, or the whole index.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    /// The cluster, or `None` for the whole index (a single-cluster index, or one whose
+    /// documents predate clusters).
+    pub cluster: Option<String>,
+    /// Its store filter, with the request's own filter when it has one.
+    pub filter: Option<Filter>,
+}
+
+/// `a` and `b`, both holding.
+pub(crate) fn both(a: Option<&Filter>, b: Filter) -> Filter {
+    match a {
+        Some(Filter::And(all)) => {
+            let mut all = all.clone();
+            all.push(b);
+            Filter::And(all)
+        }
+        Some(a) => Filter::And(vec![a.clone(), b]),
+        None => b,
+    }
+}
+
+impl Searcher {
+    /// The clusters of the index when it holds more than one, sorted; `None` when one (or
+    /// none) or when some documents have no cluster, where a question is asked of the whole
+    /// index at once. Reused for [`CLUSTER_LIST_TTL`].
+    pub(crate) async fn fleet_clusters(&self) -> Result<Option<Vec<String>>, SearchError> {
+        if let Ok(cached) = self.cluster_list.0.lock() {
+            if let Some((at, list)) = cached.as_ref() {
+                if at.elapsed() < CLUSTER_LIST_TTL {
+                    return Ok(list.clone());
+                }
+            }
+        }
+        let tally = self
+            .store
+            .tally(&self.instances_collection, None, &[CLUSTER_KEY])
+            .await?;
+        let mut clusters = Vec::new();
+        let mut unclustered = false;
+        for (values, _) in tally {
+            match values.into_iter().next().flatten() {
+                Some(c) if !c.is_empty() => clusters.push(c),
+                _ => unclustered = true,
+            }
+        }
+        clusters.sort_unstable();
+        clusters.dedup();
+        let list = (clusters.len() > 1 && !unclustered).then_some(clusters);
+        if let Ok(mut cached) = self.cluster_list.0.lock() {
+            *cached = Some((Instant::now(), list.clone()));
+        }
+        Ok(list)
+    }
+
+    /// The scopes a question is answered in: the asked `cluster`, else each cluster of the
+    /// fleet, else the whole index; each with `filter` (the request's) added.
+    pub(crate) async fn scopes(
+        &self,
+        cluster: Option<&str>,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<Scope>, SearchError> {
+        let in_cluster = |c: &str| Scope {
+            cluster: Some(c.to_string()),
+            filter: Some(both(filter, Filter::Eq(CLUSTER_KEY.into(), c.to_string()))),
+        };
+        if let Some(c) = cluster {
+            // The request's filter already holds the cluster.
+            return Ok(vec![Scope {
+                cluster: Some(c.to_string()),
+                filter: filter.cloned(),
+            }]);
+        }
+        Ok(match self.fleet_clusters().await? {
+            Some(clusters) => clusters.iter().map(|c| in_cluster(c)).collect(),
+            None => vec![Scope {
+                cluster: None,
+                filter: filter.cloned(),
+            }],
+        })
+    }
+
+    /// How many objects `filter` admits that no other object controls (a workload, not its
+    /// ReplicaSets and Pods, which an answer folds into it), by cluster; and of those, how
+    /// many match `any_of` (one filter per way to answer, an object counted once however
+    /// many it matches; every object when empty).
+    pub(crate) async fn count_uncontrolled(
+        &self,
+        filter: Option<&Filter>,
+        any_of: &[Filter],
+    ) -> Result<BTreeMap<String, usize>, SearchError> {
+        let mut by_cluster: BTreeMap<String, usize> = BTreeMap::new();
+        if any_of.len() <= 1 {
+            // One way to answer: no object can be counted twice, so the store counts by
+            // cluster and owner alone (a few rows, not one per object).
+            let filter = match any_of.first() {
+                Some(way) => Some(both(filter, way.clone())),
+                None => filter.cloned(),
+            };
+            let tally = self
+                .store
+                .tally(
+                    &self.instances_collection,
+                    filter.as_ref(),
+                    &[CLUSTER_KEY, OWNER_KIND_KEY],
+                )
+                .await?;
+            for (values, n) in tally {
+                let mut values = values.into_iter();
+                let (cluster, owner) = (values.next().flatten(), values.next().flatten());
+                if owner.is_none_or(|o| o.is_empty()) {
+                    *by_cluster.entry(cluster.unwrap_or_default()).or_default() += n;
+                }
+            }
+            return Ok(by_cluster);
+        }
+        // One row per object (its cluster, namespace, kind, group and name), so that an
+        // object two ways answer is counted once.
+        let keys = [
+            CLUSTER_KEY,
+            NAMESPACE_KEY,
+            KIND_KEY,
+            API_GROUP_KEY,
+            NAME_KEY,
+            OWNER_KIND_KEY,
+        ];
+        let mut seen: HashSet<Vec<Option<String>>> = HashSet::new();
+        for way in any_of {
+            let f = both(filter, way.clone());
+            let tally = self
+                .store
+                .tally(&self.instances_collection, Some(&f), &keys)
+                .await?;
+            for (values, _) in tally {
+                if values[5].as_deref().is_some_and(|o| !o.is_empty()) {
+                    continue;
+                }
+                let cluster = values[0].clone().unwrap_or_default();
+                if seen.insert(values) {
+                    *by_cluster.entry(cluster).or_default() += 1;
+                }
+            }
+        }
+        Ok(by_cluster)
+    }
+}
+
+/// The first `limit` of per-cluster rankings (each best first), every cluster in turn: the
+/// best of each, best first, then the second of each, and so on. A cluster with fewer
+/// answers leaves its places to the others. The order is the same for every limit (a page
+/// is a prefix of a longer one), so that pages with cursors stay consistent.
+pub(crate) fn fair_share<T>(lists: Vec<Vec<T>>, limit: usize, score: impl Fn(&T) -> f32) -> Vec<T> {
+    let mut lists: Vec<std::vec::IntoIter<T>> = lists.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let mut round: Vec<T> = lists.iter_mut().filter_map(Iterator::next).collect();
+        if round.is_empty() {
+            break;
+        }
+        round.sort_by(|a, b| score(b).total_cmp(&score(a)));
+        out.extend(round.into_iter().take(limit - out.len()));
+    }
+    out
+}
+
+/// `cluster`: `shown` of its answers on the page, `total` in all when known.
+pub(crate) fn cluster_count(cluster: &str, shown: usize, total: Option<usize>) -> ClusterCount {
+    ClusterCount {
+        cluster: cluster.to_string(),
+        shown,
+        total: total.map(|t| t.max(shown)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fair_share_takes_each_clusters_best_in_turn_and_fills_from_the_others() {
+        let big = vec![0.9, 0.8, 0.7, 0.6, 0.5];
+        let small = vec![0.3];
+        let mid = vec![0.5, 0.4];
+        let page = fair_share(vec![big, small, mid], 5, |s| *s);
+        // Round one: every cluster's best, best first; then the second of those with more.
+        assert_eq!(page, [0.9, 0.5, 0.3, 0.8, 0.4]);
+        // A shorter page is a prefix of a longer one.
+        let short = fair_share(
+            vec![vec![0.9, 0.8, 0.7, 0.6, 0.5], vec![0.3], vec![0.5, 0.4]],
+            2,
+            |s| *s,
+        );
+        assert_eq!(short, [0.9, 0.5]);
+        assert!(fair_share(Vec::<Vec<f32>>::new(), 3, |s| *s).is_empty());
+    }
+
+    #[test]
+    fn filters_are_combined_into_one_conjunction() {
+        let a = Filter::Eq("kind".into(), "Pod".into());
+        let b = Filter::Eq("cluster".into(), "x".into());
+        assert_eq!(both(None, b.clone()), b);
+        assert_eq!(
+            both(Some(&a), b.clone()),
+            Filter::And(vec![a.clone(), b.clone()])
+        );
+        let c = Filter::Eq("health".into(), "Failed".into());
+        assert_eq!(
+            both(Some(&Filter::And(vec![a.clone(), b.clone()])), c.clone()),
+            Filter::And(vec![a, b, c])
+        );
+    }
+}
