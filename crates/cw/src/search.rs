@@ -218,7 +218,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
         Output::Table => {
             print_table(&results.results);
-            let per_cluster = render_clusters(&results.clusters, &[]);
+            let per_cluster = render_cluster_counts(&results.clusters, &[]);
             if !per_cluster.is_empty() {
                 print!("\n{per_cluster}");
             }
@@ -448,7 +448,7 @@ fn render_answer(answer: &AskAnswer) -> String {
     } else {
         render_types(&mut out, answer, None);
     }
-    out.push_str(&render_clusters(&answer.clusters, &answer.health));
+    out.push_str(&render_cluster_counts(&answer.clusters, &answer.health));
     if !answer.available.is_empty() {
         let _ = writeln!(
             out,
@@ -464,7 +464,7 @@ fn render_answer(answer: &AskAnswer) -> String {
 /// How many answers each cluster has on the page and in all (`healths`: what they are):
 /// `gen-a  5 of 8 (3 more: --cluster gen-a --limit 8)`, `gen-b  none Failed or
 /// InProgress`. Nothing for an answer without per-cluster counts.
-fn render_clusters(
+fn render_cluster_counts(
     clusters: &[sync_model::search::ClusterCount],
     healths: &[sync_model::HealthStatus],
 ) -> String {

@@ -343,6 +343,7 @@ mod tests {
                 available: vec![],
                 health: vec![],
                 none_with_health: false,
+                clusters: vec![],
             })
         }
         async fn count(&self, _: &CountBody) -> Result<CountAnswer, IndexError> {
@@ -371,6 +372,7 @@ mod tests {
             why: Why {
                 words: vec!["database".into()],
                 capability: Some("statefulsets.apps".into()),
+                category: None,
                 similarity: 0.4,
             },
             owns: vec![format!("Pod {name}-0 [{}]", "o".repeat(filler))],
