@@ -34,10 +34,7 @@ impl ProviderEndpoint {
         policy: RetryPolicy,
         provider: &'static str,
     ) -> Result<Self, EmbedError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| EmbedError::Permanent(format!("cannot build an HTTP client: {e}")))?;
+        let client = crate::retry::http_client(timeout).map_err(EmbedError::Permanent)?;
         Ok(ProviderEndpoint {
             client,
             url,
