@@ -103,6 +103,7 @@ enum Backend {
 
 impl Server {
     async fn start(backend: Backend) -> Server {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut qdrant_url = None;
         let (store, keep): (Arc<dyn VectorStore>, Box<dyn std::any::Any + Send>) = match backend {
             Backend::Embedded => {
