@@ -449,6 +449,54 @@ mod tests {
     }
 }
 
+/// What each one-off run (`cw sync-instances`, `cw sync-capabilities`) takes: where to send,
+/// which types, how to report, and the store and model it writes in-process without an
+/// endpoint.
+#[derive(clap::Args)]
+pub struct OneOffArgs {
+    #[command(flatten)]
+    pub destination: EndpointArgs,
+    #[command(flatten)]
+    pub filters: watcher::config::ResourceFilterArgs,
+    /// The summary as text or as one JSON object on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
+}
+
+/// How a one-off run reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+impl OneOffArgs {
+    /// Where the run sends: HTTP to `--endpoint`, or else the pipelines `in_process` builds
+    /// over the chosen store and model, in this process. The model is built first: a
+    /// missing model is the likeliest first-run problem and its message names `cw model
+    /// fetch`.
+    pub fn sink(
+        &self,
+        in_process: impl FnOnce(
+            Arc<dyn VectorStore>,
+            Arc<dyn Embedder>,
+            sync_model::ClusterId,
+        ) -> anyhow::Result<crate::pipeline_sink::PipelineSink>,
+    ) -> anyhow::Result<Arc<dyn watcher::SyncSink>> {
+        let cluster = self.destination.cluster()?;
+        if let Some(sink) = self.destination.http_sink(&cluster)? {
+            return Ok(Arc::new(sink));
+        }
+        let embedder = self.embed.build_lazy()?;
+        let store = self.store.build()?;
+        Ok(Arc::new(in_process(store, embedder, cluster)?))
+    }
+}
+
 /// `--endpoint` of the one-shot commands (`sync-instances`, `sync-capabilities`): a running
 /// `cw serve` to send to instead of writing the store in this process.
 #[derive(clap::Args, Debug, Clone)]

@@ -8,43 +8,27 @@ use std::time::Instant;
 
 use anyhow::Context;
 use watcher::capabilities::{sync_capabilities, CapabilityError, CapabilityReport, WatchedTypes};
-use watcher::config::ResourceFilterArgs;
 use watcher::sender::{self, Retries, RetryConfig};
 use watcher::SyncSink;
 
-use crate::backend::{pipelines, EmbedArgs, EndpointArgs, EnrichArgs, StoreArgs};
+use crate::backend::{pipelines, EnrichArgs, OneOffArgs, Output};
 use crate::pipeline_sink::PipelineSink;
-use crate::sync_instances::Output;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub destination: EndpointArgs,
-    #[command(flatten)]
-    pub filters: ResourceFilterArgs,
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: Output,
-    #[command(flatten)]
-    pub store: StoreArgs,
-    #[command(flatten)]
-    pub embed: EmbedArgs,
+    pub run: OneOffArgs,
     #[command(flatten)]
     pub enrich: EnrichArgs,
 }
 
+/// `--endpoint` → HTTP to `cw serve`; otherwise ingest's pipelines (instances and
+/// capabilities) over the chosen store and model, in this process.
 fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
-    let cluster = args.destination.cluster()?;
-    if let Some(sink) = args.destination.http_sink(&cluster)? {
-        return Ok(Arc::new(sink));
-    }
-    // The model first: a missing model is the likeliest first-run problem and its message
-    // names `cw model fetch`.
-    let embedder = args.embed.build_lazy()?;
-    let store = args.store.build()?;
-    let (instances, capabilities) = pipelines(store, embedder, &args.store, &args.enrich)?;
-    Ok(Arc::new(
-        PipelineSink::new(instances, cluster).with_capabilities(capabilities),
-    ))
+    args.run.sink(|store, embedder, cluster| {
+        let (instances, capabilities) = pipelines(store, embedder, &args.run.store, &args.enrich)?;
+        Ok(PipelineSink::new(instances, cluster).with_capabilities(capabilities))
+    })
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -53,10 +37,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = watcher::kube_client()
         .await
         .context("building the Kubernetes client (KUBECONFIG, ~/.kube/config or in-cluster)")?;
-    let filter = args.filters.type_filter();
+    let filter = args.run.filters.type_filter();
     let report: CapabilityReport = sender::retrying(
         &RetryConfig::default(),
-        Retries::AtMost(args.destination.retries),
+        Retries::AtMost(args.run.destination.retries),
         "capability sync",
         CapabilityError::is_retryable,
         || async {
@@ -76,7 +60,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await
     .map_err(|e| anyhow::anyhow!("capability sync failed: {e}"))?;
     let seconds = started.elapsed().as_secs_f64();
-    match args.output {
+    match args.run.output {
         Output::Json => {
             let mut value = serde_json::to_value(&report)?;
             value["seconds"] = serde_json::json!((seconds * 100.0).round() / 100.0);

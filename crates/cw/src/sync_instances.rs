@@ -12,39 +12,23 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ingest::pipeline::Pipeline;
 use serde_json::json;
-use watcher::config::ResourceFilterArgs;
 use watcher::sender::RetryConfig;
 use watcher::single_pass::{self, Progress, Summary, SyncOptions};
 use watcher::{Metrics, SyncSink};
 
-use crate::backend::{EmbedArgs, EndpointArgs, StoreArgs};
+use crate::backend::{OneOffArgs, Output};
 use crate::pipeline_sink::PipelineSink;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub destination: EndpointArgs,
-    #[command(flatten)]
-    pub filters: ResourceFilterArgs,
+    pub run: OneOffArgs,
     /// Objects per list request (paged with limit/continue).
     #[arg(long, env = "CW_SYNC_PAGE_SIZE", default_value_t = 500)]
     pub page_size: u32,
     /// Upserts (or deletes) per batch sent to the store.
     #[arg(long, env = "CW_SYNC_BATCH_SIZE", default_value_t = 100)]
     pub batch_size: usize,
-    /// The summary as text or as one JSON object on stdout.
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: Output,
-    #[command(flatten)]
-    pub store: StoreArgs,
-    #[command(flatten)]
-    pub embed: EmbedArgs,
 }
 
 /// The summary as one JSON object on stdout (`--output json`).
@@ -111,7 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let options = SyncOptions {
         page_size: args.page_size.max(1),
         batch_size: args.batch_size.max(1),
-        retries: args.destination.retries,
+        retries: args.run.destination.retries,
         retry: RetryConfig::default(),
         metrics: Metrics::new(),
     };
@@ -119,15 +103,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let result = single_pass::sync_once(
         &client,
         sink,
-        &args.filters.type_filter(),
-        &args.filters.namespace_filter(),
+        &args.run.filters.type_filter(),
+        &args.run.filters.namespace_filter(),
         &options,
         progress.clone(),
     )
     .await;
     progress.finish();
     let summary = result?;
-    match args.output {
+    match args.run.output {
         Output::Text => println!("{}", summary_text(&summary)),
         Output::Json => println!("{}", summary_json(&summary)),
     }
@@ -150,22 +134,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// `--endpoint` → HTTP to `cw serve`; otherwise ingest's pipeline over the chosen store
 /// and model, in this process.
 fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
-    let cluster = args.destination.cluster()?;
-    if let Some(sink) = args.destination.http_sink(&cluster)? {
-        return Ok(Arc::new(sink));
-    }
-    // The model first: a missing model is the likeliest first-run problem and its message
-    // names `cw model fetch`.
-    let embedder = args.embed.build_lazy()?;
-    let store = args.store.build()?;
-    tracing::info!(
-        store = %args.store.describe(),
-        provider = ?args.embed.embedding_provider,
-        collection = %args.store.instances_collection,
-        "writing the store in-process"
-    );
-    let pipeline = Pipeline::new(store, embedder, &args.store.instances_collection);
-    Ok(Arc::new(PipelineSink::new(pipeline, cluster)))
+    let run = &args.run;
+    run.sink(|store, embedder, cluster| {
+        tracing::info!(
+            store = %run.store.describe(),
+            provider = ?run.embed.embedding_provider,
+            collection = %run.store.instances_collection,
+            "writing the store in-process"
+        );
+        let pipeline = Pipeline::new(store, embedder, &run.store.instances_collection);
+        Ok(PipelineSink::new(pipeline, cluster))
+    })
 }
 
 /// A progress bar on a terminal (types done, instances listed, stored); plain log lines,

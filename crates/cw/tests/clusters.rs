@@ -5,31 +5,14 @@
 //! clusters remove` retires one cluster and leaves the other; and with the server down the
 //! local index tells the same.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::CwProcess;
 use serde_json::{json, Value};
 use testkit::VoyageStandin;
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Serve {
-    /// Stops it as Kubernetes would (SIGTERM) and waits.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
 
 fn cw(data_dir: &Path, voyage: &VoyageStandin) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cw"));
@@ -44,35 +27,20 @@ fn cw(data_dir: &Path, voyage: &VoyageStandin) -> Command {
     c
 }
 
-async fn serve(data_dir: &Path, voyage: &VoyageStandin, port: u16) -> Serve {
-    let mut serve = Serve(
-        cw(data_dir, voyage)
-            .arg("serve")
-            .env("CW_HOST", "127.0.0.1")
-            .env("CW_PORT", port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting the cw binary"),
+/// `cw serve` on `port` with the store in `data_dir`, once it is ready; its log in `work`.
+async fn serve(work: &Path, data_dir: &Path, voyage: &VoyageStandin, port: u16) -> CwProcess {
+    let mut serve = CwProcess::serve_on(
+        port,
+        work,
+        &[
+            ("CW_DATA_DIR", data_dir.display().to_string()),
+            ("CW_EMBEDDING_PROVIDER", "voyage".into()),
+            ("VOYAGE_API_KEY", "test".into()),
+            ("VOYAGE_BASE_URL", voyage.base_url()),
+        ],
     );
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(status)) = serve.0.try_wait() {
-            panic!("cw serve exited: {status}");
-        }
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-        {
-            if r.status().is_success() {
-                return serve;
-            }
-        }
-        assert!(Instant::now() < deadline, "cw serve never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    serve.wait_ready().await;
+    serve
 }
 
 fn instance(name: &str) -> Value {
@@ -120,19 +88,14 @@ async fn a_cluster_keeps_its_last_sync_across_restarts_and_leaves_with_one_comma
     let _ = rustls::crypto::ring::default_provider().install_default();
     let voyage = VoyageStandin::start().await;
     let data = tempfile::tempdir().expect("temp dir");
+    let work = tempfile::tempdir().expect("temp dir");
     let port = testkit::free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let server = serve(data.path(), &voyage, port).await;
-    let http = reqwest::Client::new();
+    let mut server = serve(work.path(), data.path(), &voyage, port).await;
     for (cluster, names) in [("alpha", vec!["web"]), ("beta", vec!["api", "db", "cache"])] {
         let upserts: Vec<Value> = names.iter().map(|n| instance(n)).collect();
-        let resp = http
-            .post(format!("{url}/api/v1/instances/sync"))
-            .json(&json!({"cluster": cluster, "upserts": upserts}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        let body = json!({"cluster": cluster, "upserts": upserts});
+        server.post_json("/api/v1/instances/sync", body).await;
     }
 
     let listed = run(cw(data.path(), &voyage), &["clusters", "--server", &url]).await;
@@ -157,8 +120,8 @@ async fn a_cluster_keeps_its_last_sync_across_restarts_and_leaves_with_one_comma
     assert_eq!(beta[4], "ok", "{table}");
 
     // A restart forgets nothing: the times are in the store.
-    server.stop();
-    let server = serve(data.path(), &voyage, port).await;
+    server.terminate();
+    let mut server = serve(work.path(), data.path(), &voyage, port).await;
     let listed = run(
         cw(data.path(), &voyage),
         &["clusters", "--server", &url, "--output", "json"],
@@ -215,7 +178,7 @@ async fn a_cluster_keeps_its_last_sync_across_restarts_and_leaves_with_one_comma
     );
 
     // With the server down, the local index tells the same.
-    server.stop();
+    server.terminate();
     let local = run(cw(data.path(), &voyage), &["clusters", "--local"]).await;
     let table = stdout(&local);
     assert!(local.status.success(), "{}", stderr(&local));

@@ -5,14 +5,14 @@
 //! server's default cluster). And a Qdrant collection lost under the server is filled
 //! again by the watcher on its own.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
-use ingest::pipeline::Pipeline;
-use ingest::retry::RetryPolicy;
-use ingest::server::{self, AppState, ServerConfig};
+use common::watch::{self, Watching};
+use ingest::server::{self, ServerConfig};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::qdrant::{QdrantConfig, QdrantStore};
 use ingest::store::VectorStore;
@@ -20,13 +20,7 @@ use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::{json, Value};
 use sync_model::ClusterId;
 use testkit::VoyageStandin;
-use tokio::task::JoinHandle;
-use watcher::buffer::BufferConfig;
-use watcher::sender::RetryConfig;
-use watcher::{
-    CancellationToken, HttpSink, Metrics, NamespaceFilter, Shared, TypeFilter, WatchError,
-    WatcherSettings,
-};
+use watcher::HttpSink;
 
 /// Debounce window plus embedding and the store's write, with room for a loaded machine.
 const SOON: Duration = Duration::from_secs(20);
@@ -51,60 +45,20 @@ fn deployment(name: &str) -> Value {
 struct Member {
     id: ClusterId,
     sim: SimHandle,
-    stop: CancellationToken,
-    watcher: JoinHandle<Result<(), WatchError>>,
-    shared: Arc<Shared>,
+    watching: Watching,
 }
 
 /// A watcher of Deployments in `sim`, sending to `base` as cluster `id`, once it is ready.
-async fn start_watcher(
-    sim: &SimHandle,
-    base: &str,
-    id: &ClusterId,
-) -> (
-    CancellationToken,
-    JoinHandle<Result<(), WatchError>>,
-    Arc<Shared>,
-) {
-    let settings = WatcherSettings {
-        buffer: BufferConfig {
-            debounce: Duration::from_millis(300),
-            flush_interval: Duration::from_millis(100),
-            max_batch: 50,
-        },
-        retry: RetryConfig {
-            min_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(1000),
-        },
-        types: TypeFilter::new(&["deployments".to_string()], &[] as &[String]),
-        namespaces: NamespaceFilter::default(),
-        resync_interval: Duration::from_secs(3600),
-        shutdown_timeout: Duration::from_secs(10),
-        group_discovery_timeout: Duration::from_secs(2),
-        forbidden_grace: Duration::from_secs(600),
-        heartbeat_interval: Duration::ZERO,
-    };
+async fn start_watcher(sim: &SimHandle, base: &str, id: &ClusterId) -> Watching {
+    let settings = watch::settings(
+        &["deployments"],
+        Duration::from_millis(300),
+        Duration::from_millis(100),
+    );
     let sink = HttpSink::new(base, None, Duration::from_secs(15))
         .unwrap()
         .with_cluster(id.clone());
-    let shared = Shared::new(Metrics::new());
-    let stop = CancellationToken::new();
-    let watcher = tokio::spawn(watcher::run(
-        settings,
-        sim.client().unwrap(),
-        Arc::new(sink),
-        shared.clone(),
-        stop.clone(),
-    ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !shared.is_ready() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the watcher of {id} never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (stop, watcher, shared)
+    watch::start(sim, sink, settings).await
 }
 
 impl Member {
@@ -114,30 +68,19 @@ impl Member {
             sim.create(deployment(o)).unwrap();
         }
         let id = ClusterId::new(name).unwrap();
-        let (stop, watcher, shared) = start_watcher(&sim, base, &id).await;
-        Member {
-            id,
-            sim,
-            stop,
-            watcher,
-            shared,
-        }
+        let watching = start_watcher(&sim, base, &id).await;
+        Member { id, sim, watching }
     }
 
     /// Stops the watcher (pending changes flushed), runs `meanwhile`, starts a new one.
     async fn restart(&mut self, base: &str, meanwhile: impl FnOnce(&SimHandle)) {
-        self.stop.cancel();
-        (&mut self.watcher).await.unwrap().unwrap();
+        self.watching.stop().await;
         meanwhile(&self.sim);
-        let (stop, watcher, shared) = start_watcher(&self.sim, base, &self.id).await;
-        self.stop = stop;
-        self.watcher = watcher;
-        self.shared = shared;
+        self.watching = start_watcher(&self.sim, base, &self.id).await;
     }
 
-    async fn stop(self) {
-        self.stop.cancel();
-        self.watcher.await.unwrap().unwrap();
+    async fn stop(mut self) {
+        self.watching.stop().await;
     }
 }
 
@@ -179,29 +122,7 @@ impl Server {
             }
         };
         let voyage = VoyageStandin::start().await;
-        let mut voyage_config = VoyageConfig::new("test-key");
-        voyage_config.base_url = voyage.base_url();
-        voyage_config.retry = RetryPolicy {
-            max_retries: 1,
-            min_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(100),
-            max_retry_after: Duration::from_secs(1),
-        };
-        let pipeline = Pipeline::new(
-            store,
-            Arc::new(VoyageEmbedder::new(voyage_config).unwrap()),
-            "instances",
-        );
-        let state = AppState::new(pipeline, ServerConfig::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = server::router(state.clone());
-        tokio::spawn(server::serve(
-            listener,
-            app,
-            state,
-            std::future::pending::<()>(),
-        ));
+        let base = common::ingest_server::serve(store, &voyage, ServerConfig::default()).await;
         Server {
             base,
             http: reqwest::Client::new(),
@@ -209,6 +130,17 @@ impl Server {
             _voyage: voyage,
             _store: keep,
         }
+    }
+
+    /// `POST /api/v1/instances/sync` of `payload`, as the Go controller sends it.
+    async fn post_sync(&self, payload: String) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/instances/sync", self.base))
+            .header("content-type", "application/json")
+            .body(payload)
+            .send()
+            .await
+            .expect("the server answers")
     }
 
     /// `GET /api/v1/instances/hashes[?cluster=]`: the ids the server answers.
@@ -302,14 +234,7 @@ async fn two_clusters_share_one_qdrant_index_without_touching_each_others_docume
 /// server: deletes, a restart and a resync of one leave the others' documents.
 async fn two_clusters_share_one_index(server: Server) {
     // The Go controller's payload first: stored under the default cluster.
-    let resp = server
-        .http
-        .post(format!("{}/api/v1/instances/sync", server.base))
-        .header("content-type", "application/json")
-        .body(GO_PAYLOAD)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_sync(GO_PAYLOAD.to_string()).await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(server.ids(None).await, ids(&["legacy"]));
     assert_eq!(server.ids(Some("default")).await, ids(&["legacy"]));
@@ -370,7 +295,12 @@ async fn two_clusters_share_one_index(server: Server) {
 
     // A resync of beta (its whole listing diffed against its hashes) leaves alpha's and
     // the Go controller's documents alone.
-    let report = beta.shared.request_resync().await.expect("resync report");
+    let report = beta
+        .watching
+        .shared
+        .request_resync()
+        .await
+        .expect("resync report");
     assert_eq!(report.deleted, 0, "{report:?}");
     assert_eq!(server.ids(Some("beta")).await, ids(&["nginx", "only-beta"]));
     assert_eq!(server.ids(Some("alpha")).await, ids(&["only-alpha"]));
@@ -448,14 +378,7 @@ async fn a_qdrant_collection_lost_under_the_server_is_filled_again_by_the_watche
 async fn a_malformed_cluster_is_refused_with_the_field_named_and_nothing_stored() {
     let server = Server::start(Backend::Embedded).await;
     let body = GO_PAYLOAD.replacen('{', r#"{"cluster":"Prod_EU","#, 1);
-    let resp = server
-        .http
-        .post(format!("{}/api/v1/instances/sync", server.base))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_sync(body).await;
     assert_eq!(resp.status(), 400);
     let answer: Value = resp.json().await.unwrap();
     assert_eq!(answer["details"][0]["field"], "cluster", "{answer}");
@@ -482,32 +405,15 @@ async fn a_malformed_cluster_is_refused_with_the_field_named_and_nothing_stored(
 /// An ingest server (as `cw serve` runs it, on the embedded store) that checks tokens
 /// against the tokens file at `tokens`; its base URL and what keeps it alive.
 async fn start_server_with_tokens(tokens: &std::path::Path) -> (String, Box<dyn std::any::Any>) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open_in_dir(dir.path()).unwrap();
     let voyage = VoyageStandin::start().await;
-    let mut voyage_config = VoyageConfig::new("test-key");
-    voyage_config.base_url = voyage.base_url();
-    let pipeline = Pipeline::new(
-        Arc::new(store),
-        Arc::new(VoyageEmbedder::new(voyage_config).unwrap()),
-        "instances",
-    );
     let file = server::credentials::TokensFile::open(tokens).unwrap();
     let config = ServerConfig {
         tokens_file: Some(Arc::new(file)),
         ..ServerConfig::default()
     };
-    let state = AppState::new(pipeline, config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = server::router(state.clone());
-    tokio::spawn(server::serve(
-        listener,
-        app,
-        state,
-        std::future::pending::<()>(),
-    ));
+    let base = common::ingest_server::serve(Arc::new(store), &voyage, config).await;
     (base, Box::new((dir, voyage)))
 }
 
@@ -535,36 +441,18 @@ async fn a_watcher_whose_token_may_not_write_its_cluster_is_not_ready_and_says_w
 
     // The watcher of cluster beta, with alpha's token, and its operations endpoints.
     let beta = ClusterId::new("beta").unwrap();
-    let settings = WatcherSettings {
-        buffer: BufferConfig {
-            debounce: Duration::from_millis(100),
-            flush_interval: Duration::from_millis(100),
-            max_batch: 50,
-        },
-        retry: RetryConfig {
-            min_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(500),
-        },
-        types: TypeFilter::new(&["deployments".to_string()], &[] as &[String]),
-        namespaces: NamespaceFilter::default(),
-        resync_interval: Duration::from_secs(3600),
-        shutdown_timeout: Duration::from_secs(10),
-        group_discovery_timeout: Duration::from_secs(2),
-        forbidden_grace: Duration::from_secs(600),
-        heartbeat_interval: Duration::ZERO,
-    };
+    let mut settings = watch::settings(
+        &["deployments"],
+        Duration::from_millis(100),
+        Duration::from_millis(100),
+    );
+    settings.retry.max_delay = Duration::from_millis(500);
     let sink = HttpSink::new(&base, Some("tok-alpha".into()), Duration::from_secs(15))
         .unwrap()
         .with_cluster(beta.clone());
-    let shared = Shared::new(Metrics::new());
-    let stop = CancellationToken::new();
-    let watcher = tokio::spawn(watcher::run(
-        settings,
-        sim.client().unwrap(),
-        Arc::new(sink),
-        shared.clone(),
-        stop.clone(),
-    ));
+    let mut beta_watcher = watch::spawn(&sim, sink, settings);
+    let shared = beta_watcher.shared.clone();
+    let stop = beta_watcher.stop.clone();
     let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ops_url = format!("http://{}/readyz", ops.local_addr().unwrap());
     tokio::spawn(watcher::ops::serve(ops, shared.clone(), None, stop.clone()));
@@ -633,6 +521,5 @@ async fn a_watcher_whose_token_may_not_write_its_cluster_is_not_ready_and_says_w
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop.cancel();
-    watcher.await.unwrap().unwrap();
+    beta_watcher.stop().await;
 }

@@ -10,45 +10,19 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::mcp_client::{drive, ok, tool_error};
+use common::watch::{self, Watching};
+use common::CwProcess;
 use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::{json, Value};
 use sync_model::ClusterId;
 use testkit::VoyageStandin;
-use tokio::task::JoinHandle;
-use watcher::buffer::BufferConfig;
-use watcher::sender::RetryConfig;
-use watcher::{
-    CancellationToken, HttpSink, Metrics, NamespaceFilter, Shared, TypeFilter, WatchError,
-    WatcherSettings,
-};
+use watcher::HttpSink;
 
 const TOKEN: &str = "fleet-live-token";
 const LEDGER: &str = "data/apps/v1/StatefulSet/ledger";
-
-/// A running `cw serve`, killed on drop.
-struct Serve {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
 
 fn ledger(ready: u64) -> Value {
     json!({
@@ -64,130 +38,52 @@ fn ledger(ready: u64) -> Value {
 }
 
 /// A watcher of StatefulSets in `sim`, sending to `base` as cluster `id`, once it is ready.
-async fn start_watcher(
-    sim: &SimHandle,
-    base: &str,
-    id: &str,
-) -> (CancellationToken, JoinHandle<Result<(), WatchError>>) {
-    let settings = WatcherSettings {
-        buffer: BufferConfig {
-            debounce: Duration::from_millis(200),
-            flush_interval: Duration::from_millis(100),
-            max_batch: 50,
-        },
-        retry: RetryConfig {
-            min_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(1000),
-        },
-        types: TypeFilter::new(&["statefulsets".to_string()], &[] as &[String]),
-        namespaces: NamespaceFilter::default(),
-        resync_interval: Duration::from_secs(3600),
-        shutdown_timeout: Duration::from_secs(10),
-        group_discovery_timeout: Duration::from_secs(2),
-        forbidden_grace: Duration::from_secs(600),
-        heartbeat_interval: Duration::ZERO,
-    };
+async fn start_watcher(sim: &SimHandle, base: &str, id: &str) -> Watching {
+    let settings = watch::settings(
+        &["statefulsets"],
+        Duration::from_millis(200),
+        Duration::from_millis(100),
+    );
     let sink = HttpSink::new(base, Some(TOKEN.to_string()), Duration::from_secs(15))
         .expect("sink")
         .with_cluster(ClusterId::new(id).expect("cluster id"));
-    let shared = Shared::new(Metrics::new());
-    let stop = CancellationToken::new();
-    let watcher = tokio::spawn(watcher::run(
-        settings,
-        sim.client().expect("sim client"),
-        Arc::new(sink),
-        shared.clone(),
-        stop.clone(),
-    ));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !shared.is_ready() {
-        assert!(
-            Instant::now() < deadline,
-            "the watcher of {id} never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (stop, watcher)
+    watch::start(sim, sink, settings).await
 }
 
-fn start_serve(work: &std::path::Path, kubeconfigs: &std::path::Path, voyage: &str) -> Serve {
-    let port = testkit::free_port();
-    let log = work.join("cw-serve.log");
-    let out = std::fs::File::create(&log).expect("log file");
-    let err = out.try_clone().expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_cw"))
-        .arg("serve")
-        .env("CW_HOST", "127.0.0.1")
-        .env("CW_PORT", port.to_string())
-        .env("CW_DATA_DIR", work.join("data"))
-        .env("CW_EMBEDDING_PROVIDER", "voyage")
-        .env("VOYAGE_API_KEY", "test")
-        .env("VOYAGE_BASE_URL", voyage)
-        .env("CW_INGEST_TOKEN", TOKEN)
-        .env("CW_CLUSTER_KUBECONFIGS", kubeconfigs)
-        .env("LOG_LEVEL", "info")
-        .env_remove("CHROMA_URL")
-        .env_remove("QDRANT_URL")
-        .env_remove("KUBECONFIG")
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .expect("starting cw serve");
-    Serve {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    }
-}
-
-async fn wait_ready(serve: &mut Serve) {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(status)) = serve.child.try_wait() {
-            panic!("cw serve exited ({status}); its log:\n{}", serve.log_text());
-        }
-        if let Ok(r) = http.get(format!("{}/readyz", serve.base)).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cw serve never became ready; its log:\n{}",
-            serve.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// `cw serve` on the embedded store in `work`, the Voyage stand-in at `voyage` embedding,
+/// with the kubeconfigs of `kubeconfigs` for live reads.
+fn start_serve(work: &std::path::Path, kubeconfigs: &std::path::Path, voyage: &str) -> CwProcess {
+    CwProcess::serve(
+        work,
+        &[
+            ("CW_DATA_DIR", work.join("data").display().to_string()),
+            ("CW_EMBEDDING_PROVIDER", "voyage".into()),
+            ("VOYAGE_API_KEY", "test".into()),
+            ("VOYAGE_BASE_URL", voyage.into()),
+            ("CW_INGEST_TOKEN", TOKEN.into()),
+            ("CW_CLUSTER_KUBECONFIGS", kubeconfigs.display().to_string()),
+        ],
+    )
 }
 
 /// Polls the search API until `cluster` holds the ledger with `0/3 replicas ready`.
-async fn wait_indexed(serve: &Serve, cluster: &str) {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let resp = http
-            .post(format!("{}/api/v1/search", serve.base))
-            .bearer_auth(TOKEN)
-            .json(&json!({"query": "ledger", "mode": "keyword", "cluster": cluster}))
-            .send()
-            .await
-            .expect("search");
-        let answer: Value = resp.json().await.unwrap_or_default();
-        let indexed = answer["results"].as_array().is_some_and(|r| {
-            r.iter()
-                .any(|h| h["id"] == LEDGER && h["health"]["reason"] == "0/3 replicas ready")
-        });
-        if indexed {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cluster {cluster}'s ledger not indexed after 30 s ({answer}); cw serve's log:\n{}",
-            serve.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+async fn wait_indexed(serve: &mut CwProcess, cluster: &str) {
+    let body = json!({"query": "ledger", "mode": "keyword", "cluster": cluster});
+    let what = format!("cluster {cluster}'s ledger indexed");
+    serve
+        .wait_for(&what, Duration::from_secs(30), async |serve: &CwProcess| {
+            let (_, answer) = serve.post("/api/v1/search", &body).await;
+            let indexed = answer["results"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|h| h["id"] == LEDGER && h["health"]["reason"] == "0/3 replicas ready")
+            });
+            if indexed {
+                Ok(())
+            } else {
+                Err(format!("the search answers {answer}"))
+            }
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,16 +104,15 @@ async fn get_resource_reads_a_connected_cluster_live_and_answers_for_another_fro
     std::fs::create_dir(kubeconfigs.join("..data")).expect("..data");
     let voyage = VoyageStandin::start().await;
     let mut serve = start_serve(work.path(), &kubeconfigs, &voyage.base_url());
-    wait_ready(&mut serve).await;
+    serve.wait_ready().await;
 
-    let (stop_a, watch_a) = start_watcher(&alpha, &serve.base, "alpha").await;
-    let (stop_b, watch_b) = start_watcher(&beta, &serve.base, "beta").await;
-    wait_indexed(&serve, "alpha").await;
-    wait_indexed(&serve, "beta").await;
+    let watch_a = start_watcher(&alpha, &serve.base, "alpha").await;
+    let watch_b = start_watcher(&beta, &serve.base, "beta").await;
+    wait_indexed(&mut serve, "alpha").await;
+    wait_indexed(&mut serve, "beta").await;
     // The watchers stop, so the index keeps 0/3; then both clusters' ledgers become ready.
-    for (stop, watch) in [(stop_a, watch_a), (stop_b, watch_b)] {
-        stop.cancel();
-        watch.await.expect("watcher task").expect("watcher");
+    for mut watching in [watch_a, watch_b] {
+        watching.stop().await;
     }
     for sim in [&alpha, &beta] {
         sim.apply(ledger(3)).expect("ready ledger");

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::mcp_client::{drive, ok, tool_error};
-use common::CwRun;
+use common::CwProcess;
 use kube_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
 
@@ -61,18 +61,7 @@ fn crashing_pod() -> Value {
 }
 
 fn widget_crd() -> Value {
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "caches.example.com"},
-        "spec": {
-            "group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "caches", "singular": "cache", "kind": "Cache", "listKind": "CacheList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object",
-                    "x-kubernetes-preserve-unknown-fields": true}}}]
-        }
-    })
+    kube_sim::custom_resource_definition("example.com", "Cache", "caches")
 }
 
 fn cache(ready: &str) -> Value {
@@ -94,8 +83,41 @@ fn create_with_status(sim: &kube_sim::SimHandle, obj: Value) {
     sim.update_status(obj).expect("status");
 }
 
+/// A simulated cluster that serves the `Cache` custom type, and its kubeconfig in `work`.
+async fn start_cluster(work: &std::path::Path) -> (kube_sim::SimHandle, std::path::PathBuf) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = SimServer::start(SimConfig::default())
+        .await
+        .expect("starting kube-sim");
+    let kubeconfig = work.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    sim.apply(widget_crd()).expect("CRD");
+    (sim, kubeconfig)
+}
+
+/// `cw run` against the cluster of `kubeconfig` with the Voyage stand-in as its provider,
+/// once it is ready; its data and log in `work`.
+async fn start_cw_run(
+    kubeconfig: &std::path::Path,
+    work: &std::path::Path,
+    voyage: &testkit::VoyageStandin,
+) -> CwProcess {
+    let mut cw = CwProcess::run_with(
+        kubeconfig,
+        &work.join("data"),
+        work,
+        &[
+            ("CW_EMBEDDING_PROVIDER", "voyage".into()),
+            ("VOYAGE_API_KEY", "test-key".into()),
+            ("VOYAGE_BASE_URL", voyage.base_url()),
+        ],
+    );
+    cw.wait_ready().await;
+    cw
+}
+
 /// Hits of a keyword search (no embedding request) by health, as (name, status, reason).
-async fn by_health(cw: &CwRun, health: &str) -> Vec<(String, String, String)> {
+async fn by_health(cw: &CwProcess, health: &str) -> Vec<(String, String, String)> {
     let answer = cw
         .post_json(
             "/api/v1/search",
@@ -125,7 +147,7 @@ async fn by_health(cw: &CwRun, health: &str) -> Vec<(String, String, String)> {
 }
 
 /// `cw ask` through the API.
-async fn ask(cw: &CwRun, question: &str) -> Value {
+async fn ask(cw: &CwProcess, question: &str) -> Value {
     cw.post_json(
         "/api/v1/search",
         json!({"query": question, "ask": true, "limit": 10}),
@@ -157,31 +179,15 @@ fn metric(text: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let work = tempfile::tempdir().expect("temp dir");
-    let sim = SimServer::start(SimConfig::default())
-        .await
-        .expect("starting kube-sim");
-    let kubeconfig = work.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    sim.apply(widget_crd()).expect("CRD");
+    let (sim, kubeconfig) = start_cluster(work.path()).await;
     create_with_status(&sim, deployment(1));
     create_with_status(&sim, failing_job());
     create_with_status(&sim, crashing_pod());
     create_with_status(&sim, cache("False"));
 
     let voyage = testkit::VoyageStandin::start().await;
-    let mut cw = CwRun::start_with(
-        &kubeconfig,
-        &work.path().join("data"),
-        work.path(),
-        &[
-            ("CW_EMBEDDING_PROVIDER", "voyage".into()),
-            ("VOYAGE_API_KEY", "test-key".into()),
-            ("VOYAGE_BASE_URL", voyage.base_url()),
-        ],
-    );
-    cw.wait_ready().await;
+    let mut cw = start_cw_run(&kubeconfig, work.path(), &voyage).await;
 
     let failed = vec![
         (
@@ -200,7 +206,7 @@ async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding
             "Ready=False: NoQuorum: 1 of 3 members reachable".to_string(),
         ),
     ];
-    cw.wait_until("the three failing objects", async |cw: &CwRun| {
+    cw.wait_until("the three failing objects", async |cw: &CwProcess| {
         by_health(cw, "failed").await == failed
     })
     .await;
@@ -273,14 +279,14 @@ async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding
     let requests_before = voyage.requests();
     sim.update_status(deployment(3)).expect("status");
     sim.update_status(cache("True")).expect("status");
-    cw.wait_until("the Deployment current", async |cw: &CwRun| {
+    cw.wait_until("the Deployment current", async |cw: &CwProcess| {
         by_health(cw, "current")
             .await
             .iter()
             .any(|(n, _, r)| n == "web" && r == "3/3 replicas available")
     })
     .await;
-    cw.wait_until("the cache no longer failing", async |cw: &CwRun| {
+    cw.wait_until("the cache no longer failing", async |cw: &CwProcess| {
         by_health(cw, "failed").await.len() == 2
     })
     .await;
@@ -311,7 +317,7 @@ async fn health_is_read_filtered_and_a_change_of_health_alone_costs_no_embedding
     upgraded["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
     upgraded.as_object_mut().expect("object").remove("status");
     sim.apply(upgraded).expect("apply");
-    cw.wait_until("the new image embedded", async |_: &CwRun| {
+    cw.wait_until("the new image embedded", async |_: &CwProcess| {
         voyage.inputs() > embedded_before
     })
     .await;
@@ -399,31 +405,15 @@ fn cw_cli(base: &str, args: &[&str]) -> Result<Value, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_object_reads_the_same_health_on_every_surface_and_filters_take_peoples_words() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let work = tempfile::tempdir().expect("temp dir");
-    let sim = SimServer::start(SimConfig::default())
-        .await
-        .expect("starting kube-sim");
-    let kubeconfig = work.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    sim.apply(widget_crd()).expect("CRD");
+    let (sim, kubeconfig) = start_cluster(work.path()).await;
     create_with_status(&sim, deployment(3));
     create_with_status(&sim, statefulset(0));
     create_with_status(&sim, failing_job());
     create_with_status(&sim, cache("False"));
 
     let voyage = testkit::VoyageStandin::start().await;
-    let mut cw = CwRun::start_with(
-        &kubeconfig,
-        &work.path().join("data"),
-        work.path(),
-        &[
-            ("CW_EMBEDDING_PROVIDER", "voyage".into()),
-            ("VOYAGE_API_KEY", "test-key".into()),
-            ("VOYAGE_BASE_URL", voyage.base_url()),
-        ],
-    );
-    cw.wait_ready().await;
+    let mut cw = start_cw_run(&kubeconfig, work.path(), &voyage).await;
 
     let unhealthy = healths(&[
         ("ledger", "InProgress", "0/1 replicas ready"),
@@ -446,7 +436,7 @@ async fn the_same_object_reads_the_same_health_on_every_surface_and_filters_take
     };
     cw.wait_until(
         "every object indexed with its health",
-        async |cw: &CwRun| {
+        async |cw: &CwProcess| {
             by_health(cw, "unhealthy").await == as_tuples(&unhealthy)
                 && by_health(cw, "healthy").await == as_tuples(&healthy)
         },
@@ -485,42 +475,27 @@ async fn the_same_object_reads_the_same_health_on_every_surface_and_filters_take
     );
 
     // `cw search` and `cw ask` (through the server, as a user runs them).
-    let searched = cw_cli(
-        &cw.base,
-        &[
-            "search",
-            "",
-            "--mode",
-            "keyword",
-            "--namespace",
-            NS,
-            "--health",
-            "unhealthy",
-        ],
-    )
-    .expect("cw search");
-    assert_eq!(
-        of_hits(searched["results"].as_array().unwrap().iter()),
-        unhealthy
-    );
-    let searched = cw_cli(
-        &cw.base,
-        &[
-            "search",
-            "",
-            "--mode",
-            "keyword",
-            "--namespace",
-            NS,
-            "--health",
-            "healthy",
-        ],
-    )
-    .expect("cw search");
-    assert_eq!(
-        of_hits(searched["results"].as_array().unwrap().iter()),
-        healthy
-    );
+    for (word, want) in [("unhealthy", &unhealthy), ("healthy", &healthy)] {
+        let searched = cw_cli(
+            &cw.base,
+            &[
+                "search",
+                "",
+                "--mode",
+                "keyword",
+                "--namespace",
+                NS,
+                "--health",
+                word,
+            ],
+        )
+        .expect("cw search");
+        assert_eq!(
+            &of_hits(searched["results"].as_array().unwrap().iter()),
+            want,
+            "cw search --health {word}"
+        );
+    }
     let asked = cw_cli(
         &cw.base,
         &["ask", "is anything unhealthy?", "--health", "unhealthy"],

@@ -9,10 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::mcp_client::{drive, ok, tool_error};
-use common::{model_dir, start_demo_cluster, CwRun};
+use common::{model_dir, start_demo_cluster, CwProcess};
 use ingest::embed::Embedder;
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::{MetaValue, Metadata, Record, VectorStore};
@@ -120,43 +120,40 @@ fn assert_clean(value: &Value) {
     );
 }
 
+/// Asserts that `answer` names `field` among those that hold cluster text.
+fn assert_untrusted(answer: &Value, field: &str) {
+    assert!(
+        answer["untrusted"]["fields"]
+            .as_array()
+            .is_some_and(|f| f.contains(&json!(field))),
+        "{field} is not marked untrusted in {answer}"
+    );
+}
+
 /// Polls the search API (with the token) until `body` finds `want` by name.
-async fn wait_indexed(cw: &mut CwRun, body: Value, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        cw.assert_running();
-        let resp = cw
-            .http
-            .post(format!("{}/api/v1/search", cw.base))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("search");
-        let answer: Value = resp.json().await.unwrap_or_default();
+async fn wait_indexed(cw: &mut CwProcess, body: Value, want: &str) {
+    let what = format!("{want} indexed ({body})");
+    cw.wait_for(&what, Duration::from_secs(60), async |cw: &CwProcess| {
+        let (_, answer) = cw.post("/api/v1/search", &body).await;
         let found = answer["results"]
             .as_array()
             .is_some_and(|r| r.iter().any(|h| h["name"] == want || h["kind"] == want));
         if found {
-            return;
+            Ok(())
+        } else {
+            Err("not found".to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "{want} not indexed after 60 s ({body}); cw run's log:\n{}",
-            cw.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_cluster() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let work = tempfile::tempdir().expect("temp dir");
     let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
     add_unhealthy_database(&sim);
     add_objects_that_carry_instructions(&sim);
-    let mut cw = CwRun::start_with(
+    let mut cw = CwProcess::run_with(
         &kubeconfig,
         &work.path().join("data"),
         work.path(),
@@ -438,12 +435,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     );
     let found = ok(&report, 13);
     assert_eq!(found["results"][0]["name"], "notes-cm", "{found}");
-    assert!(
-        found["untrusted"]["fields"]
-            .as_array()
-            .is_some_and(|f| f.contains(&json!("results[].labels"))),
-        "{found}"
-    );
+    assert_untrusted(&found, "results[].labels");
     let failed = ok(&report, 14);
     let job = failed["results"]
         .as_array()
@@ -468,12 +460,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         "{description}"
     );
     assert!(description.ends_with("bytes in all)"), "{description}");
-    assert!(
-        notes["untrusted"]["fields"]
-            .as_array()
-            .is_some_and(|f| f.contains(&json!("annotations"))),
-        "{notes}"
-    );
+    assert_untrusted(&notes, "annotations");
     let asked_jobs = ok(&report, 16);
     for i in 13..=16 {
         assert_clean(&report["calls"][i]);

@@ -8,9 +8,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{start_demo_cluster, CwRun};
+use common::{start_demo_cluster, CwProcess};
 use kube_sim::SimHandle;
 use serde_json::{json, Value};
 
@@ -40,6 +40,19 @@ fn ask_summary(answer: &Value) -> (Vec<String>, Vec<String>) {
     (ids, instances)
 }
 
+/// The answer of `question` asked through the search API (ten answers), with its type ids
+/// and the `namespace/name` of its instances.
+async fn ask(cw: &CwProcess, question: &str) -> (Value, Vec<String>, Vec<String>) {
+    let answer = cw
+        .post_json(
+            "/api/v1/search",
+            json!({"query": question, "ask": true, "limit": 10}),
+        )
+        .await;
+    let (types, instances) = ask_summary(&answer);
+    (answer, types, instances)
+}
+
 /// `namespace/name` of every demo object of a type, from the simulator itself.
 fn cluster_objects(sim: &SimHandle, api_version: &str, kind: &str) -> BTreeSet<String> {
     sim.list(api_version, kind, None)
@@ -56,57 +69,56 @@ fn cluster_objects(sim: &SimHandle, api_version: &str, kind: &str) -> BTreeSet<S
 }
 
 /// Waits until every demo object and the demo's custom types are indexed.
-async fn wait_indexed(cw: &mut CwRun, sim: &SimHandle) {
-    let deadline = Instant::now() + Duration::from_secs(180);
+async fn wait_indexed(cw: &mut CwProcess, sim: &SimHandle) {
     let want_instances = cluster_objects(sim, "apps/v1", "StatefulSet").len()
         + cluster_objects(sim, "postgresql.cnpg.io/v1", "Cluster").len();
-    loop {
-        cw.assert_running();
-        let databases = cw
-            .search(json!({"query": "", "mode": "keyword", "kind": "StatefulSet", "limit": 1000}))
-            .await
-            .len()
-            + cw.search(json!({"query": "", "mode": "keyword", "kind": "Cluster", "limit": 1000}))
+    let within = Duration::from_secs(180);
+    cw.wait_for(
+        "the demo cluster indexed",
+        within,
+        async |cw: &CwProcess| {
+            let databases = cw
+                .search(
+                    json!({"query": "", "mode": "keyword", "kind": "StatefulSet", "limit": 1000}),
+                )
+                .await
+                .len()
+                + cw.search(
+                    json!({"query": "", "mode": "keyword", "kind": "Cluster", "limit": 1000}),
+                )
                 .await
                 .len();
-        let capability = cw
-            .search(
-                json!({"query": "", "mode": "keyword", "collection": "capabilities",
+            let capability = cw
+                .search(
+                    json!({"query": "", "mode": "keyword", "collection": "capabilities",
                            "kind": "Certificate", "limit": 10}),
-            )
-            .await;
-        if databases == want_instances && !capability.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the demo cluster was not indexed in 180 s ({databases} of {want_instances} \
-             database objects, certificate type {capability:?}); cw run's log:\n{}",
-            cw.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+                )
+                .await;
+            if databases == want_instances && !capability.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{databases} of {want_instances} database objects, certificate type \
+                 {capability:?}"
+                ))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn questions_about_the_demo_cluster_find_the_right_types_and_instances() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let work = tempfile::tempdir().expect("temp dir");
     let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
-    let mut cw = CwRun::start(&kubeconfig, &work.path().join("data"), work.path());
+    let mut cw = CwProcess::run(&kubeconfig, &work.path().join("data"), work.path());
     cw.wait_ready().await;
     wait_indexed(&mut cw, &sim).await;
 
     // "What databases are running?" through ask: PostgreSQL (StatefulSet and the
     // CloudNativePG cluster) and MySQL. (The Redis StatefulSet, described as a session cache,
     // answers "caches": tests/relevance/demo.yaml.)
-    let answer = cw
-        .post_json(
-            "/api/v1/search",
-            json!({"query": "what databases are running?", "ask": true, "limit": 10}),
-        )
-        .await;
-    let (types, instances) = ask_summary(&answer);
+    let (answer, types, instances) = ask(&cw, "what databases are running?").await;
     assert!(
         types.iter().any(|t| t == "clusters.postgresql.cnpg.io"),
         "the CloudNativePG Cluster type should answer a question about databases: {types:?}"
@@ -148,13 +160,7 @@ async fn questions_about_the_demo_cluster_find_the_right_types_and_instances() {
     );
 
     // "Certificates": cert-manager's types first, then their instances.
-    let answer = cw
-        .post_json(
-            "/api/v1/search",
-            json!({"query": "certificates", "ask": true, "limit": 10}),
-        )
-        .await;
-    let (types, instances) = ask_summary(&answer);
+    let (_, types, instances) = ask(&cw, "certificates").await;
     assert_eq!(
         types.first().map(String::as_str),
         Some("certificates.cert-manager.io"),

@@ -7,10 +7,11 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{model_dir, start_demo_cluster, CwRun};
+use common::{model_dir, start_demo_cluster, CwProcess};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::VectorStore;
 use serde_json::{json, Value};
@@ -35,11 +36,10 @@ fn statefulset(name: &str, labels: Value, description: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cw_run_indexes_the_cluster_follows_changes_and_flushes_on_sigterm() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let work = tempfile::tempdir().expect("temp dir");
     let data_dir = work.path().join("data");
     let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
-    let mut cw = CwRun::start(&kubeconfig, &data_dir, work.path());
+    let mut cw = CwProcess::run(&kubeconfig, &data_dir, work.path());
     cw.wait_ready().await;
 
     // The demo cluster is searchable: its PostgreSQL StatefulSet answers a database query.
@@ -174,14 +174,13 @@ fn configmap(name: &str, description: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cw_run_parks_an_object_the_provider_refuses_and_stores_the_20_created_with_it() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let work = tempfile::tempdir().expect("temp dir");
     let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
     // An OpenAI-compatible server that refuses inputs over 6,000 characters, which cw's
     // OpenAI defaults (8,191 tokens an input) do not know.
     let provider = testkit::VoyageStandin::start().await;
     provider.refuse_inputs_longer_than(6_000);
-    let mut cw = CwRun::start_with(
+    let mut cw = CwProcess::run_with(
         &kubeconfig,
         &work.path().join("data"),
         work.path(),
@@ -210,11 +209,11 @@ async fn cw_run_parks_an_object_the_provider_refuses_and_stores_the_20_created_w
             .filter(|i| hashes.contains_key(&format!("{DEMO_NAMESPACE}/v1/ConfigMap/settings-{i}")))
             .count()
     };
-    cw.wait_until("the 20 ConfigMaps stored", async |cw: &CwRun| {
+    cw.wait_until("the 20 ConfigMaps stored", async |cw: &CwProcess| {
         settings(&cw.stored_hashes().await) == 20
     })
     .await;
-    cw.wait_until("the huge ConfigMap parked", async |cw: &CwRun| {
+    cw.wait_until("the huge ConfigMap parked", async |cw: &CwProcess| {
         let parked = cw.parked().await;
         parked.iter().any(|p| p["id"] == huge_id.as_str())
     })
@@ -239,30 +238,41 @@ async fn cw_run_parks_an_object_the_provider_refuses_and_stores_the_20_created_w
         json!({"metadata": {"annotations": {"description": "now short"}}}),
     )
     .expect("shorten the description");
-    cw.wait_until("the shortened ConfigMap stored", async |cw: &CwRun| {
+    cw.wait_until("the shortened ConfigMap stored", async |cw: &CwProcess| {
         cw.stored_hashes().await.contains_key(&huge_id) && cw.parked().await.is_empty()
     })
     .await;
     assert!(cw.terminate().success());
 }
 
-#[test]
-fn cw_run_without_the_model_says_to_run_cw_model_fetch() {
-    let work = tempfile::tempdir().expect("temp dir");
+/// Runs `cw run` with the model in `model_dir` and the store in `data_dir` (no cluster):
+/// it must refuse to start; its stderr.
+fn refused_cw_run(work: &Path, model_dir: &Path, data_dir: &Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_cw"))
         .arg("run")
-        .env("CW_MODEL_DIR", work.path().join("no-model"))
-        .env("CW_DATA_DIR", work.path().join("data"))
+        .env("CW_MODEL_DIR", model_dir)
+        .env("CW_DATA_DIR", data_dir)
         .env("CW_PORT", testkit::free_port().to_string())
-        .env("KUBECONFIG", work.path().join("no-kubeconfig"))
+        .env("KUBECONFIG", work.join("no-kubeconfig"))
         .env_remove("CHROMA_URL")
         .env_remove("CW_EMBEDDING_PROVIDER")
         .output()
         .expect("running cw");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
         !output.status.success(),
-        "cw run without a model should fail"
+        "cw run should refuse to start; stderr:\n{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn cw_run_without_the_model_says_to_run_cw_model_fetch() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let stderr = refused_cw_run(
+        work.path(),
+        &work.path().join("no-model"),
+        &work.path().join("data"),
     );
     assert!(
         stderr.contains("cw model fetch"),
@@ -286,21 +296,7 @@ async fn cw_run_refuses_a_store_filled_by_another_model() {
             .await
             .expect("collection filled by another model");
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_cw"))
-        .arg("run")
-        .env("CW_MODEL_DIR", model_dir())
-        .env("CW_DATA_DIR", &data_dir)
-        .env("CW_PORT", testkit::free_port().to_string())
-        .env("KUBECONFIG", work.path().join("no-kubeconfig"))
-        .env_remove("CHROMA_URL")
-        .env_remove("CW_EMBEDDING_PROVIDER")
-        .output()
-        .expect("running cw");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "cw run should refuse to start; stderr:\n{stderr}"
-    );
+    let stderr = refused_cw_run(work.path(), &model_dir(), &data_dir);
     assert!(
         stderr.contains("voyage:voyage-3.5") && stderr.contains("local:"),
         "the error should name both models; stderr:\n{stderr}"

@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::start_demo_cluster;
-use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
-use ingest::pipeline::Pipeline;
-use ingest::server::{self, AppState, ServerConfig};
+use ingest::server::ServerConfig;
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::{Metadata, VectorStore};
 use kube_sim::Fault;
@@ -104,12 +102,6 @@ fn in_process(data_dir: &Path, voyage: &VoyageStandin) -> Vec<(&'static str, Str
     ]
 }
 
-fn voyage_embedder(voyage: &VoyageStandin) -> Arc<VoyageEmbedder> {
-    let mut config = VoyageConfig::new("test-key");
-    config.base_url = voyage.base_url();
-    Arc::new(VoyageEmbedder::new(config).expect("voyage client"))
-}
-
 /// An ingest server as `cw serve` runs it (embedded store in `data_dir`, the stand-in as
 /// provider) on a free port: its base URL and its store (the embedded store admits one
 /// handle per process).
@@ -119,18 +111,7 @@ async fn start_ingest_server(
 ) -> (String, Arc<EmbeddedStore>) {
     std::fs::create_dir_all(data_dir).expect("data dir");
     let store = Arc::new(EmbeddedStore::open_in_dir(data_dir).expect("embedded store"));
-    let pipeline = Pipeline::new(store.clone(), voyage_embedder(voyage), COLLECTION);
-    let state = AppState::new(pipeline, ServerConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(server::serve(
-        listener,
-        server::router(state.clone()),
-        state,
-        std::future::pending::<()>(),
-    ));
+    let base = common::ingest_server::serve(store.clone(), voyage, ServerConfig::default()).await;
     (base, store)
 }
 
@@ -164,13 +145,42 @@ fn setup() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// What most tests here start with: the demo cluster, the Voyage stand-in, and a work
+/// directory with the store's place (`data_dir`) in it.
+struct Demo {
+    work: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+    sim: kube_sim::SimHandle,
+    kubeconfig: std::path::PathBuf,
+    voyage: VoyageStandin,
+}
+
+impl Demo {
+    async fn start() -> Demo {
+        setup();
+        let work = tempfile::tempdir().expect("temp dir");
+        let data_dir = work.path().join("data");
+        let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
+        let voyage = VoyageStandin::start().await;
+        Demo {
+            work,
+            data_dir,
+            sim,
+            kubeconfig,
+            voyage,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_with_no_change_embeds_nothing_and_a_changed_object_is_embedded_alone() {
-    setup();
-    let work = tempfile::tempdir().expect("temp dir");
-    let data_dir = work.path().join("data");
-    let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
-    let voyage = VoyageStandin::start().await;
+    let Demo {
+        work: _work,
+        data_dir,
+        sim,
+        kubeconfig,
+        voyage,
+    } = Demo::start().await;
 
     let first = sync_instances(&kubeconfig, in_process(&data_dir, &voyage)).await;
     first.assert_success();
@@ -224,11 +234,13 @@ async fn a_second_run_with_no_change_embeds_nothing_and_a_changed_object_is_embe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_deleted_from_the_cluster_lose_their_documents_through_an_ingest_server() {
-    setup();
-    let work = tempfile::tempdir().expect("temp dir");
-    let data_dir = work.path().join("data");
-    let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
-    let voyage = VoyageStandin::start().await;
+    let Demo {
+        work: _work,
+        data_dir,
+        sim,
+        kubeconfig,
+        voyage,
+    } = Demo::start().await;
     let (base, _store) = start_ingest_server(&data_dir, &voyage).await;
     let endpoint = vec![("CW_SYNC_ENDPOINT", base.clone())];
 
@@ -271,10 +283,13 @@ async fn objects_deleted_from_the_cluster_lose_their_documents_through_an_ingest
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_object_yields_the_same_document_through_sync_instances_and_watch() {
-    setup();
-    let work = tempfile::tempdir().expect("temp dir");
-    let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
-    let voyage = VoyageStandin::start().await;
+    let Demo {
+        work,
+        sim,
+        kubeconfig,
+        voyage,
+        ..
+    } = Demo::start().await;
 
     // Path 1: cw sync-instances into its own store.
     let synced_dir = work.path().join("synced");
@@ -298,15 +313,8 @@ async fn the_same_object_yields_the_same_document_through_sync_instances_and_wat
     let mut settings = WatchFlags::parse_from(["cw"]).config.settings();
     settings.buffer.debounce = Duration::from_millis(100);
     settings.buffer.flush_interval = Duration::from_millis(100);
-    let shared = watcher::Shared::new(watcher::Metrics::new());
-    let stop = watcher::CancellationToken::new();
-    let task = tokio::spawn(watcher::run(
-        settings,
-        sim.client().expect("client"),
-        Arc::new(sink),
-        shared.clone(),
-        stop.clone(),
-    ));
+    let mut watching = common::watch::spawn(&sim, sink, settings);
+    let shared = watching.shared.clone();
     let want = run.count("instances") as usize;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !(shared.is_ready() && watched.count(COLLECTION).await.unwrap_or(0) >= want) {
@@ -316,8 +324,7 @@ async fn the_same_object_yields_the_same_document_through_sync_instances_and_wat
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop.cancel();
-    let _ = task.await;
+    watching.stop().await;
 
     assert_eq!(
         stored_hashes(&synced).await,
@@ -337,11 +344,13 @@ async fn the_same_object_yields_the_same_document_through_sync_instances_and_wat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_cannot_be_listed_keeps_its_documents_and_a_failing_api_server_removes_nothing() {
-    setup();
-    let work = tempfile::tempdir().expect("temp dir");
-    let data_dir = work.path().join("data");
-    let (sim, kubeconfig) = start_demo_cluster(work.path()).await;
-    let voyage = VoyageStandin::start().await;
+    let Demo {
+        work: _work,
+        data_dir,
+        sim,
+        kubeconfig,
+        voyage,
+    } = Demo::start().await;
     let first = sync_instances(&kubeconfig, in_process(&data_dir, &voyage)).await;
     first.assert_success();
     let before = stored_hashes(&open_store(&data_dir)).await;

@@ -2,28 +2,22 @@
 //! router (as `cw serve` runs it) → the real Voyage client against the stand-in → a real
 //! Chroma. Every assertion reads Chroma itself, so what is checked is what a search sees.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
-use ingest::pipeline::Pipeline;
-use ingest::retry::RetryPolicy;
-use ingest::server::{self, AppState, ServerConfig};
+use common::ingest_server::COLLECTION;
+use common::watch::{self, Watching};
+use ingest::server::ServerConfig;
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::{MetaValue, VectorStore};
 use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::{json, Value};
 use testkit::{ChromaServer, VoyageStandin};
-use tokio::task::JoinHandle;
-use watcher::buffer::BufferConfig;
-use watcher::sender::RetryConfig;
-use watcher::{
-    CancellationToken, HttpSink, Metrics, NamespaceFilter, Shared, TypeFilter, WatchError,
-    WatcherSettings,
-};
+use watcher::HttpSink;
 
-const COLLECTION: &str = "instances";
 /// Debounce window plus embedding and Chroma's write, with room for a loaded machine.
 const SOON: Duration = Duration::from_secs(15);
 
@@ -34,63 +28,23 @@ struct Chain {
     store: ChromaStore,
     /// The ingest server's sync URL.
     url: String,
-    types: Vec<String>,
-    stop: CancellationToken,
-    watcher: JoinHandle<Result<(), WatchError>>,
-    shared: Arc<Shared>,
+    types: Vec<&'static str>,
+    watching: Watching,
 }
 
 /// A watcher for `types` sending to `url`, once it is ready.
-async fn start_watcher(
-    sim: &SimHandle,
-    url: &str,
-    types: &[String],
-) -> (
-    CancellationToken,
-    JoinHandle<Result<(), WatchError>>,
-    Arc<Shared>,
-) {
-    let settings = WatcherSettings {
-        buffer: BufferConfig {
-            debounce: Duration::from_millis(400),
-            flush_interval: Duration::from_millis(200),
-            max_batch: 50,
-        },
-        retry: RetryConfig {
-            min_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(1000),
-        },
-        types: TypeFilter::new(types, &[] as &[String]),
-        namespaces: NamespaceFilter::default(),
-        resync_interval: Duration::from_secs(3600),
-        shutdown_timeout: Duration::from_secs(10),
-        group_discovery_timeout: Duration::from_secs(2),
-        forbidden_grace: Duration::from_secs(600),
-        heartbeat_interval: Duration::ZERO,
-    };
+async fn start_watcher(sim: &SimHandle, url: &str, types: &[&str]) -> Watching {
+    let settings = watch::settings(
+        types,
+        Duration::from_millis(400),
+        Duration::from_millis(200),
+    );
     let sink = HttpSink::new(url, None, Duration::from_secs(15)).unwrap();
-    let shared = Shared::new(Metrics::new());
-    let stop = CancellationToken::new();
-    let watcher = tokio::spawn(watcher::run(
-        settings,
-        sim.client().unwrap(),
-        Arc::new(sink),
-        shared.clone(),
-        stop.clone(),
-    ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !shared.is_ready() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "watcher never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (stop, watcher, shared)
+    watch::start(sim, sink, settings).await
 }
 
 impl Chain {
-    async fn start(types: &[&str]) -> Chain {
+    async fn start(types: &[&'static str]) -> Chain {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let sim = SimServer::start(SimConfig::default()).await.unwrap();
         let chroma = tokio::task::spawn_blocking(ChromaServer::start)
@@ -102,45 +56,18 @@ impl Chain {
             c.timeout = Duration::from_secs(10);
             c
         };
-        let mut voyage_config = VoyageConfig::new("test-key");
-        voyage_config.base_url = voyage.base_url();
-        voyage_config.retry = RetryPolicy {
-            max_retries: 1,
-            min_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(100),
-            max_retry_after: Duration::from_secs(1),
-        };
-        let pipeline = Pipeline::new(
-            Arc::new(ChromaStore::new(chroma_config()).unwrap()),
-            Arc::new(VoyageEmbedder::new(voyage_config).unwrap()),
-            COLLECTION,
-        );
-        let state = AppState::new(pipeline, ServerConfig::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/api/v1/instances/sync",
-            listener.local_addr().unwrap()
-        );
-        let app = server::router(state.clone());
-        tokio::spawn(server::serve(
-            listener,
-            app,
-            state,
-            std::future::pending::<()>(),
-        ));
-
-        let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
-        let (stop, watcher, shared) = start_watcher(&sim, &url, &types).await;
+        let store = Arc::new(ChromaStore::new(chroma_config()).unwrap());
+        let base = common::ingest_server::serve(store, &voyage, ServerConfig::default()).await;
+        let url = format!("{base}/api/v1/instances/sync");
+        let watching = start_watcher(&sim, &url, types).await;
         Chain {
             sim,
             store: ChromaStore::new(chroma_config()).unwrap(),
             chroma,
             _voyage: voyage,
             url,
-            types,
-            stop,
-            watcher,
-            shared,
+            types: types.to_vec(),
+            watching,
         }
     }
 
@@ -156,14 +83,7 @@ impl Chain {
                     Some(MetaValue::Str(s)) => s.clone(),
                     _ => String::new(),
                 };
-                let labels = h
-                    .metadata
-                    .iter()
-                    .filter_map(|(k, v)| match (k.strip_prefix("label."), v) {
-                        (Some(key), MetaValue::Str(v)) => Some((key.to_string(), v.clone())),
-                        _ => None,
-                    })
-                    .collect();
+                let labels = ingest::document::labels_of(&h.metadata);
                 (format!("{}/{}", text("namespace"), text("name")), labels)
             })
             .collect()
@@ -175,23 +95,7 @@ impl Chain {
         api_version: &str,
         kind: &str,
     ) -> BTreeMap<String, BTreeMap<String, String>> {
-        self.sim
-            .list(api_version, kind, None)
-            .unwrap()
-            .into_iter()
-            .map(|o| {
-                let m = &o["metadata"];
-                let key = format!(
-                    "{}/{}",
-                    m["namespace"].as_str().unwrap_or("_cluster"),
-                    m["name"].as_str().unwrap()
-                );
-                (
-                    key,
-                    serde_json::from_value(m["labels"].clone()).unwrap_or_default(),
-                )
-            })
-            .collect()
+        self.sim.labels_by_name(api_version, kind).unwrap()
     }
 
     async fn wait_chroma_equals_cluster(&self, api_version: &str, kind: &str, what: &str) {
@@ -209,21 +113,16 @@ impl Chain {
         }
     }
 
-    async fn stop(self) {
-        self.stop.cancel();
-        self.watcher.await.unwrap().unwrap();
+    async fn stop(mut self) {
+        self.watching.stop().await;
     }
 
     /// Stops the watcher (as SIGTERM does: pending changes are flushed), runs `meanwhile`,
     /// then starts a new watcher against the same ingest server and Chroma.
     async fn restart_watcher(&mut self, meanwhile: impl FnOnce(&SimHandle)) {
-        self.stop.cancel();
-        (&mut self.watcher).await.unwrap().unwrap();
+        self.watching.stop().await;
         meanwhile(&self.sim);
-        let (stop, watcher, shared) = start_watcher(&self.sim, &self.url, &self.types).await;
-        self.stop = stop;
-        self.watcher = watcher;
-        self.shared = shared;
+        self.watching = start_watcher(&self.sim, &self.url, &self.types).await;
     }
 
     /// Ids of the documents of `kind` in Chroma.
@@ -306,16 +205,11 @@ async fn instances_of_a_crd_created_after_start_reach_chroma_and_leave_with_the_
     let chain = Chain::start(&[]).await;
     chain
         .sim
-        .create(json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "widgets.example.com"},
-            "spec": {
-                "group": "example.com", "scope": "Namespaced",
-                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-                "versions": [{"name": "v1", "served": true, "storage": true,
-                              "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-            }
-        }))
+        .create(kube_sim::custom_resource_definition(
+            "example.com",
+            "Widget",
+            "widgets",
+        ))
         .unwrap();
     for name in ["a", "b"] {
         let obj = json!({"apiVersion": "example.com/v1", "kind": "Widget",
@@ -382,14 +276,11 @@ async fn changes_made_while_chroma_is_down_are_in_chroma_once_it_is_back() {
         .delete("apps/v1", "Deployment", Some("default"), "d11")
         .unwrap();
     // The ingest server answers 503 while Chroma is down; the watcher keeps retrying.
-    let deadline = tokio::time::Instant::now() + SOON;
-    while chain.shared.metrics.send_retries.get() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sender never retried while Chroma was down"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let shared = chain.watching.shared.clone();
+    common::wait_for("the sender retrying while Chroma is down", SOON, || {
+        shared.metrics.send_retries.get() > 0
+    })
+    .await;
     tokio::task::block_in_place(|| chain.chroma.restart());
     chain
         .wait_chroma_equals_cluster("apps/v1", "Deployment", "after the outage")
@@ -541,18 +432,14 @@ async fn changes_pending_at_shutdown_are_in_chroma_when_the_watcher_has_exited()
             .unwrap();
     }
     // Wait until the watcher holds them inside the debounce window, then stop it.
-    let deadline = tokio::time::Instant::now() + SOON;
-    while chain.shared.metrics.pending_changes.get() < 5 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "changes never pending"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let shared = chain.watching.shared.clone();
+    common::wait_for("the changes pending", SOON, || {
+        shared.metrics.pending_changes.get() >= 5
+    })
+    .await;
     assert!(chain.chroma_view("Deployment").await.is_empty());
     let mut chain = chain;
-    chain.stop.cancel();
-    (&mut chain.watcher).await.unwrap().unwrap();
+    chain.watching.stop().await;
     assert_eq!(
         chain.chroma_view("Deployment").await,
         chain.cluster_view("apps/v1", "Deployment"),

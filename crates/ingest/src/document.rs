@@ -2,6 +2,8 @@
 //! (`ResourceInstance::document_text`, shared with senders), the metadata a search filters
 //! on, and the content hash that decides whether it must be embedded again.
 
+use std::collections::BTreeMap;
+
 use sync_model::{ClusterId, ResourceInstance};
 
 use crate::store::keys::{
@@ -71,9 +73,29 @@ pub fn to_document(instance: &ResourceInstance, cluster: &ClusterId) -> Instance
     }
 }
 
+/// The labels a document's metadata holds (`label.<key>`), read back as the instance had
+/// them.
+pub fn labels_of(metadata: &Metadata) -> BTreeMap<String, String> {
+    metadata
+        .iter()
+        .filter_map(|(k, v)| match (k.strip_prefix(LABEL_PREFIX), v) {
+            (Some(key), MetaValue::Str(v)) => Some((key.to_string(), v.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_labels_read_back_from_the_metadata_are_the_instances() {
+        let instance = sync_model::fixtures::nginx();
+        let doc = to_document(&instance, &ClusterId::default_cluster());
+        assert_eq!(labels_of(&doc.metadata), instance.labels);
+        assert!(!instance.labels.is_empty());
+    }
 
     #[test]
     fn metadata_holds_every_filterable_field_and_one_key_per_label() {

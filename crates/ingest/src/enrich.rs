@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sync_model::{Capability, Enrichment};
 
-use crate::embed::retry;
+use crate::embed::retry::ProviderEndpoint;
 use crate::embed::EmbedError;
 use crate::retry::RetryPolicy;
 
@@ -62,28 +62,22 @@ pub enum EnrichError {
 
 /// Calls the language model. Cheap to share behind an `Arc`.
 pub struct Enricher {
-    client: reqwest::Client,
-    url: String,
+    endpoint: ProviderEndpoint,
     config: EnrichConfig,
 }
 
 impl Enricher {
     /// Builds the client; needs a rustls crypto provider installed in the process.
     pub fn new(config: EnrichConfig) -> Result<Self, EnrichError> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| {
-                EnrichError::Call(EmbedError::Permanent(format!(
-                    "cannot build an HTTP client: {e}"
-                )))
-            })?;
-        let url = format!("{}/chat/completions", config.url.trim_end_matches('/'));
-        Ok(Enricher {
-            client,
-            url,
-            config,
-        })
+        let endpoint = ProviderEndpoint::new(
+            format!("{}/chat/completions", config.url.trim_end_matches('/')),
+            config.api_key.as_deref(),
+            config.timeout,
+            config.retry,
+            "LLM enrichment",
+        )
+        .map_err(EnrichError::Call)?;
+        Ok(Enricher { endpoint, config })
     }
 
     pub fn model(&self) -> &str {
@@ -111,17 +105,7 @@ impl Enricher {
             },
             temperature: 0.0,
         };
-        let body = serde_json::to_vec(&body)
-            .map_err(|e| EnrichError::Malformed(format!("cannot encode the request: {e}")))?;
-        let bytes = retry::post_json(
-            &self.client,
-            &self.url,
-            self.config.api_key.as_deref().filter(|k| !k.is_empty()),
-            body.into(),
-            &self.config.retry,
-            "LLM enrichment",
-        )
-        .await?;
+        let bytes = self.endpoint.post(&body).await?;
         parse_answer(&bytes)
     }
 }

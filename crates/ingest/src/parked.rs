@@ -93,14 +93,7 @@ impl ParkedInstances {
 }
 
 fn shorten(reason: &str) -> &str {
-    if reason.len() <= MAX_REASON_BYTES {
-        return reason;
-    }
-    let mut end = MAX_REASON_BYTES;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
+    crate::embed::limits::cut_to_bytes(reason, MAX_REASON_BYTES)
 }
 
 #[cfg(test)]

@@ -1,11 +1,22 @@
 //! How persistently a call to another service (an embedding or language model provider,
-//! Qdrant) is retried, and the error text that says why a connection failed. The decision
+//! Qdrant) is retried, the HTTP client those calls go through, and the error text that says
+//! why a connection failed. The decision
 //! whether one outcome is retried stays with each caller (`embed::retry`, the Qdrant store);
 //! this holds what they share.
 
 use std::time::Duration;
 
 use backon::ExponentialBuilder;
+
+/// The HTTP client of calls to another service, each request cut off after `timeout`.
+/// Needs a rustls crypto provider installed in the process (for https URLs); the error
+/// says the client could not be built.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
 
 /// How persistently a call is retried before the sync answers 503 (the sender then retries
 /// the whole batch later, so this need not be long).

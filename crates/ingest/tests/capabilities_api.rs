@@ -3,33 +3,28 @@
 //! answers like the instances endpoint, skips unchanged types, changes nothing on a bad
 //! payload or a failed embedding, and `GET /api/v1/capabilities/hashes` lists what is stored.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
+use common::answer;
 use ingest::capabilities::CapabilityPipeline;
 use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::pipeline::{Pipeline, SyncError};
-use ingest::retry::RetryPolicy;
-use ingest::server::{self, AppState, ServerConfig};
+use ingest::server::{AppState, ServerConfig};
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::{StoreError, VectorStore};
 use serde_json::{json, Value};
 use sync_model::CapabilitySyncPayload;
 use testkit::VoyageStandin;
 
+/// The capabilities' collection (the instances' is [`common::COLLECTION`]).
 const COLLECTION: &str = "capabilities";
 
 fn voyage_config(voyage: &VoyageStandin, model: &str) -> VoyageConfig {
-    let mut config = VoyageConfig::new("test-key");
-    config.base_url = voyage.base_url();
+    let mut config = common::voyage_config(voyage);
     config.model = model.into();
-    config.retry = RetryPolicy {
-        max_retries: 2,
-        min_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(100),
-        max_retry_after: Duration::from_secs(5),
-    };
     config
 }
 
@@ -52,23 +47,14 @@ impl Harness {
             VoyageEmbedder::new(voyage_config(&voyage, "voyage-3.5")).expect("voyage client"),
         );
         let pipeline = Pipeline::new(store.clone(), embedder, "instances");
-        let state = AppState::new(pipeline, config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = server::router(state.clone());
-        tokio::spawn(server::serve(listener, app, state, async {
-            let _ = rx.await;
-        }));
+        let served = common::serve(AppState::new(pipeline, config)).await;
         Harness {
             _dir: dir,
             voyage,
             store,
-            url,
+            url: served.url,
             http: reqwest::Client::new(),
-            _shutdown: tx,
+            _shutdown: served.shutdown,
         }
     }
 
@@ -86,21 +72,24 @@ impl Harness {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        answer(req.send().await).await
+    }
+
+    /// `GET /api/v1/capabilities/hashes[?cluster=]`: id -> content hash.
+    async fn hashes_of(&self, cluster: Option<&str>) -> HashMap<String, String> {
+        let query = cluster.map(|c| format!("?cluster={c}")).unwrap_or_default();
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/capabilities/hashes{query}", self.url))
+            .send()
+            .await;
+        let (status, body) = answer(resp).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body["hashes"].clone()).expect("hashes map")
     }
 
     async fn hashes(&self) -> HashMap<String, String> {
-        let resp = self
-            .http
-            .get(format!("{}/api/v1/capabilities/hashes", self.url))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(resp.status(), 200);
-        let body: Value = resp.json().await.expect("json");
-        serde_json::from_value(body["hashes"].clone()).expect("hashes map")
+        self.hashes_of(None).await
     }
 
     /// id -> (document, metadata) of every stored capability.
@@ -354,20 +343,7 @@ async fn the_collection_refuses_a_second_embedding_model() {
 impl Harness {
     /// `GET /api/v1/capabilities/hashes?cluster=`: the type ids `cluster` serves.
     async fn types_of(&self, cluster: &str) -> Vec<String> {
-        let resp = self
-            .http
-            .get(format!(
-                "{}/api/v1/capabilities/hashes?cluster={cluster}",
-                self.url
-            ))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(resp.status(), 200);
-        let body: Value = resp.json().await.expect("json");
-        let hashes: HashMap<String, String> =
-            serde_json::from_value(body["hashes"].clone()).expect("hashes map");
-        let mut ids: Vec<String> = hashes.into_keys().collect();
+        let mut ids: Vec<String> = self.hashes_of(Some(cluster)).await.into_keys().collect();
         ids.sort();
         ids
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{instance, Harness};
 use ingest::embed::voyage::VoyageEmbedder;
 use ingest::pipeline::Pipeline;
-use ingest::server::{self, AppState, ServerConfig};
+use ingest::server::{AppState, ServerConfig};
 use serde_json::{json, Value};
 
 /// An instance with a health.
@@ -57,9 +57,7 @@ impl Harness {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.expect("the server answers");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        common::answer(req.send().await).await
     }
 
     /// Each cluster of `GET /api/v1/clusters` by id.
@@ -221,6 +219,17 @@ async fn a_retired_cluster_leaves_the_index_in_one_call_and_the_others_are_uncha
     assert_eq!(counts(&h.clusters().await), expected);
 }
 
+/// `DELETE /api/v1/clusters/alpha` with `token`.
+async fn remove_alpha(h: &Harness, token: &str) -> (u16, Value) {
+    h.send_as(
+        Some(token),
+        reqwest::Method::DELETE,
+        "/api/v1/clusters/alpha",
+        None,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn only_a_token_that_may_write_every_cluster_may_retire_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,40 +253,18 @@ async fn only_a_token_that_may_write_every_cluster_may_retire_one() {
         .await;
     assert_eq!(status, 200);
     for token in ["tok-alpha", "tok-ro"] {
-        let (status, body) = h
-            .send_as(
-                Some(token),
-                reqwest::Method::DELETE,
-                "/api/v1/clusters/alpha",
-                None,
-            )
-            .await;
+        let (status, body) = remove_alpha(&h, token).await;
         assert_eq!(status, 403, "{token}: {body}");
         assert!(body["error"].as_str().unwrap().contains("`*`"), "{body}");
     }
-    let (status, _) = h
-        .send_as(
-            Some("wrong"),
-            reqwest::Method::DELETE,
-            "/api/v1/clusters/alpha",
-            None,
-        )
-        .await;
-    assert_eq!(status, 401);
+    assert_eq!(remove_alpha(&h, "wrong").await.0, 401);
     assert_eq!(
         h.stored().await.len(),
         1,
         "no refused removal changed anything"
     );
     for token in ["tok-all", "shared"] {
-        let (status, body) = h
-            .send_as(
-                Some(token),
-                reqwest::Method::DELETE,
-                "/api/v1/clusters/alpha",
-                None,
-            )
-            .await;
+        let (status, body) = remove_alpha(&h, token).await;
         assert_eq!(status, 200, "{token}: {body}");
     }
     assert!(h.stored().await.is_empty());
@@ -323,15 +310,9 @@ async fn last_sync_and_last_contact_are_kept_in_the_store_for_every_server_of_it
     // Another server on the same store: a restarted `cw serve`, or a replica beside it.
     let embedder = Arc::new(VoyageEmbedder::new(common::voyage_config(&h.voyage)).unwrap());
     let pipeline = Pipeline::new(h.store.clone(), embedder, common::COLLECTION);
-    let state = AppState::new(pipeline, ServerConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let other = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(server::serve(
-        listener,
-        server::router(state.clone()),
-        state,
-        std::future::pending(),
-    ));
+    // Served until the test ends (dropping it would shut it down).
+    let other_server = common::serve(AppState::new(pipeline, ServerConfig::default())).await;
+    let other = other_server.url.clone();
     let listed = clusters_at(&h.http, &other).await;
     assert_eq!(listed, h.clusters().await, "both servers list the same");
     let alpha = &listed["alpha"];

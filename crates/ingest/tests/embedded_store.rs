@@ -22,15 +22,21 @@ fn record(id: &str, kind: &str, embedding: Vec<f32>) -> Record {
     }
 }
 
+/// The store in `dir`, its `instances` collection made for [`model`].
+async fn open_with_collection(dir: &std::path::Path) -> EmbeddedStore {
+    let store = EmbeddedStore::open_in_dir(dir).expect("open");
+    store
+        .ensure_collection("instances", &model())
+        .await
+        .expect("ensure");
+    store
+}
+
 #[tokio::test]
 async fn reopening_the_file_keeps_records_vectors_and_deletes() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
-        let store = EmbeddedStore::open_in_dir(dir.path()).expect("open");
-        store
-            .ensure_collection("instances", &model())
-            .await
-            .expect("ensure");
+        let store = open_with_collection(dir.path()).await;
         store
             .upsert(
                 "instances",
@@ -88,13 +94,8 @@ async fn reopening_the_file_keeps_records_vectors_and_deletes() {
 #[tokio::test]
 async fn the_model_that_filled_a_collection_is_remembered_across_restarts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    {
-        let store = EmbeddedStore::open_in_dir(dir.path()).expect("open");
-        store
-            .ensure_collection("instances", &model())
-            .await
-            .expect("ensure");
-    }
+    // The collection is made and the file closed again.
+    drop(open_with_collection(dir.path()).await);
     let store = EmbeddedStore::open_in_dir(dir.path()).expect("reopen");
     let voyage = ModelInfo {
         id: "voyage:voyage-3.5".into(),
@@ -126,11 +127,7 @@ async fn the_model_that_filled_a_collection_is_remembered_across_restarts() {
 #[tokio::test]
 async fn vectors_of_the_wrong_dimension_are_rejected_and_change_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = EmbeddedStore::open_in_dir(dir.path()).expect("open");
-    store
-        .ensure_collection("instances", &model())
-        .await
-        .expect("ensure");
+    let store = open_with_collection(dir.path()).await;
     let result = store
         .upsert(
             "instances",
@@ -147,11 +144,7 @@ async fn vectors_of_the_wrong_dimension_are_rejected_and_change_nothing() {
 #[tokio::test]
 async fn a_second_open_of_the_same_file_is_refused_while_the_first_is_open() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let first = EmbeddedStore::open_in_dir(dir.path()).expect("open");
-    first
-        .ensure_collection("instances", &model())
-        .await
-        .expect("ensure");
+    let first = open_with_collection(dir.path()).await;
     match EmbeddedStore::open_in_dir(dir.path()) {
         Err(StoreError::Unavailable(msg)) => assert!(msg.contains("another cw process"), "{msg}"),
         Err(other) => panic!("unexpected error: {other}"),

@@ -18,7 +18,7 @@ use ingest::embed::voyage::VoyageEmbedder;
 use ingest::embed::Embedder;
 use ingest::pipeline::Pipeline;
 use ingest::retry::RetryPolicy;
-use ingest::server::{self, AppState, ServerConfig};
+use ingest::server::{AppState, ServerConfig};
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use serde_json::{json, Value};
 use testkit::{ChromaServer, VoyageStandin};
@@ -43,19 +43,11 @@ impl Server {
         install_crypto();
         let store = Arc::new(ChromaStore::new(ChromaConfig::new(chroma.url())).expect("chroma"));
         let state = AppState::new(Pipeline::new(store, embedder, collection), config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = server::router(state.clone());
-        tokio::spawn(server::serve(listener, app, state, async {
-            let _ = rx.await;
-        }));
+        let served = common::serve(state).await;
         Server {
-            url,
+            url: served.url,
             http: reqwest::Client::new(),
-            _shutdown: tx,
+            _shutdown: served.shutdown,
         }
     }
 

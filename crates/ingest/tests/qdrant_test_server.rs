@@ -53,6 +53,19 @@ fn refusal(answer: (u16, Value)) -> (u16, String) {
 
 const CREATE: &str = r#"{"vectors": {"size": 4, "distance": "Cosine"}}"#;
 
+/// The answer of `POST /collections/c/points/count`.
+async fn count_of_c(server: &QdrantServer) -> Value {
+    call(
+        server,
+        "POST",
+        "/collections/c/points/count",
+        Some("{}"),
+        None,
+    )
+    .await
+    .1
+}
+
 #[tokio::test]
 async fn answers_come_in_qdrants_envelope() {
     let server = start(None).await;
@@ -61,14 +74,7 @@ async fn answers_come_in_qdrants_envelope() {
     assert_eq!(body["result"], json!(true));
     assert_eq!(body["status"], "ok");
     assert!(body["time"].is_number());
-    let (_, count) = call(
-        &server,
-        "POST",
-        "/collections/c/points/count",
-        Some("{}"),
-        None,
-    )
-    .await;
+    let count = count_of_c(&server).await;
     assert_eq!(count["result"], json!({"count": 0}));
 }
 
@@ -154,14 +160,7 @@ async fn malformed_requests_are_refused_with_400_naming_the_problem() {
         );
     }
     // Nothing was written by the refused upserts.
-    let (_, count) = call(
-        &server,
-        "POST",
-        "/collections/c/points/count",
-        Some("{}"),
-        None,
-    )
-    .await;
+    let count = count_of_c(&server).await;
     assert_eq!(count["result"]["count"], 0);
 }
 

@@ -350,12 +350,9 @@ async fn while_the_store_is_down_syncs_answer_503_and_the_same_payload_is_accept
     assert_eq!(h.get("/readyz").await.0, 200);
     let (status, body) = h.post_sync(&payload).await;
     assert_eq!(status, 200, "{body}");
-    let stored = h.stored().await;
-    let mut ids: Vec<_> = stored.keys().cloned().collect();
-    ids.sort();
     assert_eq!(
-        ids,
-        vec![
+        h.stored_ids().await,
+        [
             id_of("a", "Deployment", "app-1"),
             id_of("b", "Deployment", "app-0"),
             id_of("b", "Deployment", "app-1"),
@@ -385,11 +382,9 @@ async fn a_failing_provider_answers_503_changes_nothing_and_a_retry_leaves_exact
 
     h.voyage.recover();
     assert_eq!(h.post_sync(&payload).await.0, 200);
-    let mut ids: Vec<_> = h.stored().await.into_keys().collect();
-    ids.sort();
     assert_eq!(
-        ids,
-        vec![
+        h.stored_ids().await,
+        [
             id_of("a", "Deployment", "app-1"),
             id_of("b", "Deployment", "app-0"),
             id_of("b", "Deployment", "app-1"),
@@ -443,26 +438,18 @@ async fn with_a_token_everything_but_the_probes_needs_the_bearer() {
     assert_eq!(status, 401, "{body}");
     assert!(body["error"].as_str().unwrap().contains("bearer"));
     assert_eq!(h.get("/api/v1/instances/hashes").await.0, 401);
-    let wrong = h
-        .http
-        .post(format!("{}/api/v1/instances/sync", h.url))
-        .bearer_auth("s3cre")
-        .header("content-type", "application/json")
-        .body(GO_PAYLOAD)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status().as_u16(), 401);
-    let right = h
-        .http
-        .post(format!("{}/api/v1/instances/sync", h.url))
-        .bearer_auth("s3cret")
-        .header("content-type", "application/json")
-        .body(GO_PAYLOAD)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(right.status().as_u16(), 200);
+    for (token, want) in [("s3cre", 401), ("s3cret", 200)] {
+        let answer = h
+            .http
+            .post(format!("{}/api/v1/instances/sync", h.url))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(GO_PAYLOAD)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), want, "token {token}");
+    }
     assert_eq!(h.get("/healthz").await.0, 200);
     assert_eq!(h.get("/readyz").await.0, 200);
 }
@@ -514,15 +501,9 @@ async fn metrics_count_embeddings_requested_and_skipped() {
     let payload = json!({"upserts": deployments("m", 4)});
     assert_eq!(h.post_sync(&payload).await.0, 200);
     assert_eq!(h.post_sync(&payload).await.0, 200);
-    let text = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, metrics) = h.get("/metrics").await;
+    assert_eq!(status, 200);
+    let text = metrics.as_str().expect("the metrics as text");
     assert!(
         text.contains("cw_ingest_embeddings_requested_total 4"),
         "{text}"

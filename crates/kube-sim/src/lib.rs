@@ -51,6 +51,7 @@ mod discovery;
 pub mod error;
 mod faults;
 pub mod generator;
+pub mod manifests;
 pub mod patch;
 mod protobuf;
 pub mod resources;
@@ -74,6 +75,7 @@ use tokio::sync::oneshot;
 pub use error::SimError;
 pub use faults::Fault;
 pub use generator::{GeneratedCluster, GeneratorConfig};
+pub use manifests::custom_resource_definition;
 pub use patch::PatchType;
 
 use resources::split_api_version;
@@ -282,6 +284,23 @@ impl SimHandle {
         self.sim.store.type_for(api_version, kind)
     }
 
+    /// The type, and the namespace an object of it is in: `namespace` (`default` when none is
+    /// given) for a namespaced type, none for a cluster-scoped one.
+    fn type_and_namespace<'a>(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&'a str>,
+    ) -> Result<(Arc<resources::ResourceType>, &'a str), SimError> {
+        let ty = self.type_of(api_version, kind)?;
+        let ns = if ty.namespaced {
+            namespace.unwrap_or("default")
+        } else {
+            ""
+        };
+        Ok((ty, ns))
+    }
+
     fn as_version(o: &Arc<store::StoredObject>, api_version: &str) -> Value {
         let mut v = o.value();
         v["apiVersion"] = Value::String(api_version.to_string());
@@ -359,12 +378,7 @@ impl SimHandle {
         patch_type: PatchType,
         patch: Value,
     ) -> Result<Value, SimError> {
-        let ty = self.type_of(api_version, kind)?;
-        let ns = if ty.namespaced {
-            namespace.unwrap_or("default")
-        } else {
-            ""
-        };
+        let (ty, ns) = self.type_and_namespace(api_version, kind, namespace)?;
         let o = self
             .sim
             .store
@@ -381,12 +395,7 @@ impl SimHandle {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, SimError> {
-        let ty = self.type_of(api_version, kind)?;
-        let ns = if ty.namespaced {
-            namespace.unwrap_or("default")
-        } else {
-            ""
-        };
+        let (ty, ns) = self.type_and_namespace(api_version, kind, namespace)?;
         Ok(Self::as_version(
             &self.sim.store.delete(&ty, ns, name)?,
             api_version,
@@ -401,12 +410,7 @@ impl SimHandle {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, SimError> {
-        let ty = self.type_of(api_version, kind)?;
-        let ns = if ty.namespaced {
-            namespace.unwrap_or("default")
-        } else {
-            ""
-        };
+        let (ty, ns) = self.type_and_namespace(api_version, kind, namespace)?;
         Ok(Self::as_version(
             &self.sim.store.get(&ty, ns, name)?,
             api_version,
@@ -430,6 +434,29 @@ impl SimHandle {
             .items
             .iter()
             .map(|o| Self::as_version(o, api_version))
+            .collect())
+    }
+
+    /// `namespace/name` (`_cluster/name` for a cluster-scoped object) → labels of every
+    /// object of a type: what an index of the cluster should hold, to compare with it.
+    pub fn labels_by_name(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, SimError> {
+        Ok(self
+            .list(api_version, kind, None)?
+            .into_iter()
+            .map(|o| {
+                let m = &o["metadata"];
+                let key = format!(
+                    "{}/{}",
+                    m["namespace"].as_str().unwrap_or("_cluster"),
+                    m["name"].as_str().unwrap_or_default()
+                );
+                let labels = serde_json::from_value(m["labels"].clone()).unwrap_or_default();
+                (key, labels)
+            })
             .collect())
     }
 

@@ -253,18 +253,9 @@ fn parse_target(sim: &Sim, group: &str, version: &str, rest: &[&str]) -> Option<
 }
 
 fn list_query(params: &Params, namespace: Option<&str>) -> Result<ListQuery, SimError> {
-    let labels = LabelSelector::parse(
-        params
-            .get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or(""),
-    )?;
-    let fields = FieldSelector::parse(
-        params
-            .get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or(""),
-    )?;
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or("");
+    let labels = LabelSelector::parse(param("labelSelector"))?;
+    let fields = FieldSelector::parse(param("fieldSelector"))?;
     let limit = match params.get("limit").filter(|l| !l.is_empty()) {
         Some(l) => Some(
             l.parse::<usize>()

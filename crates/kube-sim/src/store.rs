@@ -1063,18 +1063,23 @@ mod tests {
         assert_eq!(err.code(), 409);
     }
 
-    #[test]
-    fn history_overflow_makes_old_resource_versions_expire() {
-        let (s, cm) = store();
-        let first = s.resource_version();
-        for i in 0..5 {
+    /// ConfigMaps `c0`, `c1`, ... in `default`.
+    fn create_configmaps(s: &Store, cm: &ResourceType, n: usize) {
+        for i in 0..n {
             s.create(
-                &cm,
+                cm,
                 Some("default"),
                 json!({"metadata": {"name": format!("c{i}")}}),
             )
             .unwrap();
         }
+    }
+
+    #[test]
+    fn history_overflow_makes_old_resource_versions_expire() {
+        let (s, cm) = store();
+        let first = s.resource_version();
+        create_configmaps(&s, &cm, 5);
         assert_eq!(s.events_after(first).unwrap_err().code(), 410);
         let recent = s.resource_version() - 2;
         assert_eq!(s.events_after(recent).unwrap().0.len(), 2);
@@ -1083,14 +1088,7 @@ mod tests {
     #[test]
     fn pages_stay_consistent_while_objects_change() {
         let (s, cm) = store();
-        for i in 0..5 {
-            s.create(
-                &cm,
-                Some("default"),
-                json!({"metadata": {"name": format!("c{i}")}}),
-            )
-            .unwrap();
-        }
+        create_configmaps(&s, &cm, 5);
         let q = ListQuery {
             limit: Some(2),
             ..Default::default()

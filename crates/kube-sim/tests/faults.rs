@@ -2,12 +2,15 @@
 //! (an aggregated API whose backend is down), one 403 on a watch reconnect, and an API server
 //! restart after which every watch must relist.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{get_json, wait_for};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::discovery::Discovery;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use kube_sim::{Fault, SimConfig, SimHandle, SimServer};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -36,6 +39,15 @@ fn status_code(e: &kube::Error) -> Option<u16> {
     }
 }
 
+/// The error of a full discovery, which must fail.
+async fn discovery_error(client: &kube::Client) -> kube::Error {
+    Discovery::new(client.clone())
+        .run()
+        .await
+        .err()
+        .expect("discovery fails")
+}
+
 async fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !ok() {
@@ -50,13 +62,7 @@ async fn an_unavailable_aggregated_group_is_listed_but_its_discovery_answers_503
     let client = client_without_retries(&sim);
     sim.inject_fault(Fault::error(503).on_group("metrics.k8s.io"));
 
-    let groups: serde_json::Value = serde_json::from_str(
-        &client
-            .request_text(http::Request::get("/apis").body(vec![]).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let groups: serde_json::Value = get_json(&client, "/apis").await;
     assert!(
         groups["groups"]
             .as_array()
@@ -66,11 +72,7 @@ async fn an_unavailable_aggregated_group_is_listed_but_its_discovery_answers_503
                 && g["preferredVersion"]["groupVersion"] == "metrics.k8s.io/v1beta1"),
         "{groups}"
     );
-    let err = Discovery::new(client.clone())
-        .run()
-        .await
-        .err()
-        .expect("discovery fails");
+    let err = discovery_error(&client).await;
     assert_eq!(status_code(&err), Some(503), "{err:?}");
     // Other groups still answer: only the one group's discovery fails.
     Discovery::new(client.clone())
@@ -97,11 +99,7 @@ async fn a_discovery_fault_recovers_after_its_duration() {
             .on_group("metrics.k8s.io")
             .for_duration(Duration::from_millis(800)),
     );
-    let err = Discovery::new(client.clone())
-        .run()
-        .await
-        .err()
-        .expect("discovery fails");
+    let err = discovery_error(&client).await;
     assert_eq!(status_code(&err), Some(503), "{err:?}");
     tokio::time::sleep(Duration::from_millis(900)).await;
     Discovery::new(client)
@@ -133,11 +131,7 @@ async fn a_discovery_fault_on_a_served_group_fails_that_group_only() {
     let sim = sim().await;
     let client = client_without_retries(&sim);
     sim.inject_fault(Fault::error(500).on_group("batch"));
-    let err = Discovery::new(client.clone())
-        .run()
-        .await
-        .err()
-        .expect("discovery fails");
+    let err = discovery_error(&client).await;
     assert_eq!(status_code(&err), Some(500), "{err:?}");
     // Resource requests of the group are not discovery: they still work.
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::all(client.clone());
@@ -147,49 +141,16 @@ async fn a_discovery_fault_on_a_served_group_fails_that_group_only() {
 /// Watcher events as text: "initdone", "apply:NAME", "error:CODE".
 fn watch_configmaps(sim: &SimHandle) -> mpsc::UnboundedReceiver<String> {
     let api: Api<ConfigMap> = Api::namespaced(client_without_retries(sim), "default");
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        use futures::StreamExt;
-        let stream = watcher::watcher(api, watcher::Config::default());
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            let line = match ev {
-                Ok(Event::InitDone) => "initdone".to_string(),
-                Ok(Event::Init) => "init".to_string(),
-                Ok(Event::InitApply(o)) => format!("initapply:{}", o.metadata.name.unwrap()),
-                Ok(Event::Apply(o)) => format!("apply:{}", o.metadata.name.unwrap()),
-                Ok(Event::Delete(o)) => format!("delete:{}", o.metadata.name.unwrap()),
-                Err(watcher::Error::WatchFailed(e))
-                | Err(watcher::Error::WatchStartFailed(e))
-                | Err(watcher::Error::InitialListFailed(e)) => {
-                    format!("error:{}", status_code(&e).unwrap_or(0))
-                }
-                Err(watcher::Error::WatchError(s)) => format!("error:{}", s.code),
-                Err(e) => format!("error:{e}"),
-            };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-async fn wait_for(rx: &mut mpsc::UnboundedReceiver<String>, want: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(line)) => {
-                let done = line == want;
-                seen.push(line);
-                if done {
-                    return seen;
-                }
-            }
-            _ => panic!("never saw {want:?}; saw {seen:?}"),
-        }
-    }
+    common::spawn_watch(
+        watcher::watcher(api, watcher::Config::default()),
+        |e| match e {
+            watcher::Error::WatchFailed(e)
+            | watcher::Error::WatchStartFailed(e)
+            | watcher::Error::InitialListFailed(e) => status_code(e).unwrap_or(0).to_string(),
+            watcher::Error::WatchError(s) => s.code.to_string(),
+            e => e.to_string(),
+        },
+    )
 }
 
 #[tokio::test]

@@ -2,9 +2,11 @@
 //! lists and metadata-only watches, resumption after dropped watches, 410 after compaction, the
 //! CRD lifecycle and the Status codes of bad requests.
 
+mod common;
+
 use std::time::Duration;
 
-use futures::StreamExt;
+use common::{get_json, wait_for};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PartialObjectMeta, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -24,54 +26,14 @@ fn cm(name: &str) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default", "labels": {"app": "demo"}}, "data": {"k": "v"}})
 }
 
-/// A simple textual log of watcher events: "init", "apply:NAME", "delete:NAME", "initdone".
+/// The watcher's events as text, errors by their message.
 fn spawn_watch<K>(
     stream: impl futures::Stream<Item = watcher::Result<Event<K>>> + Send + 'static,
 ) -> mpsc::UnboundedReceiver<String>
 where
     K: kube::Resource + Send + 'static,
 {
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            let line = match ev {
-                Ok(Event::Init) => "init".to_string(),
-                Ok(Event::InitApply(o)) => {
-                    format!("initapply:{}", o.meta().name.clone().unwrap_or_default())
-                }
-                Ok(Event::InitDone) => "initdone".to_string(),
-                Ok(Event::Apply(o)) => {
-                    format!("apply:{}", o.meta().name.clone().unwrap_or_default())
-                }
-                Ok(Event::Delete(o)) => {
-                    format!("delete:{}", o.meta().name.clone().unwrap_or_default())
-                }
-                Err(e) => format!("error:{e}"),
-            };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-async fn wait_for(rx: &mut mpsc::UnboundedReceiver<String>, want: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(line)) => {
-                let done = line == want;
-                seen.push(line);
-                if done {
-                    return seen;
-                }
-            }
-            _ => panic!("never saw {want:?}; saw {seen:?}"),
-        }
-    }
+    common::spawn_watch(stream, |e| e.to_string())
 }
 
 #[tokio::test]
@@ -140,6 +102,13 @@ async fn paginated_lists_return_every_object_once_at_one_resource_version() {
     assert_eq!(sorted.len(), 25, "{names:?}");
 }
 
+/// Deletes the ConfigMap `name` and waits until the watcher sees it go.
+async fn delete_and_see(sim: &SimHandle, rx: &mut mpsc::UnboundedReceiver<String>, name: &str) {
+    sim.delete("v1", "ConfigMap", Some("default"), name)
+        .unwrap();
+    wait_for(rx, &format!("delete:{name}")).await;
+}
+
 #[tokio::test]
 async fn watcher_sees_add_modify_delete_with_list_watch() {
     let sim = sim().await;
@@ -159,9 +128,7 @@ async fn watcher_sees_add_modify_delete_with_list_watch() {
     )
     .unwrap();
     wait_for(&mut rx, "apply:new").await;
-    sim.delete("v1", "ConfigMap", Some("default"), "new")
-        .unwrap();
-    wait_for(&mut rx, "delete:new").await;
+    delete_and_see(&sim, &mut rx, "new").await;
 }
 
 #[tokio::test]
@@ -182,9 +149,7 @@ async fn streaming_list_watcher_ends_initial_events_with_the_bookmark() {
     );
     sim.create(cm("new")).unwrap();
     wait_for(&mut rx, "apply:new").await;
-    sim.delete("v1", "ConfigMap", Some("default"), "new")
-        .unwrap();
-    wait_for(&mut rx, "delete:new").await;
+    delete_and_see(&sim, &mut rx, "new").await;
 }
 
 #[tokio::test]
@@ -422,20 +387,8 @@ async fn admin_http_api_injects_faults_and_reports_counters() {
     api.list(&ListParams::default())
         .await
         .expect("the fault applied once only");
-    let counters: serde_json::Value = serde_json::from_str(
-        &client
-            .request_text(http::Request::get("/_sim/counters").body(vec![]).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let counters: serde_json::Value = get_json(&client, "/_sim/counters").await;
     assert_eq!(counters["configmaps/list"], 2);
-    let stats: serde_json::Value = serde_json::from_str(
-        &client
-            .request_text(http::Request::get("/_sim/stats").body(vec![]).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let stats: serde_json::Value = get_json(&client, "/_sim/stats").await;
     assert_eq!(stats["objects"], 4, "the four standard namespaces");
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::python_server::{PythonServer, Spec};
 
-/// A running Chroma server. Dropping it kills the process; the data directory goes with it.
+/// A running Chroma server (its URL, stop and restart are [`PythonServer`]'s). Dropping it
+/// kills the process; the data directory goes with it.
 pub struct ChromaServer(PythonServer);
 
 impl ChromaServer {
@@ -30,48 +31,9 @@ impl ChromaServer {
         };
         ChromaServer(PythonServer::start(spec, chroma_python()))
     }
-
-    /// `http://127.0.0.1:<port>`, the value for `--chroma-url`.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.0.port())
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        self.0.data_dir()
-    }
-
-    /// Process id of the running server (for RSS and CPU figures in benchmarks).
-    pub fn pid(&self) -> Option<u32> {
-        self.0.pid()
-    }
-
-    /// Kills the server (SIGKILL) and waits for it; the data directory stays.
-    pub fn stop(&mut self) {
-        self.0.kill();
-    }
-
-    /// Starts the server again on the same port with the same data.
-    pub fn restart(&mut self) {
-        self.0.restart();
-    }
-
-    /// Starts the server again on the same port with no data (a lost volume): everything in
-    /// the data directory but the server's log is removed first.
-    pub fn restart_empty(&mut self) {
-        self.0.kill();
-        self.0.wipe_data();
-        self.0.restart();
-    }
-
-    /// True while the heartbeat answers 200.
-    pub fn is_up(&self) -> bool {
-        self.0.is_up()
-    }
 }
+
+crate::python_server::derefs_to_python_server!(ChromaServer);
 
 /// The venv's python: `CW_CHROMA_PYTHON`, else `<workspace>/.venv/bin/python`.
 pub fn chroma_python() -> PathBuf {

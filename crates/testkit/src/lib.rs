@@ -4,19 +4,22 @@
 //!   loopback port, with its own data directory, stopped on drop.
 //! - [`QdrantServer`]: a Qdrant-compatible REST server on Qdrant's own embedded engine
 //!   (`qdrant/server.py`), on a free loopback port, stopped on drop.
+//! - [`PythonServer`]: what both are, one process of the `.venv` (URL, stop, restart).
 //! - [`VoyageStandin`]: a local server speaking Voyage AI's `/v1/embeddings` wire format,
 //!   with deterministic vectors, request counters and injectable failures.
 //! - [`LlmStandin`]: an OpenAI-compatible chat API answering a fixed enrichment, with
 //!   request counters and injectable failures.
 
 pub mod chroma;
+mod in_process;
 pub mod llm;
-mod python_server;
+pub mod python_server;
 pub mod qdrant;
 pub mod voyage;
 
 pub use chroma::ChromaServer;
 pub use llm::LlmStandin;
+pub use python_server::PythonServer;
 pub use qdrant::QdrantServer;
 pub use voyage::{embed_text, Failure, StandinStats, VoyageStandin};
 

@@ -14,6 +14,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::in_process::InProcessServer;
+
 /// The enrichment every successful answer carries (as the message's JSON content).
 pub fn fixed_enrichment() -> Value {
     json!({
@@ -39,9 +41,8 @@ struct Shared {
 
 /// A running stand-in; stops when dropped.
 pub struct LlmStandin {
-    addr: SocketAddr,
+    server: InProcessServer,
     shared: Arc<Mutex<Shared>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl LlmStandin {
@@ -50,31 +51,18 @@ impl LlmStandin {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap_or_else(|e| panic!("cannot start the LLM stand-in: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("LLM stand-in address: {e}"));
         let shared = Arc::new(Mutex::new(Shared::default()));
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .with_state(shared.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        LlmStandin {
-            addr,
-            shared,
-            shutdown: Some(tx),
-        }
+        let server = InProcessServer::serve(listener, app)
+            .unwrap_or_else(|e| panic!("LLM stand-in address: {e}"));
+        LlmStandin { server, shared }
     }
 
     /// The value for `--llm-url` / `CW_LLM_URL`: `http://127.0.0.1:<port>/v1`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("http://{}/v1", self.server.addr())
     }
 
     /// Chat requests received, failed ones included.
@@ -117,14 +105,6 @@ impl LlmStandin {
         let mut s = lock(&self.shared);
         s.down = None;
         s.failures.clear();
-    }
-}
-
-impl Drop for LlmStandin {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

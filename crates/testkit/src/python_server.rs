@@ -1,7 +1,9 @@
 //! One Python server process of the tests (Chroma, the Qdrant test server): started from the
 //! workspace's `.venv` on a free loopback port with a fresh data directory, ready once a GET
 //! of its health path answers 200, killed on drop. Its output goes to a log file in the data
-//! directory, whose tail each start-up error quotes.
+//! directory, whose tail each start-up error quotes. [`crate::ChromaServer`] and
+//! [`crate::QdrantServer`] are this process with their own arguments, and answer its
+//! methods (`url`, `stop`, `restart`, ...) through `Deref`.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -9,6 +11,26 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// `Deref` and `DerefMut` to the [`PythonServer`] a newtype `$server(PythonServer)` wraps.
+macro_rules! derefs_to_python_server {
+    ($server:ident) => {
+        impl std::ops::Deref for $server {
+            type Target = $crate::python_server::PythonServer;
+
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+
+        impl std::ops::DerefMut for $server {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.0
+            }
+        }
+    };
+}
+pub(crate) use derefs_to_python_server;
 
 /// How long a server may take to answer its health path on a busy 2-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,7 +49,7 @@ pub(crate) struct Spec {
     pub args: Box<Args>,
 }
 
-pub(crate) struct PythonServer {
+pub struct PythonServer {
     spec: Spec,
     child: Option<Child>,
     port: u16,
@@ -38,7 +60,7 @@ pub(crate) struct PythonServer {
 impl PythonServer {
     /// Starts the server on a free port and waits until it is ready; panics with the log's
     /// tail (and what to install) when it does not start.
-    pub fn start(spec: Spec, python: PathBuf) -> PythonServer {
+    pub(crate) fn start(spec: Spec, python: PathBuf) -> PythonServer {
         let data_dir = tempfile::Builder::new()
             .prefix(&format!("cw-{}-", spec.stem))
             .tempdir()
@@ -65,6 +87,11 @@ impl PythonServer {
         panic!("{} did not start: {last_error}", server.spec.name);
     }
 
+    /// `http://127.0.0.1:<port>`, the value for `--chroma-url` or `--qdrant-url`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -73,10 +100,12 @@ impl PythonServer {
         self.data_dir.path()
     }
 
+    /// Process id of the running server (for RSS and CPU figures in benchmarks).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// True while the health path answers 200.
     pub fn is_up(&self) -> bool {
         answers_200(self.port, self.spec.health_path)
     }
@@ -85,7 +114,12 @@ impl PythonServer {
         self.data_dir.path().join(format!("{}.log", self.spec.stem))
     }
 
-    /// Starts the server again on the same port with what the data directory holds.
+    /// Kills the server (SIGKILL) and waits for it; the data directory stays.
+    pub fn stop(&mut self) {
+        self.kill();
+    }
+
+    /// Starts the server again on the same port with the same data.
     pub fn restart(&mut self) {
         self.kill();
         if let Err(e) = self.spawn_and_wait() {
@@ -96,8 +130,16 @@ impl PythonServer {
         }
     }
 
+    /// Starts the server again on the same port with no data (a lost volume): everything in
+    /// the data directory but the server's log is removed first.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        self.wipe_data();
+        self.restart();
+    }
+
     /// Removes everything in the data directory but the log (a lost volume).
-    pub fn wipe_data(&self) {
+    fn wipe_data(&self) {
         let log = self.log_path();
         let entries = std::fs::read_dir(self.data_dir.path())
             .unwrap_or_else(|e| panic!("cannot read {}'s data directory: {e}", self.spec.name));
@@ -161,8 +203,7 @@ impl PythonServer {
         ))
     }
 
-    /// Kills the server (SIGKILL) and waits for it; the data directory stays.
-    pub fn kill(&mut self) {
+    fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

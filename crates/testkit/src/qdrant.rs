@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::chroma::chroma_python;
 use crate::python_server::{PythonServer, Spec};
 
-/// A running Qdrant test server. Dropping it kills the process; the data directory goes
-/// with it.
+/// A running Qdrant test server (its URL, stop and restart are [`PythonServer`]'s).
+/// Dropping it kills the process; the data directory goes with it.
 pub struct QdrantServer(PythonServer);
 
 impl QdrantServer {
@@ -43,40 +43,9 @@ impl QdrantServer {
         };
         QdrantServer(PythonServer::start(spec, qdrant_python()))
     }
-
-    /// `http://127.0.0.1:<port>`, the value for `--qdrant-url`.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.0.port())
-    }
-
-    pub fn port(&self) -> u16 {
-        self.0.port()
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        self.0.data_dir()
-    }
-
-    /// Process id of the running server (for RSS and CPU figures in benchmarks).
-    pub fn pid(&self) -> Option<u32> {
-        self.0.pid()
-    }
-
-    /// Kills the server (SIGKILL) and waits for it; the data directory stays.
-    pub fn stop(&mut self) {
-        self.0.kill();
-    }
-
-    /// Starts the server again on the same port with the same data.
-    pub fn restart(&mut self) {
-        self.0.restart();
-    }
-
-    /// True while `/readyz` answers 200.
-    pub fn is_up(&self) -> bool {
-        self.0.is_up()
-    }
 }
+
+crate::python_server::derefs_to_python_server!(QdrantServer);
 
 /// The test server's script, beside this crate's sources.
 pub fn server_script() -> PathBuf {

@@ -12,13 +12,15 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+use crate::in_process::InProcessServer;
 
 /// Voyage's limit on inputs per request.
 pub const MAX_INPUTS: usize = 1_000;
@@ -75,9 +77,8 @@ struct AppState {
 
 /// A running stand-in; stops when dropped.
 pub struct VoyageStandin {
-    addr: SocketAddr,
+    server: InProcessServer,
     shared: Arc<Mutex<Shared>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl VoyageStandin {
@@ -94,34 +95,22 @@ impl VoyageStandin {
         api_key: Option<String>,
     ) -> std::io::Result<VoyageStandin> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared::default()));
         let app = router(AppState {
             shared: shared.clone(),
             api_key,
         });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Ok(VoyageStandin {
-            addr,
-            shared,
-            shutdown: Some(tx),
-        })
+        let server = InProcessServer::serve(listener, app)?;
+        Ok(VoyageStandin { server, shared })
     }
 
     /// The value for `--voyage-url` / `VOYAGE_BASE_URL`: `http://127.0.0.1:<port>/v1`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("http://{}/v1", self.addr())
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     pub fn stats(&self) -> StandinStats {
@@ -174,15 +163,7 @@ impl VoyageStandin {
     /// Base URL of the same embeddings in OpenAI's wire format (`/openai/v1/embeddings`:
     /// no `input_type`, `encoding_format` `float` or `base64`), for the OpenAI-compatible client.
     pub fn openai_base_url(&self) -> String {
-        format!("http://{}/openai/v1", self.addr)
-    }
-}
-
-impl Drop for VoyageStandin {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        format!("http://{}/openai/v1", self.addr())
     }
 }
 
@@ -194,8 +175,8 @@ fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 /// The router, also served by the `voyage-standin` binary.
 fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/embeddings", post(voyage_embeddings))
-        .route("/openai/v1/embeddings", post(openai_embeddings))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/openai/v1/embeddings", post(embeddings))
         .route("/stats", get(stats))
         .route("/stats/reset", post(reset))
         .with_state(state)
@@ -272,34 +253,24 @@ fn estimate_tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(4).max(1)
 }
 
-async fn voyage_embeddings(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    embeddings(state, headers, body, Dialect::Voyage).await
-}
-
-async fn openai_embeddings(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    embeddings(state, headers, body, Dialect::OpenAi).await
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Dialect {
     Voyage,
     OpenAi,
 }
 
+/// `POST /v1/embeddings` in Voyage's dialect, `POST /openai/v1/embeddings` in OpenAI's.
 async fn embeddings(
-    state: AppState,
+    State(state): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-    dialect: Dialect,
 ) -> Response {
+    let dialect = if uri.path().starts_with("/openai/") {
+        Dialect::OpenAi
+    } else {
+        Dialect::Voyage
+    };
     let delay = lock(&state.shared).delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

@@ -3,66 +3,23 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{install_crypto, StandIn};
-use kube_sim::{SimConfig, SimHandle, SimServer};
-use serde_json::{json, Value};
-use tokio::task::JoinHandle;
-use watcher::buffer::BufferConfig;
-use watcher::sender::RetryConfig;
-use watcher::{
-    CancellationToken, HttpSink, Metrics, NamespaceFilter, ResyncScope, Shared, SyncSink,
-    TypeFilter, WatchError, WatcherSettings,
+use common::{
+    install_crypto, serve_ops, start_cluster_and_store, start_watcher, wait_for, Running, StandIn,
 };
+use kube_sim::SimHandle;
+use serde_json::{json, Value};
+use watcher::{HttpSink, ResyncScope, SyncSink};
 
 const SOON: Duration = Duration::from_secs(15);
 
-fn settings() -> WatcherSettings {
-    WatcherSettings {
-        buffer: BufferConfig {
-            debounce: Duration::from_millis(200),
-            flush_interval: Duration::from_millis(100),
-            max_batch: 50,
-        },
-        retry: RetryConfig {
-            min_delay: Duration::from_millis(50),
-            max_delay: Duration::from_millis(500),
-        },
-        types: TypeFilter::new::<&str>(&[], &[]),
-        namespaces: NamespaceFilter::default(),
-        resync_interval: Duration::from_secs(3600),
-        shutdown_timeout: Duration::from_secs(10),
-        group_discovery_timeout: Duration::from_secs(2),
-        forbidden_grace: Duration::from_secs(600),
-        heartbeat_interval: Duration::ZERO,
-    }
-}
-
-struct Running {
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-    task: JoinHandle<Result<(), WatchError>>,
-}
-
+/// A watcher of every type the watcher watches by default, once it is ready.
 async fn start(sim: &SimHandle, store: &StandIn) -> Running {
-    let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(5)).unwrap();
-    let shared = Shared::new(Metrics::new());
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(watcher::run(
-        settings(),
-        sim.client().unwrap(),
-        Arc::new(sink),
-        shared.clone(),
-        stop.clone(),
-    ));
-    let deadline = tokio::time::Instant::now() + SOON;
-    while !shared.is_ready() {
-        assert!(tokio::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Running { shared, stop, task }
+    let settings = common::settings(&[], Duration::from_millis(200), Duration::from_millis(100));
+    let w = start_watcher(sim, store, settings);
+    w.wait_ready().await;
+    w
 }
 
 /// `plural.group` (or `plural`) of every type the watcher watches by default.
@@ -108,9 +65,7 @@ fn gadget_crd(description: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capabilities_follow_the_watched_types_and_crds_as_they_come_change_and_go() {
-    install_crypto();
-    let sim = SimServer::start(SimConfig::default()).await.unwrap();
-    let store = StandIn::start().await;
+    let (sim, store) = start_cluster_and_store().await;
     let w = start(&sim, &store).await;
 
     // At start: one record per watched type, built-ins with cw's own descriptions.
@@ -180,15 +135,7 @@ async fn capabilities_follow_the_watched_types_and_crds_as_they_come_change_and_
         st.capabilities.insert(ghost.id.clone(), ghost);
     }
     // Through the operations endpoint, as `cw resync --only capabilities` does.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let ops_stop = CancellationToken::new();
-    tokio::spawn(watcher::ops::serve(
-        listener,
-        w.shared.clone(),
-        None,
-        ops_stop.clone(),
-    ));
+    let (base, ops_stop) = serve_ops(&w, None).await;
     let bogus = reqwest::Client::new()
         .post(format!("{base}/api/v1/resync?only=everything"))
         .send()
@@ -225,32 +172,24 @@ async fn capabilities_follow_the_watched_types_and_crds_as_they_come_change_and_
     );
 
     // A restart with nothing changed sends no capability.
-    w.stop.cancel();
-    w.task.await.unwrap().unwrap();
+    w.stop().await.unwrap();
     let posts_before = store.state.lock().unwrap().capability_posts.len();
     let again = start(&sim, &store).await;
-    let deadline = tokio::time::Instant::now() + SOON;
-    while again.shared.metrics.capability_syncs.get() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no capability sync after restart"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for("a capability sync after the restart", SOON, || {
+        again.shared.metrics.capability_syncs.get() > 0
+    })
+    .await;
     assert_eq!(
         store.state.lock().unwrap().capability_posts.len(),
         posts_before,
         "an unchanged restart re-sent capabilities"
     );
-    again.stop.cancel();
-    again.task.await.unwrap().unwrap();
+    again.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capability_changes_made_while_the_ingest_server_is_down_arrive_once_it_is_back() {
-    install_crypto();
-    let sim = SimServer::start(SimConfig::default()).await.unwrap();
-    let store = StandIn::start().await;
+    let (sim, store) = start_cluster_and_store().await;
     let w = start(&sim, &store).await;
     store
         .wait_for_capabilities("the built-in types", SOON, |c| c.len() > 10)
@@ -258,22 +197,17 @@ async fn capability_changes_made_while_the_ingest_server_is_down_arrive_once_it_
     store.set_down(true);
     sim.create(gadget_crd("Gadget created during an outage."))
         .unwrap();
-    let deadline = tokio::time::Instant::now() + SOON;
-    while w.shared.metrics.capability_sync_failures.get() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never tried while down"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for("a capability sync tried while down", SOON, || {
+        w.shared.metrics.capability_sync_failures.get() > 0
+    })
+    .await;
     store.set_down(false);
     store
         .wait_for_capabilities("the gadget type after the outage", SOON, |c| {
             c.contains_key("gadgets.example.com")
         })
         .await;
-    w.stop.cancel();
-    w.task.await.unwrap().unwrap();
+    w.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -5,89 +5,27 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{install_crypto, StandIn};
+use common::{
+    install_crypto, serve_ops, spawn_watcher, start_cluster_and_store, start_watcher, wait_for,
+    Running, StandIn,
+};
 use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::{json, Value};
 use sync_model::{HealthStatus, ResourceId, ResourceInstance};
-use tokio::task::JoinHandle;
-use watcher::buffer::BufferConfig;
-use watcher::sender::RetryConfig;
-use watcher::{
-    CancellationToken, HttpSink, Metrics, NamespaceFilter, Shared, TypeFilter, WatchError,
-    WatcherSettings,
-};
+use watcher::{HttpSink, WatcherSettings};
 
 const WINDOW: Duration = Duration::from_millis(400);
 /// Debounce window plus a little: how long a change may take to reach the store.
 const SOON: Duration = Duration::from_secs(5);
 
 fn settings(types: &[&str]) -> WatcherSettings {
-    WatcherSettings {
-        buffer: BufferConfig {
-            debounce: WINDOW,
-            flush_interval: Duration::from_millis(200),
-            max_batch: 50,
-        },
-        retry: RetryConfig {
-            min_delay: Duration::from_millis(50),
-            max_delay: Duration::from_millis(500),
-        },
-        types: TypeFilter::new::<&str>(types, &[]),
-        namespaces: NamespaceFilter::default(),
-        resync_interval: Duration::from_secs(3600),
-        shutdown_timeout: Duration::from_secs(10),
-        group_discovery_timeout: Duration::from_secs(2),
-        forbidden_grace: Duration::from_secs(600),
-        heartbeat_interval: Duration::ZERO,
-    }
-}
-
-struct Running {
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-    task: JoinHandle<Result<(), WatchError>>,
-}
-
-impl Running {
-    async fn stop(self) -> Result<(), WatchError> {
-        self.stop.cancel();
-        self.task.await.unwrap()
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while !self.shared.is_ready() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "watcher never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn start_watcher(sim: &SimHandle, store: &StandIn, settings: WatcherSettings) -> Running {
-    let client = sim.client().unwrap();
-    let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(5)).unwrap();
-    let shared = Shared::new(Metrics::new());
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(watcher::run(
-        settings,
-        client,
-        Arc::new(sink),
-        shared.clone(),
-        stop.clone(),
-    ));
-    Running { shared, stop, task }
+    common::settings(types, WINDOW, Duration::from_millis(200))
 }
 
 async fn setup(types: &[&str]) -> (SimHandle, StandIn, Running) {
-    install_crypto();
-    let sim = SimServer::start(SimConfig::default()).await.unwrap();
-    let store = StandIn::start().await;
+    let (sim, store) = start_cluster_and_store().await;
     let w = start_watcher(&sim, &store, settings(types));
     w.wait_ready().await;
     (sim, store, w)
@@ -108,20 +46,7 @@ fn cluster_view(
     api_version: &str,
     kind: &str,
 ) -> BTreeMap<String, BTreeMap<String, String>> {
-    sim.list(api_version, kind, None)
-        .unwrap()
-        .into_iter()
-        .map(|o| {
-            let m = &o["metadata"];
-            let key = format!(
-                "{}/{}",
-                m["namespace"].as_str().unwrap_or("_cluster"),
-                m["name"].as_str().unwrap()
-            );
-            let labels = serde_json::from_value(m["labels"].clone()).unwrap_or_default();
-            (key, labels)
-        })
-        .collect()
+    sim.labels_by_name(api_version, kind).unwrap()
 }
 
 /// The same view of the store's documents of a kind.
@@ -321,16 +246,7 @@ async fn health_is_sent_when_its_value_or_reason_changes_and_status_heartbeats_s
 }
 
 fn widget_crd() -> Value {
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
-        }
-    })
+    kube_sim::custom_resource_definition("example.com", "Widget", "widgets")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,14 +289,10 @@ async fn a_crd_created_after_start_has_its_instances_indexed_and_deleting_it_rem
         })
         .await;
     // And the type is no longer watched.
-    let deadline = tokio::time::Instant::now() + SOON;
-    while w.shared.metrics.watched_types.get() != types_before {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the widget watch was never stopped"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for("the widget watch stopped", SOON, || {
+        w.shared.metrics.watched_types.get() == types_before
+    })
+    .await;
     w.stop().await.unwrap();
 }
 
@@ -548,9 +460,7 @@ async fn a_horizontal_pod_autoscaler_served_in_two_versions_is_one_document() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_shutdown_pending_changes_are_sent_at_once_before_exit() {
-    install_crypto();
-    let sim = SimServer::start(SimConfig::default()).await.unwrap();
-    let store = StandIn::start().await;
+    let (sim, store) = start_cluster_and_store().await;
     let mut s = settings(&["deployments"]);
     s.buffer.debounce = Duration::from_secs(600);
     s.buffer.flush_interval = Duration::from_secs(600);
@@ -564,14 +474,10 @@ async fn on_shutdown_pending_changes_are_sent_at_once_before_exit() {
         ))
         .unwrap();
     }
-    let deadline = tokio::time::Instant::now() + SOON;
-    while w.shared.metrics.pending_changes.get() < 120 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "changes never reached the buffer"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for("the changes in the buffer", SOON, || {
+        w.shared.metrics.pending_changes.get() >= 120
+    })
+    .await;
     assert!(
         store.docs().is_empty(),
         "nothing should be sent inside a 10 minute window"
@@ -607,16 +513,7 @@ async fn a_resync_restores_lost_documents_and_deletes_ghosts_through_the_ops_end
         let ghost = common::instance("default", "ghost", "x");
         st.docs.insert(ghost.id.clone(), ghost);
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let ops_stop = CancellationToken::new();
-    tokio::spawn(watcher::ops::serve(
-        listener,
-        w.shared.clone(),
-        Some("tok".into()),
-        ops_stop.clone(),
-    ));
-    let base = format!("http://{addr}");
+    let (base, ops_stop) = serve_ops(&w, Some("tok")).await;
     assert!(
         watcher::ops::request_resync(&base, None).await.is_err(),
         "resync must need the token"
@@ -759,15 +656,7 @@ async fn a_group_whose_discovery_fails_holds_nothing_up_keeps_its_documents_and_
     let mut s = settings(&["deployments", "widgets"]);
     s.group_discovery_timeout = Duration::from_millis(800);
     let w = start_watcher(&sim, &store, s);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let ops_stop = CancellationToken::new();
-    tokio::spawn(watcher::ops::serve(
-        listener,
-        w.shared.clone(),
-        None,
-        ops_stop.clone(),
-    ));
+    let (base, ops_stop) = serve_ops(&w, None).await;
 
     // Ready without the group, and the rest of the cluster is indexed.
     w.wait_ready().await;
@@ -786,11 +675,10 @@ async fn a_group_whose_discovery_fails_holds_nothing_up_keeps_its_documents_and_
         2,
         "documents of an unavailable group are kept"
     );
-    let deadline = tokio::time::Instant::now() + SOON;
-    while w.shared.metrics.capability_syncs.get() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no capability sync");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for("a capability sync", SOON, || {
+        w.shared.metrics.capability_syncs.get() > 0
+    })
+    .await;
     assert!(
         store.capabilities().contains_key("widgets.example.com"),
         "the capability record of an unavailable group is kept"
@@ -842,23 +730,13 @@ async fn one_403_on_a_watch_reconnect_removes_no_document_and_the_watch_goes_on(
             .times(1),
     );
     sim.drop_watches();
-    let deadline = tokio::time::Instant::now() + SOON;
-    while !sim.faults().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the watch never reconnected"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for("the watch reconnected", SOON, || sim.faults().is_empty()).await;
     // The watcher counts the refusal once it has handled the error, a moment after the
     // simulator served it; the gauge stays up until the watch's retry succeeds.
-    while forbidden_types(&w) != 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the refusal is never visible as a metric"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for("the refusal visible as a metric", SOON, || {
+        forbidden_types(&w) == 1
+    })
+    .await;
     tokio::time::sleep(WINDOW * 3).await;
     assert_eq!(
         store.names_of_kind("ConfigMap").len(),
@@ -874,9 +752,7 @@ async fn one_403_on_a_watch_reconnect_removes_no_document_and_the_watch_goes_on(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_that_outlasts_the_grace_period_removes_the_type_and_access_regained_restores_it()
 {
-    install_crypto();
-    let sim = SimServer::start(SimConfig::default()).await.unwrap();
-    let store = StandIn::start().await;
+    let (sim, store) = start_cluster_and_store().await;
     let mut s = settings(&["configmaps", "deployments"]);
     s.forbidden_grace = Duration::from_secs(3);
     let w = start_watcher(&sim, &store, s);
@@ -891,14 +767,7 @@ async fn a_refusal_that_outlasts_the_grace_period_removes_the_type_and_access_re
     sim.inject_fault(kube_sim::Fault::error(403).on_resource("configmaps"));
     sim.drop_watches();
     let refused_at = tokio::time::Instant::now();
-    let deadline = refused_at + SOON;
-    while forbidden_types(&w) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the refusal was never noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for("the refusal noticed", SOON, || forbidden_types(&w) > 0).await;
     assert_eq!(
         store.names_of_kind("ConfigMap").len(),
         stored,
@@ -960,24 +829,12 @@ async fn without_the_hashes_endpoint_the_watcher_runs_and_sends_everything_as_up
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_a_resync_with_a_hung_ingest_server_ends_within_the_shutdown_timeout() {
-    install_crypto();
-    let sim = SimServer::start(SimConfig::default()).await.unwrap();
-    let store = StandIn::start().await;
-    let client = sim.client().unwrap();
+    let (sim, store) = start_cluster_and_store().await;
     // The production request timeout: a hung server holds each call for two minutes.
     let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(120)).unwrap();
-    let shared = Shared::new(Metrics::new());
-    let stop = CancellationToken::new();
     let mut s = settings(&["deployments"]);
     s.shutdown_timeout = Duration::from_secs(3);
-    let task = tokio::spawn(watcher::run(
-        s,
-        client,
-        Arc::new(sink),
-        shared.clone(),
-        stop.clone(),
-    ));
-    let w = Running { shared, stop, task };
+    let w = spawn_watcher(&sim, sink, s);
     w.wait_ready().await;
     sim.create(deployment("default", "web", json!({"app": "web"})))
         .unwrap();

@@ -30,7 +30,11 @@ pub fn estimate_tokens(text: &str) -> usize {
 /// `text` cut to about `max_tokens` tokens, at a character boundary. Documents put the
 /// kind, name, namespace and labels first, so what is cut is the tail of descriptions.
 pub fn cut_to_tokens(text: &str, max_tokens: usize) -> &str {
-    let max_bytes = max_tokens.saturating_mul(BYTES_PER_TOKEN).max(1);
+    cut_to_bytes(text, max_tokens.saturating_mul(BYTES_PER_TOKEN).max(1))
+}
+
+/// `text` cut to at most `max_bytes` bytes, at a character boundary.
+pub fn cut_to_bytes(text: &str, max_bytes: usize) -> &str {
     if text.len() <= max_bytes {
         return text;
     }

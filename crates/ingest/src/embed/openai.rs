@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::isolate::{embed_isolating, EmbedCall};
 use super::limits::InputLimits;
-use super::retry;
+use super::retry::ProviderEndpoint;
 use super::{all_or_refused, EmbedError, Embedder, InputType, ModelInfo, Refused};
 use crate::retry::RetryPolicy;
 
@@ -62,8 +62,7 @@ impl OpenAiConfig {
 }
 
 pub struct OpenAiEmbedder {
-    client: reqwest::Client,
-    url: String,
+    endpoint: ProviderEndpoint,
     config: OpenAiConfig,
     dimension: tokio::sync::OnceCell<usize>,
 }
@@ -71,15 +70,16 @@ pub struct OpenAiEmbedder {
 impl OpenAiEmbedder {
     /// Builds the client; needs a rustls crypto provider installed in the process.
     pub fn new(config: OpenAiConfig) -> Result<Self, EmbedError> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| EmbedError::Permanent(format!("cannot build an HTTP client: {e}")))?;
-        let url = format!("{}/embeddings", config.base_url.trim_end_matches('/'));
+        let endpoint = ProviderEndpoint::new(
+            format!("{}/embeddings", config.base_url.trim_end_matches('/')),
+            config.api_key.as_deref(),
+            config.timeout,
+            config.retry,
+            "OpenAI-compatible embeddings",
+        )?;
         let dimension = tokio::sync::OnceCell::new_with(config.dimensions);
         Ok(OpenAiEmbedder {
-            client,
-            url,
+            endpoint,
             config,
             dimension,
         })
@@ -100,17 +100,7 @@ impl OpenAiEmbedder {
             encoding_format: "float",
             dimensions: self.config.dimensions,
         };
-        let body = serde_json::to_vec(&body)
-            .map_err(|e| EmbedError::Permanent(format!("cannot encode the request: {e}")))?;
-        let bytes = retry::post_json(
-            &self.client,
-            &self.url,
-            self.config.api_key.as_deref().filter(|k| !k.is_empty()),
-            body.into(),
-            &self.config.retry,
-            "OpenAI-compatible embeddings",
-        )
-        .await?;
+        let bytes = self.endpoint.post(&body).await?;
         let resp: Response = serde_json::from_slice(&bytes).map_err(|e| {
             EmbedError::Permanent(format!(
                 "the embeddings server answered something unexpected: {e}"

@@ -13,6 +13,53 @@ use reqwest::StatusCode;
 use super::EmbedError;
 use crate::retry::{error_chain, RetryPolicy};
 
+/// A provider's JSON endpoint and what every call to it shares: the HTTP client (with the
+/// configured timeout), the API key sent as a bearer token, and the retry policy.
+pub(crate) struct ProviderEndpoint {
+    client: reqwest::Client,
+    url: String,
+    api_key: Option<String>,
+    policy: RetryPolicy,
+    /// As errors and logs name the provider: "Voyage AI", "LLM enrichment".
+    provider: &'static str,
+}
+
+impl ProviderEndpoint {
+    /// Builds the client; needs a rustls crypto provider installed in the process. An empty
+    /// `api_key` sends none.
+    pub(crate) fn new(
+        url: String,
+        api_key: Option<&str>,
+        timeout: Duration,
+        policy: RetryPolicy,
+        provider: &'static str,
+    ) -> Result<Self, EmbedError> {
+        let client = crate::retry::http_client(timeout).map_err(EmbedError::Permanent)?;
+        Ok(ProviderEndpoint {
+            client,
+            url,
+            api_key: api_key.filter(|k| !k.is_empty()).map(str::to_string),
+            policy,
+            provider,
+        })
+    }
+
+    /// POSTs `body` as JSON and returns the body of the first 2xx answer ([`post_json`]).
+    pub(crate) async fn post(&self, body: &impl serde::Serialize) -> Result<Bytes, EmbedError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| EmbedError::Permanent(format!("cannot encode the request: {e}")))?;
+        post_json(
+            &self.client,
+            &self.url,
+            self.api_key.as_deref(),
+            body.into(),
+            &self.policy,
+            self.provider,
+        )
+        .await
+    }
+}
+
 /// One failed attempt.
 #[derive(Debug)]
 struct AttemptError {
@@ -21,7 +68,7 @@ struct AttemptError {
 }
 
 /// POSTs `body` (JSON) to `url` and returns the response body of the first 2xx answer.
-pub(crate) async fn post_json(
+async fn post_json(
     client: &reqwest::Client,
     url: &str,
     api_key: Option<&str>,

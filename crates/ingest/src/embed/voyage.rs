@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::isolate::{embed_isolating, EmbedCall};
 use super::limits::InputLimits;
-use super::retry;
+use super::retry::{self, ProviderEndpoint};
 use super::{all_or_refused, EmbedError, Embedder, InputType, ModelInfo, Refused};
 use crate::retry::RetryPolicy;
 
@@ -98,8 +98,7 @@ fn known_dimension(model: &str) -> Option<usize> {
 }
 
 pub struct VoyageEmbedder {
-    client: reqwest::Client,
-    url: String,
+    endpoint: ProviderEndpoint,
     config: VoyageConfig,
     dimension: tokio::sync::OnceCell<usize>,
 }
@@ -112,19 +111,20 @@ impl VoyageEmbedder {
                 "VOYAGE_API_KEY is empty: set it to your Voyage AI API key".into(),
             ));
         }
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| EmbedError::Permanent(format!("cannot build an HTTP client: {e}")))?;
-        let url = format!("{}/embeddings", config.base_url.trim_end_matches('/'));
+        let endpoint = ProviderEndpoint::new(
+            format!("{}/embeddings", config.base_url.trim_end_matches('/')),
+            Some(&config.api_key),
+            config.timeout,
+            config.retry,
+            "Voyage AI",
+        )?;
         let dimension = tokio::sync::OnceCell::new_with(
             config
                 .output_dimension
                 .or_else(|| known_dimension(&config.model)),
         );
         Ok(VoyageEmbedder {
-            client,
-            url,
+            endpoint,
             config,
             dimension,
         })
@@ -160,17 +160,7 @@ impl VoyageEmbedder {
             encoding_format: "base64",
             truncation: true,
         };
-        let body = serde_json::to_vec(&body)
-            .map_err(|e| EmbedError::Permanent(format!("cannot encode the request: {e}")))?;
-        let bytes = retry::post_json(
-            &self.client,
-            &self.url,
-            Some(&self.config.api_key),
-            body.into(),
-            &self.config.retry,
-            "Voyage AI",
-        )
-        .await?;
+        let bytes = self.endpoint.post(&body).await?;
         let resp: Response = serde_json::from_slice(&bytes).map_err(|e| {
             EmbedError::Permanent(format!("Voyage AI answered something unexpected: {e}"))
         })?;

@@ -19,15 +19,26 @@ pub(crate) async fn embed_documents(
     metrics: &IngestMetrics,
     texts: &[String],
 ) -> Result<Vec<Vec<f32>>, SyncError> {
+    let vectors = counted(metrics, texts, embedder.embed(texts, InputType::Document)).await?;
+    check_answer(model, texts.len(), vectors.len(), vectors.iter())?;
+    Ok(vectors)
+}
+
+/// The answer of `call`, the provider's call for `texts` (none is made for no text), counted
+/// in `embeddings_requested` and timed in `embed_seconds`.
+async fn counted<T>(
+    metrics: &IngestMetrics,
+    texts: &[String],
+    call: impl std::future::Future<Output = Result<Vec<T>, EmbedError>>,
+) -> Result<Vec<T>, EmbedError> {
     if texts.is_empty() {
         return Ok(Vec::new());
     }
     metrics.embeddings_requested.inc_by(texts.len() as u64);
     let t = Instant::now();
-    let vectors = embedder.embed(texts, InputType::Document).await?;
+    let answer = call.await?;
     metrics.embed_seconds.observe(t.elapsed().as_secs_f64());
-    check_answer(model, texts.len(), vectors.len(), vectors.iter())?;
-    Ok(vectors)
+    Ok(answer)
 }
 
 /// The provider answered one vector per text, each of the model's dimension; anything else
@@ -64,13 +75,12 @@ pub(crate) async fn embed_each_document(
     metrics: &IngestMetrics,
     texts: &[String],
 ) -> Result<Vec<Result<Vec<f32>, Refused>>, SyncError> {
-    if texts.is_empty() {
-        return Ok(Vec::new());
-    }
-    metrics.embeddings_requested.inc_by(texts.len() as u64);
-    let t = Instant::now();
-    let results = embedder.embed_each(texts, InputType::Document).await?;
-    metrics.embed_seconds.observe(t.elapsed().as_secs_f64());
+    let results = counted(
+        metrics,
+        texts,
+        embedder.embed_each(texts, InputType::Document),
+    )
+    .await?;
     check_answer(model, texts.len(), results.len(), results.iter().flatten())?;
     Ok(results)
 }

@@ -491,14 +491,7 @@ impl Ranked {
 }
 
 pub(crate) fn to_search_hit(hit: Hit, score: f32, matched: Vec<String>) -> SearchHit {
-    let labels = hit
-        .metadata
-        .iter()
-        .filter_map(|(k, v)| match (k.strip_prefix("label."), v) {
-            (Some(l), MetaValue::Str(v)) => Some((l.to_string(), v.clone())),
-            _ => None,
-        })
-        .collect();
+    let labels = crate::document::labels_of(&hit.metadata);
     let health = stored_health(&hit.metadata);
     // A stored instance id is `<cluster>:<id>`: the hit shows the two apart, so that its
     // id is the object's own (what `kubectl` and the Go controller's ids name).

@@ -97,10 +97,7 @@ impl Http {
         url: &str,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| StoreError::Rejected(format!("cannot build an HTTP client: {e}")))?;
+        let client = crate::retry::http_client(timeout).map_err(StoreError::Rejected)?;
         Ok(Http {
             client,
             dialect,

@@ -19,7 +19,7 @@ use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::qdrant::{QdrantConfig, QdrantStore};
 use ingest::store::{Filter, Hit, Metadata, Record, StoreError, VectorStore};
 use serde_json::{json, Value};
-use testkit::{ChromaServer, QdrantServer, VoyageStandin};
+use testkit::{ChromaServer, PythonServer, QdrantServer, VoyageStandin};
 
 pub const COLLECTION: &str = "instances";
 
@@ -116,7 +116,8 @@ impl VectorStore for CountingStore {
     }
 }
 
-/// The store server the tests of one binary run on.
+/// The store server the tests of one binary run on; its URL, stop and restart are the
+/// server process's.
 pub enum StoreServer {
     Chroma(ChromaServer),
     Qdrant(QdrantServer),
@@ -130,28 +131,6 @@ impl StoreServer {
             StoreServer::Qdrant(QdrantServer::start())
         } else {
             StoreServer::Chroma(ChromaServer::start())
-        }
-    }
-
-    pub fn url(&self) -> String {
-        match self {
-            StoreServer::Chroma(s) => s.url(),
-            StoreServer::Qdrant(s) => s.url(),
-        }
-    }
-
-    /// Kills the server; its data stays for [`StoreServer::restart`].
-    pub fn stop(&mut self) {
-        match self {
-            StoreServer::Chroma(s) => s.stop(),
-            StoreServer::Qdrant(s) => s.stop(),
-        }
-    }
-
-    pub fn restart(&mut self) {
-        match self {
-            StoreServer::Chroma(s) => s.restart(),
-            StoreServer::Qdrant(s) => s.restart(),
         }
     }
 
@@ -200,6 +179,26 @@ impl StoreServer {
     }
 }
 
+impl std::ops::Deref for StoreServer {
+    type Target = PythonServer;
+
+    fn deref(&self) -> &PythonServer {
+        match self {
+            StoreServer::Chroma(s) => s,
+            StoreServer::Qdrant(s) => s,
+        }
+    }
+}
+
+impl std::ops::DerefMut for StoreServer {
+    fn deref_mut(&mut self) -> &mut PythonServer {
+        match self {
+            StoreServer::Chroma(s) => s,
+            StoreServer::Qdrant(s) => s,
+        }
+    }
+}
+
 /// The store server, the stand-in and the ingest server, all on free loopback ports.
 pub struct Harness {
     pub store_server: StoreServer,
@@ -245,24 +244,16 @@ impl Harness {
             Arc::new(VoyageEmbedder::new(voyage_config(&voyage)).expect("voyage client"));
         let pipeline = Pipeline::new(store.clone(), embedder, COLLECTION);
         let state = AppState::new(pipeline, config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = server::router(state.clone());
-        let server = tokio::spawn(server::serve(listener, app, state.clone(), async {
-            let _ = rx.await;
-        }));
+        let served = serve(state.clone()).await;
         Harness {
             store_server,
             voyage,
             store,
             state,
-            url,
+            url: served.url,
             http: reqwest::Client::new(),
-            shutdown: Some(tx),
-            server: Some(server),
+            shutdown: Some(served.shutdown),
+            server: Some(served.task),
         }
     }
 
@@ -288,29 +279,12 @@ impl Harness {
             .header("content-type", content_type)
             .body(body)
             .send()
-            .await
-            .expect("ingest server answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+            .await;
+        answer(resp).await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .expect("ingest server answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        answer(self.http.get(format!("{}{path}", self.url)).send().await).await
     }
 
     /// Every stored document, read from the store server directly: id -> (document,
@@ -318,6 +292,51 @@ impl Harness {
     pub async fn stored(&self) -> HashMap<String, (String, Value)> {
         self.store_server.dump(COLLECTION).await
     }
+
+    /// The ids of every stored document, sorted, as [`Harness::stored`] shows them.
+    pub async fn stored_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.stored().await.into_keys().collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// An ingest server on a free loopback port, until `shutdown` is sent or dropped.
+pub struct Served {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    pub shutdown: tokio::sync::oneshot::Sender<()>,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves the router of `state` as `cw serve` does.
+pub async fn serve(state: AppState) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = server::router(state.clone());
+    let task = tokio::spawn(server::serve(listener, app, state, async {
+        let _ = rx.await;
+    }));
+    Served {
+        url,
+        shutdown: tx,
+        task,
+    }
+}
+
+/// The status and the body of an answer of the ingest server: its JSON, or its text as a
+/// JSON string when it is not JSON.
+pub async fn answer(resp: reqwest::Result<reqwest::Response>) -> (u16, Value) {
+    let resp = resp.expect("ingest server answers");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// A stored id as the dumps show it: the default cluster's (`default:<id>`, what a payload

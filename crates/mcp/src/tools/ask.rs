@@ -233,26 +233,28 @@ fn type_why(t: &sync_model::search::TypeMatch) -> String {
     }
 }
 
+/// Every instance of the answer as (its type's index, its index in the type, its score), in
+/// answer order.
+fn scored_instances(types: &[AskType]) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
+    types.iter().enumerate().flat_map(|(ti, t)| {
+        t.instances
+            .iter()
+            .enumerate()
+            .map(move |(ii, i)| (ti, ii, i.score.unwrap_or(0.0)))
+    })
+}
+
 /// Keeps the `limit` best instances across types (by score; ties in answer order) and the
 /// types that still have one.
 fn keep_best(types: &mut Vec<AskType>, limit: usize) {
-    let mut ranked: Vec<(f64, usize, usize)> = types
-        .iter()
-        .enumerate()
-        .flat_map(|(ti, t)| {
-            t.instances
-                .iter()
-                .enumerate()
-                .map(move |(ii, i)| (i.score.unwrap_or(0.0), ti, ii))
-        })
-        .collect();
+    let mut ranked: Vec<(usize, usize, f64)> = scored_instances(types).collect();
     if ranked.len() > limit {
         // A stable sort keeps the answer order among equal scores.
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
         let kept: std::collections::HashSet<(usize, usize)> = ranked
             .iter()
             .take(limit)
-            .map(|(_, ti, ii)| (*ti, *ii))
+            .map(|(ti, ii, _)| (*ti, *ii))
             .collect();
         for (ti, t) in types.iter_mut().enumerate() {
             let mut ii = 0;
@@ -271,17 +273,7 @@ fn fit_answer(lines: &mut AskAnswerLines) {
     let note = lines.note.clone();
     let mut dropped = 0;
     fit(lines, |a| {
-        let worst = a
-            .types
-            .iter()
-            .enumerate()
-            .flat_map(|(ti, t)| {
-                t.instances
-                    .iter()
-                    .enumerate()
-                    .map(move |(ii, i)| (ti, ii, i.score.unwrap_or(0.0)))
-            })
-            .min_by(|x, y| x.2.total_cmp(&y.2));
+        let worst = scored_instances(&a.types).min_by(|x, y| x.2.total_cmp(&y.2));
         let Some((ti, ii, _)) = worst else {
             return false;
         };

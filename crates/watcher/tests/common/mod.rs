@@ -13,9 +13,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use kube_sim::SimHandle;
 use sync_model::{
     Capability, CapabilitySyncPayload, ErrorBody, FieldError, ResourceId, ResourceInstance,
     SyncPayload, SyncResponse,
+};
+use tokio::task::JoinHandle;
+use watcher::buffer::BufferConfig;
+use watcher::sender::RetryConfig;
+use watcher::{
+    CancellationToken, HttpSink, Metrics, NamespaceFilter, Shared, TypeFilter, WatchError,
+    WatcherSettings,
 };
 
 #[derive(Default)]
@@ -238,6 +246,113 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A simulated cluster and the ingest stand-in, each on a free port.
+pub async fn start_cluster_and_store() -> (SimHandle, StandIn) {
+    install_crypto();
+    let sim = kube_sim::SimServer::start(kube_sim::SimConfig::default())
+        .await
+        .expect("the simulator starts");
+    (sim, StandIn::start().await)
+}
+
 /// A Deployment `ns/name` labelled `app=<label>`.
 #[allow(unused_imports)] // not every test binary uses it
 pub use sync_model::fixtures::deployment as instance;
+
+/// Watches `types` (plural names; none: every type not excluded by default), debouncing for
+/// `debounce` and flushing every `flush_interval`; retries from 50 to 500 ms, an hourly
+/// resync and no heartbeat.
+pub fn settings(types: &[&str], debounce: Duration, flush_interval: Duration) -> WatcherSettings {
+    WatcherSettings {
+        buffer: BufferConfig {
+            debounce,
+            flush_interval,
+            max_batch: 50,
+        },
+        retry: RetryConfig {
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+        },
+        types: TypeFilter::new::<&str>(types, &[]),
+        namespaces: NamespaceFilter::default(),
+        resync_interval: Duration::from_secs(3600),
+        shutdown_timeout: Duration::from_secs(10),
+        group_discovery_timeout: Duration::from_secs(2),
+        forbidden_grace: Duration::from_secs(600),
+        heartbeat_interval: Duration::ZERO,
+    }
+}
+
+/// A running watcher.
+pub struct Running {
+    pub shared: Arc<Shared>,
+    pub stop: CancellationToken,
+    pub task: JoinHandle<Result<(), WatchError>>,
+}
+
+impl Running {
+    /// Stops it as SIGTERM does: what it ended with.
+    pub async fn stop(self) -> Result<(), WatchError> {
+        self.stop.cancel();
+        self.task.await.expect("the watcher task")
+    }
+
+    /// Until every type has been listed once (20 s at most).
+    pub async fn wait_ready(&self) {
+        let shared = self.shared.clone();
+        wait_for("the watcher ready", Duration::from_secs(20), || {
+            shared.is_ready()
+        })
+        .await;
+    }
+}
+
+/// Starts the watcher of `sim` with `settings`, sending to `sink`.
+pub fn spawn_watcher(sim: &SimHandle, sink: HttpSink, settings: WatcherSettings) -> Running {
+    let shared = Shared::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(watcher::run(
+        settings,
+        sim.client().expect("the simulator's client"),
+        Arc::new(sink),
+        shared.clone(),
+        stop.clone(),
+    ));
+    Running { shared, stop, task }
+}
+
+/// Starts the watcher of `sim` with `settings`, sending to `store`.
+pub fn start_watcher(sim: &SimHandle, store: &StandIn, settings: WatcherSettings) -> Running {
+    let sink = HttpSink::new(&store.sync_url, None, Duration::from_secs(5)).expect("the sink");
+    spawn_watcher(sim, sink, settings)
+}
+
+/// Polls `check` until it holds, or fails naming `what` after `within`. Often (every 5 ms):
+/// some states, a refusal's gauge, last only until the watcher's next retry.
+pub async fn wait_for(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The watcher's operations endpoints (`/readyz`, `/metrics`, `/api/v1/resync`, with
+/// `token` if given) on a free port: their base URL, and what stops them.
+pub async fn serve_ops(w: &Running, token: Option<&str>) -> (String, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let base = format!("http://{}", listener.local_addr().expect("its address"));
+    let stop = CancellationToken::new();
+    tokio::spawn(watcher::ops::serve(
+        listener,
+        w.shared.clone(),
+        token.map(str::to_string),
+        stop.clone(),
+    ));
+    (base, stop)
+}

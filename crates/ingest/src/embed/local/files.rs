@@ -1,7 +1,7 @@
 //! Which files make the local model (the weights and tokenizer, and the ONNX Runtime library
 //! that runs them), where they live, and how to tell they are intact.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -155,16 +155,24 @@ pub fn verify_files(dir: &Path, files: &[ModelFile]) -> std::io::Result<Vec<File
 }
 
 pub(super) fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
+    copy_hashing(&mut std::fs::File::open(path)?, &mut std::io::sink())
+}
+
+/// Copies `from` to `to`: the bytes copied and their SHA-256 (hex).
+pub(super) fn copy_hashing(
+    from: &mut impl Read,
+    to: &mut impl Write,
+) -> std::io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut size = 0u64;
     loop {
-        let n = file.read(&mut buf)?;
+        let n = from.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
         size += n as u64;
     }
     Ok((size, hex::encode(hasher.finalize())))
