@@ -23,6 +23,9 @@ pub const CLUSTERS: &str = "/api/v1/clusters";
 pub const CLUSTER: &str = "/api/v1/clusters/{name}";
 /// `POST`: apply a [`CapabilitySyncPayload`](crate::CapabilitySyncPayload).
 pub const CAPABILITIES_SYNC: &str = "/api/v1/capabilities/sync";
+/// `POST`: a cluster's access rules, an [`AccessSnapshot`](crate::rbac::AccessSnapshot)
+/// (RBAC objects, the types it serves, its ServiceAccount token issuer).
+pub const ACCESS_SYNC: &str = "/api/v1/access/sync";
 /// `GET`: every stored capability id with its content hash ([`HashesResponse`]).
 pub const CAPABILITIES_HASHES: &str = "/api/v1/capabilities/hashes";
 /// `POST`: a [`SearchBody`](crate::search::SearchBody).

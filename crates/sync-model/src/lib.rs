@@ -14,6 +14,7 @@ mod id;
 mod images;
 mod instance;
 mod payload;
+pub mod rbac;
 pub mod rules;
 pub mod search;
 pub mod software;
