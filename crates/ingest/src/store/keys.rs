@@ -60,3 +60,7 @@ pub const DIMENSION_KEY: &str = "cw_embedding_dimension";
 /// a collection created anew, after the store lost or deleted the old one, has a new one.
 /// Sync answers name it as the store generation, from which a watcher knows to resync.
 pub const GENERATION_KEY: &str = "cw_generation";
+
+/// The metadata key no document carries: what a store is asked for when a filter must match
+/// nothing (an empty `Filter::Or`) in a language where an empty list means "anything".
+pub const NEVER_KEY: &str = "cw_never";

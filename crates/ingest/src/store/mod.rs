@@ -49,6 +49,9 @@ pub enum Filter {
     In(String, Vec<String>),
     /// All of the filters hold.
     And(Vec<Filter>),
+    /// One of the filters holds; `Or(vec![])` matches nothing (a caller who may see nothing
+    /// sees nothing, never everything).
+    Or(Vec<Filter>),
 }
 
 /// One search result.

@@ -44,6 +44,7 @@ macro_rules! conformance_suite {
             query_with_eq_filter_returns_only_matching_records,
             query_with_in_filter_returns_records_matching_any_value,
             query_with_and_filter_requires_every_condition,
+            or_filters_match_any_branch_and_no_branch_matches_nothing,
             filters_on_label_keys_with_dots_and_slashes,
             filter_on_a_value_nobody_has_returns_nothing,
             get_with_filter_returns_matching_records_up_to_the_limit,
@@ -425,6 +426,57 @@ pub async fn query_with_and_filter_requires_every_condition(store: &dyn VectorSt
         .await
         .expect("query");
     assert_eq!(ids(&hits), ["north"]);
+}
+
+/// What a caller's scope compiles to: (namespace and kinds) or (another namespace and
+/// kind), nested in an `And`; an `Or` without branches matches nothing, never everything.
+pub async fn or_filters_match_any_branch_and_no_branch_matches_nothing(store: &dyn VectorStore) {
+    let c = fresh(store, "or").await;
+    seed_compass(store, &c).await;
+    let scope = Filter::Or(vec![
+        Filter::And(vec![
+            Filter::Eq("namespace".into(), "web".into()),
+            Filter::In("kind".into(), strings(&["Service", "Ingress"])),
+        ]),
+        Filter::And(vec![
+            Filter::Eq("namespace".into(), "db".into()),
+            Filter::Eq("kind".into(), "Deployment".into()),
+        ]),
+    ]);
+    let hits = store
+        .query(&c, &EAST, Some(&scope), 10)
+        .await
+        .expect("query");
+    assert_eq!(ids(&hits), ["north", "west"]);
+    let got = store.get(&c, Some(&scope), 10).await.expect("get");
+    assert_eq!(id_set(&got), HashSet::from(["north", "west"]));
+    let tally = store
+        .tally(&c, Some(&scope), &["kind"])
+        .await
+        .expect("tally");
+    assert_eq!(tally.values().sum::<usize>(), 2, "{tally:?}");
+
+    // Within a request's own filter, as the search adds the scope to it.
+    let narrowed = Filter::And(vec![Filter::Eq("kind".into(), "Service".into()), scope]);
+    let hits = store
+        .query(&c, &EAST, Some(&narrowed), 10)
+        .await
+        .expect("query");
+    assert_eq!(ids(&hits), ["west"]);
+
+    let nothing = Filter::Or(vec![]);
+    let hits = store
+        .query(&c, &EAST, Some(&nothing), 10)
+        .await
+        .expect("query");
+    assert!(hits.is_empty(), "an empty Or matched {hits:?}");
+    let got = store.get(&c, Some(&nothing), 10).await.expect("get");
+    assert!(got.is_empty(), "an empty Or matched {got:?}");
+    let tally = store.tally(&c, Some(&nothing), &[]).await.expect("tally");
+    assert_eq!(tally.values().sum::<usize>(), 0, "{tally:?}");
+    let inside = Filter::And(vec![Filter::Eq("kind".into(), "Service".into()), nothing]);
+    let got = store.get(&c, Some(&inside), 10).await.expect("get");
+    assert!(got.is_empty(), "an empty Or inside an And matched {got:?}");
 }
 
 pub async fn filters_on_label_keys_with_dots_and_slashes(store: &dyn VectorStore) {

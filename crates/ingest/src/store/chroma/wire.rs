@@ -10,7 +10,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
 
-use crate::store::keys::CONTENT_HASH_KEY;
+use crate::store::keys::{CONTENT_HASH_KEY, NEVER_KEY};
 use crate::store::{Filter, Hit, MetaValue, Metadata, Record};
 
 /// Chroma's errors are `{"error": "...", "message": "..."}`.
@@ -119,6 +119,21 @@ pub(super) fn to_where(filter: &Filter) -> Option<Value> {
                 0 => None,
                 1 => parts.pop(),
                 _ => Some(json!({ "$and": parts })),
+            }
+        }
+        Filter::Or(any) => {
+            let mut parts: Vec<Value> = Vec::with_capacity(any.len());
+            for f in any {
+                match to_where(f) {
+                    Some(w) => parts.push(w),
+                    // One branch without conditions matches everything: so does the whole.
+                    None => return None,
+                }
+            }
+            match parts.len() {
+                0 => Some(json!({ NEVER_KEY: { "$eq": NEVER_KEY } })),
+                1 => parts.pop(),
+                _ => Some(json!({ "$or": parts })),
             }
         }
     }

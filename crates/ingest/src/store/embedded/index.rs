@@ -73,6 +73,8 @@ pub(super) enum CompiledFilter {
     Eq(u32, u32),
     In(u32, Vec<u32>),
     And(Vec<CompiledFilter>),
+    /// Never empty: an `Or` without branches that can match is [`CompiledFilter::Never`].
+    Or(Vec<CompiledFilter>),
 }
 
 impl CompiledFilter {
@@ -97,6 +99,18 @@ impl CompiledFilter {
                     CompiledFilter::And(parts)
                 }
             }
+            Filter::Or(any) => {
+                let parts: Vec<_> = any
+                    .iter()
+                    .map(|p| Self::compile(p, interner))
+                    .filter(|p| !matches!(p, CompiledFilter::Never))
+                    .collect();
+                if parts.is_empty() {
+                    CompiledFilter::Never
+                } else {
+                    CompiledFilter::Or(parts)
+                }
+            }
         }
     }
 
@@ -107,6 +121,7 @@ impl CompiledFilter {
             CompiledFilter::Eq(k, v) => value_of(*k) == Some(*v),
             CompiledFilter::In(k, vs) => value_of(*k).is_some_and(|v| vs.contains(&v)),
             CompiledFilter::And(parts) => parts.iter().all(|p| p.matches(pairs)),
+            CompiledFilter::Or(parts) => parts.iter().any(|p| p.matches(pairs)),
         }
     }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::store::keys::{
     API_GROUP_KEY, CATEGORY_KEY, CLUSTER_KEY, CONTENT_HASH_KEY, DIMENSION_KEY, DOCUMENT_KEY,
     ENRICHMENT_KEY, GENERATION_KEY, GROUP_KEY, HEALTH_KEY, ID_KEY, KIND_KEY, LABELS_KEY,
-    LABEL_PREFIX, MODEL_KEY, NAMESPACE_KEY, NAME_KEY, SOFTWARE_KEY,
+    LABEL_PREFIX, MODEL_KEY, NAMESPACE_KEY, NAME_KEY, NEVER_KEY, SOFTWARE_KEY,
 };
 use crate::store::{Filter, MetaValue, Metadata, Record, StoreError};
 
@@ -163,6 +163,22 @@ pub fn to_filter(filter: &Filter) -> Result<Value, StoreError> {
                 for f in all {
                     conditions(f, out)?;
                 }
+            }
+            // A nested filter is a condition: `{"should": [{"must": [..]}, ..]}`. Qdrant
+            // ignores an empty `should`, so no branch at all asks for a key nothing has.
+            Filter::Or(any) if any.is_empty() => {
+                out.push(condition(NEVER_KEY, &[NEVER_KEY.to_string()], false)?)
+            }
+            Filter::Or(any) => {
+                let branches = any
+                    .iter()
+                    .map(|f| {
+                        let mut must = Vec::new();
+                        conditions(f, &mut must)?;
+                        Ok(json!({ "must": must }))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                out.push(json!({ "should": branches }));
             }
         }
         Ok(())
