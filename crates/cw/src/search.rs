@@ -256,7 +256,10 @@ async fn remove_cluster(args: RemoveArgs) -> anyhow::Result<()> {
         Backend::Local(searcher) => {
             let store = &args.server.store;
             let (instances, capabilities) = crate::backend::pipelines(
-                searcher.store.clone(),
+                searcher
+                    .unscoped_store()
+                    .context("the local index is read whole")?
+                    .clone(),
                 searcher.embedder.clone(),
                 store,
                 &crate::backend::EnrichArgs::off(),

@@ -48,9 +48,13 @@ impl Searcher {
                 *entry.health.entry(health).or_default() += n;
             }
         }
-        let records = read_records(self.store.as_ref(), &self.records_collection()).await?;
+        let records = read_records(self.store.records_store(), &self.records_collection()).await?;
         let now = Utc::now();
+        let scope = self.store.scope();
         for (cluster, record) in records {
+            if !scope.sees_cluster(cluster.as_str()) {
+                continue;
+            }
             let entry = by_cluster
                 .entry(cluster.clone())
                 .or_insert_with(|| summary(cluster));
@@ -73,7 +77,15 @@ impl Searcher {
         let Some(Ok(id)) = cluster.filter(|c| !c.is_empty()).map(ClusterId::new) else {
             return Ok(());
         };
-        if has_record(self.store.as_ref(), &self.records_collection(), id.as_str()).await? {
+        let scope = self.store.scope();
+        if scope.sees_cluster(id.as_str())
+            && has_record(
+                self.store.records_store(),
+                &self.records_collection(),
+                id.as_str(),
+            )
+            .await?
+        {
             return Ok(());
         }
         let filter = Filter::Eq(CLUSTER_KEY.into(), id.to_string());

@@ -57,7 +57,10 @@ impl Searcher {
     /// none) or when some documents have no cluster, where a question is asked of the whole
     /// index at once. Reused for [`CLUSTER_LIST_TTL`].
     pub(crate) async fn fleet_clusters(&self) -> Result<Option<Vec<String>>, SearchError> {
-        if let Ok(cached) = self.cluster_list.0.lock() {
+        // The list is shared by every caller: only the whole index's is kept; a scoped
+        // caller's is counted within their scope each time.
+        let shared = self.store.scope().is_everything();
+        if let Some(Ok(cached)) = shared.then(|| self.cluster_list.0.lock()) {
             if let Some((at, list)) = cached.as_ref() {
                 if at.elapsed() < CLUSTER_LIST_TTL {
                     return Ok(list.clone());
@@ -79,7 +82,7 @@ impl Searcher {
         clusters.sort_unstable();
         clusters.dedup();
         let list = (clusters.len() > 1 && !unclustered).then_some(clusters);
-        if let Ok(mut cached) = self.cluster_list.0.lock() {
+        if let Some(Ok(mut cached)) = shared.then(|| self.cluster_list.0.lock()) {
             *cached = Some((Instant::now(), list.clone()));
         }
         Ok(list)

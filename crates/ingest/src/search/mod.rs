@@ -14,6 +14,7 @@ mod terms;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::access::{Scope, ScopedStore};
 use crate::document::SOFTWARE_KEY;
 use crate::embed::{EmbedError, Embedder, InputType};
 use crate::store::{Filter, Hit, MetaValue, Metadata, StoreError, VectorStore};
@@ -79,11 +80,12 @@ pub(crate) struct Ranked {
     pub score: f32,
 }
 
-/// Everything `search` and `ask` need: a store, an embedder and collection names (and the
-/// clusters of the index, as last read).
+/// Everything `search` and `ask` need: a store as one caller may read it, an embedder and
+/// collection names (and the clusters of the index, as last read). [`Searcher::new`] reads
+/// everything (the local index, an operator); [`Searcher::scoped`] is what one caller sees.
 #[derive(Clone)]
 pub struct Searcher {
-    pub store: Arc<dyn VectorStore>,
+    pub store: ScopedStore,
     pub embedder: Arc<dyn Embedder>,
     pub instances_collection: String,
     pub capabilities_collection: String,
@@ -97,13 +99,40 @@ impl Searcher {
         instances_collection: impl Into<String>,
         capabilities_collection: impl Into<String>,
     ) -> Self {
+        let (instances_collection, capabilities_collection) =
+            (instances_collection.into(), capabilities_collection.into());
         Searcher {
-            store,
+            store: ScopedStore::new(
+                store,
+                Scope::Everything,
+                &instances_collection,
+                &capabilities_collection,
+            ),
             embedder,
-            instances_collection: instances_collection.into(),
-            capabilities_collection: capabilities_collection.into(),
+            instances_collection,
+            capabilities_collection,
             cluster_list: ClusterList::default(),
         }
+    }
+
+    /// This searcher as a caller with `scope` reads: every read of the instances and the
+    /// capabilities carries it.
+    pub fn scoped(&self, scope: Scope) -> Searcher {
+        let store = ScopedStore::new(
+            self.store.records_store_arc(),
+            scope,
+            &self.instances_collection,
+            &self.capabilities_collection,
+        );
+        Searcher {
+            store,
+            ..self.clone()
+        }
+    }
+
+    /// The store with nothing held back, when this searcher reads everything.
+    pub fn unscoped_store(&self) -> Option<&Arc<dyn VectorStore>> {
+        self.store.unscoped()
     }
 
     pub(crate) fn collection_name(&self, c: Collection) -> &str {
