@@ -5,6 +5,7 @@
 //! `Retry-After`, reads wait for a slot, and neither takes the other's slots.
 //! [`router`] returns a plain `Router` so that `cw run` can merge it with others.
 
+mod access;
 pub mod admission;
 mod capabilities;
 pub mod credentials;
@@ -26,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use sync_model::api::{self, ClusterRemoved, HashesQuery, HashesResponse, ParkedResponse};
+use sync_model::rbac::UserInfo;
 use sync_model::{BearerToken, ClusterId, ErrorBody, FieldError, SyncPayload, SyncResponse};
 
 use self::credentials::{Access, Credentials, TokensFile};
@@ -34,6 +36,7 @@ pub use admission::{DEFAULT_MAX_CONCURRENT_READS, DEFAULT_MAX_CONCURRENT_WRITES,
 pub use error::ApiError;
 
 use self::admission::Admission;
+use crate::access::{AccessRules, Scope};
 use crate::capabilities::CapabilityPipeline;
 use crate::clusters::{Heard, DEFAULT_STALE_AFTER};
 use crate::pipeline::Pipeline;
@@ -92,6 +95,10 @@ struct Inner {
     pipeline: Pipeline,
     capabilities: CapabilityPipeline,
     searcher: Searcher,
+    /// Each cluster's RBAC, as its watcher sent it: what a scoped caller may read.
+    access_rules: AccessRules,
+    /// Read from the store once before the first scoped read (rules stored before start).
+    access_loaded: tokio::sync::OnceCell<()>,
     credentials: Credentials,
     max_body_bytes: usize,
     /// The read and write slots ([`admission`]).
@@ -135,6 +142,8 @@ impl AppState {
                     pipeline.collection(),
                     config.capabilities_collection.clone(),
                 ),
+                access_rules: AccessRules::new(pipeline.store().clone(), &pipeline.collection()),
+                access_loaded: tokio::sync::OnceCell::new(),
                 pipeline,
                 credentials: Credentials {
                     shared: config.auth_token.as_deref().and_then(BearerToken::new),
@@ -160,8 +169,51 @@ impl AppState {
         &self.inner.capabilities
     }
 
+    /// The searcher that reads everything: an operator's, or that of a server without
+    /// authentication. A caller's is [`AppState::searcher_for`].
     pub fn searcher(&self) -> &Searcher {
         &self.inner.searcher
+    }
+
+    /// The searcher of a caller with `scope`.
+    pub fn searcher_for(&self, scope: Scope) -> Searcher {
+        match scope {
+            Scope::Everything => self.inner.searcher.clone(),
+            limited => self.inner.searcher.scoped(limited),
+        }
+    }
+
+    /// Each cluster's access rules as this server holds them.
+    pub fn access_rules(&self) -> &AccessRules {
+        &self.inner.access_rules
+    }
+
+    /// What `user` may read, in `clusters` only when given (a ServiceAccount's: the
+    /// clusters whose issuer signed its token). The rules stored before this process
+    /// started are read first, once; from then on every replica's writes are read every
+    /// [`crate::access::rules::REFRESH_INTERVAL`].
+    pub async fn scope_of_user(
+        &self,
+        user: &UserInfo,
+        clusters: Option<&std::collections::BTreeSet<ClusterId>>,
+    ) -> Scope {
+        self.load_access_rules().await;
+        Scope::of_user(user, clusters, &self.inner.access_rules.current())
+    }
+
+    /// Reads the stored access rules once and keeps reading them in the background.
+    pub async fn load_access_rules(&self) {
+        let rules = &self.inner.access_rules;
+        self.inner
+            .access_loaded
+            .get_or_init(|| async {
+                if let Err(e) = rules.refresh().await {
+                    tracing::warn!(error = %e, "could not read the stored access rules; scoped callers see only what watchers send from now on");
+                }
+                let background = rules.clone();
+                tokio::spawn(background.keep_fresh(std::future::pending()));
+            })
+            .await;
     }
 
     /// A cluster not heard from for longer than this is listed as stale.
@@ -223,6 +275,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             api::CAPABILITIES_HASHES,
             get(capabilities::capability_hashes),
+        )
+        .route(
+            api::ACCESS_SYNC,
+            post(access::sync_access).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
         )
         .route(api::CLUSTER, delete(remove_cluster))
         .layer(middleware::from_fn_with_state(
@@ -505,6 +561,8 @@ async fn remove_cluster(
     let removed =
         crate::clusters::retire::retire(&state.inner.pipeline, &state.inner.capabilities, &cluster)
             .await?;
+    // Its rules go with it: a cluster added again under the name starts with none.
+    state.inner.access_rules.remove(&cluster).await?;
     Ok(Json(removed))
 }
 

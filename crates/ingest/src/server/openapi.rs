@@ -6,6 +6,11 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use sync_model::api::{ClusterRemoved, ClusterSummary, ClustersResponse, ParkedResponse};
+use sync_model::rbac::{
+    AccessSnapshot, AggregationRule, ClusterRole, ClusterRoleBinding, LabelSelector,
+    LabelSelectorRequirement, PolicyRule, ResourceType, Role, RoleBinding, RoleRef,
+    ServiceAccountIssuer, Subject,
+};
 use sync_model::search::{
     AskAnswer, ClusterCount, Collection, CountAnswer, CountBody, GroupBy, GroupCount, SearchBody,
     SearchHit, SearchMode, SearchRequest, SearchResults, TypeMatch,
@@ -31,6 +36,7 @@ use super::schema::{HashesResponse, SearchAnswer};
         super::parked_instances,
         super::capabilities::sync_capabilities,
         super::capabilities::capability_hashes,
+        super::access::sync_access,
         super::search::search,
         super::search::count,
         super::search::clusters,
@@ -42,7 +48,9 @@ use super::schema::{HashesResponse, SearchAnswer};
         Enrichment, SearchBody, SearchRequest, Collection, SearchMode, SearchHit,
         SearchResults, ClusterCount, AskAnswer, TypeMatch, SearchAnswer, CountBody, CountAnswer, GroupCount,
         GroupBy, Health, HealthStatus, ClusterId, ClusterSummary, ClustersResponse, Owner,
-        ClusterRemoved,
+        ClusterRemoved, AccessSnapshot, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
+        PolicyRule, AggregationRule, LabelSelector, LabelSelectorRequirement, Subject, RoleRef,
+        ResourceType, ServiceAccountIssuer, super::access::AccessSyncResponse,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
