@@ -8,6 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use serde_json::Value;
+use sync_model::rbac::UserInfo;
 
 /// Connections by cluster id (the index's id of the cluster, as its watcher sends it).
 pub type Connections = BTreeMap<String, Arc<dyn LiveCluster>>;
@@ -65,6 +66,22 @@ impl ClusterAccess {
         self.clusters.current().get(cluster).cloned()
     }
 
+    /// What `user` may read live: every connection that can act as them (Kubernetes
+    /// impersonation, so that each cluster's own authorizer decides), the others dropped
+    /// (`get_resource` then answers from the caller's index).
+    pub fn as_user(&self, user: &UserInfo) -> ClusterAccess {
+        let connections: Connections = self
+            .clusters
+            .current()
+            .iter()
+            .filter_map(|(id, live)| Some((id.clone(), live.as_user(user)?)))
+            .collect();
+        ClusterAccess {
+            clusters: LiveClusters::new(connections),
+            no_access_hint: self.no_access_hint.clone(),
+        }
+    }
+
     /// The ids of the clusters the server has a connection to, sorted.
     pub fn connected(&self) -> Vec<String> {
         self.clusters.current().keys().cloned().collect()
@@ -103,6 +120,11 @@ pub trait LiveCluster: Send + Sync {
     /// does not hold (Secrets are not indexed by default); `None` when no group serves it.
     async fn api_version_of(&self, _kind: &str) -> Result<Option<String>, ClusterError> {
         Ok(None)
+    }
+    /// This connection acting as `user` (`Impersonate-User`, `Impersonate-Group`): what the
+    /// cluster's authorizer lets them read, and nothing else. `None` when it cannot.
+    fn as_user(&self, _user: &UserInfo) -> Option<Arc<dyn LiveCluster>> {
+        None
     }
 }
 

@@ -22,7 +22,7 @@ use rmcp::ServiceExt;
 pub use cluster::{ClusterAccess, ClusterError, Connections, LiveCluster, LiveClusters, ObjectRef};
 pub use index::{Index, IndexError};
 pub use resource::{summarise, ResourceDetails};
-pub use server::CwMcp;
+pub use server::{CallerIndex, CwMcp};
 pub use tokio_util::sync::CancellationToken;
 pub use tools::{DEFAULT_PAGE, MAX_ANSWER_BYTES, MAX_PAGE, RANKING_WINDOW};
 

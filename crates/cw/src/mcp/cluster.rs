@@ -13,11 +13,25 @@ const EVENT_PAGE: u32 = 500;
 
 pub struct KubeCluster {
     client: Client,
+    /// What the client was built from: a client acting as another user is built from it
+    /// ([`LiveCluster::as_user`]); `None` when the client came ready-made.
+    config: Option<kube::Config>,
 }
 
 impl KubeCluster {
     pub fn new(client: Client) -> Self {
-        KubeCluster { client }
+        KubeCluster {
+            client,
+            config: None,
+        }
+    }
+
+    /// A reader that can also act as the callers it serves (impersonation).
+    pub fn from_config(config: kube::Config) -> Result<Self, kube::Error> {
+        Ok(KubeCluster {
+            client: Client::try_from(config.clone())?,
+            config: Some(config),
+        })
     }
 
     async fn api_of(&self, target: &ObjectRef) -> Result<Api<DynamicObject>, ClusterError> {
@@ -50,6 +64,34 @@ impl KubeCluster {
 
 #[async_trait]
 impl LiveCluster for KubeCluster {
+    /// A client with `Impersonate-User` and `Impersonate-Group` headers: the cluster's own
+    /// authorizer decides what the caller may read, and the connection's credential must be
+    /// allowed to impersonate (deploy/fleet/live-reader.yaml).
+    fn as_user(
+        &self,
+        user: &sync_model::rbac::UserInfo,
+    ) -> Option<std::sync::Arc<dyn LiveCluster>> {
+        let mut config = self.config.clone()?;
+        config.auth_info.impersonate = Some(user.name.clone());
+        config.auth_info.impersonate_groups = Some(
+            user.groups
+                .iter()
+                .filter(|g| g.as_str() != sync_model::rbac::ALL_AUTHENTICATED)
+                .cloned()
+                .collect(),
+        );
+        match Client::try_from(config) {
+            Ok(client) => Some(std::sync::Arc::new(KubeCluster {
+                client,
+                config: None,
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build a client acting as the caller; live reads answered from the index");
+                None
+            }
+        }
+    }
+
     async fn get(&self, target: &ObjectRef) -> Result<Value, ClusterError> {
         let api = self.api_of(target).await?;
         let object = api

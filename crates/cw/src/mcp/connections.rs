@@ -193,13 +193,21 @@ fn kubeconfig_files(dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
 
 /// A live reader over the current context of the kubeconfig at `path`.
 async fn connect(path: &Path) -> anyhow::Result<Arc<dyn LiveCluster>> {
-    let client = client_of(path).await?;
-    Ok(Arc::new(KubeCluster::new(client)))
+    let config = config_of(path).await?;
+    let live = KubeCluster::from_config(config)
+        .with_context(|| format!("building a Kubernetes client from {}", path.display()))?;
+    Ok(Arc::new(live))
 }
 
 /// A Kubernetes client for the current context of the kubeconfig at `path`, with the
 /// timeouts of a live read.
 pub async fn client_of(path: &Path) -> anyhow::Result<kube::Client> {
+    kube::Client::try_from(config_of(path).await?)
+        .with_context(|| format!("building a Kubernetes client from {}", path.display()))
+}
+
+/// The configuration [`client_of`] builds its client from.
+pub async fn config_of(path: &Path) -> anyhow::Result<kube::Config> {
     let kubeconfig = Kubeconfig::read_from(path)
         .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
     anyhow::ensure!(
@@ -213,8 +221,7 @@ pub async fn client_of(path: &Path) -> anyhow::Result<kube::Client> {
             .with_context(|| format!("loading the kubeconfig {}", path.display()))?;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(READ_TIMEOUT);
-    kube::Client::try_from(config)
-        .with_context(|| format!("building a Kubernetes client from {}", path.display()))
+    Ok(config)
 }
 
 #[cfg(test)]
