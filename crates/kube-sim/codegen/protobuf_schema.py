@@ -194,7 +194,7 @@ def main():
         else:
             go[pkg] = {}
 
-    wanted, queue = set(), [m for m in messages if m.rsplit(".", 1)[0] in ROOTS]
+    wanted, queue = set(), [m for m in messages if m.rsplit(".", 1)[0] in ROOTS] + EXTRA_ROOTS
     while queue:
         m = queue.pop()
         if m in wanted or m in SPECIAL:
