@@ -13,6 +13,7 @@ mod matching;
 #[cfg(test)]
 mod tests;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -67,12 +68,43 @@ pub struct Authorizer {
     by_group: HashMap<String, Vec<Grant>>,
 }
 
+/// A role's rules, shared by every binding to the role and by every role with the same
+/// rules; each rule is itself shared by every role that has it (aggregated roles repeat
+/// their sources' rules, charts install the same Role in many namespaces).
+type Rules = Arc<[Arc<PolicyRule>]>;
+
 /// One binding's role, as seen by one of its subjects.
 #[derive(Debug, Clone)]
 struct Grant {
     /// `None` for a ClusterRoleBinding (everywhere, cluster-scoped requests included).
     namespace: Option<Arc<str>>,
-    rules: Arc<[PolicyRule]>,
+    rules: Rules,
+}
+
+/// Shares equal rules and equal rule lists while the index is built.
+#[derive(Default)]
+struct Interner<'a> {
+    rules: HashMap<&'a PolicyRule, Arc<PolicyRule>>,
+    lists: HashMap<Vec<&'a PolicyRule>, Rules>,
+}
+
+impl<'a> Interner<'a> {
+    fn rules(&mut self, list: Vec<&'a PolicyRule>) -> Rules {
+        if let Some(shared) = self.lists.get(&list) {
+            return shared.clone();
+        }
+        let shared: Rules = list
+            .iter()
+            .map(|&rule| {
+                self.rules
+                    .entry(rule)
+                    .or_insert_with(|| Arc::new(rule.clone()))
+                    .clone()
+            })
+            .collect();
+        self.lists.insert(list, shared.clone());
+        shared
+    }
 }
 
 impl Grant {
@@ -86,12 +118,17 @@ impl Authorizer {
     /// `Role` is the one of the binding's namespace, a ClusterRoleBinding grants only a
     /// `ClusterRole`, and a missing role grants nothing.
     pub fn new(snapshot: &AccessSnapshot) -> Self {
-        let cluster_roles = aggregation::resolve(&snapshot.cluster_roles);
-        let mut roles: HashMap<(&str, &str), Arc<[PolicyRule]>> = HashMap::new();
+        let mut interner = Interner::default();
+        let cluster_roles: HashMap<&str, Rules> = aggregation::resolve(&snapshot.cluster_roles)
+            .into_iter()
+            .map(|(name, rules)| (name, interner.rules(rules)))
+            .collect();
+        let mut roles: HashMap<(&str, &str), Rules> = HashMap::new();
         for role in &snapshot.roles {
-            roles
-                .entry((role.namespace.as_str(), role.name.as_str()))
-                .or_insert_with(|| role.rules.as_slice().into());
+            if let Entry::Vacant(slot) = roles.entry((role.namespace.as_str(), role.name.as_str()))
+            {
+                slot.insert(interner.rules(role.rules.iter().collect()));
+            }
         }
         let mut namespaces: HashMap<&str, Arc<str>> = HashMap::new();
         let mut authorizer = Authorizer::default();
@@ -125,7 +162,7 @@ impl Authorizer {
         subjects: &[Subject],
         binding_namespace: &str,
         namespace: Option<Arc<str>>,
-        rules: &Arc<[PolicyRule]>,
+        rules: &Rules,
     ) {
         if rules.is_empty() {
             return;

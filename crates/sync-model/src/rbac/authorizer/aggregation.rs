@@ -6,12 +6,12 @@
 //! it does once the controller has converged; a cycle is followed once and stops.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use crate::rbac::{ClusterRole, LabelSelector, PolicyRule};
 
-/// Every ClusterRole's effective rules by name (the first of duplicate names wins).
-pub(super) fn resolve(cluster_roles: &[ClusterRole]) -> HashMap<&str, Arc<[PolicyRule]>> {
+/// Every ClusterRole's effective rules by name (the first of duplicate names wins),
+/// borrowed from the roles, for the caller to share.
+pub(super) fn resolve(cluster_roles: &[ClusterRole]) -> HashMap<&str, Vec<&PolicyRule>> {
     let mut by_name: BTreeMap<&str, &ClusterRole> = BTreeMap::new();
     for role in cluster_roles {
         by_name.entry(role.name.as_str()).or_insert(role);
@@ -19,14 +19,14 @@ pub(super) fn resolve(cluster_roles: &[ClusterRole]) -> HashMap<&str, Arc<[Polic
     by_name
         .iter()
         .map(|(&name, role)| {
-            let rules: Arc<[PolicyRule]> = if role.aggregation_rule.is_some() {
+            let rules = if role.aggregation_rule.is_some() {
                 let mut visited = HashSet::from([name]);
                 let mut seen = HashSet::new();
                 let mut out = Vec::new();
                 aggregate(role, &by_name, &mut visited, &mut seen, &mut out);
-                out.into()
+                out
             } else {
-                role.rules.as_slice().into()
+                role.rules.iter().collect()
             };
             (name, rules)
         })
@@ -40,7 +40,7 @@ fn aggregate<'a>(
     by_name: &BTreeMap<&'a str, &'a ClusterRole>,
     visited: &mut HashSet<&'a str>,
     seen: &mut HashSet<&'a PolicyRule>,
-    out: &mut Vec<PolicyRule>,
+    out: &mut Vec<&'a PolicyRule>,
 ) {
     let Some(aggregation) = &role.aggregation_rule else {
         return;
@@ -55,7 +55,7 @@ fn aggregate<'a>(
             } else {
                 for rule in &candidate.rules {
                     if seen.insert(rule) {
-                        out.push(rule.clone());
+                        out.push(rule);
                     }
                 }
             }
