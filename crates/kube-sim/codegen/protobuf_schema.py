@@ -44,8 +44,14 @@ SPECIAL = {
     "apimachinery.pkg.apis.meta.v1.FieldsV1": "rawjson",
 }
 SCALARS = {"string", "bool", "int32", "int64", "double"}
-# Kinds a write body may carry that k8s-pb has no Resource impl for.
-EXTRA_KINDS = [("autoscaling/v1", "Scale", "api.autoscaling.v1.Scale")]
+# Single messages of groups the simulator does not serve (with what they reference).
+EXTRA_ROOTS = ["api.authentication.v1.TokenRequest"]
+# Kinds a write body may carry that k8s-pb has no Resource impl for (subresource bodies:
+# `.../scale`, and the TokenRequest of `kubectl create token`).
+EXTRA_KINDS = [
+    ("autoscaling/v1", "Scale", "api.autoscaling.v1.Scale"),
+    ("authentication.k8s.io/v1", "TokenRequest", "api.authentication.v1.TokenRequest"),
+]
 
 
 def parse_pb(src):

@@ -30,6 +30,15 @@ pub enum SimError {
     /// 415 UnsupportedMediaType: an unknown patch type.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 401 Unauthorized: no valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403 Forbidden: authenticated, but RBAC does not allow the request.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 500 InternalError where kube-apiserver answers one (e.g. a malformed impersonation).
+    #[error("{0}")]
+    Internal(String),
     /// An error injected through the fault API, with its HTTP code.
     #[error("injected fault: {1}")]
     Injected(u16, String),
@@ -49,6 +58,9 @@ impl SimError {
             SimError::MethodNotAllowed(_) => 405,
             SimError::Expired(_) => 410,
             SimError::UnsupportedMediaType(_) => 415,
+            SimError::Unauthorized(_) => 401,
+            SimError::Forbidden(_) => 403,
+            SimError::Internal(_) => 500,
             SimError::Injected(code, _) => *code,
             SimError::Io(_) => 500,
         }
@@ -65,6 +77,9 @@ impl SimError {
             SimError::MethodNotAllowed(_) => "MethodNotAllowed",
             SimError::Expired(_) => "Expired",
             SimError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            SimError::Unauthorized(_) => "Unauthorized",
+            SimError::Forbidden(_) => "Forbidden",
+            SimError::Internal(_) => "InternalError",
             SimError::Injected(code, _) => reason_for_code(*code),
             SimError::Io(_) => "InternalError",
         }

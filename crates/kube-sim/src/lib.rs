@@ -47,10 +47,12 @@
 //!
 //! The admin API offers the same over HTTP under `/_sim/` (see `docs/simulator.md`).
 
+mod access;
 mod discovery;
 pub mod error;
 mod faults;
 pub mod generator;
+mod issuer;
 pub mod manifests;
 pub mod patch;
 mod protobuf;
@@ -60,6 +62,7 @@ mod seed;
 pub mod selector;
 mod server;
 mod store;
+mod token_request;
 pub mod workloads;
 
 use std::collections::BTreeMap;
@@ -75,6 +78,7 @@ use tokio::sync::oneshot;
 pub use error::SimError;
 pub use faults::Fault;
 pub use generator::{GeneratedCluster, GeneratorConfig};
+pub use issuer::{ServiceAccountClaims, DEFAULT_ISSUER};
 pub use manifests::custom_resource_definition;
 pub use patch::PatchType;
 
@@ -87,9 +91,18 @@ use store::Store;
 pub struct SimConfig {
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
-    /// When set, every request (except /healthz, /readyz, /livez, /version) needs
-    /// `Authorization: Bearer <token>`.
+    /// The admin token: when set, every request (except /healthz, /readyz, /livez, /version)
+    /// needs `Authorization: Bearer <token>` or a ServiceAccount token the simulator issued.
+    /// When unset the simulator is open to all, but for requests that carry a ServiceAccount
+    /// token or impersonation headers, which are authenticated and authorized with RBAC.
     pub token: Option<String>,
+    /// The ServiceAccount token issuer (`--service-account-issuer`); every simulator signs
+    /// with its own key made at start, so two with the same issuer still refuse each
+    /// other's tokens.
+    pub issuer: String,
+    /// The audiences a ServiceAccount token must carry one of to authenticate at this API
+    /// server (`--api-audiences`); empty: the issuer.
+    pub api_audiences: Vec<String>,
     /// Events kept for watch resumption; older resourceVersions get 410 Expired.
     pub history_capacity: usize,
     /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK.
@@ -107,6 +120,8 @@ impl Default for SimConfig {
         Self {
             port: 0,
             token: None,
+            issuer: DEFAULT_ISSUER.to_string(),
+            api_audiences: Vec::new(),
             history_capacity: 10_000,
             bookmark_interval: Duration::from_secs(5),
             seed_paths: Vec::new(),
@@ -142,6 +157,18 @@ impl SimConfig {
         self
     }
 
+    /// The ServiceAccount token issuer (default [`DEFAULT_ISSUER`], as kind's).
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// The API audiences ServiceAccount tokens must name one of (default: the issuer).
+    pub fn with_api_audiences(mut self, audiences: &[&str]) -> Self {
+        self.api_audiences = audiences.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
         self
@@ -161,10 +188,11 @@ impl SimServer {
         let addr = listener
             .local_addr()
             .map_err(|e| SimError::Io(format!("reading the bound address: {e}")))?;
+        let issuer = issuer::TokenIssuer::generate(&config.issuer, &config.api_audiences)?;
         let sim = Arc::new(Sim {
             store: Store::new(config.history_capacity, config.random_seed),
             faults: faults::Faults::default(),
-            token: config.token.clone(),
+            access: access::Access::new(issuer, config.token.clone()),
             bookmark_interval: config.bookmark_interval,
             addr,
             open_watches: AtomicUsize::new(0),
@@ -255,6 +283,58 @@ impl SimHandle {
     /// A kube-rs client for this simulator.
     pub fn client(&self) -> kube::Result<kube::Client> {
         kube::Client::try_from(self.kube_config())
+    }
+
+    /// A kube-rs configuration that authenticates with `token` (e.g. a ServiceAccount token
+    /// from [`SimHandle::create_token`]) instead of the admin token.
+    pub fn kube_config_with_token(&self, token: &str) -> kube::Config {
+        let mut c = self.kube_config();
+        c.auth_info.token = Some(token.into());
+        c
+    }
+
+    /// The ServiceAccount token issuer (`iss` of the tokens, `issuer` of the discovery document).
+    pub fn issuer(&self) -> String {
+        self.sim.access.issuer.issuer().to_string()
+    }
+
+    /// What `GET /.well-known/openid-configuration` answers.
+    pub fn openid_configuration(&self) -> Value {
+        self.sim.access.issuer.openid_configuration()
+    }
+
+    /// What `GET /openid/v1/jwks` answers: the key set the simulator's tokens verify with.
+    pub fn jwks(&self) -> Value {
+        self.sim.access.issuer.jwks()
+    }
+
+    /// A token of ServiceAccount `namespace/name` (NotFound if it does not exist), as the
+    /// TokenRequest API issues it, for `audiences` (the API audiences when empty), valid for
+    /// `ttl` (whole seconds; unlike the API, shorter than 10 minutes is allowed, so a test can
+    /// watch a token expire).
+    pub fn create_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audiences: &[&str],
+        ttl: Duration,
+    ) -> Result<String, SimError> {
+        let audiences: Vec<String> = audiences.iter().map(|a| a.to_string()).collect();
+        let (token, _) = token_request::issue(
+            &self.sim.store,
+            &self.sim.access.issuer,
+            namespace,
+            name,
+            &audiences,
+            ttl.as_secs(),
+        )?;
+        Ok(token)
+    }
+
+    /// The simulator's Roles, ClusterRoles, bindings, served types and issuer in the shape a
+    /// watcher sends them to cw (`cluster` unset).
+    pub fn access_snapshot(&self) -> sync_model::rbac::AccessSnapshot {
+        self.sim.access.snapshot(&self.sim.store)
     }
 
     /// A kubeconfig (context `kube-sim`, namespace `default`) that kubectl and kube-rs accept.

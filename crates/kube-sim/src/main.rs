@@ -26,6 +26,9 @@ struct Args {
     /// Require `Authorization: Bearer TOKEN` (written into the kubeconfig).
     #[arg(long, env = "KUBE_SIM_TOKEN")]
     token: Option<String>,
+    /// The ServiceAccount token issuer (`iss` of the tokens `kubectl create token` gets).
+    #[arg(long, env = "KUBE_SIM_ISSUER", default_value = kube_sim::DEFAULT_ISSUER)]
+    issuer: String,
     /// Watch events kept for resumption; older resourceVersions get 410 Expired.
     #[arg(long, env = "KUBE_SIM_HISTORY", default_value_t = 10_000)]
     history: usize,
@@ -51,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let config = SimConfig {
         port: args.port,
         token: args.token.clone(),
+        issuer: args.issuer.clone(),
         history_capacity: args.history,
         bookmark_interval: Duration::from_secs(args.bookmark_secs.max(1)),
         seed_paths: args.seed.clone(),

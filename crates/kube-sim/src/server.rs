@@ -17,8 +17,9 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use crate::access::{Access, Caller};
 use crate::discovery;
-use crate::error::{status_value, SimError};
+use crate::error::SimError;
 use crate::faults::{Fault, Faults};
 use crate::patch::PatchType;
 use crate::protobuf;
@@ -26,12 +27,15 @@ use crate::resources::ResourceType;
 use crate::scale;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventKind, ListQuery, Store, StoredObject};
+use crate::token_request;
+use sync_model::rbac::authorizer::ResourceAttributes;
+use sync_model::rbac::UserInfo;
 
 /// Everything the handlers share.
 pub struct Sim {
     pub store: Store,
     pub faults: Faults,
-    pub token: Option<String>,
+    pub access: Access,
     pub bookmark_interval: Duration,
     pub addr: SocketAddr,
     pub open_watches: AtomicUsize,
@@ -127,16 +131,24 @@ async fn dispatch(
         "/healthz" | "/readyz" | "/livez" => return (StatusCode::OK, "ok").into_response(),
         _ => {}
     }
-    if let Some(token) = sim.token.as_deref() {
-        let sent = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if sent != Some(token) && path != "/version" {
-            return json_value(401, &status_value(401, "Unauthorized", "Unauthorized"));
-        }
-    }
+    let caller = match sim.access.authenticate(&sim.store, &headers) {
+        Ok(c) => c,
+        // The version is everyone's, as `system:public-info-viewer` grants it.
+        Err(_) if path == "/version" => Caller::User(anonymous()),
+        Err(e) => return error_response(&e),
+    };
+    let caller = match sim.access.impersonate(&sim.store, caller, &headers) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
     if let Some(rest) = path.strip_prefix("/_sim/") {
+        if let Caller::User(u) = &caller {
+            return error_response(&SimError::Forbidden(format!(
+                "forbidden: User {:?} cannot {} path {path:?}",
+                u.name,
+                method.as_str().to_ascii_lowercase()
+            )));
+        }
         return admin(&sim, &method, rest, &body).await;
     }
     sim.faults.wait_unpaused().await;
@@ -161,6 +173,13 @@ async fn dispatch(
     }
     let aggregated = || sim.aggregated_groups();
     match (method.clone(), segs.as_slice()) {
+        // Non-resource paths (discovery, OpenAPI, issuer discovery) are open to every
+        // authenticated user, as the `system:discovery` and
+        // `system:service-account-issuer-discovery` roles make them on a real cluster.
+        (Method::GET, [".well-known", "openid-configuration"]) => {
+            json_value(200, &sim.access.issuer.openid_configuration())
+        }
+        (Method::GET, ["openid", "v1", "jwks"]) => json_value(200, &sim.access.issuer.jwks()),
         (Method::GET, ["version"]) => json_value(
             200,
             &json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0-kube-sim", "gitCommit": "kube-sim",
@@ -204,15 +223,80 @@ async fn dispatch(
             }
         }
         (_, ["api", v, rest @ ..]) => {
-            resource(
-                &sim, method, "", v, rest, &params, &headers, body, meta_only,
-            )
-            .await
+            let req = Request {
+                method,
+                params: &params,
+                headers: &headers,
+                caller: &caller,
+                meta_only,
+            };
+            resource(&sim, req, "", v, rest, body).await
         }
         (_, ["apis", g, v, rest @ ..]) => {
-            resource(&sim, method, g, v, rest, &params, &headers, body, meta_only).await
+            let req = Request {
+                method,
+                params: &params,
+                headers: &headers,
+                caller: &caller,
+                meta_only,
+            };
+            resource(&sim, req, g, v, rest, body).await
         }
         _ => not_found_path(),
+    }
+}
+
+fn anonymous() -> UserInfo {
+    UserInfo {
+        name: "system:anonymous".into(),
+        groups: vec!["system:unauthenticated".into()],
+    }
+}
+
+/// What a resource handler needs of the request besides its path and body.
+struct Request<'a> {
+    method: Method,
+    params: &'a Params,
+    headers: &'a HeaderMap,
+    caller: &'a Caller,
+    meta_only: bool,
+}
+
+/// The request as kube-apiserver's RBAC sees it (`RequestInfoFactory`): a named GET is `get`
+/// even with `watch=true`; a list or watch selecting one `metadata.name` names that object;
+/// a request on a namespace object is in that namespace.
+fn attributes<'a>(t: &'a Target, verb: &'a str, params: &'a Params) -> ResourceAttributes<'a> {
+    let verb = if verb == "watch" && t.name.is_some() {
+        "get"
+    } else {
+        verb
+    };
+    let selected = || {
+        params
+            .get("fieldSelector")?
+            .split(',')
+            .find_map(|r| r.trim().strip_prefix("metadata.name="))
+    };
+    let name = match (t.name.as_deref(), verb) {
+        (Some(n), _) => n,
+        (None, "list" | "watch") => selected().unwrap_or(""),
+        _ => "",
+    };
+    let namespace = match (
+        &t.namespace,
+        t.ty.group.is_empty() && t.ty.plural == "namespaces",
+    ) {
+        (_, true) => name,
+        (Some(ns), _) => ns.as_str(),
+        (None, _) => "",
+    };
+    ResourceAttributes {
+        verb,
+        api_group: &t.ty.group,
+        resource: &t.ty.plural,
+        subresource: t.sub.as_deref().unwrap_or(""),
+        namespace,
+        name,
     }
 }
 
@@ -299,18 +383,21 @@ fn parse_body(body: &[u8], yaml: bool) -> Result<Value, SimError> {
         .map_err(|e| SimError::BadRequest(format!("error decoding JSON: {e}")))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn resource(
     sim: &Arc<Sim>,
-    method: Method,
+    req: Request<'_>,
     group: &str,
     version: &str,
     rest: &[&str],
-    params: &Params,
-    headers: &HeaderMap,
     body: Bytes,
-    meta_only: bool,
 ) -> Response {
+    let Request {
+        method,
+        params,
+        headers,
+        caller,
+        meta_only,
+    } = req;
     let Some(t) = parse_target(sim, group, version, rest) else {
         return not_found_path();
     };
@@ -326,6 +413,12 @@ async fn resource(
         (&Method::DELETE, false, _) => "deletecollection",
         _ => "unknown",
     };
+    if let Err(e) = sim
+        .access
+        .authorize(&sim.store, caller, &attributes(&t, verb, params))
+    {
+        return error_response(&e);
+    }
     let verdict = sim
         .faults
         .on_request(&t.ty.plural, &t.ty.qualified_name(), verb);
@@ -360,6 +453,17 @@ async fn handle(
     let api_version = ty.api_version(&t.version);
     let ns = t.namespace.clone().unwrap_or_default();
     let render = |o: &Arc<StoredObject>| o.render(&api_version, meta_only);
+    if t.sub.as_deref() == Some("token") && ty.group.is_empty() && ty.plural == "serviceaccounts" {
+        if verb != "create" {
+            return Err(SimError::MethodNotAllowed(format!(
+                "the server does not allow this method on the requested resource ({verb} serviceaccounts/token)"
+            )));
+        }
+        let name = t.name.clone().unwrap_or_default();
+        let request = decode_object_body(headers, &body)?;
+        let out = token_request::create(&sim.store, &sim.access.issuer, &ns, &name, request)?;
+        return Ok(json_value(201, &out));
+    }
     if t.sub.as_deref() == Some("scale") && ty.has_scale() {
         let name = t.name.clone().unwrap_or_default();
         return scale_subresource(sim, verb, &ty, &ns, &name, headers, &body);
