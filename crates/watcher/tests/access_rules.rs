@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::{start_cluster_and_store, wait_for};
-use kube_sim::SimHandle;
 use serde_json::{json, Value};
 use sync_model::rbac::AccessSnapshot;
 use sync_model::ClusterId;
@@ -46,16 +45,6 @@ fn has_binding(s: &AccessSnapshot, ns: &str, name: &str) -> bool {
     s.role_bindings
         .iter()
         .any(|b| b.namespace == ns && b.name == name)
-}
-
-/// Whether the simulator serves ServiceAccount issuer discovery (kube-sim learns it on
-/// another branch): the issuer is then expected in the snapshot, else its absence.
-async fn sim_serves_issuer_discovery(sim: &SimHandle) -> Option<String> {
-    let request = http::Request::get("/.well-known/openid-configuration")
-        .body(Vec::new())
-        .unwrap();
-    let config: Value = sim.client().unwrap().request(request).await.ok()?;
-    config["issuer"].as_str().map(str::to_string)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,20 +118,14 @@ async fn the_access_rules_are_sent_whole_and_a_deleted_binding_is_gone_within_se
         .iter()
         .any(|t| t.plural == "clusterroles" && !t.namespaced));
 
-    // The issuer, when the cluster serves it; else the snapshot goes without one and the
-    // gauge (with a warning in the log) says so.
-    match sim_serves_issuer_discovery(&sim).await {
-        Some(issuer) => {
-            let got = first.issuer.as_ref().expect("the issuer in the snapshot");
-            assert_eq!(got.issuer, issuer);
-            assert!(got.jwks["keys"].is_array(), "{:?}", got.jwks);
-            assert_eq!(w.shared.metrics.access_issuer_known.get(), 1);
-        }
-        None => {
-            assert_eq!(first.issuer, None);
-            assert_eq!(w.shared.metrics.access_issuer_known.get(), 0);
-        }
-    }
+    // The token issuer and its keys, read from the API server itself.
+    let issuer = first.issuer.as_ref().expect("the issuer in the snapshot");
+    assert_eq!(issuer.issuer, sim.issuer());
+    assert_eq!(issuer.jwks, sim.jwks());
+    assert!(issuer.jwks["keys"]
+        .as_array()
+        .is_some_and(|k| !k.is_empty()));
+    assert_eq!(w.shared.metrics.access_issuer_known.get(), 1);
     assert!(w.shared.metrics.access_snapshots_sent.get() >= 1);
     assert!(w.shared.metrics.access_rbac_objects.get() >= 5);
 

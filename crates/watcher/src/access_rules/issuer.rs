@@ -151,3 +151,115 @@ pub async fn follow_issuer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::sync::Arc;
+
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use axum::{Json, Router};
+    use serde_json::json;
+
+    /// An API server that answers the issuer paths with the status in `status` (200: the
+    /// documents), and a kube client of it.
+    async fn api_server(status: Arc<AtomicU16>) -> kube::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        async fn answer(status: &AtomicU16, body: Value) -> Response {
+            match status.load(Ordering::SeqCst) {
+                200 => Json(body).into_response(),
+                code => {
+                    let code = StatusCode::from_u16(code).expect("a status");
+                    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                        "reason": "Forbidden", "code": code.as_u16()});
+                    (code, Json(status)).into_response()
+                }
+            }
+        }
+        let app = Router::new()
+            .route(
+                DISCOVERY_PATH,
+                get(|State(s): State<Arc<AtomicU16>>| async move {
+                    let jwks_uri = "https://unreachable.example/openid/v1/jwks";
+                    let config =
+                        json!({"issuer": "https://kubernetes.default.svc", "jwks_uri": jwks_uri});
+                    answer(&s, config).await
+                }),
+            )
+            .route(
+                JWKS_PATH,
+                get(|State(s): State<Arc<AtomicU16>>| async move {
+                    answer(&s, json!({"keys": [{"kty": "EC", "kid": "k1"}]})).await
+                }),
+            )
+            .with_state(status);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_issuer_and_its_keys_are_read_from_the_api_server_not_the_jwks_uri() {
+        let client = api_server(Arc::new(AtomicU16::new(200))).await;
+        let issuer = read_issuer(&client).await.expect("the issuer");
+        assert_eq!(issuer.issuer, "https://kubernetes.default.svc");
+        assert_eq!(issuer.jwks["keys"][0]["kid"], "k1");
+    }
+
+    #[tokio::test]
+    async fn a_refused_read_names_the_binding_to_add_and_a_missing_one_says_so() {
+        let status = Arc::new(AtomicU16::new(403));
+        let client = api_server(status.clone()).await;
+        let e = read_issuer(&client).await.unwrap_err();
+        assert!(matches!(e, IssuerError::Forbidden { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains("system:service-account-issuer-discovery"),
+            "{e}"
+        );
+        status.store(404, Ordering::SeqCst);
+        let e = read_issuer(&client).await.unwrap_err();
+        assert!(matches!(e, IssuerError::NotServed { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_issuer_is_published_as_none_and_a_later_failure_keeps_the_last_read() {
+        let status = Arc::new(AtomicU16::new(403));
+        let client = api_server(status.clone()).await;
+        let (tx, mut rx) = watch::channel(IssuerState::default());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(follow_issuer(
+            client,
+            Duration::from_millis(50),
+            tx,
+            cancel.clone(),
+        ));
+        rx.changed().await.unwrap();
+        assert_eq!(
+            *rx.borrow_and_update(),
+            IssuerState {
+                asked: true,
+                issuer: None
+            },
+            "asked, and none: the snapshot may go without it"
+        );
+        status.store(200, Ordering::SeqCst);
+        rx.changed().await.unwrap();
+        let read = rx.borrow_and_update().issuer.clone().expect("read");
+        assert_eq!(read.issuer, "https://kubernetes.default.svc");
+        status.store(403, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            rx.borrow().issuer.as_ref(),
+            Some(&read),
+            "a passing refusal keeps the keys"
+        );
+        cancel.cancel();
+        task.await.unwrap();
+    }
+}

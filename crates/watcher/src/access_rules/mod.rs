@@ -521,8 +521,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_newer_snapshot_replaces_one_being_retried_and_the_last_is_sent_again_later() {
+        // Failing for longer (20 calls, each 100-200 ms apart with jitter) than the newer
+        // snapshot takes to come (1.2 s).
         let sink = Recording {
-            failures: 5,
+            failures: 20,
             ..Default::default()
         };
         let config = AccessRulesConfig {
@@ -538,14 +540,14 @@ mod tests {
             asked: true,
             issuer: None,
         });
-        // The first snapshot goes out at 500 ms and fails, retried every 100 ms.
+        // The first snapshot goes out at 500 ms and fails, retried every 100-200 ms.
         tokio::time::sleep(700 * MS).await;
         stage.events.send(apply("new")).unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
         let sent = stage.sink.accepted();
         assert_eq!(sent.len(), 1, "only the newest snapshot: {sent:?}");
         assert_eq!(names(&sent[0]), ["new", "old"]);
-        assert!(stage.metrics.send_retries.get() >= 4);
+        assert_eq!(stage.metrics.send_retries.get(), 20);
         tokio::time::sleep(Duration::from_secs(60)).await;
         let sent = stage.sink.accepted();
         assert_eq!(sent.len(), 2, "sent again after the resend interval");
