@@ -315,6 +315,23 @@ def pod_specs_sa(objects: list[dict]) -> str:
 
 
 @check
+def the_watcher_may_read_rbac_objects_and_the_token_issuer_for_the_access_rules():
+    for aggregate in (True, False):
+        objects, _ = render({"watcher": {"rbac": {"aggregateView": aggregate}}})
+        role = named(objects, "ClusterRole", "-watcher")
+        rbac = [r for r in role["rules"] if r["apiGroups"] == ["rbac.authorization.k8s.io"]]
+        assert rbac, f"no rule on RBAC objects: {role['rules']}"
+        assert set(rbac[0]["resources"]) == {"roles", "clusterroles", "rolebindings", "clusterrolebindings"}
+        assert set(rbac[0]["verbs"]) == READ_VERBS
+        binding = named(objects, "ClusterRoleBinding", "-watcher-issuer-discovery")
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                      "name": "system:service-account-issuer-discovery"}
+        assert binding["subjects"][0]["name"] == pod_specs_sa(objects)
+    objects, _ = render({"watcher": {"rbac": {"create": False}}})
+    assert not named(objects, "ClusterRoleBinding", "-watcher-issuer-discovery")
+
+
+@check
 def without_aggregate_view_the_allow_list_is_exactly_what_the_role_grants():
     objects, _ = render({"watcher": {"rbac": {"aggregateView": False}}})
     assert not named(objects, "ClusterRoleBinding", "-watcher-view")

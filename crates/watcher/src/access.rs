@@ -3,12 +3,13 @@
 //! state, not a string of failed batches: it is logged once when it begins and once when it
 //! ends, shown in a gauge and by `/readyz`, and the watcher is not ready while it lasts.
 //! [`GuardedSink`] wraps the sink every stage uses, so that every call (batches, hashes,
-//! capabilities) reports what the server answered.
+//! capabilities, access rules) reports what the server answered.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sync_model::rbac::AccessSnapshot;
 use sync_model::{CapabilitySyncPayload, ClusterId, ResourceId, SyncPayload, SyncResponse};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -202,6 +203,10 @@ impl SyncSink for GuardedSink {
 
     async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
         self.observe(self.inner.stored_capability_hashes().await, false)
+    }
+
+    async fn send_access(&self, snapshot: &AccessSnapshot) -> Result<(), SinkError> {
+        self.observe(self.inner.send_access(snapshot).await, true)
     }
 
     fn cluster(&self) -> Option<&ClusterId> {

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::access::{ask_while_refused, GuardedSink, IngestAccess, Refusal};
+use crate::access_rules::{run_access_rules, AccessRulesConfig};
 use crate::availability::UnavailableGroups;
 use crate::buffer::{run_buffer, Pending};
 use crate::capabilities::{run_capability_sync, WatchedTypes};
@@ -157,6 +158,16 @@ pub async fn run(
         let (client, sink, retry) = (client.clone(), sink.clone(), settings.retry);
         run_capability_sync(client, sink, published, retry, metrics.clone(), cancel)
     });
+    // The access rules follow the RBAC objects, and the watched types as they are published.
+    let access_rules = Background::spawn(&shutdown, |cancel| {
+        let config = AccessRulesConfig::new(
+            settings.buffer.debounce,
+            settings.retry,
+            settings.resync_interval,
+        );
+        let (client, sink, types) = (client.clone(), sink.clone(), capabilities.subscribe());
+        run_access_rules(client, sink, types, config, metrics.clone(), cancel)
+    });
     let heartbeat = Background::spawn(&shutdown, |cancel| {
         run_heartbeat(
             sink.clone(),
@@ -196,6 +207,8 @@ pub async fn run(
         // Capabilities are level-triggered: whatever is not synced now is at the next start.
         capability_sync.stop().await;
         access_check.stop().await;
+        // Whole snapshots: the next start sends the current one.
+        access_rules.stop().await;
         heartbeat.stop().await;
         controller.stop_watches().await;
     })

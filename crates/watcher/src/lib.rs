@@ -9,8 +9,11 @@
 //! discovery and runs [`resync`]; [`ops`] serves health, readiness, metrics and resync.
 //! [`capabilities`] keeps the capability records (one per watched type) current beside them;
 //! [`heartbeat`] sends an empty sync while the cluster is quiet, so the server hears from it.
+//! [`access_rules`] sends the cluster's RBAC rules, types and token issuer, so the server
+//! answers each caller with what they may see.
 
 mod access;
+pub mod access_rules;
 mod availability;
 pub mod buffer;
 pub mod capabilities;

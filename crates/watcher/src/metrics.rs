@@ -48,6 +48,12 @@ pub struct Metrics {
     pub capability_sync_failures: Counter,
     /// Capability records sent (upserts plus deletes).
     pub capability_records_sent: Counter,
+    /// Access snapshots (the cluster's RBAC rules, types and issuer) the server accepted.
+    pub access_snapshots_sent: Counter,
+    /// Roles, ClusterRoles, RoleBindings and ClusterRoleBindings held for the access snapshot.
+    pub access_rbac_objects: Gauge,
+    /// 1 when the last access snapshot held the ServiceAccount token issuer.
+    pub access_issuer_known: Gauge,
     registry: Arc<Registry>,
 }
 
@@ -174,6 +180,24 @@ impl Metrics {
                 "capability_records_sent",
                 "Capability records sent to ingest (upserts plus deletes)",
                 Counter::default(),
+            ),
+            access_snapshots_sent: registered(
+                r,
+                "access_snapshots_sent",
+                "Access snapshots (RBAC rules, types, token issuer) accepted by the ingest server",
+                Counter::default(),
+            ),
+            access_rbac_objects: registered(
+                r,
+                "access_rbac_objects",
+                "Roles, ClusterRoles, RoleBindings and ClusterRoleBindings held for the access snapshot",
+                Gauge::default(),
+            ),
+            access_issuer_known: registered(
+                r,
+                "access_issuer_known",
+                "1 when the last access snapshot held the ServiceAccount token issuer (0: see the log)",
+                Gauge::default(),
             ),
             // Replaced below, once every metric is registered.
             registry: Arc::default(),

@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sync_model::api::{self, HashesResponse};
+use sync_model::rbac::AccessSnapshot;
 use sync_model::{
     CapabilitySyncPayload, ClusterId, ErrorBody, FieldError, ResourceId, SyncPayload, SyncResponse,
 };
@@ -94,6 +95,14 @@ pub trait SyncSink: Send + Sync {
         Err(no_capabilities())
     }
 
+    /// Replaces the server's copy of this cluster's access rules (its RBAC objects, types
+    /// and token issuer) with `snapshot`. Sinks that keep none refuse.
+    async fn send_access(&self, _snapshot: &AccessSnapshot) -> Result<(), SinkError> {
+        Err(SinkError::Unsupported(
+            "this sink does not take access rules".into(),
+        ))
+    }
+
     /// The cluster this sink writes, when it names one (for what the watcher reports).
     fn cluster(&self) -> Option<&ClusterId> {
         None
@@ -152,12 +161,12 @@ impl HttpSink {
     }
 
     /// POSTs `payload`, naming this sink's cluster unless the payload names one itself.
-    async fn post_for_cluster<P: Serialize>(
+    async fn post_for_cluster<P: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         payload: &P,
         names_cluster: bool,
-    ) -> Result<SyncResponse, SinkError> {
+    ) -> Result<T, SinkError> {
         match &self.cluster {
             Some(cluster) if !names_cluster => {
                 self.post(path, &InCluster { cluster, payload }).await
@@ -176,11 +185,11 @@ impl HttpSink {
         &self.base
     }
 
-    async fn post<B: Serialize + ?Sized>(
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
-    ) -> Result<SyncResponse, SinkError> {
+    ) -> Result<T, SinkError> {
         let req = self.client.post(api::url(&self.base, path)).json(body);
         self.call(req).await
     }
@@ -268,6 +277,14 @@ impl SyncSink for HttpSink {
     async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {
         let body: HashesResponse = self.get_hashes(api::CAPABILITIES_HASHES).await?;
         Ok(body.hashes)
+    }
+
+    async fn send_access(&self, snapshot: &AccessSnapshot) -> Result<(), SinkError> {
+        // Whatever the server answers besides its status is not needed.
+        let _: serde::de::IgnoredAny = self
+            .post_for_cluster(api::ACCESS_SYNC, snapshot, snapshot.cluster.is_some())
+            .await?;
+        Ok(())
     }
 
     fn cluster(&self) -> Option<&ClusterId> {

@@ -1,7 +1,8 @@
 //! A stand-in of the ingest server's endpoints (POST sync and GET hashes, for instances and
 //! for capabilities) keeping documents in memory, with switches to answer 503 as if the
 //! server were down, to never answer (a hung server), and to lack the hashes endpoints (as
-//! the TypeScript cluster-whisperer ingest does).
+//! the TypeScript cluster-whisperer ingest does). Access snapshots (`POST
+//! /api/v1/access/sync`) are recorded as they come.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kube_sim::SimHandle;
+use sync_model::rbac::AccessSnapshot;
 use sync_model::{
     Capability, CapabilitySyncPayload, ErrorBody, FieldError, ResourceId, ResourceInstance,
     SyncPayload, SyncResponse,
@@ -38,6 +40,7 @@ pub struct StoreState {
     pub token: Option<String>,
     pub capabilities: BTreeMap<String, Capability>,
     pub capability_posts: Vec<CapabilitySyncPayload>,
+    pub access_posts: Vec<AccessSnapshot>,
 }
 
 #[derive(Clone)]
@@ -163,7 +166,25 @@ async fn capability_hashes(State(s): State<Arc<Mutex<StoreState>>>) -> Response 
     Json(serde_json::json!({ "hashes": hashes })).into_response()
 }
 
+async fn sync_access(
+    State(s): State<Arc<Mutex<StoreState>>>,
+    Json(snapshot): Json<AccessSnapshot>,
+) -> Response {
+    hang_if_asked(&s).await;
+    let mut st = s.lock().unwrap();
+    if let Some(refused) = refusal(&st, Ok(())) {
+        return refused;
+    }
+    st.access_posts.push(snapshot);
+    Json(serde_json::json!({})).into_response()
+}
+
 impl StandIn {
+    /// The access snapshots received, oldest first.
+    pub fn access_posts(&self) -> Vec<AccessSnapshot> {
+        self.state.lock().unwrap().access_posts.clone()
+    }
+
     pub fn capabilities(&self) -> BTreeMap<String, Capability> {
         self.state.lock().unwrap().capabilities.clone()
     }
@@ -195,6 +216,7 @@ impl StandIn {
             .route("/api/v1/instances/hashes", get(hashes))
             .route("/api/v1/capabilities/sync", post(sync_capabilities))
             .route("/api/v1/capabilities/hashes", get(capability_hashes))
+            .route("/api/v1/access/sync", post(sync_access))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
