@@ -16,6 +16,8 @@ use watcher::{SinkError, SyncSink};
 pub struct PipelineSink {
     pipeline: Pipeline,
     capabilities: Option<CapabilityPipeline>,
+    /// Where the cluster's access rules go (the in-process server's).
+    access: Option<ingest::access::AccessRules>,
     /// Every payload belongs to this cluster, and the hashes read are its own.
     cluster: ClusterId,
 }
@@ -25,6 +27,7 @@ impl PipelineSink {
         PipelineSink {
             pipeline,
             capabilities: None,
+            access: None,
             cluster,
         }
     }
@@ -32,6 +35,12 @@ impl PipelineSink {
     /// Also answers the capability calls, through `capabilities`.
     pub fn with_capabilities(mut self, capabilities: CapabilityPipeline) -> Self {
         self.capabilities = Some(capabilities);
+        self
+    }
+
+    /// Also stores the cluster's access rules, in `access`.
+    pub fn with_access_rules(mut self, access: ingest::access::AccessRules) -> Self {
+        self.access = Some(access);
         self
     }
 }
@@ -84,17 +93,21 @@ impl SyncSink for PipelineSink {
     }
 
     async fn send_access(&self, snapshot: &AccessSnapshot) -> Result<(), SinkError> {
-        // The in-process server's access store is fed through `ingest::access`, wired where
-        // the server is built; the watcher's stage need not wait for anything here.
-        tracing::debug!(
-            cluster = %self.cluster,
-            roles = snapshot.roles.len(),
-            cluster_roles = snapshot.cluster_roles.len(),
-            role_bindings = snapshot.role_bindings.len(),
-            cluster_role_bindings = snapshot.cluster_role_bindings.len(),
-            "access rules not applied by the in-process sink: the in-process server receives them through ingest::access"
-        );
-        Ok(())
+        let Some(access) = &self.access else {
+            return Err(SinkError::Unsupported(
+                "this in-process sink keeps no access rules".into(),
+            ));
+        };
+        access
+            .apply(&self.cluster, snapshot)
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                ingest::access::rules::RulesError::Store(e) if e.is_transient() => {
+                    SinkError::unavailable(e.to_string())
+                }
+                other => SinkError::Refused(other.to_string()),
+            })
     }
 
     async fn stored_capability_hashes(&self) -> Result<HashMap<String, String>, SinkError> {

@@ -52,7 +52,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // enricher): one store handle, and the metrics the server exposes.
     let sink = Arc::new(
         PipelineSink::new(state.pipeline().clone(), cluster.clone())
-            .with_capabilities(state.capabilities().clone()),
+            .with_capabilities(state.capabilities().clone())
+            .with_access_rules(state.access_rules().clone()),
     );
 
     let client = watcher::kube_client()
