@@ -268,8 +268,8 @@ impl ScopedStore {
         }
     }
 
-    /// The store without a scope, for what holds no object data: the cluster records (the
-    /// reader limits them to [`Scope::sees_cluster`]).
+    /// The store without a scope, for what holds no object data: the cluster records and
+    /// the index's cluster names (the reader limits them to [`Scope::sees_cluster`]).
     pub fn records_store(&self) -> &dyn VectorStore {
         self.store.as_ref()
     }

@@ -57,10 +57,23 @@ impl Searcher {
     /// none) or when some documents have no cluster, where a question is asked of the whole
     /// index at once. Reused for [`CLUSTER_LIST_TTL`].
     pub(crate) async fn fleet_clusters(&self) -> Result<Option<Vec<String>>, SearchError> {
-        // The list is shared by every caller: only the whole index's is kept; a scoped
-        // caller's is counted within their scope each time.
-        let shared = self.store.scope().is_everything();
-        if let Some(Ok(cached)) = shared.then(|| self.cluster_list.0.lock()) {
+        let all = self.index_clusters().await?;
+        // A scoped caller's fleet: the index's clusters where their grants hold (a cluster
+        // they may read nothing of is not theirs to be told about).
+        Ok(all
+            .map(|list| {
+                let scope = self.store.scope();
+                list.into_iter()
+                    .filter(|c| scope.sees_cluster(c))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|list| list.len() > 1))
+    }
+
+    /// [`Searcher::fleet_clusters`] of the whole index, shared by every caller (it names
+    /// clusters, no objects): the store counts by cluster without the caller's scope.
+    async fn index_clusters(&self) -> Result<Option<Vec<String>>, SearchError> {
+        if let Ok(cached) = self.cluster_list.0.lock() {
             if let Some((at, list)) = cached.as_ref() {
                 if at.elapsed() < CLUSTER_LIST_TTL {
                     return Ok(list.clone());
@@ -69,6 +82,7 @@ impl Searcher {
         }
         let tally = self
             .store
+            .records_store()
             .tally(&self.instances_collection, None, &[CLUSTER_KEY])
             .await?;
         let mut clusters = Vec::new();
@@ -82,7 +96,7 @@ impl Searcher {
         clusters.sort_unstable();
         clusters.dedup();
         let list = (clusters.len() > 1 && !unclustered).then_some(clusters);
-        if let Some(Ok(mut cached)) = shared.then(|| self.cluster_list.0.lock()) {
+        if let Ok(mut cached) = self.cluster_list.0.lock() {
             *cached = Some((Instant::now(), list.clone()));
         }
         Ok(list)
