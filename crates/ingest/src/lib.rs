@@ -1,6 +1,7 @@
 //! The ingest side of cw: turns sync payloads into documents, embeds what changed and
 //! writes it to a vector store.
 
+pub mod access;
 pub mod capabilities;
 pub mod clusters;
 pub mod document;

@@ -2,7 +2,7 @@
 //! deleted, embeddings requested and skipped (the user's money), and how long embedding
 //! and store calls take. Exposed in Prometheus text format on `GET /metrics`.
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -21,6 +21,11 @@ fn latency_histogram() -> Histogram {
 
 pub struct IngestMetrics {
     registry: Registry,
+    /// Metrics named `cw_*` rather than `cw_ingest_*`: the authentication decisions.
+    access_registry: Registry,
+    /// `cw_auth_decisions_total{method, outcome}`: every bearer token checked, by how it
+    /// was recognised and whether it was accepted (or why not).
+    pub auth_decisions: Family<crate::access::identity::DecisionLabels, Counter>,
     /// `outcome`: ok, invalid, unavailable, error.
     pub sync_requests: Family<Label, Counter>,
     pub instances_upserted: Counter,
@@ -82,6 +87,13 @@ impl IngestMetrics {
         let parked = Gauge::default();
         let requests_shed = Counter::default();
         let requests_in_flight = Gauge::default();
+        let mut access_registry = Registry::with_prefix("cw");
+        let auth_decisions = Family::default();
+        access_registry.register(
+            "auth_decisions",
+            "Bearer tokens checked, by method (token, tokens_file, oidc, service-account, jwt, none) and outcome (accepted or why refused)",
+            auth_decisions.clone(),
+        );
         registry.register(
             "instances_parked",
             "Upserts parked because the provider or the store refuses them, by reason",
@@ -174,6 +186,8 @@ impl IngestMetrics {
         );
         IngestMetrics {
             registry,
+            access_registry,
+            auth_decisions,
             sync_requests,
             instances_upserted,
             instances_deleted,
@@ -199,7 +213,9 @@ impl IngestMetrics {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.access_registry);
+        let _ = encode_eof(&mut out);
         out
     }
 }

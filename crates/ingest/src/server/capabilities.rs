@@ -12,6 +12,7 @@ use sync_model::{CapabilitySyncPayload, ErrorBody, SyncResponse};
 use sync_model::api::{self, HashesQuery, HashesResponse};
 
 use super::{json_body, parse_json, ApiError, AppState};
+use crate::access::identity::Caller;
 
 /// Apply a capability sync payload (one record per resource type).
 #[utoipa::path(
@@ -33,7 +34,7 @@ use super::{json_body, parse_json, ApiError, AppState};
 )]
 pub(super) async fn sync_capabilities(
     State(state): State<AppState>,
-    access: Option<axum::Extension<super::credentials::Access>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
@@ -43,7 +44,7 @@ pub(super) async fn sync_capabilities(
     let cluster = state
         .capabilities()
         .cluster_of(payload.cluster.as_deref())?;
-    super::check_write(access.as_deref(), &cluster)?;
+    super::check_write(&caller, &cluster)?;
     let outcome = state.capabilities().apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,
@@ -71,12 +72,13 @@ pub(super) async fn sync_capabilities(
 )]
 pub(super) async fn capability_hashes(
     State(state): State<AppState>,
-    access: Option<axum::Extension<super::credentials::Access>>,
+    caller: Caller,
     Query(query): Query<HashesQuery>,
 ) -> Result<Json<HashesResponse>, ApiError> {
+    super::operators_only(&caller, "read the stored hashes")?;
     let capabilities = state.capabilities();
     let cluster = capabilities.cluster_of(query.cluster.as_deref())?;
     let hashes = capabilities.stored_hashes(&cluster).await?;
-    super::heard_from(&state, access.as_deref(), &cluster).await;
+    super::heard_from(&state, &caller, &cluster).await;
     Ok(Json(HashesResponse { hashes }))
 }

@@ -7,7 +7,6 @@
 
 pub mod admission;
 mod capabilities;
-pub mod credentials;
 mod error;
 pub mod openapi;
 mod schema;
@@ -19,7 +18,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,7 +27,11 @@ use axum::{Json, Router};
 use sync_model::api::{self, ClusterRemoved, HashesQuery, HashesResponse, ParkedResponse};
 use sync_model::{BearerToken, ClusterId, ErrorBody, FieldError, SyncPayload, SyncResponse};
 
-use self::credentials::{Access, Credentials, TokensFile};
+/// The opaque tokens (the shared token and the tokens file), kept under their old path.
+pub use crate::access::identity::credentials;
+use crate::access::identity::{
+    Access, Authenticator, Caller, Credentials, IdentityConfig, ServiceAccountIssuers, TokensFile,
+};
 
 pub use admission::{DEFAULT_MAX_CONCURRENT_READS, DEFAULT_MAX_CONCURRENT_WRITES, READ_QUEUE_WAIT};
 pub use error::ApiError;
@@ -53,6 +56,8 @@ pub struct ServerConfig {
     pub auth_token: Option<String>,
     /// Per-cluster tokens (`CW_INGEST_TOKENS_FILE`), beside or instead of the shared one.
     pub tokens_file: Option<Arc<TokensFile>>,
+    /// OIDC ID tokens and the ServiceAccount tokens' audiences (`crate::access::identity`).
+    pub identity: IdentityConfig,
     pub max_body_bytes: usize,
     /// The collection of resource types, searched by `ask` before the instances.
     pub capabilities_collection: String,
@@ -72,6 +77,7 @@ impl Default for ServerConfig {
         ServerConfig {
             auth_token: None,
             tokens_file: None,
+            identity: IdentityConfig::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             capabilities_collection: DEFAULT_CAPABILITIES_COLLECTION.into(),
             max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
@@ -80,6 +86,13 @@ impl Default for ServerConfig {
             stale_after: DEFAULT_STALE_AFTER,
         }
     }
+}
+
+/// What a read may see (see [`AppState::scope_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadScope {
+    /// Every cluster, namespace and type: an operator's read.
+    Everything,
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -92,7 +105,8 @@ struct Inner {
     pipeline: Pipeline,
     capabilities: CapabilityPipeline,
     searcher: Searcher,
-    credentials: Credentials,
+    /// Who is asking: every request's [`Caller`].
+    authenticator: Arc<Authenticator>,
     max_body_bytes: usize,
     /// The read and write slots ([`admission`]).
     admission: Admission,
@@ -135,11 +149,17 @@ impl AppState {
                     pipeline.collection(),
                     config.capabilities_collection.clone(),
                 ),
+                authenticator: Arc::new(
+                    Authenticator::new(
+                        Credentials {
+                            shared: config.auth_token.as_deref().and_then(BearerToken::new),
+                            file: config.tokens_file.clone(),
+                        },
+                        config.identity.clone(),
+                    )
+                    .with_metrics(pipeline.metrics().auth_decisions.clone()),
+                ),
                 pipeline,
-                credentials: Credentials {
-                    shared: config.auth_token.as_deref().and_then(BearerToken::new),
-                    file: config.tokens_file.clone(),
-                },
                 max_body_bytes: config.max_body_bytes,
                 admission: Admission::new(
                     config.max_concurrent_reads,
@@ -167,6 +187,31 @@ impl AppState {
     /// A cluster not heard from for longer than this is listed as stale.
     pub fn stale_after(&self) -> std::time::Duration {
         self.inner.stale_after
+    }
+
+    /// Who is asking: turns a bearer token into a [`Caller`].
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.inner.authenticator
+    }
+
+    /// The fleet's ServiceAccount issuers, which the access store fills as each cluster's
+    /// watcher sends its issuer and keys.
+    pub fn service_accounts(&self) -> &ServiceAccountIssuers {
+        self.inner.authenticator.service_accounts()
+    }
+
+    /// What `caller` may read. Operators read everything. Users are scoped by each
+    /// cluster's RBAC, which is not threaded through the reads yet: until it is, a user's
+    /// read is refused (403) rather than answered unscoped.
+    // The one place where a Caller becomes a read scope: the access scope replaces
+    // ReadScope here and the Searcher takes it.
+    pub fn scope_of(&self, caller: &Caller) -> Result<ReadScope, ApiError> {
+        match caller {
+            Caller::Operator(_) => Ok(ReadScope::Everything),
+            Caller::User { user, .. } => Err(ApiError::ScopeNotReady {
+                user: user.name.clone(),
+            }),
+        }
     }
 
     /// From now on `/readyz` answers 503, so load balancers stop sending new work.
@@ -202,6 +247,12 @@ impl AppState {
             self.clone(),
             admission::admit_read,
         ))
+    }
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.authenticator.clone()
     }
 }
 
@@ -264,46 +315,78 @@ pub async fn serve(
         .await
 }
 
-/// 401 without a known token; else the request goes on with its [`Access`], which the
-/// sync handlers check against the cluster they would write.
+/// 401 without a token some authenticator accepts; else the request goes on with its
+/// [`Caller`], which the handlers take ([`Caller`]'s extractor).
 async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    admit(&state, req, next, ApiError::Unauthorized).await
+    match authenticated(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(refusal) => ApiError::Unauthorized(refusal).into_response(),
+    }
 }
 
-/// [`require_bearer`] for `/mcp`: a missing or wrong token is [`ApiError::AgentUnauthorized`].
+/// [`require_bearer`] for `/mcp`: a refused token is [`ApiError::AgentUnauthorized`]; and
+/// the MCP tools read unscoped, so a user's session waits for the scope ([`AppState::scope_of`]).
 async fn require_agent_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    admit(&state, req, next, ApiError::AgentUnauthorized).await
+    let req = match authenticated(&state, req).await {
+        Ok(req) => req,
+        Err(refusal) => return ApiError::AgentUnauthorized(refusal).into_response(),
+    };
+    let scoped = req
+        .extensions()
+        .get::<Caller>()
+        .map(|caller| state.scope_of(caller));
+    match scoped {
+        Some(Ok(_)) => next.run(req).await,
+        Some(Err(ApiError::ScopeNotReady { user })) => {
+            ApiError::AgentScopeNotReady { user }.into_response()
+        }
+        Some(Err(other)) => other.into_response(),
+        None => ApiError::Internal("the request has no caller".into()).into_response(),
+    }
 }
 
-/// The request with its [`Access`] when its token is known, else `refusal`.
-async fn admit(state: &AppState, mut req: Request, next: Next, refusal: ApiError) -> Response {
+/// The request with its [`Caller`] in its extensions, or why its token is refused.
+async fn authenticated(
+    state: &AppState,
+    mut req: Request,
+) -> Result<Request, crate::access::identity::Refusal> {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let Some(access) = state.inner.credentials.access(given) else {
-        return refusal.into_response();
-    };
-    req.extensions_mut().insert(access);
-    next.run(req).await
+    let caller = state.inner.authenticator.authenticate(given).await?;
+    req.extensions_mut().insert(caller);
+    Ok(req)
 }
 
-/// 403 unless the request's token may write `cluster` (checked before anything is read
-/// from or written to the store).
-fn check_write(access: Option<&Access>, cluster: &sync_model::ClusterId) -> Result<(), ApiError> {
-    match access {
-        Some(a) if !a.may_write(cluster) => Err(ApiError::Forbidden {
-            cluster: cluster.to_string(),
-            may_write: a.describe(),
+/// 403 unless `caller` may write `cluster` (checked before anything is read from or
+/// written to the store).
+fn check_write(caller: &Caller, cluster: &sync_model::ClusterId) -> Result<(), ApiError> {
+    if caller.may_write(cluster) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden {
+        cluster: cluster.to_string(),
+        may_write: caller.describe_writes(),
+    })
+}
+
+/// An operator's access, or 403 for a user: `action` (hashes, parked objects) reads
+/// beyond any RBAC scope, for operators and watchers only.
+fn operators_only<'c>(caller: &'c Caller, action: &str) -> Result<&'c Access, ApiError> {
+    match caller {
+        Caller::Operator(access) => Ok(access),
+        Caller::User { user, .. } => Err(ApiError::OperatorsOnly {
+            action: action.into(),
+            user: user.name.clone(),
         }),
-        _ => Ok(()),
     }
 }
 
 /// Records a request of `cluster`'s watcher as its contact, when the token may write it
 /// (a read-only token's hashes read is nobody's contact).
-async fn heard_from(state: &AppState, access: Option<&Access>, cluster: &ClusterId) {
-    if access.is_none_or(|a| a.may_write(cluster)) {
+async fn heard_from(state: &AppState, caller: &Caller, cluster: &ClusterId) {
+    if caller.may_write(cluster) {
         state
             .inner
             .pipeline
@@ -379,7 +462,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 )]
 async fn sync_instances(
     State(state): State<AppState>,
-    access: Option<axum::Extension<Access>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
@@ -391,7 +474,7 @@ async fn sync_instances(
         .inner
         .pipeline
         .cluster_of(payload.cluster.as_deref())?;
-    check_write(access.as_deref(), &cluster)?;
+    check_write(&caller, &cluster)?;
     let outcome = state.inner.pipeline.apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,
@@ -452,13 +535,14 @@ fn json_body(
 )]
 async fn instance_hashes(
     State(state): State<AppState>,
-    access: Option<axum::Extension<Access>>,
+    caller: Caller,
     Query(query): Query<HashesQuery>,
 ) -> Result<Json<HashesResponse>, ApiError> {
+    operators_only(&caller, "read the stored hashes")?;
     let pipeline = &state.inner.pipeline;
     let cluster = pipeline.cluster_of(query.cluster.as_deref())?;
     let hashes = pipeline.stored_hashes(&cluster).await?;
-    heard_from(&state, access.as_deref(), &cluster).await;
+    heard_from(&state, &caller, &cluster).await;
     Ok(Json(HashesResponse { hashes }))
 }
 
@@ -482,7 +566,7 @@ async fn instance_hashes(
 )]
 async fn remove_cluster(
     State(state): State<AppState>,
-    access: Option<axum::Extension<Access>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<ClusterRemoved>, ApiError> {
     let cluster = ClusterId::new(&name).map_err(|e| ApiError::BadRequest {
@@ -492,15 +576,11 @@ async fn remove_cluster(
             message: "not a cluster id".into(),
         }],
     })?;
-    // Fails closed: a request that reached here without the bearer check's answer may not.
-    match access.as_deref() {
-        Some(Access::All) => {}
-        other => {
-            return Err(ApiError::NeedsEveryCluster {
-                action: format!("remove cluster {cluster:?}"),
-                may_write: other.map_or_else(|| "nothing".into(), Access::describe),
-            })
-        }
+    if caller.operator() != Some(&Access::All) {
+        return Err(ApiError::NeedsEveryCluster {
+            action: format!("remove cluster {cluster:?}"),
+            may_write: caller.describe_writes(),
+        });
     }
     let removed =
         crate::clusters::retire::retire(&state.inner.pipeline, &state.inner.capabilities, &cluster)
@@ -519,10 +599,14 @@ async fn remove_cluster(
         (status = 503, description = "At the concurrency limit: retry", body = ErrorBody),
     )
 )]
-async fn parked_instances(State(state): State<AppState>) -> Json<ParkedResponse> {
-    Json(ParkedResponse {
+async fn parked_instances(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ParkedResponse>, ApiError> {
+    operators_only(&caller, "list the parked objects")?;
+    Ok(Json(ParkedResponse {
         parked: state.inner.pipeline.parked(),
-    })
+    }))
 }
 
 async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {

@@ -10,6 +10,7 @@ use axum::Json;
 use sync_model::{api, ErrorBody, FieldError};
 
 use super::{ApiError, AppState};
+use crate::access::identity::Caller;
 use crate::search::{SearchBody, SearchError, SearchResults};
 use sync_model::search::{CountAnswer, CountBody};
 
@@ -33,8 +34,10 @@ use sync_model::search::{CountAnswer, CountBody};
 )]
 pub async fn search(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<SearchBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let _scope = state.scope_of(&caller)?;
     let Json(body) = body.map_err(rejected)?;
     let searcher = state.searcher();
     if body.ask {
@@ -71,8 +74,10 @@ pub async fn search(
 )]
 pub async fn count(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<CountBody>, JsonRejection>,
 ) -> Result<Json<CountAnswer>, ApiError> {
+    let _scope = state.scope_of(&caller)?;
     let Json(body) = body.map_err(rejected)?;
     Ok(Json(state.searcher().count(&body).await?))
 }
@@ -93,7 +98,9 @@ pub async fn count(
 )]
 pub async fn clusters(
     State(state): State<AppState>,
+    caller: Caller,
 ) -> Result<Json<api::ClustersResponse>, ApiError> {
+    let _scope = state.scope_of(&caller)?;
     Ok(Json(state.searcher().clusters(state.stale_after()).await?))
 }
 

@@ -29,7 +29,11 @@ pub struct PolicyRule {
     pub resources: Vec<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub resource_names: Vec<String>,
-    #[serde(default, rename = "nonResourceURLs", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        rename = "nonResourceURLs",
+        deserialize_with = "null_as_default"
+    )]
     pub non_resource_urls: Vec<String>,
 }
 
