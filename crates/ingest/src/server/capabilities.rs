@@ -23,7 +23,7 @@ use crate::access::identity::Caller;
     responses(
         (status = 200, body = SyncResponse),
         (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing changed", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
         (status = 403, description = "The token may not write this payload's cluster; nothing changed", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
@@ -65,7 +65,8 @@ pub(super) async fn sync_capabilities(
     responses(
         (status = 200, body = super::schema::HashesResponse),
         (status = 400, description = "Malformed cluster id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "A user's token: hashes are for operators' and watchers' tokens", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
     )

@@ -451,7 +451,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     responses(
         (status = 200, description = "Applied; refused objects listed in `parked`", body = SyncResponse),
         (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing stored", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
         (status = 403, description = "The token may not write this payload's cluster; nothing stored", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
@@ -528,7 +528,8 @@ fn json_body(
     responses(
         (status = 200, body = schema::HashesResponse),
         (status = 400, description = "Malformed cluster id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "A user's token: hashes are for operators' and watchers' tokens", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
     )
@@ -558,7 +559,7 @@ async fn instance_hashes(
     responses(
         (status = 200, description = "Removed, with what went; zeros when the index held nothing of it", body = ClusterRemoved),
         (status = 400, description = "Malformed cluster id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
         (status = 403, description = "The token may not write every cluster (only the shared token or a `*` token may remove one); nothing changed", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the write limit: retry (what was removed stays removed)", body = ErrorBody),
@@ -595,7 +596,8 @@ async fn remove_cluster(
     tag = "instances",
     responses(
         (status = 200, body = ParkedResponse),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "A user's token: parked objects are for operators' tokens", body = ErrorBody),
         (status = 503, description = "At the concurrency limit: retry", body = ErrorBody),
     )
 )]

@@ -72,7 +72,7 @@ impl Caller {
 /// Why a bearer token is refused (401). Never carries token material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("no bearer token: send Authorization: Bearer <token>")]
+    #[error("no bearer token")]
     NoToken,
     #[error("unknown token: neither the shared token, one of the tokens file, nor a JWT")]
     UnknownToken,
