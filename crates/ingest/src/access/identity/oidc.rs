@@ -226,13 +226,24 @@ impl OidcVerifier {
     /// token names a key not known and none was tried in [`UNKNOWN_KEY_REFRESH_MIN`].
     async fn keys_for(&self, kid: Option<&str>) -> Arc<KeySet> {
         let current = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let stale = |f: &Fetched| f.ok_at.is_none_or(|t| t.elapsed() >= KEY_REFRESH_INTERVAL);
-        let unknown = !current.has_key_for(kid) || current.is_empty();
-        let mut fetched = self.fetched.lock().await;
+        let unknown = current.is_empty() || !current.has_key_for(kid);
+        // A token naming an unknown key waits for the fetch; a merely stale set is used
+        // while another request fetches.
+        let mut fetched = if unknown {
+            self.fetched.lock().await
+        } else {
+            match self.fetched.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return current,
+            }
+        };
+        let stale = fetched
+            .ok_at
+            .is_none_or(|t| t.elapsed() >= KEY_REFRESH_INTERVAL);
         let tried_lately = fetched
             .tried_at
             .is_some_and(|t| t.elapsed() < UNKNOWN_KEY_REFRESH_MIN);
-        if (stale(&fetched) || unknown) && !tried_lately {
+        if (stale || unknown) && !tried_lately {
             if let Err(e) = self.fetch(&mut fetched).await {
                 tracing::warn!(issuer = %self.config.issuer_url, error = %e, "cannot fetch the OIDC issuer's keys; keeping those last fetched");
             }
