@@ -15,7 +15,8 @@ use sync_model::api::{self, ClustersResponse};
 use sync_model::search::{
     AskAnswer, CountAnswer, CountBody, SearchBody, SearchHit, SearchRequest, SearchResults,
 };
-use watcher::TokenArgs;
+
+use crate::credential::{Credential, KubeUser};
 
 /// Longest wait for one answer of the search API (a question embeds its text first).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -26,7 +27,8 @@ pub const RETRY_BUDGET: Duration = Duration::from_secs(30);
 /// The wait before asking a busy server again when it does not say (`Retry-After`).
 const DEFAULT_RETRY_WAIT: Duration = Duration::from_secs(1);
 
-/// Which cw server a client asks, and with which token.
+/// Which cw server a client asks, and with which credential (the first given of
+/// `--token`, `--kube-credentials`, `--ingest-token`: [`crate::credential`]).
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ApiClientArgs {
     /// The cw server (`cw serve` or `cw run`) to ask, e.g. http://cw.example:8080. Without
@@ -34,9 +36,24 @@ pub struct ApiClientArgs {
     /// there; else the local index is read.
     #[arg(long, env = "CW_SERVER_URL")]
     pub server: Option<String>,
-    // The bearer token of the server's API.
-    #[command(flatten)]
-    pub token: TokenArgs,
+    /// Your own bearer token for the server: an OIDC ID token, a ServiceAccount token or a
+    /// user's token of its tokens file. Sent before any other credential.
+    #[arg(long, env = "CW_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Send the current kubeconfig context's user credential (its token, tokenFile or exec
+    /// plugin, as kubectl would) to the server, when no --token is given. Off unless asked:
+    /// a kubeconfig's token is meant for its API server.
+    #[arg(long, env = "CW_KUBE_CREDENTIALS")]
+    pub kube_credentials: bool,
+    /// An operator's or watcher's token (the server's CW_INGEST_TOKEN), sent when neither
+    /// --token nor --kube-credentials is given.
+    #[arg(
+        long,
+        visible_alias = "auth-token",
+        env = "CW_INGEST_TOKEN",
+        hide_env_values = true
+    )]
+    pub ingest_token: Option<String>,
 }
 
 impl ApiClientArgs {
@@ -48,7 +65,26 @@ impl ApiClientArgs {
     /// A client of the named server, else of the default address.
     pub fn client(&self) -> anyhow::Result<ApiClient> {
         let default = api::default_server_url();
-        ApiClient::new(self.named().unwrap_or(&default), self.token.get())
+        Ok(ApiClient::new(self.named().unwrap_or(&default), None)?
+            .with_credential(self.credential()?))
+    }
+
+    /// The credential sent: `--token`, else the kubeconfig user's when asked
+    /// (`--kube-credentials`), else `--ingest-token`.
+    pub fn credential(&self) -> anyhow::Result<Credential> {
+        use anyhow::Context;
+        let own = Credential::token(self.token.as_deref());
+        if !matches!(own, Credential::None) {
+            return Ok(own);
+        }
+        if self.kube_credentials {
+            let kubeconfig = kube::config::Kubeconfig::read().context(
+                "--kube-credentials: reading the kubeconfig (KUBECONFIG or ~/.kube/config)",
+            )?;
+            let user = KubeUser::current(&kubeconfig).context("--kube-credentials")?;
+            return Ok(Credential::Kube(std::sync::Arc::new(user)));
+        }
+        Ok(Credential::token(self.ingest_token.as_deref()))
     }
 }
 
@@ -65,8 +101,15 @@ pub enum ApiError {
     #[error("the search was refused: {0}")]
     BadRequest(String),
     /// The server requires another token.
-    #[error("{url} refused the token: set CW_INGEST_TOKEN (or --token) to the server's token")]
-    Unauthorized { url: String },
+    #[error(
+        "{url} refused the token{}: pass your own with --token (CW_TOKEN) or \
+         --kube-credentials, or an operator's with CW_INGEST_TOKEN",
+        reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
+    Unauthorized { url: String, reason: Option<String> },
+    /// The server cannot send the caller's credential.
+    #[error("{0:#}")]
+    Credential(std::sync::Arc<anyhow::Error>),
     /// The token is known, but may not do this (the server says what it needs).
     #[error("{url} refused: {message}")]
     Forbidden { url: String, message: String },
@@ -108,7 +151,7 @@ impl ApiError {
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     base: String,
-    token: Option<String>,
+    credential: Credential,
     http: reqwest::Client,
     /// How long one call waits in all for a busy server.
     retry_budget: Duration,
@@ -127,13 +170,19 @@ impl ApiClient {
         use anyhow::Context;
         Ok(ApiClient {
             base: api::base_url(server).to_string(),
-            token: token.map(str::to_string),
+            credential: Credential::token(token),
             http: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
                 .build()
                 .context("building the HTTP client")?,
             retry_budget: RETRY_BUDGET,
         })
+    }
+
+    /// Sends `credential` as the bearer token.
+    pub fn with_credential(mut self, credential: Credential) -> Self {
+        self.credential = credential;
+        self
     }
 
     /// Waits at most `budget` in all for a busy server (tests shorten it).
@@ -265,7 +314,11 @@ impl ApiClient {
         mut request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<serde_json::Value, Attempt> {
-        if let Some(t) = &self.token {
+        let bearer = self.credential.bearer().await.map_err(|e| Attempt {
+            error: ApiError::Credential(std::sync::Arc::new(e)),
+            busy: None,
+        })?;
+        if let Some(t) = bearer {
             request = request.bearer_auth(t);
         }
         let resp = request.send().await.map_err(|source| Attempt {
@@ -335,6 +388,7 @@ fn status_error(status: reqwest::StatusCode, body: &str, url: &str) -> ApiError 
         400 | 422 => ApiError::BadRequest(error),
         401 => ApiError::Unauthorized {
             url: url.to_string(),
+            reason: parsed.as_ref().map(|_| with_details()),
         },
         403 if parsed.is_some() => ApiError::Forbidden {
             url: url.to_string(),
@@ -342,6 +396,7 @@ fn status_error(status: reqwest::StatusCode, body: &str, url: &str) -> ApiError 
         },
         403 => ApiError::Unauthorized {
             url: url.to_string(),
+            reason: None,
         },
         // cw's own 404 with a body: a cluster it does not know; else not cw (or too old).
         404 if parsed.is_some() => ApiError::UnknownCluster {

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use ingest::access::identity::{
+    oidc, IdentityConfig, OidcConfig, OidcVerifier, DEFAULT_SERVICE_ACCOUNT_AUDIENCE,
+};
 use ingest::capabilities::CapabilityPipeline;
 use ingest::embed::local::LocalEmbedder;
 use ingest::embed::openai::{OpenAiConfig, OpenAiEmbedder};
@@ -373,6 +376,109 @@ pub struct IngestArgs {
     /// without `?cluster=`.
     #[arg(long, env = "CW_DEFAULT_CLUSTER", default_value = sync_model::DEFAULT_CLUSTER)]
     pub default_cluster: sync_model::ClusterId,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+/// Who may ask besides operators' tokens: OIDC ID tokens, checked with kube-apiserver's
+/// `--oidc-*` settings, and the ServiceAccount tokens of the fleet's clusters
+/// (`ingest::access::identity`). Users are scoped by each cluster's RBAC and never write.
+#[derive(clap::Args, Clone, Debug)]
+pub struct IdentityArgs {
+    /// The OIDC issuer whose ID tokens are accepted (https; `iss` must equal it). Its keys
+    /// come from its discovery document unless --oidc-jwks-file is given. OIDC is off
+    /// without it.
+    #[arg(long, env = "CW_OIDC_ISSUER_URL")]
+    pub oidc_issuer_url: Option<String>,
+    /// The client id ID tokens are issued for: `aud` must name it (required with an issuer).
+    #[arg(long, env = "CW_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// The claim that names the user.
+    #[arg(long, env = "CW_OIDC_USERNAME_CLAIM", default_value = oidc::DEFAULT_USERNAME_CLAIM)]
+    pub oidc_username_claim: String,
+    /// Put before every username; unset: the issuer URL and `#` unless the claim is
+    /// `email` (kube-apiserver's rule); `-`: nothing.
+    #[arg(long, env = "CW_OIDC_USERNAME_PREFIX")]
+    pub oidc_username_prefix: Option<String>,
+    /// The claim that lists the user's groups (a string or a list); no groups without it.
+    #[arg(long, env = "CW_OIDC_GROUPS_CLAIM")]
+    pub oidc_groups_claim: Option<String>,
+    /// Put before every group.
+    #[arg(long, env = "CW_OIDC_GROUPS_PREFIX")]
+    pub oidc_groups_prefix: Option<String>,
+    /// The signing algorithms accepted, comma-separated (RS256, RS384, RS512, PS256, PS384,
+    /// PS512, ES256, ES384).
+    #[arg(long, env = "CW_OIDC_SIGNING_ALGS", default_value = oidc::DEFAULT_SIGNING_ALGS,
+          value_delimiter = ',')]
+    pub oidc_signing_algs: Vec<String>,
+    /// The issuer's keys from this JSON Web Key Set file instead of its discovery document.
+    #[arg(long, env = "CW_OIDC_JWKS_FILE")]
+    pub oidc_jwks_file: Option<PathBuf>,
+    /// CA certificates (PEM) the issuer's TLS certificate is checked against, beside the
+    /// system's.
+    #[arg(long, env = "CW_OIDC_CA_FILE")]
+    pub oidc_ca_file: Option<PathBuf>,
+    /// A ServiceAccount token's audience (`aud`) must name one of these, comma-separated
+    /// (`kubectl create token SA --audience cw`).
+    #[arg(long, env = "CW_SERVICE_ACCOUNT_AUDIENCES",
+          default_value = DEFAULT_SERVICE_ACCOUNT_AUDIENCE, value_delimiter = ',')]
+    pub service_account_audiences: Vec<String>,
+}
+
+impl IdentityArgs {
+    /// The identity settings; with OIDC, the issuer's keys are fetched once now (a failure
+    /// is logged: they are fetched again when a token needs them).
+    pub async fn build(&self) -> anyhow::Result<IdentityConfig> {
+        let audiences: Vec<String> = self
+            .service_account_audiences
+            .iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        anyhow::ensure!(
+            !audiences.is_empty(),
+            "--service-account-audiences (CW_SERVICE_ACCOUNT_AUDIENCES) names no audience"
+        );
+        let Some(issuer) = self
+            .oidc_issuer_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        else {
+            return Ok(IdentityConfig {
+                oidc: None,
+                service_account_audiences: audiences,
+            });
+        };
+        let nonblank = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let mut config = OidcConfig::new(
+            issuer.trim(),
+            self.oidc_client_id.clone().unwrap_or_default(),
+        );
+        config.username_claim = self.oidc_username_claim.clone();
+        config.username_prefix = nonblank(&self.oidc_username_prefix);
+        config.groups_claim = nonblank(&self.oidc_groups_claim);
+        config.groups_prefix = nonblank(&self.oidc_groups_prefix);
+        config.signing_algs = self
+            .oidc_signing_algs
+            .iter()
+            .map(|a| ingest::access::identity::jwt::parse_algorithm(a))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)
+            .context("--oidc-signing-algs (CW_OIDC_SIGNING_ALGS)")?;
+        config.jwks_file = self.oidc_jwks_file.clone();
+        config.ca_file = self.oidc_ca_file.clone();
+        let verifier = OidcVerifier::new(config).context("the OIDC settings (--oidc-*)")?;
+        match verifier.refresh().await {
+            Ok(keys) => tracing::info!(%issuer, keys, "OIDC ID tokens accepted"),
+            Err(e) => {
+                tracing::warn!(%issuer, error = %e, "cannot fetch the OIDC issuer's keys yet; tokens are refused until they are")
+            }
+        }
+        Ok(IdentityConfig {
+            oidc: Some(Arc::new(verifier)),
+            service_account_audiences: audiences,
+        })
+    }
 }
 
 /// A count that must be 1 or more (0 would turn every request away).
@@ -386,13 +492,14 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 
 impl IngestArgs {
     /// The server's state over `store` and `embedder`: the instance and capability
-    /// pipelines (with the enricher if the flags turn enrichment on).
-    pub fn state(
+    /// pipelines (with the enricher if the flags turn enrichment on), and who may ask.
+    pub async fn state(
         &self,
         store: Arc<dyn VectorStore>,
         embedder: Arc<dyn Embedder>,
     ) -> anyhow::Result<AppState> {
         let (pipeline, capabilities) = pipelines(store, embedder, &self.store, &self.enrich)?;
+        let identity = self.identity.build().await?;
         Ok(AppState::with_capabilities(
             pipeline.with_default_cluster(self.default_cluster.clone()),
             capabilities,
@@ -405,6 +512,7 @@ impl IngestArgs {
                     )),
                     None => None,
                 },
+                identity,
                 max_body_bytes: self.max_body_bytes,
                 capabilities_collection: self.store.capabilities_collection.clone(),
                 max_concurrent_writes: self.max_concurrent_writes,

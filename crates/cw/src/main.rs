@@ -7,6 +7,7 @@ mod api_client;
 mod backend;
 #[cfg(test)]
 mod chart_defaults;
+mod credential;
 mod mcp;
 mod model;
 mod pipeline_sink;

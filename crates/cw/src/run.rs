@@ -46,7 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = args.ingest.store.build()?;
     let embedder = args.ingest.embed.build()?;
     check_model_matches_store(&store, &embedder, &args.ingest.store.instances_collection).await?;
-    let state = args.ingest.state(store, embedder)?;
+    let state = args.ingest.state(store, embedder).await?;
     let cluster = args.cluster.resolve()?;
     // The in-process sink uses the server's own pipelines (the capability pipeline with the
     // enricher): one store handle, and the metrics the server exposes.

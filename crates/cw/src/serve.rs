@@ -23,7 +23,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = args.ingest.store.build()?;
     let embedder = args.ingest.embed.build()?;
-    let state = args.ingest.state(store, embedder)?;
+    let state = args.ingest.state(store, embedder).await?;
     let listener = args.listen.bind().await?;
     tracing::info!(
         addr = %listener.local_addr()?,

@@ -2,7 +2,7 @@
 //! deleted, embeddings requested and skipped (the user's money), and how long embedding
 //! and store calls take. Exposed in Prometheus text format on `GET /metrics`.
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -21,6 +21,14 @@ fn latency_histogram() -> Histogram {
 
 pub struct IngestMetrics {
     registry: Registry,
+    /// Metrics named `cw_*` rather than `cw_ingest_*`: the authentication decisions.
+    access_registry: Registry,
+    /// `cw_auth_decisions_total{method, outcome}`: every bearer token checked, by how it
+    /// was recognised and whether it was accepted (or why not).
+    pub auth_decisions: Family<crate::access::identity::DecisionLabels, Counter>,
+    /// `cw_read_scopes_total{decision}`: users' reads by what RBAC granted them: `scoped`
+    /// (something), `nothing` (no grant in any cluster their credential holds in).
+    pub read_scopes: Family<Label, Counter>,
     /// `outcome`: ok, invalid, unavailable, error.
     pub sync_requests: Family<Label, Counter>,
     pub instances_upserted: Counter,
@@ -62,6 +70,13 @@ impl Default for IngestMetrics {
 }
 
 impl IngestMetrics {
+    /// Counts one user's read by what RBAC granted (`scoped` or `nothing`).
+    pub fn note_read_scope(&self, decision: &'static str) {
+        self.read_scopes
+            .get_or_create(&[("decision", decision)])
+            .inc();
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("cw_ingest");
         let sync_requests = Family::<Label, Counter>::default();
@@ -82,6 +97,19 @@ impl IngestMetrics {
         let parked = Gauge::default();
         let requests_shed = Counter::default();
         let requests_in_flight = Gauge::default();
+        let mut access_registry = Registry::with_prefix("cw");
+        let auth_decisions = Family::default();
+        let read_scopes = Family::<Label, Counter>::default();
+        access_registry.register(
+            "read_scopes",
+            "Users' reads by what each cluster's RBAC granted them: scoped (something) or nothing",
+            read_scopes.clone(),
+        );
+        access_registry.register(
+            "auth_decisions",
+            "Bearer tokens checked, by method (token, tokens_file, oidc, service-account, jwt, none) and outcome (accepted or why refused)",
+            auth_decisions.clone(),
+        );
         registry.register(
             "instances_parked",
             "Upserts parked because the provider or the store refuses them, by reason",
@@ -174,6 +202,9 @@ impl IngestMetrics {
         );
         IngestMetrics {
             registry,
+            access_registry,
+            read_scopes,
+            auth_decisions,
             sync_requests,
             instances_upserted,
             instances_deleted,
@@ -199,7 +230,9 @@ impl IngestMetrics {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.access_registry);
+        let _ = encode_eof(&mut out);
         out
     }
 }

@@ -17,6 +17,30 @@ use crate::api_client::{ApiClient, ApiError};
 /// setting, or the default).
 pub struct InProcess(pub Searcher, pub Duration);
 
+/// The index of a request that names no caller: it answers nothing (fails closed). The
+/// `/mcp` route's own; every authenticated request carries its caller's index instead.
+pub struct NoCaller;
+
+#[async_trait]
+impl Index for NoCaller {
+    async fn search(&self, _: &SearchRequest) -> Result<Vec<SearchHit>, IndexError> {
+        Err(no_caller())
+    }
+    async fn ask(&self, _: &str, _: usize, _: Option<&str>) -> Result<AskAnswer, IndexError> {
+        Err(no_caller())
+    }
+    async fn count(&self, _: &CountBody) -> Result<CountAnswer, IndexError> {
+        Err(no_caller())
+    }
+    async fn clusters(&self) -> Result<ClustersResponse, IndexError> {
+        Err(no_caller())
+    }
+}
+
+fn no_caller() -> IndexError {
+    IndexError::Failed("this request names no caller, so nothing is answered".into())
+}
+
 #[async_trait]
 impl Index for InProcess {
     async fn search(&self, req: &SearchRequest) -> Result<Vec<SearchHit>, IndexError> {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use ingest::access::identity::Caller;
 use ingest::server::AppState;
 use mcp::{ClusterAccess, Connections, CwMcp, Index, LiveCluster};
 use sync_model::api;
@@ -159,17 +160,48 @@ pub fn own_cluster(client: kube::Client, cluster: impl Into<String>) -> Connecti
 
 /// The `/mcp` route over the server's own index, behind the API's bearer token (refused as
 /// MCP clients understand it: 403, never an OAuth challenge) and in the API's read slots (a
-/// full write load never turns it away). Cancel `stop` when the server
-/// shuts down, so open event streams end.
+/// full write load never turns it away). Every request is answered as its caller may see:
+/// [`with_caller_index`] puts the caller's index (and, for a user, live reads acting as
+/// them) in the request; without one, the tools answer nothing. Cancel `stop` when the
+/// server shuts down, so open event streams end.
 pub fn route(
     state: &AppState,
     cluster: ClusterAccess,
     stop: CancellationToken,
     host: &str,
 ) -> axum::Router {
-    let index = Arc::new(InProcess(state.searcher().clone(), state.stale_after()));
     let loopback = matches!(host, "127.0.0.1" | "localhost" | "::1" | "[::1]");
-    let service = mcp::http_service(CwMcp::new(index, cluster), stop, loopback);
-    let routes = state.read_admission(axum::Router::new().nest_service(api::MCP, service));
+    let service = mcp::http_service(
+        CwMcp::new(Arc::new(index::NoCaller), cluster.clone()),
+        stop,
+        loopback,
+    );
+    let routes = axum::Router::new().nest_service(api::MCP, service).layer(
+        axum::middleware::from_fn_with_state((state.clone(), cluster), with_caller_index),
+    );
+    let routes = state.read_admission(routes);
     state.agent_auth_layer(routes)
+}
+
+/// Puts the index of the request's caller (authenticated by the layer outside) in its
+/// extensions: an operator's reads everything and reads the clusters live with the server's
+/// connections; a user's is limited to what RBAC grants them, and reads live as them
+/// (impersonation) or, where a connection cannot, from their index.
+async fn with_caller_index(
+    axum::extract::State((state, cluster)): axum::extract::State<(AppState, ClusterAccess)>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(caller) = req.extensions().get::<Caller>().cloned() {
+        let searcher = state.searcher_of(&caller).await;
+        let live = match &caller {
+            Caller::Operator(_) => None,
+            Caller::User { user, .. } => Some(cluster.as_user(user)),
+        };
+        req.extensions_mut().insert(mcp::CallerIndex {
+            index: Arc::new(InProcess(searcher, state.stale_after())),
+            cluster: live,
+        });
+    }
+    next.run(req).await
 }

@@ -11,8 +11,8 @@ use serde::Serialize;
 use sync_model::rbac::AccessSnapshot;
 use sync_model::{api, ErrorBody};
 
-use super::credentials::Access;
 use super::{check_write, heard_from, json_body, parse_json, ApiError, AppState};
+use crate::access::identity::Caller;
 use crate::access::rules::RulesError;
 
 /// What the server holds for the cluster after a sync of its access rules.
@@ -48,7 +48,7 @@ pub struct AccessSyncResponse {
 )]
 pub async fn sync_access(
     State(state): State<AppState>,
-    access: Option<axum::Extension<Access>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AccessSyncResponse>, ApiError> {
@@ -59,7 +59,7 @@ pub async fn sync_access(
         .inner
         .pipeline
         .cluster_of(snapshot.cluster.as_deref())?;
-    check_write(access.as_deref(), &cluster)?;
+    check_write(&caller, &cluster)?;
     let rules = state
         .inner
         .access_rules
@@ -72,7 +72,7 @@ pub async fn sync_access(
                 details: vec![],
             },
         })?;
-    heard_from(&state, access.as_deref(), &cluster).await;
+    heard_from(&state, &caller, &cluster).await;
     Ok(Json(AccessSyncResponse {
         cluster: cluster.to_string(),
         objects: rules.objects,

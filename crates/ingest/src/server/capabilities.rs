@@ -12,6 +12,7 @@ use sync_model::{CapabilitySyncPayload, ErrorBody, SyncResponse};
 use sync_model::api::{self, HashesQuery, HashesResponse};
 
 use super::{json_body, parse_json, ApiError, AppState};
+use crate::access::identity::Caller;
 
 /// Apply a capability sync payload (one record per resource type).
 #[utoipa::path(
@@ -22,7 +23,7 @@ use super::{json_body, parse_json, ApiError, AppState};
     responses(
         (status = 200, body = SyncResponse),
         (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing changed", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
         (status = 403, description = "The token may not write this payload's cluster; nothing changed", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
@@ -33,7 +34,7 @@ use super::{json_body, parse_json, ApiError, AppState};
 )]
 pub(super) async fn sync_capabilities(
     State(state): State<AppState>,
-    access: Option<axum::Extension<super::credentials::Access>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
@@ -43,7 +44,7 @@ pub(super) async fn sync_capabilities(
     let cluster = state
         .capabilities()
         .cluster_of(payload.cluster.as_deref())?;
-    super::check_write(access.as_deref(), &cluster)?;
+    super::check_write(&caller, &cluster)?;
     let outcome = state.capabilities().apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,
@@ -64,19 +65,21 @@ pub(super) async fn sync_capabilities(
     responses(
         (status = 200, body = super::schema::HashesResponse),
         (status = 400, description = "Malformed cluster id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "A user's token: hashes are for operators' and watchers' tokens", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
     )
 )]
 pub(super) async fn capability_hashes(
     State(state): State<AppState>,
-    access: Option<axum::Extension<super::credentials::Access>>,
+    caller: Caller,
     Query(query): Query<HashesQuery>,
 ) -> Result<Json<HashesResponse>, ApiError> {
+    super::operators_only(&caller, "read the stored hashes")?;
     let capabilities = state.capabilities();
     let cluster = capabilities.cluster_of(query.cluster.as_deref())?;
     let hashes = capabilities.stored_hashes(&cluster).await?;
-    super::heard_from(&state, access.as_deref(), &cluster).await;
+    super::heard_from(&state, &caller, &cluster).await;
     Ok(Json(HashesResponse { hashes }))
 }

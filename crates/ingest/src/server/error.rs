@@ -7,6 +7,7 @@ use axum::Json;
 use sync_model::{ErrorBody, FieldError};
 
 use super::admission::Class;
+use crate::access::identity::Refusal;
 use crate::pipeline::SyncError;
 use crate::store::StoreError;
 
@@ -17,14 +18,21 @@ pub enum ApiError {
         error: String,
         details: Vec<FieldError>,
     },
-    Unauthorized,
+    /// No token, or one no authenticator accepts: 401 with `WWW-Authenticate: Bearer` and
+    /// the reason (never the token).
+    Unauthorized(Refusal),
     /// No known token on the agents' route (`/mcp`): 403 without `WWW-Authenticate`, the
     /// message as a JSON-RPC error. MCP clients read any 401 as the start of OAuth (the MCP
     /// authorization spec sends them to discover an authorization server, with or without a
     /// challenge), which cw does not offer: the MCP inspector then fails with "Interactive
     /// OAuth requires a TTY". A 403 is shown as the refusal it is, and the JSON-RPC body is
     /// what the SDKs print (docs/agents.md, "The token").
-    AgentUnauthorized,
+    AgentUnauthorized(Refusal),
+    /// A user's token asks for what only operators' and watchers' tokens may do.
+    OperatorsOnly {
+        action: String,
+        user: String,
+    },
     /// The token is known but may not write this cluster.
     Forbidden {
         cluster: String,
@@ -65,8 +73,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::AgentUnauthorized
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::AgentUnauthorized(_)
+            | ApiError::OperatorsOnly { .. }
             | ApiError::Forbidden { .. }
             | ApiError::NeedsEveryCluster { .. } => StatusCode::FORBIDDEN,
             ApiError::UnknownCluster { .. } => StatusCode::NOT_FOUND,
@@ -83,15 +92,27 @@ impl ApiError {
     fn body(self) -> ErrorBody {
         let (error, details) = match self {
             ApiError::BadRequest { error, details } => (error, details),
-            ApiError::Unauthorized => (
-                "missing or wrong bearer token: send Authorization: Bearer <CW_INGEST_TOKEN>".into(),
-                vec![],
+            ApiError::Unauthorized(refusal) => (
+                format!(
+                    "missing or wrong bearer token ({refusal}): send Authorization: Bearer \
+                     <token> (CW_INGEST_TOKEN, a token of the tokens file, an OIDC ID token or \
+                     a ServiceAccount token)"
+                ),
+                vec![refused_token(&refusal)],
             ),
-            ApiError::AgentUnauthorized => (
-                "missing or wrong bearer token: configure the MCP client to send the header \
-                 Authorization: Bearer <CW_INGEST_TOKEN> (the token of cw serve or cw run); \
-                 this server does not offer OAuth"
-                    .into(),
+            ApiError::AgentUnauthorized(refusal) => (
+                format!(
+                    "missing or wrong bearer token ({refusal}): configure the MCP client to \
+                     send the header Authorization: Bearer <token> (CW_INGEST_TOKEN of cw serve \
+                     or cw run, or your own token); this server does not offer OAuth"
+                ),
+                vec![refused_token(&refusal)],
+            ),
+            ApiError::OperatorsOnly { action, user } => (
+                format!(
+                    "the user {user:?} may not {action}: that needs an operator's or watcher's \
+                     token (CW_INGEST_TOKEN or a cluster line of the tokens file)"
+                ),
                 vec![],
             ),
             ApiError::Forbidden { cluster, may_write } => (
@@ -147,14 +168,14 @@ impl IntoResponse for ApiError {
             ApiError::BadGateway(m) | ApiError::Internal(m) => tracing::error!(%status, "{m}"),
             _ => tracing::debug!(%status, "request refused"),
         }
-        let unauthorized = matches!(self, ApiError::Unauthorized);
+        let unauthorized = matches!(self, ApiError::Unauthorized(_));
         let retry_after = match &self {
             ApiError::Overloaded {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             _ => None,
         };
-        let agent = matches!(self, ApiError::AgentUnauthorized);
+        let agent = matches!(self, ApiError::AgentUnauthorized(_));
         let body = self.body();
         let mut resp = if agent {
             (status, Json(json_rpc_error(body))).into_response()
@@ -172,6 +193,21 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
         resp
+    }
+}
+
+/// The detail of a refused token: what is wrong with it, under `Authorization`.
+fn refused_token(refusal: &Refusal) -> FieldError {
+    FieldError {
+        field: "Authorization".into(),
+        message: format!("{}: {refusal}", refusal.outcome()),
+    }
+}
+
+/// A refused token, as the extractor of [`crate::access::identity::Caller`] answers it.
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        ApiError::Unauthorized(self).into_response()
     }
 }
 

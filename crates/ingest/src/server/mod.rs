@@ -8,7 +8,6 @@
 mod access;
 pub mod admission;
 mod capabilities;
-pub mod credentials;
 mod error;
 pub mod openapi;
 mod schema;
@@ -20,7 +19,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +29,11 @@ use sync_model::api::{self, ClusterRemoved, HashesQuery, HashesResponse, ParkedR
 use sync_model::rbac::UserInfo;
 use sync_model::{BearerToken, ClusterId, ErrorBody, FieldError, SyncPayload, SyncResponse};
 
-use self::credentials::{Access, Credentials, TokensFile};
+/// The opaque tokens (the shared token and the tokens file), kept under their old path.
+pub use crate::access::identity::credentials;
+use crate::access::identity::{
+    Access, Authenticator, Caller, Credentials, IdentityConfig, ServiceAccountIssuers, TokensFile,
+};
 
 pub use admission::{DEFAULT_MAX_CONCURRENT_READS, DEFAULT_MAX_CONCURRENT_WRITES, READ_QUEUE_WAIT};
 pub use error::ApiError;
@@ -56,6 +59,8 @@ pub struct ServerConfig {
     pub auth_token: Option<String>,
     /// Per-cluster tokens (`CW_INGEST_TOKENS_FILE`), beside or instead of the shared one.
     pub tokens_file: Option<Arc<TokensFile>>,
+    /// OIDC ID tokens and the ServiceAccount tokens' audiences (`crate::access::identity`).
+    pub identity: IdentityConfig,
     pub max_body_bytes: usize,
     /// The collection of resource types, searched by `ask` before the instances.
     pub capabilities_collection: String,
@@ -75,6 +80,7 @@ impl Default for ServerConfig {
         ServerConfig {
             auth_token: None,
             tokens_file: None,
+            identity: IdentityConfig::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             capabilities_collection: DEFAULT_CAPABILITIES_COLLECTION.into(),
             max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
@@ -99,7 +105,8 @@ struct Inner {
     access_rules: AccessRules,
     /// Read from the store once before the first scoped read (rules stored before start).
     access_loaded: tokio::sync::OnceCell<()>,
-    credentials: Credentials,
+    /// Who is asking: every request's [`Caller`].
+    authenticator: Arc<Authenticator>,
     max_body_bytes: usize,
     /// The read and write slots ([`admission`]).
     admission: Admission,
@@ -133,6 +140,31 @@ impl AppState {
             .with_metrics(pipeline.metrics().clone())
             .with_default_cluster(pipeline.default_cluster().clone())
             .with_registry(pipeline.registry().clone());
+        let authenticator = Arc::new(
+            Authenticator::new(
+                Credentials {
+                    shared: config.auth_token.as_deref().and_then(BearerToken::new),
+                    file: config.tokens_file.clone(),
+                },
+                config.identity.clone(),
+            )
+            .with_metrics(pipeline.metrics().auth_decisions.clone()),
+        );
+        let access_rules = AccessRules::new(pipeline.store().clone(), &pipeline.collection());
+        // A cluster's ServiceAccount tokens are checked with the issuer and keys its watcher
+        // last sent: the registry follows the access rules (a retired cluster's go with it).
+        let issuers = authenticator.service_accounts().clone();
+        let known = std::sync::Mutex::new(std::collections::BTreeSet::<ClusterId>::new());
+        access_rules.on_change(move |all| {
+            let mut known = known.lock().unwrap_or_else(|p| p.into_inner());
+            for gone in known.iter().filter(|c| !all.contains_key(*c)) {
+                issuers.set(gone.clone(), None);
+            }
+            for (cluster, rules) in all {
+                issuers.set(cluster.clone(), rules.issuer.clone());
+            }
+            *known = all.keys().cloned().collect();
+        });
         AppState {
             inner: Arc::new(Inner {
                 capabilities,
@@ -142,13 +174,10 @@ impl AppState {
                     pipeline.collection(),
                     config.capabilities_collection.clone(),
                 ),
-                access_rules: AccessRules::new(pipeline.store().clone(), &pipeline.collection()),
+                access_rules,
                 access_loaded: tokio::sync::OnceCell::new(),
+                authenticator,
                 pipeline,
-                credentials: Credentials {
-                    shared: config.auth_token.as_deref().and_then(BearerToken::new),
-                    file: config.tokens_file.clone(),
-                },
                 max_body_bytes: config.max_body_bytes,
                 admission: Admission::new(
                     config.max_concurrent_reads,
@@ -221,6 +250,44 @@ impl AppState {
         self.inner.stale_after
     }
 
+    /// Who is asking: turns a bearer token into a [`Caller`].
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.inner.authenticator
+    }
+
+    /// The fleet's ServiceAccount issuers, which the access store fills as each cluster's
+    /// watcher sends its issuer and keys.
+    pub fn service_accounts(&self) -> &ServiceAccountIssuers {
+        self.inner.authenticator.service_accounts()
+    }
+
+    /// What `caller` may read: the one place where a caller becomes a read scope.
+    /// Operators read everything; a user what each cluster's RBAC grants them (in the
+    /// clusters their credential holds in).
+    pub async fn scope_of(&self, caller: &Caller) -> Scope {
+        match caller {
+            Caller::Operator(_) => Scope::Everything,
+            Caller::User { user, clusters } => {
+                let scope = self.scope_of_user(user, clusters.as_ref()).await;
+                if let Scope::Limited(limited) = &scope {
+                    tracing::debug!(user = %user.name, clusters = limited.clusters.len(), "read scoped by RBAC");
+                    let decision = if limited.clusters.is_empty() {
+                        "nothing"
+                    } else {
+                        "scoped"
+                    };
+                    self.inner.pipeline.metrics().note_read_scope(decision);
+                }
+                scope
+            }
+        }
+    }
+
+    /// The searcher of `caller`: [`AppState::scope_of`] in every read.
+    pub async fn searcher_of(&self, caller: &Caller) -> Searcher {
+        self.searcher_for(self.scope_of(caller).await)
+    }
+
     /// From now on `/readyz` answers 503, so load balancers stop sending new work.
     pub fn begin_shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
@@ -254,6 +321,12 @@ impl AppState {
             self.clone(),
             admission::admit_read,
         ))
+    }
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.authenticator.clone()
     }
 }
 
@@ -320,46 +393,67 @@ pub async fn serve(
         .await
 }
 
-/// 401 without a known token; else the request goes on with its [`Access`], which the
-/// sync handlers check against the cluster they would write.
+/// 401 without a token some authenticator accepts; else the request goes on with its
+/// [`Caller`], which the handlers take ([`Caller`]'s extractor).
 async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    admit(&state, req, next, ApiError::Unauthorized).await
+    match authenticated(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(refusal) => ApiError::Unauthorized(refusal).into_response(),
+    }
 }
 
-/// [`require_bearer`] for `/mcp`: a missing or wrong token is [`ApiError::AgentUnauthorized`].
+/// [`require_bearer`] for `/mcp`: a refused token is [`ApiError::AgentUnauthorized`]. The
+/// [`Caller`] goes on in the request's extensions; the route answers each tool call over
+/// that caller's index.
 async fn require_agent_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    admit(&state, req, next, ApiError::AgentUnauthorized).await
+    match authenticated(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(refusal) => ApiError::AgentUnauthorized(refusal).into_response(),
+    }
 }
 
-/// The request with its [`Access`] when its token is known, else `refusal`.
-async fn admit(state: &AppState, mut req: Request, next: Next, refusal: ApiError) -> Response {
+/// The request with its [`Caller`] in its extensions, or why its token is refused.
+async fn authenticated(
+    state: &AppState,
+    mut req: Request,
+) -> Result<Request, crate::access::identity::Refusal> {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let Some(access) = state.inner.credentials.access(given) else {
-        return refusal.into_response();
-    };
-    req.extensions_mut().insert(access);
-    next.run(req).await
+    let caller = state.inner.authenticator.authenticate(given).await?;
+    req.extensions_mut().insert(caller);
+    Ok(req)
 }
 
-/// 403 unless the request's token may write `cluster` (checked before anything is read
-/// from or written to the store).
-fn check_write(access: Option<&Access>, cluster: &sync_model::ClusterId) -> Result<(), ApiError> {
-    match access {
-        Some(a) if !a.may_write(cluster) => Err(ApiError::Forbidden {
-            cluster: cluster.to_string(),
-            may_write: a.describe(),
+/// 403 unless `caller` may write `cluster` (checked before anything is read from or
+/// written to the store).
+fn check_write(caller: &Caller, cluster: &sync_model::ClusterId) -> Result<(), ApiError> {
+    if caller.may_write(cluster) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden {
+        cluster: cluster.to_string(),
+        may_write: caller.describe_writes(),
+    })
+}
+
+/// An operator's access, or 403 for a user: `action` (hashes, parked objects) reads
+/// beyond any RBAC scope, for operators and watchers only.
+fn operators_only<'c>(caller: &'c Caller, action: &str) -> Result<&'c Access, ApiError> {
+    match caller {
+        Caller::Operator(access) => Ok(access),
+        Caller::User { user, .. } => Err(ApiError::OperatorsOnly {
+            action: action.into(),
+            user: user.name.clone(),
         }),
-        _ => Ok(()),
     }
 }
 
 /// Records a request of `cluster`'s watcher as its contact, when the token may write it
 /// (a read-only token's hashes read is nobody's contact).
-async fn heard_from(state: &AppState, access: Option<&Access>, cluster: &ClusterId) {
-    if access.is_none_or(|a| a.may_write(cluster)) {
+async fn heard_from(state: &AppState, caller: &Caller, cluster: &ClusterId) {
+    if caller.may_write(cluster) {
         state
             .inner
             .pipeline
@@ -424,7 +518,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     responses(
         (status = 200, description = "Applied; refused objects listed in `parked`", body = SyncResponse),
         (status = 400, description = "Malformed JSON or a payload that breaks the contract; nothing stored", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
         (status = 403, description = "The token may not write this payload's cluster; nothing stored", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
@@ -435,7 +529,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 )]
 async fn sync_instances(
     State(state): State<AppState>,
-    access: Option<axum::Extension<Access>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SyncResponse>, ApiError> {
@@ -447,7 +541,7 @@ async fn sync_instances(
         .inner
         .pipeline
         .cluster_of(payload.cluster.as_deref())?;
-    check_write(access.as_deref(), &cluster)?;
+    check_write(&caller, &cluster)?;
     let outcome = state.inner.pipeline.apply_sync(payload).await?;
     tracing::info!(
         upserted = outcome.upserted,
@@ -501,20 +595,22 @@ fn json_body(
     responses(
         (status = 200, body = schema::HashesResponse),
         (status = 400, description = "Malformed cluster id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "A user's token: hashes are for operators' and watchers' tokens", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the concurrency limit: retry", body = ErrorBody),
     )
 )]
 async fn instance_hashes(
     State(state): State<AppState>,
-    access: Option<axum::Extension<Access>>,
+    caller: Caller,
     Query(query): Query<HashesQuery>,
 ) -> Result<Json<HashesResponse>, ApiError> {
+    operators_only(&caller, "read the stored hashes")?;
     let pipeline = &state.inner.pipeline;
     let cluster = pipeline.cluster_of(query.cluster.as_deref())?;
     let hashes = pipeline.stored_hashes(&cluster).await?;
-    heard_from(&state, access.as_deref(), &cluster).await;
+    heard_from(&state, &caller, &cluster).await;
     Ok(Json(HashesResponse { hashes }))
 }
 
@@ -530,7 +626,7 @@ async fn instance_hashes(
     responses(
         (status = 200, description = "Removed, with what went; zeros when the index held nothing of it", body = ClusterRemoved),
         (status = 400, description = "Malformed cluster id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
         (status = 403, description = "The token may not write every cluster (only the shared token or a `*` token may remove one); nothing changed", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or at the write limit: retry (what was removed stays removed)", body = ErrorBody),
@@ -538,7 +634,7 @@ async fn instance_hashes(
 )]
 async fn remove_cluster(
     State(state): State<AppState>,
-    access: Option<axum::Extension<Access>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<ClusterRemoved>, ApiError> {
     let cluster = ClusterId::new(&name).map_err(|e| ApiError::BadRequest {
@@ -548,15 +644,11 @@ async fn remove_cluster(
             message: "not a cluster id".into(),
         }],
     })?;
-    // Fails closed: a request that reached here without the bearer check's answer may not.
-    match access.as_deref() {
-        Some(Access::All) => {}
-        other => {
-            return Err(ApiError::NeedsEveryCluster {
-                action: format!("remove cluster {cluster:?}"),
-                may_write: other.map_or_else(|| "nothing".into(), Access::describe),
-            })
-        }
+    if caller.operator() != Some(&Access::All) {
+        return Err(ApiError::NeedsEveryCluster {
+            action: format!("remove cluster {cluster:?}"),
+            may_write: caller.describe_writes(),
+        });
     }
     let removed =
         crate::clusters::retire::retire(&state.inner.pipeline, &state.inner.capabilities, &cluster)
@@ -573,14 +665,19 @@ async fn remove_cluster(
     tag = "instances",
     responses(
         (status = 200, body = ParkedResponse),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "A user's token: parked objects are for operators' tokens", body = ErrorBody),
         (status = 503, description = "At the concurrency limit: retry", body = ErrorBody),
     )
 )]
-async fn parked_instances(State(state): State<AppState>) -> Json<ParkedResponse> {
-    Json(ParkedResponse {
+async fn parked_instances(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ParkedResponse>, ApiError> {
+    operators_only(&caller, "list the parked objects")?;
+    Ok(Json(ParkedResponse {
         parked: state.inner.pipeline.parked(),
-    })
+    }))
 }
 
 async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {

@@ -10,6 +10,7 @@ use axum::Json;
 use sync_model::{api, ErrorBody, FieldError};
 
 use super::{ApiError, AppState};
+use crate::access::identity::Caller;
 use crate::search::{SearchBody, SearchError, SearchResults};
 use sync_model::search::{CountAnswer, CountBody};
 
@@ -23,8 +24,8 @@ use sync_model::search::{CountAnswer, CountBody};
     responses(
         (status = 200, body = super::schema::SearchAnswer),
         (status = 400, description = "A request the search cannot answer (empty query, bad limit or filter)", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 404, description = "`cluster` names a cluster the index holds nothing of; `details` names the known ones", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+                (status = 404, description = "`cluster` names a cluster the index holds nothing of; `details` names the known ones", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 502, description = "The embedding provider refuses every call (key, model)", body = ErrorBody),
@@ -33,10 +34,11 @@ use sync_model::search::{CountAnswer, CountBody};
 )]
 pub async fn search(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<SearchBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(rejected)?;
-    let searcher = state.searcher();
+    let searcher = state.searcher_of(&caller).await;
     if body.ask {
         let answer = searcher
             .ask_in(
@@ -62,8 +64,8 @@ pub async fn search(
     responses(
         (status = 200, body = CountAnswer),
         (status = 400, description = "A filter the count cannot apply", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 404, description = "`cluster` names a cluster the index holds nothing of; `details` names the known ones", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+                (status = 404, description = "`cluster` names a cluster the index holds nothing of; `details` names the known ones", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
         (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or no read slot freed in time: retry", body = ErrorBody),
@@ -71,10 +73,11 @@ pub async fn search(
 )]
 pub async fn count(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Json<CountBody>, JsonRejection>,
 ) -> Result<Json<CountAnswer>, ApiError> {
     let Json(body) = body.map_err(rejected)?;
-    Ok(Json(state.searcher().count(&body).await?))
+    Ok(Json(state.searcher_of(&caller).await.count(&body).await?))
 }
 
 /// Every cluster in the index: its object count, its objects by health where the index
@@ -86,15 +89,17 @@ pub async fn count(
     tag = "search",
     responses(
         (status = 200, body = api::ClustersResponse),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 500, body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+                (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or no read slot freed in time: retry", body = ErrorBody),
     )
 )]
 pub async fn clusters(
     State(state): State<AppState>,
+    caller: Caller,
 ) -> Result<Json<api::ClustersResponse>, ApiError> {
-    Ok(Json(state.searcher().clusters(state.stale_after()).await?))
+    let searcher = state.searcher_of(&caller).await;
+    Ok(Json(searcher.clusters(state.stale_after()).await?))
 }
 
 fn rejected(r: JsonRejection) -> ApiError {
