@@ -602,7 +602,7 @@ def cluster_kubeconfigs_are_a_secret_mounted_read_only_as_a_directory_for_the_se
 
 
 @check
-def the_live_reader_of_a_member_cluster_may_get_objects_and_list_events_only():
+def the_live_reader_of_a_member_cluster_may_get_objects_list_events_and_impersonate_callers_only():
     # deploy/fleet/live-reader.yaml, which docs/fleet.md applies in each member cluster.
     objects = [o for o in yaml.safe_load_all((ROOT / "deploy" / "fleet" / "live-reader.yaml").read_text()) if o]
     for o in objects:
@@ -611,8 +611,13 @@ def the_live_reader_of_a_member_cluster_may_get_objects_and_list_events_only():
     for rule in role["rules"]:
         assert "*" not in rule["resources"] and "*" not in rule["apiGroups"], f"wildcard in {rule}"
         assert "secrets" not in rule["resources"], f"secrets readable: {rule}"
+        if rule["verbs"] == ["impersonate"]:
+            # A user's get_resource reads as that user: the member cluster's RBAC decides.
+            assert rule == {"apiGroups": [""], "resources": ["users", "groups", "serviceaccounts"],
+                            "verbs": ["impersonate"]}, rule
+            continue
         want = {"list"} if rule["resources"] == ["events"] else {"get"}
-        assert set(rule["verbs"]) == want, f"{rule}: get objects, list events, nothing else"
+        assert set(rule["verbs"]) == want, f"{rule}: get objects, list events, impersonate callers, nothing else"
     granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert {("", "pods"), ("apps", "replicasets"), ("apps", "deployments"), ("", "events")} <= granted
     binding = next(o for o in objects if o["kind"] == "ClusterRoleBinding")
