@@ -2,7 +2,8 @@
 //! vectors): an OIDC ID token (keys from a test issuer's discovery document), a cluster's
 //! ServiceAccount token and a tokens-file user are each a user, named as Kubernetes would
 //! name them; expired, wrong-audience, wrongly signed and unknown tokens are 401 with the
-//! reason and never the token; users write nothing; operators read as before.
+//! reason and never the token; users write nothing and read what the RBAC rules name them in;
+//! operators read as before.
 
 #[allow(dead_code)]
 #[path = "../src/access/identity/test_keys.rs"]
@@ -199,8 +200,43 @@ fn error_text(body: &Value) -> String {
 #[tokio::test]
 async fn oidc_service_account_and_tokens_file_users_are_recognised_by_name() {
     let s = Server::start().await;
-    // Each is a user: known (not 401), and refused reads until reads are scoped (403),
-    // the refusal naming the user as Kubernetes would.
+    // Cluster kind-a holds one Service; its RBAC lets each of the three users, named as
+    // Kubernetes would name them, list Services there.
+    let service = json!({
+        "id": "web/v1/Service/shop", "namespace": "web", "name": "shop", "kind": "Service",
+        "apiVersion": "v1", "apiGroup": "", "labels": {"app": "shop"}, "annotations": {},
+        "createdAt": "2026-02-20T10:00:00Z",
+    });
+    let (status, _, body) = s
+        .send(
+            OPERATOR,
+            reqwest::Method::POST,
+            "/api/v1/instances/sync",
+            Some(json!({"cluster": "kind-a", "upserts": [service], "deletes": []})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let rules = json!({
+        "cluster": "kind-a",
+        "clusterRoles": [{"name": "svc", "rules": [{"verbs": ["list"], "apiGroups": [""], "resources": ["services"]}]}],
+        "clusterRoleBindings": [{"name": "readers", "roleRef": {"kind": "ClusterRole", "name": "svc"},
+            "subjects": [
+                {"kind": "User", "name": format!("{}#alice-42", s.issuer)},
+                {"kind": "ServiceAccount", "name": "reader", "namespace": "team-a"},
+                {"kind": "User", "name": "alice"},
+            ]}],
+        "types": [{"group": "", "plural": "services", "kind": "Service", "namespaced": true}],
+        "issuer": {"issuer": KIND, "jwks": s.cluster_a.jwks()},
+    });
+    let (status, _, body) = s
+        .send(
+            OPERATOR,
+            reqwest::Method::POST,
+            "/api/v1/access/sync",
+            Some(rules),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let cases = [
         (s.id_token(json!({})), format!("{}#alice-42", s.issuer)),
         (
@@ -211,14 +247,22 @@ async fn oidc_service_account_and_tokens_file_users_are_recognised_by_name() {
     ];
     for (token, user) in cases {
         let (status, _, body) = s.search(&token).await;
-        assert_eq!(status, 403, "{user}: {body}");
-        let text = error_text(&body);
-        assert!(
-            text.contains("scoped reading is not configured yet"),
-            "{text}"
+        assert_eq!(status, 200, "{user}: {body}");
+        let hits = body["results"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            hits.len(),
+            1,
+            "{user} is the name the binding names: {body}"
         );
-        assert!(text.contains(&user), "{user}: {text}");
+        assert_eq!(hits[0]["name"], "shop", "{body}");
     }
+    // Someone the rules name nowhere: known (not 401), and shown nothing.
+    let (status, _, body) = s.search(&s.id_token(json!({"sub": "mallory"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["results"].as_array().is_none_or(|r| r.is_empty()),
+        "{body}"
+    );
     // Operators read as before.
     let (status, _, body) = s.search(OPERATOR).await;
     assert_eq!(status, 200, "{body}");
@@ -234,9 +278,11 @@ async fn oidc_service_account_and_tokens_file_users_are_recognised_by_name() {
         .await
         .unwrap();
     for line in [
-        r#"cw_auth_decisions_total{method="oidc",outcome="accepted"} 1"#,
+        r#"cw_auth_decisions_total{method="oidc",outcome="accepted"} 2"#,
         r#"cw_auth_decisions_total{method="service-account",outcome="accepted"} 1"#,
         r#"cw_auth_decisions_total{method="tokens_file",outcome="accepted"} 1"#,
+        r#"cw_read_scopes_total{decision="scoped"} 3"#,
+        r#"cw_read_scopes_total{decision="nothing"} 1"#,
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
