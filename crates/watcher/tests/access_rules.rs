@@ -125,9 +125,15 @@ async fn the_access_rules_are_sent_whole_and_a_deleted_binding_is_gone_within_se
     assert!(issuer.jwks["keys"]
         .as_array()
         .is_some_and(|k| !k.is_empty()));
-    assert_eq!(w.shared.metrics.access_issuer_known.get(), 1);
-    assert!(w.shared.metrics.access_snapshots_sent.get() >= 1);
-    assert!(w.shared.metrics.access_rbac_objects.get() >= 5);
+    // The metrics are set once the send returns, just after the server has the snapshot.
+    let metrics = &w.shared.metrics;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while metrics.access_snapshots_sent.get() < 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(metrics.access_snapshots_sent.get() >= 1);
+    assert_eq!(metrics.access_issuer_known.get(), 1);
+    assert!(metrics.access_rbac_objects.get() >= 5);
 
     // A revoked binding is gone from the next snapshot within a few seconds.
     let posts = store.access_posts().len();
