@@ -136,7 +136,7 @@ async fn main() {
         let seconds = send(&pipeline, clusters, &objects, at_once).await;
         let stored = store.count(pipeline.collection()).await.expect("count");
         println!(
-            "{kind}, {clusters} clusters x {n} objects, {name}: {} embedding inputs for {} distinct texts ({:.2}x; before: {clusters}.00x), {stored} documents stored, {seconds:.1} s",
+            "{kind}, {clusters} clusters x {n} objects, {name}: {} embedding inputs for {} distinct texts ({:.2}x; {clusters}.00x when each copy was embedded), {stored} documents stored, {seconds:.1} s",
             voyage.inputs(),
             distinct.len(),
             voyage.inputs() as f64 / distinct.len() as f64,
