@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use sha2::{Digest, Sha256};
 use sync_model::{ClusterId, ResourceInstance};
 
 use crate::store::keys::{
@@ -15,7 +16,7 @@ use crate::store::{MetaValue, Metadata};
 // that know them as the document's find them here too.
 pub use crate::store::keys::{
     CATEGORY_KEY, CLUSTER_KEY, HEALTH_KEY, HEALTH_REASON_KEY, LABEL_PREFIX, OWNER_KIND_KEY,
-    OWNER_NAME_KEY, SOFTWARE_KEY,
+    OWNER_NAME_KEY, SOFTWARE_KEY, TEXT_HASH_KEY,
 };
 
 /// One instance, ready to embed and store (the vector comes later, only if needed).
@@ -32,7 +33,8 @@ pub struct InstanceDocument {
 /// The stored form of `instance` of `cluster`: text (images included), filterable metadata
 /// (cluster, namespace, name, kind, apiVersion, apiGroup, createdAt, `label.<key>` per label
 /// and, when known, `software`, `category`, `ownerKind`, `ownerName`, `health` and
-/// `healthReason`) and content hash. The text and hash do not
+/// `healthReason`; `cw_text_hash`, the [`text_hash`] by which any cluster's copy of the same
+/// text reuses its vector) and content hash. The text and hash do not
 /// depend on the cluster: a sender computes the same hash without knowing how the server
 /// stores it.
 pub fn to_document(instance: &ResourceInstance, cluster: &ClusterId) -> InstanceDocument {
@@ -65,11 +67,27 @@ pub fn to_document(instance: &ResourceInstance, cluster: &ClusterId) -> Instance
             MetaValue::Str(value.clone()),
         );
     }
+    let text = instance.document_text();
+    metadata.insert(TEXT_HASH_KEY.to_string(), MetaValue::Str(text_hash(&text)));
     InstanceDocument {
         id: cluster.qualify(&instance.id),
-        text: instance.document_text(),
+        text,
         metadata,
         content_hash: instance.content_hash(),
+    }
+}
+
+/// The SHA-256 of a document text, in hex: the value of `cw_text_hash` (why the full digest:
+/// [`TEXT_HASH_KEY`]). Its first 32 digits are the text half of the content hash.
+pub fn text_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The `cw_text_hash` a document's metadata holds, if any.
+pub fn text_hash_of(metadata: &Metadata) -> Option<&str> {
+    match metadata.get(TEXT_HASH_KEY)? {
+        MetaValue::Str(h) => Some(h),
+        _ => None,
     }
 }
 
@@ -121,6 +139,28 @@ mod tests {
         assert_eq!(s("label.tier"), "frontend");
         assert_eq!(doc.content_hash, instance.content_hash());
         assert!(!doc.metadata.contains_key(HEALTH_KEY));
+    }
+
+    #[test]
+    fn the_text_hash_is_the_same_in_every_cluster_and_extends_the_content_hashs_text_half() {
+        let instance = sync_model::fixtures::nginx();
+        let prod = to_document(&instance, &ClusterId::new("prod").unwrap());
+        let dev = to_document(&instance, &ClusterId::new("dev").unwrap());
+        let hash = text_hash_of(&prod.metadata).expect("a text hash");
+        assert_eq!(Some(hash), text_hash_of(&dev.metadata));
+        assert_eq!(hash.len(), 64);
+        assert_eq!(&hash[..32], &instance.content_hash()[32..]);
+        let mut failing = instance.clone();
+        failing.health = Some(sync_model::Health::new(
+            sync_model::HealthStatus::Failed,
+            "0/3 replicas available",
+        ));
+        let failing = to_document(&failing, &ClusterId::new("prod").unwrap());
+        assert_eq!(text_hash_of(&failing.metadata), Some(hash));
+        let mut relabelled = instance;
+        relabelled.labels.insert("tier".into(), "backend".into());
+        let relabelled = to_document(&relabelled, &ClusterId::new("prod").unwrap());
+        assert_ne!(text_hash_of(&relabelled.metadata), Some(hash));
     }
 
     #[test]

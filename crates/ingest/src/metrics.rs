@@ -35,6 +35,11 @@ pub struct IngestMetrics {
     pub instances_deleted: Counter,
     /// Documents sent to the embedding provider.
     pub embeddings_requested: Counter,
+    /// Changed documents given a vector without a provider call, by `from`: `store` (the
+    /// vector stored for the same text, any cluster's), `concurrent` (a text another sync
+    /// was embedding), `batch` (a copy of a text embedded in the same sync). With
+    /// `embeddings_requested`, the changed documents written.
+    pub embeddings_reused: Family<Label, Counter>,
     /// Documents whose stored content hash matched: neither embedded nor rewritten.
     pub embeddings_skipped: Counter,
     /// Documents whose metadata alone changed (health): rewritten with their stored
@@ -83,6 +88,7 @@ impl IngestMetrics {
         let instances_upserted = Counter::default();
         let instances_deleted = Counter::default();
         let embeddings_requested = Counter::default();
+        let embeddings_reused = Family::<Label, Counter>::default();
         let embeddings_skipped = Counter::default();
         let metadata_updates = Counter::default();
         let embed_seconds = latency_histogram();
@@ -176,6 +182,11 @@ impl IngestMetrics {
             embeddings_requested.clone(),
         );
         registry.register(
+            "embeddings_reused",
+            "Changed documents given a vector without a provider call, by where it came from: store (the same text stored, any cluster), concurrent (being embedded by another sync), batch (a copy in the same sync)",
+            embeddings_reused.clone(),
+        );
+        registry.register(
             "embeddings_skipped",
             "Unchanged documents neither embedded nor rewritten",
             embeddings_skipped.clone(),
@@ -209,6 +220,7 @@ impl IngestMetrics {
             instances_upserted,
             instances_deleted,
             embeddings_requested,
+            embeddings_reused,
             embeddings_skipped,
             metadata_updates,
             embed_seconds,

@@ -6,7 +6,9 @@
 //!    and changed ([`changes`]: the rule, and why a change of health costs no embedding);
 //! 3. embed the changed, a chunk at a time, before writing anything of that chunk (so a
 //!    failed embedding changes nothing), then delete, then upsert (`embedding`,
-//!    `store_calls`);
+//!    `store_calls`); a text whose vector is stored already (any cluster's copy), being
+//!    embedded by a concurrent sync, or repeated in the chunk is not embedded again
+//!    (`reuse`);
 //! 4. rewrite the metadata-only with their stored vectors, never embedded;
 //! 5. settle parked items: an upsert the provider or the store refuses whatever is retried
 //!    is parked (`crate::parked`) while its batch-mates are stored, and what was parked of
@@ -18,6 +20,7 @@ pub mod changes;
 mod embedding;
 mod normalise;
 mod outcome;
+mod reuse;
 mod store_calls;
 
 use std::collections::{HashMap, HashSet};
@@ -27,8 +30,8 @@ use std::time::Instant;
 use sync_model::{ClusterId, ParkedInstance, ResourceId, ResourceInstance, SyncPayload};
 
 pub use changes::{ChangeClass, Sorted};
+pub(crate) use embedding::embed_documents;
 pub use embedding::EMBED_CHUNK;
-pub(crate) use embedding::{embed_documents, embed_each_document};
 pub(crate) use normalise::last_upsert_wins;
 pub use normalise::{normalise, Normalised};
 pub(crate) use outcome::{instrumented, SyncCounters};
@@ -38,11 +41,12 @@ pub(crate) use store_calls::{
 };
 
 use crate::clusters::{ClusterRegistry, Heard};
-use crate::document::{to_document, InstanceDocument, CLUSTER_KEY};
+use crate::document::{text_hash, text_hash_of, to_document, InstanceDocument, CLUSTER_KEY};
 use crate::embed::{Embedder, ModelInfo, Refused};
 use crate::metrics::IngestMetrics;
 use crate::parked::ParkedInstances;
 use crate::store::{Filter, Record, VectorStore};
+use reuse::{Claims, InFlight, Reuse};
 
 /// The ingest pipeline for one collection. Cheap to clone.
 #[derive(Clone)]
@@ -56,6 +60,8 @@ pub struct Pipeline {
     default_cluster: ClusterId,
     /// Each cluster's last sync and last contact, recorded in the store.
     registry: ClusterRegistry,
+    /// The texts this process's syncs are embedding now (`reuse`).
+    in_flight: Arc<InFlight>,
 }
 
 /// An upsert refused whatever is retried, to be parked.
@@ -85,6 +91,7 @@ impl Pipeline {
             metrics: Arc::new(IngestMetrics::new()),
             parked: Arc::new(ParkedInstances::new()),
             default_cluster: ClusterId::default_cluster(),
+            in_flight: Arc::new(InFlight::default()),
         }
     }
 
@@ -274,7 +281,8 @@ impl Pipeline {
         let mut changed = changed.into_iter().peekable();
         loop {
             let chunk: Vec<&ResourceInstance> = changed.by_ref().take(EMBED_CHUNK).collect();
-            let records = self.embed_chunk(cluster, model, chunk, refused).await?;
+            // Held until the chunk is written: concurrent syncs await the texts it embeds.
+            let (records, _claims) = self.embed_chunk(cluster, model, chunk, refused).await?;
             if !deletes_written {
                 write_changes(
                     self.store.as_ref(),
@@ -294,23 +302,38 @@ impl Pipeline {
         Ok(embedded)
     }
 
-    /// The records of `chunk`, embedded; an input the provider refuses is added to
-    /// `refused` instead.
+    /// The records of `chunk`, each with the vector stored for its text or else embedded
+    /// (`reuse`), and the texts it claimed for concurrent syncs to await; an input the
+    /// provider refuses is added to `refused` instead.
     async fn embed_chunk(
         &self,
         cluster: &ClusterId,
         model: &ModelInfo,
         chunk: Vec<&ResourceInstance>,
         refused: &mut Vec<Refusal>,
-    ) -> Result<Vec<Record>, SyncError> {
+    ) -> Result<(Vec<Record>, Claims), SyncError> {
         let mut documents: Vec<InstanceDocument> =
             chunk.into_iter().map(|u| to_document(u, cluster)).collect();
         let texts: Vec<String> = documents
             .iter_mut()
             .map(|d| std::mem::take(&mut d.text))
             .collect();
-        let results =
-            embed_each_document(self.embedder.as_ref(), model, &self.metrics, &texts).await?;
+        let hashes: Vec<String> = documents
+            .iter()
+            .zip(&texts)
+            .map(|(d, text)| {
+                text_hash_of(&d.metadata).map_or_else(|| text_hash(text), str::to_string)
+            })
+            .collect();
+        let reuse = Reuse {
+            store: self.store.as_ref(),
+            collection: &self.collection,
+            embedder: self.embedder.as_ref(),
+            model,
+            metrics: &self.metrics,
+            in_flight: &self.in_flight,
+        };
+        let (results, claims) = reuse.vectors_for(&texts, &hashes).await?;
         let mut records: Vec<Record> = Vec::with_capacity(documents.len());
         for ((d, text), result) in documents.into_iter().zip(texts).zip(results) {
             match result {
@@ -328,7 +351,7 @@ impl Pipeline {
                 }),
             }
         }
-        Ok(records)
+        Ok((records, claims))
     }
 
     /// Step 4: the metadata-only upserts written again with their stored vectors, never

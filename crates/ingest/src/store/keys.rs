@@ -27,6 +27,14 @@ pub const OWNER_NAME_KEY: &str = "ownerName";
 pub const HEALTH_KEY: &str = "health";
 /// The health's one-line reason.
 pub const HEALTH_REASON_KEY: &str = "healthReason";
+/// The SHA-256 of the document text (64 hex digits): how a sync finds a vector already
+/// stored for the same text, in any cluster, instead of embedding it again
+/// ([`crate::store::VectorStore::vectors_by_text`]). The full digest, not the 128-bit text
+/// half of the content hash (which is its first 32 digits): this key crosses clusters, one
+/// sender's text choosing the vector of another cluster's document, and 128 bits leave a
+/// collision within 2^64 work of whoever writes texts; 32 more bytes a document keep it at
+/// 2^128.
+pub const TEXT_HASH_KEY: &str = "cw_text_hash";
 
 // What a capability document says of its type (`capabilities::to_metadata`); `kind` as above.
 

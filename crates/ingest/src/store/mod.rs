@@ -128,6 +128,16 @@ pub trait VectorStore: Send + Sync {
         collection: &str,
         ids: &[String],
     ) -> Result<HashMap<String, Vec<f32>>, StoreError>;
+    /// One stored vector for each of `text_hashes` that some document of the collection
+    /// carries as its `cw_text_hash` ([`keys::TEXT_HASH_KEY`]), whatever its cluster: the
+    /// vector of the same text, which a sync writes instead of embedding that text again.
+    /// Hashes no document carries are absent. Reads vectors of about one document per hash,
+    /// not of every copy.
+    async fn vectors_by_text(
+        &self,
+        collection: &str,
+        text_hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError>;
     /// Every stored id matching `filter` (all when `None`) with its content hash (for
     /// resync and pruning; one cluster's ids with a `cluster` filter).
     async fn all_hashes(

@@ -74,6 +74,13 @@ impl VectorStore for CountingStore {
     ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
         self.inner.vectors(c, ids).await
     }
+    async fn vectors_by_text(
+        &self,
+        c: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
+        self.inner.vectors_by_text(c, hashes).await
+    }
     async fn all_hashes(
         &self,
         c: &str,
@@ -135,7 +142,7 @@ impl StoreServer {
     }
 
     /// A client of this server as cw builds it, with quick retries for Qdrant.
-    fn client(&self) -> Box<dyn VectorStore> {
+    pub fn client(&self) -> Box<dyn VectorStore> {
         match self {
             StoreServer::Chroma(s) => {
                 let mut config = ChromaConfig::new(s.url());

@@ -35,6 +35,7 @@ macro_rules! conformance_suite {
             delete_removes_records_and_ignores_unknown_ids,
             content_hashes_answers_only_for_stored_ids,
             vectors_come_back_for_stored_ids_pointing_the_same_way,
+            vectors_by_text_answer_one_vector_per_stored_text_of_any_cluster,
             all_hashes_lists_every_stored_id,
             all_hashes_with_a_filter_lists_one_clusters_ids,
             tally_counts_documents_by_the_values_of_keys,
@@ -329,6 +330,76 @@ pub async fn vectors_come_back_for_stored_ids_pointing_the_same_way(store: &dyn 
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(cosine(&got["a"], &v) > 0.9999, "{:?}", got["a"]);
     assert!(store.vectors(&c, &[]).await.expect("empty").is_empty());
+}
+
+pub async fn vectors_by_text_answer_one_vector_per_stored_text_of_any_cluster(
+    store: &dyn VectorStore,
+) {
+    use ingest::store::keys::TEXT_HASH_KEY;
+    let c = fresh(store, "bytext").await;
+    let other = fresh(store, "bytext-other").await;
+    let doc = |id: &str, cluster: &str, text: &str, v: &[f32]| {
+        record(
+            id,
+            text,
+            meta(&[("cluster", cluster), (TEXT_HASH_KEY, &format!("th-{text}"))]),
+            v.to_vec(),
+        )
+    };
+    let shared = [0.5, -1.5, 2.0, 0.25];
+    // 30 clusters' copies of one text, written first: a page of copies of it must not hide
+    // the other texts asked for with it.
+    let copies: Vec<Record> = (0..30)
+        .map(|i| doc(&format!("c{i}:x"), &format!("c{i}"), "shared", &shared))
+        .collect();
+    store.upsert(&c, &copies).await.expect("upsert copies");
+    store
+        .upsert(
+            &c,
+            &[
+                doc("a:y", "a", "own", &[0.0, 1.0, 0.0, 0.0]),
+                doc("b:z", "b", "gone", &[1.0, 0.0, 0.0, 0.0]),
+                doc("b:w", "b", "last", &[0.0, 0.0, 1.0, 0.0]),
+            ],
+        )
+        .await
+        .expect("upsert");
+    store
+        .upsert(&other, &[doc("a:v", "a", "elsewhere", &EAST)])
+        .await
+        .expect("upsert other");
+    store.delete(&c, &strings(&["b:z"])).await.expect("delete");
+
+    let asked = strings(&[
+        "th-shared",
+        "th-own",
+        "th-gone",
+        "th-elsewhere",
+        "th-last",
+        "th-no",
+    ]);
+    let got = store
+        .vectors_by_text(&c, &asked)
+        .await
+        .expect("vectors_by_text");
+    let mut found: Vec<&str> = got.keys().map(String::as_str).collect();
+    found.sort();
+    // Not a deleted document's text, nor another collection's, nor one nobody has.
+    assert_eq!(found, ["th-last", "th-own", "th-shared"], "{got:?}");
+    assert!(cosine(&got["th-shared"], &shared) > 0.9999);
+    assert!(cosine(&got["th-own"], &[0.0, 1.0, 0.0, 0.0]) > 0.9999);
+    assert!(cosine(&got["th-last"], &[0.0, 0.0, 1.0, 0.0]) > 0.9999);
+    assert!(store
+        .vectors_by_text(&c, &[])
+        .await
+        .expect("nothing asked")
+        .is_empty());
+    let missing = collection("bytext-missing");
+    assert!(store
+        .vectors_by_text(&missing, &asked)
+        .await
+        .expect("a collection that does not exist holds no text")
+        .is_empty());
 }
 
 pub async fn all_hashes_lists_every_stored_id(store: &dyn VectorStore) {

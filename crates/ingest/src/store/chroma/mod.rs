@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::chunks::{send_in_chunks, Limits, IDS_PER_REQUEST, ROWS_PER_PAGE};
-use super::keys::CONTENT_HASH_KEY;
+use super::keys::{CONTENT_HASH_KEY, TEXT_HASH_KEY};
 use super::model_check::check_dimensions;
 use super::remote::{CallError, Http, Prepared};
 use super::{tally_json, Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
@@ -27,7 +27,7 @@ mod wire;
 mod writes;
 
 use collection::CollectionHandle;
-use wire::{hash_of, to_where, GetResponse, QueryResponse};
+use wire::{hash_of, text_hash_of, to_where, GetResponse, QueryResponse};
 use writes::{QueuedWrite, WriteOp};
 
 #[derive(Debug, Clone)]
@@ -281,6 +281,53 @@ impl VectorStore for ChromaStore {
                 if let Some(v) = v {
                     out.insert(id, v);
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `get` where `cw_text_hash` is `$in` a chunk of the hashes, with vectors, a page as
+    /// long as the hashes still wanted: Chroma cannot answer one row per value, so each
+    /// page asks again for those not found yet. Copies of a text written one after another
+    /// (each cluster's sync in turn) come back one per hash in the first page; however the
+    /// copies lie, each page finds at least one more.
+    async fn vectors_by_text(
+        &self,
+        collection: &str,
+        text_hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
+        let mut out: HashMap<String, Vec<f32>> = HashMap::new();
+        if text_hashes.is_empty() {
+            return Ok(out);
+        }
+        let Some(id) = self.lookup(collection).await? else {
+            return Ok(out);
+        };
+        let url = format!("{}/{id}/get", self.collections_url);
+        for chunk in Limits::items(IDS_PER_REQUEST).chunks(text_hashes) {
+            let mut wanted: Vec<&String> = chunk.iter().collect();
+            while !wanted.is_empty() {
+                let body = json!({
+                    "where": { TEXT_HASH_KEY: { "$in": wanted } },
+                    "include": ["embeddings", "metadatas"],
+                    "limit": wanted.len(),
+                });
+                let page: GetResponse = self
+                    .post(&url, &body)
+                    .await
+                    .map_err(|e| self.collections.failed(collection, e))?;
+                let (rows, before) = (page.ids.len(), out.len());
+                let metas = page.metadatas.unwrap_or_default();
+                let vectors = page.embeddings.unwrap_or_default();
+                for (meta, vector) in metas.iter().zip(vectors) {
+                    if let (Some(h), Some(v)) = (text_hash_of(meta), vector) {
+                        out.entry(h.to_string()).or_insert(v);
+                    }
+                }
+                if rows < wanted.len() || out.len() == before {
+                    break;
+                }
+                wanted.retain(|h| !out.contains_key(*h));
             }
         }
         Ok(out)

@@ -10,7 +10,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
 
-use crate::store::keys::{CONTENT_HASH_KEY, NEVER_KEY};
+use crate::store::keys::{CONTENT_HASH_KEY, NEVER_KEY, TEXT_HASH_KEY};
 use crate::store::{Filter, Hit, MetaValue, Metadata, Record};
 
 /// Chroma's errors are `{"error": "...", "message": "..."}`.
@@ -187,6 +187,11 @@ pub(super) fn hash_of(meta: &RawMeta) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         _ => None,
     }
+}
+
+/// The `cw_text_hash` of a row's metadata.
+pub(super) fn text_hash_of(meta: &RawMeta) -> Option<&str> {
+    meta.as_ref()?.get(TEXT_HASH_KEY)?.as_str()
 }
 
 impl GetResponse {

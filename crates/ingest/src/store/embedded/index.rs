@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::embed::ModelInfo;
+use crate::store::keys::TEXT_HASH_KEY;
 use crate::store::{Filter, MetaValue, Metadata};
 
 /// Interned strings of metadata keys and values: a filter compares two `u32`s per pair.
@@ -50,6 +51,8 @@ pub(super) struct Entry {
     pub content_hash: Box<str>,
     /// (key, value) of each string-valued metadata entry, sorted by key.
     pairs: Box<[(u32, u32)]>,
+    /// The symbol of its `cw_text_hash`, if it has one (its key in `by_text`).
+    text: Option<u32>,
 }
 
 /// Vectors per block of [`CollectionIndex::blocks`] (1 MiB at 1,024 dimensions).
@@ -65,6 +68,9 @@ pub(super) struct CollectionIndex {
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
     by_id: HashMap<Arc<str>, u32>,
+    /// The slots of the entries carrying each `cw_text_hash` (by the value's symbol): a
+    /// sync's lookup of stored vectors by text is one probe a hash, not a scan.
+    by_text: HashMap<u32, Vec<u32>>,
 }
 
 /// A filter with its strings replaced by symbols; a string never interned cannot match.
@@ -157,6 +163,11 @@ fn pairs_of(metadata: &Metadata, interner: &mut Interner) -> Box<[(u32, u32)]> {
     pairs.into()
 }
 
+/// The symbol of the `cw_text_hash` among `pairs`, if there is one.
+fn text_of(pairs: &[(u32, u32)], interner: &Interner) -> Option<u32> {
+    value_of(pairs, interner.lookup(TEXT_HASH_KEY)?)
+}
+
 impl CollectionIndex {
     pub fn new(model: ModelInfo) -> Self {
         Self {
@@ -166,6 +177,7 @@ impl CollectionIndex {
             entries: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
+            by_text: HashMap::new(),
         }
     }
 
@@ -183,12 +195,14 @@ impl CollectionIndex {
     }
 
     pub fn upsert(&mut self, new: NewEntry<'_>, interner: &mut Interner) {
+        let pairs = pairs_of(new.metadata, interner);
         let entry = Entry {
             id: Arc::from(new.id),
             document: new.document.into(),
             metadata_json: new.metadata_json.into(),
             content_hash: new.content_hash.into(),
-            pairs: pairs_of(new.metadata, interner),
+            text: text_of(&pairs, interner),
+            pairs,
         };
         let slot = match self.by_id.get(new.id) {
             Some(&slot) => slot,
@@ -211,7 +225,36 @@ impl CollectionIndex {
         target.copy_from_slice(new.embedding);
         normalize(target);
         self.by_id.insert(entry.id.clone(), slot);
+        self.unlink_text(slot);
+        self.link_text(entry.text, slot);
         self.entries[s] = Some(entry);
+    }
+
+    /// Files `slot` under its entry's text hash `text`.
+    fn link_text(&mut self, text: Option<u32>, slot: u32) {
+        if let Some(t) = text {
+            self.by_text.entry(t).or_default().push(slot);
+        }
+    }
+
+    /// Takes `slot`'s entry (if any) off the list of its text hash.
+    fn unlink_text(&mut self, slot: u32) {
+        let Some(t) = self.entries[slot as usize].as_ref().and_then(|e| e.text) else {
+            return;
+        };
+        if let Some(slots) = self.by_text.get_mut(&t) {
+            slots.retain(|&s| s != slot);
+            if slots.is_empty() {
+                self.by_text.remove(&t);
+            }
+        }
+    }
+
+    /// The vector of some entry carrying the text hash whose symbol is `text`,
+    /// L2-normalised like [`Self::vector_of`].
+    pub fn vector_of_text(&self, text: u32) -> Option<&[f32]> {
+        let &slot = self.by_text.get(&text)?.first()?;
+        Some(self.vector(slot as usize))
     }
 
     /// Replaces the metadata of `id`'s entry (its vector, document and hash are kept);
@@ -226,14 +269,20 @@ impl CollectionIndex {
         let Some(&slot) = self.by_id.get(id) else {
             return;
         };
+        self.unlink_text(slot);
+        let pairs = pairs_of(metadata, interner);
+        let text = text_of(&pairs, interner);
         if let Some(entry) = self.entries[slot as usize].as_mut() {
-            entry.pairs = pairs_of(metadata, interner);
+            entry.pairs = pairs;
+            entry.text = text;
             entry.metadata_json = metadata_json.into();
+            self.link_text(text, slot);
         }
     }
 
     pub fn remove(&mut self, id: &str) {
         if let Some(slot) = self.by_id.remove(id) {
+            self.unlink_text(slot);
             self.entries[slot as usize] = None;
             self.free.push(slot);
         }
@@ -434,6 +483,37 @@ mod tests {
         );
         assert_eq!(index.blocks.len(), 3);
         assert_eq!(&*index.nearest(&vector(3), None, 1)[0].1.id, "new");
+    }
+
+    #[test]
+    fn a_text_hash_finds_a_vector_while_any_entry_carries_it() {
+        let (mut index, mut interner) = index_with(&[
+            ("a", vec![1.0, 0.0], meta(&[(TEXT_HASH_KEY, "t1")])),
+            ("b", vec![1.0, 0.0], meta(&[(TEXT_HASH_KEY, "t1")])),
+            ("c", vec![0.0, 2.0], meta(&[(TEXT_HASH_KEY, "t2")])),
+        ]);
+        let sym = |s: &str| interner.lookup(s).expect("interned");
+        let (t1, t2) = (sym("t1"), sym("t2"));
+        assert_eq!(index.vector_of_text(t2), Some(&[0.0, 1.0][..]));
+        index.remove("a");
+        assert_eq!(index.vector_of_text(t1), Some(&[1.0, 0.0][..]));
+        // b's text changes: t1 is carried by nobody.
+        index.upsert(
+            NewEntry {
+                id: "b",
+                document: "b",
+                metadata: &meta(&[(TEXT_HASH_KEY, "t3")]),
+                metadata_json: String::new(),
+                content_hash: "h",
+                embedding: &[0.0, 1.0],
+            },
+            &mut interner,
+        );
+        assert_eq!(index.vector_of_text(t1), None);
+        let t3 = interner.lookup("t3").expect("interned");
+        assert_eq!(index.vector_of_text(t3), Some(&[0.0, 1.0][..]));
+        index.set_metadata("c", &meta(&[]), String::new(), &mut interner);
+        assert_eq!(index.vector_of_text(t2), None);
     }
 
     #[test]

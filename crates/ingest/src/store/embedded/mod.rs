@@ -361,6 +361,26 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
+    /// One probe of the index's text hashes a hash.
+    async fn vectors_by_text(
+        &self,
+        collection: &str,
+        text_hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
+        self.read(|s| {
+            let Some(index) = s.collections.get(collection) else {
+                return HashMap::new();
+            };
+            text_hashes
+                .iter()
+                .filter_map(|h| {
+                    let vector = index.vector_of_text(s.interner.lookup(h)?)?;
+                    Some((h.clone(), vector.to_vec()))
+                })
+                .collect()
+        })
+    }
+
     async fn all_hashes(
         &self,
         collection: &str,

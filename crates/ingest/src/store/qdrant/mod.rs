@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::chunks::{send_in_chunks, write_in_chunks, Limits, IDS_PER_REQUEST, ROWS_PER_PAGE};
-use super::keys::{CONTENT_HASH_KEY, ID_KEY};
+use super::keys::{CONTENT_HASH_KEY, ID_KEY, TEXT_HASH_KEY};
 use super::model_check::check_dimensions;
 use super::remote::{CallError, Http, Prepared};
 use super::{tally_json, Filter, Hit, Metadata, Record, StoreError, Tally, VectorStore};
@@ -297,6 +297,47 @@ impl VectorStore for QdrantStore {
             .into_iter()
             .filter_map(|p| Some((p.cw_id()?.to_string(), p.vector?)))
             .collect())
+    }
+
+    /// A scroll where `cw_text_hash` matches any of a chunk of the hashes (a keyword index
+    /// answers it), with vectors, a page as long as the hashes still wanted: Qdrant cannot
+    /// answer one point per value, and orders points by their (random) ids, so each page asks
+    /// again for those not found yet; each finds at least one more.
+    async fn vectors_by_text(
+        &self,
+        collection: &str,
+        text_hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
+        let mut out: HashMap<String, Vec<f32>> = HashMap::new();
+        for chunk in Limits::items(IDS_PER_REQUEST).chunks(text_hashes) {
+            let mut wanted: Vec<String> = chunk.to_vec();
+            while !wanted.is_empty() {
+                let filter = wire::to_filter(&Filter::In(TEXT_HASH_KEY.into(), wanted.clone()))?;
+                let body = json!({
+                    "filter": filter,
+                    "limit": wanted.len(),
+                    "with_payload": [TEXT_HASH_KEY],
+                    "with_vector": true,
+                });
+                let r = self
+                    .post::<ScrollPage>(collection, "/points/scroll", &body)
+                    .await;
+                let Some(page) = self.collections.read(collection, r)? else {
+                    return Ok(out);
+                };
+                let (points, before) = (page.points.len(), out.len());
+                for p in page.points {
+                    if let (Some(h), Some(v)) = (p.text_hash().map(str::to_string), p.vector) {
+                        out.entry(h).or_insert(v);
+                    }
+                }
+                if points < wanted.len() || out.len() == before {
+                    break;
+                }
+                wanted.retain(|h| !out.contains_key(h));
+            }
+        }
+        Ok(out)
     }
 
     async fn all_hashes(

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::store::keys::{
     API_GROUP_KEY, CATEGORY_KEY, CLUSTER_KEY, CONTENT_HASH_KEY, DIMENSION_KEY, DOCUMENT_KEY,
     ENRICHMENT_KEY, GENERATION_KEY, GROUP_KEY, HEALTH_KEY, ID_KEY, KIND_KEY, LABELS_KEY,
-    LABEL_PREFIX, MODEL_KEY, NAMESPACE_KEY, NAME_KEY, NEVER_KEY, SOFTWARE_KEY,
+    LABEL_PREFIX, MODEL_KEY, NAMESPACE_KEY, NAME_KEY, NEVER_KEY, SOFTWARE_KEY, TEXT_HASH_KEY,
 };
 use crate::store::{Filter, MetaValue, Metadata, Record, StoreError};
 
@@ -26,9 +26,9 @@ use crate::store::{Filter, MetaValue, Metadata, Record, StoreError};
 const RESERVED: [&str; 4] = [ID_KEY, DOCUMENT_KEY, CONTENT_HASH_KEY, LABELS_KEY];
 
 /// Payload fields that get a keyword index when cw creates a collection: every field a search
-/// or a sync filters on. Qdrant filters unindexed fields too, but slowly, and refuses them in
-/// strict mode.
-pub const INDEXED_FIELDS: [&str; 11] = [
+/// or a sync filters on (`cw_text_hash`: a sync's lookup of vectors by text). Qdrant filters
+/// unindexed fields too, but slowly, and refuses them in strict mode.
+pub const INDEXED_FIELDS: [&str; 12] = [
     CLUSTER_KEY,
     NAMESPACE_KEY,
     NAME_KEY,
@@ -40,6 +40,7 @@ pub const INDEXED_FIELDS: [&str; 11] = [
     CATEGORY_KEY,
     ENRICHMENT_KEY,
     LABELS_KEY,
+    TEXT_HASH_KEY,
 ];
 
 /// Namespace of the UUIDv5 point ids: `uuid5(POINT_ID_NAMESPACE, cw id)`. Any fixed UUID
@@ -302,6 +303,10 @@ impl PointIn {
 
     pub fn content_hash(&self) -> Option<&str> {
         self.str_field(CONTENT_HASH_KEY)
+    }
+
+    pub fn text_hash(&self) -> Option<&str> {
+        self.str_field(TEXT_HASH_KEY)
     }
 
     pub fn document(&self) -> &str {
