@@ -50,6 +50,11 @@ bench-ingest:
 bench-load-bound *ARGS:
     scripts/bench-load-bound {{ARGS}}
 
+# The fleet benchmark: N simulated clusters x M objects into one cw serve, a watcher each
+# (`just bench-fleet --clusters 50 --objects 5000` is the full run of docs/scale.md).
+bench-fleet *ARGS:
+    scripts/bench-fleet {{ARGS}}
+
 # Fuzz the ingest and search API against its OpenAPI document (schemathesis, long run).
 fuzz-api *ARGS:
     scripts/fuzz-api {{ARGS}}

@@ -51,6 +51,7 @@ mod access;
 mod discovery;
 pub mod error;
 mod faults;
+pub mod fleet;
 pub mod generator;
 mod issuer;
 pub mod manifests;
@@ -77,6 +78,7 @@ use tokio::sync::oneshot;
 
 pub use error::SimError;
 pub use faults::Fault;
+pub use fleet::FleetMember;
 pub use generator::{GeneratedCluster, GeneratorConfig};
 pub use issuer::{ServiceAccountClaims, DEFAULT_ISSUER};
 pub use manifests::custom_resource_definition;
@@ -339,12 +341,18 @@ impl SimHandle {
 
     /// A kubeconfig (context `kube-sim`, namespace `default`) that kubectl and kube-rs accept.
     pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_yaml_named("kube-sim")
+    }
+
+    /// A kubeconfig whose cluster, user and context are all `name` (for a fleet member, its
+    /// cluster id: `cw watch` takes the current context's name as its cluster id).
+    pub fn kubeconfig_yaml_named(&self, name: &str) -> String {
         let user = match &self.token {
             Some(t) => format!("{{token: {t:?}}}"),
             None => "{}".to_string(),
         };
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n    server: {}\ncontexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim\n    namespace: default\ncurrent-context: kube-sim\nusers:\n- name: kube-sim\n  user: {user}\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\n    namespace: default\ncurrent-context: {name}\nusers:\n- name: {name}\n  user: {user}\npreferences: {{}}\n",
             self.url()
         )
     }
@@ -548,6 +556,18 @@ impl SimHandle {
     /// Applies the documents of a YAML or JSON text; returns how many objects were applied.
     pub fn apply_manifests(&self, text: &str) -> Result<usize, SimError> {
         seed::apply_manifests(&self.sim.store, text, "manifest text")
+    }
+
+    /// Adds cluster `index` of a fleet of `clusters`, `objects` objects (deterministic from
+    /// `seed` and `index`; see [`fleet`]).
+    pub fn generate_fleet_member(
+        &self,
+        seed: u64,
+        index: usize,
+        clusters: usize,
+        objects: usize,
+    ) -> Result<FleetMember, SimError> {
+        fleet::generate_member(&self.sim.store, seed, index, clusters, objects)
     }
 
     /// Adds a generated cluster (deterministic from `cfg.seed`).

@@ -187,10 +187,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     api_key: Option<String>,
     max_input_chars: Option<usize>,
+    latency: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shared = Shared {
         max_input_chars,
+        delay: latency,
         ..Shared::default()
     };
     let app = router(AppState {

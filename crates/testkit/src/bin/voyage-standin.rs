@@ -16,6 +16,10 @@ struct Args {
     /// Refuse (400) any request holding an input longer than this many characters.
     #[arg(long)]
     refuse_inputs_longer_than: Option<usize>,
+    /// Milliseconds every embeddings request waits before its answer: a provider's round
+    /// trip (Voyage AI answers a batch in roughly 100 to 300 ms; 0 answers at once).
+    #[arg(long, env = "VOYAGE_STANDIN_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -28,6 +32,7 @@ async fn main() -> std::io::Result<()> {
         listener,
         args.api_key,
         args.refuse_inputs_longer_than,
+        std::time::Duration::from_millis(args.latency_ms),
         async {
             let mut term =
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
