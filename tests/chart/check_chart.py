@@ -44,9 +44,11 @@ AGREED_ENV = {
         "OPENAI_EMBEDDING_MODEL", "OPENAI_MAX_INPUTS_PER_REQUEST", "OPENAI_MAX_INPUT_TOKENS",
         "OPENAI_MAX_TOKENS_PER_REQUEST", "CW_INGEST_TOKEN", "CW_MAX_BODY_BYTES",
         "CW_MAX_CONCURRENT_WRITES", "CW_MAX_CONCURRENT_READS", "CW_STALE_AFTER_SECS",
+        "CW_SHUTDOWN_DRAIN_SECS",
         "LOG_LEVEL", "LOG_JSON",
         "CW_MODEL_DIR", "CW_LLM_URL", "CW_LLM_MODEL", "CW_LLM_API_KEY",
-        "QDRANT_URL", "QDRANT_API_KEY", "CW_DEFAULT_CLUSTER", "CW_INGEST_TOKENS_FILE",
+        "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_SHARDS", "QDRANT_REPLICATION_FACTOR",
+        "QDRANT_WRITE_CONSISTENCY", "QDRANT_WRITE_ORDERING", "CW_DEFAULT_CLUSTER", "CW_INGEST_TOKENS_FILE",
         "CW_CLUSTER_KUBECONFIGS",
     ],
     "watcher": [
@@ -675,6 +677,49 @@ def qdrant_replaces_chroma_with_its_url_and_the_key_from_a_secret():
 
 
 @check
+def qdrant_collections_are_spread_as_the_values_say():
+    objects, _ = render({"store": {"qdrant": {"url": "http://q:6333"}}})
+    env = env_of(container(objects, "ingest"))
+    # Defaults: one shard, one copy, as Qdrant makes a collection unasked.
+    assert [env[n]["value"] for n in ("QDRANT_SHARDS", "QDRANT_REPLICATION_FACTOR",
+                                      "QDRANT_WRITE_CONSISTENCY", "QDRANT_WRITE_ORDERING")] \
+        == ["1", "1", "1", "weak"], env
+    objects, _ = render({"store": {"qdrant": {"url": "http://q:6333", "shards": 6, "replicationFactor": 2,
+                                              "writeConsistency": 2, "writeOrdering": "medium"}}})
+    env = env_of(container(objects, "ingest"))
+    assert [env[n]["value"] for n in ("QDRANT_SHARDS", "QDRANT_REPLICATION_FACTOR",
+                                      "QDRANT_WRITE_CONSISTENCY", "QDRANT_WRITE_ORDERING")] \
+        == ["6", "2", "2", "medium"], env
+    # Chroma's releases say nothing of Qdrant.
+    objects, _ = render()
+    assert not {n for n in env_of(container(objects, "ingest")) if n.startswith("QDRANT_")}
+
+
+@check
+def the_ingest_server_runs_two_replicas_with_a_disruption_budget_and_drains_on_sigterm():
+    objects, _ = render()
+    deployment = named(objects, "Deployment", "-ingest")
+    assert deployment["spec"]["replicas"] == 2, deployment["spec"]["replicas"]
+    pdb = named(objects, "PodDisruptionBudget", "-ingest")
+    assert pdb and pdb["spec"]["minAvailable"] == 1, pdb
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items(), pdb
+    assert not [p for p in of_kind(objects, "PodDisruptionBudget") if p is not pdb], "one budget, the server's"
+    # Not ready while stopping: the drain outlasts the readiness probe's failures, and the
+    # grace period outlasts the drain.
+    c = container(objects, "ingest")
+    probe = c["readinessProbe"]
+    drain = int(env_of(c)["CW_SHUTDOWN_DRAIN_SECS"]["value"])
+    assert drain > probe["periodSeconds"] * probe["failureThreshold"], (drain, probe)
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > drain
+    # One replica: a budget of one available would block every drain of its node.
+    objects, _ = render({"ingest": {"replicas": 1}})
+    assert not of_kind(objects, "PodDisruptionBudget")
+    objects, _ = render({"ingest": {"podDisruptionBudget": {"enabled": False}}})
+    assert not of_kind(objects, "PodDisruptionBudget")
+
+
+@check
 def bundled_chroma_has_a_claim_and_is_the_default_store():
     objects, _ = render()
     sts = named(objects, "StatefulSet", "-chroma")
@@ -767,6 +812,9 @@ def the_schema_rejects_wrong_types():
         {"ingest": {"config": {"chromaUrl": "chroma:8000"}}},
         {"store": {"qdrant": {"url": "qdrant:6333"}}},
         {"store": {"qdrant": {"apiKey": "inline keys are not accepted"}}},
+        {"store": {"qdrant": {"shards": 0}}},
+        {"store": {"qdrant": {"writeOrdering": "eventual"}}},
+        {"ingest": {"podDisruptionBudget": {"minAvailable": 2}}},
         {"typo": True},
     ]
     for values in bad:

@@ -23,7 +23,7 @@ use ingest::server::{
 };
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 use ingest::store::embedded::EmbeddedStore;
-use ingest::store::qdrant::{QdrantConfig, QdrantStore};
+use ingest::store::qdrant::{Distribution, QdrantConfig, QdrantStore, WriteOrdering};
 use ingest::store::VectorStore;
 use watcher::{IngestClientArgs, TokenArgs};
 
@@ -56,6 +56,18 @@ pub struct StoreArgs {
     /// Qdrant API key, sent as the `api-key` header.
     #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
     pub qdrant_api_key: Option<String>,
+    /// Shards of each collection cw creates in Qdrant (a cluster spreads them over its nodes).
+    #[arg(long, env = "QDRANT_SHARDS", default_value_t = 1)]
+    pub qdrant_shards: u32,
+    /// Copies of each shard of a collection cw creates in Qdrant, on distinct nodes.
+    #[arg(long, env = "QDRANT_REPLICATION_FACTOR", default_value_t = 1)]
+    pub qdrant_replication_factor: u32,
+    /// Copies of a shard that must acknowledge each write (at most the replication factor).
+    #[arg(long, env = "QDRANT_WRITE_CONSISTENCY", default_value_t = 1)]
+    pub qdrant_write_consistency: u32,
+    /// The `ordering` of Qdrant writes: weak (Qdrant's default), medium or strong.
+    #[arg(long, env = "QDRANT_WRITE_ORDERING", default_value = "weak")]
+    pub qdrant_write_ordering: WriteOrdering,
     /// Directory of the embedded store's file (used when no --chroma-url is given)
     /// [default: $XDG_DATA_HOME/cw or ~/.local/share/cw].
     #[arg(long, env = "CW_DATA_DIR")]
@@ -122,6 +134,12 @@ impl StoreArgs {
             );
             let mut qdrant = QdrantConfig::new(url);
             qdrant.api_key = self.qdrant_api_key.clone().filter(|k| !k.is_empty());
+            qdrant.distribution = Distribution {
+                shard_number: self.qdrant_shards,
+                replication_factor: self.qdrant_replication_factor,
+                write_consistency_factor: self.qdrant_write_consistency,
+            };
+            qdrant.ordering = self.qdrant_write_ordering;
             return Ok(Arc::new(
                 QdrantStore::new(qdrant).context("building the Qdrant client")?,
             ));

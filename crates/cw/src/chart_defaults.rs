@@ -23,6 +23,11 @@ const CHART_CHOOSES: &[(&str, &str)] = &[
         "CW_EMBEDDING_PROVIDER",
         "the default image has no local model; the chart embeds with Voyage AI",
     ),
+    (
+        "CW_SHUTDOWN_DRAIN_SECS",
+        "behind a Service a stopping replica must turn unready before its port closes; \
+         on a laptop cw serve stops at once",
+    ),
 ];
 
 /// The default of every flag that reads an environment variable, by variable, across all

@@ -18,6 +18,11 @@ pub struct Args {
     pub ingest: IngestArgs,
     #[command(flatten)]
     pub connections: mcp::ConnectionArgs,
+    /// Seconds `/readyz` answers 503 after SIGTERM before the server stops accepting
+    /// requests, so that a load balancer (a Service's endpoints, which follow readiness)
+    /// stops sending new work to this replica first; 0 stops at once.
+    #[arg(long, env = "CW_SHUTDOWN_DRAIN_SECS", default_value_t = 0)]
+    pub shutdown_drain_secs: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -45,8 +50,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stop_mcp.clone(),
         &args.listen.host,
     ));
+    let drain = std::time::Duration::from_secs(args.shutdown_drain_secs);
+    let draining = state.clone();
     let shutdown = async move {
         shutdown_signal().await;
+        if !drain.is_zero() {
+            draining.begin_shutdown();
+            tracing::info!(
+                ?drain,
+                "draining: /readyz answers 503 until the server stops"
+            );
+            tokio::time::sleep(drain).await;
+        }
         stop_mcp.cancel();
     };
     server::serve(listener, app, state, shutdown)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ingest::embed::ModelInfo;
 use ingest::retry::RetryPolicy;
-use ingest::store::qdrant::{wire, QdrantConfig, QdrantStore};
+use ingest::store::qdrant::{wire, Distribution, QdrantConfig, QdrantStore, WriteOrdering};
 use ingest::store::{MetaValue, Record, StoreError, VectorStore};
 use serde_json::{json, Value};
 use testkit::QdrantServer;
@@ -117,6 +117,62 @@ async fn collections_are_made_with_cosine_distance_the_model_and_keyword_indexes
     ] {
         assert_eq!(schema[field]["data_type"], "keyword", "{field}: {schema:?}");
     }
+}
+
+#[tokio::test]
+async fn collections_are_made_with_the_configured_shards_replication_and_write_consistency() {
+    let server = start(None).await;
+    // Today's behaviour by default: one shard, one copy.
+    store(&server, None)
+        .ensure_collection("single", &model(4))
+        .await
+        .unwrap();
+    let (_, info) = rest(&server, "GET", "/collections/single", None).await;
+    let params = &info["result"]["config"]["params"];
+    assert_eq!(
+        (
+            &params["shard_number"],
+            &params["replication_factor"],
+            &params["write_consistency_factor"]
+        ),
+        (&json!(1), &json!(1), &json!(1)),
+        "{info}"
+    );
+
+    let mut config = QdrantConfig::new(server.url());
+    config.retry = quick_retries(2);
+    config.distribution = Distribution {
+        shard_number: 6,
+        replication_factor: 3,
+        write_consistency_factor: 2,
+    };
+    config.ordering = WriteOrdering::Medium;
+    let s = QdrantStore::new(config).expect("Qdrant client");
+    s.ensure_collection("spread", &model(4)).await.unwrap();
+    let (status, info) = rest(&server, "GET", "/collections/spread", None).await;
+    assert_eq!(status, 200, "{info}");
+    let params = &info["result"]["config"]["params"];
+    assert_eq!(params["shard_number"], 6, "{info}");
+    assert_eq!(params["replication_factor"], 3, "{info}");
+    assert_eq!(params["write_consistency_factor"], 2, "{info}");
+    // Writes carry the ordering, and Qdrant takes them.
+    s.upsert("spread", &[record("a", &[])]).await.unwrap();
+    s.delete("spread", &["a".to_string()]).await.unwrap();
+    assert_eq!(s.count("spread").await.unwrap(), 0);
+}
+
+#[test]
+fn a_write_consistency_above_the_replication_factor_is_refused_before_any_call() {
+    let mut config = QdrantConfig::new("http://127.0.0.1:1");
+    config.distribution = Distribution {
+        shard_number: 2,
+        replication_factor: 1,
+        write_consistency_factor: 2,
+    };
+    let Err(StoreError::Rejected(e)) = QdrantStore::new(config) else {
+        panic!("a write consistency factor of 2 with one copy should be refused");
+    };
+    assert!(e.contains("write consistency factor (2)"), "{e}");
 }
 
 #[tokio::test]

@@ -233,6 +233,12 @@ class Storage:
             "metadata": req.metadata,
             "payload_schema": {},
             "created_at": datetime.now(timezone.utc).isoformat(),
+            # One engine shard serves them all; the settings are kept and reported as asked.
+            "distribution": {
+                "shard_number": req.shard_number or 1,
+                "replication_factor": req.replication_factor or 1,
+                "write_consistency_factor": req.write_consistency_factor or 1,
+            },
         }
         c = Collection(root, settings, shard)
         c.save()
@@ -278,9 +284,7 @@ class Storage:
                 config=m.CollectionConfig(
                     params=m.CollectionParams(
                         vectors=m.VectorParams(size=c.size, distance=m.Distance(c.settings["vectors"]["distance"])),
-                        shard_number=1,
-                        replication_factor=1,
-                        write_consistency_factor=1,
+                        **c.settings.get("distribution", {"shard_number": 1, "replication_factor": 1, "write_consistency_factor": 1}),
                         on_disk_payload=True,
                     ),
                     hnsw_config=m.HnswConfig(m=16, ef_construct=100, full_scan_threshold=10000),

@@ -11,8 +11,8 @@
 //!    (`reuse`);
 //! 4. rewrite the metadata-only with their stored vectors, never embedded;
 //! 5. settle parked items: an upsert the provider or the store refuses whatever is retried
-//!    is parked (`crate::parked`) while its batch-mates are stored, and what was parked of
-//!    an id stored or deleted now is forgotten.
+//!    is parked (`crate::parked`, in the store) while its batch-mates are stored, and what
+//!    was parked of an id stored or deleted now is forgotten.
 //!
 //! The capabilities pipeline (`crate::capabilities`) shares steps 1 to 3.
 
@@ -55,7 +55,8 @@ pub struct Pipeline {
     embedder: Arc<dyn Embedder>,
     collection: String,
     metrics: Arc<IngestMetrics>,
-    parked: Arc<ParkedInstances>,
+    /// The objects parked, recorded in the store.
+    parked: ParkedInstances,
     /// The cluster of payloads that name none (the Go controller's).
     default_cluster: ClusterId,
     /// Each cluster's last sync and last contact, recorded in the store.
@@ -85,11 +86,11 @@ impl Pipeline {
         let collection = collection.into();
         Pipeline {
             registry: ClusterRegistry::new(store.clone(), &collection),
+            parked: ParkedInstances::new(store.clone(), &collection),
             store,
             embedder,
             collection,
             metrics: Arc::new(IngestMetrics::new()),
-            parked: Arc::new(ParkedInstances::new()),
             default_cluster: ClusterId::default_cluster(),
             in_flight: Arc::new(InFlight::default()),
         }
@@ -210,7 +211,9 @@ impl Pipeline {
         let metadata_only = self
             .rewrite_metadata_only(&cluster, rewrite, &mut refused)
             .await?;
-        let parked = self.settle_parked(&cluster, &upserts, delete_ids, refused);
+        let parked = self
+            .settle_parked(&cluster, &upserts, delete_ids, refused)
+            .await?;
         Ok(SyncOutcome {
             upserted: upserts.len() - parked.len(),
             deleted: deletes.len(),
@@ -404,15 +407,18 @@ impl Pipeline {
     }
 
     /// Step 5: parks each `refused` upsert; the ids stored (or unchanged) and deleted now
-    /// settle whatever was parked of them. Returns the parked.
-    fn settle_parked(
+    /// settle whatever was parked of them (by this replica or another: the entries live in
+    /// the store). Returns the parked. A store failure here fails the sync: its retry finds
+    /// the stored objects unchanged and settles the parked ones again.
+    async fn settle_parked(
         &self,
         cluster: &ClusterId,
         upserts: &[ResourceInstance],
         delete_ids: Vec<String>,
         refused: Vec<Refusal>,
-    ) -> Vec<ParkedInstance> {
+    ) -> Result<Vec<ParkedInstance>, SyncError> {
         let parked = self.park(upserts, cluster, refused);
+        self.parked.park(&parked).await?;
         let parked_ids: HashSet<&ResourceId> = parked.iter().map(|p| &p.id).collect();
         let settled: Vec<String> = upserts
             .iter()
@@ -421,10 +427,10 @@ impl Pipeline {
             .map(|id| cluster.qualify(id))
             .chain(delete_ids)
             .collect();
-        if self.parked.clear(settled.iter().map(String::as_str)) > 0 || !parked.is_empty() {
-            self.metrics.parked.set(self.parked.len() as i64);
+        if self.parked.clear(&settled).await? > 0 || !parked.is_empty() {
+            self.metrics.parked.set(self.parked.len().await? as i64);
         }
-        parked
+        Ok(parked)
     }
 
     /// The stored vectors of `instances` (nothing read when there are none).
@@ -443,7 +449,7 @@ impl Pipeline {
         Ok(vectors)
     }
 
-    /// Parks each refused upsert: a log line, a metric and an entry in the listing.
+    /// Each refused upsert's entry for the listing, logged and counted.
     fn park(
         &self,
         upserts: &[ResourceInstance],
@@ -474,14 +480,17 @@ impl Pipeline {
                     .instances_parked
                     .get_or_create(&[("reason", by)])
                     .inc();
-                Some(self.parked.park(instance, cluster, &reason))
+                Some(crate::parked::entry(instance, cluster, &reason))
             })
             .collect()
     }
 
-    /// The instances parked now, oldest first (`GET /api/v1/instances/parked`).
-    pub fn parked(&self) -> Vec<ParkedInstance> {
-        self.parked.list()
+    /// The instances parked now, oldest first (`GET /api/v1/instances/parked`): what every
+    /// replica of the store lists.
+    pub async fn parked(&self) -> Result<Vec<ParkedInstance>, SyncError> {
+        let list = self.parked.list().await?;
+        self.metrics.parked.set(list.len() as i64);
+        Ok(list)
     }
 
     /// Every instance id of `cluster` with the content hash of what is stored: the answer
@@ -525,8 +534,8 @@ impl Pipeline {
             &[],
         )
         .await?;
-        if self.parked.clear(ids.iter().map(String::as_str)) > 0 {
-            self.metrics.parked.set(self.parked.len() as i64);
+        if self.parked.clear_cluster(cluster).await? > 0 {
+            self.metrics.parked.set(self.parked.len().await? as i64);
         }
         Ok(ids.len())
     }

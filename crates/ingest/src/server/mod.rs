@@ -667,7 +667,7 @@ async fn remove_cluster(
         (status = 200, body = ParkedResponse),
         (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
         (status = 403, description = "A user's token: parked objects are for operators' tokens", body = ErrorBody),
-        (status = 503, description = "At the concurrency limit: retry", body = ErrorBody),
+        (status = 503, description = "At the concurrency limit, or the store is unavailable: retry", body = ErrorBody),
     )
 )]
 async fn parked_instances(
@@ -676,7 +676,7 @@ async fn parked_instances(
 ) -> Result<Json<ParkedResponse>, ApiError> {
     operators_only(&caller, "list the parked objects")?;
     Ok(Json(ParkedResponse {
-        parked: state.inner.pipeline.parked(),
+        parked: state.inner.pipeline.parked().await?,
     }))
 }
 

@@ -29,6 +29,18 @@ impl QdrantStore {
         format!("{}/collections/{}{rest}", self.base, escape_segment(name))
     }
 
+    /// The URL of a write to `name` (`rest`: `/points`, …): applied before Qdrant answers
+    /// (`wait=true`, so that a sync's answer means stored), in the configured `ordering`.
+    pub(super) fn write_url(&self, name: &str, rest: &str) -> String {
+        let ordering = self.config.ordering;
+        let url = self.collection_url(name, &format!("{rest}?wait=true"));
+        if ordering == super::WriteOrdering::Weak {
+            url // Qdrant's default, left unsaid
+        } else {
+            format!("{url}&ordering={}", ordering.as_str())
+        }
+    }
+
     /// One attempt of a call.
     pub(super) async fn attempt(
         &self,

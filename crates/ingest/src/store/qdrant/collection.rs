@@ -1,7 +1,8 @@
 //! Qdrant's collections: created on first use with the model's dimension, cosine distance,
 //! the model recorded in the collection's metadata (Qdrant 1.16+) and keyword indexes on
 //! the fields searches filter on ([`wire::INDEXED_FIELDS`]); one made by someone else is
-//! checked, and adopted only while empty and shaped for the model. Each carries a
+//! checked, and adopted only while empty and shaped for the model. Created with the
+//! configured shards, replication and write consistency ([`super::Distribution`]). Each carries a
 //! generation, a random id in its metadata, by which a collection made anew is told apart.
 
 use reqwest::Method;
@@ -89,8 +90,12 @@ impl QdrantStore {
     }
 
     async fn create(&self, name: &str, model: &ModelInfo) -> Result<(), StoreError> {
+        let spread = self.config.distribution;
         let body = json!({
             "vectors": { "size": model.dimension, "distance": "Cosine" },
+            "shard_number": spread.shard_number,
+            "replication_factor": spread.replication_factor,
+            "write_consistency_factor": spread.write_consistency_factor,
             "metadata": {
                 MODEL_KEY: model.id,
                 DIMENSION_KEY: model.dimension,

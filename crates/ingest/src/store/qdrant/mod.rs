@@ -43,6 +43,92 @@ pub struct QdrantConfig {
     /// `service.max_request_size_mb` (32 MiB by default) with 413, which halves the batch.
     pub max_bytes_per_write: usize,
     pub retry: RetryPolicy,
+    /// How a collection cw creates is spread over a Qdrant cluster.
+    pub distribution: Distribution,
+    /// The `ordering` of every write (Qdrant's default: weak).
+    pub ordering: WriteOrdering,
+}
+
+/// How a collection cw creates is spread over the nodes of a Qdrant cluster: sent in the
+/// create-collection body (https://qdrant.tech/documentation/guides/distributed_deployment/);
+/// a collection that exists keeps what it was made with. 1, 1, 1 is one shard on one node,
+/// Qdrant's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Distribution {
+    /// Shards of a collection (spread over the nodes; more nodes than shards leave some idle).
+    pub shard_number: u32,
+    /// Copies of each shard, on distinct nodes: a node may fail with `replication_factor - 1`.
+    pub replication_factor: u32,
+    /// Copies that must acknowledge a write before it succeeds (at most the replication
+    /// factor): more is safer, and a write fails while fewer copies are up.
+    pub write_consistency_factor: u32,
+}
+
+impl Default for Distribution {
+    fn default() -> Self {
+        Distribution {
+            shard_number: 1,
+            replication_factor: 1,
+            write_consistency_factor: 1,
+        }
+    }
+}
+
+impl Distribution {
+    /// Refuses what Qdrant would refuse, or accept and then fail every write with.
+    pub fn check(&self) -> Result<(), String> {
+        if self.shard_number == 0 || self.replication_factor == 0 {
+            return Err("the shard number and the replication factor are at least 1".into());
+        }
+        if self.write_consistency_factor == 0
+            || self.write_consistency_factor > self.replication_factor
+        {
+            return Err(format!(
+                "the write consistency factor ({}) must be between 1 and the replication factor ({})",
+                self.write_consistency_factor, self.replication_factor
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `ordering` of Qdrant's writes: which replica of a shard orders them
+/// (https://qdrant.tech/documentation/guides/distributed_deployment/#write-ordering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteOrdering {
+    /// Any replica, as it comes (Qdrant's default): fastest.
+    #[default]
+    Weak,
+    /// The shard's leader while it is up; writes to one id from two replicas of cw are
+    /// applied in one order on every copy.
+    Medium,
+    /// Always the leader: writes fail while it is down.
+    Strong,
+}
+
+impl WriteOrdering {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WriteOrdering::Weak => "weak",
+            WriteOrdering::Medium => "medium",
+            WriteOrdering::Strong => "strong",
+        }
+    }
+}
+
+impl std::str::FromStr for WriteOrdering {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "weak" => Ok(WriteOrdering::Weak),
+            "medium" => Ok(WriteOrdering::Medium),
+            "strong" => Ok(WriteOrdering::Strong),
+            other => Err(format!(
+                "unknown write ordering {other:?}: weak, medium or strong"
+            )),
+        }
+    }
 }
 
 impl QdrantConfig {
@@ -54,6 +140,8 @@ impl QdrantConfig {
             max_points_per_write: 500,
             max_bytes_per_write: 8 * 1024 * 1024,
             retry: RetryPolicy::default(),
+            distribution: Distribution::default(),
+            ordering: WriteOrdering::default(),
         }
     }
 }
@@ -70,6 +158,10 @@ impl QdrantStore {
     /// Builds the client; nothing is called until first use. Needs a rustls crypto provider
     /// installed in the process (for https URLs).
     pub fn new(config: QdrantConfig) -> Result<Self, StoreError> {
+        config
+            .distribution
+            .check()
+            .map_err(|e| StoreError::Rejected(format!("Qdrant collections: {e}")))?;
         Ok(QdrantStore {
             http: Http::new(&client::QDRANT, &config.url, config.timeout)?,
             base: config.url.trim_end_matches('/').to_string(),
@@ -212,7 +304,7 @@ impl VectorStore for QdrantStore {
         }
         let model = self.collections.for_write(collection)?.model;
         check_dimensions(collection, records, model.dimension)?;
-        let url = &self.collection_url(collection, "/points?wait=true");
+        let url = &self.write_url(collection, "/points");
         write_in_chunks(
             records,
             &write_limits(&self.config),
@@ -243,7 +335,7 @@ impl VectorStore for QdrantStore {
                 None => by_change.push((changes, vec![wire::point_id(id)])),
             }
         }
-        let url = &self.collection_url(collection, "/points/payload?wait=true");
+        let url = &self.write_url(collection, "/points/payload");
         for (changes, points) in by_change {
             send_in_chunks(
                 &points,
@@ -261,7 +353,7 @@ impl VectorStore for QdrantStore {
     }
 
     async fn delete(&self, collection: &str, ids: &[String]) -> Result<(), StoreError> {
-        let url = &self.collection_url(collection, "/points/delete?wait=true");
+        let url = &self.write_url(collection, "/points/delete");
         let deleted = send_in_chunks(ids, &Limits::items(IDS_PER_REQUEST), |chunk| async move {
             let points: Vec<String> = chunk.iter().map(|id| wire::point_id(id)).collect();
             self.call_result::<Value>(Method::POST, url, Some(&json!({ "points": points })))
