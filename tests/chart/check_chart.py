@@ -96,6 +96,17 @@ def render(values: dict | None = None) -> tuple[list[dict], str]:
     return objects, notes
 
 
+def render_refused(values: dict, message: str, otherwise: str) -> None:
+    """Rendering `values` fails with an error that names `message`; `otherwise` says what a
+    render that went through would have made."""
+    try:
+        render(values)
+    except helm.HelmError as exc:
+        assert message in str(exc), str(exc)
+    else:
+        raise AssertionError(otherwise)
+
+
 def scenario(name: str) -> dict:
     path = ROOT / "deploy" / "kind" / "e2e-values.yaml" if name == "e2e-kind" else VALUES_DIR / f"{name}.yaml"
     return yaml.safe_load(path.read_text()) or {}
@@ -551,12 +562,7 @@ def a_watcher_only_release_names_its_cluster_and_fails_without_one():
     env = env_of(container(objects, "watcher"))
     assert env["CW_CLUSTER_ID"]["value"] == values["watcher"]["config"]["clusterId"]
     del values["watcher"]["config"]["clusterId"]
-    try:
-        render(values)
-    except helm.HelmError as exc:
-        assert "watcher.config.clusterId" in str(exc), str(exc)
-    else:
-        raise AssertionError("rendered a watcher-only release without a cluster id")
+    render_refused(values, "watcher.config.clusterId", "rendered a watcher-only release without a cluster id")
 
 
 @check
@@ -631,12 +637,7 @@ def the_live_reader_of_a_member_cluster_may_get_objects_list_events_and_imperson
 
 @check
 def ingest_off_without_an_endpoint_fails_with_a_message():
-    try:
-        render({"ingest": {"enabled": False}})
-    except helm.HelmError as exc:
-        assert "watcher.config.restEndpoint" in str(exc), str(exc)
-    else:
-        raise AssertionError("rendered a watcher with nowhere to send")
+    render_refused({"ingest": {"enabled": False}}, "watcher.config.restEndpoint", "rendered a watcher with nowhere to send")
 
 
 @check
@@ -649,12 +650,7 @@ def the_watcher_defaults_to_this_release_ingest_service():
 
 @check
 def chroma_off_needs_a_url_and_renders_no_statefulset():
-    try:
-        render({"chroma": {"enabled": False}})
-    except helm.HelmError as exc:
-        assert "chromaUrl" in str(exc), str(exc)
-    else:
-        raise AssertionError("rendered an ingest server with no store")
+    render_refused({"chroma": {"enabled": False}}, "chromaUrl", "rendered an ingest server with no store")
     objects, _ = render({"chroma": {"enabled": False}, "ingest": {"config": {"chromaUrl": "http://c:8000"}}})
     assert not of_kind(objects, "StatefulSet")
     assert env_of(container(objects, "ingest"))["CHROMA_URL"]["value"] == "http://c:8000"

@@ -23,13 +23,11 @@ use std::time::{Duration, Instant};
 
 use common::mcp_client::{drive, ok};
 use common::watch::{self, Watching};
-use common::CwProcess;
+use common::{ask_instances, CwProcess};
 use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::{json, Value};
-use sync_model::ClusterId;
 use test_keys::{now, TestKey};
 use testkit::VoyageStandin;
-use watcher::HttpSink;
 
 const OPS: &str = "access-ops-token";
 const CAROL: &str = "access-carol-token";
@@ -134,15 +132,7 @@ fn alpha_rbac(sim: &SimHandle) {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "reader"},
         "subjects": [user("carol")]}))
         .expect("cluster binding");
-    service_account(sim, "shop");
-    sim.apply(role_binding(
-        "shop",
-        "reader-view",
-        "ClusterRole",
-        "svc-viewer",
-        json!({"kind": "ServiceAccount", "name": "reader", "namespace": "shop"}),
-    ))
-    .expect("binding");
+    service_account_viewing(sim, "shop");
 }
 
 fn alice_binding() -> Value {
@@ -157,20 +147,22 @@ fn beta_rbac(sim: &SimHandle) {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "svc-viewer"},
         "subjects": [user("alice")]}))
         .expect("cluster binding");
-    service_account(sim, "pay");
+    service_account_viewing(sim, "pay");
+}
+
+/// The ServiceAccount `ns`/reader, who views Services and ConfigMaps in `ns`.
+fn service_account_viewing(sim: &SimHandle, ns: &str) {
+    sim.apply(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": ns}}))
+        .expect("service account");
+    let account = json!({"kind": "ServiceAccount", "name": "reader", "namespace": ns});
     sim.apply(role_binding(
-        "pay",
+        ns,
         "reader-view",
         "ClusterRole",
         "svc-viewer",
-        json!({"kind": "ServiceAccount", "name": "reader", "namespace": "pay"}),
+        account,
     ))
     .expect("binding");
-}
-
-fn service_account(sim: &SimHandle, ns: &str) {
-    sim.apply(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": ns}}))
-        .expect("service account");
 }
 
 /// What the grants above let each caller read, written from the grants, not from cw.
@@ -192,15 +184,25 @@ fn allowed(caller: &str, (cluster, ns, kind, name): &Seen) -> bool {
 
 /// A watcher of the test's types in `sim`, sending to `base` as cluster `id`, once ready.
 async fn start_watcher(sim: &SimHandle, base: &str, id: &str) -> Watching {
-    let settings = watch::settings(
+    watch::start_as_cluster(
+        sim,
         &["namespaces", "deployments", "services", "configmaps"],
-        Duration::from_millis(200),
-        Duration::from_millis(100),
-    );
-    let sink = HttpSink::new(base, Some(OPS.to_string()), Duration::from_secs(15))
-        .expect("sink")
-        .with_cluster(ClusterId::new(id).expect("cluster id"));
-    watch::start(sim, sink, settings).await
+        base,
+        OPS,
+        id,
+    )
+    .await
+}
+
+/// The status and JSON body (null if none) of `req` sent with `token`.
+async fn answer(req: reqwest::RequestBuilder, token: &str) -> (u16, Value) {
+    let resp = req
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("cw serve answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 struct Fleet {
@@ -235,32 +237,32 @@ impl Fleet {
         ]
     }
 
-    async fn send(
-        &self,
-        token: &str,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .serve
-            .http
-            .request(method, format!("{}{path}", self.serve.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("cw serve answers");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+    /// Status and JSON body of `POST path` with `body`, as `token`'s caller.
+    async fn post_status(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("{}{path}", self.serve.base);
+        answer(self.serve.http.post(url).json(&body), token).await
+    }
+
+    /// Status and JSON body of `GET path`, as `token`'s caller.
+    async fn get_status(&self, token: &str, path: &str) -> (u16, Value) {
+        let url = format!("{}{path}", self.serve.base);
+        answer(self.serve.http.get(url), token).await
     }
 
     async fn post(&self, token: &str, path: &str, body: Value) -> Value {
-        let (status, answer) = self
-            .send(token, reqwest::Method::POST, path, Some(body))
-            .await;
+        let (status, answer) = self.post_status(token, path, body).await;
         assert_eq!(status, 200, "{path}: {answer}");
         answer
+    }
+
+    /// Polls (15 s at most) until `token`'s listing shows `item`, or with `shown` false no
+    /// longer shows it; else fails saying `what`.
+    async fn wait_listed(&self, token: &str, item: &Seen, shown: bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.listed(token).await.contains(item) != shown {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Every object a keyword listing shows `token`'s caller.
@@ -423,12 +425,7 @@ async fn every_read_path_answers_each_caller_what_rbac_grants_and_nothing_else()
                 json!({"query": "which services and deployments run?", "ask": true}),
             )
             .await;
-        let instances: Vec<Value> = answer["types"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|t| t["instances"].as_array().cloned().unwrap_or_default())
-            .collect();
+        let instances: Vec<Value> = ask_instances(&answer).into_iter().cloned().collect();
         let asked = seen_of(&instances);
         assert!(
             asked.is_subset(&expected),
@@ -448,9 +445,7 @@ async fn every_read_path_answers_each_caller_what_rbac_grants_and_nothing_else()
 
         // The cluster list: only the clusters where the caller sees something, with their
         // counts.
-        let (status, clusters) = fleet
-            .send(&token, reqwest::Method::GET, "/api/v1/clusters", None)
-            .await;
+        let (status, clusters) = fleet.get_status(&token, "/api/v1/clusters").await;
         assert_eq!(status, 200, "{clusters}");
         let listed: BTreeSet<(String, u64)> = clusters["clusters"]
             .as_array()
@@ -511,12 +506,7 @@ async fn every_read_path_answers_each_caller_what_rbac_grants_and_nothing_else()
         );
         assert_eq!(listed, services, "{caller}: MCP search_resources");
         let answer = ok(&report, 2).to_string();
-        let ask_hits: Vec<Value> = ok(&report, 2)["types"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|t| t["instances"].as_array().cloned().unwrap_or_default())
-            .collect();
+        let ask_hits: Vec<Value> = ask_instances(ok(&report, 2)).into_iter().cloned().collect();
         assert!(
             seen_of(&ask_hits).is_subset(&expected),
             "{caller}: MCP ask {answer}"
@@ -568,26 +558,14 @@ async fn bindings_take_effect_within_seconds_and_bad_tokens_are_refused() {
         .alpha
         .delete(RBAC, "RoleBinding", Some("shop"), "alice-deployer")
         .expect("delete the binding");
-    loop {
-        if !fleet.listed(&alice).await.contains(&shop_api) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the revoked binding still shows"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    fleet
+        .wait_listed(&alice, &shop_api, false, "the revoked binding still shows")
+        .await;
     let hidden_after = start.elapsed();
     // alpha is now a cluster alice sees nothing of: unknown to her, and the error names only
     // the clusters she sees.
     let (status, answer) = fleet
-        .send(
-            &alice,
-            reqwest::Method::POST,
-            "/api/v1/search/count",
-            Some(json!({"cluster": "alpha"})),
-        )
+        .post_status(&alice, "/api/v1/search/count", json!({"cluster": "alpha"}))
         .await;
     assert_eq!(status, 404, "{answer}");
     assert_eq!(
@@ -601,16 +579,9 @@ async fn bindings_take_effect_within_seconds_and_bad_tokens_are_refused() {
         .alpha
         .apply(alice_binding())
         .expect("the binding again");
-    loop {
-        if fleet.listed(&alice).await.contains(&shop_api) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the new binding does not show"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    fleet
+        .wait_listed(&alice, &shop_api, true, "the new binding does not show")
+        .await;
     println!(
         "binding deleted: hidden after {:.1} s; created: shown after {:.1} s",
         hidden_after.as_secs_f64(),
@@ -652,21 +623,14 @@ async fn bindings_take_effect_within_seconds_and_bad_tokens_are_refused() {
         ("unknown", "no-such-token".to_string()),
     ] {
         let (status, body) = fleet
-            .send(
-                &token,
-                reqwest::Method::POST,
-                "/api/v1/search",
-                Some(json!({"query": "web"})),
-            )
+            .post_status(&token, "/api/v1/search", json!({"query": "web"}))
             .await;
         assert_eq!(status, 401, "{what}: {body}");
         assert!(
             !body.to_string().contains(&token),
             "{what}: the token is echoed: {body}"
         );
-        let (status, _) = fleet
-            .send(&token, reqwest::Method::GET, "/api/v1/clusters", None)
-            .await;
+        let (status, _) = fleet.get_status(&token, "/api/v1/clusters").await;
         assert_eq!(status, 401, "{what}: clusters");
     }
 

@@ -17,9 +17,7 @@ use common::watch::{self, Watching};
 use common::CwProcess;
 use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::{json, Value};
-use sync_model::ClusterId;
 use testkit::VoyageStandin;
-use watcher::HttpSink;
 
 const TOKEN: &str = "fleet-live-token";
 const LEDGER: &str = "data/apps/v1/StatefulSet/ledger";
@@ -39,15 +37,7 @@ fn ledger(ready: u64) -> Value {
 
 /// A watcher of StatefulSets in `sim`, sending to `base` as cluster `id`, once it is ready.
 async fn start_watcher(sim: &SimHandle, base: &str, id: &str) -> Watching {
-    let settings = watch::settings(
-        &["statefulsets"],
-        Duration::from_millis(200),
-        Duration::from_millis(100),
-    );
-    let sink = HttpSink::new(base, Some(TOKEN.to_string()), Duration::from_secs(15))
-        .expect("sink")
-        .with_cluster(ClusterId::new(id).expect("cluster id"));
-    watch::start(sim, sink, settings).await
+    watch::start_as_cluster(sim, &["statefulsets"], base, TOKEN, id).await
 }
 
 /// `cw serve` on the embedded store in `work`, the Voyage stand-in at `voyage` embedding,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::mcp_client::{drive, ok, tool_error};
-use common::CwProcess;
+use common::{ask_instances, CwProcess};
 use kube_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
 
@@ -372,17 +372,6 @@ fn of_lines<'a>(hits: impl Iterator<Item = &'a Value>) -> Healths {
         )
     })
     .collect()
-}
-
-/// The instances of an ask answer, across its types.
-fn ask_instances(answer: &Value) -> Vec<&Value> {
-    answer["types"]
-        .as_array()
-        .map(|t| t.iter().collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|t| t["instances"].as_array().into_iter().flatten())
-        .collect()
 }
 
 /// `cw ARGS --server BASE --output json`: its JSON answer, or its stderr when it fails.

@@ -11,8 +11,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::mcp_client::{drive, ok, tool_error};
-use common::{model_dir, start_demo_cluster, CwProcess};
+use common::mcp_client::{drive, list, ok, tool_error};
+use common::{ask_instances, model_dir, start_demo_cluster, CwProcess};
 use ingest::embed::Embedder;
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::{MetaValue, Metadata, Record, VectorStore};
@@ -296,21 +296,12 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
 
     let types = ok(&report, 1);
     assert!(
-        types["types"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["id"] == "clusters.postgresql.cnpg.io"),
+        list(types, "types").any(|t| t["id"] == "clusters.postgresql.cnpg.io"),
         "{types}"
     );
 
     let asked = ok(&report, 2);
-    let instances: Vec<&Value> = asked["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["instances"].as_array().unwrap().iter())
-        .collect();
+    let instances = ask_instances(asked);
     assert!(
         instances.iter().any(|i| i["name"] == "orders-db"),
         "ask should find the CloudNativePG cluster: {asked}"
@@ -318,11 +309,8 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
 
     // A question about health: the databases that are not healthy, each with its reason.
     let unhealthy = ok(&report, 3);
-    let names: Vec<(&str, &str)> = unhealthy["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["instances"].as_array().unwrap().iter())
+    let names: Vec<(&str, &str)> = ask_instances(unhealthy)
+        .into_iter()
         .map(|i| {
             (
                 i["name"].as_str().unwrap_or_default(),
@@ -347,11 +335,8 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
         "a healthy database is no answer: {unhealthy}"
     );
     // Its Pod answers too, folded into the StatefulSet that controls it.
-    let ledger_answer = unhealthy["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|t| t["instances"].as_array().unwrap().iter())
+    let ledger_answer = ask_instances(unhealthy)
+        .into_iter()
         .find(|i| i["name"] == "ledger-postgres")
         .expect("ledger-postgres");
     assert!(
@@ -386,10 +371,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     assert!(counted.get("results").is_none(), "{counted}");
     let grouped = ok(&report, 6);
     assert!(
-        grouped["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
+        list(grouped, "groups")
             .any(|g| g["key"] == "StatefulSet" && g["count"].as_u64().unwrap_or(0) >= 2),
         "{grouped}"
     );
@@ -437,10 +419,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     assert_eq!(found["results"][0]["name"], "notes-cm", "{found}");
     assert_untrusted(&found, "results[].labels");
     let failed = ok(&report, 14);
-    let job = failed["results"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let job = list(failed, "results")
         .find(|h| h["name"] == "nightly-report")
         .unwrap_or_else(|| panic!("the failed Job: {failed}"));
     let health = job["health"].as_str().unwrap_or_default();
@@ -491,15 +470,7 @@ async fn agents_use_every_tool_over_streamable_http_and_stdio_against_the_demo_c
     assert_eq!(ok(&report, 0)["clusters"][0]["liveAccess"], true);
     let asked = ok(&report, 1);
     assert!(
-        asked["types"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t["instances"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|i| i["namespace"] == "data")),
+        list(asked, "types").all(|t| list(t, "instances").all(|i| i["namespace"] == "data")),
         "{asked}"
     );
     assert_eq!(ok(&report, 2)["health"], "InProgress");
@@ -686,17 +657,8 @@ async fn a_search_matching_ten_thousand_objects_answers_a_bounded_page_and_count
         &env,
     );
     let page2 = ok(&next, 0);
-    let first_ids: Vec<&Value> = listed["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| &h["id"])
-        .collect();
-    assert!(page2["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|h| !first_ids.contains(&&h["id"])));
+    let first_ids: Vec<&Value> = list(listed, "results").map(|h| &h["id"]).collect();
+    assert!(list(page2, "results").all(|h| !first_ids.contains(&&h["id"])));
     assert!(page2["nextCursor"].is_string());
     assert!(tool_error(&next, 1).contains("other parameters"));
 }

@@ -324,42 +324,47 @@ mod tests {
 
     #[test]
     fn forbidden_messages_are_kube_apiservers() {
-        let u = UserInfo::service_account("ns", "sa");
-        let list = ResourceAttributes {
-            verb: "list",
-            resource: "pods",
-            namespace: "ns",
-            ..Default::default()
-        };
-        assert_eq!(
-            forbidden(&u, &list).to_string(),
-            r#"pods is forbidden: User "system:serviceaccount:ns:sa" cannot list resource "pods" in API group "" in the namespace "ns""#
-        );
+        let sa = UserInfo::service_account("ns", "sa");
         let x = UserInfo {
             name: "x".into(),
             groups: vec![],
         };
-        let imp = ResourceAttributes {
-            verb: "impersonate",
-            resource: "users",
-            name: "alice",
-            ..Default::default()
-        };
-        assert_eq!(
-            forbidden(&x, &imp).to_string(),
-            r#"users "alice" is forbidden: User "x" cannot impersonate resource "users" in API group "" at the cluster scope"#
-        );
-        let scale = ResourceAttributes {
-            verb: "update",
-            api_group: "apps",
-            resource: "deployments",
-            subresource: "scale",
-            namespace: "ns",
-            name: "web",
-        };
-        assert_eq!(
-            forbidden(&x, &scale).to_string(),
-            r#"deployments.apps "web" is forbidden: User "x" cannot update resource "deployments/scale" in API group "apps" in the namespace "ns""#
-        );
+        let cases = [
+            (
+                &sa,
+                ResourceAttributes {
+                    verb: "list",
+                    resource: "pods",
+                    namespace: "ns",
+                    ..Default::default()
+                },
+                r#"pods is forbidden: User "system:serviceaccount:ns:sa" cannot list resource "pods" in API group "" in the namespace "ns""#,
+            ),
+            (
+                &x,
+                ResourceAttributes {
+                    verb: "impersonate",
+                    resource: "users",
+                    name: "alice",
+                    ..Default::default()
+                },
+                r#"users "alice" is forbidden: User "x" cannot impersonate resource "users" in API group "" at the cluster scope"#,
+            ),
+            (
+                &x,
+                ResourceAttributes {
+                    verb: "update",
+                    api_group: "apps",
+                    resource: "deployments",
+                    subresource: "scale",
+                    namespace: "ns",
+                    name: "web",
+                },
+                r#"deployments.apps "web" is forbidden: User "x" cannot update resource "deployments/scale" in API group "apps" in the namespace "ns""#,
+            ),
+        ];
+        for (user, attrs, expected) in cases {
+            assert_eq!(forbidden(user, &attrs).to_string(), expected);
+        }
     }
 }

@@ -17,27 +17,22 @@ use tokio::sync::watch;
 /// (`/apis/{group}` and `/apis/{group}/{version}`), the way an aggregated API whose backend is
 /// down answers 503 while `/apis` still lists it; `resource` and `verb` are then ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Fault {
-    #[serde(default)]
     pub resource: Option<String>,
-    #[serde(default)]
     pub verb: Option<String>,
     /// An API group (`metrics.k8s.io`) whose discovery the fault applies to.
-    #[serde(default)]
     pub group: Option<String>,
     /// Delay before answering.
-    #[serde(default, rename = "latencyMs", with = "millis")]
+    #[serde(rename = "latencyMs", with = "millis")]
     pub latency: Option<Duration>,
     /// Answer with a `metav1.Status` of this HTTP code instead of serving the request.
-    #[serde(default)]
     pub error_code: Option<u16>,
     /// Apply to this many matching requests, then disappear (`None`: until cleared).
-    #[serde(default)]
     pub times: Option<u32>,
     /// Disappear this long after being injected (`None`: until cleared); with `times`, whichever
     /// comes first.
-    #[serde(default, rename = "forMs", with = "millis")]
+    #[serde(rename = "forMs", with = "millis")]
     pub duration: Option<Duration>,
 }
 

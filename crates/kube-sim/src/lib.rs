@@ -466,12 +466,29 @@ impl SimHandle {
         patch_type: PatchType,
         patch: Value,
     ) -> Result<Value, SimError> {
+        self.on_object(api_version, kind, namespace, |store, ty, ns| {
+            store.patch(ty, ns, name, patch_type, &patch, false)
+        })
+    }
+
+    /// Runs `op` on the store with the type and namespace of `api_version`/`kind` in
+    /// `namespace`, and answers the object it returns as `api_version`.
+    fn on_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        op: impl FnOnce(
+            &Store,
+            &resources::ResourceType,
+            &str,
+        ) -> Result<Arc<store::StoredObject>, SimError>,
+    ) -> Result<Value, SimError> {
         let (ty, ns) = self.type_and_namespace(api_version, kind, namespace)?;
-        let o = self
-            .sim
-            .store
-            .patch(&ty, ns, name, patch_type, &patch, false)?;
-        Ok(Self::as_version(&o, api_version))
+        Ok(Self::as_version(
+            &op(&self.sim.store, &ty, ns)?,
+            api_version,
+        ))
     }
 
     /// Deletes an object (and, for a namespace or a CRD, everything in or of it); returns its
@@ -483,11 +500,9 @@ impl SimHandle {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, SimError> {
-        let (ty, ns) = self.type_and_namespace(api_version, kind, namespace)?;
-        Ok(Self::as_version(
-            &self.sim.store.delete(&ty, ns, name)?,
-            api_version,
-        ))
+        self.on_object(api_version, kind, namespace, |store, ty, ns| {
+            store.delete(ty, ns, name)
+        })
     }
 
     /// One object (404 NotFound error if absent).
@@ -498,11 +513,9 @@ impl SimHandle {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, SimError> {
-        let (ty, ns) = self.type_and_namespace(api_version, kind, namespace)?;
-        Ok(Self::as_version(
-            &self.sim.store.get(&ty, ns, name)?,
-            api_version,
-        ))
+        self.on_object(api_version, kind, namespace, |store, ty, ns| {
+            store.get(ty, ns, name)
+        })
     }
 
     /// All objects of a type, in one namespace or all (`None`), ordered by namespace and name.

@@ -105,6 +105,34 @@ fn builtin(
 /// The built-in types of issue 3 (HPA at autoscaling/v2, preferred, and autoscaling/v1).
 pub fn builtin_types() -> Vec<ResourceType> {
     let v1 = &["v1"][..];
+    // The core and events.k8s.io groups serve the same Event type.
+    let events = |group| {
+        builtin(
+            group,
+            v1,
+            "events",
+            "event",
+            "Event",
+            true,
+            &["ev"],
+            false,
+            false,
+        )
+    };
+    // RBAC's four types: no short names, not in `all`, no status.
+    let rbac = |plural, singular, kind, namespaced| {
+        builtin(
+            "rbac.authorization.k8s.io",
+            v1,
+            plural,
+            singular,
+            kind,
+            namespaced,
+            &[],
+            false,
+            false,
+        )
+    };
     vec![
         builtin(
             "",
@@ -174,17 +202,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
             true,
         ),
-        builtin(
-            "",
-            v1,
-            "events",
-            "event",
-            "Event",
-            true,
-            &["ev"],
-            false,
-            false,
-        ),
+        events(""),
         builtin(
             "apps",
             v1,
@@ -263,48 +281,13 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
             false,
         ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            v1,
-            "roles",
-            "role",
-            "Role",
-            true,
-            &[],
-            false,
-            false,
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            v1,
-            "rolebindings",
-            "rolebinding",
-            "RoleBinding",
-            true,
-            &[],
-            false,
-            false,
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            v1,
-            "clusterroles",
-            "clusterrole",
-            "ClusterRole",
-            false,
-            &[],
-            false,
-            false,
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            v1,
+        rbac("roles", "role", "Role", true),
+        rbac("rolebindings", "rolebinding", "RoleBinding", true),
+        rbac("clusterroles", "clusterrole", "ClusterRole", false),
+        rbac(
             "clusterrolebindings",
             "clusterrolebinding",
             "ClusterRoleBinding",
-            false,
-            &[],
-            false,
             false,
         ),
         builtin(
@@ -329,17 +312,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
             false,
         ),
-        builtin(
-            "events.k8s.io",
-            v1,
-            "events",
-            "event",
-            "Event",
-            true,
-            &["ev"],
-            false,
-            false,
-        ),
+        events("events.k8s.io"),
         builtin(
             "autoscaling",
             &["v2", "v1"],

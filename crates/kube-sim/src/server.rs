@@ -172,6 +172,13 @@ async fn dispatch(
         }
     }
     let aggregated = || sim.aggregated_groups();
+    let request = |method| Request {
+        method,
+        params: &params,
+        headers: &headers,
+        caller: &caller,
+        meta_only,
+    };
     match (method.clone(), segs.as_slice()) {
         // Non-resource paths (discovery, OpenAPI, issuer discovery) are open to every
         // authenticated user, as the `system:discovery` and
@@ -222,26 +229,8 @@ async fn dispatch(
                 None => not_found_path(),
             }
         }
-        (_, ["api", v, rest @ ..]) => {
-            let req = Request {
-                method,
-                params: &params,
-                headers: &headers,
-                caller: &caller,
-                meta_only,
-            };
-            resource(&sim, req, "", v, rest, body).await
-        }
-        (_, ["apis", g, v, rest @ ..]) => {
-            let req = Request {
-                method,
-                params: &params,
-                headers: &headers,
-                caller: &caller,
-                meta_only,
-            };
-            resource(&sim, req, g, v, rest, body).await
-        }
+        (_, ["api", v, rest @ ..]) => resource(&sim, request(method), "", v, rest, body).await,
+        (_, ["apis", g, v, rest @ ..]) => resource(&sim, request(method), g, v, rest, body).await,
         _ => not_found_path(),
     }
 }

@@ -216,20 +216,24 @@ async fn the_admin_api_restarts_with_downtime_and_registers_aggregated_groups() 
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let url = sim.url();
-    let r = http
-        .post(format!("{url}/_sim/apigroups"))
-        .json(&json!({"group": "custom.metrics.k8s.io", "version": "v1beta2"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-    let r = http
-        .post(format!("{url}/_sim/faults"))
-        .json(&json!({"group": "custom.metrics.k8s.io", "errorCode": 503, "forMs": 60000}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    for (path, body) in [
+        (
+            "apigroups",
+            json!({"group": "custom.metrics.k8s.io", "version": "v1beta2"}),
+        ),
+        (
+            "faults",
+            json!({"group": "custom.metrics.k8s.io", "errorCode": 503, "forMs": 60000}),
+        ),
+    ] {
+        let r = http
+            .post(format!("{url}/_sim/{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}");
+    }
     let r = http
         .get(format!("{url}/apis/custom.metrics.k8s.io/v1beta2"))
         .send()

@@ -14,40 +14,48 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams};
 use kube_sim::{SimConfig, SimHandle, SimServer};
 use serde_json::{json, Value};
-use tokio::process::Command;
 
 const ADMIN: &str = "admin-token";
 
-struct Cluster {
-    sim: SimHandle,
-    dir: tempfile::TempDir,
+mod kubectl_cluster;
+use kubectl_cluster::Cluster;
+
+/// `kubectl create token` for ServiceAccount `reader` of namespace `team`, then `flags`.
+fn reader_token<'a>(flags: &[&'a str]) -> Vec<&'a str> {
+    [&["create", "token", "reader", "-n", "team"][..], flags].concat()
 }
 
-impl Cluster {
-    async fn start(config: SimConfig) -> Self {
-        let ok = std::process::Command::new("kubectl")
-            .args(["version", "--client"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "kubectl is not installed: these tests drive the real kubectl 1.32"
-        );
-        let sim = SimServer::start(config).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        sim.write_kubeconfig(dir.path().join("kubeconfig")).unwrap();
-        let c = Self { sim, dir };
-        c.seed();
-        c
-    }
+/// kubectl's `args`, run as user `alice` of group `dev`.
+fn as_alice_of_dev<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    [&["--as", "alice", "--as-group", "dev"][..], args].concat()
+}
 
-    /// Namespace `team` with ServiceAccount `reader`, who may read pods there (a Role and a
-    /// RoleBinding), and group `dev`, who may read configmaps there.
-    fn seed(&self) {
-        self.sim
-            .apply_manifests(
-                r#"
+/// A Role of namespace `team` that reads `resource`, and its RoleBinding to `subject` (a
+/// YAML flow mapping).
+fn reader_role(role: &str, resource: &str, binding: &str, subject: &str) -> String {
+    format!(
+        r#"---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: {role}, namespace: team}}
+rules:
+- {{apiGroups: [""], resources: [{resource}], verbs: [get, list, watch]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {binding}, namespace: team}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {role}}}
+subjects:
+- {subject}
+"#
+    )
+}
+
+/// A simulator with namespace `team` and ServiceAccount `reader`, who may read pods there (a
+/// Role and a RoleBinding), and group `dev`, who may read configmaps there.
+async fn seeded(config: SimConfig) -> Cluster {
+    let c = Cluster::start(config).await;
+    let objects = r#"
 apiVersion: v1
 kind: Namespace
 metadata: {name: team}
@@ -64,82 +72,23 @@ spec: {containers: [{name: c, image: nginx}]}
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: c1, namespace: team}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: pod-reader, namespace: team}
-rules:
-- {apiGroups: [""], resources: [pods], verbs: [get, list, watch]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: reader-reads-pods, namespace: team}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
-subjects:
-- {kind: ServiceAccount, name: reader, namespace: team}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: configmap-reader, namespace: team}
-rules:
-- {apiGroups: [""], resources: [configmaps], verbs: [get, list, watch]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: dev-reads-configmaps, namespace: team}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: configmap-reader}
-subjects:
-- {kind: Group, name: dev, apiGroup: rbac.authorization.k8s.io}
-"#,
-            )
-            .unwrap();
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("kubectl");
-        c.args(args)
-            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
-            .env("KUBECACHEDIR", self.dir.path().join("cache"))
-            .env("HOME", self.dir.path())
-            .kill_on_drop(true);
-        c
-    }
-
-    /// kubectl's exit status, stdout and stderr.
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.kubectl(args).output().await.unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        )
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed:\n{out}\n{err}");
-        out
-    }
-
-    async fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(!ok, "kubectl {args:?} succeeded:\n{out}");
-        err
-    }
-
-    fn client_with_token(&self, token: &str) -> kube::Client {
-        kube::Client::try_from(self.sim.kube_config_with_token(token)).unwrap()
-    }
-
-    fn impersonating(&self, user: &str, groups: &[&str], token: Option<&str>) -> kube::Client {
-        let mut c = self.sim.kube_config();
-        if let Some(t) = token {
-            c.auth_info.token = Some(t.into());
-        }
-        c.auth_info.impersonate = Some(user.to_string());
-        c.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
-        kube::Client::try_from(c).unwrap()
-    }
+"#;
+    let pods = reader_role(
+        "pod-reader",
+        "pods",
+        "reader-reads-pods",
+        "{kind: ServiceAccount, name: reader, namespace: team}",
+    );
+    let configmaps = reader_role(
+        "configmap-reader",
+        "configmaps",
+        "dev-reads-configmaps",
+        "{kind: Group, name: dev, apiGroup: rbac.authorization.k8s.io}",
+    );
+    c.sim
+        .apply_manifests(&format!("{objects}{pods}{configmaps}"))
+        .unwrap();
+    c
 }
 
 fn admin_sim() -> SimConfig {
@@ -175,30 +124,41 @@ fn status(err: kube::Error) -> (u16, String) {
     }
 }
 
-async fn list_pods(client: &kube::Client, ns: &str) -> Result<Vec<String>, (u16, String)> {
-    Api::<Pod>::namespaced(client.clone(), ns)
+/// The names of the objects of type `K` in namespace `ns`, or the call's HTTP code and message.
+async fn list<K>(client: &kube::Client, ns: &str) -> Result<Vec<String>, (u16, String)>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await
         .map(|l| {
             l.items
                 .into_iter()
-                .filter_map(|p| p.metadata.name)
+                .filter_map(|o| o.meta().name.clone())
                 .collect()
         })
         .map_err(status)
 }
 
+async fn list_pods(client: &kube::Client, ns: &str) -> Result<Vec<String>, (u16, String)> {
+    list::<Pod>(client, ns).await
+}
+
 async fn list_configmaps(client: &kube::Client, ns: &str) -> Result<Vec<String>, (u16, String)> {
-    Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
+    list::<ConfigMap>(client, ns).await
+}
+
+/// The HTTP code with which the simulator refuses to list team's pods with `token`.
+async fn pods_refused_with(c: &Cluster, token: &str) -> u16 {
+    list_pods(&c.client_with_token(token), "team")
         .await
-        .map(|l| {
-            l.items
-                .into_iter()
-                .filter_map(|p| p.metadata.name)
-                .collect()
-        })
-        .map_err(status)
+        .unwrap_err()
+        .0
 }
 
 /// Verifies a token the way a relying party does: the issuer from the discovery document, the
@@ -231,19 +191,9 @@ async fn verify_with_published_keys(sim: &SimHandle, token: &str, audience: &str
 
 #[tokio::test]
 async fn kubectl_create_token_prints_a_token_the_published_keys_verify() {
-    let c = Cluster::start(open_sim()).await;
+    let c = seeded(open_sim()).await;
     let token = c
-        .ok(&[
-            "create",
-            "token",
-            "reader",
-            "-n",
-            "team",
-            "--audience",
-            "cw",
-            "--duration",
-            "10m",
-        ])
+        .ok(&reader_token(&["--audience", "cw", "--duration", "10m"]))
         .await;
     let claims = verify_with_published_keys(&c.sim, &token, "cw").await;
     assert_eq!(claims["iss"], json!(kube_sim::DEFAULT_ISSUER));
@@ -267,18 +217,8 @@ async fn kubectl_create_token_prints_a_token_the_published_keys_verify() {
 
 #[tokio::test]
 async fn token_requests_follow_the_api_servers_limits() {
-    let c = Cluster::start(open_sim()).await;
-    let err = c
-        .fails(&[
-            "create",
-            "token",
-            "reader",
-            "-n",
-            "team",
-            "--duration",
-            "5m",
-        ])
-        .await;
+    let c = seeded(open_sim()).await;
+    let err = c.fails(&reader_token(&["--duration", "5m"])).await;
     assert!(
         err.contains("may not specify a duration less than 10 minutes"),
         "{err}"
@@ -289,7 +229,7 @@ async fn token_requests_follow_the_api_servers_limits() {
         "{err}"
     );
     // Without --audience or --duration: the API audience (the issuer), one hour.
-    let token = c.ok(&["create", "token", "reader", "-n", "team"]).await;
+    let token = c.ok(&reader_token(&[])).await;
     let claims = verify_with_published_keys(&c.sim, &token, kube_sim::DEFAULT_ISSUER).await;
     assert_eq!(
         claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
@@ -299,8 +239,8 @@ async fn token_requests_follow_the_api_servers_limits() {
 
 #[tokio::test]
 async fn a_service_account_token_reads_what_its_role_binding_allows_and_nothing_else() {
-    let c = Cluster::start(open_sim()).await;
-    let token = c.ok(&["create", "token", "reader", "-n", "team"]).await;
+    let c = seeded(open_sim()).await;
+    let token = c.ok(&reader_token(&[])).await;
     let client = c.client_with_token(&token);
     assert_eq!(list_pods(&client, "team").await, Ok(vec!["p1".to_string()]));
     assert_eq!(
@@ -340,9 +280,9 @@ async fn a_service_account_token_reads_what_its_role_binding_allows_and_nothing_
 
 #[tokio::test]
 async fn tokens_of_another_simulator_expired_or_for_another_audience_are_unauthorized() {
-    let c = Cluster::start(admin_sim()).await;
+    let c = seeded(admin_sim()).await;
     // The kind-like case: the same issuer string, another key.
-    let other = Cluster::start(admin_sim()).await;
+    let other = seeded(admin_sim()).await;
     assert_eq!(c.sim.issuer(), other.sim.issuer());
     assert_ne!(c.sim.jwks(), other.sim.jwks());
     let foreign = other
@@ -362,13 +302,7 @@ async fn tokens_of_another_simulator_expired_or_for_another_audience_are_unautho
         .sim
         .create_token("team", "reader", &["cw"], Duration::from_secs(600))
         .unwrap();
-    assert_eq!(
-        list_pods(&c.client_with_token(&for_cw), "team")
-            .await
-            .unwrap_err()
-            .0,
-        401
-    );
+    assert_eq!(pods_refused_with(&c, &for_cw).await, 401);
     let short = c
         .sim
         .create_token("team", "reader", &[], Duration::from_secs(3))
@@ -377,37 +311,25 @@ async fn tokens_of_another_simulator_expired_or_for_another_audience_are_unautho
         .await
         .is_ok());
     tokio::time::sleep(Duration::from_millis(4500)).await;
-    assert_eq!(
-        list_pods(&c.client_with_token(&short), "team")
-            .await
-            .unwrap_err()
-            .0,
-        401
-    );
+    assert_eq!(pods_refused_with(&c, &short).await, 401);
     // A deleted ServiceAccount's token no longer authenticates.
     c.sim
         .delete("v1", "ServiceAccount", Some("team"), "reader")
         .unwrap();
-    assert_eq!(
-        list_pods(&c.client_with_token(&own), "team")
-            .await
-            .unwrap_err()
-            .0,
-        401
-    );
+    assert_eq!(pods_refused_with(&c, &own).await, 401);
     let (code, body) = get_json(&c.sim, "/openid/v1/jwks", None).await;
     assert_eq!((code, body["reason"].clone()), (401, json!("Unauthorized")));
 }
 
 #[tokio::test]
 async fn an_api_audience_other_than_the_issuer_is_what_tokens_must_name() {
-    let c = Cluster::start(
+    let c = seeded(
         open_sim()
             .with_issuer("https://issuer.example")
             .with_api_audiences(&["api"]),
     )
     .await;
-    let token = c.ok(&["create", "token", "reader", "-n", "team"]).await;
+    let token = c.ok(&reader_token(&[])).await;
     let claims = verify_with_published_keys(&c.sim, &token, "api").await;
     assert_eq!(claims["iss"], json!("https://issuer.example"));
     assert!(list_pods(&c.client_with_token(&token), "team")
@@ -422,18 +344,12 @@ async fn an_api_audience_other_than_the_issuer_is_what_tokens_must_name() {
             Duration::from_secs(600),
         )
         .unwrap();
-    assert_eq!(
-        list_pods(&c.client_with_token(&for_issuer), "team")
-            .await
-            .unwrap_err()
-            .0,
-        401
-    );
+    assert_eq!(pods_refused_with(&c, &for_issuer).await, 401);
 }
 
 #[tokio::test]
 async fn impersonation_needs_the_right_to_impersonate_and_then_runs_as_the_user() {
-    let c = Cluster::start(open_sim()).await;
+    let c = seeded(open_sim()).await;
     // The admin may impersonate anyone; alice of group dev reads configmaps, not pods.
     let alice = c.impersonating("alice", &["dev"], None);
     assert_eq!(
@@ -453,7 +369,7 @@ async fn impersonation_needs_the_right_to_impersonate_and_then_runs_as_the_user(
     assert_eq!(list_pods(&sa, "team").await, Ok(vec!["p1".to_string()]));
 
     // A ServiceAccount may not impersonate until a role lets it.
-    let token = c.ok(&["create", "token", "reader", "-n", "team"]).await;
+    let token = c.ok(&reader_token(&[])).await;
     let by_reader = c.impersonating("alice", &["dev"], Some(&token));
     assert_eq!(
         list_configmaps(&by_reader, "team").await,
@@ -504,33 +420,20 @@ subjects:
 
 #[tokio::test]
 async fn kubectl_as_runs_with_the_impersonated_users_rbac() {
-    let c = Cluster::start(open_sim()).await;
+    let c = seeded(open_sim()).await;
     let out = c
-        .ok(&[
-            "--as",
-            "alice",
-            "--as-group",
-            "dev",
+        .ok(&as_alice_of_dev(&[
             "get",
             "configmaps",
             "-n",
             "team",
             "-o",
             "name",
-        ])
+        ]))
         .await;
     assert_eq!(out, "configmap/c1");
     let err = c
-        .fails(&[
-            "--as",
-            "alice",
-            "--as-group",
-            "dev",
-            "get",
-            "pods",
-            "-n",
-            "team",
-        ])
+        .fails(&as_alice_of_dev(&["get", "pods", "-n", "team"]))
         .await;
     assert!(
         err.contains(r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "team""#),
@@ -547,7 +450,7 @@ async fn kubectl_as_runs_with_the_impersonated_users_rbac() {
 
 #[tokio::test]
 async fn an_open_simulator_stays_open_but_judges_tokens_and_impersonation() {
-    let c = Cluster::start(SimConfig::default()).await;
+    let c = seeded(SimConfig::default()).await;
     let anyone = kube::Client::try_from(c.sim.kube_config()).unwrap();
     assert_eq!(
         list_configmaps(&anyone, "team").await,
@@ -555,7 +458,7 @@ async fn an_open_simulator_stays_open_but_judges_tokens_and_impersonation() {
     );
     let opaque = c.client_with_token("not-a-jwt");
     assert!(list_configmaps(&opaque, "team").await.is_ok());
-    let token = c.ok(&["create", "token", "reader", "-n", "team"]).await;
+    let token = c.ok(&reader_token(&[])).await;
     let reader = c.client_with_token(&token);
     assert!(list_pods(&reader, "team").await.is_ok());
     assert_eq!(list_configmaps(&reader, "team").await.unwrap_err().0, 403);
@@ -568,13 +471,7 @@ async fn an_open_simulator_stays_open_but_judges_tokens_and_impersonation() {
     let foreign = other
         .create_token("team", "reader", &[], Duration::from_secs(600))
         .unwrap();
-    assert_eq!(
-        list_pods(&c.client_with_token(&foreign), "team")
-            .await
-            .unwrap_err()
-            .0,
-        401
-    );
+    assert_eq!(pods_refused_with(&c, &foreign).await, 401);
     let bob = c.impersonating("bob", &[], None);
     assert_eq!(list_configmaps(&bob, "team").await.unwrap_err().0, 403);
     let (code, _) = get_json(&c.sim, "/openid/v1/jwks", None).await;

@@ -22,8 +22,38 @@ async fn sim() -> SimHandle {
         .expect("the simulator starts")
 }
 
+/// The objects of type `K` in namespace `default` of `sim`, through kube-rs.
+fn default_namespace<K>(sim: &SimHandle) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    Api::namespaced(sim.client().unwrap(), "default")
+}
+
 fn cm(name: &str) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default", "labels": {"app": "demo"}}, "data": {"k": "v"}})
+}
+
+/// The events of a kube-rs watcher of the ConfigMaps in `default`, as text.
+fn watch_configmaps(sim: &SimHandle, config: watcher::Config) -> mpsc::UnboundedReceiver<String> {
+    spawn_watch(watcher::watcher(
+        default_namespace::<ConfigMap>(sim),
+        config,
+    ))
+}
+
+/// A simulator holding ConfigMap `before`, and the events of a watcher of its ConfigMaps
+/// (`config`) once it reported `before` among its initial events.
+async fn watching_one_configmap(
+    config: watcher::Config,
+) -> (SimHandle, mpsc::UnboundedReceiver<String>) {
+    let sim = sim().await;
+    sim.create(cm("before")).unwrap();
+    let mut rx = watch_configmaps(&sim, config);
+    let seen = wait_for(&mut rx, "initdone").await;
+    assert!(seen.contains(&"initapply:before".to_string()), "{seen:?}");
+    (sim, rx)
 }
 
 /// The watcher's events as text, errors by their message.
@@ -73,7 +103,7 @@ async fn paginated_lists_return_every_object_once_at_one_resource_version() {
     for i in 0..25 {
         sim.create(cm(&format!("cm-{i:02}"))).unwrap();
     }
-    let api: Api<ConfigMap> = Api::namespaced(sim.client().unwrap(), "default");
+    let api: Api<ConfigMap> = default_namespace(&sim);
     let first = api.list(&ListParams::default().limit(10)).await.unwrap();
     assert_eq!(first.items.len(), 10);
     // A write between pages must not show up in (or shift) the later pages.
@@ -111,12 +141,7 @@ async fn delete_and_see(sim: &SimHandle, rx: &mut mpsc::UnboundedReceiver<String
 
 #[tokio::test]
 async fn watcher_sees_add_modify_delete_with_list_watch() {
-    let sim = sim().await;
-    sim.create(cm("before")).unwrap();
-    let api: Api<ConfigMap> = Api::namespaced(sim.client().unwrap(), "default");
-    let mut rx = spawn_watch(watcher::watcher(api, watcher::Config::default()));
-    let seen = wait_for(&mut rx, "initdone").await;
-    assert!(seen.contains(&"initapply:before".to_string()), "{seen:?}");
+    let (sim, mut rx) = watching_one_configmap(watcher::Config::default()).await;
     sim.create(cm("new")).unwrap();
     wait_for(&mut rx, "apply:new").await;
     sim.patch(
@@ -133,15 +158,7 @@ async fn watcher_sees_add_modify_delete_with_list_watch() {
 
 #[tokio::test]
 async fn streaming_list_watcher_ends_initial_events_with_the_bookmark() {
-    let sim = sim().await;
-    sim.create(cm("before")).unwrap();
-    let api: Api<ConfigMap> = Api::namespaced(sim.client().unwrap(), "default");
-    let mut rx = spawn_watch(watcher::watcher(
-        api,
-        watcher::Config::default().streaming_lists(),
-    ));
-    let seen = wait_for(&mut rx, "initdone").await;
-    assert!(seen.contains(&"initapply:before".to_string()), "{seen:?}");
+    let (sim, mut rx) = watching_one_configmap(watcher::Config::default().streaming_lists()).await;
     assert_eq!(
         sim.request_count("configmaps", "list"),
         0,
@@ -156,7 +173,7 @@ async fn streaming_list_watcher_ends_initial_events_with_the_bookmark() {
 async fn metadata_watcher_gets_partial_object_metadata() {
     let sim = sim().await;
     sim.create(cm("before")).unwrap();
-    let api: Api<PartialObjectMeta<ConfigMap>> = Api::namespaced(sim.client().unwrap(), "default");
+    let api: Api<PartialObjectMeta<ConfigMap>> = default_namespace(&sim);
     let mut rx = spawn_watch(watcher::watcher(api.clone(), watcher::Config::default()));
     wait_for(&mut rx, "initapply:before").await;
     wait_for(&mut rx, "initdone").await;
@@ -170,8 +187,7 @@ async fn metadata_watcher_gets_partial_object_metadata() {
 #[tokio::test]
 async fn watcher_resumes_after_dropped_watches_without_missing_events() {
     let sim = sim().await;
-    let api: Api<ConfigMap> = Api::namespaced(sim.client().unwrap(), "default");
-    let mut rx = spawn_watch(watcher::watcher(api, watcher::Config::default()));
+    let mut rx = watch_configmaps(&sim, watcher::Config::default());
     wait_for(&mut rx, "initdone").await;
     sim.create(cm("a")).unwrap();
     wait_for(&mut rx, "apply:a").await;
@@ -202,8 +218,7 @@ async fn watcher_resumes_after_dropped_watches_without_missing_events() {
 #[tokio::test]
 async fn watcher_relists_after_compaction_answers_410() {
     let sim = sim().await;
-    let api: Api<ConfigMap> = Api::namespaced(sim.client().unwrap(), "default");
-    let mut rx = spawn_watch(watcher::watcher(api, watcher::Config::default()));
+    let mut rx = watch_configmaps(&sim, watcher::Config::default());
     wait_for(&mut rx, "initdone").await;
     sim.pause();
     sim.drop_watches();

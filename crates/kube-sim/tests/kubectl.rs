@@ -4,61 +4,16 @@
 //! custom resources, and an unavailable aggregated API group. Validation stays on (no
 //! `--validate=false`). Fails, never skips, when kubectl is missing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use kube_sim::{SimConfig, SimHandle, SimServer};
+use kube_sim::SimConfig;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-struct Cluster {
-    sim: SimHandle,
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    async fn start() -> Self {
-        let ok = std::process::Command::new("kubectl")
-            .args(["version", "--client"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(ok, "kubectl is not installed: these tests drive the real kubectl 1.32 (install it, e.g. from https://dl.k8s.io or apt.kubernetes.io)");
-        let sim = SimServer::start(SimConfig::default()).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        sim.write_kubeconfig(dir.path().join("kubeconfig")).unwrap();
-        Self { sim, dir }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("kubectl");
-        c.args(args)
-            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
-            .env("KUBECACHEDIR", self.dir.path().join("cache"))
-            .env("HOME", self.dir.path())
-            .kill_on_drop(true);
-        c
-    }
-
-    async fn run(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().await.unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{stdout}\n{stderr}"
-        );
-        stdout
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
+mod kubectl_cluster;
+use kubectl_cluster::Cluster;
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -84,10 +39,10 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_creates_then_configures_and_get_label_delete_work() {
-    let c = Cluster::start().await;
+    let c = Cluster::start(SimConfig::default()).await;
     let f = c.write("web.yaml", DEPLOYMENT);
     assert!(c
-        .run(&["apply", "-f", path(&f)])
+        .ok(&["apply", "-f", path(&f)])
         .await
         .contains("deployment.apps/web created"));
     let f = c.write(
@@ -97,7 +52,7 @@ async fn kubectl_apply_creates_then_configures_and_get_label_delete_work() {
             .replace("nginx:1.25", "nginx:1.26"),
     );
     assert!(c
-        .run(&["apply", "-f", path(&f)])
+        .ok(&["apply", "-f", path(&f)])
         .await
         .contains("deployment.apps/web configured"));
     let stored = c
@@ -118,38 +73,35 @@ async fn kubectl_apply_creates_then_configures_and_get_label_delete_work() {
     );
     assert_eq!(stored["metadata"]["generation"], 2);
     // Re-applying the same file changes nothing.
-    assert!(c
-        .run(&["apply", "-f", path(&f)])
-        .await
-        .contains("unchanged"));
+    assert!(c.ok(&["apply", "-f", path(&f)]).await.contains("unchanged"));
 
-    assert!(c.run(&["get", "deployments"]).await.contains("web"));
+    assert!(c.ok(&["get", "deployments"]).await.contains("web"));
     let one: Value =
-        serde_json::from_str(&c.run(&["get", "deployment", "web", "-o", "json"]).await).unwrap();
+        serde_json::from_str(&c.ok(&["get", "deployment", "web", "-o", "json"]).await).unwrap();
     assert_eq!(one["metadata"]["labels"]["tier"], "front");
     assert!(c
-        .run(&["get", "deployments", "-l", "tier=front", "-o", "name"])
+        .ok(&["get", "deployments", "-l", "tier=front", "-o", "name"])
         .await
         .contains("deployment.apps/web"));
     assert!(c
-        .run(&["get", "deployments", "-l", "tier!=front", "-o", "name"])
+        .ok(&["get", "deployments", "-l", "tier!=front", "-o", "name"])
         .await
         .trim()
         .is_empty());
 
-    c.run(&["label", "deployment", "web", "stage=canary"]).await;
+    c.ok(&["label", "deployment", "web", "stage=canary"]).await;
     let labels = &c
         .sim
         .get("apps/v1", "Deployment", Some("default"), "web")
         .unwrap()["metadata"]["labels"];
     assert_eq!(labels["stage"], "canary");
     assert!(c
-        .run(&["get", "deploy", "-l", "stage in (canary)", "-o", "name"])
+        .ok(&["get", "deploy", "-l", "stage in (canary)", "-o", "name"])
         .await
         .contains("web"));
 
     assert!(c
-        .run(&["delete", "deployment", "web"])
+        .ok(&["delete", "deployment", "web"])
         .await
         .contains("deleted"));
     assert!(c
@@ -160,7 +112,7 @@ async fn kubectl_apply_creates_then_configures_and_get_label_delete_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_sees_a_new_object() {
-    let c = Cluster::start().await;
+    let c = Cluster::start(SimConfig::default()).await;
     let mut child = c
         .cmd(&["get", "configmaps", "--watch", "-o", "name"])
         .stdout(Stdio::piped())
@@ -199,22 +151,22 @@ async fn kubectl_get_watch_sees_a_new_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_creates_a_crd_then_gets_its_custom_resources() {
-    let c = Cluster::start().await;
+    let c = Cluster::start(SimConfig::default()).await;
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/demo");
-    c.run(&["apply", "-f", &format!("{demo}/10-crd-cloudnative-pg.yaml")])
+    c.ok(&["apply", "-f", &format!("{demo}/10-crd-cloudnative-pg.yaml")])
         .await;
     let crd = c
-        .run(&["get", "crd", "clusters.postgresql.cnpg.io", "-o", "json"])
+        .ok(&["get", "crd", "clusters.postgresql.cnpg.io", "-o", "json"])
         .await;
     let crd: Value = serde_json::from_str(&crd).unwrap();
     assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
-    c.run(&["create", "namespace", "data"]).await;
+    c.ok(&["create", "namespace", "data"]).await;
     let f = c.write(
         "pg.yaml",
         "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata:\n  name: orders-db\n  namespace: data\n  labels: {app: orders}\nspec:\n  instances: 3\n",
     );
     assert!(c
-        .run(&["apply", "-f", path(&f)])
+        .ok(&["apply", "-f", path(&f)])
         .await
         .contains("cluster.postgresql.cnpg.io/orders-db created"));
     let f = c.write(
@@ -224,15 +176,15 @@ async fn kubectl_creates_a_crd_then_gets_its_custom_resources() {
             .replace("instances: 3", "instances: 5"),
     );
     assert!(c
-        .run(&["apply", "-f", path(&f)])
+        .ok(&["apply", "-f", path(&f)])
         .await
         .contains("configured"));
     let listed = c
-        .run(&["get", "clusters.postgresql.cnpg.io", "-n", "data"])
+        .ok(&["get", "clusters.postgresql.cnpg.io", "-n", "data"])
         .await;
     assert!(listed.contains("orders-db"), "{listed}");
     let one: Value = serde_json::from_str(
-        &c.run(&[
+        &c.ok(&[
             "get",
             "cluster.postgresql.cnpg.io",
             "orders-db",
@@ -245,7 +197,7 @@ async fn kubectl_creates_a_crd_then_gets_its_custom_resources() {
     )
     .unwrap();
     assert_eq!(one["spec"]["instances"], 5);
-    c.run(&["delete", "crd", "clusters.postgresql.cnpg.io"])
+    c.ok(&["delete", "crd", "clusters.postgresql.cnpg.io"])
         .await;
     assert!(c.sim.list("v1", "Namespace", None).unwrap().len() >= 5);
     let out = c
@@ -267,14 +219,14 @@ fn stored(c: &Cluster, api_version: &str, kind: &str, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
-    let c = Cluster::start().await;
+    let c = Cluster::start(SimConfig::default()).await;
     assert!(c
-        .run(&["create", "namespace", "shop"])
+        .ok(&["create", "namespace", "shop"])
         .await
         .contains("namespace/shop created"));
     assert!(c.sim.get("v1", "Namespace", None, "shop").is_ok());
 
-    c.run(&[
+    c.ok(&[
         "create",
         "configmap",
         "settings",
@@ -289,7 +241,7 @@ async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
     assert!(cm["metadata"]["creationTimestamp"].is_string(), "{cm}");
     assert!(cm["metadata"].get("generateName").is_none(), "{cm}");
 
-    c.run(&[
+    c.ok(&[
         "create",
         "secret",
         "generic",
@@ -302,7 +254,7 @@ async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
     let secret = stored(&c, "v1", "Secret", "creds");
     assert_eq!(secret["data"]["password"], "czNjcjN0");
 
-    c.run(&[
+    c.ok(&[
         "create",
         "deployment",
         "web",
@@ -326,7 +278,7 @@ async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
     assert_eq!(container["image"], "nginx:1.25");
     assert_eq!(container["ports"][0]["containerPort"], 80);
 
-    c.run(&[
+    c.ok(&[
         "create",
         "service",
         "clusterip",
@@ -341,10 +293,10 @@ async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
     assert_eq!(svc["spec"]["type"], "ClusterIP");
 
-    c.run(&["create", "serviceaccount", "builder", "-n", "shop"])
+    c.ok(&["create", "serviceaccount", "builder", "-n", "shop"])
         .await;
     stored(&c, "v1", "ServiceAccount", "builder");
-    c.run(&[
+    c.ok(&[
         "create",
         "role",
         "reader",
@@ -356,7 +308,7 @@ async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
     .await;
     let role = stored(&c, "rbac.authorization.k8s.io/v1", "Role", "reader");
     assert_eq!(role["rules"][0]["verbs"], json!(["get", "list"]));
-    c.run(&[
+    c.ok(&[
         "create",
         "rolebinding",
         "builder-reads",
@@ -373,7 +325,7 @@ async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
         "builder-reads",
     );
     assert_eq!(rb["subjects"][0]["name"], "builder");
-    c.run(&[
+    c.ok(&[
         "create",
         "job",
         "migrate",
@@ -389,7 +341,7 @@ async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
         job["spec"]["template"]["spec"]["containers"][0]["command"],
         json!(["true"])
     );
-    c.run(&[
+    c.ok(&[
         "create",
         "cronjob",
         "nightly",
@@ -403,7 +355,7 @@ async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
         stored(&c, "batch/v1", "CronJob", "nightly")["spec"]["schedule"],
         "0 3 * * *"
     );
-    c.run(&[
+    c.ok(&[
         "create",
         "ingress",
         "web",
@@ -422,9 +374,9 @@ async fn kubectl_create_commands_in_protobuf_store_the_objects_they_describe() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edit_and_delete() {
-    let c = Cluster::start().await;
-    c.run(&["create", "namespace", "shop"]).await;
-    c.run(&[
+    let c = Cluster::start(SimConfig::default()).await;
+    c.ok(&["create", "namespace", "shop"]).await;
+    c.ok(&[
         "create",
         "configmap",
         "settings",
@@ -434,7 +386,7 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
         "--from-literal=old=1",
     ])
     .await;
-    c.run(&[
+    c.ok(&[
         "create",
         "deployment",
         "web",
@@ -444,9 +396,9 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
     ])
     .await;
 
-    c.run(&["label", "configmap", "settings", "-n", "shop", "tier=back"])
+    c.ok(&["label", "configmap", "settings", "-n", "shop", "tier=back"])
         .await;
-    c.run(&[
+    c.ok(&[
         "annotate",
         "configmap",
         "settings",
@@ -460,7 +412,7 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
     assert_eq!(cm["metadata"]["annotations"]["owner"], "team-a");
 
     assert!(c
-        .run(&["scale", "deployment", "web", "-n", "shop", "--replicas=5"])
+        .ok(&["scale", "deployment", "web", "-n", "shop", "--replicas=5"])
         .await
         .contains("scaled"));
     assert_eq!(
@@ -469,7 +421,7 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
     );
     // The scale subresource as kubectl reads it.
     let scale: Value = serde_json::from_str(
-        &c.run(&[
+        &c.ok(&[
             "get",
             "--raw",
             "/apis/apps/v1/namespaces/shop/deployments/web/scale",
@@ -480,7 +432,7 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
     assert_eq!(scale["spec"]["replicas"], 5);
     assert_eq!(scale["status"]["selector"], "app=web");
 
-    c.run(&[
+    c.ok(&[
         "set",
         "image",
         "deployment/web",
@@ -494,7 +446,7 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
     assert_eq!(containers[0]["image"], "nginx:1.26");
 
     // Strategic merge: the container list is merged by name, so the image stays.
-    c.run(&[
+    c.ok(&[
         "patch", "deployment", "web", "-n", "shop", "-p",
         r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","env":[{"name":"MODE","value":"fast"}]}]}}}}"#,
     ])
@@ -504,7 +456,7 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
     assert_eq!(containers.as_array().unwrap().len(), 1, "{containers}");
     assert_eq!(containers[0]["image"], "nginx:1.26");
     assert_eq!(containers[0]["env"][0]["value"], "fast");
-    c.run(&[
+    c.ok(&[
         "patch",
         "configmap",
         "settings",
@@ -515,7 +467,7 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
         r#"{"data":{"extra":"x"}}"#,
     ])
     .await;
-    c.run(&[
+    c.ok(&[
         "patch",
         "configmap",
         "settings",
@@ -532,7 +484,7 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
     );
 
     assert!(c
-        .run(&["rollout", "restart", "deployment/web", "-n", "shop"])
+        .ok(&["rollout", "restart", "deployment/web", "-n", "shop"])
         .await
         .contains("restarted"));
     let d = stored(&c, "apps/v1", "Deployment", "web");
@@ -563,13 +515,13 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
         "slow"
     );
 
-    c.run(&["delete", "configmap", "settings", "-n", "shop"])
+    c.ok(&["delete", "configmap", "settings", "-n", "shop"])
         .await;
     assert!(c
         .sim
         .get("v1", "ConfigMap", Some("shop"), "settings")
         .is_err());
-    c.run(&["delete", "namespace", "shop"]).await;
+    c.ok(&["delete", "namespace", "shop"]).await;
     assert!(c.sim.get("v1", "Namespace", None, "shop").is_err());
     assert!(
         c.sim
@@ -581,7 +533,7 @@ async fn kubectl_changes_objects_with_label_annotate_scale_set_patch_rollout_edi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_warns_about_an_unavailable_aggregated_group_and_lists_everything_else() {
-    let c = Cluster::start().await;
+    let c = Cluster::start(SimConfig::default()).await;
     c.sim.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "still-listed", "namespace": "default"}}))
         .unwrap();
     c.sim

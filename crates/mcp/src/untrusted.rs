@@ -23,6 +23,14 @@ in `untrusted.fields`; invisible and control characters are removed and long val
 }
 pub(crate) use cluster_text_rule;
 
+/// A tool's description, then what every tool says of cluster text ([`cluster_text_rule`]).
+macro_rules! tool_description {
+    ($text:literal) => {
+        concat!($text, $crate::untrusted::cluster_text_rule!())
+    };
+}
+pub(crate) use tool_description;
+
 /// The mark on an answer that holds cluster text.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ClusterText {

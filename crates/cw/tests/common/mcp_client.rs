@@ -88,6 +88,14 @@ pub fn ok(report: &Value, i: usize) -> &Value {
     &call["structuredContent"]
 }
 
+/// The list under `key` of an answer, which must hold one.
+pub fn list<'a>(answer: &'a Value, key: &str) -> std::slice::Iter<'a, Value> {
+    answer[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key:?} list in {answer}"))
+        .iter()
+}
+
 /// The message of call `i`, which must be a tool error (not a protocol failure).
 pub fn tool_error(report: &Value, i: usize) -> String {
     let call = &report["calls"][i];

@@ -27,6 +27,16 @@ pub fn unqualified(stored: &str) -> String {
         .to_string()
 }
 
+/// The instances of an `ask` answer (of the API or MCP), type by type.
+pub fn ask_instances(answer: &Value) -> Vec<&Value> {
+    answer["types"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|t| t["instances"].as_array().into_iter().flatten())
+        .collect()
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube_sim::SimHandle;
+use sync_model::ClusterId;
 use tokio::task::JoinHandle;
 use watcher::buffer::BufferConfig;
 use watcher::sender::RetryConfig;
@@ -69,6 +70,26 @@ pub async fn start(sim: &SimHandle, sink: HttpSink, settings: WatcherSettings) -
     })
     .await;
     watching
+}
+
+/// A watcher of `types` in `sim` (debounce 200 ms, a flush every 100 ms), sending to `base`
+/// with `token` as cluster `id`, once it is ready.
+pub async fn start_as_cluster(
+    sim: &SimHandle,
+    types: &[&str],
+    base: &str,
+    token: &str,
+    id: &str,
+) -> Watching {
+    let settings = settings(
+        types,
+        Duration::from_millis(200),
+        Duration::from_millis(100),
+    );
+    let sink = HttpSink::new(base, Some(token.to_string()), Duration::from_secs(15))
+        .expect("sink")
+        .with_cluster(ClusterId::new(id).expect("cluster id"));
+    start(sim, sink, settings).await
 }
 
 impl Watching {

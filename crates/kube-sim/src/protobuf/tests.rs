@@ -52,6 +52,16 @@ fn envelope(api_version: &str, kind: &str, raw: &Enc) -> Vec<u8> {
     out
 }
 
+/// An object whose metadata (field 1) is [`meta`] of `name`, then what `more` writes.
+fn object(name: &str, more: impl FnOnce(&mut Enc)) -> Enc {
+    let mut e = Enc::default();
+    e.msg(1, |m| {
+        meta(m, name);
+        more(m);
+    });
+    e
+}
+
 /// ObjectMeta as a Go client writes it: every non-pointer field, zero or not.
 fn meta(e: &mut Enc, name: &str) {
     e.str(1, name)
@@ -94,14 +104,12 @@ fn every_field_of_the_table_parses_and_every_message_it_names_exists() {
 
 #[test]
 fn a_configmap_from_kubectl_create_decodes_to_the_json_a_server_stores() {
-    let mut cm = Enc::default();
-    cm.msg(1, |m| {
-        meta(m, "settings");
+    let mut cm = object("settings", |m| {
         m.msg(11, |l| {
             l.str(1, "app").str(2, "shop");
         });
-    })
-    .msg(2, |d| {
+    });
+    cm.msg(2, |d| {
         d.str(1, "mode").str(2, "fast");
     })
     .msg(3, |d| {
@@ -120,8 +128,8 @@ fn a_configmap_from_kubectl_create_decodes_to_the_json_a_server_stores() {
 fn pointer_zeros_stay_and_inlined_structs_join_their_parent() {
     // Deployment: spec.replicas (a pointer) = 0, minReadySeconds (omitempty) = 0, a volume whose
     // VolumeSource is inlined, a maxSurge IntOrString, a container port.
-    let mut d = Enc::default();
-    d.msg(1, |m| meta(m, "web")).msg(2, |spec| {
+    let mut d = object("web", |_| {});
+    d.msg(2, |spec| {
         spec.int(1, 0).int(5, 0);
         spec.msg(4, |s| {
             s.str(1, "RollingUpdate").msg(2, |ru| {
@@ -162,14 +170,12 @@ fn pointer_zeros_stay_and_inlined_structs_join_their_parent() {
 
 #[test]
 fn times_are_rfc3339_and_the_go_zero_time_is_left_out() {
-    let mut ev = Enc::default();
-    ev.msg(1, |m| {
-        meta(m, "e1");
+    let mut ev = object("e1", |m| {
         m.msg(9, |t| {
             t.int(1, 1_700_000_000).int(2, 0);
         });
-    })
-    .msg(2, |t| {
+    });
+    ev.msg(2, |t| {
         t.int(1, 1_700_000_000).int(2, 123_456_000);
     })
     .msg(13, |t| {

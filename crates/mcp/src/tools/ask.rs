@@ -89,17 +89,16 @@ pub struct AskType {
 #[tool_router(router = ask_router, vis = "pub(super)")]
 impl CwMcp {
     #[tool(
-        description = concat!(
+        annotations(read_only_hint = true, open_world_hint = false),
+        description = crate::untrusted::tool_description!(
             "Answer a question about what runs in the cluster in one call: finds the \
 resource types whose purpose matches the question (e.g. PostgreSQL and MySQL types for \
 'what databases are running?'), then their running instances, best first. Filters narrow the \
 types (kind, apiGroup) and the instances (namespace, labels, health: Failed for \
 'which databases are failing?', unhealthy for Failed or InProgress). A question about health ('are any databases unhealthy?') \
 is answered by its Failed and InProgress instances, or says that none is. Each instance carries its health with a reason when its status \
-says one, and an id for get_resource for live details.",
-            crate::untrusted::cluster_text_rule!()
-        ),
-        annotations(read_only_hint = true, open_world_hint = false)
+says one, and an id for get_resource for live details."
+        )
     )]
     async fn ask(
         &self,

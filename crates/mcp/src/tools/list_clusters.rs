@@ -52,15 +52,14 @@ pub struct ClusterLine {
 #[tool_router(router = list_clusters_router, vis = "pub(super)")]
 impl CwMcp {
     #[tool(
-        description = concat!(
+        annotations(read_only_hint = true, open_world_hint = false),
+        description = crate::untrusted::tool_description!(
             "List the clusters this index knows, with how many objects and resource \
 types each holds, its objects by health, its largest kinds, when it was last synced and \
 heard from, whether it is stale (its watcher silent too long: answers about it may be out \
 of date), and whether get_resource can read it live. An index may hold many clusters; \
-search_resources and ask take `cluster` to search one.",
-            crate::untrusted::cluster_text_rule!()
-        ),
-        annotations(read_only_hint = true, open_world_hint = false)
+search_resources and ask take `cluster` to search one."
+        )
     )]
     async fn list_clusters(&self) -> Result<Json<ClustersAnswer>, String> {
         let listed = self.index.clusters().await.map_err(index_error)?;

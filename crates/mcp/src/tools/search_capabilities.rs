@@ -55,14 +55,13 @@ pub struct TypeLine {
 #[tool_router(router = search_capabilities_router, vis = "pub(super)")]
 impl CwMcp {
     #[tool(
-        description = concat!(
+        annotations(read_only_hint = true, open_world_hint = false),
+        description = crate::untrusted::tool_description!(
             "Find which resource types in the cluster can do something: 'database', \
 'TLS certificates', 'message queue'. Answers the types (kind, API group, why they match) from \
 the cluster's API discovery and CRD schemas, best first, without their instances. Use ask to \
-get the types and their running instances in one call.",
-            crate::untrusted::cluster_text_rule!()
-        ),
-        annotations(read_only_hint = true, open_world_hint = false)
+get the types and their running instances in one call."
+        )
     )]
     async fn search_capabilities(
         &self,

@@ -40,51 +40,41 @@ enum GroupBySchema {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+/// Every field may be left out.
+#[serde(default, rename_all = "camelCase")]
 pub struct SearchResourcesParams {
     /// Free text ranked by meaning and exact names ("postgres", "web servers that cache").
     /// Optional when a filter is given: without it, the filtered objects are listed by id.
     /// In count and group_by modes its words count exact matches of names, kinds or label values.
-    #[serde(default)]
     pub query: Option<String>,
     /// Exact kind, as Kubernetes spells it: `Deployment`, `StatefulSet`, `Cluster`.
-    #[serde(default)]
     pub kind: Option<String>,
     /// The kind's API group: `apps`, `postgresql.cnpg.io`; `core` for Pods, Services, ConfigMaps.
-    #[serde(default)]
     pub api_group: Option<String>,
     /// Exact namespace.
-    #[serde(default)]
     pub namespace: Option<String>,
     /// Only objects of this cluster (an id from list_clusters).
-    #[serde(default)]
     pub cluster: Option<String>,
     /// Label filters `key=value`; all must hold.
-    #[serde(default)]
     pub labels: Vec<String>,
     /// Only objects of this health, read from their status: `Failed` (CrashLoopBackOff, a
     /// failed Job, Ready=False), `InProgress` (rolling out, pending), `Current`,
     /// `Terminating`, `Unknown`; or `unhealthy` (Failed or InProgress), `healthy` (Current),
     /// `failing` (Failed), `progressing` (InProgress). Any case; `in-progress` too. Kinds
     /// without a status that says anything have no health.
-    #[serde(default)]
     #[schemars(with = "Option<HealthSchema>")]
     pub health: Option<String>,
     /// `list` (default): one page of hits. `count`: the number of matching objects only.
     /// `group_by`: counts per kind, namespace or health (see groupBy).
-    #[serde(default)]
     #[schemars(with = "Option<ModeSchema>")]
     pub mode: Option<String>,
     /// With mode group_by: `kind` (default), `namespace` or `health`.
-    #[serde(default)]
     #[schemars(with = "Option<GroupBySchema>")]
     pub group_by: Option<String>,
     /// Hits per page, 1 to 50 (default 20).
-    #[serde(default)]
     #[schemars(range(min = 1, max = 50))]
     pub limit: Option<u32>,
     /// nextCursor of the previous page, with the same query, filters and mode.
-    #[serde(default)]
     pub cursor: Option<String>,
 }
 
@@ -160,7 +150,8 @@ pub struct SearchAnswer {
 #[tool_router(router = search_resources_router, vis = "pub(super)")]
 impl CwMcp {
     #[tool(
-        description = concat!(
+        annotations(read_only_hint = true, open_world_hint = false),
+        description = crate::untrusted::tool_description!(
             "Find Kubernetes objects in the index by free text and/or exact filters \
 (kind, apiGroup, namespace, labels k=v, health: Current, InProgress, Failed, Terminating, \
 Unknown, or unhealthy = Failed or InProgress, healthy, failing, progressing). \
@@ -169,10 +160,8 @@ health with its reason, score) and a nextCursor when more exist; mode=count \
 returns only the number of matching objects; mode=group_by returns counts per kind, namespace or health. \
 Use count or group_by first when a filter may match many objects, then list with a narrower \
 filter. The query is optional when a filter is given. Pass a hit's id to get_resource for \
-live details.",
-            crate::untrusted::cluster_text_rule!()
-        ),
-        annotations(read_only_hint = true, open_world_hint = false)
+live details."
+        )
     )]
     async fn search_resources(
         &self,

@@ -24,30 +24,25 @@ use target::{Asked, Located};
 const MAX_OWNERS: usize = 5;
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+/// Every field may be left out.
+#[serde(default, rename_all = "camelCase")]
 pub struct GetResourceParams {
     /// The id from a search hit (`namespace/apiVersion/kind/name`, or `cluster:` before it);
     /// or give kind and name.
-    #[serde(default)]
     #[schemars(length(max = 1024))]
     pub id: Option<String>,
     /// The cluster of the object, as its search hit names it (an id from list_clusters);
     /// needed only when the index holds the object in several clusters.
-    #[serde(default)]
     #[schemars(length(max = 63))]
     pub cluster: Option<String>,
-    #[serde(default)]
     #[schemars(length(max = 320))]
     pub kind: Option<String>,
-    #[serde(default)]
     #[schemars(length(max = 320))]
     pub name: Option<String>,
     /// Leave out for cluster-scoped objects.
-    #[serde(default)]
     #[schemars(length(max = 320))]
     pub namespace: Option<String>,
     /// `apps/v1`, `v1`; looked up in the index when left out.
-    #[serde(default)]
     #[schemars(length(max = 320))]
     pub api_version: Option<String>,
 }
@@ -55,7 +50,8 @@ pub struct GetResourceParams {
 #[tool_router(router = get_resource_router, vis = "pub(super)")]
 impl CwMcp {
     #[tool(
-        description = concat!(
+        annotations(read_only_hint = true, open_world_hint = false),
+        description = crate::untrusted::tool_description!(
             "Read one object live from its cluster: a spec summary, status, \
 conditions, recent events, its owner chain (ReplicaSet, Deployment, operator resource) and \
 its health in the index's words (Current, InProgress, Failed, Terminating or Unknown, with \
@@ -64,10 +60,8 @@ and cluster from a search hit, or kind, name and namespace (and cluster where th
 the name in several). Where this server has no connection to that cluster, the answer is what \
 the index holds (labels, health with reason, images, owner, text), marked source=index, as of \
 the cluster's last sync; notes say how to connect it. Secrets' values and credential-like \
-annotations are never returned.",
-            crate::untrusted::cluster_text_rule!()
-        ),
-        annotations(read_only_hint = true, open_world_hint = false)
+annotations are never returned."
+        )
     )]
     async fn get_resource(
         &self,
