@@ -238,14 +238,19 @@ mod tests {
         Arc::new(EmbeddedStore::open_in_dir(dir.path()).expect("embedded store"))
     }
 
+    /// Parked instances on an embedded store in `dir`, and two clusters.
+    fn parked_in(dir: &tempfile::TempDir) -> (ParkedInstances, ClusterId, ClusterId) {
+        (
+            ParkedInstances::new(store(dir), "instances"),
+            ClusterId::new("prod").unwrap(),
+            ClusterId::new("dev").unwrap(),
+        )
+    }
+
     #[tokio::test]
     async fn an_entry_lasts_until_its_id_is_cleared_and_a_new_refusal_replaces_it() {
         let dir = tempfile::tempdir().unwrap();
-        let parked = ParkedInstances::new(store(&dir), "instances");
-        let (prod, dev) = (
-            ClusterId::new("prod").unwrap(),
-            ClusterId::new("dev").unwrap(),
-        );
+        let (parked, prod, dev) = parked_in(&dir);
         let a = sync_model::fixtures::deployment("default", "a", "x");
         let b = sync_model::fixtures::deployment("default", "b", "x");
         parked.park(&[entry(&a, &prod, "too long")]).await.unwrap();
@@ -323,11 +328,7 @@ mod tests {
     #[tokio::test]
     async fn retiring_a_cluster_forgets_its_entries_only() {
         let dir = tempfile::tempdir().unwrap();
-        let parked = ParkedInstances::new(store(&dir), "instances");
-        let (prod, dev) = (
-            ClusterId::new("prod").unwrap(),
-            ClusterId::new("dev").unwrap(),
-        );
+        let (parked, prod, dev) = parked_in(&dir);
         let a = sync_model::fixtures::deployment("default", "a", "x");
         parked
             .park(&[entry(&a, &prod, "too long"), entry(&a, &dev, "too long")])
