@@ -74,6 +74,22 @@ pub struct KubeUser {
     cached: tokio::sync::Mutex<Option<(String, Option<chrono::DateTime<chrono::Utc>>)>>,
 }
 
+/// What the first `what` (context, user) of a kubeconfig list named `name` holds; `parts`
+/// gives an entry's name and content.
+fn named<'a, E, T>(
+    entries: &'a [E],
+    what: &str,
+    name: &str,
+    parts: impl Fn(&'a E) -> (&'a String, Option<&'a T>),
+) -> anyhow::Result<&'a T> {
+    entries
+        .iter()
+        .map(parts)
+        .find(|(n, _)| n.as_str() == name)
+        .and_then(|(_, content)| content)
+        .with_context(|| format!("the kubeconfig has no {what} {name:?}"))
+}
+
 impl KubeUser {
     /// The user of `kubeconfig`'s current context.
     pub fn current(kubeconfig: &Kubeconfig) -> anyhow::Result<Self> {
@@ -81,22 +97,16 @@ impl KubeUser {
             .current_context
             .as_deref()
             .context("the kubeconfig has no current context (kubectl config use-context NAME)")?;
-        let context = kubeconfig
-            .contexts
-            .iter()
-            .find(|c| c.name == context_name)
-            .and_then(|c| c.context.as_ref())
-            .with_context(|| format!("the kubeconfig has no context {context_name:?}"))?;
+        let context = named(&kubeconfig.contexts, "context", context_name, |c| {
+            (&c.name, c.context.as_ref())
+        })?;
         let user_name = context
             .user
             .as_deref()
             .with_context(|| format!("the context {context_name:?} names no user"))?;
-        let auth = kubeconfig
-            .auth_infos
-            .iter()
-            .find(|a| a.name == user_name)
-            .and_then(|a| a.auth_info.as_ref())
-            .with_context(|| format!("the kubeconfig has no user {user_name:?}"))?;
+        let auth = named(&kubeconfig.auth_infos, "user", user_name, |a| {
+            (&a.name, a.auth_info.as_ref())
+        })?;
         let cluster = kubeconfig
             .clusters
             .iter()

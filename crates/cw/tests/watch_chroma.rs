@@ -98,6 +98,29 @@ impl Chain {
         self.sim.labels_by_name(api_version, kind).unwrap()
     }
 
+    fn create_deployment(&self, name: &str, labels: Value) {
+        self.sim.create(deployment(name, labels)).unwrap();
+    }
+
+    /// Sets `labels` on Deployment `name` (a JSON merge patch).
+    fn label_deployment(&self, name: &str, labels: Value) {
+        let patch = json!({"metadata": {"labels": labels}});
+        self.sim
+            .patch("apps/v1", "Deployment", Some("default"), name, patch)
+            .unwrap();
+    }
+
+    fn delete_deployment(&self, name: &str) {
+        self.sim
+            .delete("apps/v1", "Deployment", Some("default"), name)
+            .unwrap();
+    }
+
+    async fn wait_deployments_in_chroma(&self, what: &str) {
+        self.wait_chroma_equals_cluster("apps/v1", "Deployment", what)
+            .await;
+    }
+
     async fn wait_chroma_equals_cluster(&self, api_version: &str, kind: &str, what: &str) {
         let deadline = tokio::time::Instant::now() + SOON;
         loop {
@@ -159,43 +182,22 @@ fn deployment(name: &str, labels: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_reaches_chroma_follows_a_label_change_and_leaves_when_deleted() {
     let chain = Chain::start(&["deployments"]).await;
-    chain
-        .sim
-        .create(deployment("web", json!({"app": "web", "tier": "frontend"})))
-        .unwrap();
-    chain
-        .wait_chroma_equals_cluster("apps/v1", "Deployment", "created")
-        .await;
+    chain.create_deployment("web", json!({"app": "web", "tier": "frontend"}));
+    chain.wait_deployments_in_chroma("created").await;
     assert_eq!(
         chain.chroma_view("Deployment").await["default/web"]["tier"],
         "frontend"
     );
 
-    chain
-        .sim
-        .patch(
-            "apps/v1",
-            "Deployment",
-            Some("default"),
-            "web",
-            json!({"metadata": {"labels": {"tier": "backend"}}}),
-        )
-        .unwrap();
-    chain
-        .wait_chroma_equals_cluster("apps/v1", "Deployment", "label changed")
-        .await;
+    chain.label_deployment("web", json!({"tier": "backend"}));
+    chain.wait_deployments_in_chroma("label changed").await;
     assert_eq!(
         chain.chroma_view("Deployment").await["default/web"]["tier"],
         "backend"
     );
 
-    chain
-        .sim
-        .delete("apps/v1", "Deployment", Some("default"), "web")
-        .unwrap();
-    chain
-        .wait_chroma_equals_cluster("apps/v1", "Deployment", "deleted")
-        .await;
+    chain.delete_deployment("web");
+    chain.wait_deployments_in_chroma("deleted").await;
     assert!(chain.chroma_view("Deployment").await.is_empty());
     chain.stop().await;
 }
@@ -254,27 +256,12 @@ async fn changes_made_while_chroma_is_down_are_in_chroma_once_it_is_back() {
     let mut chain = Chain::start(&["deployments"]).await;
     chain.chroma.stop();
     for i in 0..12 {
-        chain
-            .sim
-            .create(deployment(&format!("d{i}"), json!({"gen": "1"})))
-            .unwrap();
+        chain.create_deployment(&format!("d{i}"), json!({"gen": "1"}));
     }
     for i in 0..4 {
-        chain
-            .sim
-            .patch(
-                "apps/v1",
-                "Deployment",
-                Some("default"),
-                &format!("d{i}"),
-                json!({"metadata": {"labels": {"gen": "2"}}}),
-            )
-            .unwrap();
+        chain.label_deployment(&format!("d{i}"), json!({"gen": "2"}));
     }
-    chain
-        .sim
-        .delete("apps/v1", "Deployment", Some("default"), "d11")
-        .unwrap();
+    chain.delete_deployment("d11");
     // The ingest server answers 503 while Chroma is down; the watcher keeps retrying.
     let shared = chain.watching.shared.clone();
     common::wait_for("the sender retrying while Chroma is down", SOON, || {
@@ -282,9 +269,7 @@ async fn changes_made_while_chroma_is_down_are_in_chroma_once_it_is_back() {
     })
     .await;
     tokio::task::block_in_place(|| chain.chroma.restart());
-    chain
-        .wait_chroma_equals_cluster("apps/v1", "Deployment", "after the outage")
-        .await;
+    chain.wait_deployments_in_chroma("after the outage").await;
     assert_eq!(chain.chroma_view("Deployment").await.len(), 11);
     chain.stop().await;
 }
@@ -293,24 +278,16 @@ async fn changes_made_while_chroma_is_down_are_in_chroma_once_it_is_back() {
 async fn chroma_restarted_on_empty_data_is_filled_again_without_anyone_asking_for_a_resync() {
     let mut chain = Chain::start(&["deployments"]).await;
     for i in 0..6 {
-        chain
-            .sim
-            .create(deployment(&format!("d{i}"), json!({"gen": "1"})))
-            .unwrap();
+        chain.create_deployment(&format!("d{i}"), json!({"gen": "1"}));
     }
-    chain
-        .wait_chroma_equals_cluster("apps/v1", "Deployment", "before the restart")
-        .await;
+    chain.wait_deployments_in_chroma("before the restart").await;
     tokio::task::block_in_place(|| chain.chroma.restart_empty());
     assert!(chain.chroma_view("Deployment").await.is_empty());
     // The next change finds the collection gone; the server creates it anew, and its answer
     // names a new generation, from which the watcher knows to send everything again.
+    chain.create_deployment("after", json!({"gen": "1"}));
     chain
-        .sim
-        .create(deployment("after", json!({"gen": "1"})))
-        .unwrap();
-    chain
-        .wait_chroma_equals_cluster("apps/v1", "Deployment", "after Chroma lost its data")
+        .wait_deployments_in_chroma("after Chroma lost its data")
         .await;
     assert_eq!(chain.chroma_view("Deployment").await.len(), 7);
     chain.stop().await;
@@ -320,14 +297,9 @@ async fn chroma_restarted_on_empty_data_is_filled_again_without_anyone_asking_fo
 async fn objects_deleted_while_the_watcher_was_stopped_leave_chroma_after_it_restarts() {
     let mut chain = Chain::start(&["deployments"]).await;
     for name in ["a", "b", "c"] {
-        chain
-            .sim
-            .create(deployment(name, json!({"app": name})))
-            .unwrap();
+        chain.create_deployment(name, json!({"app": name}));
     }
-    chain
-        .wait_chroma_equals_cluster("apps/v1", "Deployment", "created")
-        .await;
+    chain.wait_deployments_in_chroma("created").await;
     chain
         .restart_watcher(|sim| {
             sim.delete("apps/v1", "Deployment", Some("default"), "a")
@@ -337,9 +309,7 @@ async fn objects_deleted_while_the_watcher_was_stopped_leave_chroma_after_it_res
             sim.create(deployment("d", json!({"app": "d"}))).unwrap();
         })
         .await;
-    chain
-        .wait_chroma_equals_cluster("apps/v1", "Deployment", "after the restart")
-        .await;
+    chain.wait_deployments_in_chroma("after the restart").await;
     assert_eq!(
         chain
             .chroma_view("Deployment")
@@ -362,26 +332,11 @@ async fn dropped_watches_and_compacted_history_during_changes_still_converge_in_
                 .get("apps/v1", "Deployment", Some("default"), &name)
                 .is_ok();
             if exists && (i + round) % 3 == 0 {
-                chain
-                    .sim
-                    .delete("apps/v1", "Deployment", Some("default"), &name)
-                    .unwrap();
+                chain.delete_deployment(&name);
             } else if exists {
-                chain
-                    .sim
-                    .patch(
-                        "apps/v1",
-                        "Deployment",
-                        Some("default"),
-                        &name,
-                        json!({"metadata": {"labels": {"round": round.to_string()}}}),
-                    )
-                    .unwrap();
+                chain.label_deployment(&name, json!({"round": round.to_string()}));
             } else {
-                chain
-                    .sim
-                    .create(deployment(&name, json!({"round": round.to_string()})))
-                    .unwrap();
+                chain.create_deployment(&name, json!({"round": round.to_string()}));
             }
         }
         chain.sim.drop_watches();
@@ -391,7 +346,7 @@ async fn dropped_watches_and_compacted_history_during_changes_still_converge_in_
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     chain
-        .wait_chroma_equals_cluster("apps/v1", "Deployment", "after drops and compaction")
+        .wait_deployments_in_chroma("after drops and compaction")
         .await;
     assert!(
         chain.sim.expired_watches() > 0,
@@ -426,10 +381,7 @@ async fn a_horizontal_pod_autoscaler_served_in_two_versions_is_one_document_in_c
 async fn changes_pending_at_shutdown_are_in_chroma_when_the_watcher_has_exited() {
     let chain = Chain::start(&["deployments"]).await;
     for i in 0..5 {
-        chain
-            .sim
-            .create(deployment(&format!("late{i}"), json!({"app": "late"})))
-            .unwrap();
+        chain.create_deployment(&format!("late{i}"), json!({"app": "late"}));
     }
     // Wait until the watcher holds them inside the debounce window, then stop it.
     let shared = chain.watching.shared.clone();

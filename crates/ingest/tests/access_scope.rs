@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{instance, Harness};
+use common::{instance, text_at, Harness};
 use ingest::search::{SearchMode, SearchRequest};
 use serde_json::{json, Value};
 use sync_model::rbac::UserInfo;
@@ -253,12 +253,15 @@ async fn a_revoked_binding_hides_what_it_granted_and_another_server_on_the_store
         ),
         Default::default(),
     );
-    let scope = replica.scope_of_user(&alice, None).await;
-    let seen = replica
-        .searcher_for(scope)
-        .search(&listing())
-        .await
-        .expect("search on the replica");
+    let replica_sees = async || {
+        let scope = replica.scope_of_user(&alice, None).await;
+        let searcher = replica.searcher_for(scope);
+        searcher
+            .search(&listing())
+            .await
+            .expect("search on the replica")
+    };
+    let seen = replica_sees().await;
     assert_eq!(seen.len(), 5, "{seen:?}");
 
     // Revoked: the RoleBinding in pay is gone from the next snapshot.
@@ -272,12 +275,7 @@ async fn a_revoked_binding_hides_what_it_granted_and_another_server_on_the_store
     // The replica reads it within its refresh interval.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let scope = replica.scope_of_user(&alice, None).await;
-        let seen = replica
-            .searcher_for(scope)
-            .search(&listing())
-            .await
-            .expect("search");
+        let seen = replica_sees().await;
         if seen.len() == 2 {
             break;
         }
@@ -298,10 +296,7 @@ async fn malformed_access_rules_are_refused_and_change_nothing() {
     let (status, body) = post_access(&h, &json!({"cluster": "a", "roles": [{"name": 3}]})).await;
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["details"][0]["field"]
-            .as_str()
-            .unwrap_or("")
-            .contains("roles"),
+        text_at(&body, "/details/0/field").contains("roles"),
         "{body}"
     );
     let (status, body) = post_access(&h, &json!({"cluster": "Not A Cluster"})).await;

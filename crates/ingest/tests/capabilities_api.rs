@@ -63,6 +63,12 @@ impl Harness {
             .await
     }
 
+    /// [`post`](Self::post), which must be answered 200.
+    async fn post_ok(&self, body: &Value) {
+        let (status, answer) = self.post(body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
     async fn post_raw(&self, body: &str, content_type: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self
             .http
@@ -172,10 +178,7 @@ async fn upserted_types_are_stored_with_their_text_metadata_and_hash() {
 #[tokio::test]
 async fn deletes_remove_types_and_an_id_also_upserted_stays() {
     let h = Harness::start(ServerConfig::default()).await;
-    assert_eq!(
-        h.post(&json!({"upserts": [postgres(), redis()]})).await.0,
-        200
-    );
+    h.post_ok(&json!({"upserts": [postgres(), redis()]})).await;
     let mut changed = postgres();
     changed["description"] = json!("PostgreSQL, now with backups");
     let (status, body) = h
@@ -212,10 +215,7 @@ async fn of_duplicate_ids_the_last_one_wins() {
 #[tokio::test]
 async fn an_unchanged_type_is_not_embedded_again() {
     let h = Harness::start(ServerConfig::default()).await;
-    assert_eq!(
-        h.post(&json!({"upserts": [postgres(), redis()]})).await.0,
-        200
-    );
+    h.post_ok(&json!({"upserts": [postgres(), redis()]})).await;
     assert_eq!(h.voyage.stats().document_inputs, 2);
 
     let mut changed = redis();

@@ -60,6 +60,12 @@ impl Harness {
         common::answer(req.send().await).await
     }
 
+    /// `POST path` with `body`, which must be answered 200.
+    async fn post_ok(&self, path: &str, body: &Value) {
+        let (status, answer) = self.send(reqwest::Method::POST, path, Some(body)).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+
     /// Each cluster of `GET /api/v1/clusters` by id.
     async fn clusters(&self) -> BTreeMap<String, Value> {
         clusters_at(&self.http, &self.url).await
@@ -117,26 +123,20 @@ async fn fleet(h: &Harness) {
         ("gamma", vec![("g1", "Failed")]),
     ] {
         let upserts: Vec<Value> = names.iter().map(|(n, s)| with_health(n, s)).collect();
-        let (status, body) = h
-            .send(
-                reqwest::Method::POST,
-                "/api/v1/instances/sync",
-                Some(&json!({"cluster": cluster, "upserts": upserts})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        h.post_ok(
+            "/api/v1/instances/sync",
+            &json!({"cluster": cluster, "upserts": upserts}),
+        )
+        .await;
         let mut types = vec![cap("widgets", "example.io", "Widget")];
         if cluster == "beta" {
             types.push(cap("gadgets", "example.io", "Gadget"));
         }
-        let (status, body) = h
-            .send(
-                reqwest::Method::POST,
-                "/api/v1/capabilities/sync",
-                Some(&json!({"cluster": cluster, "upserts": types})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        h.post_ok(
+            "/api/v1/capabilities/sync",
+            &json!({"cluster": cluster, "upserts": types}),
+        )
+        .await;
     }
 }
 
@@ -274,28 +274,10 @@ async fn only_a_token_that_may_write_every_cluster_may_retire_one() {
 async fn last_sync_and_last_contact_are_kept_in_the_store_for_every_server_of_it() {
     let h = Harness::start().await;
     let upsert = json!({"cluster": "alpha", "upserts": [with_health("a1", "Current")]});
-    assert_eq!(
-        h.send(
-            reqwest::Method::POST,
-            "/api/v1/instances/sync",
-            Some(&upsert)
-        )
-        .await
-        .0,
-        200
-    );
+    h.post_ok("/api/v1/instances/sync", &upsert).await;
     // A heartbeat (an empty sync) and a hashes read are contacts; neither is a sync.
     let heartbeat = json!({"cluster": "quiet", "upserts": [], "deletes": []});
-    assert_eq!(
-        h.send(
-            reqwest::Method::POST,
-            "/api/v1/instances/sync",
-            Some(&heartbeat)
-        )
-        .await
-        .0,
-        200
-    );
+    h.post_ok("/api/v1/instances/sync", &heartbeat).await;
     assert_eq!(
         h.send(
             reqwest::Method::GET,
@@ -345,16 +327,7 @@ async fn a_cluster_not_heard_from_past_the_threshold_is_stale() {
     })
     .await;
     let upsert = json!({"cluster": "alpha", "upserts": [with_health("a1", "Current")]});
-    assert_eq!(
-        h.send(
-            reqwest::Method::POST,
-            "/api/v1/instances/sync",
-            Some(&upsert)
-        )
-        .await
-        .0,
-        200
-    );
+    h.post_ok("/api/v1/instances/sync", &upsert).await;
     assert_eq!(h.clusters().await["alpha"]["stale"], false);
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let (_, body) = h.send(reqwest::Method::GET, "/api/v1/clusters", None).await;

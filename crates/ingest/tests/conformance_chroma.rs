@@ -7,16 +7,10 @@ mod conformance;
 use ingest::store::chroma::{ChromaConfig, ChromaStore};
 
 async fn chroma() -> conformance::Harness {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    // Starting Chroma blocks while it waits for the heartbeat.
-    let server = tokio::task::spawn_blocking(testkit::chroma::ChromaServer::start)
-        .await
-        .expect("start Chroma");
-    let store = ChromaStore::new(ChromaConfig::new(server.url())).expect("Chroma client");
-    conformance::Harness {
-        store: std::sync::Arc::new(store),
-        guard: Box::new(server),
-    }
+    conformance::Harness::on_server(testkit::chroma::ChromaServer::start, |server| {
+        ChromaStore::new(ChromaConfig::new(server.url())).expect("Chroma client")
+    })
+    .await
 }
 
 conformance_suite!(chroma);

@@ -68,26 +68,19 @@ async fn reopening_the_file_keeps_records_vectors_and_deletes() {
         .expect("query");
     assert_eq!(hits[0].id, "a");
     assert!(hits[0].distance.abs() < 1e-5);
-    let pods = store
-        .get(
-            "instances",
-            Some(&Filter::Eq("kind".into(), "Pod".into())),
-            10,
-        )
-        .await
-        .expect("get");
+    let of_kind = async |kind: &str| {
+        let filter = Filter::Eq("kind".into(), kind.into());
+        store
+            .get("instances", Some(&filter), 10)
+            .await
+            .expect("get")
+    };
+    let pods = of_kind("Pod").await;
     assert!(
         pods.is_empty(),
         "a is a Deployment now and c was deleted: {pods:?}"
     );
-    let deployments = store
-        .get(
-            "instances",
-            Some(&Filter::Eq("kind".into(), "Deployment".into())),
-            10,
-        )
-        .await
-        .expect("get");
+    let deployments = of_kind("Deployment").await;
     assert_eq!(deployments[0].document, "Deployment a");
 }
 

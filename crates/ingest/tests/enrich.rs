@@ -51,6 +51,14 @@ impl Setup {
     }
 
     /// A pipeline over the store in `dir`, opened afresh (as after a restart).
+    /// A set-up, its store and an enriching pipeline over it.
+    async fn enriching() -> (Setup, Arc<EmbeddedStore>, CapabilityPipeline) {
+        let s = Setup::start().await;
+        let store = s.open_store();
+        let p = s.pipeline(store.clone(), true);
+        (s, store, p)
+    }
+
     fn pipeline(&self, store: Arc<EmbeddedStore>, enrich: bool) -> CapabilityPipeline {
         let mut config = VoyageConfig::new("test-key");
         config.base_url = self.voyage.base_url();
@@ -117,9 +125,7 @@ async fn stored(store: &EmbeddedStore, id: &str) -> (String, String) {
 
 #[tokio::test]
 async fn the_model_is_asked_once_per_changed_schema_and_never_for_an_unchanged_one() {
-    let s = Setup::start().await;
-    let store = s.open_store();
-    let p = s.pipeline(store.clone(), true);
+    let (s, store, p) = Setup::enriching().await;
 
     p.apply_sync(payload(vec![postgres(), redis()]))
         .await
@@ -182,9 +188,7 @@ async fn after_a_restart_an_unchanged_type_is_not_sent_again() {
 
 #[tokio::test]
 async fn a_failed_enrichment_stores_the_type_unenriched_and_the_next_sync_enriches_it() {
-    let s = Setup::start().await;
-    let store = s.open_store();
-    let p = s.pipeline(store.clone(), true);
+    let (s, store, p) = Setup::enriching().await;
     s.llm.go_down(500);
     let o = p.apply_sync(payload(vec![postgres()])).await.unwrap();
     assert_eq!(o.embedded, 1);
@@ -249,9 +253,7 @@ async fn types_stored_while_enrichment_was_off_are_enriched_once_it_is_on() {
 
 #[tokio::test]
 async fn a_failed_embedding_does_not_make_the_retry_ask_the_model_again() {
-    let s = Setup::start().await;
-    let store = s.open_store();
-    let p = s.pipeline(store.clone(), true);
+    let (s, store, p) = Setup::enriching().await;
     s.voyage.go_down(500);
     assert!(p.apply_sync(payload(vec![postgres()])).await.is_err());
     assert_eq!(store.count(COLLECTION).await.unwrap(), 0);
@@ -267,9 +269,7 @@ async fn a_failed_embedding_does_not_make_the_retry_ask_the_model_again() {
 
 #[tokio::test]
 async fn an_enrichment_sent_with_the_type_is_kept_and_the_model_not_asked() {
-    let s = Setup::start().await;
-    let store = s.open_store();
-    let p = s.pipeline(store.clone(), true);
+    let (s, store, p) = Setup::enriching().await;
     let mut c = postgres();
     c.enrichment = Some(Enrichment {
         capabilities: vec!["sql".into()],

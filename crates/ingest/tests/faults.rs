@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{chroma_dump, install_crypto, voyage_config};
+use common::{chroma_dump, install_crypto, text_at, voyage_config};
 use ingest::embed::openai::{OpenAiConfig, OpenAiEmbedder};
 use ingest::embed::voyage::VoyageEmbedder;
 use ingest::embed::Embedder;
@@ -139,10 +139,7 @@ async fn the_refused_object_is_parked_and_its_batch_mates_stored(
     assert_eq!(body["upserted"], 20, "{body}");
     assert_eq!(body["parked"][0]["id"], huge_id.as_str(), "{body}");
     assert!(
-        body["parked"][0]["reason"]
-            .as_str()
-            .unwrap_or("")
-            .contains("at most 6000"),
+        text_at(&body, "/parked/0/reason").contains("at most 6000"),
         "the provider's reason is reported: {body}"
     );
 
@@ -188,12 +185,19 @@ async fn the_refused_object_is_parked_and_its_batch_mates_stored(
     assert!(server.get("/metrics").await.contains("cw_ingest_parked 0"));
 }
 
-#[tokio::test]
-async fn an_input_the_openai_compatible_server_refuses_is_parked_and_its_20_batch_mates_stored() {
+/// A Chroma server, and a provider stand-in that refuses inputs longer than the model's
+/// limit ([`MODEL_MAX_CHARS`]).
+async fn chroma_and_a_provider_with_a_limit() -> (ChromaServer, VoyageStandin) {
     install_crypto();
     let chroma = ChromaServer::start();
     let standin = VoyageStandin::start().await;
     standin.refuse_inputs_longer_than(MODEL_MAX_CHARS);
+    (chroma, standin)
+}
+
+#[tokio::test]
+async fn an_input_the_openai_compatible_server_refuses_is_parked_and_its_20_batch_mates_stored() {
+    let (chroma, standin) = chroma_and_a_provider_with_a_limit().await;
     // The client does not know this server's limit (OpenAI's defaults): the provider refuses.
     let server = Server::start(
         &chroma,
@@ -208,10 +212,7 @@ async fn an_input_the_openai_compatible_server_refuses_is_parked_and_its_20_batc
 
 #[tokio::test]
 async fn an_input_voyage_refuses_is_parked_and_its_20_batch_mates_stored() {
-    install_crypto();
-    let chroma = ChromaServer::start();
-    let standin = VoyageStandin::start().await;
-    standin.refuse_inputs_longer_than(MODEL_MAX_CHARS);
+    let (chroma, standin) = chroma_and_a_provider_with_a_limit().await;
     let mut config = voyage_config(&standin);
     config.retry = quick_retries();
     let embedder = Arc::new(VoyageEmbedder::new(config).expect("voyage client"));
@@ -221,10 +222,7 @@ async fn an_input_voyage_refuses_is_parked_and_its_20_batch_mates_stored() {
 
 #[tokio::test]
 async fn with_the_servers_limits_configured_long_texts_are_cut_and_requests_split() {
-    install_crypto();
-    let chroma = ChromaServer::start();
-    let standin = VoyageStandin::start().await;
-    standin.refuse_inputs_longer_than(MODEL_MAX_CHARS);
+    let (chroma, standin) = chroma_and_a_provider_with_a_limit().await;
     // TEI's defaults: 32 inputs a request, 16,384 tokens a batch; this model reads 2,000
     // tokens (about 6,000 bytes by cw's estimate).
     let embedder = openai(&standin, |c| {
@@ -285,10 +283,7 @@ async fn at_the_concurrency_limit_a_request_is_shed_with_503_and_retry_after() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(retry_after.as_deref(), Some("2"));
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("CW_MAX_CONCURRENT_WRITES"),
+        text_at(&body, "/error").contains("CW_MAX_CONCURRENT_WRITES"),
         "{body}"
     );
     // The probes are never shed: the pod stays live and ready while it is busy.

@@ -182,14 +182,15 @@ impl Server {
         (status, challenge, body)
     }
 
+    /// [`send`](Self::send) of `POST path` with `body`.
+    async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Option<String>, Value) {
+        self.send(token, reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
     async fn search(&self, token: &str) -> (u16, Option<String>, Value) {
-        self.send(
-            token,
-            reqwest::Method::POST,
-            "/api/v1/search",
-            Some(json!({"query": "web"})),
-        )
-        .await
+        self.post(token, "/api/v1/search", json!({"query": "web"}))
+            .await
     }
 }
 
@@ -208,11 +209,10 @@ async fn oidc_service_account_and_tokens_file_users_are_recognised_by_name() {
         "createdAt": "2026-02-20T10:00:00Z",
     });
     let (status, _, body) = s
-        .send(
+        .post(
             OPERATOR,
-            reqwest::Method::POST,
             "/api/v1/instances/sync",
-            Some(json!({"cluster": "kind-a", "upserts": [service], "deletes": []})),
+            json!({"cluster": "kind-a", "upserts": [service], "deletes": []}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -228,14 +228,7 @@ async fn oidc_service_account_and_tokens_file_users_are_recognised_by_name() {
         "types": [{"group": "", "plural": "services", "kind": "Service", "namespaced": true}],
         "issuer": {"issuer": KIND, "jwks": s.cluster_a.jwks()},
     });
-    let (status, _, body) = s
-        .send(
-            OPERATOR,
-            reqwest::Method::POST,
-            "/api/v1/access/sync",
-            Some(rules),
-        )
-        .await;
+    let (status, _, body) = s.post(OPERATOR, "/api/v1/access/sync", rules).await;
     assert_eq!(status, 200, "{body}");
     let cases = [
         (s.id_token(json!({})), format!("{}#alice-42", s.issuer)),
@@ -342,14 +335,7 @@ async fn users_write_nothing_and_read_no_hashes() {
     ];
     for token in &users {
         let sync = json!({"cluster": "kind-a", "upserts": []});
-        let (status, _, body) = s
-            .send(
-                token,
-                reqwest::Method::POST,
-                "/api/v1/instances/sync",
-                Some(sync),
-            )
-            .await;
+        let (status, _, body) = s.post(token, "/api/v1/instances/sync", sync).await;
         assert_eq!(status, 403, "{body}");
         assert!(error_text(&body).contains("may not write"), "{body}");
         for path in [
@@ -372,13 +358,6 @@ async fn users_write_nothing_and_read_no_hashes() {
     }
     // The operator may.
     let sync = json!({"cluster": "kind-a", "upserts": []});
-    let (status, _, body) = s
-        .send(
-            OPERATOR,
-            reqwest::Method::POST,
-            "/api/v1/instances/sync",
-            Some(sync),
-        )
-        .await;
+    let (status, _, body) = s.post(OPERATOR, "/api/v1/instances/sync", sync).await;
     assert_eq!(status, 200, "{body}");
 }

@@ -38,6 +38,19 @@ fn references() -> Vec<Reference> {
     parse_references(include_str!("fixtures/minilm-reference.json"))
 }
 
+/// Each of `vectors` is within cosine `min` of its reference's vector; `what` names the
+/// reference in the failure.
+fn assert_within(refs: &[Reference], vectors: &[Vec<f32>], min: f32, what: &str) {
+    for (r, v) in refs.iter().zip(vectors) {
+        let sim = cosine(&r.vector, v);
+        assert!(
+            sim >= min,
+            "cosine {sim:.5} {what} {:?}",
+            &r.text[..r.text.len().min(60)]
+        );
+    }
+}
+
 fn parse_references(raw: &str) -> Vec<Reference> {
     let json: serde_json::Value = serde_json::from_str(raw).expect("fixture is JSON");
     json["sentences"]
@@ -74,15 +87,10 @@ async fn vectors_match_the_reference_implementation_in_one_padded_batch() {
         .embed(&texts, InputType::Document)
         .await
         .expect("embed");
-    for (r, v) in refs.iter().zip(&vectors) {
+    for v in &vectors {
         assert_eq!(v.len(), LOCAL_MODEL_DIMENSION);
-        let sim = cosine(&r.vector, v);
-        assert!(
-            sim >= 0.999,
-            "cosine {sim:.5} to the reference for {:?}",
-            &r.text[..r.text.len().min(60)]
-        );
     }
+    assert_within(&refs, &vectors, 0.999, "to the reference for");
 }
 
 /// sentence-transformers' own vectors (PyTorch on the CPU) for the same sentences and for
@@ -99,14 +107,7 @@ async fn vectors_are_within_cosine_0_99_of_sentence_transformers() {
         .embed(&texts, InputType::Document)
         .await
         .expect("embed");
-    for (r, v) in refs.iter().zip(&vectors) {
-        let sim = cosine(&r.vector, v);
-        assert!(
-            sim >= 0.99,
-            "cosine {sim:.5} to sentence-transformers for {:?}",
-            &r.text[..r.text.len().min(60)]
-        );
-    }
+    assert_within(&refs, &vectors, 0.99, "to sentence-transformers for");
 }
 
 #[test]
@@ -253,14 +254,7 @@ fn assert_reference_vectors(e: &LocalEmbedder) {
     let refs = references();
     let texts: Vec<String> = refs.iter().map(|r| r.text.clone()).collect();
     let vectors = e.embed_blocking(&texts).expect("embed");
-    for (r, v) in refs.iter().zip(&vectors) {
-        let sim = cosine(&r.vector, v);
-        assert!(
-            sim >= 0.999,
-            "cosine {sim:.5} for {:?}",
-            &r.text[..r.text.len().min(60)]
-        );
-    }
+    assert_within(&refs, &vectors, 0.999, "for");
 }
 
 #[test]

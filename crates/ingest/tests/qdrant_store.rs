@@ -59,6 +59,14 @@ fn store(server: &QdrantServer, key: Option<&str>) -> QdrantStore {
 }
 
 /// A REST call straight to the server (no cw code), answering (status, body).
+/// The message of a refusal, which `result` must be.
+fn refusal(result: Result<(), StoreError>) -> String {
+    match result {
+        Err(StoreError::Rejected(m)) => m,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
 async fn rest(
     server: &QdrantServer,
     method: &str,
@@ -283,10 +291,8 @@ async fn a_collection_made_by_someone_else_is_adopted_only_while_empty_and_shape
         .0,
         200
     );
-    match s.ensure_collection("full", &model(4)).await {
-        Err(StoreError::Rejected(m)) => assert!(m.contains("does not say which"), "{m}"),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    let m = refusal(s.ensure_collection("full", &model(4)).await);
+    assert!(m.contains("does not say which"), "{m}");
 
     // Another distance: refused, naming what cw needs.
     assert_eq!(
@@ -295,10 +301,8 @@ async fn a_collection_made_by_someone_else_is_adopted_only_while_empty_and_shape
             .0,
         200
     );
-    match s.ensure_collection("dot", &model(4)).await {
-        Err(StoreError::Rejected(m)) => assert!(m.contains("Cosine"), "{m}"),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    let m = refusal(s.ensure_collection("dot", &model(4)).await);
+    assert!(m.contains("Cosine"), "{m}");
 }
 
 #[tokio::test]

@@ -794,15 +794,19 @@ mod tests {
             accepted: Mutex::new(0),
         };
         let payload = to_payload(vec![Change::Upsert(deployment("web", "a"))]);
-        let got = deliver_payload(
-            &sink,
-            payload,
-            &RetryConfig::default(),
-            Retries::AtMost(5),
-            &metrics,
-        )
-        .await;
+        let got = deliver_at_most(&sink, payload, 5, &metrics).await;
         assert!(matches!(got, Err(DeliveryError::Refused { .. })), "{got:?}");
+    }
+
+    /// [`deliver_payload`] with the default retry delays, retrying at most `retries` times.
+    async fn deliver_at_most(
+        sink: &dyn SyncSink,
+        payload: SyncPayload,
+        retries: usize,
+        metrics: &Metrics,
+    ) -> Result<Delivered, DeliveryError> {
+        let retry = RetryConfig::default();
+        deliver_payload(sink, payload, &retry, Retries::AtMost(retries), metrics).await
     }
 
     #[tokio::test(start_paused = true)]
@@ -813,14 +817,7 @@ mod tests {
         };
         let payload = to_payload(vec![Change::Upsert(deployment("web", "a"))]);
         let metrics = Metrics::new();
-        let got = deliver_payload(
-            &sink,
-            payload,
-            &RetryConfig::default(),
-            Retries::AtMost(2),
-            &metrics,
-        )
-        .await;
+        let got = deliver_at_most(&sink, payload, 2, &metrics).await;
         assert!(matches!(got, Err(DeliveryError::Unavailable(_))), "{got:?}");
         assert_eq!(sink.attempts.lock().unwrap().len(), 3);
         assert_eq!(metrics.send_retries.get(), 2);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject, ListParams, PartialObjectMeta};
+use kube::api::{Api, DynamicObject, ListParams, ObjectList, PartialObjectMeta};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use prometheus_client::metrics::counter::Counter;
@@ -446,22 +446,12 @@ where
     let mut params = ListParams::default().limit(page_size);
     let mut total = 0;
     loop {
-        let (items, next): (Vec<ResourceInstance>, Option<String>) = if ty.reads_status() {
+        let (items, next) = if ty.reads_status() {
             let list = object_api(client, ty).list(&params).await?;
-            let items = list
-                .items
-                .iter()
-                .filter_map(|obj| admitted_whole(ty, namespaces, obj))
-                .collect();
-            (items, list.metadata.continue_)
+            admitted_page(list, |obj| admitted_whole(ty, namespaces, obj))
         } else {
             let list = meta_api(client, ty).list(&params).await?;
-            let items = list
-                .items
-                .iter()
-                .filter_map(|obj| admitted(ty, namespaces, obj))
-                .collect();
-            (items, list.metadata.continue_)
+            admitted_page(list, |obj| admitted(ty, namespaces, obj))
         };
         total += items.len();
         page(items).await;
@@ -472,16 +462,36 @@ where
     }
 }
 
+/// The instances `admit` keeps of a listed page, and the page's continue token.
+fn admitted_page<K>(
+    list: ObjectList<K>,
+    admit: impl Fn(&K) -> Option<ResourceInstance>,
+) -> (Vec<ResourceInstance>, Option<String>)
+where
+    K: Clone,
+{
+    (
+        list.items.iter().filter_map(admit).collect(),
+        list.metadata.continue_,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_refusal_removes_documents_only_once_it_lasted_the_grace_period() {
+    /// A refusal begun now by a first 403, with the grace period of ten minutes.
+    fn a_refusal_begun() -> (Refusal, Instant, Duration) {
         let grace = Duration::from_secs(600);
         let t0 = Instant::now();
         let mut r = Refusal::default();
         assert_eq!(r.on_forbidden(t0, grace), RefusalStep::Began);
+        (r, t0, grace)
+    }
+
+    #[test]
+    fn a_refusal_removes_documents_only_once_it_lasted_the_grace_period() {
+        let (mut r, t0, grace) = a_refusal_begun();
         // Retries every 30 s for nearly ten minutes: still within the grace period.
         let mut t = t0;
         for _ in 0..19 {
@@ -500,10 +510,7 @@ mod tests {
 
     #[test]
     fn a_success_or_a_long_gap_between_two_403s_starts_a_new_refusal() {
-        let grace = Duration::from_secs(600);
-        let t0 = Instant::now();
-        let mut r = Refusal::default();
-        assert_eq!(r.on_forbidden(t0, grace), RefusalStep::Began);
+        let (mut r, t0, grace) = a_refusal_begun();
         assert!(r.on_success());
         assert!(!r.on_success());
         let t1 = t0 + Duration::from_secs(700);

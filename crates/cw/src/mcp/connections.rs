@@ -234,15 +234,18 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn the_directory_is_read_by_file_name_and_again_when_it_changes() {
+    /// A folder holding one kubeconfig file, `name`, of a cluster at `server` (and the
+    /// crypto provider the connections need).
+    fn folder_with(name: &str, server: &str) -> tempfile::TempDir {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("alpha"),
-            kubeconfig("https://a.example:6443"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(name), kubeconfig(server)).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn the_directory_is_read_by_file_name_and_again_when_it_changes() {
+        let dir = folder_with("alpha", "https://a.example:6443");
         std::fs::create_dir(dir.path().join("..2026_01_01")).unwrap();
         std::fs::write(dir.path().join(".hidden"), "not a kubeconfig").unwrap();
         let mut d = KubeconfigDir::read(dir.path().into(), Connections::new())
@@ -274,13 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_not_named_by_a_cluster_id_stops_the_start_naming_it() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("prod-eu.yaml"),
-            kubeconfig("https://a.example"),
-        )
-        .unwrap();
+        let dir = folder_with("prod-eu.yaml", "https://a.example");
         let err = KubeconfigDir::read(dir.path().into(), Connections::new())
             .await
             .err()

@@ -348,6 +348,12 @@ pub async fn answer(resp: reqwest::Result<reqwest::Response>) -> (u16, Value) {
 
 /// A stored id as the dumps show it: the default cluster's (`default:<id>`, what a payload
 /// without `cluster` stores) as `<id>`; other clusters' keep their prefix.
+/// The text at `pointer` (`/details/0/field`) of an answer's JSON body; empty where there
+/// is none.
+pub fn text_at<'a>(body: &'a Value, pointer: &str) -> &'a str {
+    body.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
 pub fn shown_id(stored: String) -> String {
     match stored.strip_prefix("default:") {
         Some(plain) => plain.to_string(),

@@ -24,6 +24,25 @@ pub struct Harness {
     pub guard: Box<dyn std::any::Any + Send>,
 }
 
+impl Harness {
+    /// A harness over the store `client` makes for a server that `start` starts (blocking
+    /// while it waits for the server to be ready) and the harness keeps alive.
+    pub async fn on_server<S, V>(start: fn() -> S, client: impl FnOnce(&S) -> V) -> Harness
+    where
+        S: Send + 'static,
+        V: VectorStore + 'static,
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let server = tokio::task::spawn_blocking(start)
+            .await
+            .expect("start the store server");
+        Harness {
+            store: std::sync::Arc::new(client(&server)),
+            guard: Box::new(server),
+        }
+    }
+}
+
 /// One `#[tokio::test]` per case, each on a fresh store from `$make` (an async fn returning
 /// a [`Harness`]).
 #[macro_export]

@@ -6,11 +6,11 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -76,6 +76,46 @@ async fn hang_if_asked(s: &Mutex<StoreState>) {
     }
 }
 
+/// The state to store a sync in, once the stand-in answers at all and does not refuse it
+/// ([`refusal`]).
+async fn admitted(
+    s: &Mutex<StoreState>,
+    check: Result<(), Vec<FieldError>>,
+) -> Result<MutexGuard<'_, StoreState>, Response> {
+    hang_if_asked(s).await;
+    let st = s.lock().unwrap();
+    match refusal(&st, check) {
+        Some(refused) => Err(refused),
+        None => Ok(st),
+    }
+}
+
+/// A sync's deletes, then its upserts (keyed by `key`), applied to `stored`.
+fn apply<K: Ord, V: Clone>(
+    stored: &mut BTreeMap<K, V>,
+    deletes: &[K],
+    upserts: &[V],
+    key: impl Fn(&V) -> K,
+) {
+    for id in deletes {
+        stored.remove(id);
+    }
+    for v in upserts {
+        stored.insert(key(v), v.clone());
+    }
+}
+
+/// The content hash of each stored value, by its id.
+fn hashes_of<K: ToString, V>(
+    stored: &BTreeMap<K, V>,
+    hash: impl Fn(&V) -> String,
+) -> BTreeMap<String, String> {
+    stored
+        .iter()
+        .map(|(id, v)| (id.to_string(), hash(v)))
+        .collect()
+}
+
 async fn sync(
     State(s): State<Arc<Mutex<StoreState>>>,
     headers: HeaderMap,
@@ -99,84 +139,48 @@ async fn sync(
     if let Some(refused) = refusal(&st, p.check()) {
         return refused;
     }
-    for id in &p.deletes {
-        st.docs.remove(id);
-    }
-    for i in &p.upserts {
-        st.docs.insert(i.id.clone(), i.clone());
-    }
+    apply(&mut st.docs, &p.deletes, &p.upserts, |i| i.id.clone());
     st.posts.push(p.clone());
     Json(SyncResponse::ok(p.upserts.len(), p.deletes.len())).into_response()
 }
 
-async fn hashes(State(s): State<Arc<Mutex<StoreState>>>) -> Response {
+/// `GET …/hashes` of the instances or the capabilities, as `uri` asks: 404 as a server
+/// without the endpoint would, 503 while down, else the hash of each stored id.
+async fn hashes(State(s): State<Arc<Mutex<StoreState>>>, uri: Uri) -> Response {
     hang_if_asked(&s).await;
     let st = s.lock().unwrap();
     if st.no_hashes {
-        return (StatusCode::NOT_FOUND, "Cannot GET /api/v1/instances/hashes").into_response();
+        return (StatusCode::NOT_FOUND, format!("Cannot GET {}", uri.path())).into_response();
     }
     if st.down {
         return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
     }
-    let hashes: BTreeMap<&ResourceId, String> = st
-        .docs
-        .iter()
-        .map(|(id, i)| (id, i.content_hash()))
-        .collect();
+    let hashes = if uri.path().starts_with("/api/v1/capabilities/") {
+        hashes_of(&st.capabilities, Capability::content_hash)
+    } else {
+        hashes_of(&st.docs, ResourceInstance::content_hash)
+    };
     Json(serde_json::json!({ "hashes": hashes })).into_response()
 }
 
 async fn sync_capabilities(
     State(s): State<Arc<Mutex<StoreState>>>,
     Json(p): Json<CapabilitySyncPayload>,
-) -> Response {
-    hang_if_asked(&s).await;
-    let mut st = s.lock().unwrap();
-    if let Some(refused) = refusal(&st, p.check()) {
-        return refused;
-    }
-    for id in &p.deletes {
-        st.capabilities.remove(id);
-    }
-    for c in &p.upserts {
-        st.capabilities.insert(c.id.clone(), c.clone());
-    }
+) -> Result<Response, Response> {
+    let mut st = admitted(&s, p.check()).await?;
+    let id = |c: &Capability| c.id.clone();
+    apply(&mut st.capabilities, &p.deletes, &p.upserts, id);
     st.capability_posts.push(p.clone());
-    Json(SyncResponse::ok(p.upserts.len(), p.deletes.len())).into_response()
-}
-
-async fn capability_hashes(State(s): State<Arc<Mutex<StoreState>>>) -> Response {
-    hang_if_asked(&s).await;
-    let st = s.lock().unwrap();
-    if st.no_hashes {
-        return (
-            StatusCode::NOT_FOUND,
-            "Cannot GET /api/v1/capabilities/hashes",
-        )
-            .into_response();
-    }
-    if st.down {
-        return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
-    }
-    let hashes: BTreeMap<&String, String> = st
-        .capabilities
-        .iter()
-        .map(|(id, c)| (id, c.content_hash()))
-        .collect();
-    Json(serde_json::json!({ "hashes": hashes })).into_response()
+    Ok(Json(SyncResponse::ok(p.upserts.len(), p.deletes.len())).into_response())
 }
 
 async fn sync_access(
     State(s): State<Arc<Mutex<StoreState>>>,
     Json(snapshot): Json<AccessSnapshot>,
-) -> Response {
-    hang_if_asked(&s).await;
-    let mut st = s.lock().unwrap();
-    if let Some(refused) = refusal(&st, Ok(())) {
-        return refused;
-    }
+) -> Result<Response, Response> {
+    let mut st = admitted(&s, Ok(())).await?;
     st.access_posts.push(snapshot);
-    Json(serde_json::json!({})).into_response()
+    Ok(Json(serde_json::json!({})).into_response())
 }
 
 impl StandIn {
@@ -196,17 +200,16 @@ impl StandIn {
         timeout: Duration,
         check: impl Fn(&BTreeMap<String, Capability>) -> bool,
     ) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if check(&self.capabilities()) {
-                return;
-            }
-            if tokio::time::Instant::now() > deadline {
-                let ids: Vec<String> = self.capabilities().into_keys().collect();
-                panic!("timed out after {timeout:?} waiting for: {what}\ncapabilities: {ids:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let ids = |c: &BTreeMap<String, Capability>| -> Vec<String> { c.keys().cloned().collect() };
+        poll(
+            what,
+            timeout,
+            || self.capabilities(),
+            check,
+            ids,
+            "capabilities",
+        )
+        .await
     }
 
     pub async fn start() -> StandIn {
@@ -215,7 +218,7 @@ impl StandIn {
             .route("/api/v1/instances/sync", post(sync))
             .route("/api/v1/instances/hashes", get(hashes))
             .route("/api/v1/capabilities/sync", post(sync_capabilities))
-            .route("/api/v1/capabilities/hashes", get(capability_hashes))
+            .route("/api/v1/capabilities/hashes", get(hashes))
             .route("/api/v1/access/sync", post(sync_access))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -250,17 +253,33 @@ impl StandIn {
         timeout: Duration,
         check: impl Fn(&BTreeMap<ResourceId, ResourceInstance>) -> bool,
     ) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if check(&self.docs()) {
-                return;
-            }
-            if tokio::time::Instant::now() > deadline {
-                let names: Vec<String> = self.docs().keys().map(|k| k.to_string()).collect();
-                panic!("timed out after {timeout:?} waiting for: {what}\nstore holds: {names:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let names = |d: &BTreeMap<ResourceId, ResourceInstance>| -> Vec<String> {
+            d.keys().map(|k| k.to_string()).collect()
+        };
+        poll(what, timeout, || self.docs(), check, names, "store holds").await
+    }
+}
+
+/// Polls `read` every 50 ms until `check` holds on it, or panics with `what` and, under
+/// `label`, the `ids` of what was read last, after `timeout`.
+async fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    read: impl Fn() -> T,
+    check: impl Fn(&T) -> bool,
+    ids: impl Fn(&T) -> Vec<String>,
+    label: &str,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check(&read()) {
+            return;
         }
+        if tokio::time::Instant::now() > deadline {
+            let ids = ids(&read());
+            panic!("timed out after {timeout:?} waiting for: {what}\n{label}: {ids:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

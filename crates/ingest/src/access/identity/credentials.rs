@@ -362,25 +362,21 @@ mod tests {
         let file = TokensFile::open(&path).unwrap();
         let digest = BearerToken::digest_of("tok-a");
         assert!(file.access(&digest).is_some());
-        // A new modification time (some filesystems keep whole seconds).
-        std::fs::write(&path, "tok-b beta\n").unwrap();
-        let later = SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
+        // A new modification time each edit (some filesystems keep whole seconds).
+        let rewrite = |text: &str, secs_later: u64| {
+            std::fs::write(&path, text).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(SystemTime::now() + std::time::Duration::from_secs(secs_later))
+                .unwrap();
+        };
+        rewrite("tok-b beta\n", 5);
         assert_eq!(file.access(&digest), None, "tok-a was revoked");
         assert!(file.access(&BearerToken::digest_of("tok-b")).is_some());
         // A malformed edit keeps the tokens last read.
-        std::fs::write(&path, "broken\n").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(later + std::time::Duration::from_secs(5))
-            .unwrap();
+        rewrite("broken\n", 10);
         assert!(file.access(&BearerToken::digest_of("tok-b")).is_some());
     }
 

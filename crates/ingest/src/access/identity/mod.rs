@@ -237,44 +237,33 @@ impl Authenticator {
                 reason: JwtError::MissingClaim("iss".into()),
             });
         };
-        if let Some(oidc) = self.identity.oidc.as_ref().filter(|o| o.issuer() == issuer) {
-            let user = oidc
-                .verify(token, &unverified.header)
-                .await
-                .map_err(|reason| Refusal::Jwt {
-                    method: "oidc",
-                    reason,
-                })?;
-            return Ok((
-                "oidc",
-                Caller::User {
-                    user,
-                    clusters: None,
-                },
-            ));
-        }
-        if self.service_accounts.knows_issuer(&issuer) {
-            let sa = self
-                .service_accounts
-                .verify(
+        let (method, verified) =
+            if let Some(oidc) = self.identity.oidc.as_ref().filter(|o| o.issuer() == issuer) {
+                let user = oidc.verify(token, &unverified.header).await;
+                (
+                    "oidc",
+                    user.map(|user| Caller::User {
+                        user,
+                        clusters: None,
+                    }),
+                )
+            } else if self.service_accounts.knows_issuer(&issuer) {
+                let sa = self.service_accounts.verify(
                     token,
                     &unverified.header,
                     &issuer,
                     &self.identity.service_account_audiences,
-                )
-                .map_err(|reason| Refusal::Jwt {
-                    method: "service-account",
-                    reason,
-                })?;
-            return Ok((
-                "service-account",
-                Caller::User {
+                );
+                let caller = |sa: service_accounts::ServiceAccountIdentity| Caller::User {
                     user: sa.user,
                     clusters: Some(sa.clusters),
-                },
-            ));
-        }
-        Err(Refusal::UnknownIssuer(issuer))
+                };
+                ("service-account", sa.map(caller))
+            } else {
+                return Err(Refusal::UnknownIssuer(issuer));
+            };
+        let caller = verified.map_err(|reason| Refusal::Jwt { method, reason })?;
+        Ok((method, caller))
     }
 }
 

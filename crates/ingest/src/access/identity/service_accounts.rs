@@ -229,11 +229,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_service_account_token_needs_the_audience_and_a_live_expiry() {
+    /// Issuers with one cluster, `a`, whose tokens `a`'s key signs.
+    fn cluster_a_with_key() -> (TestKey, ServiceAccountIssuers) {
         let a = TestKey::ec("k");
         let reg = ServiceAccountIssuers::new();
         reg.set(cluster("a"), issuer(&a));
+        (a, reg)
+    }
+
+    #[test]
+    fn a_service_account_token_needs_the_audience_and_a_live_expiry() {
+        let (a, reg) = cluster_a_with_key();
         assert!(matches!(
             verify(&reg, &a.sign(&sa_claims("https://kubernetes.default.svc"))),
             Err(JwtError::WrongAudience { .. })
@@ -250,9 +256,7 @@ mod tests {
 
     #[test]
     fn the_subject_must_name_a_service_account() {
-        let a = TestKey::ec("k");
-        let reg = ServiceAccountIssuers::new();
-        reg.set(cluster("a"), issuer(&a));
+        let (a, reg) = cluster_a_with_key();
         let mut user = sa_claims("cw");
         user["sub"] = json!("alice");
         assert!(verify(&reg, &a.sign(&user)).is_err());
