@@ -7,11 +7,14 @@
 //! against a real Chroma server (testkit starts it from .venv); CW_BENCH_CHROMA=0 skips it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ingest::embed::ModelInfo;
 use ingest::store::embedded::EmbeddedStore;
 use ingest::store::{Filter, MetaValue, Record, VectorStore};
+
+mod bench_run;
+use bench_run::{cores, count_from_env, percentile, runtime};
 
 const DIM: usize = 384;
 const BATCH: usize = 500;
@@ -109,11 +112,6 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 
 fn file_mib(dir: &std::path::Path) -> f64 {
     dir_bytes(dir) as f64 / (1024.0 * 1024.0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 async fn search_latencies(
@@ -224,18 +222,11 @@ async fn bench(
 }
 
 fn main() {
-    let n: usize = std::env::var("CW_BENCH_DOCS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let n: usize = count_from_env("CW_BENCH_DOCS", 100_000);
+    let runtime = runtime();
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("temp dir");
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = cores();
         println!("embedded store (SQLite WAL synchronous=FULL + in-memory exact scan), {n} docs x {DIM} dims, {cores} cores");
         let (rss0, _) = rss_mib();
         {

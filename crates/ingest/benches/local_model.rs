@@ -16,6 +16,9 @@ use std::time::Instant;
 
 use ingest::embed::local::{default_model_dir, LocalEmbedder};
 
+mod bench_run;
+use bench_run::{cores, count_from_env};
+
 fn main() {
     let dir = std::env::var_os("CW_MODEL_DIR")
         .map(PathBuf::from)
@@ -41,10 +44,7 @@ fn main() {
         embed_file(&embedder, &PathBuf::from(file));
         return;
     }
-    let n: usize = std::env::var("CW_BENCH_SENTENCES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(256);
+    let n: usize = count_from_env("CW_BENCH_SENTENCES", 256);
     // Document texts as the pipeline makes them (about 30-40 word pieces each).
     let kinds = [
         "Deployment",
@@ -64,7 +64,7 @@ fn main() {
             )
         })
         .collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     println!("local model all-MiniLM-L6-v2, {n} document texts, {cores} cores");
     // Warm-up: first-touch of the weights and allocator.
     let _ = embedder.embed_blocking(&texts[..8.min(n)]);

@@ -23,11 +23,13 @@ use ingest::access::Scope;
 use ingest::document::to_document;
 use ingest::embed::{EmbedError, Embedder, InputType, ModelInfo};
 use ingest::search::{SearchMode, SearchRequest, Searcher};
-use ingest::store::embedded::EmbeddedStore;
 use ingest::store::{Record, VectorStore};
 use serde_json::json;
 use sync_model::rbac::{AccessSnapshot, UserInfo};
-use sync_model::{ClusterId, ResourceId, ResourceInstance};
+use sync_model::{ClusterId, ResourceInstance};
+
+mod bench_run;
+use bench_run::{cores, count_from_env, embedded_store, instance_of, percentile, runtime};
 
 const DIM: usize = 384;
 const CLUSTERS: usize = 5;
@@ -89,23 +91,14 @@ fn instance(i: usize) -> (ClusterId, ResourceInstance) {
         (i / CLUSTERS / KINDS.len()) % (NAMESPACES / CLUSTERS)
     );
     let name = format!("app-{i}");
-    let instance = ResourceInstance {
-        id: ResourceId::new(Some(&namespace), api_version, kind, &name),
+    let labels = BTreeMap::from([("app".to_string(), format!("app-{}", i % 97))]);
+    let instance = instance_of(
+        (kind, api_version, api_group),
         namespace,
         name,
-        kind: kind.into(),
-        api_version: api_version.into(),
-        api_group: api_group.into(),
-        labels: BTreeMap::from([("app".to_string(), format!("app-{}", i % 97))]),
-        annotations: BTreeMap::from([(
-            "description".to_string(),
-            "a service of the shop".to_string(),
-        )]),
-        created_at: "2026-02-20T10:00:00Z".into(),
-        health: None,
-        images: vec![],
-        owner: None,
-    };
+        labels,
+        "a service of the shop",
+    );
     (cluster, instance)
 }
 
@@ -169,11 +162,6 @@ fn resident_bytes() -> u64 {
     pages * 4096
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 fn report(label: &str, mut times: Vec<Duration>, hits: usize) -> f64 {
     times.sort();
     let p99 = percentile(&times, 0.99);
@@ -187,29 +175,17 @@ fn report(label: &str, mut times: Vec<Duration>, hits: usize) -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::var("CW_BENCH_DOCS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    let rounds: usize = std::env::var("CW_BENCH_QUERIES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let n: usize = count_from_env("CW_BENCH_DOCS", 100_000);
+    let rounds: usize = count_from_env("CW_BENCH_QUERIES", 200);
+    let runtime = runtime();
     runtime.block_on(async move {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = cores();
         println!(
             "scoped search over {n} documents, {NAMESPACES} namespaces, {CLUSTERS} clusters (embedded store, {DIM} dimensions), {cores} cores, {rounds} queries per figure"
         );
-        let data = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(EmbeddedStore::open_in_dir(data.path()).expect("open store"));
         let embedder = Arc::new(HashEmbedder);
         let model = embedder.model_info().await.expect("model");
-        store.ensure_collection("instances", &model).await.expect("collection");
+        let (_data, store) = embedded_store(&model, &["instances"]).await;
         let start = Instant::now();
         for chunk in (0..n).step_by(BATCH) {
             let records: Vec<Record> = (chunk..(chunk + BATCH).min(n))

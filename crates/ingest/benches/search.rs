@@ -26,9 +26,11 @@ use ingest::document::to_document;
 use ingest::embed::local::{default_model_dir, LocalEmbedder};
 use ingest::embed::{Embedder, InputType};
 use ingest::search::{SearchMode, SearchRequest, Searcher};
-use ingest::store::embedded::EmbeddedStore;
 use ingest::store::{Filter, Record, VectorStore};
-use sync_model::{capability_id, Capability, ResourceId, ResourceInstance};
+use sync_model::{capability_id, Capability, ResourceInstance};
+
+mod bench_run;
+use bench_run::{cores, count_from_env, embedded_store, instance_of, percentile, runtime};
 
 const BATCH: usize = 1_000;
 const DISTINCT: usize = 2_000;
@@ -125,25 +127,18 @@ fn instance(i: usize) -> ResourceInstance {
         "tier".to_string(),
         ["frontend", "backend", "data"][i % 3].to_string(),
     );
-    let mut annotations = BTreeMap::new();
-    annotations.insert("description".to_string(), what.to_string());
-    ResourceInstance {
-        id: ResourceId::new(Some(&namespace), api_version, kind, &name),
+    let mut instance = instance_of(
+        (kind, api_version, api_group),
         namespace,
         name,
-        kind: kind.into(),
-        api_version: api_version.into(),
-        api_group: api_group.into(),
         labels,
-        annotations,
-        created_at: "2026-02-20T10:00:00Z".into(),
-        health: None,
-        images: match IMAGES[i % IMAGES.len()] {
-            "" => Vec::new(),
-            image => vec![image.to_string()],
-        },
-        owner: None,
+        what,
+    );
+    let image = IMAGES[i % IMAGES.len()];
+    if !image.is_empty() {
+        instance.images = vec![image.to_string()];
     }
+    instance
 }
 
 fn capability(i: usize) -> Capability {
@@ -171,11 +166,6 @@ fn capability(i: usize) -> Capability {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 fn report(label: &str, mut times: Vec<Duration>, hits: usize) {
     times.sort();
     println!(
@@ -198,14 +188,8 @@ const QUERIES: [&str; 8] = [
 ];
 
 fn main() {
-    let n: usize = std::env::var("CW_BENCH_DOCS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    let rounds: usize = std::env::var("CW_BENCH_QUERIES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    let n: usize = count_from_env("CW_BENCH_DOCS", 100_000);
+    let rounds: usize = count_from_env("CW_BENCH_QUERIES", 200);
     let dir = std::env::var_os("CW_MODEL_DIR")
         .map(PathBuf::from)
         .or_else(default_model_dir)
@@ -217,23 +201,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     runtime.block_on(async move {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = cores();
         println!(
             "search over {n} instance documents (embedded store, local model all-MiniLM-L6-v2), {cores} cores, {rounds} queries per figure"
         );
-        let data = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(EmbeddedStore::open_in_dir(data.path()).expect("open store"));
         let model = embedder.model_info().await.expect("model info");
-        store
-            .ensure_collection("instances", &model)
-            .await
-            .expect("collection");
+        let (_data, store) = embedded_store(&model, &["instances", "capabilities"]).await;
 
         let start = Instant::now();
         let distinct: Vec<String> = (0..DISTINCT.min(n))
@@ -274,10 +249,6 @@ fn main() {
             .embed(&texts, InputType::Document)
             .await
             .expect("embed types");
-        store
-            .ensure_collection("capabilities", &model)
-            .await
-            .expect("collection");
         let records: Vec<Record> = types
             .iter()
             .zip(texts)
