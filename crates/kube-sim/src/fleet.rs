@@ -10,10 +10,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::{Result, SimError};
+use crate::generator::{APPS, COMPONENTS, ENVS, TEAMS};
 use crate::store::Store;
 
 /// Environments the fleet's clusters run, in turn: cluster 0 prod, 1 staging, 2 dev, 3 prod...
-pub const ENVIRONMENTS: &[&str] = &["prod", "staging", "dev"];
+pub const ENVIRONMENTS: &[&str] = ENVS;
 /// Of the objects whose status tells their health (workloads, the operators' custom
 /// resources; about half of a cluster), those unhealthy, per thousand: 3% of all objects.
 pub const UNHEALTHY_PER_THOUSAND: u64 = 60;
@@ -305,51 +306,6 @@ const PLATFORM_TOPICS: &[&str] = &[
     "pod-restarts",
 ];
 
-const TEAMS: &[&str] = &[
-    "payments",
-    "checkout",
-    "search",
-    "identity",
-    "billing",
-    "analytics",
-    "catalog",
-    "shipping",
-    "notifications",
-    "data",
-    "ml",
-    "support",
-    "marketing",
-    "inventory",
-    "orders",
-    "accounts",
-];
-const APPS: &[&str] = &[
-    "orders",
-    "cart",
-    "auth",
-    "search",
-    "ledger",
-    "recommendations",
-    "profile",
-    "gateway",
-    "reporting",
-    "inventory",
-    "pricing",
-    "invoices",
-    "sessions",
-    "media",
-    "feeds",
-    "fraud",
-];
-const COMPONENTS: &[(&str, &str)] = &[
-    ("api", "serves the public HTTP API"),
-    ("worker", "processes background jobs"),
-    ("db", "stores the primary records"),
-    ("cache", "caches hot reads"),
-    ("queue", "buffers events between services"),
-    ("frontend", "renders the web pages"),
-    ("scheduler", "runs periodic tasks"),
-];
 /// Kinds of the environments' apps, in turn.
 const APP_KINDS: &[&str] = &[
     "Deployment",

@@ -78,7 +78,8 @@ pub struct GeneratedCluster {
     pub objects: usize,
 }
 
-const TEAMS: &[&str] = &[
+/// Names both generators draw from (this one and the fleet's, `crate::fleet`).
+pub(crate) const TEAMS: &[&str] = &[
     "payments",
     "checkout",
     "search",
@@ -97,8 +98,8 @@ const TEAMS: &[&str] = &[
     "orders",
 ];
 const SIZES: &[&str] = &["small", "medium", "large"];
-const ENVS: &[&str] = &["prod", "staging", "dev"];
-const APPS: &[&str] = &[
+pub(crate) const ENVS: &[&str] = &["prod", "staging", "dev"];
+pub(crate) const APPS: &[&str] = &[
     "orders",
     "cart",
     "auth",
@@ -115,7 +116,7 @@ const APPS: &[&str] = &[
     "media",
     "feeds",
 ];
-const COMPONENTS: &[(&str, &str)] = &[
+pub(crate) const COMPONENTS: &[(&str, &str)] = &[
     ("api", "serves the public HTTP API"),
     ("worker", "processes background jobs"),
     ("db", "stores the primary records"),
