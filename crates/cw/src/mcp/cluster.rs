@@ -64,9 +64,11 @@ impl KubeCluster {
 
 #[async_trait]
 impl LiveCluster for KubeCluster {
-    /// A client with `Impersonate-User` and `Impersonate-Group` headers: the cluster's own
+    /// A reader with `Impersonate-User` and `Impersonate-Group` headers: the cluster's own
     /// authorizer decides what the caller may read, and the connection's credential must be
-    /// allowed to impersonate (deploy/fleet/live-reader.yaml).
+    /// allowed to impersonate (deploy/fleet/live-reader.yaml). Its client is built on its
+    /// first read ([`ActingAs`]): every `/mcp` request of a user gets one per connection,
+    /// and most read nothing live.
     fn as_user(
         &self,
         user: &sync_model::rbac::UserInfo,
@@ -80,16 +82,10 @@ impl LiveCluster for KubeCluster {
                 .cloned()
                 .collect(),
         );
-        match Client::try_from(config) {
-            Ok(client) => Some(std::sync::Arc::new(KubeCluster {
-                client,
-                config: None,
-            })),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot build a client acting as the caller; live reads answered from the index");
-                None
-            }
-        }
+        Some(std::sync::Arc::new(ActingAs {
+            config,
+            cluster: std::sync::OnceLock::new(),
+        }))
     }
 
     async fn get(&self, target: &ObjectRef) -> Result<Value, ClusterError> {
@@ -147,5 +143,40 @@ fn from_kube(e: kube::Error, target: &ObjectRef) -> ClusterError {
         kube::Error::Api(s) if s.code == 404 => ClusterError::NotFound(target.display()),
         kube::Error::Api(s) if s.code == 401 || s.code == 403 => ClusterError::Forbidden(s.message),
         other => ClusterError::Unavailable(other.to_string()),
+    }
+}
+
+/// A connection acting as one caller ([`LiveCluster::as_user`]), its client built when it
+/// first reads.
+struct ActingAs {
+    config: kube::Config,
+    cluster: std::sync::OnceLock<Result<KubeCluster, String>>,
+}
+
+impl ActingAs {
+    fn cluster(&self) -> Result<&KubeCluster, ClusterError> {
+        self.cluster
+            .get_or_init(|| {
+                Client::try_from(self.config.clone())
+                    .map(KubeCluster::new)
+                    .map_err(|e| format!("cannot build a client acting as the caller: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| ClusterError::Unavailable(e.clone()))
+    }
+}
+
+#[async_trait]
+impl LiveCluster for ActingAs {
+    async fn get(&self, target: &ObjectRef) -> Result<Value, ClusterError> {
+        self.cluster()?.get(target).await
+    }
+
+    async fn events(&self, target: &ObjectRef) -> Result<Vec<Value>, ClusterError> {
+        self.cluster()?.events(target).await
+    }
+
+    async fn api_version_of(&self, kind: &str) -> Result<Option<String>, ClusterError> {
+        self.cluster()?.api_version_of(kind).await
     }
 }
