@@ -173,17 +173,23 @@ async fn each_caller_reads_only_what_their_clusters_rules_grant_and_counts_say_n
     assert!(ops.iter().all(|o| o.starts_with("a/")), "{ops:?}");
     assert!(ops.contains("a/_cluster/Namespace/shop"), "{ops:?}");
 
-    // Nobody bound: nothing, and no cluster.
+    // Nobody bound: told so by search and by the cluster list, never an empty answer.
     let nobody = user("mallory", &[]);
-    assert!(visible(&h, &nobody).await.is_empty());
     let scope = h.state.scope_of_user(&nobody, None).await;
-    let clusters = h
-        .state
-        .searcher_for(scope)
+    let searcher = h.state.searcher_for(scope);
+    let err = searcher
+        .search(&listing())
+        .await
+        .expect_err("mallory sees nothing");
+    assert!(
+        err.to_string().contains("mallory may read nothing"),
+        "{err}"
+    );
+    let err = searcher
         .clusters(std::time::Duration::from_secs(900))
         .await
-        .expect("clusters");
-    assert!(clusters.clusters.is_empty(), "{clusters:?}");
+        .expect_err("no cluster of mallory's");
+    assert!(err.to_string().contains("may read nothing"), "{err}");
 
     // Counts and group-bys count only what alice may see.
     let scope = h.state.scope_of_user(&alice, None).await;

@@ -249,12 +249,14 @@ async fn oidc_service_account_and_tokens_file_users_are_recognised_by_name() {
         );
         assert_eq!(hits[0]["name"], "shop", "{body}");
     }
-    // Someone the rules name nowhere: known (not 401), and shown nothing.
+    // Someone the rules name nowhere: known (not 401), and told they may read nothing
+    // (403 naming them), never an empty answer that reads as "none".
     let (status, _, body) = s.search(&s.id_token(json!({"sub": "mallory"}))).await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 403, "{body}");
+    let text = error_text(&body);
     assert!(
-        body["results"].as_array().is_none_or(|r| r.is_empty()),
-        "{body}"
+        text.contains("may read nothing") && text.contains("mallory"),
+        "{text}"
     );
     // Operators read as before.
     let (status, _, body) = s.search(OPERATOR).await;

@@ -75,7 +75,9 @@ impl Index for InProcess {
 fn from_search(e: SearchError) -> IndexError {
     match e {
         SearchError::BadRequest(m) => IndexError::BadRequest(m),
-        e @ SearchError::UnknownCluster { .. } => IndexError::BadRequest(e.to_string()),
+        e @ (SearchError::UnknownCluster { .. } | SearchError::NothingVisible { .. }) => {
+            IndexError::BadRequest(e.to_string())
+        }
         e if e.is_transient() => IndexError::Unavailable(e.to_string()),
         e => IndexError::Failed(e.to_string()),
     }

@@ -28,6 +28,7 @@ impl Searcher {
     /// `stale_after`, or never). The store counts by cluster and health: no documents are
     /// read.
     pub async fn clusters(&self, stale_after: Duration) -> Result<ClustersResponse, SearchError> {
+        self.check_visible()?;
         let tally = self
             .store
             .tally(&self.instances_collection, None, &[CLUSTER_KEY, HEALTH_KEY])
@@ -70,10 +71,23 @@ impl Searcher {
         })
     }
 
+    /// Ok unless the caller is a user whose grants hold in no cluster.
+    fn check_visible(&self) -> Result<(), SearchError> {
+        match self.store.scope() {
+            crate::access::Scope::Limited(l) if l.clusters.is_empty() => {
+                Err(SearchError::NothingVisible {
+                    user: l.user.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Ok when `cluster` is absent, malformed (the filter refuses it, naming the rule) or
     /// known to the index: it has a record, or objects. Else the error names the known
     /// ones. One small read when it has a record; the list is read only for the error.
     pub(crate) async fn check_cluster(&self, cluster: Option<&str>) -> Result<(), SearchError> {
+        self.check_visible()?;
         let Some(Ok(id)) = cluster.filter(|c| !c.is_empty()).map(ClusterId::new) else {
             return Ok(());
         };

@@ -35,6 +35,13 @@ pub enum SearchError {
     /// The request names a cluster the index holds nothing of: the caller fixes the name.
     #[error("unknown cluster {cluster:?}: {}", known_clusters(.known))]
     UnknownCluster { cluster: String, known: Vec<String> },
+    /// A user whose grants hold in no cluster of the index: said, not answered with an empty
+    /// (and so falsely reassuring) page.
+    #[error(
+        "{user} may read nothing in this index: no Role or ClusterRole bound to them lets them \
+         list a type in any cluster it holds (ask a cluster's administrator for a binding)"
+    )]
+    NothingVisible { user: String },
     #[error(transparent)]
     Embed(#[from] EmbedError),
     #[error(transparent)]
@@ -44,7 +51,9 @@ pub enum SearchError {
 impl SearchError {
     pub fn is_transient(&self) -> bool {
         match self {
-            SearchError::BadRequest(_) | SearchError::UnknownCluster { .. } => false,
+            SearchError::BadRequest(_)
+            | SearchError::UnknownCluster { .. }
+            | SearchError::NothingVisible { .. } => false,
             SearchError::Embed(e) => e.is_transient(),
             SearchError::Store(e) => e.is_transient(),
         }

@@ -33,6 +33,8 @@ pub enum ApiError {
         action: String,
         user: String,
     },
+    /// A user whose grants hold in no cluster of the index (the message says so).
+    NothingVisible(String),
     /// The token is known but may not write this cluster.
     Forbidden {
         cluster: String,
@@ -76,6 +78,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::AgentUnauthorized(_)
             | ApiError::OperatorsOnly { .. }
+            | ApiError::NothingVisible(_)
             | ApiError::Forbidden { .. }
             | ApiError::NeedsEveryCluster { .. } => StatusCode::FORBIDDEN,
             ApiError::UnknownCluster { .. } => StatusCode::NOT_FOUND,
@@ -108,6 +111,7 @@ impl ApiError {
                 ),
                 vec![refused_token(&refusal)],
             ),
+            ApiError::NothingVisible(m) => (m.clone(), vec![]),
             ApiError::OperatorsOnly { action, user } => (
                 format!(
                     "the user {user:?} may not {action}: that needs an operator's or watcher's \

@@ -126,6 +126,7 @@ impl From<SearchError> for ApiError {
             SearchError::UnknownCluster { cluster, known } => {
                 ApiError::UnknownCluster { cluster, known }
             }
+            e @ SearchError::NothingVisible { .. } => ApiError::NothingVisible(e.to_string()),
             // The provider refuses this query's text (e.g. too long): the caller's to fix.
             SearchError::Embed(crate::embed::EmbedError::Rejected(m)) => ApiError::BadRequest {
                 error: format!("the embedding provider refuses this query: {m}"),
