@@ -351,7 +351,18 @@ async fn start_fleet() -> Fleet {
     };
     // Indexed: the operator sees both clusters' objects; carol sees alpha's Namespaces (the
     // access rules arrived).
-    let carol_ready = async || fleet.listed(CAROL).await.iter().any(|s| s.2 == "Namespace");
+    // Before alpha's rules arrive, carol may read nothing (403).
+    let carol_ready = async || {
+        let (status, answer) = fleet
+            .post_status(
+                CAROL,
+                "/api/v1/search",
+                json!({"query": "", "mode": "keyword", "limit": 1000}),
+            )
+            .await;
+        let hits = answer["results"].as_array().cloned().unwrap_or_default();
+        status == 200 && seen_of(&hits).iter().any(|s| s.2 == "Namespace")
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let all = fleet.listed(OPS).await;
