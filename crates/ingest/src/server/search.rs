@@ -25,6 +25,7 @@ use sync_model::search::{CountAnswer, CountBody};
         (status = 200, body = super::schema::SearchAnswer),
         (status = 400, description = "A request the search cannot answer (empty query, bad limit or filter)", body = ErrorBody),
         (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "A user whose RBAC grants hold in no cluster of the index: they may read nothing", body = ErrorBody),
                 (status = 404, description = "`cluster` names a cluster the index holds nothing of; `details` names the known ones", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
         (status = 500, body = ErrorBody),
@@ -65,6 +66,7 @@ pub async fn search(
         (status = 200, body = CountAnswer),
         (status = 400, description = "A filter the count cannot apply", body = ErrorBody),
         (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "A user whose RBAC grants hold in no cluster of the index: they may read nothing", body = ErrorBody),
                 (status = 404, description = "`cluster` names a cluster the index holds nothing of; `details` names the known ones", body = ErrorBody),
         (status = 415, description = "Content type other than JSON", body = ErrorBody),
         (status = 500, body = ErrorBody),
@@ -90,6 +92,7 @@ pub async fn count(
     responses(
         (status = 200, body = api::ClustersResponse),
         (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "A user whose RBAC grants hold in no cluster of the index: they may read nothing", body = ErrorBody),
                 (status = 500, body = ErrorBody),
         (status = 503, description = "Store unavailable, or no read slot freed in time: retry", body = ErrorBody),
     )
