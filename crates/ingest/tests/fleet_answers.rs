@@ -1,7 +1,8 @@
 //! Answers across a fleet through the search API, on the real Chroma server (the Qdrant test
 //! server when run as fleet_answers_qdrant; the Voyage stand-in embeds): a question about health lists every cluster's unhealthy objects of what
 //! it names and counts them per cluster, saying "none" only for a cluster whose store holds
-//! none; a large cluster does not take a fleet-wide page from a small one.
+//! none; a large cluster does not take a fleet-wide page from a small one; and a fleet-wide
+//! question costs the store the same few reads whatever the number of clusters.
 
 mod common;
 
@@ -152,5 +153,62 @@ async fn a_health_question_lists_and_counts_every_clusters_unhealthy_answers_and
     for c in ["big", "small", "calm"] {
         assert!(clusters.contains(&c), "{c} has no share of {clusters:?}");
         assert!(count_of(&found, c)["shown"].as_u64() >= Some(1), "{found}");
+    }
+}
+
+/// Reads of the instances collection while `f` runs.
+async fn reads_of<T>(h: &Harness, f: impl std::future::Future<Output = T>) -> (usize, T) {
+    let before = h.store.read_calls();
+    let out = f.await;
+    (h.store.read_calls() - before, out)
+}
+
+#[tokio::test]
+async fn a_fleet_wide_question_is_one_pass_over_the_store_whatever_the_number_of_clusters() {
+    let h = Harness::start().await;
+    // Twelve clusters running the same database, each with a failing copy of it.
+    for c in 0..12 {
+        let cluster = format!("c{c:02}");
+        sync(
+            &h,
+            &cluster,
+            vec![
+                workload("orders-db", "postgres:16", "Current"),
+                workload("cache", "redis:7.2", "Failed"),
+            ],
+        )
+        .await;
+    }
+    // The first question reads the fleet's clusters (then kept for a few seconds).
+    search(&h, json!({"query": "database", "limit": 12})).await;
+
+    let (reads, found) = reads_of(&h, search(&h, json!({"query": "database", "limit": 12}))).await;
+    // One vector query and the keyword reads: never one set per cluster (twelve here).
+    assert!(reads <= 6, "{reads} store reads for one fleet-wide search");
+    // Every cluster still has its share of the page.
+    let results = found["results"].as_array().expect("results");
+    assert_eq!(results.len(), 12, "{found}");
+    for c in 0..12 {
+        let cluster = format!("c{c:02}");
+        assert_eq!(count_of(&found, &cluster)["shown"], 1, "{found}");
+    }
+
+    let (reads, answer) = reads_of(
+        &h,
+        search(
+            &h,
+            json!({"query": "are any databases unhealthy?", "ask": true, "limit": 12}),
+        ),
+    )
+    .await;
+    assert!(reads <= 12, "{reads} store reads for one fleet-wide ask");
+    assert_eq!(answered(&answer).len(), 12, "{answer}");
+    for c in 0..12 {
+        let cluster = format!("c{c:02}");
+        assert_eq!(
+            *count_of(&answer, &cluster),
+            json!({"cluster": cluster, "shown": 1, "total": 1}),
+            "{answer}"
+        );
     }
 }

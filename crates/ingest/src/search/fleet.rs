@@ -1,9 +1,11 @@
-//! Answers that cover the fleet: a question without a cluster is asked of each cluster of
-//! the index apart (its own query, its own candidates), and the pages are merged so that
-//! every cluster with answers gets its share ([`fair_share`]) instead of the largest
-//! cluster's top-k; and how many objects answer, counted in the store by cluster (not read
-//! from the page), so that an answer can say how many more each cluster has and say "none"
-//! only when the store holds none.
+//! Answers that cover the fleet: a question without a cluster is asked of the whole index
+//! at once (one query, a pool of candidates that grows with the number of clusters, up to
+//! [`MAX_FLEET_POOL`]), and the pool is split by cluster and merged so that every cluster with
+//! answers gets its share ([`fair_share`]) instead of the largest cluster's top-k; and how
+//! many objects answer, counted in the store by cluster (not read from the page), so that an
+//! answer can say how many more each cluster has and say "none" only when the store holds
+//! none. One query, not one per cluster: at 50 clusters a question costs the store the same
+//! few calls as at one (docs/scale.md).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -29,14 +31,68 @@ pub struct ClusterList(Arc<Mutex<Option<ClustersRead>>>);
 /// When the clusters were read, and what: `None` when the index is one scope.
 type ClustersRead = (Instant, Option<Vec<String>>);
 
-/// Where one question is answered: a cluster, or the whole index.
+/// The most candidates a fleet-wide question reads: enough for every cluster of a large
+/// fleet to have a few answers in the pool a page is shared from, few enough that one store
+/// query stays fast.
+pub(crate) const MAX_FLEET_POOL: usize = 500;
+
+/// How many answers a fleet-wide question keeps before the page is shared: `limit` for each
+/// of the `clusters`, at most [`MAX_FLEET_POOL`] (never fewer than `limit`).
+pub(crate) fn fleet_pool(limit: usize, clusters: usize) -> usize {
+    limit
+        .saturating_mul(clusters.max(1))
+        .min(MAX_FLEET_POOL)
+        .max(limit)
+}
+
+/// Where one question is answered: one cluster, or the whole index (a fleet, split by
+/// cluster afterwards; a single-cluster index; or one whose documents predate clusters).
 #[derive(Debug, Clone)]
 pub(crate) struct Scope {
-    /// The cluster, or `None` for the whole index (a single-cluster index, or one whose
-    /// documents predate clusters).
+    /// The asked cluster, or `None` for the whole index.
     pub cluster: Option<String>,
     /// Its store filter, with the request's own filter when it has one.
     pub filter: Option<Filter>,
+    /// The clusters of a fleet-wide question (each gets its share of the page and a count),
+    /// `None` when the index is one scope.
+    pub fleet: Option<Vec<String>>,
+}
+
+impl Scope {
+    /// The clusters an answer in this scope is counted for: the asked one, or the fleet's.
+    pub fn clusters(&self) -> Vec<String> {
+        match (&self.cluster, &self.fleet) {
+            (Some(c), _) => vec![c.clone()],
+            (None, Some(fleet)) => fleet.clone(),
+            (None, None) => vec![],
+        }
+    }
+}
+
+/// `items` (best first) split by cluster in the order of `clusters`, each list still best
+/// first; items of a cluster not listed are left out (a scoped caller's fleet omits clusters
+/// they may not read, whose objects the store never returns them anyway). With no clusters,
+/// one list of every item.
+pub(crate) fn split_by_cluster<T>(
+    items: Vec<T>,
+    clusters: &[String],
+    cluster_of: impl Fn(&T) -> &str,
+) -> Vec<Vec<T>> {
+    if clusters.is_empty() {
+        return vec![items];
+    }
+    let at: std::collections::HashMap<&str, usize> = clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    let mut lists: Vec<Vec<T>> = clusters.iter().map(|_| Vec::new()).collect();
+    for item in items {
+        if let Some(&i) = at.get(cluster_of(&item)) {
+            lists[i].push(item);
+        }
+    }
+    lists
 }
 
 /// `a` and `b`, both holding.
@@ -102,30 +158,22 @@ impl Searcher {
         Ok(list)
     }
 
-    /// The scopes a question is answered in: the asked `cluster`, else each cluster of the
-    /// fleet, else the whole index; each with `filter` (the request's) added.
-    pub(crate) async fn scopes(
+    /// The scope a question is answered in: the asked `cluster`, else the whole index
+    /// (with the fleet's clusters when it holds several); with `filter` (the request's).
+    pub(crate) async fn scope(
         &self,
         cluster: Option<&str>,
         filter: Option<&Filter>,
-    ) -> Result<Vec<Scope>, SearchError> {
-        let in_cluster = |c: &str| Scope {
-            cluster: Some(c.to_string()),
-            filter: Some(both(filter, Filter::Eq(CLUSTER_KEY.into(), c.to_string()))),
+    ) -> Result<Scope, SearchError> {
+        let fleet = match cluster {
+            Some(_) => None,
+            None => self.fleet_clusters().await?,
         };
-        if let Some(c) = cluster {
-            // The request's filter already holds the cluster.
-            return Ok(vec![Scope {
-                cluster: Some(c.to_string()),
-                filter: filter.cloned(),
-            }]);
-        }
-        Ok(match self.fleet_clusters().await? {
-            Some(clusters) => clusters.iter().map(|c| in_cluster(c)).collect(),
-            None => vec![Scope {
-                cluster: None,
-                filter: filter.cloned(),
-            }],
+        Ok(Scope {
+            cluster: cluster.map(str::to_string),
+            // The request's filter already holds an asked cluster.
+            filter: filter.cloned(),
+            fleet,
         })
     }
 
@@ -241,6 +289,28 @@ mod tests {
         );
         assert_eq!(short, [0.9, 0.5]);
         assert!(fair_share(Vec::<Vec<f32>>::new(), 3, |s| *s).is_empty());
+    }
+
+    #[test]
+    fn a_fleet_pool_grows_with_the_clusters_up_to_its_bound() {
+        assert_eq!(fleet_pool(10, 1), 10);
+        assert_eq!(fleet_pool(10, 5), 50);
+        assert_eq!(fleet_pool(10, 250), MAX_FLEET_POOL);
+        // A page larger than the bound is still read whole.
+        assert_eq!(fleet_pool(800, 3), 800);
+    }
+
+    #[test]
+    fn a_pool_splits_by_cluster_keeping_each_clusters_order() {
+        let clusters = vec!["a".to_string(), "b".to_string()];
+        let pool = vec![("b", 0.9), ("a", 0.8), ("c", 0.7), ("b", 0.6), ("a", 0.5)];
+        let lists = split_by_cluster(pool.clone(), &clusters, |(c, _)| c);
+        assert_eq!(
+            lists,
+            vec![vec![("a", 0.8), ("a", 0.5)], vec![("b", 0.9), ("b", 0.6)]]
+        );
+        // No fleet: one list, whole.
+        assert_eq!(split_by_cluster(pool.clone(), &[], |(c, _)| c), vec![pool]);
     }
 
     #[test]

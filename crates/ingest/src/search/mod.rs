@@ -2,8 +2,8 @@
 //! values and the well-known software an object runs or its category, no embedding call) or hybrid (both, exact matches winning over vague
 //! similarity), with metadata filters; and `ask` (in [`ask`]), which fuses that search with
 //! the semantic bridge (the resource *types* that answer a question, then their instances);
-//! and counting by filters without ranking (in [`count`]). Across a fleet both answer each
-//! cluster apart and share the page among them ([`fleet`]).
+//! and counting by filters without ranking (in [`count`]). Across a fleet both ask the whole
+//! index at once and share the page among its clusters ([`fleet`]).
 
 mod ask;
 mod clusters;
@@ -157,7 +157,7 @@ impl Searcher {
     }
 
     /// The best `limit` hits of `req`. Without a cluster filter on an index of several
-    /// clusters, each cluster is ranked apart and the page shared among them
+    /// clusters, one pool is ranked over the whole index and the page shared among them
     /// ([`fleet::fair_share`]), with each cluster's share and, where the list is complete,
     /// its total.
     pub async fn search_page(&self, req: &SearchRequest) -> Result<SearchResults, SearchError> {
@@ -205,32 +205,33 @@ impl Searcher {
                 .fleet_listing(collection, filter.as_ref(), limit, &clusters)
                 .await;
         }
-        let scopes = self.scopes(None, filter.as_ref()).await?;
-        let lists = futures::future::try_join_all(scopes.iter().map(|scope| {
-            self.ranked(
+        // One query over the whole index, a pool large enough for each cluster's share.
+        let candidates = candidates.max(fleet::fleet_pool(limit, clusters.len()));
+        let pool = self
+            .ranked(
                 collection,
                 vector.as_deref(),
                 &terms,
-                scope.filter.as_ref(),
+                filter.as_ref(),
                 candidates,
                 req.mode,
             )
-        }))
-        .await?;
-        // A keyword search's list is complete when it holds fewer than were read.
-        let totals: Vec<Option<usize>> = lists
-            .iter()
-            .map(|l| (req.mode == SearchMode::Keyword && l.len() < candidates).then_some(l.len()))
-            .collect();
+            .await?;
+        // A keyword search's pool is complete when it holds fewer than were read: then each
+        // cluster's list is its whole count.
+        let complete = req.mode == SearchMode::Keyword && pool.len() < candidates;
+        let lists =
+            fleet::split_by_cluster(pool, &clusters, |r: &Ranked| cluster_of(&r.hit.metadata));
+        let totals: Vec<Option<usize>> =
+            lists.iter().map(|l| complete.then_some(l.len())).collect();
         let page = fleet::fair_share(lists, limit, |r: &Ranked| r.score);
         let results: Vec<SearchHit> = page.into_iter().map(Ranked::into_hit).collect();
-        let counts = scopes
+        let counts = clusters
             .iter()
             .zip(totals)
-            .filter_map(|(scope, total)| {
-                let c = scope.cluster.as_deref()?;
-                let shown = results.iter().filter(|h| h.cluster == c).count();
-                Some(fleet::cluster_count(c, shown, total))
+            .map(|(c, total)| {
+                let shown = results.iter().filter(|h| &h.cluster == c).count();
+                fleet::cluster_count(c, shown, total)
             })
             .collect();
         Ok(SearchResults {
@@ -471,6 +472,14 @@ fn kind_spellings(term: &str) -> Vec<String> {
         vec![term.to_string()]
     } else {
         vec![term.to_string(), capitalised]
+    }
+}
+
+/// The cluster a document belongs to (empty for one that predates clusters).
+pub(crate) fn cluster_of(m: &Metadata) -> &str {
+    match m.get(crate::document::CLUSTER_KEY) {
+        Some(MetaValue::Str(s)) => s,
+        _ => "",
     }
 }
 

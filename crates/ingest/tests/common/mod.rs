@@ -34,9 +34,21 @@ pub struct CountingStore {
     pub upserted_rows: AtomicUsize,
     pub upsert_calls: AtomicUsize,
     pub delete_calls: AtomicUsize,
+    /// Queries, reads by filter and tallies of the instances collection.
+    pub read_calls: AtomicUsize,
 }
 
 impl CountingStore {
+    pub fn read_calls(&self) -> usize {
+        self.read_calls.load(Ordering::SeqCst)
+    }
+
+    fn note_read(&self, c: &str) {
+        if c == COLLECTION {
+            self.read_calls.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     pub fn upserted_rows(&self) -> usize {
         self.upserted_rows.load(Ordering::SeqCst)
     }
@@ -102,9 +114,11 @@ impl VectorStore for CountingStore {
         f: Option<&Filter>,
         l: usize,
     ) -> Result<Vec<Hit>, StoreError> {
+        self.note_read(c);
         self.inner.query(c, v, f, l).await
     }
     async fn get(&self, c: &str, f: Option<&Filter>, l: usize) -> Result<Vec<Hit>, StoreError> {
+        self.note_read(c);
         self.inner.get(c, f, l).await
     }
     async fn count(&self, c: &str) -> Result<usize, StoreError> {
@@ -116,6 +130,7 @@ impl VectorStore for CountingStore {
         f: Option<&Filter>,
         keys: &[&str],
     ) -> Result<ingest::store::Tally, StoreError> {
+        self.note_read(c);
         self.inner.tally(c, f, keys).await
     }
     async fn ready(&self) -> Result<(), StoreError> {
@@ -246,6 +261,7 @@ impl Harness {
             upserted_rows: AtomicUsize::new(0),
             upsert_calls: AtomicUsize::new(0),
             delete_calls: AtomicUsize::new(0),
+            read_calls: AtomicUsize::new(0),
         });
         let embedder =
             Arc::new(VoyageEmbedder::new(voyage_config(&voyage)).expect("voyage client"));

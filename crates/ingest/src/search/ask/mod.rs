@@ -6,9 +6,9 @@
 //! two scores; the answers are grouped by type only for display. Types that match but have
 //! no instance go to a separate `available` list and never displace a running answer.
 //!
-//! A question is answered in each scope apart ([`scope`]: the asked cluster, else each
-//! cluster of the fleet) and the pages are shared among them (`search::fleet`); each scope
-//! says how many objects answer there, counted in the store.
+//! A question is answered in one scope ([`scope`]: the asked cluster, else the whole index);
+//! across a fleet its answers are split by cluster and the page shared among them
+//! (`search::fleet`), each cluster saying how many objects answer there, counted in the store.
 
 mod fold;
 mod rank;
@@ -18,10 +18,10 @@ use std::collections::{HashMap, HashSet};
 
 use sync_model::HealthStatus;
 
-use super::fleet::{cluster_count, fair_share};
+use super::fleet::{cluster_count, fair_share, fleet_pool, split_by_cluster};
 use super::{
-    build_filter, checked_limit, meta_str, software_answers, terms, to_search_hit, AskAnswer,
-    AskHit, QueryTerms, Ranked, SearchError, Searcher, TypeMatch, Why,
+    build_filter, checked_limit, cluster_of, meta_str, software_answers, terms, to_search_hit,
+    AskAnswer, AskHit, QueryTerms, Ranked, SearchError, Searcher, TypeMatch, Why,
 };
 use crate::store::{Filter, Hit};
 use scope::ScopeAnswers;
@@ -49,10 +49,24 @@ struct Asked<'a> {
     /// The custom and built-in types whose description matches, with their similarity.
     types: &'a [(Hit, f32)],
     limit: usize,
+    /// How many answers the scope keeps before the page is shared among its clusters
+    /// ([`fleet_pool`]): `limit` in one cluster.
+    pool: usize,
     /// The healths the answers must have (none: any).
     healths: Vec<HealthStatus>,
     /// The health came with the request (`--health`), not from the question's words.
     health_asked_by_filter: bool,
+}
+
+impl Asked<'_> {
+    /// How many candidates a store query reads: a few per answer of the page, and across a
+    /// fleet at least the pool.
+    fn candidates(&self) -> usize {
+        super::CANDIDATE_FACTOR
+            .saturating_mul(self.limit)
+            .max(super::MIN_CANDIDATES)
+            .max(self.pool)
+    }
 }
 
 impl Searcher {
@@ -79,8 +93,9 @@ impl Searcher {
     /// set. With a health, types are never listed as available: a type whose objects are
     /// all healthy does not have "nothing running".
     ///
-    /// Without a cluster, an index of several clusters is asked cluster by cluster and the
-    /// page shared among those with answers; `clusters` says how many each shows and has.
+    /// Without a cluster, an index of several clusters is asked as a whole (a pool of answers
+    /// that grows with the clusters) and the page shared among those with answers;
+    /// `clusters` says how many each shows and has.
     pub async fn ask_in(
         &self,
         question: &str,
@@ -112,60 +127,43 @@ impl Searcher {
             .embed_query(about.as_deref().unwrap_or(question))
             .await?;
         let types = self.matching_types(&vector).await?;
+        let scope = self.scope(cluster, in_cluster.as_ref()).await?;
+        let fleet_size = scope.fleet.as_ref().map_or(1, Vec::len);
         let asked = Asked {
             terms: &terms,
             vector: &vector,
             types: &types,
             limit,
+            pool: fleet_pool(limit, fleet_size),
             healths,
             health_asked_by_filter: health.is_some(),
         };
-        let scopes = self.scopes(cluster, in_cluster.as_ref()).await?;
-        let answered = futures::future::try_join_all(
-            scopes.iter().map(|scope| self.answer_scope(&asked, scope)),
-        )
-        .await?;
-        self.finish(question, &asked, answered).await
+        let answered = self.answer_scope(&asked, &scope).await?;
+        self.finish(question, &asked, &scope, answered).await
     }
 
-    /// The answer of every scope on one page: each scope's share of the best `limit`
-    /// ([`fair_share`]), grouped by type; and per scope its answers on the page and in all.
-    /// When no scope holds an object of the asked health that answers, the answers of any
-    /// health, said so.
+    /// The answer on one page: each cluster's share of the best `limit` ([`fair_share`]),
+    /// grouped by type; and per cluster its answers on the page and in all. When the scope
+    /// holds no object of the asked health that answers, the answers of any health, said so.
     async fn finish(
         &self,
         question: &str,
         asked: &Asked<'_>,
-        answered: Vec<ScopeAnswers>,
+        scope: &super::fleet::Scope,
+        answered: ScopeAnswers,
     ) -> Result<AskAnswer, SearchError> {
-        let none_with_health = !answered.is_empty()
-            && answered.iter().all(|s| s.any_health.is_some())
-            && answered.iter().any(|s| {
-                s.any_health
-                    .as_ref()
-                    .is_some_and(|answers| !answers.is_empty())
-            });
-        let mut capabilities: HashMap<(String, String), Hit> = HashMap::new();
-        // A type is available (matching, nothing running) where no scope runs it.
-        let mut available: Option<Vec<TypeMatch>> = None;
-        let mut lists = Vec::new();
-        let mut totals = Vec::new();
-        for s in answered {
-            capabilities.extend(s.capabilities);
-            available = Some(match available {
-                None => s.available,
-                Some(a) => a
-                    .into_iter()
-                    .filter(|t| s.available.iter().any(|u| u.id == t.id))
-                    .collect(),
-            });
-            let answers = match (none_with_health, s.any_health) {
-                (true, Some(any)) => any,
-                _ => s.answers,
-            };
-            totals.push((s.cluster, (!none_with_health).then_some(s.total)));
-            lists.push(answers);
-        }
+        let none_with_health = answered
+            .any_health
+            .as_ref()
+            .is_some_and(|answers| !answers.is_empty());
+        let answers = match (none_with_health, answered.any_health) {
+            (true, Some(any)) => any,
+            _ => answered.answers,
+        };
+        let clusters = scope.clusters();
+        let lists = split_by_cluster(answers, scope.fleet.as_deref().unwrap_or_default(), |a| {
+            cluster_of(&a.ranked.hit.metadata)
+        });
         let mut page = fair_share(lists, asked.limit, |a: &Answer| a.ranked.score);
         page.sort_by(|a, b| {
             b.ranked
@@ -173,24 +171,24 @@ impl Searcher {
                 .total_cmp(&a.ranked.score)
                 .then_with(|| a.ranked.hit.id.cmp(&b.ranked.hit.id))
         });
-        let clusters = totals
-            .into_iter()
-            .filter_map(|(cluster, total)| {
-                let cluster = cluster?;
+        let clusters = clusters
+            .iter()
+            .map(|cluster| {
                 let shown = page
                     .iter()
-                    .filter(|a| {
-                        meta_str(&a.ranked.hit.metadata, crate::document::CLUSTER_KEY) == cluster
-                    })
+                    .filter(|a| cluster_of(&a.ranked.hit.metadata) == cluster)
                     .count();
-                Some(cluster_count(&cluster, shown, total))
+                let total = answered.totals.get(cluster).copied().unwrap_or(0);
+                cluster_count(cluster, shown, (!none_with_health).then_some(total))
             })
             .collect();
-        let types = self.group_by_type(page, asked.terms, &capabilities).await?;
+        let types = self
+            .group_by_type(page, asked.terms, &answered.capabilities)
+            .await?;
         Ok(AskAnswer {
             question: question.to_string(),
             types,
-            available: available.unwrap_or_default(),
+            available: answered.available,
             health: asked.healths.clone(),
             none_with_health,
             clusters,

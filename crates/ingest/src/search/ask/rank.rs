@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::{Answer, Asked};
 use crate::search::{
     boost_for, exact_matches, meta_str, QueryTerms, Ranked, SearchError, SearchMode, Searcher,
-    TypeMatch, CANDIDATE_FACTOR, MIN_CANDIDATES,
+    TypeMatch,
 };
 use crate::store::{Filter, Hit};
 
@@ -43,13 +43,15 @@ impl Searcher {
         in_scope: Option<&Filter>,
         list_available: bool,
     ) -> Result<Ranking, SearchError> {
-        let (vector, terms, limit) = (asked.vector, asked.terms, asked.limit);
-        let mut answers = self.direct_answers(vector, terms, limit, in_scope).await?;
+        let (vector, terms) = (asked.vector, asked.terms);
+        let mut answers = self
+            .direct_answers(vector, terms, asked.candidates(), in_scope)
+            .await?;
 
         // The bridge: the matching types' instances, all read in one pass over the store.
         let types = asked.types;
         let mut by_type = self
-            .instances_of_types(vector, types, limit, in_scope)
+            .instances_of_types(vector, types, asked, in_scope)
             .await?;
         let mut capabilities: HashMap<(String, String), Hit> = HashMap::new();
         let mut available = Vec::new();
@@ -97,16 +99,15 @@ impl Searcher {
         })
     }
 
-    /// The instances that answer by their own text: the hybrid search's candidates, scored
-    /// by similarity and exact matches, by id.
-    pub(super) async fn direct_answers(
+    /// The instances that answer by their own text: the hybrid search's `candidates`,
+    /// scored by similarity and exact matches, by id.
+    async fn direct_answers(
         &self,
         vector: &[f32],
         terms: &QueryTerms,
-        limit: usize,
+        candidates: usize,
         in_scope: Option<&Filter>,
     ) -> Result<HashMap<String, Answer>, SearchError> {
-        let candidates = CANDIDATE_FACTOR.saturating_mul(limit).max(MIN_CANDIDATES);
         let mut answers: HashMap<String, Answer> = HashMap::new();
         for ranked in self
             .ranked(
@@ -135,15 +136,16 @@ impl Searcher {
         Ok(answers)
     }
 
-    /// The instances of the matching `types` nearest to the question, at most `limit` of
-    /// each, by (kind, apiGroup): one query over the store.
+    /// The instances of the matching `types` nearest to the question, at most the asked
+    /// pool of each, by (kind, apiGroup): one query over the store.
     async fn instances_of_types(
         &self,
         vector: &[f32],
         types: &[(Hit, f32)],
-        limit: usize,
+        asked: &Asked<'_>,
         in_scope: Option<&Filter>,
     ) -> Result<HashMap<(String, String), Vec<Hit>>, SearchError> {
+        let limit = asked.pool;
         let mut by_type: HashMap<(String, String), Vec<Hit>> = HashMap::new();
         if types.is_empty() {
             return Ok(by_type);
@@ -152,7 +154,13 @@ impl Searcher {
             .iter()
             .map(|(t, _)| meta_str(&t.metadata, "kind"))
             .collect();
-        let n = limit.saturating_mul(types.len()).saturating_mul(4);
+        // Four per answer and type in one cluster; across a fleet, the pool (the same
+        // objects of many clusters are as near as each other) without multiplying it again.
+        let n = asked
+            .limit
+            .saturating_mul(types.len())
+            .saturating_mul(4)
+            .max(asked.pool.saturating_mul(2));
         let of_kinds = Filter::In("kind".into(), kinds);
         let filter = match in_scope.cloned() {
             Some(c) => Filter::And(vec![c, of_kinds]),

@@ -1,17 +1,18 @@
 //! One question answered in one scope (a cluster, or the whole index): its ranked answers
-//! cut to the page, how many objects answer there in all (counted in the store, not read
-//! from the page), and for a question about health whether the store holds any answer of
+//! cut to the pool the page is shared from, how many objects answer in each cluster in all
+//! (counted in the store, not read from the page), and for a question about health whether the store holds any answer of
 //! that health at all, so that "none" is said only when it holds none.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::fold::fold_owned;
 use super::rank::{bridge_score, direct_boost, is_built_in_group, Ranking};
 use super::{Answer, Asked, ANSWER_FLOOR};
 use crate::document::{HEALTH_KEY, SOFTWARE_KEY};
 use crate::search::fleet::{both, Scope};
-use crate::search::{exact_matches, meta_str, Ranked, SearchError, Searcher, TypeMatch};
-use crate::search::{CANDIDATE_FACTOR, MIN_CANDIDATES};
+use crate::search::{
+    cluster_of, exact_matches, meta_str, Ranked, SearchError, Searcher, TypeMatch,
+};
 use crate::store::keys::{API_GROUP_KEY, KIND_KEY};
 use crate::store::{Filter, Hit};
 
@@ -20,11 +21,10 @@ type TypeKey = (String, String);
 
 /// One scope's answers.
 pub(super) struct ScopeAnswers {
-    pub cluster: Option<String>,
-    /// Best first, owned answers folded into their owners, at most the page.
+    /// Best first, owned answers folded into their owners, at most the pool.
     pub answers: Vec<Answer>,
-    /// Objects of the scope that answer (of the asked health), at least `answers.len()`.
-    pub total: usize,
+    /// Objects that answer (of the asked health) by cluster, each at least its answers.
+    pub totals: BTreeMap<String, usize>,
     pub capabilities: HashMap<TypeKey, Hit>,
     pub available: Vec<TypeMatch>,
     /// A question about health that names something, where the store holds no object of
@@ -50,14 +50,14 @@ impl Searcher {
             ranking.answers.retain(|a| a.ranked.score >= floor);
             let answering = answering_types(asked, &ranking.answers);
             let counted = self.count_answering(asked, &answering, in_scope).await?;
-            return Ok(cut(scope, ranking, counted, asked.limit));
+            return Ok(cut(ranking, counted, asked.pool));
         }
         let of_health = both(in_scope, health_filter(asked));
         if !asked.terms.names_something {
             // "Is anything failing?": every object of that health answers.
             let ranking = self.rank_answers(asked, Some(&of_health), false).await?;
             let counted = self.count_uncontrolled(Some(&of_health), &[]).await?;
-            return Ok(cut(scope, ranking, counted.values().sum(), asked.limit));
+            return Ok(cut(ranking, counted, asked.pool));
         }
         // Both rankings at once: the one of any health says what answers the question.
         let (mut ranking, mut any_health) = tokio::try_join!(
@@ -75,19 +75,19 @@ impl Searcher {
         let counted = self
             .count_answering(asked, &answering, Some(&of_health))
             .await?;
-        if ranking.answers.is_empty() && counted == 0 && !asked.health_asked_by_filter {
+        let none = counted.values().all(|&n| n == 0);
+        if ranking.answers.is_empty() && none && !asked.health_asked_by_filter {
             let mut answers = fold_owned(any_health.answers);
-            answers.truncate(asked.limit);
+            answers.truncate(asked.pool);
             return Ok(ScopeAnswers {
-                cluster: scope.cluster.clone(),
                 answers: vec![],
-                total: 0,
+                totals: BTreeMap::new(),
                 capabilities: any_health.capabilities,
                 available: vec![],
                 any_health: Some(answers),
             });
         }
-        Ok(cut(scope, ranking, counted, asked.limit))
+        Ok(cut(ranking, counted, asked.pool))
     }
 
     /// Adds to `ranking` the objects `of_health` admits that are of the software, the
@@ -101,9 +101,7 @@ impl Searcher {
         of_health: &Filter,
         ranking: &mut Ranking,
     ) -> Result<(), SearchError> {
-        let n = CANDIDATE_FACTOR
-            .saturating_mul(asked.limit)
-            .max(MIN_CANDIDATES);
+        let n = asked.candidates();
         let software = asked.terms.software_candidates();
         let mut found: Vec<Hit> = Vec::new();
         if !software.is_empty() {
@@ -131,13 +129,13 @@ impl Searcher {
 
     /// How many objects `filter` admits (not counting those another object controls) of
     /// the software, category or kind of store the question names, or of the `answering`
-    /// custom types.
+    /// custom types, by cluster.
     async fn count_answering(
         &self,
         asked: &Asked<'_>,
         answering: &HashSet<TypeKey>,
         filter: Option<&Filter>,
-    ) -> Result<usize, SearchError> {
+    ) -> Result<BTreeMap<String, usize>, SearchError> {
         let mut ways = Vec::new();
         let software = asked.terms.software_candidates();
         if !software.is_empty() {
@@ -150,9 +148,9 @@ impl Searcher {
             ]));
         }
         if ways.is_empty() {
-            return Ok(0);
+            return Ok(BTreeMap::new());
         }
-        Ok(self.count_uncontrolled(filter, &ways).await?.values().sum())
+        self.count_uncontrolled(filter, &ways).await
     }
 }
 
@@ -215,16 +213,22 @@ fn merge_exact(
     });
 }
 
-/// The scope's answers of `ranking`, folded, cut to `limit`; `counted` in the store, or
-/// the answers before the cut when the ranking found more.
-fn cut(scope: &Scope, ranking: Ranking, counted: usize, limit: usize) -> ScopeAnswers {
+/// The scope's answers of `ranking`, folded, cut to `pool`; by cluster, `counted` in the
+/// store, or the answers before the cut when the ranking found more.
+fn cut(ranking: Ranking, mut counted: BTreeMap<String, usize>, pool: usize) -> ScopeAnswers {
     let mut answers = fold_owned(ranking.answers);
-    let total = counted.max(answers.len());
-    answers.truncate(limit);
+    let mut found: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &answers {
+        *found.entry(cluster_of(&a.ranked.hit.metadata)).or_default() += 1;
+    }
+    for (cluster, n) in found {
+        let total = counted.entry(cluster.to_string()).or_default();
+        *total = (*total).max(n);
+    }
+    answers.truncate(pool);
     ScopeAnswers {
-        cluster: scope.cluster.clone(),
         answers,
-        total,
+        totals: counted,
         capabilities: ranking.capabilities,
         available: ranking.available,
         any_health: None,
