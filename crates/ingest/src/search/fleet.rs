@@ -18,10 +18,9 @@ use crate::document::{CLUSTER_KEY, OWNER_KIND_KEY};
 use crate::store::keys::{API_GROUP_KEY, KIND_KEY, NAMESPACE_KEY, NAME_KEY};
 use crate::store::Filter;
 
-/// How long the list of the index's clusters is reused: listing them reads every
-/// document's metadata on a remote store (Chroma, Qdrant), too much for every question. A
-/// cluster that joins is asked apart within this time; until then the one query over the
-/// whole index that a single cluster gets answers for it.
+/// How long the list of the index's clusters is reused (one read of their records per
+/// replica and period). A cluster that joins gets its share of fleet-wide pages within this
+/// time; until then its objects answer from the pool in a share after the listed ones'.
 const CLUSTER_LIST_TTL: Duration = Duration::from_secs(10);
 
 /// The clusters of the index, as last read ([`Searcher::fleet_clusters`]).
@@ -70,9 +69,9 @@ impl Scope {
 }
 
 /// `items` (best first) split by cluster in the order of `clusters`, each list still best
-/// first; items of a cluster not listed are left out (a scoped caller's fleet omits clusters
-/// they may not read, whose objects the store never returns them anyway). With no clusters,
-/// one list of every item.
+/// first; the items of a cluster not listed (one that joined since the list was read, or
+/// documents stored before clusters) follow in lists of their own, so that nothing the store
+/// answered is dropped. With no clusters, one list of every item.
 pub(crate) fn split_by_cluster<T>(
     items: Vec<T>,
     clusters: &[String],
@@ -81,16 +80,22 @@ pub(crate) fn split_by_cluster<T>(
     if clusters.is_empty() {
         return vec![items];
     }
-    let at: std::collections::HashMap<&str, usize> = clusters
+    let mut at: std::collections::HashMap<String, usize> = clusters
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
+        .map(|(i, c)| (c.clone(), i))
         .collect();
     let mut lists: Vec<Vec<T>> = clusters.iter().map(|_| Vec::new()).collect();
     for item in items {
-        if let Some(&i) = at.get(cluster_of(&item)) {
-            lists[i].push(item);
-        }
+        let i = match at.get(cluster_of(&item)) {
+            Some(&i) => i,
+            None => {
+                at.insert(cluster_of(&item).to_string(), lists.len());
+                lists.push(Vec::new());
+                lists.len() - 1
+            }
+        };
+        lists[i].push(item);
     }
     lists
 }
@@ -127,7 +132,10 @@ impl Searcher {
     }
 
     /// [`Searcher::fleet_clusters`] of the whole index, shared by every caller (it names
-    /// clusters, no objects): the store counts by cluster without the caller's scope.
+    /// clusters, no objects): the clusters with a record (`crate::clusters`: every cluster a
+    /// sync was heard from, until it is removed), one small read, not a pass over the
+    /// instances. Documents stored before clusters (no record names them) are answered with
+    /// the whole index only while fewer than two clusters have records.
     async fn index_clusters(&self) -> Result<Option<Vec<String>>, SearchError> {
         if let Ok(cached) = self.cluster_list.0.lock() {
             if let Some((at, list)) = cached.as_ref() {
@@ -136,22 +144,11 @@ impl Searcher {
                 }
             }
         }
-        let tally = self
-            .store
-            .records_store()
-            .tally(&self.instances_collection, None, &[CLUSTER_KEY])
-            .await?;
-        let mut clusters = Vec::new();
-        let mut unclustered = false;
-        for (values, _) in tally {
-            match values.into_iter().next().flatten() {
-                Some(c) if !c.is_empty() => clusters.push(c),
-                _ => unclustered = true,
-            }
-        }
-        clusters.sort_unstable();
-        clusters.dedup();
-        let list = (clusters.len() > 1 && !unclustered).then_some(clusters);
+        let records =
+            crate::clusters::read_records(self.store.records_store(), &self.records_collection())
+                .await?;
+        let clusters: Vec<String> = records.into_keys().map(|c| c.to_string()).collect();
+        let list = (clusters.len() > 1).then_some(clusters);
         if let Ok(mut cached) = self.cluster_list.0.lock() {
             *cached = Some((Instant::now(), list.clone()));
         }
@@ -305,9 +302,14 @@ mod tests {
         let clusters = vec!["a".to_string(), "b".to_string()];
         let pool = vec![("b", 0.9), ("a", 0.8), ("c", 0.7), ("b", 0.6), ("a", 0.5)];
         let lists = split_by_cluster(pool.clone(), &clusters, |(c, _)| c);
+        // A cluster not (yet) listed keeps its answers, in a list after the listed ones.
         assert_eq!(
             lists,
-            vec![vec![("a", 0.8), ("a", 0.5)], vec![("b", 0.9), ("b", 0.6)]]
+            vec![
+                vec![("a", 0.8), ("a", 0.5)],
+                vec![("b", 0.9), ("b", 0.6)],
+                vec![("c", 0.7)]
+            ]
         );
         // No fleet: one list, whole.
         assert_eq!(split_by_cluster(pool.clone(), &[], |(c, _)| c), vec![pool]);

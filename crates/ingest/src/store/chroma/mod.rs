@@ -127,12 +127,14 @@ impl ChromaStore {
         .map_err(|e| self.collections.failed(collection, e))
     }
 
-    /// Every id matching `filter` with its metadata, a page of [`ROWS_PER_PAGE`] at a time
-    /// handed to `visit`: what listings and tallies read, with no documents or vectors.
+    /// Every id matching `filter` with its metadata (ids alone unless `with_metadata`), a
+    /// page of [`ROWS_PER_PAGE`] at a time handed to `visit`: what listings and tallies read,
+    /// with no documents or vectors.
     async fn metadata_pages(
         &self,
         collection: &str,
         filter: Option<&Filter>,
+        with_metadata: bool,
         mut visit: impl FnMut(Vec<String>, Vec<wire::RawMeta>),
     ) -> Result<(), StoreError> {
         let Some(id) = self.lookup(collection).await? else {
@@ -142,8 +144,8 @@ impl ChromaStore {
         let filter = filter.and_then(to_where);
         let mut offset = 0;
         loop {
-            let mut body =
-                json!({ "include": ["metadatas"], "limit": ROWS_PER_PAGE, "offset": offset });
+            let include: &[&str] = if with_metadata { &["metadatas"] } else { &[] };
+            let mut body = json!({ "include": include, "limit": ROWS_PER_PAGE, "offset": offset });
             if let Some(w) = &filter {
                 body["where"] = w.clone();
             }
@@ -339,7 +341,7 @@ impl VectorStore for ChromaStore {
         filter: Option<&Filter>,
     ) -> Result<HashMap<String, String>, StoreError> {
         let mut out = HashMap::new();
-        self.metadata_pages(collection, filter, |ids, metas| {
+        self.metadata_pages(collection, filter, true, |ids, metas| {
             for (id, meta) in ids.into_iter().zip(metas) {
                 out.insert(id, hash_of(&meta).unwrap_or_default());
             }
@@ -395,7 +397,13 @@ impl VectorStore for ChromaStore {
         keys: &[&str],
     ) -> Result<Tally, StoreError> {
         let mut counts = Tally::new();
-        self.metadata_pages(collection, filter, |_, metas| {
+        // A plain count reads ids alone.
+        let with_metadata = !keys.is_empty();
+        self.metadata_pages(collection, filter, with_metadata, |ids, metas| {
+            if !with_metadata {
+                *counts.entry(vec![]).or_default() += ids.len();
+                return;
+            }
             for meta in metas {
                 tally_json(&mut counts, keys, meta.as_ref());
             }
