@@ -320,18 +320,94 @@ async fn last_sync_and_last_contact_are_kept_in_the_store_for_every_server_of_it
 }
 
 #[tokio::test]
+async fn each_clusters_counts_are_kept_in_its_record_and_listed_without_reading_the_documents() {
+    let h = Harness::start().await;
+    fleet(&h).await;
+    let expected: BTreeMap<String, (u64, Value)> = [
+        ("alpha", 2, json!({"Current": 1, "Failed": 1})),
+        ("beta", 3, json!({"Current": 2, "InProgress": 1})),
+        ("gamma", 1, json!({"Failed": 1})),
+    ]
+    .into_iter()
+    .map(|(c, n, h)| (c.to_string(), (n, h)))
+    .collect();
+    // Exact at once, recounted or not.
+    assert_eq!(counts(&h.clusters().await), expected);
+
+    // The recounts land in the records within moments.
+    let recorded = || async {
+        h.store_server
+            .dump("instances-clusters")
+            .await
+            .into_iter()
+            .map(|(id, (_, meta))| {
+                let counted = meta["cw_objects_by_health"]
+                    .as_str()
+                    .unwrap_or("null")
+                    .to_string();
+                (id, serde_json::from_str::<Value>(&counted).unwrap())
+            })
+            .collect::<BTreeMap<String, Value>>()
+    };
+    let want: BTreeMap<String, Value> = expected
+        .iter()
+        .map(|(c, (_, health))| (c.clone(), health.clone()))
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while recorded().await != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "records' counts {:?}, want {want:?}",
+            recorded().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Then the list reads the records: no pass over the instances.
+    let before = h.store.read_calls();
+    assert_eq!(counts(&h.clusters().await), expected);
+    assert_eq!(
+        h.store.read_calls(),
+        before,
+        "the listing read the documents"
+    );
+
+    // A change of health is listed at once by the server that applied it (its recount is
+    // pending: that cluster is counted now), and by any server once recounted.
+    h.post_ok(
+        "/api/v1/instances/sync",
+        &json!({"cluster": "alpha", "upserts": [with_health("a2", "Current")]}),
+    )
+    .await;
+    let mut now = expected.clone();
+    now.insert("alpha".into(), (2, json!({"Current": 2})));
+    assert_eq!(counts(&h.clusters().await), now);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while recorded().await["alpha"] != json!({"Current": 2}) {
+        assert!(std::time::Instant::now() < deadline, "alpha not recounted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let embedder = Arc::new(VoyageEmbedder::new(common::voyage_config(&h.voyage)).unwrap());
+    let pipeline = Pipeline::new(h.store.clone(), embedder, common::COLLECTION);
+    let other = common::serve(AppState::new(pipeline, ServerConfig::default())).await;
+    assert_eq!(counts(&clusters_at(&h.http, &other.url).await), now);
+}
+
+#[tokio::test]
 async fn a_cluster_not_heard_from_past_the_threshold_is_stale() {
+    // Two seconds: a contact is stored to the second, so one just made can read as up to a
+    // second old.
     let h = Harness::start_with(ServerConfig {
-        stale_after: Duration::from_secs(1),
+        stale_after: Duration::from_secs(2),
         ..ServerConfig::default()
     })
     .await;
     let upsert = json!({"cluster": "alpha", "upserts": [with_health("a1", "Current")]});
     h.post_ok("/api/v1/instances/sync", &upsert).await;
     assert_eq!(h.clusters().await["alpha"]["stale"], false);
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     let (_, body) = h.send(reqwest::Method::GET, "/api/v1/clusters", None).await;
-    assert_eq!(body["staleAfterSecs"], 1);
+    assert_eq!(body["staleAfterSecs"], 2);
     assert_eq!(body["clusters"][0]["stale"], true, "{body}");
 }
 

@@ -179,6 +179,20 @@ async fn a_fleet_wide_question_is_one_pass_over_the_store_whatever_the_number_of
         )
         .await;
     }
+    // The clusters' objects are recounted in the background (their records' counts): let
+    // those reads end before counting the questions'.
+    let registry = h.state.pipeline().registry().clone();
+    let ids: Vec<sync_model::ClusterId> = (0..12)
+        .map(|c| sync_model::ClusterId::new(&format!("c{c:02}")).unwrap())
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ids.iter().all(|c| registry.counts_settled(c)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "recounts never settled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     // The first question reads the fleet's clusters (then kept for a few seconds).
     search(&h, json!({"query": "database", "limit": 12})).await;
 

@@ -14,8 +14,10 @@
 //! Writes are throttled: one process writes a cluster's contact at most once per
 //! [`WRITE_INTERVAL`], and its sync too (a watcher's busy minute costs a couple of dozen
 //! small writes, not one per batch); what is held back is written at the end of the
-//! interval, so a stored time lags the true one by that much at most.
+//! interval, so a stored time lags the true one by that much at most. Each record also
+//! keeps its cluster's objects by health ([`counts`]), recounted after syncs.
 
+pub mod counts;
 pub mod retire;
 
 use std::collections::{BTreeMap, HashMap};
@@ -77,6 +79,8 @@ pub enum Heard {
 pub struct ClusterRecord {
     pub last_sync: Option<DateTime<Utc>>,
     pub last_contact: Option<DateTime<Utc>>,
+    /// Its objects by health when last recounted ([`counts`]; `""`: no health).
+    pub objects_by_health: Option<BTreeMap<String, usize>>,
 }
 
 /// The stale rule: a cluster never heard from, or not for longer than `stale_after`.
@@ -114,6 +118,7 @@ pub async fn read_records(
             let record = ClusterRecord {
                 last_sync: time(LAST_SYNC_KEY),
                 last_contact: time(LAST_CONTACT_KEY),
+                objects_by_health: counts::read_counts(&h.metadata),
             };
             Some((id, record))
         })
@@ -141,7 +146,10 @@ pub struct ClusterRegistry {
 
 struct Inner {
     store: Arc<dyn VectorStore>,
+    /// The instances the records describe, and the records' collection.
+    instances: String,
     collection: String,
+    recounts: counts::Recounts,
     /// Whether the collection is prepared in this process (a store writes only to those);
     /// cleared by a failed write, so that a collection lost meanwhile is made again.
     prepared: AtomicBool,
@@ -223,7 +231,9 @@ impl ClusterRegistry {
         ClusterRegistry {
             inner: Arc::new(Inner {
                 store,
+                instances: instances.to_string(),
                 collection: records_collection(instances),
+                recounts: counts::Recounts::default(),
                 prepared: AtomicBool::new(false),
                 noted: Mutex::new(HashMap::new()),
                 write_interval: interval,
@@ -258,6 +268,15 @@ impl ClusterRegistry {
             }
             Next::Wait => {}
         }
+        if what == Heard::Sync {
+            counts::mark(&self.inner, cluster);
+        }
+    }
+
+    /// Whether this process has no recount of `cluster`'s objects pending: the counts in
+    /// its record include every sync this process applied.
+    pub fn counts_settled(&self, cluster: &ClusterId) -> bool {
+        self.inner.recounts.settled(cluster)
     }
 
     /// What to do now that `what` was heard from `cluster`.
@@ -352,6 +371,7 @@ impl ClusterRegistry {
         if let Ok(mut noted) = self.inner.noted.lock() {
             noted.remove(cluster);
         }
+        self.inner.recounts.forget(cluster);
         let store = self.inner.store.as_ref();
         let collection = &self.inner.collection;
         let existed = has_record(store, collection, cluster.as_str()).await?;

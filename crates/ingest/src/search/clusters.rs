@@ -12,7 +12,11 @@ use sync_model::api::{ClusterSummary, ClustersResponse};
 use sync_model::ClusterId;
 
 use super::{SearchError, Searcher};
-use crate::clusters::{has_record, is_stale, read_records, records_collection};
+use crate::clusters::counts::count_now;
+use crate::clusters::{has_record, is_stale, read_records, records_collection, ClusterRecord};
+
+/// Objects by health (`""`: none recorded), by cluster.
+type ByCluster = BTreeMap<ClusterId, BTreeMap<String, usize>>;
 use crate::document::{CLUSTER_KEY, HEALTH_KEY};
 use crate::store::Filter;
 
@@ -25,31 +29,27 @@ impl Searcher {
     /// Every cluster with objects in the index or a record (a watcher heard from), ordered
     /// by id: its object count, objects by health where the index records health, its last
     /// sync and last contact, and whether it is stale (not heard from for longer than
-    /// `stale_after`, or never). The store counts by cluster and health: no documents are
-    /// read.
+    /// `stale_after`, or never). The counts come from the records where they add up, else
+    /// the store counts by cluster and health: no documents are read either way.
     pub async fn clusters(&self, stale_after: Duration) -> Result<ClustersResponse, SearchError> {
         self.check_visible()?;
-        let tally = self
-            .store
-            .tally(&self.instances_collection, None, &[CLUSTER_KEY, HEALTH_KEY])
-            .await?;
+        let records = read_records(self.store.records_store(), &self.records_collection()).await?;
         let mut by_cluster: BTreeMap<ClusterId, ClusterSummary> = BTreeMap::new();
-        for (values, n) in tally {
-            let mut values = values.into_iter();
-            let (id, health) = (values.next().flatten(), values.next().flatten());
-            // A document stored before clusters: no cluster's.
-            let Some(cluster) = id.as_deref().and_then(|id| ClusterId::new(id).ok()) else {
-                continue;
-            };
+        let counted = match self.counts_of_records(&records).await? {
+            Some(counted) => counted,
+            None => self.counts_of_documents().await?,
+        };
+        for (cluster, by_health) in counted {
             let entry = by_cluster
                 .entry(cluster.clone())
                 .or_insert_with(|| summary(cluster));
-            entry.objects += n;
-            if let Some(health) = health.filter(|h| !h.is_empty()) {
-                *entry.health.entry(health).or_default() += n;
+            for (health, n) in by_health {
+                entry.objects += n;
+                if !health.is_empty() {
+                    *entry.health.entry(health).or_default() += n;
+                }
             }
         }
-        let records = read_records(self.store.records_store(), &self.records_collection()).await?;
         let now = Utc::now();
         let scope = self.store.scope();
         for (cluster, record) in records {
@@ -69,6 +69,58 @@ impl Searcher {
             clusters: by_cluster.into_values().collect(),
             stale_after_secs: Some(stale_after.as_secs()),
         })
+    }
+
+    /// Each cluster's objects by health from the records' counts (`crate::clusters::counts`),
+    /// when the caller reads everything and the counts add up: a cluster this process has a
+    /// recount pending for is counted now, and the sum must equal the instances the store
+    /// holds (else `None`: documents outside every record, or counts another replica has not
+    /// refreshed yet).
+    async fn counts_of_records(
+        &self,
+        records: &BTreeMap<ClusterId, ClusterRecord>,
+    ) -> Result<Option<ByCluster>, SearchError> {
+        let Some(store) = self.store.unscoped() else {
+            return Ok(None);
+        };
+        let total = store.count(&self.instances_collection).await?;
+        let mut out = ByCluster::new();
+        let mut sum = 0;
+        for (cluster, record) in records {
+            let settled = self
+                .registry
+                .as_ref()
+                .is_none_or(|r| r.counts_settled(cluster));
+            let counted = match (&record.objects_by_health, settled) {
+                (Some(counted), true) => counted.clone(),
+                _ => count_now(store.as_ref(), &self.instances_collection, cluster).await?,
+            };
+            sum += counted.values().sum::<usize>();
+            out.insert(cluster.clone(), counted);
+        }
+        Ok((sum == total).then_some(out))
+    }
+
+    /// Each cluster's objects by health, the store tallying every document the caller may
+    /// read (a document stored before clusters is no cluster's).
+    async fn counts_of_documents(&self) -> Result<ByCluster, SearchError> {
+        let tally = self
+            .store
+            .tally(&self.instances_collection, None, &[CLUSTER_KEY, HEALTH_KEY])
+            .await?;
+        let mut out = ByCluster::new();
+        for (values, n) in tally {
+            let mut values = values.into_iter();
+            let (id, health) = (values.next().flatten(), values.next().flatten());
+            let Some(cluster) = id.as_deref().and_then(|id| ClusterId::new(id).ok()) else {
+                continue;
+            };
+            *out.entry(cluster)
+                .or_default()
+                .entry(health.unwrap_or_default())
+                .or_default() += n;
+        }
+        Ok(out)
     }
 
     /// Ok unless the caller is a user whose grants hold in no cluster.

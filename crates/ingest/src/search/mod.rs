@@ -99,6 +99,9 @@ pub struct Searcher {
     pub instances_collection: String,
     pub capabilities_collection: String,
     pub cluster_list: ClusterList,
+    /// The cluster records' writer in this process, whose pending recounts say which
+    /// records' counts are behind (`search::clusters`); `None` in a process that writes none.
+    pub registry: Option<crate::clusters::ClusterRegistry>,
 }
 
 impl Searcher {
@@ -121,7 +124,14 @@ impl Searcher {
             instances_collection,
             capabilities_collection,
             cluster_list: ClusterList::default(),
+            registry: None,
         }
+    }
+
+    /// This searcher with the process's cluster records' writer (see [`Searcher::registry`]).
+    pub fn with_registry(mut self, registry: crate::clusters::ClusterRegistry) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// This searcher as a caller with `scope` reads: every read of the instances and the

@@ -173,7 +173,8 @@ impl AppState {
                     pipeline.embedder().clone(),
                     pipeline.collection(),
                     config.capabilities_collection.clone(),
-                ),
+                )
+                .with_registry(pipeline.registry().clone()),
                 access_rules,
                 access_loaded: tokio::sync::OnceCell::new(),
                 authenticator,

@@ -996,9 +996,11 @@ pub async fn a_clusters_record_is_written_at_most_once_per_interval(
     // Wait for the next whole second: RFC 3339 times here have whole seconds.
     tokio::time::sleep(std::time::Duration::from_millis(1_050)).await;
     registry.heard(&gamma, Heard::Sync).await;
+    let held = registry.records().await.unwrap()[&gamma].clone();
+    // (Its objects' recount may land meanwhile: it is not held back.)
     assert_eq!(
-        registry.records().await.unwrap()[&gamma],
-        first,
+        (held.last_sync, held.last_contact),
+        (first.last_sync, first.last_contact),
         "a second sync within the interval is held back"
     );
     tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
