@@ -186,7 +186,10 @@ def test_ask_shows_the_database_types_and_instances(driver):
 def test_back_restores_the_previous_view(driver, search_url):
     driver.back()
     wait(driver, EC.url_to_be(search_url), "back to the search")
-    assert Select(driver.find_element(By.ID, "f-health")).first_selected_option.get_attribute("value") == "unhealthy"
+    health = Select(driver.find_element(By.ID, "f-health")).first_selected_option.get_attribute("value")
+    assert health == "unhealthy", f"the health filter shows {health!r} after back"
+    query = driver.find_element(By.ID, "q").get_attribute("value")
+    assert query == "", f"the search box shows {query!r} after back"
     names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li.hit .hit-name")]
     assert any(UNHEALTHY_DB in n for n in names), names
     print("ok: back restores the filtered search")

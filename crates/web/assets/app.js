@@ -1,4 +1,5 @@
-// cw's pages: "/" focuses the search box; the overview refreshes its clusters in place.
+// cw's pages: "/" focuses the search box; the search form follows the URL; the overview
+// refreshes its clusters in place.
 (function () {
   'use strict';
   document.addEventListener('keydown', function (e) {
@@ -11,6 +12,13 @@
     e.preventDefault();
     q.focus();
     q.select();
+  });
+
+  // The search form shows the query and filters of the URL (what the page answers), also
+  // when the browser brings the page back with the edits a reader made before leaving it.
+  window.addEventListener('pageshow', function () {
+    var form = document.querySelector('form.search');
+    if (form) form.reset();
   });
 
   var fleet = document.getElementById('fleet');

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::pages::{render, Chrome};
 use crate::paths::{OVERVIEW, SIGN_IN};
-use crate::Web;
+use crate::state::Web;
 
 pub const SESSION_COOKIE: &str = "cw_session";
 

@@ -16,7 +16,7 @@ use sync_model::search::{SearchHit, SearchMode, SearchRequest};
 use sync_model::ResourceId;
 
 use super::{folded_line, render, Chrome, HealthView, PageError, SearchForm};
-use crate::Web;
+use crate::state::Web;
 
 /// Index hits read to find the object by its name.
 const LOOKUP_HITS: usize = 50;

@@ -14,7 +14,7 @@ use sync_model::search::{CountBody, GroupBy, SearchRequest};
 use sync_model::{HealthFilter, HealthStatus};
 
 use super::{class_of, render, Chrome, HitView, PageError, SearchForm};
-use crate::Web;
+use crate::state::Web;
 use sync_model::search::SearchMode;
 
 /// Kinds listed among the most unhealthy at most.

@@ -15,7 +15,7 @@ use sync_model::search::{AskAnswer, SearchHit, SearchMode, SearchRequest, Search
 use sync_model::HealthFilter;
 
 use super::{folded_line, render, Chrome, HitView, PageError, SearchForm};
-use crate::Web;
+use crate::state::Web;
 
 /// Hits on one page.
 const PAGE: usize = 30;
