@@ -167,6 +167,7 @@ async fn main() {
         clusters * objects,
         filled.elapsed()
     );
+    let api = ingest::server::router(state.clone());
     let app = web::router(web::Web { state, live: None });
     println!(
         "{:<48} {:>9} {:>9} {:>9}",
@@ -185,6 +186,44 @@ async fn main() {
             "{path:<48} {:>9.1} {:>9.1} {size:>9}",
             p50.as_secs_f64() * 1e3,
             p95.as_secs_f64() * 1e3
+        );
+    }
+    // The same searches through the JSON API: what the page adds is the difference.
+    for (name, body) in [
+        (
+            "POST /api/v1/search payments service",
+            json!({"query": "payments service", "limit": 30}),
+        ),
+        (
+            "POST /api/v1/search payments unhealthy",
+            json!({"query": "payments", "health": "unhealthy", "limit": 30}),
+        ),
+    ] {
+        let mut took = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let started = Instant::now();
+            let res = api
+                .clone()
+                .oneshot(
+                    Request::post("/api/v1/search")
+                        .header("content-type", "application/json")
+                        .body(Body::from(body.to_string()))
+                        .expect("request"),
+                )
+                .await
+                .expect("answer");
+            assert!(res.status().is_success(), "{name}: {}", res.status());
+            axum::body::to_bytes(res.into_body(), 64 << 20)
+                .await
+                .expect("body");
+            took.push(started.elapsed());
+        }
+        took.sort();
+        let at = |p: f64| took[((took.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "{name:<48} {:>9.1} {:>9.1}",
+            at(0.5).as_secs_f64() * 1e3,
+            at(0.95).as_secs_f64() * 1e3
         );
     }
     let html = body_of(&app, "/").await;

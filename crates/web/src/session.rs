@@ -134,6 +134,28 @@ pub struct SignInForm {
     token: String,
 }
 
+/// Whether a form was posted from a page of this server: a browser names the page's origin
+/// in `Origin`, and it must be this host (a sign-in posted from another site would sign the
+/// browser in as someone else's identity). Clients that send no `Origin` are not browsers
+/// posting across sites.
+pub fn posted_from_here(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let Some(origin_host) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    // The host the browser asked for: a proxy in front may pass it on as X-Forwarded-Host.
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+        .filter_map(|v| v.split(',').next())
+        .any(|h| h.trim().eq_ignore_ascii_case(origin_host))
+}
+
 /// `POST /sign-in`: the token is checked at once; accepted, it is kept in the session
 /// cookie and the browser goes to the overview; refused, the form again with why (401).
 pub async fn sign_in(
@@ -155,6 +177,16 @@ pub async fn sign_in(
             },
         )
     };
+    if !posted_from_here(&headers) {
+        return render(
+            StatusCode::FORBIDDEN,
+            &SignInPage {
+                chrome: Chrome::signed_out(),
+                error: Some("this sign-in was posted from another site: sign in here".into()),
+                required,
+            },
+        );
+    }
     if token.len() > MAX_TOKEN_BYTES {
         return refused(format!(
             "the token is longer than any token cw accepts ({MAX_TOKEN_BYTES} bytes)"
@@ -210,6 +242,23 @@ mod tests {
         assert!(proxied.ends_with("; Secure"), "{proxied}");
         let cleared = cleared_cookie(&HeaderMap::new());
         assert!(cleared.contains("Max-Age=0") && cleared.contains("HttpOnly"));
+    }
+
+    #[test]
+    fn a_sign_in_posted_from_another_site_is_not_from_here() {
+        let here = |origin: &str| {
+            posted_from_here(&headers(&[("host", "cw.example:3000"), ("origin", origin)]))
+        };
+        assert!(here("http://cw.example:3000"));
+        assert!(here("https://cw.example:3000"));
+        assert!(!here("https://evil.example"));
+        assert!(!here("null"));
+        assert!(posted_from_here(&headers(&[("host", "cw.example")])));
+        assert!(posted_from_here(&headers(&[
+            ("host", "cw-svc:3000"),
+            ("x-forwarded-host", "cw.example"),
+            ("origin", "https://cw.example"),
+        ])));
     }
 
     #[test]
