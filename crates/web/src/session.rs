@@ -134,12 +134,18 @@ pub struct SignInForm {
     token: String,
 }
 
-/// Whether a form was posted from a page of this server: a browser names the page's origin
-/// in `Origin`, and it must be this host (a sign-in posted from another site would sign the
-/// browser in as someone else's identity). Clients that send no `Origin` are not browsers
-/// posting across sites.
+/// Whether a form was posted from a page of this server (a sign-in posted from another site
+/// would sign the browser in as someone else's identity). Browsers say where a request comes
+/// from in `Sec-Fetch-Site`; one that does not, in `Origin` (which is `null` under the pages'
+/// `Referrer-Policy: no-referrer`, so only a named origin is compared: with this host, or the
+/// host a proxy in front passes on as X-Forwarded-Host). Clients that send neither are not
+/// browsers posting across sites.
 pub fn posted_from_here(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = value("sec-fetch-site") {
+        return matches!(site.trim(), "same-origin" | "none");
+    }
+    let Some(origin) = value(header::ORIGIN.as_str()).filter(|o| *o != "null") else {
         return true;
     };
     let Some(origin_host) = origin
@@ -148,10 +154,9 @@ pub fn posted_from_here(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    // The host the browser asked for: a proxy in front may pass it on as X-Forwarded-Host.
     [header::HOST.as_str(), "x-forwarded-host"]
         .into_iter()
-        .filter_map(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+        .filter_map(value)
         .filter_map(|v| v.split(',').next())
         .any(|h| h.trim().eq_ignore_ascii_case(origin_host))
 }
@@ -252,7 +257,16 @@ mod tests {
         assert!(here("http://cw.example:3000"));
         assert!(here("https://cw.example:3000"));
         assert!(!here("https://evil.example"));
-        assert!(!here("null"));
+        let fetched = |site: &str| {
+            posted_from_here(&headers(&[
+                ("host", "cw.example"),
+                ("origin", "null"),
+                ("sec-fetch-site", site),
+            ]))
+        };
+        assert!(fetched("same-origin"));
+        assert!(!fetched("cross-site"));
+        assert!(!fetched("same-site"));
         assert!(posted_from_here(&headers(&[("host", "cw.example")])));
         assert!(posted_from_here(&headers(&[
             ("host", "cw-svc:3000"),

@@ -404,3 +404,19 @@ async fn a_user_sees_only_what_their_rbac_grants() {
     assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.body);
     assert!(!hidden.body.contains("the ledger"));
 }
+
+#[tokio::test]
+async fn a_sign_in_posted_from_another_site_sets_no_cookie() {
+    let s = server().await;
+    let a = send(
+        &s.app,
+        Request::post(web::SIGN_IN)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::from(format!("token={OPS}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(a.headers.get(header::SET_COOKIE).is_none());
+}
