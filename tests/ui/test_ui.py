@@ -80,7 +80,8 @@ def axe_check(driver, view):
         for v in bad
     )
     assert not bad, f"axe on {view}: {detail}"
-    print(f"ok: axe on {view}: no serious or critical violation ({len(result)} minor)")
+    minor = ", ".join(f"{v['id']} ({v['impact']})" for v in result)
+    print(f"ok: axe on {view}: no serious or critical violation{'; lesser: ' + minor if minor else ''}")
 
 
 def shot(driver, name):
