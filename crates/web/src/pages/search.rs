@@ -224,7 +224,18 @@ pub async fn page(
     form: Result<Query<SearchForm>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let form = form.map(|Query(f)| f).unwrap_or_default();
+    let filters: Vec<String> = [
+        ("cluster", &form.cluster),
+        ("kind", &form.kind),
+        ("namespace", &form.namespace),
+        ("health", &form.health),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.trim().is_empty())
+    .map(|(k, v)| format!("{k} {}", v.trim()))
+    .collect();
     let title = match (form.q.trim(), form.asks()) {
+        ("", _) if !filters.is_empty() => format!("Objects with {}", filters.join(", ")),
         ("", _) => "Search".to_string(),
         (q, true) => format!("Ask: {q}"),
         (q, false) => format!("Search: {q}"),
