@@ -19,6 +19,7 @@ mod signal;
 mod sync_capabilities;
 mod sync_instances;
 mod watch;
+mod web;
 
 /// mimalloc instead of glibc's malloc: the watcher spent a quarter of its CPU in glibc's
 /// malloc and free (docs/watcher.md, Benchmark). See [`return_freed_memory_at_once`].

@@ -74,6 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             WATCHER_PREFIX,
             watcher::ops::router(shared.clone(), args.ingest.token.get().map(str::to_string)),
         )
+        .merge(crate::web::route(&state, clusters.clone()))
         .merge(mcp::route(
             &state,
             clusters,

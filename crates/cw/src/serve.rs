@@ -1,7 +1,7 @@
 //! `cw serve`: the ingest server. Wiring only: flags become the store (Chroma, or the
 //! embedded one when no URL is given), the embedding provider and the pipeline of the
 //! `ingest` crate, served by its router, with the MCP server for agents at `/mcp` (reading
-//! live the clusters of `--cluster-kubeconfigs`).
+//! live the clusters of `--cluster-kubeconfigs`) and the web pages for people at `/`.
 
 use anyhow::Context;
 use ingest::server;
@@ -44,12 +44,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .connections
         .access(Default::default(), "cw serve", stop_mcp.clone())
         .await?;
-    let app = server::router(state.clone()).merge(mcp::route(
-        &state,
-        clusters,
-        stop_mcp.clone(),
-        &args.listen.host,
-    ));
+    let app = server::router(state.clone())
+        .merge(crate::web::route(&state, clusters.clone()))
+        .merge(mcp::route(
+            &state,
+            clusters,
+            stop_mcp.clone(),
+            &args.listen.host,
+        ));
     let drain = std::time::Duration::from_secs(args.shutdown_drain_secs);
     let draining = state.clone();
     let shutdown = async move {

@@ -21,10 +21,10 @@ use rmcp::ServiceExt;
 
 pub use cluster::{ClusterAccess, ClusterError, Connections, LiveCluster, LiveClusters, ObjectRef};
 pub use index::{Index, IndexError};
-pub use resource::{summarise, ResourceDetails};
+pub use resource::{from_index, summarise, Condition, EventLine, ResourceDetails, Source};
 pub use server::{CallerIndex, CwMcp};
 pub use tokio_util::sync::CancellationToken;
-pub use tools::{DEFAULT_PAGE, MAX_ANSWER_BYTES, MAX_PAGE, RANKING_WINDOW};
+pub use tools::{GetResourceParams, DEFAULT_PAGE, MAX_ANSWER_BYTES, MAX_PAGE, RANKING_WINDOW};
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {

@@ -193,15 +193,27 @@ async fn with_caller_index(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     if let Some(caller) = req.extensions().get::<Caller>().cloned() {
-        let searcher = state.searcher_of(&caller).await;
-        let live = match &caller {
-            Caller::Operator(_) => None,
-            Caller::User { user, .. } => Some(cluster.as_user(user)),
-        };
-        req.extensions_mut().insert(mcp::CallerIndex {
-            index: Arc::new(InProcess(searcher, state.stale_after())),
-            cluster: live,
-        });
+        let index = caller_index(&state, &cluster, &caller).await;
+        req.extensions_mut().insert(index);
     }
     next.run(req).await
+}
+
+/// What `caller` reads through: the index of their scope ([`AppState::searcher_of`]) and,
+/// for a user, the connections acting as them. The `/mcp` route's and the web pages' one
+/// decision.
+pub async fn caller_index(
+    state: &AppState,
+    cluster: &ClusterAccess,
+    caller: &Caller,
+) -> mcp::CallerIndex {
+    let searcher = state.searcher_of(caller).await;
+    let live = match caller {
+        Caller::Operator(_) => None,
+        Caller::User { user, .. } => Some(cluster.as_user(user)),
+    };
+    mcp::CallerIndex {
+        index: Arc::new(InProcess(searcher, state.stale_after())),
+        cluster: live,
+    }
 }

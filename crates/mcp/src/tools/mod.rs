@@ -20,6 +20,7 @@ use crate::index::{Index, IndexError};
 use crate::server::CwMcp;
 use crate::untrusted::clean;
 
+pub use get_resource::GetResourceParams;
 pub use search_resources::{DEFAULT_PAGE, MAX_PAGE};
 pub use size::MAX_ANSWER_BYTES;
 

@@ -67,7 +67,16 @@ annotations are never returned."
         &self,
         Parameters(p): Parameters<GetResourceParams>,
     ) -> Result<Json<ResourceDetails>, String> {
-        let asked = Asked::read(&p)?;
+        self.resource(&p).await.map(Json)
+    }
+}
+
+impl CwMcp {
+    /// `get_resource`'s answer outside a tool call: the object `p` names, read live where
+    /// this server has a connection to its cluster, else as the index holds it. The web
+    /// pages' object view reads it here, so that both say the same of the same object.
+    pub async fn resource(&self, p: &GetResourceParams) -> Result<ResourceDetails, String> {
+        let asked = Asked::read(p)?;
         let located = self.locate(&asked).await?;
         let mut details = match self.cluster.connection(&located.cluster) {
             Some(live) => match self.read_live(live.as_ref(), &located).await {
@@ -111,7 +120,7 @@ annotations are never returned."
             }
         };
         details.fit_within(MAX_ANSWER_BYTES);
-        Ok(Json(details))
+        Ok(details)
     }
 }
 
