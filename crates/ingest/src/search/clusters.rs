@@ -137,7 +137,8 @@ impl Searcher {
 
     /// Ok when `cluster` is absent, malformed (the filter refuses it, naming the rule) or
     /// known to the index: it has a record, or objects. Else the error names the known
-    /// ones. One small read when it has a record; the list is read only for the error.
+    /// ones. No read when the fleet's list (read at most every few seconds) names it, one
+    /// small read when it has a record; the list is read only for the error.
     pub(crate) async fn check_cluster(&self, cluster: Option<&str>) -> Result<(), SearchError> {
         self.check_visible()?;
         let Some(Ok(id)) = cluster.filter(|c| !c.is_empty()).map(ClusterId::new) else {
@@ -145,12 +146,13 @@ impl Searcher {
         };
         let scope = self.store.scope();
         if scope.sees_cluster(id.as_str())
-            && has_record(
-                self.store.records_store(),
-                &self.records_collection(),
-                id.as_str(),
-            )
-            .await?
+            && (self.listed_cluster(id.as_str()).await?
+                || has_record(
+                    self.store.records_store(),
+                    &self.records_collection(),
+                    id.as_str(),
+                )
+                .await?)
         {
             return Ok(());
         }

@@ -27,8 +27,17 @@ const CLUSTER_LIST_TTL: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Default)]
 pub struct ClusterList(Arc<Mutex<Option<ClustersRead>>>);
 
-/// When the clusters were read, and what: `None` when the index is one scope.
-type ClustersRead = (Instant, Option<Vec<String>>);
+/// When the clusters were read, and which (every cluster with a record, sorted).
+type ClustersRead = (Instant, Vec<String>);
+
+impl ClusterList {
+    /// Forgets the list (a cluster was removed here): the next question reads it again.
+    pub fn invalidate(&self) {
+        if let Ok(mut cached) = self.0.lock() {
+            *cached = None;
+        }
+    }
+}
 
 /// The most candidates a fleet-wide question reads: enough for every cluster of a large
 /// fleet to have a few answers in the pool a page is shared from, few enough that one store
@@ -119,24 +128,33 @@ impl Searcher {
     /// index at once. Reused for [`CLUSTER_LIST_TTL`].
     pub(crate) async fn fleet_clusters(&self) -> Result<Option<Vec<String>>, SearchError> {
         let all = self.index_clusters().await?;
+        if all.len() < 2 {
+            return Ok(None);
+        }
         // A scoped caller's fleet: the index's clusters where their grants hold (a cluster
         // they may read nothing of is not theirs to be told about).
-        Ok(all
-            .map(|list| {
-                let scope = self.store.scope();
-                list.into_iter()
-                    .filter(|c| scope.sees_cluster(c))
-                    .collect::<Vec<_>>()
-            })
-            .filter(|list| list.len() > 1))
+        let scope = self.store.scope();
+        let list: Vec<String> = all.into_iter().filter(|c| scope.sees_cluster(c)).collect();
+        Ok((list.len() > 1).then_some(list))
     }
 
-    /// [`Searcher::fleet_clusters`] of the whole index, shared by every caller (it names
-    /// clusters, no objects): the clusters with a record (`crate::clusters`: every cluster a
-    /// sync was heard from, until it is removed), one small read, not a pass over the
-    /// instances. Documents stored before clusters (no record names them) are answered with
-    /// the whole index only while fewer than two clusters have records.
-    async fn index_clusters(&self) -> Result<Option<Vec<String>>, SearchError> {
+    /// Whether `cluster` was among the index's clusters when last listed (within
+    /// [`CLUSTER_LIST_TTL`]): what spares a request naming a cluster the store read that
+    /// checks it.
+    pub(crate) async fn listed_cluster(&self, cluster: &str) -> Result<bool, SearchError> {
+        Ok(self
+            .index_clusters()
+            .await?
+            .binary_search_by(|c| c.as_str().cmp(cluster))
+            .is_ok())
+    }
+
+    /// Every cluster of the index, shared by every caller (it names clusters, no objects):
+    /// the clusters with a record (`crate::clusters`: every cluster a sync was heard from,
+    /// until it is removed), sorted; one small read, not a pass over the instances.
+    /// Documents stored before clusters (no record names them) are answered with the whole
+    /// index only while fewer than two clusters have records.
+    async fn index_clusters(&self) -> Result<Vec<String>, SearchError> {
         if let Ok(cached) = self.cluster_list.0.lock() {
             if let Some((at, list)) = cached.as_ref() {
                 if at.elapsed() < CLUSTER_LIST_TTL {
@@ -147,8 +165,8 @@ impl Searcher {
         let records =
             crate::clusters::read_records(self.store.records_store(), &self.records_collection())
                 .await?;
-        let clusters: Vec<String> = records.into_keys().map(|c| c.to_string()).collect();
-        let list = (clusters.len() > 1).then_some(clusters);
+        // Sorted: the records come by id.
+        let list: Vec<String> = records.into_keys().map(|c| c.to_string()).collect();
         if let Ok(mut cached) = self.cluster_list.0.lock() {
             *cached = Some((Instant::now(), list.clone()));
         }

@@ -656,6 +656,8 @@ async fn remove_cluster(
             .await?;
     // Its rules go with it: a cluster added again under the name starts with none.
     state.inner.access_rules.remove(&cluster).await?;
+    // This replica lists it no more at once (others within the list's few seconds).
+    state.inner.searcher.cluster_list.invalidate();
     Ok(Json(removed))
 }
 
