@@ -99,6 +99,9 @@ pub struct Searcher {
     pub instances_collection: String,
     pub capabilities_collection: String,
     pub cluster_list: ClusterList,
+    /// The configured instances collection, which the side collections (cluster records)
+    /// are named after whatever the generation read.
+    pub base_collection: String,
 }
 
 impl Searcher {
@@ -118,9 +121,33 @@ impl Searcher {
                 &capabilities_collection,
             ),
             embedder,
+            base_collection: instances_collection.clone(),
             instances_collection,
             capabilities_collection,
             cluster_list: ClusterList::default(),
+        }
+    }
+
+    /// This searcher reading the collections of index generation `snapshot`, embedding
+    /// questions with its model, in the same scope.
+    pub fn in_generation(&self, snapshot: &crate::generations::Snapshot) -> Searcher {
+        if snapshot.instances == self.instances_collection
+            && Arc::ptr_eq(&snapshot.embedder, &self.embedder)
+        {
+            return self.clone();
+        }
+        let store = ScopedStore::new(
+            self.store.records_store_arc(),
+            self.store.scope().clone(),
+            &snapshot.instances,
+            &snapshot.capabilities,
+        );
+        Searcher {
+            store,
+            embedder: snapshot.embedder.clone(),
+            instances_collection: snapshot.instances.clone(),
+            capabilities_collection: snapshot.capabilities.clone(),
+            ..self.clone()
         }
     }
 
