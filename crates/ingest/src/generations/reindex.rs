@@ -35,6 +35,8 @@ use crate::store::{MetaValue, Record, StoreError, VectorStore};
 pub const DEFAULT_PAGE: usize = 256;
 /// Attempts of an embedding call the provider answers as unavailable.
 const EMBED_ATTEMPTS: u32 = 6;
+/// Attempts of a copy pass the store answers as unavailable.
+const STORE_ATTEMPTS: u32 = 6;
 /// Final passes before the switch when other processes may still write (each one fixes
 /// what changed during the previous).
 const FINAL_PASSES: usize = 5;
@@ -275,7 +277,8 @@ impl Reindex {
             ),
         ];
         for (src, dst, kind) in &pairs {
-            self.copy(src, dst, *kind, legacy, &model, false).await?;
+            self.copy_retrying(src, dst, *kind, legacy, &model, false)
+                .await?;
         }
         self.progress.set_phase(Phase::Switching);
         self.switch(record, &from, &next, &pairs, legacy, &model)
@@ -343,7 +346,9 @@ impl Reindex {
         for pass in 0..FINAL_PASSES {
             let mut fixed = 0;
             for (src, dst, kind) in pairs {
-                fixed += self.copy(src, dst, *kind, legacy, model, true).await?;
+                fixed += self
+                    .copy_retrying(src, dst, *kind, legacy, model, true)
+                    .await?;
             }
             tracing::info!(pass, fixed, "final comparison before the switch");
             if fixed == 0 || self.active.is_some() {
@@ -385,6 +390,38 @@ impl Reindex {
         );
         self.store().drop_collection(&g.instances(base)).await?;
         self.store().drop_collection(&g.capabilities(base)).await
+    }
+
+    /// [`Reindex::copy`], again from a fresh comparison after a store failure worth
+    /// retrying (a copy is idempotent: what was written is found written).
+    async fn copy_retrying(
+        &self,
+        src: &str,
+        dst: &str,
+        kind: Kind,
+        legacy: bool,
+        model: &ModelInfo,
+        final_pass: bool,
+    ) -> Result<u64, ReindexError> {
+        let mut wait = Duration::from_millis(200);
+        let mut attempt = 1;
+        let p = &self.progress;
+        loop {
+            // A pass counts its documents anew.
+            let counted = [&p.total, &p.skipped, &p.done].map(|c| c.load(Ordering::Relaxed));
+            match self.copy(src, dst, kind, legacy, model, final_pass).await {
+                Err(ReindexError::Store(e)) if e.is_transient() && attempt < STORE_ATTEMPTS => {
+                    for (c, n) in [&p.total, &p.skipped, &p.done].into_iter().zip(counted) {
+                        c.store(n, Ordering::Relaxed);
+                    }
+                    tracing::warn!(error = %e, attempt, "store unavailable during the reindex; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Makes `dst` hold what `src` holds: deletes what `src` no longer has, writes what
