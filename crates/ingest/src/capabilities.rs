@@ -165,6 +165,11 @@ impl CapabilityPipeline {
         self
     }
 
+    /// The active generation this pipeline follows, if any.
+    pub fn active(&self) -> Option<&ActiveIndex> {
+        self.active.as_ref()
+    }
+
     fn in_snapshot(&self, snapshot: &Snapshot) -> CapabilityPipeline {
         let mut p = self.clone();
         p.collection = snapshot.capabilities.clone();

@@ -544,8 +544,100 @@ async fn a_switch_is_undone_by_activating_the_previous_generation() {
     assert_eq!(active.current().instances, INSTANCES);
     assert_eq!(check_model(&g, &a.info()).await.unwrap(), Ok(()));
     // A process that cannot embed for the active model is told so instead of mixing.
-    let b_only = ActiveIndex::open(g.clone(), b).await.unwrap();
+    let b_only = ActiveIndex::open(g.clone(), b.clone()).await.unwrap();
     assert!(b_only
         .stranded()
         .is_some_and(|m| m.contains("standin:model-a")));
+    assert_eq!(b_only.current().instances, INSTANCES);
+    let before = b.inputs();
+    let stranded = Pipeline::new(t.store.clone(), b.clone(), INSTANCES).with_active(b_only);
+    let refused = stranded
+        .apply_sync(payload(vec![deployment(1, 9)], vec![]))
+        .await
+        .expect_err("a sync of another model is refused");
+    assert!(refused.is_transient(), "{refused}");
+    assert!(refused.to_string().contains("standin:model-a"), "{refused}");
+    assert_eq!(
+        b.inputs(),
+        before,
+        "nothing was embedded by b for generation 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_reindexes_for_a_token_of_every_cluster_and_shows_its_counts() {
+    use ingest::server::credentials::TokensFile;
+    use ingest::server::{AppState, ServerConfig};
+    let t = open(true);
+    let a = StandIn::new("standin:model-a", 48);
+    let values: Vec<Value> = (0..300).map(|i| deployment(i, 0)).collect();
+    let instances: Vec<ResourceInstance> = values.iter().map(parsed).collect();
+    write_pre_cluster_index(&t.store, &a, &instances).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "prod-only-token prod\n").unwrap();
+    let (p, _) = pipeline(&t.store, a.clone());
+    let state = AppState::new(
+        p,
+        ServerConfig {
+            auth_token: Some("every-cluster-token".into()),
+            tokens_file: Some(Arc::new(TokensFile::open(&tokens).unwrap())),
+            ..Default::default()
+        },
+    );
+    let served = common::serve(state).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}{}", served.url, sync_model::api::REINDEX);
+    let post = |token: &'static str| {
+        http.post(&url)
+            .bearer_auth(token)
+            .json(&json!({"clusterForLegacy": CLUSTER}))
+            .send()
+    };
+    let refused = post("prod-only-token").await.unwrap();
+    assert_eq!(
+        refused.status(),
+        403,
+        "a token of one cluster may not reindex"
+    );
+    let started = post("every-cluster-token").await.unwrap();
+    assert_eq!(started.status(), 202);
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        status = http
+            .get(&url)
+            .bearer_auth("every-cluster-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["run"]["phase"] == "done" || status["run"]["phase"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["run"]["phase"], "done", "{status}");
+    assert_eq!(status["run"]["total"], 300, "{status}");
+    assert_eq!(status["record"]["active"]["number"], 2, "{status}");
+    assert_eq!(
+        status["record"]["active"]["layout"], LAYOUT_VERSION,
+        "{status}"
+    );
+    assert_eq!(status["record"]["previous"]["number"], 1, "{status}");
+    assert_eq!(a.inputs(), 0, "the model is unchanged: vectors are copied");
+    let metrics = http
+        .get(format!("{}/metrics", served.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("cw_reindex_documents{count=\"total\"} 300"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cw_reindex_generation 2"), "{metrics}");
 }

@@ -299,6 +299,16 @@ pub async fn check_model(
     if active.made_by(model) {
         return Ok(Ok(()));
     }
+    if record.building.as_ref().is_some_and(|b| b.made_by(model)) {
+        // A server of the new model started during the build: it answers 503 (its
+        // `/readyz` too) until the switch, then serves.
+        tracing::info!(
+            active = active.number,
+            model = %model.id,
+            "the index for this model is being built; serving once it is switched to"
+        );
+        return Ok(Ok(()));
+    }
     Ok(Err(ModelChanged {
         number: active.number,
         collection: active.instances(generations.base()),
@@ -502,8 +512,9 @@ impl ActiveIndex {
             }
             None => {
                 let why = format!(
-                    "the index switched to generation {} (model {}), which this process \
-                     cannot embed for: restart it with that model's settings",
+                    "the active index generation {} was made by model {}, which this process \
+                     does not embed with: restart it with that model's settings (or wait for \
+                     the switch to the generation being built for its model)",
                     record.active.number, record.active.model
                 );
                 let mut stranded = self
@@ -514,6 +525,20 @@ impl ActiveIndex {
                 if stranded.as_deref() != Some(why.as_str()) {
                     tracing::error!("{why}");
                 }
+                // The active generation's collections, with an embedder that refuses: reads
+                // that need no vector are right, the others and every sync answer 503 with
+                // the reason, and none compares vectors of two models.
+                let base = self.inner.generations.base();
+                *self
+                    .inner
+                    .current
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot {
+                    number: record.active.number,
+                    instances: record.active.instances(base),
+                    capabilities: record.active.capabilities(base),
+                    embedder: Arc::new(Refusing(why.clone())),
+                });
                 *stranded = Some(why);
             }
         }
@@ -552,6 +577,25 @@ impl ActiveIndex {
                 }
             }
         }
+    }
+}
+
+/// The embedder of a generation this process cannot embed for: every call is refused as
+/// unavailable, naming why.
+struct Refusing(String);
+
+#[async_trait::async_trait]
+impl Embedder for Refusing {
+    async fn model_info(&self) -> Result<ModelInfo, crate::embed::EmbedError> {
+        Err(crate::embed::EmbedError::Transient(self.0.clone()))
+    }
+
+    async fn embed(
+        &self,
+        _: &[String],
+        _: crate::embed::InputType,
+    ) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+        Err(crate::embed::EmbedError::Transient(self.0.clone()))
     }
 }
 

@@ -139,6 +139,11 @@ impl AppState {
     ) -> Self {
         // One default cluster and one record per cluster for instances and capabilities:
         // the pipeline's.
+        // The generation the instances follow, the capabilities follow too.
+        let capabilities = match (pipeline.active(), capabilities.active()) {
+            (Some(active), None) => capabilities.with_active(active.clone()),
+            _ => capabilities,
+        };
         let capabilities = capabilities
             .with_metrics(pipeline.metrics().clone())
             .with_default_cluster(pipeline.default_cluster().clone())
