@@ -184,10 +184,11 @@ impl Pipeline {
         &self.store
     }
 
-    /// The store's generation of the instances collection (see
-    /// [`VectorStore::generation`]).
+    /// The store's generation of the instances collection of the active index generation
+    /// (see [`VectorStore::generation`]): a switch to another index generation changes it
+    /// too, so that each watcher resyncs once against the new one.
     pub fn generation(&self) -> Option<String> {
-        self.store.generation(&self.collection)
+        self.store.generation(&self.now().collection)
     }
 
     pub fn embedder(&self) -> &Arc<dyn Embedder> {

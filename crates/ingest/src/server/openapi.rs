@@ -41,6 +41,8 @@ use super::schema::{HashesResponse, SearchAnswer};
         super::search::count,
         super::search::clusters,
         super::remove_cluster,
+        super::reindex::status,
+        super::reindex::start,
     ),
     components(schemas(
         SyncPayload, ResourceInstance, ResourceId, SyncResponse, ParkedInstance, ErrorBody,
@@ -91,6 +93,7 @@ mod tests {
             sync_model::api::SEARCH,
             sync_model::api::CLUSTERS,
             sync_model::api::CLUSTER,
+            sync_model::api::REINDEX,
         ] {
             let ops = &doc["paths"][path];
             assert!(ops.is_object(), "{path} is not documented");

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sync_model::ClusterId;
+use sync_model::{ClusterId, ErrorBody};
 
 use super::{operators_only, ApiError, AppState};
 use crate::access::identity::{Access, Caller};
@@ -45,6 +45,19 @@ async fn answer(state: &AppState) -> Result<ReindexAnswer, ApiError> {
     })
 }
 
+/// The index generations the store records and the counts of this server's running or
+/// last reindex.
+#[utoipa::path(
+    get,
+    path = REINDEX,
+    tag = "index",
+    responses(
+        (status = 200, description = "`{record: {active, building, previous} | null, run: {phase, generation, total, done, skipped, embedded, reused, copied, fixed, error?} | null}`"),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "A user's token: the reindex is for operators' tokens", body = ErrorBody),
+        (status = 503, description = "Store unavailable, or at the write limit: retry", body = ErrorBody),
+    )
+)]
 pub(super) async fn status(
     State(state): State<AppState>,
     caller: Caller,
@@ -53,6 +66,23 @@ pub(super) async fn status(
     Ok(Json(answer(&state).await?))
 }
 
+/// Build the next index generation in this server, for its embedding model and the current
+/// layout, from what the store holds, then switch to it; searches are answered meanwhile and
+/// syncs are written to both generations. Answers at once; `GET` follows it.
+#[utoipa::path(
+    post,
+    path = REINDEX,
+    tag = "index",
+    request_body(description = "Optional: `{\"clusterForLegacy\": \"NAME\"}`, the cluster of the documents of an index written before cluster ids"),
+    responses(
+        (status = 202, description = "Started; the answer of `GET` with the run's first counts"),
+        (status = 400, description = "Malformed clusterForLegacy", body = ErrorBody),
+        (status = 401, description = "Missing, unknown, expired, wrongly signed or wrong-audience bearer token; `details` says which (never the token)", body = ErrorBody),
+        (status = 403, description = "The token may not write every cluster (only the shared token or a `*` token may reindex)", body = ErrorBody),
+        (status = 409, description = "A reindex is running already", body = ErrorBody),
+        (status = 503, description = "Store unavailable, or at the write limit: retry", body = ErrorBody),
+    )
+)]
 pub(super) async fn start(
     State(state): State<AppState>,
     caller: Caller,
