@@ -53,6 +53,7 @@ use super::schema::{HashesResponse, SearchAnswer};
         ClusterRemoved, AccessSnapshot, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
         PolicyRule, AggregationRule, LabelSelector, LabelSelectorRequirement, Subject, RoleRef,
         ResourceType, ServiceAccountIssuer, super::access::AccessSyncResponse,
+        super::reindex::ReindexRequest,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

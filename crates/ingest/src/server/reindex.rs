@@ -20,7 +20,7 @@ use crate::generations::IndexRecord;
 pub use sync_model::api::REINDEX;
 
 /// What `POST /api/v1/reindex` takes (all optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReindexRequest {
     /// The cluster that documents written before cluster ids belong to.
@@ -73,7 +73,7 @@ pub(super) async fn status(
     post,
     path = REINDEX,
     tag = "index",
-    request_body(description = "Optional: `{\"clusterForLegacy\": \"NAME\"}`, the cluster of the documents of an index written before cluster ids"),
+    request_body(content = ReindexRequest, content_type = "application/json", description = "Optional (an empty body is the default): the cluster of the documents of an index written before cluster ids"),
     responses(
         (status = 202, description = "Started; the answer of `GET` with the run's first counts"),
         (status = 400, description = "Malformed clusterForLegacy", body = ErrorBody),
@@ -86,7 +86,7 @@ pub(super) async fn status(
 pub(super) async fn start(
     State(state): State<AppState>,
     caller: Caller,
-    body: Option<Json<ReindexRequest>>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<ReindexAnswer>), ApiError> {
     if caller.operator() != Some(&Access::All) {
         return Err(ApiError::NeedsEveryCluster {
@@ -94,7 +94,14 @@ pub(super) async fn start(
             may_write: caller.describe_writes(),
         });
     }
-    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let request: ReindexRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReindexRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+            error: format!("the reindex request is not {{\"clusterForLegacy\": NAME}}: {e}"),
+            details: vec![],
+        })?
+    };
     let legacy_cluster = match request.cluster_for_legacy.as_deref() {
         None => None,
         Some(name) => Some(ClusterId::new(name).map_err(|e| ApiError::BadRequest {
