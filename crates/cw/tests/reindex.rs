@@ -120,3 +120,91 @@ async fn a_model_change_is_refused_at_start_until_cw_reindex_builds_the_index_fo
     let (_, status) = cw(&["reindex", "--status"], &old);
     assert!(!status.contains("previous"), "{status}");
 }
+
+/// Polls `/readyz` of `cw` until it answers `status` (for 30 s); its body.
+async fn readyz_until(cw: &CwProcess, status: u16) -> String {
+    for _ in 0..300 {
+        if let Ok(resp) = cw.http.get(format!("{}/readyz", cw.base)).send().await {
+            if resp.status().as_u16() == status {
+                return resp.text().await.unwrap_or_default();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("/readyz never answered {status}; log:\n{}", cw.log_text());
+}
+
+/// The documented procedure on Chroma (docs/deploy.md): `cw reindex` beside a running server
+/// of the old model; a server of the new model started during the build waits unready; at the
+/// switch the old one turns unready, naming the new model, and the new one serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_follow_a_switch_made_by_cw_reindex_beside_them() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let voyage = VoyageStandin::start().await;
+    let chroma = testkit::ChromaServer::start();
+    let work = tempfile::tempdir().expect("temp dir");
+    let on_chroma = |model: &str| {
+        let mut env = env(&voyage, &work.path().join("unused"), model);
+        env.push(("CHROMA_URL", chroma.url()));
+        env
+    };
+    let (old, new) = (on_chroma("voyage-3.5"), on_chroma("voyage-3-large"));
+    let old_dir = work.path().join("old");
+    let new_dir = work.path().join("new");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::create_dir_all(&new_dir).unwrap();
+
+    let mut serving = CwProcess::serve(&old_dir, &old);
+    serving.wait_ready().await;
+    let upserts: Vec<Value> = (0..120)
+        .map(|i| instance("shop", "ConfigMap", &format!("cm-{i}"), &format!("app-{i}")))
+        .collect();
+    serving
+        .post_json(
+            "/api/v1/instances/sync",
+            json!({"cluster": "prod", "upserts": upserts}),
+        )
+        .await;
+
+    // A slow provider and small pages: the build lasts a few seconds.
+    voyage.set_delay(std::time::Duration::from_millis(300));
+    let mut reindex = Command::new(env!("CARGO_BIN_EXE_cw"));
+    reindex
+        .args(["reindex", "--page", "10"])
+        .env("LOG_LEVEL", "warn")
+        .env_remove("RUST_BACKTRACE")
+        .envs(new.iter().map(|(k, v)| (*k, v.as_str())));
+    let reindex = reindex.spawn().expect("cw reindex");
+
+    // The new model's server starts during the build and waits, unready.
+    let mut waiting = None;
+    for _ in 0..100 {
+        let (_, status) = cw(&["reindex", "--status"], &new);
+        if status.contains("building") {
+            waiting = Some(CwProcess::serve(&new_dir, &new));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut waiting = waiting.expect("the build was seen under way");
+    let why = readyz_until(&waiting, 503).await;
+    assert!(why.contains("voyage:voyage-3.5"), "{why}");
+    assert_eq!(serving.get_status("/readyz").await, Some(200));
+
+    let finished = tokio::task::spawn_blocking(move || {
+        let mut reindex = reindex;
+        reindex.wait().expect("cw reindex ran")
+    })
+    .await
+    .unwrap();
+    assert!(finished.success(), "cw reindex failed");
+    voyage.set_delay(std::time::Duration::ZERO);
+
+    readyz_until(&waiting, 200).await;
+    let why = readyz_until(&serving, 503).await;
+    assert!(why.contains("voyage:voyage-3-large"), "{why}");
+    let hits = waiting.search(json!({"query": "app-7", "limit": 1})).await;
+    assert_eq!(hits, vec!["shop/cm-7"]);
+    waiting.assert_running();
+    assert!(waiting.terminate().success());
+}
