@@ -15,6 +15,7 @@ use ingest::embed::openai::{OpenAiConfig, OpenAiEmbedder};
 use ingest::embed::voyage::{VoyageConfig, VoyageEmbedder};
 use ingest::embed::Embedder;
 use ingest::enrich::{EnrichConfig, Enricher};
+use ingest::generations::{self, ActiveIndex, BaseNames, GenerationStore};
 use ingest::pipeline::Pipeline;
 use ingest::server::{
     AppState, ServerConfig, DEFAULT_CAPABILITIES_COLLECTION, DEFAULT_INSTANCES_COLLECTION,
@@ -307,25 +308,69 @@ impl EnrichArgs {
     }
 }
 
-/// The instance and capability pipelines over one store and one model, in the collections
-/// `collections` names, the capabilities enriched if `enrich` turns enrichment on.
+/// The generation record of the index whose collections `collections` names.
+pub fn generation_store(store: Arc<dyn VectorStore>, collections: &StoreArgs) -> GenerationStore {
+    GenerationStore::new(
+        store,
+        BaseNames {
+            instances: collections.instances_collection.clone(),
+            capabilities: collections.capabilities_collection.clone(),
+        },
+    )
+}
+
+/// The instance and capability pipelines over one store and one model, in the active
+/// generation of the collections `collections` names, the capabilities enriched if `enrich`
+/// turns enrichment on.
 pub fn pipelines(
     store: Arc<dyn VectorStore>,
     embedder: Arc<dyn Embedder>,
     collections: &StoreArgs,
     enrich: &EnrichArgs,
 ) -> anyhow::Result<(Pipeline, CapabilityPipeline)> {
+    let active = ActiveIndex::new(
+        generation_store(store.clone(), collections),
+        embedder.clone(),
+    );
     let instances = Pipeline::new(
         store.clone(),
         embedder.clone(),
         &collections.instances_collection,
-    );
+    )
+    .with_active(active.clone());
     // A capability sync is its cluster's sync too: one record per cluster.
     let capabilities = enrich.apply(
         CapabilityPipeline::new(store, embedder, &collections.capabilities_collection)
-            .with_registry(instances.registry().clone()),
+            .with_registry(instances.registry().clone())
+            .with_active(active),
     )?;
     Ok((instances, capabilities))
+}
+
+/// The start-up check of the commands that serve: the store's active index generation was
+/// made by the configured model (id and dimension), else an error naming both models and
+/// `cw reindex`. An unreachable provider or store is not an error here (retried later).
+pub async fn check_index_model(
+    store: &Arc<dyn VectorStore>,
+    embedder: &Arc<dyn Embedder>,
+    collections: &StoreArgs,
+) -> anyhow::Result<()> {
+    let model = match embedder.model_info().await {
+        Ok(model) => model,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot ask the embedding provider for its model yet");
+            return Ok(());
+        }
+    };
+    match generations::check_model(&generation_store(store.clone(), collections), &model).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(changed)) => Err(anyhow::Error::new(changed)),
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "cannot check the store's index generation yet");
+            Ok(())
+        }
+        Err(e) => Err(e).context("reading the store's index generation"),
+    }
 }
 
 /// Where `cw serve` and `cw run` listen. Loopback unless told otherwise: the index
@@ -517,6 +562,13 @@ impl IngestArgs {
         embedder: Arc<dyn Embedder>,
     ) -> anyhow::Result<AppState> {
         let (pipeline, capabilities) = pipelines(store, embedder, &self.store, &self.enrich)?;
+        if let Some(active) = pipeline.active() {
+            if let Err(e) = active.load().await {
+                tracing::warn!(error = %e, "cannot read the index generation record yet; serving generation 1 until it is read");
+            }
+            // Replicas notice a switch made elsewhere within a few seconds.
+            tokio::spawn(active.clone().keep_fresh(std::future::pending()));
+        }
         let identity = self.identity.build().await?;
         Ok(AppState::with_capabilities(
             pipeline.with_default_cluster(self.default_cluster.clone()),

@@ -11,6 +11,7 @@ mod credential;
 mod mcp;
 mod model;
 mod pipeline_sink;
+mod reindex;
 mod resync;
 mod run;
 mod search;
@@ -84,6 +85,9 @@ enum Command {
     Mcp(Box<mcp::Args>),
     /// Manage the local embedding model (`cw model fetch`).
     Model(model::Args),
+    /// Build the index for another embedding model or the current layout beside the active
+    /// one, from what the store holds, and switch to it without downtime; undo or drop.
+    Reindex(Box<reindex::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,6 +113,7 @@ fn main() -> anyhow::Result<()> {
             Command::SyncCapabilities(args) => sync_capabilities::run(*args).await,
             Command::Mcp(args) => mcp::run(*args).await,
             Command::Model(args) => model::run(args).await,
+            Command::Reindex(args) => reindex::run(*args).await,
         }
     })
 }

@@ -13,9 +13,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use ingest::embed::Embedder;
 use ingest::server;
-use ingest::store::{StoreError, VectorStore};
 use watcher::{CancellationToken, ClusterArgs, Metrics, Shared, WatchConfig};
 
 use crate::backend::{IngestArgs, ListenArgs};
@@ -45,7 +43,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // its message names `cw model fetch`.
     let store = args.ingest.store.build()?;
     let embedder = args.ingest.embed.build()?;
-    check_model_matches_store(&store, &embedder, &args.ingest.store.instances_collection).await?;
+    crate::backend::check_index_model(&store, &embedder, &args.ingest.store).await?;
     let state = args.ingest.state(store, embedder).await?;
     let cluster = args.cluster.resolve()?;
     // The in-process sink uses the server's own pipelines (the capability pipeline with the
@@ -161,32 +159,4 @@ where
         .context("serving HTTP")?;
     watched.context("the watcher")?;
     Ok(())
-}
-
-/// A store filled by another model would reject every batch the watcher sends (and the
-/// watcher drops rejected batches): refuse to start instead, with the store's explanation.
-/// Only a refusal stops the start; an unreachable provider or store is retried later.
-async fn check_model_matches_store(
-    store: &Arc<dyn VectorStore>,
-    embedder: &Arc<dyn Embedder>,
-    collection: &str,
-) -> anyhow::Result<()> {
-    let model = match embedder.model_info().await {
-        Ok(model) => model,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot ask the embedding provider for its model yet");
-            return Ok(());
-        }
-    };
-    match store.ensure_collection(collection, &model).await {
-        Ok(()) => Ok(()),
-        Err(e @ StoreError::Rejected(_)) => Err(e).context(format!(
-            "the {collection:?} collection cannot take vectors of {}",
-            model.id
-        )),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot check the store's collection yet");
-            Ok(())
-        }
-    }
 }

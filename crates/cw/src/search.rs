@@ -73,12 +73,19 @@ impl ServerArgs {
             "opening the local index (or ask a running server with --server / CW_SERVER_URL)",
         )?;
         let embedder = self.embed.build_lazy()?;
-        Ok(Backend::Local(Box::new(Searcher::new(
-            store,
-            embedder,
-            self.store.instances_collection.clone(),
-            self.store.capabilities_collection.clone(),
-        ))))
+        let generation = crate::backend::generation_store(store.clone(), &self.store)
+            .active_snapshot(embedder.clone())
+            .await
+            .context("reading the index generation record")?;
+        Ok(Backend::Local(Box::new(
+            Searcher::new(
+                store,
+                embedder,
+                self.store.instances_collection.clone(),
+                self.store.capabilities_collection.clone(),
+            )
+            .in_generation(&generation),
+        )))
     }
 }
 

@@ -28,6 +28,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = args.ingest.store.build()?;
     let embedder = args.ingest.embed.build()?;
+    crate::backend::check_index_model(&store, &embedder, &args.ingest.store).await?;
     let state = args.ingest.state(store, embedder).await?;
     let listener = args.listen.bind().await?;
     tracing::info!(

@@ -142,7 +142,13 @@ fn build_sink(args: &Args) -> anyhow::Result<Arc<dyn SyncSink>> {
             collection = %run.store.instances_collection,
             "writing the store in-process"
         );
-        let pipeline = Pipeline::new(store, embedder, &run.store.instances_collection);
+        // Written to the store's active index generation (read before the first sync).
+        let active = ingest::generations::ActiveIndex::new(
+            crate::backend::generation_store(store.clone(), &run.store),
+            embedder.clone(),
+        );
+        let pipeline =
+            Pipeline::new(store, embedder, &run.store.instances_collection).with_active(active);
         Ok(PipelineSink::new(pipeline, cluster))
     })
 }

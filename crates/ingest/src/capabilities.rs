@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use crate::clusters::{ClusterRegistry, Heard};
 use crate::embed::{Embedder, ModelInfo};
 use crate::enrich::{schema_hash, Enricher};
+use crate::generations::{ActiveIndex, Snapshot};
 use crate::metrics::IngestMetrics;
 use crate::pipeline::changes::{capability_change, classify_upserts, Sorted};
 use crate::pipeline::{
@@ -70,6 +71,8 @@ pub struct CapabilityPipeline {
     one_sync: Arc<tokio::sync::Mutex<()>>,
     /// Where an applied sync is recorded as its cluster's (the instances pipeline's).
     registry: Option<ClusterRegistry>,
+    /// The index generation each sync writes (`crate::generations`); `None`: `collection`.
+    active: Option<ActiveIndex>,
 }
 
 /// The clusters serving one type, each with the hash of the capability it sent.
@@ -151,7 +154,43 @@ impl CapabilityPipeline {
             default_cluster: ClusterId::default_cluster(),
             one_sync: Arc::new(tokio::sync::Mutex::new(())),
             registry: None,
+            active: None,
         }
+    }
+
+    /// Writes each sync to the active generation of `active` (and to the one being built,
+    /// where this process embeds for its model), taken once per sync.
+    pub fn with_active(mut self, active: ActiveIndex) -> Self {
+        self.active = Some(active);
+        self
+    }
+
+    /// The active generation this pipeline follows, if any.
+    pub fn active(&self) -> Option<&ActiveIndex> {
+        self.active.as_ref()
+    }
+
+    fn in_snapshot(&self, snapshot: &Snapshot) -> CapabilityPipeline {
+        let mut p = self.clone();
+        p.collection = snapshot.capabilities.clone();
+        p.embedder = snapshot.embedder.clone();
+        p.active = None;
+        p
+    }
+
+    /// This pipeline in the active generation now.
+    fn now(&self) -> CapabilityPipeline {
+        match &self.active {
+            Some(active) => self.in_snapshot(&active.current()),
+            None => self.clone(),
+        }
+    }
+
+    /// The generation being built, when this process writes syncs to it too.
+    fn building(&self) -> Option<CapabilityPipeline> {
+        let active = self.active.as_ref()?;
+        let building = active.building()?;
+        (building.number != active.current().number).then(|| self.in_snapshot(&building))
     }
 
     /// Records each applied sync as its cluster's sync in `registry`.
@@ -223,7 +262,22 @@ impl CapabilityPipeline {
         } else {
             Heard::Sync
         };
-        let outcome = instrumented(m, counters, span, self.apply(payload)).await?;
+        let outcome = match &self.active {
+            None => instrumented(m, counters, span, self.apply(payload)).await?,
+            Some(active) => {
+                let _turn = active.sync_turn().await?;
+                let building = self.building();
+                let copy = building.as_ref().map(|_| payload.clone());
+                let outcome = instrumented(m, counters, span, self.now().apply(payload)).await?;
+                if let (Some(next), Some(copy)) = (building, copy) {
+                    if let Err(e) = next.apply(copy).await {
+                        self.metrics.reindex_mirror_failures.inc();
+                        tracing::warn!(error = %e, collection = %next.collection, "could not write a capability sync to the generation being built; the final comparison fixes it");
+                    }
+                }
+                outcome
+            }
+        };
         if let (Some(registry), Some(cluster)) = (&self.registry, cluster) {
             registry.heard(&cluster, heard).await;
         }
@@ -234,6 +288,17 @@ impl CapabilityPipeline {
     /// each: a type other clusters serve keeps its record, a type only it served is
     /// deleted. Returns how many types it left and how many were deleted.
     pub async fn remove_cluster(&self, cluster: &ClusterId) -> Result<(usize, usize), SyncError> {
+        let Some(active) = &self.active else {
+            return self.remove_cluster_here(cluster).await;
+        };
+        let _turn = active.sync_turn().await?;
+        if let Some(next) = self.building() {
+            next.remove_cluster_here(cluster).await?;
+        }
+        self.now().remove_cluster_here(cluster).await
+    }
+
+    async fn remove_cluster_here(&self, cluster: &ClusterId) -> Result<(usize, usize), SyncError> {
         let _one_sync = self.one_sync.lock().await;
         let mut members = self.all_members().await?;
         let served: Vec<String> = members
@@ -533,14 +598,18 @@ impl CapabilityPipeline {
         &self,
         cluster: &ClusterId,
     ) -> Result<HashMap<String, String>, SyncError> {
-        let mut hashes: HashMap<String, String> = self
+        if let Some(active) = &self.active {
+            active.load().await?;
+        }
+        let now = self.now();
+        let mut hashes: HashMap<String, String> = now
             .all_members()
             .await?
             .into_iter()
             .filter_map(|(id, mut members)| Some((id, members.remove(cluster.as_str())?)))
             .collect();
         if self.enricher.is_some() && !hashes.is_empty() {
-            for id in self.awaiting_enrichment().await? {
+            for id in now.awaiting_enrichment().await? {
                 if let Some(h) = hashes.get_mut(&id) {
                     h.clear();
                 }

@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod document;
 pub mod embed;
 pub mod enrich;
+pub mod generations;
 pub mod metrics;
 pub mod parked;
 pub mod pipeline;

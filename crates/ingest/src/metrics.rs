@@ -66,6 +66,14 @@ pub struct IngestMetrics {
     pub requests_shed: Counter,
     /// Requests being served by the bounded endpoints.
     pub requests_in_flight: Gauge,
+    /// `cw_reindex_mirror_failures_total`: syncs that could not be written to the
+    /// generation being built as well (the final comparison fixes them).
+    pub reindex_mirror_failures: Counter,
+    /// `cw_reindex_documents{count}`: the running reindex's counts (total, done, skipped,
+    /// embedded, reused, copied, fixed).
+    pub reindex_documents: Family<Label, Gauge>,
+    /// `cw_reindex_generation`: the generation being built (0: none yet).
+    pub reindex_generation: Gauge,
 }
 
 impl Default for IngestMetrics {
@@ -104,6 +112,24 @@ impl IngestMetrics {
         let requests_shed = Counter::default();
         let requests_in_flight = Gauge::default();
         let mut access_registry = Registry::with_prefix("cw");
+        let reindex_mirror_failures = Counter::default();
+        let reindex_documents = Family::<Label, Gauge>::default();
+        let reindex_generation = Gauge::default();
+        access_registry.register(
+            "reindex_mirror_failures",
+            "Syncs that could not be written to the index generation being built as well (the final comparison before the switch fixes them)",
+            reindex_mirror_failures.clone(),
+        );
+        access_registry.register(
+            "reindex_documents",
+            "The running reindex's documents by count: total, done, skipped (there already), embedded, reused (same text), copied (model unchanged), fixed (by the final comparison)",
+            reindex_documents.clone(),
+        );
+        access_registry.register(
+            "reindex_generation",
+            "The index generation being built by a reindex (0: none)",
+            reindex_generation.clone(),
+        );
         let auth_decisions = Family::default();
         let read_scopes = Family::<Label, Counter>::default();
         access_registry.register(
@@ -235,7 +261,29 @@ impl IngestMetrics {
             parked,
             requests_shed,
             requests_in_flight,
+            reindex_mirror_failures,
+            reindex_documents,
+            reindex_generation,
         }
+    }
+
+    /// Shows a reindex's counts as `cw_reindex_*`.
+    pub fn note_reindex(&self, status: &crate::generations::reindex::ReindexStatus) {
+        let counts = [
+            ("total", status.total),
+            ("done", status.done),
+            ("skipped", status.skipped),
+            ("embedded", status.embedded),
+            ("reused", status.reused),
+            ("copied", status.copied),
+            ("fixed", status.fixed),
+        ];
+        for (name, value) in counts {
+            self.reindex_documents
+                .get_or_create(&[("count", name)])
+                .set(value as i64);
+        }
+        self.reindex_generation.set(i64::from(status.generation));
     }
 
     /// The Prometheus text exposition of every metric.

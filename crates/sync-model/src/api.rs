@@ -21,6 +21,9 @@ pub const CLUSTERS: &str = "/api/v1/clusters";
 /// `DELETE`: retire one cluster: its instances, its place on the capability types' lists
 /// and its record ([`ClusterRemoved`]). [`cluster_url`] fills in the name.
 pub const CLUSTER: &str = "/api/v1/clusters/{name}";
+/// `POST`: build the next index generation in the server and switch to it (a token that
+/// may write every cluster); `GET`: the generations and the reindex's counts.
+pub const REINDEX: &str = "/api/v1/reindex";
 /// `POST`: apply a [`CapabilitySyncPayload`](crate::CapabilitySyncPayload).
 pub const CAPABILITIES_SYNC: &str = "/api/v1/capabilities/sync";
 /// `POST`: a cluster's access rules, an [`AccessSnapshot`](crate::rbac::AccessSnapshot)

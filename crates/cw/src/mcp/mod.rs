@@ -113,13 +113,18 @@ async fn choose_index(args: &Args) -> anyhow::Result<Arc<dyn Index>> {
     }
     let store = args.store.build()?;
     let embedder = args.embed.build_lazy()?;
+    let generation = crate::backend::generation_store(store.clone(), &args.store)
+        .active_snapshot(embedder.clone())
+        .await
+        .context("reading the index generation record")?;
     Ok(Arc::new(InProcess(
         ingest::search::Searcher::new(
             store,
             embedder,
             args.store.instances_collection.clone(),
             args.store.capabilities_collection.clone(),
-        ),
+        )
+        .in_generation(&generation),
         ingest::clusters::DEFAULT_STALE_AFTER,
     )))
 }

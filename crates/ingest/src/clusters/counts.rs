@@ -130,9 +130,13 @@ async fn recount_forever(inner: Weak<Inner>) {
 /// a cluster without a record yet is counted when its record is written).
 async fn recount(inner: &Inner, cluster: &ClusterId) -> Result<(), StoreError> {
     let store = inner.store.as_ref();
+    let instances = match inner.instances_now.get() {
+        Some(now) => now(),
+        None => inner.instances.clone(),
+    };
     let filter = Filter::Eq(CLUSTER_KEY.into(), cluster.to_string());
     let tally = store
-        .tally(&inner.instances, Some(&filter), &[HEALTH_KEY])
+        .tally(&instances, Some(&filter), &[HEALTH_KEY])
         .await?;
     if !has_record(store, &inner.collection, cluster.as_str()).await? {
         return Ok(());

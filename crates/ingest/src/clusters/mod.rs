@@ -65,6 +65,9 @@ fn record_model() -> ModelInfo {
     }
 }
 
+/// The instances collection to count now.
+type InstancesNow = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// What was heard from a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Heard {
@@ -149,6 +152,9 @@ struct Inner {
     /// The instances the records describe, and the records' collection.
     instances: String,
     collection: String,
+    /// Where the instances are now, when an index generation other than the configured
+    /// name's may hold them (`Pipeline::with_active`): what a recount counts.
+    instances_now: std::sync::OnceLock<InstancesNow>,
     recounts: counts::Recounts,
     /// Whether the collection is prepared in this process (a store writes only to those);
     /// cleared by a failed write, so that a collection lost meanwhile is made again.
@@ -233,6 +239,7 @@ impl ClusterRegistry {
                 store,
                 instances: instances.to_string(),
                 collection: records_collection(instances),
+                instances_now: std::sync::OnceLock::new(),
                 recounts: counts::Recounts::default(),
                 prepared: AtomicBool::new(false),
                 noted: Mutex::new(HashMap::new()),
@@ -271,6 +278,12 @@ impl ClusterRegistry {
         if what == Heard::Sync {
             counts::mark(&self.inner, cluster);
         }
+    }
+
+    /// Counts each cluster's objects in the collection `now` names at the time of the count
+    /// (the active index generation's), instead of the configured one. Set once.
+    pub fn count_in(&self, now: impl Fn() -> String + Send + Sync + 'static) {
+        let _ = self.inner.instances_now.set(Arc::new(now));
     }
 
     /// Whether this process has no recount of `cluster`'s objects pending: the counts in

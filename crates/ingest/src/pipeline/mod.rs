@@ -43,6 +43,7 @@ pub(crate) use store_calls::{
 use crate::clusters::{ClusterRegistry, Heard};
 use crate::document::{text_hash, text_hash_of, to_document, InstanceDocument, CLUSTER_KEY};
 use crate::embed::{Embedder, ModelInfo, Refused};
+use crate::generations::{ActiveIndex, Snapshot};
 use crate::metrics::IngestMetrics;
 use crate::parked::ParkedInstances;
 use crate::store::{Filter, Record, VectorStore};
@@ -63,6 +64,11 @@ pub struct Pipeline {
     registry: ClusterRegistry,
     /// The texts this process's syncs are embedding now (`reuse`).
     in_flight: Arc<InFlight>,
+    /// The index generation each sync writes (`crate::generations`); `None`: `collection`.
+    active: Option<ActiveIndex>,
+    /// Writing a sync to the generation being built as well: nothing is parked or settled
+    /// (the active generation's write did).
+    mirror: bool,
 }
 
 /// An upsert refused whatever is retried, to be parked.
@@ -93,12 +99,61 @@ impl Pipeline {
             metrics: Arc::new(IngestMetrics::new()),
             default_cluster: ClusterId::default_cluster(),
             in_flight: Arc::new(InFlight::default()),
+            active: None,
+            mirror: false,
         }
+    }
+
+    /// Writes each sync to the active generation of `active` (and to the one being built,
+    /// where this process embeds for its model), taken once per sync.
+    pub fn with_active(mut self, active: ActiveIndex) -> Self {
+        let now = active.clone();
+        self.registry
+            .count_in(move || now.current().instances.clone());
+        self.active = Some(active);
+        self
+    }
+
+    /// The active generation this pipeline follows, if any.
+    pub fn active(&self) -> Option<&ActiveIndex> {
+        self.active.as_ref()
+    }
+
+    /// This pipeline writing the instances collection of `snapshot` with its embedder
+    /// (the side collections stay those of the configured name).
+    fn in_snapshot(&self, snapshot: &Snapshot, mirror: bool) -> Pipeline {
+        let mut p = self.clone();
+        p.collection = snapshot.instances.clone();
+        p.embedder = snapshot.embedder.clone();
+        p.active = None;
+        p.mirror = mirror;
+        if mirror {
+            p.in_flight = Arc::new(InFlight::default());
+        }
+        p
+    }
+
+    /// This pipeline in the active generation now.
+    fn now(&self) -> Pipeline {
+        match &self.active {
+            Some(active) => self.in_snapshot(&active.current(), false),
+            None => self.clone(),
+        }
+    }
+
+    /// The generation being built, when this process writes syncs to it too.
+    fn building(&self) -> Option<Pipeline> {
+        let active = self.active.as_ref()?;
+        let building = active.building()?;
+        (building.number != active.current().number).then(|| self.in_snapshot(&building, true))
     }
 
     /// Records the clusters' syncs and contacts with `registry` (e.g. one that writes more
     /// often, in tests).
     pub fn with_registry(mut self, registry: ClusterRegistry) -> Self {
+        if let Some(active) = self.active.clone() {
+            registry.count_in(move || active.current().instances.clone());
+        }
         self.registry = registry;
         self
     }
@@ -135,10 +190,11 @@ impl Pipeline {
         &self.store
     }
 
-    /// The store's generation of the instances collection (see
-    /// [`VectorStore::generation`]).
+    /// The store's generation of the instances collection of the active index generation
+    /// (see [`VectorStore::generation`]): a switch to another index generation changes it
+    /// too, so that each watcher resyncs once against the new one.
     pub fn generation(&self) -> Option<String> {
-        self.store.generation(&self.collection)
+        self.store.generation(&self.now().collection)
     }
 
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
@@ -179,11 +235,34 @@ impl Pipeline {
         } else {
             Heard::Sync
         };
-        let outcome = instrumented(m, counters, span, self.apply(payload)).await?;
+        let outcome = match &self.active {
+            None => instrumented(m, counters, span, self.apply(payload)).await?,
+            Some(active) => {
+                // One generation snapshot for the whole sync; a switch in this process
+                // waits for it.
+                let _turn = active.sync_turn().await?;
+                let building = self.building();
+                let copy = building.as_ref().map(|_| payload.clone());
+                let outcome = instrumented(m, counters, span, self.now().apply(payload)).await?;
+                if let (Some(next), Some(copy)) = (building, copy) {
+                    next.mirror_sync(copy).await;
+                }
+                outcome
+            }
+        };
         if let Some(cluster) = cluster {
             self.registry.heard(&cluster, heard).await;
         }
         Ok(outcome)
+    }
+
+    /// Writes `payload` to the generation being built too; a failure is logged and counted,
+    /// the final comparison before the switch fixes what it left.
+    async fn mirror_sync(&self, payload: SyncPayload) {
+        if let Err(e) = self.apply(payload).await {
+            self.metrics.reindex_mirror_failures.inc();
+            tracing::warn!(error = %e, collection = %self.collection, "could not write a sync to the generation being built; the final comparison fixes it");
+        }
     }
 
     /// The steps of one sync (see the module's documentation).
@@ -417,6 +496,9 @@ impl Pipeline {
         delete_ids: Vec<String>,
         refused: Vec<Refusal>,
     ) -> Result<Vec<ParkedInstance>, SyncError> {
+        if self.mirror {
+            return Ok(Vec::new());
+        }
         let parked = self.park(upserts, cluster, refused);
         self.parked.park(&parked).await?;
         let parked_ids: HashSet<&ResourceId> = parked.iter().map(|p| &p.id).collect();
@@ -503,9 +585,13 @@ impl Pipeline {
     ) -> Result<HashMap<String, String>, SyncError> {
         let t = Instant::now();
         let filter = Filter::Eq(CLUSTER_KEY.into(), cluster.to_string());
+        if let Some(active) = &self.active {
+            active.load().await?;
+        }
+        let now = self.now();
         let hashes = self
             .store
-            .all_hashes(&self.collection, Some(&filter))
+            .all_hashes(&now.collection, Some(&filter))
             .await?;
         self.observe_store("all_hashes", t);
         Ok(hashes
@@ -517,6 +603,17 @@ impl Pipeline {
     /// Deletes every instance of `cluster` (and forgets what was parked of them); returns
     /// how many there were. Other clusters' documents are not touched.
     pub async fn remove_cluster(&self, cluster: &ClusterId) -> Result<usize, SyncError> {
+        let Some(active) = &self.active else {
+            return self.remove_cluster_here(cluster).await;
+        };
+        let _turn = active.sync_turn().await?;
+        if let Some(next) = self.building() {
+            next.remove_cluster_here(cluster).await?;
+        }
+        self.now().remove_cluster_here(cluster).await
+    }
+
+    async fn remove_cluster_here(&self, cluster: &ClusterId) -> Result<usize, SyncError> {
         let t = Instant::now();
         let filter = Filter::Eq(CLUSTER_KEY.into(), cluster.to_string());
         let ids: Vec<String> = self
@@ -534,7 +631,7 @@ impl Pipeline {
             &[],
         )
         .await?;
-        if self.parked.clear_cluster(cluster).await? > 0 {
+        if !self.mirror && self.parked.clear_cluster(cluster).await? > 0 {
             self.metrics.parked.set(self.parked.len().await? as i64);
         }
         Ok(ids.len())

@@ -23,7 +23,7 @@ use crate::store::Filter;
 impl Searcher {
     /// The collection of the cluster records beside these instances.
     pub fn records_collection(&self) -> String {
-        records_collection(&self.instances_collection)
+        records_collection(&self.base_collection)
     }
 
     /// Every cluster with objects in the index or a record (a watcher heard from), ordered

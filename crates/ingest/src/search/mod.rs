@@ -102,6 +102,9 @@ pub struct Searcher {
     /// The cluster records' writer in this process, whose pending recounts say which
     /// records' counts are behind (`search::clusters`); `None` in a process that writes none.
     pub registry: Option<crate::clusters::ClusterRegistry>,
+    /// The configured instances collection, which the side collections (cluster records)
+    /// are named after whatever the generation read.
+    pub base_collection: String,
 }
 
 impl Searcher {
@@ -121,6 +124,7 @@ impl Searcher {
                 &capabilities_collection,
             ),
             embedder,
+            base_collection: instances_collection.clone(),
             instances_collection,
             capabilities_collection,
             cluster_list: ClusterList::default(),
@@ -132,6 +136,29 @@ impl Searcher {
     pub fn with_registry(mut self, registry: crate::clusters::ClusterRegistry) -> Self {
         self.registry = Some(registry);
         self
+    }
+
+    /// This searcher reading the collections of index generation `snapshot`, embedding
+    /// questions with its model, in the same scope.
+    pub fn in_generation(&self, snapshot: &crate::generations::Snapshot) -> Searcher {
+        if snapshot.instances == self.instances_collection
+            && Arc::ptr_eq(&snapshot.embedder, &self.embedder)
+        {
+            return self.clone();
+        }
+        let store = ScopedStore::new(
+            self.store.records_store_arc(),
+            self.store.scope().clone(),
+            &snapshot.instances,
+            &snapshot.capabilities,
+        );
+        Searcher {
+            store,
+            embedder: snapshot.embedder.clone(),
+            instances_collection: snapshot.instances.clone(),
+            capabilities_collection: snapshot.capabilities.clone(),
+            ..self.clone()
+        }
     }
 
     /// This searcher as a caller with `scope` reads: every read of the instances and the

@@ -69,6 +69,8 @@ pub enum ApiError {
     BadGateway(String),
     /// Everything else, e.g. a collection filled by another embedding model.
     Internal(String),
+    /// The request conflicts with work in progress (a reindex running already).
+    Conflict(String),
 }
 
 impl ApiError {
@@ -89,6 +91,7 @@ impl ApiError {
             }
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -159,6 +162,7 @@ impl ApiError {
             ),
             ApiError::BadGateway(m) => (m, vec![]),
             ApiError::Internal(m) => (m, vec![]),
+            ApiError::Conflict(m) => (m, vec![]),
         };
         ErrorBody { error, details }
     }

@@ -10,6 +10,7 @@ pub mod admission;
 mod capabilities;
 mod error;
 pub mod openapi;
+pub mod reindex;
 mod schema;
 pub mod search;
 
@@ -113,6 +114,8 @@ struct Inner {
     read_queue_wait: std::time::Duration,
     stale_after: std::time::Duration,
     shutting_down: AtomicBool,
+    /// The running or last reindex started through the API.
+    reindex: std::sync::Mutex<Option<Arc<crate::generations::reindex::ReindexProgress>>>,
 }
 
 impl AppState {
@@ -136,6 +139,11 @@ impl AppState {
     ) -> Self {
         // One default cluster and one record per cluster for instances and capabilities:
         // the pipeline's.
+        // The generation the instances follow, the capabilities follow too.
+        let capabilities = match (pipeline.active(), capabilities.active()) {
+            (Some(active), None) => capabilities.with_active(active.clone()),
+            _ => capabilities,
+        };
         let capabilities = capabilities
             .with_metrics(pipeline.metrics().clone())
             .with_default_cluster(pipeline.default_cluster().clone())
@@ -187,6 +195,7 @@ impl AppState {
                 read_queue_wait: config.read_queue_wait,
                 stale_after: config.stale_after,
                 shutting_down: AtomicBool::new(false),
+                reindex: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -199,18 +208,60 @@ impl AppState {
         &self.inner.capabilities
     }
 
-    /// The searcher that reads everything: an operator's, or that of a server without
-    /// authentication. A caller's is [`AppState::searcher_for`].
-    pub fn searcher(&self) -> &Searcher {
-        &self.inner.searcher
+    /// The searcher that reads everything, in the active index generation: an operator's,
+    /// or that of a server without authentication. A caller's is [`AppState::searcher_for`].
+    pub fn searcher(&self) -> Searcher {
+        match self.inner.pipeline.active() {
+            Some(active) => self.inner.searcher.in_generation(&active.current()),
+            None => self.inner.searcher.clone(),
+        }
     }
 
     /// The searcher of a caller with `scope`.
     pub fn searcher_for(&self, scope: Scope) -> Searcher {
         match scope {
-            Scope::Everything => self.inner.searcher.clone(),
-            limited => self.inner.searcher.scoped(limited),
+            Scope::Everything => self.searcher(),
+            limited => self.searcher().scoped(limited),
         }
+    }
+
+    /// The index generations this server follows; refused when it was built without.
+    pub fn active(&self) -> Result<&crate::generations::ActiveIndex, ApiError> {
+        self.inner.pipeline.active().ok_or_else(|| {
+            ApiError::Internal(
+                "this server does not follow index generations (built without them)".into(),
+            )
+        })
+    }
+
+    /// The running or last reindex started through the API.
+    pub fn reindex_progress(&self) -> Option<Arc<crate::generations::reindex::ReindexProgress>> {
+        self.inner
+            .reindex
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records `progress` as the running reindex; refused while another runs.
+    fn begin_reindex(
+        &self,
+        progress: Arc<crate::generations::reindex::ReindexProgress>,
+    ) -> Result<(), ApiError> {
+        use crate::generations::reindex::Phase;
+        let mut held = self.inner.reindex.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = held.as_ref() {
+            if matches!(
+                running.phase(),
+                Phase::Idle | Phase::Building | Phase::Switching
+            ) {
+                return Err(ApiError::Conflict(
+                    "a reindex is running already: GET /api/v1/reindex shows its progress".into(),
+                ));
+            }
+        }
+        *held = Some(progress);
+        Ok(())
     }
 
     /// Each cluster's access rules as this server holds them.
@@ -355,6 +406,7 @@ pub fn router(state: AppState) -> Router {
             post(access::sync_access).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
         )
         .route(api::CLUSTER, delete(remove_cluster))
+        .route(reindex::REINDEX, post(reindex::start).get(reindex::status))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             admission::admit_write,
@@ -694,6 +746,9 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_shutting_down() {
         return ApiError::Unavailable("shutting down".into()).into_response();
+    }
+    if let Some(why) = state.pipeline().active().and_then(|a| a.stranded()) {
+        return ApiError::Unavailable(why).into_response();
     }
     match state.inner.pipeline.store().ready().await {
         Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),

@@ -41,6 +41,8 @@ use super::schema::{HashesResponse, SearchAnswer};
         super::search::count,
         super::search::clusters,
         super::remove_cluster,
+        super::reindex::status,
+        super::reindex::start,
     ),
     components(schemas(
         SyncPayload, ResourceInstance, ResourceId, SyncResponse, ParkedInstance, ErrorBody,
@@ -51,6 +53,7 @@ use super::schema::{HashesResponse, SearchAnswer};
         ClusterRemoved, AccessSnapshot, Role, ClusterRole, RoleBinding, ClusterRoleBinding,
         PolicyRule, AggregationRule, LabelSelector, LabelSelectorRequirement, Subject, RoleRef,
         ResourceType, ServiceAccountIssuer, super::access::AccessSyncResponse,
+        super::reindex::ReindexRequest,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -78,6 +81,21 @@ pub fn document() -> utoipa::openapi::OpenApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reindex_path_is_documented_with_its_answers() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let ops = &doc["paths"][sync_model::api::REINDEX];
+        for (method, ok) in [("get", "200"), ("post", "202")] {
+            for status in [ok, "401", "403", "503"] {
+                assert!(
+                    ops[method]["responses"][status].is_object(),
+                    "{method}: no {status}"
+                );
+            }
+        }
+        assert!(ops["post"]["responses"]["409"].is_object());
+    }
 
     #[test]
     fn every_api_path_is_documented_with_its_error_answers() {

@@ -182,6 +182,15 @@ pub trait VectorStore: Send + Sync {
     ) -> Result<Tally, StoreError>;
     /// Ok while the store answers.
     async fn ready(&self) -> Result<(), StoreError>;
+    /// The stored record (text, metadata, content hash and vector) of each of `ids` that
+    /// exists, in no particular order: what a reindex copies into the next generation.
+    async fn records(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>, StoreError>;
+    /// The embedding model recorded for `collection`, `None` when it does not exist (or
+    /// records none).
+    async fn collection_model(&self, collection: &str) -> Result<Option<ModelInfo>, StoreError>;
+    /// Removes `collection` with everything in it; a missing one is not an error (what
+    /// `cw reindex --drop-previous` does to a generation's collections).
+    async fn drop_collection(&self, collection: &str) -> Result<(), StoreError>;
     /// The identity of the collection's current incarnation, as last seen (no call to the
     /// store): a new value means it was created anew and lost what it held. `None` where
     /// the store cannot tell (the embedded store lives in the process that writes it).

@@ -36,12 +36,15 @@ impl CollectionPlace<'_> {
     /// How to get past a refusal: another collection, or another file.
     fn remedy(&self) -> String {
         match self {
-            CollectionPlace::Server { .. } => "use another collection name \
+            CollectionPlace::Server { .. } => "run `cw reindex` with the new model's flags \
+                to build the index for it beside this one, use another collection name \
                 (--instances-collection / --capabilities-collection), or delete the collection \
                 to re-index with the new model"
                 .to_string(),
             CollectionPlace::File { path, .. } => format!(
-                "point --data-dir at a new directory, or delete {} to re-index from scratch",
+                "run `cw reindex` with the new model's flags to build the index for it beside \
+                 this one, point --data-dir at a new directory, or delete {} to re-index from \
+                 scratch",
                 path.display()
             ),
         }

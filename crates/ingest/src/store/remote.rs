@@ -198,7 +198,7 @@ impl<T: Clone> Prepared<T> {
             .insert(name.to_string(), prepared);
     }
 
-    fn forget(&self, name: &str) {
+    pub(crate) fn forget(&self, name: &str) {
         self.by_name
             .write()
             .unwrap_or_else(|p| p.into_inner())

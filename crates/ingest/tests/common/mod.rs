@@ -136,6 +136,15 @@ impl VectorStore for CountingStore {
     async fn ready(&self) -> Result<(), StoreError> {
         self.inner.ready().await
     }
+    async fn records(&self, c: &str, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+        self.inner.records(c, ids).await
+    }
+    async fn collection_model(&self, c: &str) -> Result<Option<ModelInfo>, StoreError> {
+        self.inner.collection_model(c).await
+    }
+    async fn drop_collection(&self, c: &str) -> Result<(), StoreError> {
+        self.inner.drop_collection(c).await
+    }
 }
 
 /// The store server the tests of one binary run on; its URL, stop and restart are the

@@ -110,7 +110,7 @@ impl ChromaStore {
         &self,
         collection: &str,
         ids: &[String],
-        include: &str,
+        include: &[&str],
     ) -> Result<Vec<GetResponse>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -120,7 +120,7 @@ impl ChromaStore {
         };
         let url = &format!("{}/{id}/get", self.collections_url);
         send_in_chunks(ids, &Limits::items(IDS_PER_REQUEST), |chunk| async move {
-            self.post(url, &json!({ "ids": chunk, "include": [include] }))
+            self.post(url, &json!({ "ids": chunk, "include": include }))
                 .await
         })
         .await
@@ -260,7 +260,7 @@ impl VectorStore for ChromaStore {
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
-        for resp in self.get_by_ids(collection, ids, "metadatas").await? {
+        for resp in self.get_by_ids(collection, ids, &["metadatas"]).await? {
             let metas = resp.metadatas.unwrap_or_default();
             for (id, meta) in resp.ids.into_iter().zip(metas) {
                 if let Some(h) = hash_of(&meta) {
@@ -277,7 +277,7 @@ impl VectorStore for ChromaStore {
         ids: &[String],
     ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
-        for resp in self.get_by_ids(collection, ids, "embeddings").await? {
+        for resp in self.get_by_ids(collection, ids, &["embeddings"]).await? {
             let vectors = resp.embeddings.unwrap_or_default();
             for (id, v) in resp.ids.into_iter().zip(vectors) {
                 if let Some(v) = v {
@@ -421,5 +421,31 @@ impl VectorStore for ChromaStore {
             .await
             .map(|_| ())
             .map_err(CallError::not_ready)
+    }
+    async fn records(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+        let include = ["documents", "metadatas", "embeddings"];
+        let mut out = Vec::with_capacity(ids.len());
+        for resp in self.get_by_ids(collection, ids, &include).await? {
+            out.extend(resp.into_records());
+        }
+        Ok(out)
+    }
+
+    async fn collection_model(&self, collection: &str) -> Result<Option<ModelInfo>, StoreError> {
+        let url = format!("{}/{collection}", self.collections_url);
+        let found = self
+            .call_json::<wire::CollectionInfo>(self.http.client.get(url))
+            .await;
+        let Some(info) = self.collections.read(collection, found)? else {
+            return Ok(None);
+        };
+        Ok(info.model())
+    }
+
+    async fn drop_collection(&self, collection: &str) -> Result<(), StoreError> {
+        let url = format!("{}/{collection}", self.collections_url);
+        let gone = self.call(self.http.client.delete(url)).await.map(|_| ());
+        self.collections.forget(collection);
+        self.collections.read(collection, gone).map(|_| ())
     }
 }

@@ -194,7 +194,44 @@ pub(super) fn text_hash_of(meta: &RawMeta) -> Option<&str> {
     meta.as_ref()?.get(TEXT_HASH_KEY)?.as_str()
 }
 
+impl CollectionInfo {
+    /// The embedding model recorded in the collection's metadata.
+    pub(super) fn model(&self) -> Option<crate::embed::ModelInfo> {
+        let meta = self.metadata.as_ref()?;
+        Some(crate::embed::ModelInfo {
+            id: meta
+                .get(crate::store::keys::MODEL_KEY)?
+                .as_str()?
+                .to_string(),
+            dimension: meta
+                .get(crate::store::keys::DIMENSION_KEY)
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize,
+        })
+    }
+}
+
 impl GetResponse {
+    /// The rows as whole records (a get with documents, metadatas and embeddings).
+    pub(super) fn into_records(self) -> Vec<crate::store::Record> {
+        let mut docs = self.documents.unwrap_or_default().into_iter();
+        let mut metas = self.metadatas.unwrap_or_default().into_iter();
+        let mut vectors = self.embeddings.unwrap_or_default().into_iter();
+        self.ids
+            .into_iter()
+            .map(|id| {
+                let meta = metas.next().flatten();
+                crate::store::Record {
+                    id,
+                    document: docs.next().flatten().unwrap_or_default(),
+                    content_hash: hash_of(&meta).unwrap_or_default(),
+                    metadata: to_metadata(meta),
+                    embedding: vectors.next().flatten().unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
     /// The rows as hits of a filter-only read (no vector was compared: distance 0).
     pub(super) fn into_hits(self) -> Vec<Hit> {
         let mut docs = self.documents.unwrap_or_default().into_iter();

@@ -505,4 +505,32 @@ impl VectorStore for EmbeddedStore {
         let _state = self.read(|_| ())?;
         Ok(())
     }
+
+    async fn records(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+        self.read(|s| {
+            let Some(index) = s.collections.get(collection) else {
+                return Vec::new();
+            };
+            ids.iter()
+                .filter_map(|id| {
+                    let entry = index.entry(id)?;
+                    Some(Record {
+                        id: entry.id.to_string(),
+                        document: entry.document.to_string(),
+                        embedding: index.vector_of(id)?.to_vec(),
+                        metadata: serde_json::from_str(&entry.metadata_json).unwrap_or_default(),
+                        content_hash: entry.content_hash.to_string(),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn collection_model(&self, collection: &str) -> Result<Option<ModelInfo>, StoreError> {
+        self.read(|s| s.collections.get(collection).map(|c| c.model.clone()))
+    }
+
+    async fn drop_collection(&self, collection: &str) -> Result<(), StoreError> {
+        self.delete_collection(collection).await
+    }
 }

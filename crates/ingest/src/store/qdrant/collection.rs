@@ -82,7 +82,7 @@ impl QdrantStore {
         Ok(())
     }
 
-    async fn info(&self, name: &str) -> Result<Option<CollectionInfo>, StoreError> {
+    pub(super) async fn info(&self, name: &str) -> Result<Option<CollectionInfo>, StoreError> {
         let r = self
             .call_result(Method::GET, &self.collection_url(name, ""), None)
             .await;

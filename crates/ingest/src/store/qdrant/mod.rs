@@ -180,9 +180,10 @@ impl QdrantStore {
         &self,
         collection: &str,
         ids: &[String],
-        payload: &[&str],
+        payload: Value,
         with_vector: bool,
     ) -> Result<Vec<PointIn>, StoreError> {
+        let payload = &payload;
         let pages = send_in_chunks(ids, &Limits::items(IDS_PER_REQUEST), |chunk| async move {
             let points: Vec<String> = chunk.iter().map(|id| wire::point_id(id)).collect();
             let body = json!({
@@ -371,7 +372,7 @@ impl VectorStore for QdrantStore {
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
         let points = self
-            .points_by_ids(collection, ids, &[ID_KEY, CONTENT_HASH_KEY], false)
+            .points_by_ids(collection, ids, json!([ID_KEY, CONTENT_HASH_KEY]), false)
             .await?;
         Ok(points
             .iter()
@@ -384,7 +385,9 @@ impl VectorStore for QdrantStore {
         collection: &str,
         ids: &[String],
     ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
-        let points = self.points_by_ids(collection, ids, &[ID_KEY], true).await?;
+        let points = self
+            .points_by_ids(collection, ids, json!([ID_KEY]), true)
+            .await?;
         Ok(points
             .into_iter()
             .filter_map(|p| Some((p.cw_id()?.to_string(), p.vector?)))
@@ -539,6 +542,42 @@ impl VectorStore for QdrantStore {
             .await
             .map(|_| ())
             .map_err(CallError::not_ready)
+    }
+
+    async fn records(&self, collection: &str, ids: &[String]) -> Result<Vec<Record>, StoreError> {
+        let points = self
+            .points_by_ids(collection, ids, json!(true), true)
+            .await?;
+        Ok(points
+            .into_iter()
+            .filter_map(|p| {
+                Some(Record {
+                    id: p.cw_id()?.to_string(),
+                    document: p.document().to_string(),
+                    metadata: p.metadata(),
+                    content_hash: p.content_hash().unwrap_or_default().to_string(),
+                    embedding: p.vector?,
+                })
+            })
+            .collect())
+    }
+
+    async fn collection_model(&self, collection: &str) -> Result<Option<ModelInfo>, StoreError> {
+        Ok(self.info(collection).await?.and_then(|info| {
+            let (id, dim) = info.recorded_model()?;
+            Some(ModelInfo {
+                id,
+                dimension: dim.unwrap_or(0) as usize,
+            })
+        }))
+    }
+
+    async fn drop_collection(&self, collection: &str) -> Result<(), StoreError> {
+        let gone = self
+            .call_result::<Value>(Method::DELETE, &self.collection_url(collection, ""), None)
+            .await;
+        self.collections.forget(collection);
+        self.collections.read(collection, gone).map(|_| ())
     }
 }
 
