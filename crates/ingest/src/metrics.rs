@@ -267,25 +267,6 @@ impl IngestMetrics {
         }
     }
 
-    /// Shows a reindex's counts as `cw_reindex_*`.
-    pub fn note_reindex(&self, status: &crate::generations::reindex::ReindexStatus) {
-        let counts = [
-            ("total", status.total),
-            ("done", status.done),
-            ("skipped", status.skipped),
-            ("embedded", status.embedded),
-            ("reused", status.reused),
-            ("copied", status.copied),
-            ("fixed", status.fixed),
-        ];
-        for (name, value) in counts {
-            self.reindex_documents
-                .get_or_create(&[("count", name)])
-                .set(value as i64);
-        }
-        self.reindex_generation.set(i64::from(status.generation));
-    }
-
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -115,6 +115,25 @@ pub struct ReindexStatus {
     pub error: Option<String>,
 }
 
+/// Shows a reindex's counts as `cw_reindex_*` in `m`.
+fn show_in_metrics(m: &crate::metrics::IngestMetrics, status: &ReindexStatus) {
+    let counts = [
+        ("total", status.total),
+        ("done", status.done),
+        ("skipped", status.skipped),
+        ("embedded", status.embedded),
+        ("reused", status.reused),
+        ("copied", status.copied),
+        ("fixed", status.fixed),
+    ];
+    for (name, value) in counts {
+        m.reindex_documents
+            .get_or_create(&[("count", name)])
+            .set(value as i64);
+    }
+    m.reindex_generation.set(i64::from(status.generation));
+}
+
 impl ReindexProgress {
     pub fn phase(&self) -> Phase {
         *self.phase.lock().unwrap_or_else(|p| p.into_inner())
@@ -188,7 +207,7 @@ impl Reindex {
 
     fn report(&self) {
         if let Some(m) = &self.metrics {
-            m.note_reindex(&self.progress.status());
+            show_in_metrics(m, &self.progress.status());
         }
     }
 
