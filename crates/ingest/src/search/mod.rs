@@ -220,31 +220,18 @@ impl Searcher {
             (Collection::Instances, None) => self.fleet_clusters().await?,
             _ => None,
         };
-        let Some(clusters) = fleet else {
-            let mut ranked = self
-                .ranked(
-                    collection,
-                    vector.as_deref(),
-                    &terms,
-                    filter.as_ref(),
-                    candidates,
-                    req.mode,
-                )
-                .await?;
-            ranked.truncate(limit);
-            return Ok(SearchResults {
-                results: ranked.into_iter().map(Ranked::into_hit).collect(),
-                clusters: vec![],
-            });
-        };
-        if terms.is_empty() {
+        if let (Some(clusters), true) = (&fleet, terms.is_empty()) {
             return self
-                .fleet_listing(collection, filter.as_ref(), limit, &clusters)
+                .fleet_listing(collection, filter.as_ref(), limit, clusters)
                 .await;
         }
-        // One query over the whole index, a pool large enough for each cluster's share.
-        let candidates = candidates.max(fleet::fleet_pool(limit, clusters.len()));
-        let pool = self
+        // Across a fleet, one query over the whole index: a pool large enough for each
+        // cluster's share.
+        let candidates = match &fleet {
+            Some(clusters) => candidates.max(fleet::fleet_pool(limit, clusters.len())),
+            None => candidates,
+        };
+        let mut pool = self
             .ranked(
                 collection,
                 vector.as_deref(),
@@ -254,6 +241,13 @@ impl Searcher {
                 req.mode,
             )
             .await?;
+        let Some(clusters) = fleet else {
+            pool.truncate(limit);
+            return Ok(SearchResults {
+                results: pool.into_iter().map(Ranked::into_hit).collect(),
+                clusters: vec![],
+            });
+        };
         // A keyword search's pool is complete when it holds fewer than were read: then each
         // cluster's list is its whole count.
         let complete = req.mode == SearchMode::Keyword && pool.len() < candidates;
