@@ -72,8 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             WATCHER_PREFIX,
             watcher::ops::router(shared.clone(), args.ingest.token.get().map(str::to_string)),
         )
-        .merge(crate::web::route(&state, clusters.clone()))
-        .merge(mcp::route(
+        .merge(crate::web::people_and_agents(
             &state,
             clusters,
             stop_mcp.clone(),

@@ -45,14 +45,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .connections
         .access(Default::default(), "cw serve", stop_mcp.clone())
         .await?;
-    let app = server::router(state.clone())
-        .merge(crate::web::route(&state, clusters.clone()))
-        .merge(mcp::route(
-            &state,
-            clusters,
-            stop_mcp.clone(),
-            &args.listen.host,
-        ));
+    let app = server::router(state.clone()).merge(crate::web::people_and_agents(
+        &state,
+        clusters,
+        stop_mcp.clone(),
+        &args.listen.host,
+    ));
     let drain = std::time::Duration::from_secs(args.shutdown_drain_secs);
     let draining = state.clone();
     let shutdown = async move {

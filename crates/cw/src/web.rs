@@ -10,8 +10,19 @@ use ::mcp::ClusterAccess;
 use ingest::access::identity::Caller;
 use ingest::server::AppState;
 
+/// What people and agents reach beside the API, on the same port: the pages and `/mcp`,
+/// both reading the clusters in `cluster` live.
+pub fn people_and_agents(
+    state: &AppState,
+    cluster: ClusterAccess,
+    stop_mcp: ::mcp::CancellationToken,
+    host: &str,
+) -> axum::Router {
+    route(state, cluster.clone()).merge(crate::mcp::route(state, cluster, stop_mcp, host))
+}
+
 /// The pages, their sign-in and assets, to merge beside the API.
-pub fn route(state: &AppState, cluster: ClusterAccess) -> axum::Router {
+fn route(state: &AppState, cluster: ClusterAccess) -> axum::Router {
     let caller_index: web::CallerIndexOf = {
         let (state, cluster) = (state.clone(), cluster.clone());
         Arc::new(move |caller: Caller| {

@@ -422,21 +422,28 @@ impl Reindex {
         model: &ModelInfo,
         final_pass: bool,
     ) -> Result<u64, ReindexError> {
-        let mut wait = Duration::from_millis(200);
-        let mut attempt = 1;
+        // The project's backoff (exponential with jitter), a few attempts.
+        let policy = crate::retry::RetryPolicy {
+            max_retries: STORE_ATTEMPTS as usize - 1,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            ..crate::retry::RetryPolicy::default()
+        };
+        let mut waits = backon::BackoffBuilder::build(policy.backoff());
         let p = &self.progress;
         loop {
             // A pass counts its documents anew.
             let counted = [&p.total, &p.skipped, &p.done].map(|c| c.load(Ordering::Relaxed));
             match self.copy(src, dst, kind, legacy, model, final_pass).await {
-                Err(ReindexError::Store(e)) if e.is_transient() && attempt < STORE_ATTEMPTS => {
+                Err(ReindexError::Store(e)) if e.is_transient() => {
+                    let Some(wait) = waits.next() else {
+                        return Err(ReindexError::Store(e));
+                    };
                     for (c, n) in [&p.total, &p.skipped, &p.done].into_iter().zip(counted) {
                         c.store(n, Ordering::Relaxed);
                     }
-                    tracing::warn!(error = %e, attempt, "store unavailable during the reindex; retrying");
+                    tracing::warn!(error = %e, "store unavailable during the reindex; retrying");
                     tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(10));
-                    attempt += 1;
                 }
                 other => return other,
             }
